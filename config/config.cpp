@@ -1,0 +1,484 @@
+// TOML -> Config. toml11 is expensive to compile (BUILD-NOTES.md): it is included here only.
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+
+namespace hkpgw::config {
+namespace {
+
+using Value = toml::value;
+
+std::string join(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    out += l;
+    out += '\n';
+  }
+  if (!out.empty()) {
+    out.pop_back();
+  }
+  return out;
+}
+
+// Walks the TOML tree, collecting every problem with its key path and line.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  void problem(const Value& at, const std::string& path, const std::string& what) {
+    const auto line = at.location().line();
+    problems_.push_back(source_ + ":" + (line > 0 ? std::to_string(line) : std::string("?")) +
+                        ": " + path + ": " + what);
+  }
+  void problem_at_top(const std::string& path, const std::string& what) {
+    problems_.push_back(source_ + ": " + path + ": " + what);
+  }
+  std::vector<std::string>& problems() { return problems_; }
+
+  // Reports keys of `table` not in `known`, in line order.
+  void check_keys(const Value& table, const std::string& prefix,
+                  std::initializer_list<std::string_view> known) {
+    std::vector<std::pair<std::uint_least32_t, std::string>> unknown;
+    for (const auto& [k, v] : table.as_table()) {
+      if (std::find(known.begin(), known.end(), k) == known.end()) {
+        unknown.emplace_back(v.location().line(), k);
+      }
+    }
+    std::sort(unknown.begin(), unknown.end());
+    for (const auto& [line, k] : unknown) {
+      problem(table.as_table().at(k), prefix + k, "unknown key");
+    }
+  }
+
+  const Value* child(const Value& table, const std::string& key) {
+    const auto& t = table.as_table();
+    const auto it = t.find(key);
+    return it == t.end() ? nullptr : &it->second;
+  }
+
+  void string(const Value& table, const std::string& prefix, const std::string& key,
+              std::string& out) {
+    if (const Value* v = child(table, key)) {
+      if (v->is_string()) {
+        out = v->as_string().str;
+      } else {
+        problem(*v, prefix + key, std::string("expected a string, got ") + type_name(*v));
+      }
+    }
+  }
+
+  void boolean(const Value& table, const std::string& prefix, const std::string& key, bool& out) {
+    if (const Value* v = child(table, key)) {
+      if (v->is_boolean()) {
+        out = v->as_boolean();
+      } else {
+        problem(*v, prefix + key, std::string("expected true or false, got ") + type_name(*v));
+      }
+    }
+  }
+
+  template <class Int>
+  void integer(const Value& table, const std::string& prefix, const std::string& key, Int& out,
+               std::int64_t min, std::int64_t max) {
+    if (const Value* v = child(table, key)) {
+      if (!v->is_integer()) {
+        problem(*v, prefix + key, std::string("expected an integer, got ") + type_name(*v));
+      } else if (v->as_integer() < min || v->as_integer() > max) {
+        problem(*v, prefix + key,
+                "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    ", got " + std::to_string(v->as_integer()));
+      } else {
+        out = static_cast<Int>(v->as_integer());
+      }
+    }
+  }
+
+  void duration(const Value& table, const std::string& prefix, const std::string& key,
+                Duration& out, Duration min) {
+    if (const Value* v = child(table, key)) {
+      if (!v->is_string()) {
+        problem(*v, prefix + key,
+                std::string("expected a duration string such as \"30s\", got ") + type_name(*v));
+        return;
+      }
+      auto d = parse_duration(v->as_string().str);
+      if (!d.ok()) {
+        problem(*v, prefix + key, d.error());
+      } else if (d.value() < min) {
+        problem(*v, prefix + key, "must be at least " + std::to_string(min.count()) + "ms");
+      } else {
+        out = d.value();
+      }
+    }
+  }
+
+  void size(const Value& table, const std::string& prefix, const std::string& key,
+            std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
+    if (const Value* v = child(table, key)) {
+      Parsed<std::uint64_t> s{std::string()};
+      if (v->is_integer() && v->as_integer() >= 0) {
+        s = Parsed<std::uint64_t>{static_cast<std::uint64_t>(v->as_integer())};
+      } else if (v->is_string()) {
+        s = parse_size(v->as_string().str);
+      } else {
+        problem(*v, prefix + key,
+                std::string("expected a size such as \"1MiB\" or a byte count, got ") +
+                    type_name(*v));
+        return;
+      }
+      if (!s.ok()) {
+        problem(*v, prefix + key, s.error());
+      } else if (s.value() < min || s.value() > max) {
+        problem(*v, prefix + key,
+                "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    " bytes, got " + std::to_string(s.value()));
+      } else {
+        out = s.value();
+      }
+    }
+  }
+
+  template <class Enum>
+  void choice(const Value& table, const std::string& prefix, const std::string& key, Enum& out,
+              std::initializer_list<std::pair<std::string_view, Enum>> options) {
+    if (const Value* v = child(table, key)) {
+      std::string allowed;
+      for (const auto& [name, value] : options) {
+        allowed += (allowed.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+        if (v->is_string() && v->as_string().str == name) {
+          out = value;
+          return;
+        }
+      }
+      problem(*v, prefix + key, "expected one of " + allowed);
+    }
+  }
+
+  void listen_list(const Value& table, const std::string& prefix, const std::string& key,
+                   std::vector<ListenAddress>& out) {
+    const Value* v = child(table, key);
+    if (!v) {
+      return;
+    }
+    if (!v->is_array()) {
+      problem(*v, prefix + key, "expected an array of \"host:port\" strings");
+      return;
+    }
+    out.clear();
+    const auto& arr = v->as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+      const std::string path = prefix + key + "[" + std::to_string(i) + "]";
+      if (!arr[i].is_string()) {
+        problem(arr[i], path, "expected a \"host:port\" string");
+        continue;
+      }
+      auto a = parse_listen(arr[i].as_string().str);
+      if (a.ok()) {
+        out.push_back(a.value());
+      } else {
+        problem(arr[i], path, a.error());
+      }
+    }
+  }
+
+  static const char* type_name(const Value& v) {
+    switch (v.type()) {
+      case toml::value_t::boolean: return "a boolean";
+      case toml::value_t::integer: return "an integer";
+      case toml::value_t::floating: return "a float";
+      case toml::value_t::string: return "a string";
+      case toml::value_t::array: return "an array";
+      case toml::value_t::table: return "a table";
+      default: return "a date/time";
+    }
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::string> problems_;
+};
+
+bool valid_upstream_name(const std::string& name) {
+  return !name.empty() && name.size() <= 64 &&
+         std::all_of(name.begin(), name.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+         });
+}
+
+constexpr std::uint64_t kTiB = 1ULL << 40;
+
+void read_server(Reader& r, const Value& t, ServerConfig& s) {
+  const std::string p = "server.";
+  r.check_keys(t, p, {"listen", "hkps_listen", "tls_cert", "tls_key", "threads",
+                      "max_header_bytes", "max_body_bytes", "client_timeout", "max_connections",
+                      "honor_client_no_cache"});
+  r.listen_list(t, p, "listen", s.listen);
+  r.listen_list(t, p, "hkps_listen", s.hkps_listen);
+  r.string(t, p, "tls_cert", s.tls_cert);
+  r.string(t, p, "tls_key", s.tls_key);
+  r.integer(t, p, "threads", s.threads, 0, 256);
+  r.size(t, p, "max_header_bytes", s.max_header_bytes, 1024, 1 << 20);
+  r.size(t, p, "max_body_bytes", s.max_body_bytes, 1024, 1ULL << 30);
+  r.duration(t, p, "client_timeout", s.client_timeout, std::chrono::milliseconds(100));
+  r.integer(t, p, "max_connections", s.max_connections, 1, 1'000'000);
+  r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
+  if (!s.hkps_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty())) {
+    r.problem(*r.child(t, "hkps_listen"), p + "hkps_listen",
+              "TLS listeners need server.tls_cert and server.tls_key");
+  }
+}
+
+void read_admin(Reader& r, const Value& t, AdminConfig& a) {
+  const std::string p = "admin.";
+  r.check_keys(t, p, {"listen", "token_file"});
+  if (const Value* v = r.child(t, "listen")) {
+    auto parsed = v->is_string() ? parse_listen(v->as_string().str)
+                                 : Parsed<ListenAddress>{std::string("expected \"host:port\"")};
+    if (parsed.ok()) {
+      a.listen = parsed.value();
+    } else {
+      r.problem(*v, p + "listen", parsed.error());
+    }
+  }
+  r.string(t, p, "token_file", a.token_file);
+}
+
+void read_cache(Reader& r, const Value& t, CacheConfig& c) {
+  const std::string p = "cache.";
+  r.check_keys(t, p, {"path", "max_size", "fresh_for", "stale_while_revalidate", "stale_if_error",
+                      "negative_ttl"});
+  r.string(t, p, "path", c.path);
+  if (c.path.empty()) {
+    r.problem(*r.child(t, "path"), p + "path", "must not be empty");
+  }
+  r.size(t, p, "max_size", c.max_size, 1 << 20, 16 * kTiB);
+  r.duration(t, p, "fresh_for", c.fresh_for, Duration(0));
+  r.duration(t, p, "stale_while_revalidate", c.stale_while_revalidate, Duration(0));
+  r.duration(t, p, "stale_if_error", c.stale_if_error, Duration(0));
+  r.duration(t, p, "negative_ttl", c.negative_ttl, Duration(0));
+}
+
+void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
+  const std::string p = "upstreams.";
+  r.check_keys(t, p, {"default", "ca_file", "connect_timeout", "request_timeout", "hedge_after",
+                      "merge", "forward_adds", "probe_interval", "probe_timeout",
+                      "unhealthy_threshold", "healthy_threshold"});
+  r.string(t, p, "default", u.default_name);
+  r.string(t, p, "ca_file", u.ca_file);
+  const Duration ms100 = std::chrono::milliseconds(100);
+  r.duration(t, p, "connect_timeout", u.connect_timeout, ms100);
+  r.duration(t, p, "request_timeout", u.request_timeout, ms100);
+  r.duration(t, p, "hedge_after", u.hedge_after, Duration(0));
+  r.choice(t, p, "merge", u.merge, {{"first", MergePolicy::first}, {"all", MergePolicy::all}});
+  r.choice(t, p, "forward_adds", u.forward_adds,
+           {{"default", ForwardAdds::default_upstream},
+            {"all", ForwardAdds::all},
+            {"none", ForwardAdds::none}});
+  r.duration(t, p, "probe_interval", u.probe_interval, ms100);
+  r.duration(t, p, "probe_timeout", u.probe_timeout, ms100);
+  r.integer(t, p, "unhealthy_threshold", u.unhealthy_threshold, 1, 1000);
+  r.integer(t, p, "healthy_threshold", u.healthy_threshold, 1, 1000);
+}
+
+void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& out) {
+  if (!v.is_array()) {
+    r.problem(v, "upstream", "expected [[upstream]] tables");
+    return;
+  }
+  out.clear();
+  std::set<std::string> names;
+  const auto& arr = v.as_array();
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    const std::string p = "upstream[" + std::to_string(i) + "].";
+    if (!arr[i].is_table()) {
+      r.problem(arr[i], "upstream[" + std::to_string(i) + "]", "expected a table");
+      continue;
+    }
+    const Value& t = arr[i];
+    r.check_keys(t, p, {"name", "url", "ca_file", "probe"});
+    UpstreamConfig up;
+    r.string(t, p, "name", up.name);
+    r.string(t, p, "url", up.url);
+    r.string(t, p, "ca_file", up.ca_file);
+    r.string(t, p, "probe", up.probe);
+    if (!valid_upstream_name(up.name)) {
+      r.problem(r.child(t, "name") ? *r.child(t, "name") : t, p + "name",
+                up.name.empty() ? "every upstream needs a name"
+                                : "\"" + up.name + "\" is not a valid name (letters, digits, . _ -)");
+    } else if (!names.insert(up.name).second) {
+      r.problem(*r.child(t, "name"), p + "name", "duplicate upstream name \"" + up.name + "\"");
+    }
+    auto url = parse_upstream_url(up.url);
+    if (!url.ok()) {
+      r.problem(r.child(t, "url") ? *r.child(t, "url") : t, p + "url",
+                up.url.empty() ? "every upstream needs a url (https://...)"
+                               : "upstream \"" + up.name + "\": " + url.error());
+    } else {
+      up.endpoint = url.value();
+    }
+    if (up.probe.empty() || up.probe.front() != '/') {
+      r.problem(r.child(t, "probe") ? *r.child(t, "probe") : t, p + "probe",
+                "must be a path starting with /");
+    }
+    out.push_back(std::move(up));
+  }
+}
+
+void check_readable(Reader& r, const std::string& path, const std::string& file) {
+  if (!file.empty() && !std::ifstream(file).good()) {
+    r.problem_at_top(path, "cannot read \"" + file + "\"");
+  }
+}
+
+Config build(const Value& root, const std::string& source) {
+  Reader r(source);
+  Config c = defaults();
+  c.source = source;
+  // "default" is resolved against the list the file ends up with (the embedded list or its own).
+  c.upstreams.default_name.clear();
+  r.check_keys(root, "", {"server", "admin", "cache", "upstreams", "upstream", "keys"});
+  auto section = [&](const char* name, auto&& fn) {
+    if (const Value* v = r.child(root, name)) {
+      if (v->is_table()) {
+        fn(*v);
+      } else {
+        r.problem(*v, name, "expected a table [" + std::string(name) + "]");
+      }
+    }
+  };
+  section("server", [&](const Value& t) { read_server(r, t, c.server); });
+  section("admin", [&](const Value& t) { read_admin(r, t, c.admin); });
+  section("cache", [&](const Value& t) { read_cache(r, t, c.cache); });
+  section("upstreams", [&](const Value& t) { read_upstreams(r, t, c.upstreams); });
+  section("keys", [&](const Value& t) {
+    const std::string p = "keys.";
+    r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
+                        "third_party_sigs", "short_key_ids"});
+    r.size(t, p, "max_key_bytes", c.keys.max_key_bytes, 4096, 1ULL << 30);
+    r.size(t, p, "max_packet_bytes", c.keys.max_packet_bytes, 512, 1ULL << 30);
+    r.size(t, p, "max_sig_packet_bytes", c.keys.max_sig_packet_bytes, 512, 1ULL << 30);
+    r.choice(t, p, "third_party_sigs", c.keys.third_party_sigs,
+             {{"keep", ThirdPartySigs::keep},
+              {"strip", ThirdPartySigs::strip},
+              {"strip_if_oversize", ThirdPartySigs::strip_if_oversize}});
+    r.choice(t, p, "short_key_ids", c.keys.short_key_ids,
+             {{"reject", ShortKeyIds::reject}, {"cache_only", ShortKeyIds::cache_only}});
+  });
+  if (const Value* v = r.child(root, "upstream")) {
+    read_upstream_list(r, *v, c.upstreams.list);
+  }
+
+  // Cross-field rules.
+  auto& u = c.upstreams;
+  if (!u.default_name.empty()) {
+    const bool known = std::any_of(u.list.begin(), u.list.end(),
+                                   [&](const auto& up) { return up.name == u.default_name; });
+    if (!known) {
+      r.problem(*r.child(*r.child(root, "upstreams"), "default"), "upstreams.default",
+                "no [[upstream]] is named \"" + u.default_name + "\"");
+    }
+  } else if (!u.list.empty()) {
+    u.default_name = u.list.front().name;
+  }
+  if (c.server.listen.empty() && c.server.hkps_listen.empty()) {
+    r.problem_at_top("server.listen", "at least one listener (listen or hkps_listen) is needed");
+  }
+  check_readable(r, "upstreams.ca_file", u.ca_file);
+  for (std::size_t i = 0; i < u.list.size(); ++i) {
+    check_readable(r, "upstream[" + std::to_string(i) + "].ca_file", u.list[i].ca_file);
+  }
+  if (!c.server.hkps_listen.empty()) {
+    check_readable(r, "server.tls_cert", c.server.tls_cert);
+    check_readable(r, "server.tls_key", c.server.tls_key);
+  }
+  check_readable(r, "admin.token_file", c.admin.token_file);
+  if (!r.problems().empty()) {
+    throw ConfigError(std::move(r.problems()));
+  }
+  return c;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> problems)
+    : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
+
+std::vector<std::size_t> UpstreamsConfig::try_order() const {
+  std::vector<std::size_t> order;
+  order.reserve(list.size());
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (list[i].name == default_name) {
+      order.push_back(i);
+    }
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (list[i].name != default_name) {
+      order.push_back(i);
+    }
+  }
+  return order;
+}
+
+Config defaults() {
+  Config c;
+  c.server.listen = {ListenAddress{"127.0.0.1", 11371}};
+  c.admin.listen = ListenAddress{"127.0.0.1", 11380};
+  c.upstreams.list = {
+      UpstreamConfig{"ubuntu", "https://keyserver.ubuntu.com",
+                     UpstreamUrl{"keyserver.ubuntu.com", 443, ""}, "", "/"},
+      UpstreamConfig{"openpgp", "https://keys.openpgp.org",
+                     UpstreamUrl{"keys.openpgp.org", 443, ""}, "", "/"},
+  };
+  c.upstreams.default_name = "ubuntu";
+  return c;
+}
+
+Config load_string(std::string_view toml_text, const std::string& source_name) {
+  Value root;
+  try {
+    std::istringstream in{std::string(toml_text)};
+    root = toml::parse(in, source_name);
+  } catch (const toml::syntax_error& e) {
+    throw ConfigError({std::string("TOML syntax error: ") + e.what()});
+  }
+  return build(root, source_name);
+}
+
+Config load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError({path + ": cannot open the config file"});
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return load_string(buf.str(), path);
+}
+
+std::vector<std::string> restart_only_changes(const Config& a, const Config& b) {
+  std::vector<std::string> changed;
+  auto texts = [](const std::vector<ListenAddress>& l) {
+    std::vector<std::string> out;
+    for (const auto& x : l) {
+      out.push_back(x.text());
+    }
+    return out;
+  };
+  if (texts(a.server.listen) != texts(b.server.listen)) changed.push_back("server.listen");
+  if (texts(a.server.hkps_listen) != texts(b.server.hkps_listen)) {
+    changed.push_back("server.hkps_listen");
+  }
+  if (a.server.tls_cert != b.server.tls_cert) changed.push_back("server.tls_cert");
+  if (a.server.tls_key != b.server.tls_key) changed.push_back("server.tls_key");
+  if (a.server.threads != b.server.threads) changed.push_back("server.threads");
+  if (a.admin.listen.text() != b.admin.listen.text()) changed.push_back("admin.listen");
+  if (a.cache.path != b.cache.path) changed.push_back("cache.path");
+  if (a.cache.max_size != b.cache.max_size) changed.push_back("cache.max_size");
+  return changed;
+}
+
+}  // namespace hkpgw::config

@@ -1,0 +1,113 @@
+// The gateway's configuration: an immutable, validated value built from the TOML file of
+// DESIGN.md section 3 (or from the embedded defaults when there is no file). A reload builds a new
+// Config and swaps it in; nothing ever mutates one after load.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/units.hpp"
+
+namespace hkpgw::config {
+
+struct ServerConfig {
+  std::vector<ListenAddress> listen;       // plain HKP listeners
+  std::vector<ListenAddress> hkps_listen;  // TLS listeners
+  std::string tls_cert;
+  std::string tls_key;
+  unsigned threads = 0;  // 0 = one per core
+  std::uint64_t max_header_bytes = 16 << 10;
+  std::uint64_t max_body_bytes = 1 << 20;
+  Duration client_timeout = std::chrono::seconds(15);
+  std::uint64_t max_connections = 10000;
+  bool honor_client_no_cache = false;
+};
+
+struct AdminConfig {
+  ListenAddress listen;
+  std::string token_file;
+};
+
+struct CacheConfig {
+  std::string path = "var/cache";
+  std::uint64_t max_size = 1ULL << 30;
+  Duration fresh_for = std::chrono::hours(1);
+  Duration stale_while_revalidate = std::chrono::hours(24);
+  Duration stale_if_error = std::chrono::hours(24 * 30);
+  Duration negative_ttl = std::chrono::minutes(5);
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::string url;  // as written, for logs and the status page
+  UpstreamUrl endpoint;
+  std::string ca_file;
+  std::string probe = "/";
+};
+
+enum class MergePolicy { first, all };
+enum class ForwardAdds { default_upstream, all, none };
+
+struct UpstreamsConfig {
+  std::string default_name;  // resolved: never empty when the list is not
+  std::string ca_file;
+  Duration connect_timeout = std::chrono::seconds(3);
+  Duration request_timeout = std::chrono::seconds(10);
+  Duration hedge_after = Duration(0);
+  MergePolicy merge = MergePolicy::first;
+  ForwardAdds forward_adds = ForwardAdds::default_upstream;
+  Duration probe_interval = std::chrono::seconds(30);
+  Duration probe_timeout = std::chrono::seconds(5);
+  unsigned unhealthy_threshold = 3;
+  unsigned healthy_threshold = 2;
+  std::vector<UpstreamConfig> list;  // in file order
+
+  // The order misses are tried in: the default first, then the others in list order.
+  std::vector<std::size_t> try_order() const;
+};
+
+enum class ThirdPartySigs { keep, strip, strip_if_oversize };
+enum class ShortKeyIds { reject, cache_only };
+
+struct KeysConfig {
+  std::uint64_t max_key_bytes = 1 << 20;
+  std::uint64_t max_packet_bytes = 8 << 10;
+  std::uint64_t max_sig_packet_bytes = 64 << 10;
+  ThirdPartySigs third_party_sigs = ThirdPartySigs::strip_if_oversize;
+  ShortKeyIds short_key_ids = ShortKeyIds::reject;
+};
+
+struct Config {
+  ServerConfig server;
+  AdminConfig admin;
+  CacheConfig cache;
+  UpstreamsConfig upstreams;
+  KeysConfig keys;
+  std::string source = "<defaults>";  // file the config came from
+};
+
+// Every problem found in a config file, each "FILE:LINE: key.path: what is wrong".
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+// The embedded defaults of DESIGN.md section 3, two public upstreams included.
+Config defaults();
+
+// Parses and validates; throws ConfigError listing every problem (not just the first).
+Config load_file(const std::string& path);
+Config load_string(std::string_view toml_text, const std::string& source_name);
+
+// Keys that only take effect on restart, named by path, that differ between a and b.
+std::vector<std::string> restart_only_changes(const Config& a, const Config& b);
+
+}  // namespace hkpgw::config

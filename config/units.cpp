@@ -1,0 +1,172 @@
+#include "config/units.hpp"
+
+#include <charconv>
+#include <limits>
+
+namespace hkpgw::config {
+namespace {
+
+bool parse_uint(std::string_view digits, std::uint64_t& out) {
+  if (digits.empty()) {
+    return false;
+  }
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+  return ec == std::errc() && ptr == digits.data() + digits.size();
+}
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+}  // namespace
+
+Parsed<Duration> parse_duration(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    ++i;
+  }
+  std::uint64_t n = 0;
+  if (!parse_uint(text.substr(0, i), n)) {
+    return {"expected a duration such as \"500ms\", \"30s\", \"5m\", \"1h\" or \"7d\", got " +
+            quoted(text)};
+  }
+  const std::string_view unit = text.substr(i);
+  std::uint64_t ms_per_unit = 0;
+  if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "m") {
+    ms_per_unit = 60'000;
+  } else if (unit == "h") {
+    ms_per_unit = 3'600'000;
+  } else if (unit == "d") {
+    ms_per_unit = 86'400'000;
+  } else if (unit.empty() && n == 0) {
+    return {Duration(0)};
+  } else {
+    return {"unknown duration unit in " + quoted(text) + " (use ms, s, m, h or d)"};
+  }
+  // Ten years is far beyond any sensible timeout or TTL and keeps all arithmetic in range.
+  constexpr std::uint64_t kMaxMs = 10ULL * 365 * 86'400'000;
+  if (n > kMaxMs / ms_per_unit) {
+    return {"duration " + quoted(text) + " is too long (at most 3650d)"};
+  }
+  return {Duration(static_cast<Duration::rep>(n * ms_per_unit))};
+}
+
+Parsed<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    ++i;
+  }
+  std::uint64_t n = 0;
+  if (!parse_uint(text.substr(0, i), n)) {
+    return {"expected a size such as \"4096\", \"16KiB\", \"1MiB\" or \"1GiB\", got " + quoted(text)};
+  }
+  const std::string_view unit = text.substr(i);
+  std::uint64_t mult = 0;
+  if (unit.empty() || unit == "B") {
+    mult = 1;
+  } else if (unit == "KiB") {
+    mult = 1ULL << 10;
+  } else if (unit == "MiB") {
+    mult = 1ULL << 20;
+  } else if (unit == "GiB") {
+    mult = 1ULL << 30;
+  } else if (unit == "TiB") {
+    mult = 1ULL << 40;
+  } else {
+    return {"unknown size unit in " + quoted(text) + " (use B, KiB, MiB, GiB or TiB)"};
+  }
+  if (n > std::numeric_limits<std::uint64_t>::max() / mult) {
+    return {"size " + quoted(text) + " is too large"};
+  }
+  return {n * mult};
+}
+
+std::string ListenAddress::text() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+namespace {
+
+// Splits "host:port" / "[v6]:port"; port must be present when require_port is set.
+Parsed<ListenAddress> split_host_port(std::string_view text, bool require_port,
+                                      std::uint16_t default_port) {
+  ListenAddress out;
+  std::string_view rest;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close == 1) {
+      return {"malformed IPv6 address in " + quoted(text) + " (expected \"[::1]:port\")"};
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    rest = text.substr(close + 1);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon != std::string_view::npos && text.find(':') != colon) {
+      return {"IPv6 addresses must be bracketed: " + quoted(text)};
+    }
+    out.host = std::string(text.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
+  }
+  if (out.host.empty()) {
+    return {"missing host in " + quoted(text)};
+  }
+  if (rest.empty()) {
+    if (require_port) {
+      return {"missing port in " + quoted(text) + " (expected \"host:port\")"};
+    }
+    out.port = default_port;
+    return {out};
+  }
+  std::uint64_t port = 0;
+  if (rest.front() != ':' || !parse_uint(rest.substr(1), port) || port > 65535) {
+    return {"bad port in " + quoted(text) + " (expected 0-65535)"};
+  }
+  out.port = static_cast<std::uint16_t>(port);
+  return {out};
+}
+
+}  // namespace
+
+Parsed<ListenAddress> parse_listen(std::string_view text) {
+  return split_host_port(text, /*require_port=*/true, 0);
+}
+
+Parsed<UpstreamUrl> parse_upstream_url(std::string_view text) {
+  std::string_view rest;
+  if (text.starts_with("https://")) {
+    rest = text.substr(8);
+  } else if (text.starts_with("hkps://")) {
+    rest = text.substr(7);
+  } else {
+    const auto scheme_end = text.find("://");
+    const std::string scheme =
+        scheme_end == std::string_view::npos ? "" : std::string(text.substr(0, scheme_end));
+    return {"refused " + quoted(text) + ": upstreams are HTTPS only (https:// or hkps://)" +
+            (scheme.empty() ? std::string() : ", not " + scheme + "://")};
+  }
+  const auto slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  if (authority.find('@') != std::string_view::npos) {
+    return {"credentials in upstream URLs are not supported: " + quoted(text)};
+  }
+  if (path.find_first_of("?#") != std::string_view::npos) {
+    return {"upstream URL must not carry a query or fragment: " + quoted(text)};
+  }
+  auto hp = split_host_port(authority, /*require_port=*/false, 443);
+  if (!hp.ok()) {
+    return {hp.error()};
+  }
+  if (hp.value().port == 0) {
+    return {"port 0 is not valid in an upstream URL: " + quoted(text)};
+  }
+  while (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  return {UpstreamUrl{hp.value().host, hp.value().port, std::string(path)}};
+}
+
+}  // namespace hkpgw::config

@@ -1,0 +1,50 @@
+// Pure parsers for the value syntaxes of the config file: durations ("500ms", "7d"), sizes
+// ("16KiB"), listen addresses ("[::1]:11371") and upstream URLs (https:// and hkps:// only).
+// No I/O, no exceptions: each returns the value or a one-line reason for the caller to place.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace hkpgw::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Either a parsed value or the reason it could not be parsed.
+template <class T>
+struct Parsed {
+  std::variant<T, std::string> v;
+  bool ok() const { return v.index() == 0; }
+  const T& value() const { return std::get<0>(v); }
+  const std::string& error() const { return std::get<1>(v); }
+};
+
+// "500ms", "30s", "5m", "1h", "7d"; a bare "0" is accepted as zero.
+Parsed<Duration> parse_duration(std::string_view text);
+
+// "1048576", "512B", "16KiB", "1MiB", "1GiB" (binary units only: a "KB" is refused as ambiguous).
+Parsed<std::uint64_t> parse_size(std::string_view text);
+
+struct ListenAddress {
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 0;
+  std::string text() const;  // back to "host:port" / "[v6]:port"
+};
+
+// "127.0.0.1:11371", "[::1]:11371", "localhost:8080". Port 0 means "any free port".
+Parsed<ListenAddress> parse_listen(std::string_view text);
+
+struct UpstreamUrl {
+  std::string host;         // as written (no brackets), used for SNI and certificate checks
+  std::uint16_t port = 443;
+  std::string base_path;    // "" or a prefix such as "/keyserver" without trailing slash
+};
+
+// https://host[:port][/path] or hkps://host[:port][/path]. Anything else, http:// and hkp://
+// included, is refused: upstream traffic is encrypted and authenticated or it does not happen.
+Parsed<UpstreamUrl> parse_upstream_url(std::string_view text);
+
+}  // namespace hkpgw::config

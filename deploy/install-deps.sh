@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every build, test and run dependency of hkp-gateway from Debian bookworm's archive.
+# Idempotent and silent when nothing is missing; refreshes the package lists only when it has to
+# install something (a warm machine stays fast, a fresh one may have empty lists).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache
+  libboost1.81-dev libssl-dev liblmdb-dev libgpg-error-dev librnp-dev libtoml11-dev
+  prometheus-cpp-dev catch2
+  # test and operator tools: real GnuPG drives the integration tests, openssl makes the test CA,
+  # curl sends hand-written requests, promtool checks /metrics, mdb_stat inspects the cache.
+  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,182 @@
+#include "gateway/app.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <thread>
+
+#include "cache/store.hpp"
+#include "gateway/http_server.hpp"
+#include "gateway/log.hpp"
+#include "gateway/lookup_service.hpp"
+#include "gateway/router.hpp"
+#include "gateway/tls.hpp"
+#include "gateway/version.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kGracePeriod = std::chrono::seconds(10);
+
+std::shared_ptr<const Snapshot> build_snapshot(asio::io_context& io,
+                                               std::shared_ptr<const config::Config> cfg) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = cfg;
+  for (const std::size_t i : cfg->upstreams.try_order()) {
+    snap->upstreams.push_back(std::make_shared<UpstreamClient>(
+        io.get_executor(), cfg->upstreams.list[i], cfg->upstreams.ca_file));
+  }
+  return snap;
+}
+
+ServerLimits limits_of(const config::Config& c) {
+  return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
+                      static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
+                      static_cast<std::size_t>(c.server.max_connections)};
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::microseconds d) {
+  const std::string status = std::to_string(res.status);
+  const std::string ms = std::to_string(d.count() / 1000.0);
+  log::info("request", {{"peer", req.peer},
+                        {"method", req.method},
+                        {"target", std::string_view(req.target).substr(0, 300)},
+                        {"status", status},
+                        {"op", res.log_op},
+                        {"kind", res.log_kind},
+                        {"cache", res.log_cache},
+                        {"upstream", res.log_upstream},
+                        {"duration_ms", ms}});
+}
+
+}  // namespace
+
+App::App(config::Config config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)) {}
+
+int App::run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto cfg = std::make_shared<const config::Config>(config_);
+  const unsigned threads =
+      cfg->server.threads ? cfg->server.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  // Declared first, destroyed last: the cache writer posts completions to it until it stops.
+  asio::io_context io(static_cast<int>(threads));
+  cache::Store store(cache::StoreOptions{cfg->cache.path, cfg->cache.max_size});
+  std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io, cfg));
+  LookupService lookups(store, unix_now);
+  Router router(lookups, store, [&current] { return current.load(); });
+
+  HttpServer hkp_server(io, limits_of(*cfg),
+                        [&router](HttpRequest r) { return router.handle(std::move(r)); },
+                        access_log);
+  for (const auto& l : cfg->server.listen) {
+    log::info("listening", {{"listener", "hkp"}, {"addr", hkp_server.listen(l)}});
+  }
+  if (!cfg->server.hkps_listen.empty()) {
+    auto tls = make_server_tls(cfg->server.tls_cert, cfg->server.tls_key);
+    for (const auto& l : cfg->server.hkps_listen) {
+      log::info("listening", {{"listener", "hkps"}, {"addr", hkp_server.listen(l, tls)}});
+    }
+  }
+
+  // Admin listener: probes for orchestration. /admin/* and /metrics arrive with their issue.
+  HttpServer admin_server(
+      io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
+      [&store](HttpRequest r) -> asio::awaitable<HttpResponse> {
+        const auto path = r.path();
+        if (path == "/healthz") co_return text_response(200, "ok");
+        if (path == "/readyz") {
+          // The cache is open (the constructor succeeded) and answers reads.
+          (void)store.stats();
+          co_return text_response(200, "ready");
+        }
+        co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+      });
+  log::info("listening", {{"listener", "admin"}, {"addr", admin_server.listen(cfg->admin.listen)}});
+
+  auto reload = [&] {
+    if (config_path_.empty()) {
+      log::warn("config_reload", {{"result", "skipped"}, {"reason", "running on the embedded defaults"}});
+      return;
+    }
+    try {
+      auto next = std::make_shared<const config::Config>(config::load_file(config_path_));
+      const auto old = current.load();
+      std::string restart;
+      for (const auto& k : config::restart_only_changes(*old->config, *next)) {
+        restart += (restart.empty() ? "" : ",") + k;
+      }
+      current.store(build_snapshot(io, next));
+      log::info("config_reload", {{"result", "success"},
+                                  {"file", config_path_},
+                                  {"restart_required_for", restart.empty() ? "-" : restart}});
+    } catch (const config::ConfigError& e) {
+      for (const auto& p : e.problems()) log::error("config_problem", {{"problem", p}});
+      log::error("config_reload", {{"result", "failure"}, {"effect", "kept the running config"}});
+    } catch (const std::exception& e) {
+      log::error("config_reload", {{"result", "failure"}, {"error", e.what()}});
+    }
+  };
+
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+        while (true) {
+          auto [ec, sig] = co_await signals.async_wait(tuple);
+          if (ec) co_return;
+          if (sig == SIGHUP) {
+            reload();
+            continue;
+          }
+          log::info("shutting_down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+          hkp_server.stop();
+          admin_server.stop();
+          asio::steady_timer t(io);
+          const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
+          while (hkp_server.active_connections() > 0 &&
+                 std::chrono::steady_clock::now() < deadline) {
+            t.expires_after(std::chrono::milliseconds(20));
+            co_await t.async_wait(tuple);
+          }
+          if (hkp_server.active_connections() > 0) {
+            log::warn("shutdown_grace_expired",
+                      {{"connections", std::to_string(hkp_server.active_connections())}});
+          }
+          io.stop();
+          co_return;
+        }
+      },
+      asio::detached);
+
+  log::info("started", {{"version", kVersion},
+                        {"threads", std::to_string(threads)},
+                        {"config", cfg->source},
+                        {"cache", cfg->cache.path},
+                        {"upstreams", std::to_string(cfg->upstreams.list.size())}});
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& w : workers) w.join();
+  store.flush();
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,327 @@
+#include "gateway/http_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "gateway/log.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct HttpServer::Impl {
+  Impl(asio::io_context& i, ServerLimits l, RequestHandler h, AccessHook a)
+      : io(i), limits(l), handler(std::move(h)), on_response(std::move(a)) {}
+
+  asio::io_context& io;
+  ServerLimits limits;
+  RequestHandler handler;
+  AccessHook on_response;
+  std::shared_ptr<std::atomic<std::size_t>> active;
+
+  std::mutex mutex;
+  bool stopping = false;
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  std::uint64_t next_id = 0;
+  // Idle connections (waiting for a request) by id -> how to close them from any thread.
+  std::unordered_map<std::uint64_t, std::function<void()>> idle;
+
+  asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                                    std::shared_ptr<asio::ssl::context> tls);
+  template <class Stream>
+  asio::awaitable<void> session(Stream stream, std::string peer);
+  void set_idle(std::uint64_t id, std::function<void()> closer);
+  void clear_idle(std::uint64_t id);
+};
+
+namespace {
+
+http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version,
+                                           bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "hkp-gateway");
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.set(name, value);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();  // Content-Length, always (dirmngr has no chunked decoder)
+  return res;
+}
+
+bool has_no_cache(const http::request<http::string_body>& req) {
+  auto contains = [&](http::field f) {
+    auto [first, last] = req.equal_range(f);
+    for (auto it = first; it != last; ++it) {
+      if (std::string_view(it->value()).find("no-cache") != std::string_view::npos) return true;
+    }
+    return false;
+  };
+  return contains(http::field::pragma) || contains(http::field::cache_control);
+}
+
+// "http://host:port/path?q" (absolute-form, as sent to a proxy) -> "/path?q".
+std::string origin_form(std::string_view target) {
+  if (target.starts_with("http://") || target.starts_with("https://")) {
+    const auto slash = target.find('/', target.find("//") + 2);
+    return slash == std::string_view::npos ? "/" : std::string(target.substr(slash));
+  }
+  return std::string(target);
+}
+
+auto& lowest(beast::tcp_stream& s) { return s; }
+auto& lowest(beast::ssl_stream<beast::tcp_stream>& s) { return beast::get_lowest_layer(s); }
+
+}  // namespace
+
+void HttpServer::Impl::set_idle(std::uint64_t id, std::function<void()> closer) {
+  std::lock_guard lock(mutex);
+  if (stopping) {
+    closer();
+    return;
+  }
+  idle[id] = std::move(closer);
+}
+
+void HttpServer::Impl::clear_idle(std::uint64_t id) {
+  std::lock_guard lock(mutex);
+  idle.erase(id);
+}
+
+template <class Stream>
+asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer) {
+  struct Count {
+    std::atomic<std::size_t>& n;
+    ~Count() { --n; }
+  } count{*active};
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex);
+    id = next_id++;
+  }
+  auto& tcp_layer = lowest(stream);
+  auto executor = co_await asio::this_coro::executor;
+  // The closer may run after this session ended: it runs on the session's strand and checks
+  // `alive`, which the session clears on that same strand before its frame goes away.
+  auto alive = std::make_shared<bool>(true);
+  struct Dead {
+    std::shared_ptr<bool>& alive;
+    ~Dead() { *alive = false; }
+  } dead{alive};
+  auto closer = [&tcp_layer, executor, alive] {
+    asio::post(executor, [&tcp_layer, alive] {
+      if (!*alive) return;
+      beast::error_code ignored;
+      tcp_layer.socket().shutdown(tcp::socket::shutdown_receive, ignored);
+    });
+  };
+
+  if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+    tcp_layer.expires_after(limits.client_timeout);
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (ec) co_return;  // failed handshakes are the client's business; nothing to answer
+  }
+
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+    parser.body_limit(limits.max_body_bytes);
+    tcp_layer.expires_after(limits.client_timeout);
+    set_idle(id, closer);
+    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    clear_idle(id);
+
+    std::optional<HttpResponse> early;  // an answer decided before the handler runs
+    if (ec == http::error::header_limit) {
+      early = text_response(431, "Request header fields too large: the header exceeds " +
+                                     std::to_string(limits.max_header_bytes) + " bytes");
+    } else if (ec == http::error::body_limit) {  // Content-Length over the limit, seen early
+      early = text_response(413, "Request body too large: the limit is " +
+                                     std::to_string(limits.max_body_bytes) + " bytes");
+    } else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+               ec == asio::error::connection_reset || ec == asio::error::eof ||
+               ec == asio::ssl::error::stream_truncated || ec == asio::error::operation_aborted) {
+      break;  // the client went away or idled out: close quietly
+    } else if (ec) {
+      early = text_response(400, "Bad request: malformed HTTP (" + ec.message() + ")");
+    } else if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
+      early = text_response(413, "Request body too large: " +
+                                     std::to_string(*parser.content_length()) +
+                                     " bytes, the limit is " +
+                                     std::to_string(limits.max_body_bytes));
+    } else if (!parser.is_done()) {
+      tcp_layer.expires_after(limits.client_timeout);
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (bec == http::error::body_limit) {
+        early = text_response(413, "Request body too large: the limit is " +
+                                       std::to_string(limits.max_body_bytes) + " bytes");
+      } else if (bec) {
+        break;
+      }
+    }
+
+    const auto started = std::chrono::steady_clock::now();
+    HttpRequest req;
+    req.peer = peer;
+    unsigned version = 11;
+    bool keep_alive = false;
+    HttpResponse res;
+    if (early) {
+      res = std::move(*early);
+      res.close = true;
+      if (parser.is_header_done()) {
+        req.method = std::string(parser.get().method_string());
+        req.target = origin_form(parser.get().target());
+        version = parser.get().version();
+      }
+    } else {
+      auto msg = parser.release();
+      req.method = std::string(msg.method_string());
+      req.target = origin_form(msg.target());
+      req.version = msg.version();
+      req.content_type = std::string(msg[http::field::content_type]);
+      req.client_no_cache = has_no_cache(msg);
+      req.body = std::move(msg.body());
+      version = msg.version();
+      keep_alive = msg.keep_alive();
+      try {
+        res = co_await handler(req);
+      } catch (const std::exception& e) {
+        log::error("handler_exception", {{"what", e.what()}, {"target", req.target}});
+        res = text_response(500, "Internal error");
+      }
+    }
+    {
+      std::lock_guard lock(mutex);
+      keep_alive = keep_alive && !res.close && !stopping;
+    }
+    auto beast_res = to_beast(res, version, keep_alive);
+    tcp_layer.expires_after(limits.client_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, beast_res, kTuple);
+    if (on_response) {
+      on_response(req, res,
+                  std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started));
+    }
+    if (wec || !keep_alive) break;
+  }
+
+  // Orderly close: TLS close_notify (bounded), then FIN.
+  if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+    tcp_layer.expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(kTuple);
+  }
+  beast::error_code ignored;
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                                                    std::shared_ptr<asio::ssl::context> tls) {
+  while (true) {
+    auto strand = asio::make_strand(io);
+    auto [ec, socket] = co_await acceptor->async_accept(strand, kTuple);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+    if (ec) {
+      // EMFILE and friends: do not spin; try again shortly.
+      log::warn("accept_failed", {{"error", ec.message()}});
+      asio::steady_timer t(io, std::chrono::milliseconds(50));
+      co_await t.async_wait(kTuple);
+      continue;
+    }
+    if (active->load() >= limits.max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);  // over max_connections: refuse at once rather than queue
+      continue;
+    }
+    ++*active;
+    beast::error_code pec;
+    const auto ep = socket.remote_endpoint(pec);
+    std::string peer = pec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (tls) {
+      beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
+      asio::co_spawn(strand, session(std::move(stream), std::move(peer)), asio::detached);
+    } else {
+      asio::co_spawn(strand, session(beast::tcp_stream(std::move(socket)), std::move(peer)),
+                     asio::detached);
+    }
+  }
+}
+
+HttpServer::HttpServer(asio::io_context& io, ServerLimits limits, RequestHandler handler,
+                       AccessHook on_response)
+    : impl_(std::make_unique<Impl>(io, limits, std::move(handler), std::move(on_response))),
+      active_(std::make_shared<std::atomic<std::size_t>>(0)) {
+  impl_->active = active_;
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+std::string HttpServer::listen(const config::ListenAddress& address,
+                               std::shared_ptr<asio::ssl::context> tls) {
+  beast::error_code ec;
+  const auto ip = asio::ip::make_address(address.host, ec);
+  tcp::endpoint endpoint;
+  if (ec) {
+    tcp::resolver resolver(impl_->io);
+    auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
+    if (ec || results.empty()) {
+      throw std::runtime_error("cannot resolve listen address " + address.text() + ": " +
+                               ec.message());
+    }
+    endpoint = results.begin()->endpoint();
+  } else {
+    endpoint = tcp::endpoint(ip, address.port);
+  }
+  auto acceptor = std::make_shared<tcp::acceptor>(impl_->io);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + address.text() + ": " + ec.message());
+  }
+  const auto bound = acceptor->local_endpoint();
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->acceptors.push_back(acceptor);
+  }
+  asio::co_spawn(impl_->io, impl_->accept_loop(acceptor, std::move(tls)), asio::detached);
+  return config::ListenAddress{bound.address().to_string(), bound.port()}.text();
+}
+
+void HttpServer::stop() {
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  std::unordered_map<std::uint64_t, std::function<void()>> idle;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stopping) return;
+    impl_->stopping = true;
+    acceptors.swap(impl_->acceptors);
+    idle.swap(impl_->idle);
+  }
+  for (auto& a : acceptors) {
+    asio::post(impl_->io, [a] {
+      beast::error_code ignored;
+      a->close(ignored);
+    });
+  }
+  for (auto& [id, close] : idle) close();
+}
+
+}  // namespace hkpgw::gateway

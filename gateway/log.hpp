@@ -1,0 +1,28 @@
+// Logging: one line per event on stderr, "ts=... level=... event=... key=value ...". Values with
+// spaces, quotes or '=' are quoted. Thread-safe; each line is written with one write(2).
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace hkpgw::gateway::log {
+
+enum class Level { debug, info, warn, error };
+
+using Field = std::pair<std::string_view, std::string_view>;
+
+void write(Level level, std::string_view event, std::initializer_list<Field> fields);
+
+inline void info(std::string_view event, std::initializer_list<Field> fields = {}) {
+  write(Level::info, event, fields);
+}
+inline void warn(std::string_view event, std::initializer_list<Field> fields = {}) {
+  write(Level::warn, event, fields);
+}
+inline void error(std::string_view event, std::initializer_list<Field> fields = {}) {
+  write(Level::error, event, fields);
+}
+
+}  // namespace hkpgw::gateway::log

@@ -1,0 +1,210 @@
+#include "hkp/index.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <ctime>
+
+namespace hkpgw::hkp {
+namespace {
+
+void append_escaped_uid(std::string& out, std::string_view uid) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : uid) {
+    if (c <= 0x20 || c >= 0x7F || c == ':' || c == '%') {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  if (v != 0) out += std::to_string(v);
+}
+
+std::string date(std::int64_t t) {
+  if (t <= 0) return "";
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+std::int64_t to_int(std::string_view s) {
+  std::int64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+std::vector<std::string_view> split(std::string_view line, char sep) {
+  std::vector<std::string_view> out;
+  while (true) {
+    const auto p = line.find(sep);
+    out.push_back(line.substr(0, p));
+    if (p == std::string_view::npos) break;
+    line.remove_prefix(p + 1);
+  }
+  return out;
+}
+
+bool all_hex(std::string_view s) {
+  for (char c : s) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+IndexEntry to_index_entry(const KeyInfo& key) {
+  IndexEntry e;
+  e.id = key.fingerprint;
+  e.algo = key.algo;
+  e.bits = key.bits;
+  e.created = key.created;
+  e.expires = key.expires;
+  e.revoked = key.revoked;
+  for (const auto& u : key.uids) {
+    e.uids.push_back(IndexUid{u.text, u.created, 0, u.revoked});
+  }
+  for (const auto& s : key.subkeys) {
+    e.subkeys.push_back(s.fingerprint);
+  }
+  return e;
+}
+
+std::string format_mr_index(std::span<const IndexEntry> entries, std::int64_t now) {
+  std::string out = "info:1:" + std::to_string(entries.size()) + "\n";
+  for (const auto& e : entries) {
+    out += "pub:";
+    out += e.id;
+    out += ':';
+    append_int(out, e.algo);
+    out += ':';
+    append_int(out, e.bits);
+    out += ':';
+    append_int(out, e.created);
+    out += ':';
+    append_int(out, e.expires);
+    out += ':';
+    if (e.revoked) out += 'r';
+    if (e.disabled) out += 'd';
+    if (e.expires != 0 && e.expires <= now) out += 'e';
+    out += '\n';
+    for (const auto& u : e.uids) {
+      out += "uid:";
+      append_escaped_uid(out, u.text);
+      out += ':';
+      append_int(out, u.created);
+      out += ':';
+      append_int(out, u.expires);
+      out += ':';
+      if (u.revoked) out += 'r';
+      if (u.expires != 0 && u.expires <= now) out += 'e';
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string format_html_index(std::span<const IndexEntry> entries, std::string_view query,
+                              bool verbose, std::int64_t now) {
+  std::string out =
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Search results for '" +
+      html_escape(query) + "'</title></head>\n<body><h1>Search results for '" + html_escape(query) +
+      "'</h1>\n<pre>\n";
+  for (const auto& e : entries) {
+    out += "<hr>pub  ";
+    out += algo_display(e.algo);
+    if (e.bits) out += std::to_string(e.bits);
+    out += "/<a href=\"/pks/lookup?op=get&amp;search=0x" + e.id + "\">" + e.id + "</a> " +
+           date(e.created);
+    if (e.revoked) out += " [revoked]";
+    if (e.expires != 0) out += (e.expires <= now ? " [expired: " : " [expires: ") + date(e.expires) + "]";
+    out += '\n';
+    for (const auto& u : e.uids) {
+      out += "uid  " + html_escape(u.text) + (u.revoked ? " [revoked]" : "") + "\n";
+    }
+    if (verbose) {
+      for (const auto& s : e.subkeys) {
+        out += "sub  " + s + "\n";
+      }
+    }
+  }
+  if (entries.empty()) out += "No keys found.\n";
+  out += "</pre></body></html>\n";
+  return out;
+}
+
+Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body) {
+  std::vector<IndexEntry> out;
+  bool first = true;
+  while (!body.empty()) {
+    const auto nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    if (line.empty()) continue;
+    const auto f = split(line, ':');
+    const std::string type = ascii_lower(f[0]);
+    if (type == "info" && first) {
+      if (f.size() > 1 && !f[1].empty() && f[1] != "1") {
+        return problem(503, GPG_ERR_INV_RESPONSE, "unsupported index version " + std::string(f[1]));
+      }
+    } else if (type == "pub") {
+      IndexEntry e;
+      std::string_view id = f.size() > 1 ? f[1] : std::string_view();
+      if (id.starts_with("0x") || id.starts_with("0X")) id.remove_prefix(2);
+      if ((id.size() == 40 || id.size() == 16) && all_hex(id)) {
+        for (char c : id) e.id.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+        if (f.size() > 2) e.algo = static_cast<std::uint8_t>(to_int(f[2]));
+        if (f.size() > 3) e.bits = static_cast<std::uint32_t>(to_int(f[3]));
+        if (f.size() > 4) e.created = to_int(f[4]);
+        if (f.size() > 5) e.expires = to_int(f[5]);
+        if (f.size() > 6) {
+          const std::string flags = ascii_lower(f[6]);
+          e.revoked = flags.find('r') != std::string::npos;
+          e.disabled = flags.find('d') != std::string::npos;
+        }
+        out.push_back(std::move(e));
+      } else {
+        // Skipped; a following uid must not attach to the previous key.
+        out.push_back(IndexEntry{});
+      }
+    } else if (type == "uid" && !out.empty()) {
+      IndexUid u;
+      u.text = percent_decode(f.size() > 1 ? f[1] : std::string_view(), false);
+      if (f.size() > 2) u.created = to_int(f[2]);
+      if (f.size() > 3) u.expires = to_int(f[3]);
+      if (f.size() > 4) u.revoked = ascii_lower(f[4]).find('r') != std::string::npos;
+      out.back().uids.push_back(std::move(u));
+    }
+    first = false;
+  }
+  std::erase_if(out, [](const IndexEntry& e) { return e.id.empty(); });
+  return out;
+}
+
+}  // namespace hkpgw::hkp

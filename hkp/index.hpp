@@ -1,0 +1,56 @@
+// Key listings: the machine-readable index of draft-shaw-openpgp-hkp-00 section 5.2 (what gpg
+// --search-keys, sq and GpgFrontend parse), the HTML listing for browsers (op=index without mr,
+// op=vindex), and the parser for mr answers from upstreams.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hkp/key.hpp"
+
+namespace hkpgw::hkp {
+
+struct IndexUid {
+  std::string text;
+  std::int64_t created = 0;  // 0 = unknown
+  std::int64_t expires = 0;
+  bool revoked = false;
+
+  friend bool operator==(const IndexUid&, const IndexUid&) = default;
+};
+
+struct IndexEntry {
+  std::string id;  // upper-case fingerprint (or a 16-hex key ID when an upstream gave only that)
+  std::uint8_t algo = 0;  // 0 = unknown
+  std::uint32_t bits = 0;
+  std::int64_t created = 0;
+  std::int64_t expires = 0;  // absolute, 0 = never
+  bool revoked = false;
+  bool disabled = false;
+  std::vector<IndexUid> uids;
+  std::vector<std::string> subkeys;  // fingerprints; known only for keys we hold
+
+  friend bool operator==(const IndexEntry&, const IndexEntry&) = default;
+};
+
+IndexEntry to_index_entry(const KeyInfo& key);
+
+// "info:1:N", then per key a "pub:" line with all 7 fields and one "uid:" line with all 5 fields
+// per user ID. The e flag is computed from `now`. User IDs are %-escaped for ':', '%', space,
+// controls and non-ASCII (gpg decodes only %XX, never '+').
+std::string format_mr_index(std::span<const IndexEntry> entries, std::int64_t now);
+
+// A small self-contained HTML page; verbose (vindex) also lists subkeys.
+std::string format_html_index(std::span<const IndexEntry> entries, std::string_view query,
+                              bool verbose, std::int64_t now);
+
+// Parses an upstream's mr index. Tolerant like gpg: CRLF, unknown records, missing trailing
+// fields. pub entries whose id is not 16 or 40 hex (v6, v3, garbage) are dropped.
+Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body);
+
+std::string html_escape(std::string_view s);
+
+}  // namespace hkpgw::hkp

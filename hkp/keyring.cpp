@@ -1,0 +1,323 @@
+#include "hkp/keyring.hpp"
+
+#include <fcntl.h>
+#include <rnp/rnp.h>
+#include <rnp/rnp_err.h>
+#include <unistd.h>
+
+#include <memory>
+#include <set>
+#include <variant>
+
+namespace hkpgw::hkp {
+namespace {
+
+// Upper bound on keys taken from one body: an upload or a keyring export is small; a larger
+// count is an attack or a mistake.
+constexpr int kMaxKeysPerInput = 100'000;
+
+struct RnpString {
+  char* p = nullptr;
+  ~RnpString() { rnp_buffer_destroy(p); }
+  std::string str() const { return p ? std::string(p) : std::string(); }
+};
+
+struct FfiDeleter {
+  void operator()(rnp_ffi_st* f) const { rnp_ffi_destroy(f); }
+};
+struct KeyDeleter {
+  void operator()(rnp_key_handle_st* k) const { rnp_key_handle_destroy(k); }
+};
+struct UidDeleter {
+  void operator()(rnp_uid_handle_st* u) const { rnp_uid_handle_destroy(u); }
+};
+struct SigDeleter {
+  void operator()(rnp_signature_handle_st* s) const { rnp_signature_handle_destroy(s); }
+};
+struct InputDeleter {
+  void operator()(rnp_input_st* i) const { rnp_input_destroy(i); }
+};
+struct OutputDeleter {
+  void operator()(rnp_output_st* o) const { rnp_output_destroy(o); }
+};
+using Ffi = std::unique_ptr<rnp_ffi_st, FfiDeleter>;
+using KeyHandle = std::unique_ptr<rnp_key_handle_st, KeyDeleter>;
+using UidHandle = std::unique_ptr<rnp_uid_handle_st, UidDeleter>;
+using SigHandle = std::unique_ptr<rnp_signature_handle_st, SigDeleter>;
+using Input = std::unique_ptr<rnp_input_st, InputDeleter>;
+using Output = std::unique_ptr<rnp_output_st, OutputDeleter>;
+
+// RNP logs to stderr unless given a descriptor. It takes ownership of the one it is given
+// (fdopen, then fclose when the ffi is destroyed), so every ffi gets its own duplicate of one
+// /dev/null descriptor: handing it a shared one made RNP close descriptor numbers that the
+// process had meanwhile reused for client sockets.
+int devnull_fd() {
+  static const int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  return fd;
+}
+
+Ffi make_ffi() {
+  rnp_ffi_t raw = nullptr;
+  if (rnp_ffi_create(&raw, RNP_KEYSTORE_GPG, RNP_KEYSTORE_GPG) != RNP_SUCCESS) {
+    return nullptr;
+  }
+  Ffi ffi(raw);
+  if (devnull_fd() >= 0) {
+    const int own = ::fcntl(devnull_fd(), F_DUPFD_CLOEXEC, 0);
+    if (own >= 0 && rnp_ffi_set_log_fd(raw, own) != RNP_SUCCESS) ::close(own);
+  }
+  return ffi;
+}
+
+bool flag(rnp_result_t (*fn)(rnp_key_handle_t, bool*), rnp_key_handle_t key) {
+  bool v = false;
+  return fn(key, &v) == RNP_SUCCESS && v;
+}
+
+void read_basic(rnp_key_handle_t key, std::string& fpr, std::uint8_t& algo, std::uint32_t& bits,
+                std::int64_t& created, std::int64_t& expires, bool& revoked) {
+  RnpString f, alg;
+  rnp_key_get_fprint(key, &f.p);
+  fpr = f.str();
+  rnp_key_get_alg(key, &alg.p);
+  algo = algo_number(alg.str());
+  std::uint32_t b = 0, c = 0, e = 0;
+  rnp_key_get_bits(key, &b);
+  rnp_key_get_creation(key, &c);
+  rnp_key_get_expiration(key, &e);
+  bits = b;
+  created = c;
+  expires = e == 0 ? 0 : static_cast<std::int64_t>(c) + e;
+  revoked = flag(rnp_key_is_revoked, key);
+}
+
+std::vector<UserId> read_uids(rnp_key_handle_t key, const std::string& primary_keyid) {
+  std::vector<UserId> out;
+  std::size_t count = 0;
+  rnp_key_get_uid_count(key, &count);
+  for (std::size_t i = 0; i < count; ++i) {
+    rnp_uid_handle_t raw = nullptr;
+    if (rnp_key_get_uid_handle_at(key, i, &raw) != RNP_SUCCESS) continue;
+    UidHandle uid(raw);
+    std::uint32_t type = 0;
+    rnp_uid_get_type(raw, &type);
+    if (type != RNP_USER_ID) continue;  // photo IDs are not listed in indexes
+    bool valid = false, revoked = false;
+    rnp_uid_is_valid(raw, &valid);
+    rnp_uid_is_revoked(raw, &revoked);
+    // A user ID without a valid self-signature may be forged by anyone: never list it.
+    if (!valid && !revoked) continue;
+    void* data = nullptr;
+    std::size_t size = 0;
+    if (rnp_uid_get_data(raw, &data, &size) != RNP_SUCCESS) continue;
+    UserId u;
+    u.text.assign(static_cast<const char*>(data), size);
+    rnp_buffer_destroy(data);
+    u.email = extract_email(u.text).value_or("");
+    u.revoked = revoked;
+    std::size_t sigs = 0;
+    rnp_uid_get_signature_count(raw, &sigs);
+    for (std::size_t s = 0; s < sigs; ++s) {
+      rnp_signature_handle_t sraw = nullptr;
+      if (rnp_uid_get_signature_at(raw, s, &sraw) != RNP_SUCCESS) continue;
+      SigHandle sig(sraw);
+      RnpString signer;
+      std::uint32_t when = 0;
+      if (rnp_signature_get_keyid(sraw, &signer.p) == RNP_SUCCESS &&
+          signer.str() == primary_keyid && rnp_signature_get_creation(sraw, &when) == RNP_SUCCESS) {
+        u.created = std::max<std::int64_t>(u.created, when);
+      }
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+std::string export_public(rnp_key_handle_t key) {
+  rnp_output_t raw = nullptr;
+  if (rnp_output_to_memory(&raw, 0) != RNP_SUCCESS) return {};
+  Output out(raw);
+  if (rnp_key_export(key, raw, RNP_KEY_EXPORT_PUBLIC | RNP_KEY_EXPORT_SUBKEYS) != RNP_SUCCESS) {
+    return {};
+  }
+  std::uint8_t* buf = nullptr;
+  std::size_t len = 0;
+  if (rnp_output_memory_get_buf(raw, &buf, &len, false) != RNP_SUCCESS) return {};
+  return std::string(reinterpret_cast<const char*>(buf), len);
+}
+
+void count_removed(rnp_ffi_t, void* ctx, rnp_signature_handle_t, std::uint32_t* action) {
+  ++*static_cast<std::size_t*>(ctx);
+  *action = RNP_KEY_SIGNATURE_REMOVE;
+}
+
+// Builds the ParsedKey for one primary key, or says why it is refused.
+std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
+                                                   const config::KeysConfig& limits,
+                                                   std::size_t& stripped) {
+  ParsedKey pk;
+  KeyInfo& info = pk.info;
+  read_basic(key, info.fingerprint, info.algo, info.bits, info.created, info.expires,
+             info.revoked);
+  info.version = info.fingerprint.size() == 40 ? 4 : 5;
+  if (info.fingerprint.size() != 40) {
+    return RejectedKey{info.fingerprint, GPG_ERR_UNKNOWN_VERSION, "only v4 keys are supported"};
+  }
+  if (!flag(rnp_key_is_valid, key) && !info.revoked && !flag(rnp_key_is_expired, key)) {
+    return RejectedKey{info.fingerprint, GPG_ERR_BAD_SIGNATURE,
+                       "the primary key has no valid self-signature"};
+  }
+  using config::ThirdPartySigs;
+  if (limits.third_party_sigs == ThirdPartySigs::strip) {
+    rnp_key_remove_signatures(key, RNP_KEY_SIGNATURE_NON_SELF_SIG, count_removed, &stripped);
+  }
+  pk.packets = export_public(key);
+  if (pk.packets.size() > limits.max_key_bytes &&
+      limits.third_party_sigs == ThirdPartySigs::strip_if_oversize) {
+    rnp_key_remove_signatures(key, RNP_KEY_SIGNATURE_NON_SELF_SIG, count_removed, &stripped);
+    pk.packets = export_public(key);
+  }
+  if (pk.packets.empty()) {
+    return RejectedKey{info.fingerprint, GPG_ERR_INV_PACKET, "the key could not be exported"};
+  }
+  if (pk.packets.size() > limits.max_key_bytes) {
+    return RejectedKey{info.fingerprint, GPG_ERR_TOO_LARGE,
+                       "key is " + std::to_string(pk.packets.size()) + " bytes, over max_key_bytes (" +
+                           std::to_string(limits.max_key_bytes) + ")"};
+  }
+  info.uids = read_uids(key, info.keyid());
+  std::size_t count = 0;
+  rnp_key_get_subkey_count(key, &count);
+  for (std::size_t i = 0; i < count; ++i) {
+    rnp_key_handle_t raw = nullptr;
+    if (rnp_key_get_subkey_at(key, i, &raw) != RNP_SUCCESS) continue;
+    KeyHandle sub(raw);
+    if (!flag(rnp_key_is_valid, raw) && !flag(rnp_key_is_revoked, raw) &&
+        !flag(rnp_key_is_expired, raw)) {
+      continue;  // no valid binding: not this key's subkey as far as anyone can prove
+    }
+    Subkey s;
+    read_basic(raw, s.fingerprint, s.algo, s.bits, s.created, s.expires, s.revoked);
+    info.subkeys.push_back(std::move(s));
+  }
+  return pk;
+}
+
+}  // namespace
+
+ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits) {
+  ParseOutcome out;
+  Ffi ffi = make_ffi();
+  rnp_input_t in_raw = nullptr;
+  if (!ffi || rnp_input_from_memory(&in_raw, reinterpret_cast<const std::uint8_t*>(data.data()),
+                                    data.size(), false) != RNP_SUCCESS) {
+    out.not_openpgp = true;
+    return out;
+  }
+  Input in(in_raw);
+  const std::uint32_t flags = RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_SECRET_KEYS |
+                              RNP_LOAD_SAVE_SINGLE | RNP_LOAD_SAVE_PERMISSIVE;
+  bool any_read = false;
+  for (int i = 0; i < kMaxKeysPerInput; ++i) {
+    RnpString results;
+    const rnp_result_t r = rnp_import_keys(ffi.get(), in_raw, flags, &results.p);
+    if (r != RNP_SUCCESS) {
+      break;  // RNP_ERROR_EOF at the end, or a stream RNP cannot read further
+    }
+    any_read = true;
+  }
+  std::size_t secret_count = 0;
+  rnp_get_secret_key_count(ffi.get(), &secret_count);
+  out.secret_material = secret_count > 0;
+  if (out.secret_material) {
+    return out;  // the caller refuses the whole input; nothing of it is looked at further
+  }
+
+  rnp_identifier_iterator_t it = nullptr;
+  if (rnp_identifier_iterator_create(ffi.get(), &it, "fingerprint") != RNP_SUCCESS) {
+    out.not_openpgp = !any_read;
+    return out;
+  }
+  std::vector<std::string> fingerprints;
+  for (const char* id = nullptr; rnp_identifier_iterator_next(it, &id) == RNP_SUCCESS && id;) {
+    fingerprints.emplace_back(id);
+  }
+  rnp_identifier_iterator_destroy(it);
+
+  std::set<std::string> seen;
+  for (const auto& fpr : fingerprints) {
+    if (!seen.insert(fpr).second) continue;
+    rnp_key_handle_t raw = nullptr;
+    if (rnp_locate_key(ffi.get(), "fingerprint", fpr.c_str(), &raw) != RNP_SUCCESS || !raw) {
+      continue;
+    }
+    KeyHandle key(raw);
+    if (!flag(rnp_key_is_primary, raw)) {
+      RnpString primary;
+      if (rnp_key_get_primary_fprint(raw, &primary.p) != RNP_SUCCESS || !primary.p) {
+        out.rejected.push_back(
+            {fpr, GPG_ERR_NO_PUBKEY, "subkey without its primary key (upload the whole key)"});
+      }
+      continue;
+    }
+    auto taken = take_primary(raw, limits, out.stripped_signatures);
+    if (auto* pk = std::get_if<ParsedKey>(&taken)) {
+      out.keys.push_back(std::move(*pk));
+    } else {
+      out.rejected.push_back(std::get<RejectedKey>(std::move(taken)));
+    }
+  }
+  out.not_openpgp = fingerprints.empty() && !any_read;
+  return out;
+}
+
+std::string armor_public_keys(std::string_view packets) {
+  static constexpr char kB64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  // CRC-24 of RFC 4880 section 6.1.
+  std::uint32_t crc = 0xB704CEu;
+  for (unsigned char c : packets) {
+    crc ^= static_cast<std::uint32_t>(c) << 16;
+    for (int i = 0; i < 8; ++i) {
+      crc <<= 1;
+      if (crc & 0x1000000u) crc ^= 0x1864CFBu;
+    }
+  }
+  crc &= 0xFFFFFFu;
+
+  auto encode3 = [&](std::string& out, const unsigned char* p, std::size_t n) {
+    const std::uint32_t v = (std::uint32_t(p[0]) << 16) | (n > 1 ? std::uint32_t(p[1]) << 8 : 0) |
+                            (n > 2 ? std::uint32_t(p[2]) : 0);
+    out.push_back(kB64[(v >> 18) & 63]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(n > 1 ? kB64[(v >> 6) & 63] : '=');
+    out.push_back(n > 2 ? kB64[v & 63] : '=');
+  };
+
+  static constexpr std::string_view kBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n";
+  static constexpr std::string_view kEnd = "-----END PGP PUBLIC KEY BLOCK-----\n";
+  const std::size_t b64_len = (packets.size() + 2) / 3 * 4;
+  std::string out;
+  out.reserve(kBegin.size() + b64_len + b64_len / 64 + 8 + kEnd.size());
+  out += kBegin;
+  const auto* p = reinterpret_cast<const unsigned char*>(packets.data());
+  std::size_t line = 0;
+  for (std::size_t i = 0; i < packets.size(); i += 3) {
+    encode3(out, p + i, std::min<std::size_t>(3, packets.size() - i));
+    line += 4;
+    if (line == 64) {
+      out.push_back('\n');
+      line = 0;
+    }
+  }
+  if (line != 0) out.push_back('\n');
+  const unsigned char c[3] = {static_cast<unsigned char>(crc >> 16),
+                              static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
+  out.push_back('=');
+  encode3(out, c, 3);
+  out.push_back('\n');
+  out += kEnd;
+  return out;
+}
+
+}  // namespace hkpgw::hkp

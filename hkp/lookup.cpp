@@ -1,0 +1,270 @@
+#include "hkp/lookup.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace hkpgw::hkp {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool on(std::string_view v) {
+  const std::string l = ascii_lower(v);
+  return l == "on" || l == "true" || l == "1" || l == "yes";
+}
+
+// Hex key id or fingerprint, "0x" optional. Returns nullopt when the text is not meant as hex
+// (then it is an email or text search); a Problem when it is meant as hex but is malformed.
+std::optional<Result<Search>> parse_hex(std::string_view s) {
+  const bool prefixed = s.size() >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+  std::string hex;
+  for (char c : prefixed ? s.substr(2) : s) {
+    if (c == ' ') continue;  // "DEAD BEEF ..." as printed by gpg
+    if (hex_value(c) < 0) {
+      if (prefixed) {
+        return Result<Search>(problem(400, GPG_ERR_INV_USER_ID,
+                                      "malformed key ID or fingerprint \"" + std::string(s) +
+                                          "\" (expected 0x and 16 or 40 hex digits)"));
+      }
+      return std::nullopt;
+    }
+    hex.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  switch (hex.size()) {
+    case 8: return Result<Search>(Search{SearchKind::short_keyid, hex});
+    case 16: return Result<Search>(Search{SearchKind::long_keyid, hex});
+    case 40: return Result<Search>(Search{SearchKind::fingerprint, hex});
+    case 32:
+      return Result<Search>(problem(501, GPG_ERR_NOT_SUPPORTED,
+                                    "v3 (MD5) fingerprints are not supported; use the key ID"));
+    case 64:
+      return Result<Search>(problem(501, GPG_ERR_NOT_SUPPORTED,
+                                    "v5/v6 fingerprints are not supported by this gateway yet"));
+    default:
+      if (!prefixed) return std::nullopt;
+      return Result<Search>(problem(400, GPG_ERR_INV_USER_ID,
+                                    "malformed key ID or fingerprint \"" + std::string(s) +
+                                        "\" (expected 0x and 16 or 40 hex digits)"));
+  }
+}
+
+}  // namespace
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::get: return "get";
+    case Op::index: return "index";
+    case Op::vindex: return "vindex";
+    case Op::stats: return "stats";
+  }
+  return "?";
+}
+
+const char* kind_name(SearchKind kind) {
+  switch (kind) {
+    case SearchKind::fingerprint: return "fingerprint";
+    case SearchKind::long_keyid: return "keyid";
+    case SearchKind::short_keyid: return "short_keyid";
+    case SearchKind::email: return "email";
+    case SearchKind::text: return "text";
+  }
+  return "?";
+}
+
+std::string Search::upstream_form() const { return is_key_id() ? "0x" + value : value; }
+
+std::string percent_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string percent_encode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size() * 3);
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> split_query(std::string_view query) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const auto eq = part.find('=');
+    if (eq == std::string_view::npos) {
+      out.emplace_back(part, std::string_view());
+    } else {
+      out.emplace_back(part.substr(0, eq), part.substr(eq + 1));
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> form_field(std::string_view body, std::string_view name) {
+  for (const auto& [k, v] : split_query(body)) {
+    if (percent_decode(k, true) == name) {
+      return percent_decode(v, true);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> extract_email(std::string_view text) {
+  std::string_view s = trim(text);
+  const auto open = s.rfind('<');
+  if (open != std::string_view::npos) {
+    const auto close = s.find('>', open);
+    if (close == std::string_view::npos) return std::nullopt;
+    s = trim(s.substr(open + 1, close - open - 1));
+  } else if (const auto sp = s.find_last_of(" \t"); sp != std::string_view::npos) {
+    s = s.substr(sp + 1);  // "Alice alice@example.org": drop the leading name
+  }
+  const auto at = s.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 >= s.size() ||
+      s.find('@', at + 1) != std::string_view::npos || s.size() > 254) {
+    return std::nullopt;
+  }
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == '<' || c == '>' || c == '"') {
+      return std::nullopt;
+    }
+  }
+  return ascii_lower(s);
+}
+
+Result<Search> parse_search(std::string_view raw_encoded) {
+  // A raw '+' is a plus inside an email (sq, older GpgFrontend send it unescaped) and a space
+  // elsewhere (HTML forms); %2B is always a plus.
+  std::string decoded = percent_decode(raw_encoded, false);
+  if (decoded.find('@') == std::string::npos) {
+    decoded = percent_decode(raw_encoded, true);
+  }
+  const std::string_view s = trim(decoded);
+  if (s.empty()) {
+    return problem(400, GPG_ERR_INV_REQUEST, "empty search");
+  }
+  if (s.size() > 512) {
+    return problem(400, GPG_ERR_TOO_LARGE, "search longer than 512 bytes");
+  }
+  if (auto hex = parse_hex(s)) {
+    return std::move(*hex);
+  }
+  if (s.find('@') != std::string_view::npos) {
+    if (auto email = extract_email(s)) {
+      return Search{SearchKind::email, std::move(*email)};
+    }
+  }
+  std::string text;
+  for (char c : s) {
+    if (is_space(c)) {
+      if (!text.empty() && text.back() != ' ') text.push_back(' ');
+    } else {
+      text.push_back(c);
+    }
+  }
+  return Search{SearchKind::text, std::move(text)};
+}
+
+Result<LookupRequest> parse_lookup(std::string_view query) {
+  LookupRequest req;
+  std::optional<std::string> op;
+  std::optional<std::string_view> search;
+  for (const auto& [raw_key, raw_value] : split_query(query)) {
+    const std::string key = ascii_lower(percent_decode(raw_key, true));
+    if (key == "op") {
+      op = ascii_lower(percent_decode(raw_value, true));
+    } else if (key == "search") {
+      search = raw_value;
+    } else if (key == "options") {
+      // Comma separated, case-insensitive; unknown options are ignored.
+      const std::string list = ascii_lower(percent_decode(raw_value, true));
+      std::string_view rest = list;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view o = trim(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        req.machine_readable |= o == "mr";
+        req.no_modify |= o == "nm";
+      }
+    } else if (key == "exact") {
+      req.exact = on(percent_decode(raw_value, true));
+    } else if (key == "fingerprint") {
+      req.fingerprint = on(percent_decode(raw_value, true));
+    }
+    // Unknown variables are ignored (SHAW section 3).
+  }
+  if (!op || op->empty()) {
+    return problem(400, GPG_ERR_INV_REQUEST, "missing op (expected op=get, op=index or op=vindex)");
+  }
+  if (*op == "get") {
+    req.op = Op::get;
+  } else if (*op == "index") {
+    req.op = Op::index;
+  } else if (*op == "vindex") {
+    req.op = Op::vindex;
+  } else if (*op == "stats") {
+    req.op = Op::stats;
+    return req;
+  } else {
+    return problem(501, GPG_ERR_NOT_IMPLEMENTED, "op=" + *op + " is not supported");
+  }
+  if (!search) {
+    return problem(400, GPG_ERR_INV_REQUEST, "missing search");
+  }
+  auto s = parse_search(*search);
+  if (!s) {
+    return s.error();
+  }
+  req.search = std::move(*s);
+  if (req.op == Op::get && req.search.kind == SearchKind::text) {
+    return problem(501, GPG_ERR_NOT_SUPPORTED,
+                   "op=get needs a key ID, fingerprint or email address; use op=index for text");
+  }
+  return req;
+}
+
+}  // namespace hkpgw::hkp

@@ -1,0 +1,190 @@
+// The HTTP surface of DESIGN.md section 5 as a client sees it, against the real binary and a
+// real-HTTPS test keyserver: statuses, one-line reasons, content types, cache headers, counts.
+#include <catch2/catch.hpp>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+// A plain-text error body is exactly one line.
+void check_one_line(const HttpResult& r) {
+  REQUIRE_FALSE(r.body.empty());
+  CHECK(r.body.back() == '\n');
+  CHECK(r.body.find('\n') == r.body.size() - 1);
+}
+
+}  // namespace
+
+TEST_CASE("bad requests get the documented status and one line of text", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+
+  auto [target, status, words] = GENERATE(table<std::string, int, std::string>({
+      {"/pks/lookup?op=frobnicate&search=alice", 501, "op=frobnicate"},
+      {"/pks/lookup?op=vindex-x&search=alice", 501, "not supported"},
+      {"/pks/lookup?op=get", 400, "missing search"},
+      {"/pks/lookup?op=get&search=", 400, "empty search"},
+      {"/pks/lookup?search=alice", 400, "missing op"},
+      {"/pks/lookup?op=get&search=0xNOTHEX", 400, "malformed key ID"},
+      {"/pks/lookup?op=get&search=0xB8E106B6", 400, "32-bit key IDs"},
+      {"/pks/lookup?op=get&search=0x0000000000000000000000000000000000000001", 404, "No data"},
+      {"/no/such/path", 404, "no such path"},
+  }));
+  const HttpResult r = gw.get(target);
+  CHECK(r.status == status);
+  CHECK_THAT(r.body, Contains(words));
+  CHECK_THAT(r.header("content-type"), StartsWith("text/plain"));
+  check_one_line(r);
+  CHECK(r.header("content-length") == std::to_string(r.body.size()));
+}
+
+TEST_CASE("oversized headers get 431 and oversized bodies 413", "[integration]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "", "max_header_bytes = \"4KiB\"\nmax_body_bytes = \"64KiB\"\n");
+  REQUIRE(gw.started());
+  const HttpResult big_header =
+      http_request(gw.address(), "GET", "/", "", {"X-Padding: " + std::string(8000, 'a')});
+  CHECK(big_header.status == 431);
+  check_one_line(big_header);
+  const HttpResult big_body =
+      http_request(gw.address(), "POST", "/pks/add", "keytext=" + std::string(100000, 'A'));
+  CHECK(big_body.status == 413);
+  CHECK_THAT(big_body.body, Contains("65536"));
+  check_one_line(big_body);
+  // The process keeps serving.
+  CHECK(gw.get("/").status == 200);
+}
+
+TEST_CASE("GET / is a small page; unknown methods are refused", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const HttpResult home = gw.get("/");
+  CHECK(home.status == 200);
+  CHECK_THAT(home.header("content-type"), StartsWith("text/html"));
+  CHECK_THAT(home.body, Contains("/pks/lookup"));
+  CHECK_THAT(home.body, Contains(ks.url()));
+  CHECK(http_request(gw.address(), "DELETE", "/pks/lookup?op=get&search=x").status == 405);
+  const HttpResult stats = gw.get("/pks/lookup?op=stats");
+  CHECK(stats.status == 200);
+  CHECK_THAT(stats.body, Contains("keys: 0"));
+}
+
+TEST_CASE("op=get: a miss asks upstream once, then the cache answers", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("ALICE_FPR");
+
+  const HttpResult first = gw.get("/pks/lookup?op=get&options=mr&search=0x" + fpr);
+  REQUIRE(first.status == 200);
+  CHECK(first.header("content-type") == "application/pgp-keys");
+  CHECK(first.header("x-hkp-cache") == "miss");
+  CHECK_THAT(first.body, StartsWith("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+  CHECK(first.header("transfer-encoding").empty());
+  CHECK(ks.lookups() == 1);
+
+  const HttpResult second = gw.get("/pks/lookup?op=get&options=mr&search=0x" + fpr);
+  CHECK(second.status == 200);
+  CHECK(second.header("x-hkp-cache") == "hit");
+  CHECK(second.body == first.body);
+  CHECK(ks.lookups() == 1);
+
+  // Another identifier of the same key, in another spelling: still the cache.
+  const std::string sub = fixture("ALICE_SUB_FPR");
+  for (const std::string search : {fpr.substr(24), sub, "0x" + sub.substr(24), "0x" + fpr}) {
+    const HttpResult r = gw.get("/pks/lookup?op=get&search=" + search);
+    CHECK(r.status == 200);
+    CHECK(r.header("x-hkp-cache") == "hit");
+  }
+  CHECK(ks.lookups() == 1);
+}
+
+TEST_CASE("machine-readable index by email, cached per normalised query", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+
+  const HttpResult r = gw.get("/pks/lookup?op=index&options=mr&search=alice%40example.org");
+  REQUIRE(r.status == 200);
+  CHECK_THAT(r.header("content-type"), StartsWith("text/plain"));
+  CHECK_THAT(r.body, StartsWith("info:1:1\npub:" + fixture("ALICE_FPR") + ":22:"));
+  CHECK_THAT(r.body, Contains("uid:Alice%20Example%20<alice@example.org>:"));
+  CHECK_THAT(r.body, Contains("uid:Alice%20Work%3A%20Ops%20<Alice@Work.Example>:"));
+  CHECK(ks.count("indexes") == 1);
+
+  // The same search spelled differently is the same query: answered from the cache.
+  const HttpResult again = gw.get("/pks/lookup?search=%3CALICE@Example.org%3E&options=mr&op=index");
+  CHECK(again.status == 200);
+  CHECK(again.header("x-hkp-cache") == "hit");
+  CHECK(ks.count("indexes") == 1);
+
+  // Text search and its HTML rendering.
+  const HttpResult html = gw.get("/pks/lookup?op=index&search=Team+Rotation");
+  CHECK(html.status == 200);
+  CHECK_THAT(html.header("content-type"), StartsWith("text/html"));
+  CHECK_THAT(html.body, Contains(fixture("TEAM1_FPR")));
+  CHECK_THAT(html.body, Contains(fixture("TEAM2_FPR")));
+}
+
+TEST_CASE("index flags: revoked key, expired key, revoked user ID", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const auto pub_line = [&](const std::string& fpr) {
+    const HttpResult r = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fpr);
+    if (r.status != 200) FAIL_CHECK("status " << r.status << " for " << fpr << "\n" << gw.log());
+    const std::string body = r.body;
+    const auto at = body.find("pub:");
+    return at == std::string::npos ? body : body.substr(at, body.find('\n', at) - at);
+  };
+  CHECK_THAT(pub_line(fixture("CAROL_FPR")), Catch::Matchers::EndsWith(":r"));
+  CHECK_THAT(pub_line(fixture("DAVE_FPR")), Catch::Matchers::EndsWith(":e"));
+  CHECK_THAT(pub_line(fixture("ALICE_FPR")), Catch::Matchers::EndsWith(":"));
+  const HttpResult erin_r = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fixture("ERIN_FPR"));
+  INFO("status " << erin_r.status << "\n" << gw.log());
+  const std::string erin = erin_r.body;
+  REQUIRE_THAT(erin, Contains("uid:Erin%20Old%20<erin@old.example>:"));
+  const auto old_line = erin.substr(erin.find("uid:Erin%20Old"));
+  CHECK_THAT(old_line.substr(0, old_line.find('\n')), Catch::Matchers::EndsWith(":r"));
+}
+
+TEST_CASE("op=get by email returns every key with the address", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const HttpResult r = gw.get("/pks/lookup?op=get&options=mr&search=team%40example.org&exact=on");
+  REQUIRE(r.status == 200);
+  const HttpResult idx = gw.get("/pks/lookup?op=index&options=mr&search=team@example.org");
+  CHECK_THAT(idx.body, StartsWith("info:1:2\n"));
+  // A raw '+' in an address is a plus (sq sends it unescaped).
+  const HttpResult bob = gw.get("/pks/lookup?op=get&options=mr&search=bob+keys@example.org");
+  CHECK(bob.status == 200);
+  const int before = ks.lookups();
+  CHECK(gw.get("/pks/lookup?op=get&search=bob%2Bkeys%40example.org").header("x-hkp-cache") == "hit");
+  CHECK(ks.lookups() == before);
+}
+
+TEST_CASE("not found is remembered for negative_ttl", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string missing = "/pks/lookup?op=get&search=0x" + std::string(40, 'C');
+  CHECK(gw.get(missing).status == 404);
+  const HttpResult again = gw.get(missing);
+  CHECK(again.status == 404);
+  CHECK(again.header("x-hkp-cache") == "negative");
+  CHECK(ks.lookups() == 1);
+}

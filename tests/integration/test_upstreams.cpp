@@ -1,0 +1,120 @@
+// Upstream trust and failure handling: HTTPS only, certificates verified, wrong keys never
+// cached, hanging or failing upstreams given up in time, the cache serving when they all fail.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::string get_fpr(const std::string& fpr) { return "/pks/lookup?op=get&options=mr&search=0x" + fpr; }
+
+int cached_keys(const Gateway& gw) {
+  const std::string body = gw.get("/pks/lookup?op=stats&options=mr").body;
+  const auto at = body.find("\"keys\":");
+  return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
+}
+
+}  // namespace
+
+TEST_CASE("an http:// upstream is refused at start and by --check-config", "[integration]") {
+  TempDir dir;
+  Gateway gw(dir, {{"plain", "http://localhost:11371"}});
+  CHECK_FALSE(gw.started());
+  CHECK(gw.process().wait() == 1);
+  CHECK_THAT(gw.log(), Contains("upstream \"plain\""));
+  CHECK_THAT(gw.log(), Contains("HTTPS only"));
+  const auto check = run({HKPGW_BINARY, "--check-config", gw.config_path()});
+  CHECK(check.exit_code == 1);
+  CHECK_THAT(check.err, Contains("upstream[0].url"));
+}
+
+TEST_CASE("an upstream whose certificate we cannot verify is never used", "[integration]") {
+  TempDir dir;
+  auto cert = GENERATE(std::string("rogue"), std::string("wrongname"));
+  TestKeyserver bad(dir, "bad", cert);
+  TestKeyserver good(dir, "good");
+  Gateway gw(dir, {{"bad", bad.url()}, {"good", good.url()}});
+  REQUIRE(gw.started());
+  const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+  CHECK(r.status == 200);
+  CHECK(bad.lookups() == 0);   // the handshake failed before any request was sent
+  CHECK(good.lookups() == 1);
+  CHECK_THAT(gw.log(), Contains("outcome=tls_error"));
+}
+
+TEST_CASE("a wrong key from an upstream is never cached or served", "[integration]") {
+  TempDir dir;
+  TestKeyserver liar(dir, "liar", "server", "wrongkey");
+  SECTION("alone: the client gets 404 and nothing is cached") {
+    Gateway gw(dir, {{"liar", liar.url()}});
+    REQUIRE(gw.started());
+    CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 404);
+    CHECK(cached_keys(gw) == 0);
+    CHECK_THAT(gw.log(), Contains("event=upstream_key_mismatch upstream=liar"));
+  }
+  SECTION("followed by an honest upstream: its answer is served") {
+    TestKeyserver honest(dir, "honest");
+    Gateway gw(dir, {{"liar", liar.url()}, {"honest", honest.url()}});
+    REQUIRE(gw.started());
+    const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+    CHECK(r.status == 200);
+    CHECK(cached_keys(gw) == 1);
+    CHECK(liar.lookups() == 1);
+    CHECK(honest.lookups() == 1);
+    CHECK_THAT(gw.log(), Contains("upstream=honest"));
+  }
+}
+
+TEST_CASE("a hanging upstream is given up after request_timeout", "[integration]") {
+  TempDir dir;
+  TestKeyserver hung(dir, "hung", "server", "hang");
+  SECTION("the next upstream answers") {
+    TestKeyserver ok(dir, "ok");
+    Gateway gw(dir, {{"hung", hung.url()}, {"ok", ok.url()}}, "", "request_timeout = \"1s\"\n");
+    REQUIRE(gw.started());
+    CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+    CHECK(ok.lookups() == 1);
+    CHECK_THAT(gw.log(), Contains("outcome=timeout"));
+  }
+  SECTION("alone: 504 with one line") {
+    Gateway gw(dir, {{"hung", hung.url()}}, "", "request_timeout = \"1s\"\n");
+    REQUIRE(gw.started());
+    const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+    CHECK(r.status == 504);
+    CHECK_THAT(r.body, Contains("Timeout: no upstream answered in time"));
+  }
+}
+
+TEST_CASE("failing upstreams give 503, never 502, and the cache serves what it has",
+          "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\n");
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("ALICE_FPR");
+  REQUIRE(gw.get(get_fpr(fpr)).status == 200);
+
+  ks.set_mode("fail");
+  const HttpResult stale = gw.get(get_fpr(fpr));
+  CHECK(stale.status == 200);
+  CHECK(stale.header("x-hkp-cache") == "stale");
+
+  const HttpResult missing = gw.get(get_fpr(fixture("BOB_FPR")));
+  CHECK(missing.status == 503);
+  CHECK_THAT(missing.body, Contains("HTTP 500"));
+  CHECK(missing.body.find('\n') == missing.body.size() - 1);
+}
+
+TEST_CASE("SIGTERM stops the gateway cleanly with exit 0", "[integration]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  gw.process().signal(SIGTERM);
+  CHECK(gw.process().wait() == 0);
+  CHECK_THAT(gw.log(), Contains("event=stopped"));
+}

@@ -1,0 +1,102 @@
+#include "support/actors.hpp"
+
+#include <csignal>
+#include <sstream>
+#include <stdexcept>
+
+namespace hkpgw::test {
+
+TestKeyserver::TestKeyserver(const TempDir& dir, const std::string& name, const std::string& cert,
+                             const std::string& mode) {
+  const std::string d = data_dir();
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{HKPGW_TEST_KEYSERVER, "--cert", d + "/" + cert + ".pem", "--key",
+                               d + "/" + cert + ".key", "--keys", d + "/upstream-keys.asc",
+                               "--mode", mode},
+      dir / ("keyserver-" + name));
+  const auto line = process_->wait_for("control=");
+  if (!line) throw std::runtime_error("test keyserver did not start: " + process_->err());
+  std::istringstream in(*line);
+  for (std::string word; in >> word;) {
+    if (word.starts_with("tls=")) port_ = word.substr(word.rfind(':') + 1);
+    if (word.starts_with("control=")) control_ = word.substr(8);
+  }
+}
+
+void TestKeyserver::set_mode(const std::string& mode, int delay_ms) {
+  http_get(control_, "/mode?set=" + mode + "&delay_ms=" + std::to_string(delay_ms));
+}
+
+int TestKeyserver::count(const std::string& what) {
+  const std::string body = http_get(control_, "/stats").body;
+  const auto at = body.find(what + "=");
+  return at == std::string::npos ? -1 : std::stoi(body.substr(at + what.size() + 1));
+}
+
+int TestKeyserver::lookups() { return count("lookups"); }
+
+Gateway::Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
+                 const std::string& cache_toml, const std::string& upstreams_toml,
+                 const std::string& server_toml) {
+  // Top-level keys must precede the first table header.
+  std::string toml = upstreams.empty() ? "upstream = []\n\n" : "";
+  toml += "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_toml +
+          "\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[cache]\npath = \"" + dir / "cache" + "\"\n" +
+          cache_toml + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n" + upstreams_toml;
+  // Short test defaults unless the test sets its own.
+  if (upstreams_toml.find("connect_timeout") == std::string::npos) toml += "connect_timeout = \"2s\"\n";
+  if (upstreams_toml.find("request_timeout") == std::string::npos) toml += "request_timeout = \"3s\"\n";
+  for (const auto& u : upstreams) {
+    toml += "\n[[upstream]]\nname = \"" + u.name + "\"\nurl = \"" + u.url + "\"\n";
+  }
+  config_path_ = dir / "gateway.toml";
+  write_file(config_path_, toml);
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{HKPGW_BINARY, "--config", config_path_}, dir / "gateway");
+  if (!process_->wait_for("event=started")) return;
+  const std::string log = process_->err();
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("event=listening") == std::string::npos) continue;
+    if (field(line, "listener") == "hkp") address_ = field(line, "addr");
+    if (field(line, "listener") == "admin") admin_ = field(line, "addr");
+  }
+}
+
+Gateway::~Gateway() {
+  process_->signal(SIGTERM);
+  process_->wait(std::chrono::seconds(15));
+}
+
+Gpg::Gpg() = default;
+
+Gpg::~Gpg() { run({"gpgconf", "--kill", "all"}, {{"GNUPGHOME", home_.path()}}); }
+
+RunResult Gpg::operator()(std::vector<std::string> args, const std::string& keyserver) {
+  std::vector<std::string> argv = {"gpg", "--batch", "--no-tty", "--no-auto-check-trustdb"};
+  if (!keyserver.empty()) {
+    argv.insert(argv.end(), {"--keyserver", keyserver});
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, {{"GNUPGHOME", home_.path()}});
+}
+
+std::vector<std::string> Gpg::fingerprints() {
+  const auto r = (*this)({"--with-colons", "--list-keys"});
+  std::vector<std::string> out;
+  std::istringstream in(r.out);
+  bool after_pub = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("pub:")) after_pub = true;
+    if (line.starts_with("fpr:") && after_pub) {
+      std::vector<std::string> f;
+      std::istringstream fs(line);
+      for (std::string x; std::getline(fs, x, ':');) f.push_back(x);
+      if (f.size() > 9) out.push_back(f[9]);
+      after_pub = false;
+    }
+  }
+  return out;
+}
+
+}  // namespace hkpgw::test

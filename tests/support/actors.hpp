@@ -1,0 +1,69 @@
+// The actors of integration tests: a test keyserver process (real HTTPS), the real hkp-gateway
+// binary with a config written for the test, and gpg in a throwaway home.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/harness.hpp"
+
+namespace hkpgw::test {
+
+class TestKeyserver {
+ public:
+  // cert: "server" (signed by the test CA for localhost), "rogue" (self-signed), "wrongname".
+  explicit TestKeyserver(const TempDir& dir, const std::string& name,
+                         const std::string& cert = "server", const std::string& mode = "normal");
+  std::string url() const { return "https://localhost:" + port_; }
+  void set_mode(const std::string& mode, int delay_ms = 0);
+  int lookups();  // /pks/lookup requests seen so far
+  int count(const std::string& what);  // "requests", "lookups", "gets", "indexes"
+
+ private:
+  std::unique_ptr<Process> process_;
+  std::string port_, control_;
+};
+
+struct UpstreamSpec {
+  std::string name;
+  std::string url;
+};
+
+class Gateway {
+ public:
+  // Writes a config with these upstreams (trusting the test CA) plus extra keys for the [cache],
+  // [upstreams] and [server] tables, starts the binary and waits until it serves. Check started()
+  // when the test expects a refusal.
+  Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
+          const std::string& cache_toml = "", const std::string& upstreams_toml = "",
+          const std::string& server_toml = "");
+  ~Gateway();
+  bool started() const { return !address_.empty(); }
+  const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
+  const std::string& admin() const { return admin_; }
+  std::string hkp_url() const { return "hkp://" + address_; }
+  HttpResult get(const std::string& target) const { return http_get(address_, target); }
+  Process& process() { return *process_; }
+  std::string log() const { return process_->err(); }
+  const std::string& config_path() const { return config_path_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  std::string address_, admin_, config_path_;
+};
+
+class Gpg {
+ public:
+  Gpg();
+  ~Gpg();
+  // gpg --batch ... with this home; keyserver given when not empty.
+  RunResult operator()(std::vector<std::string> args, const std::string& keyserver = "");
+  // Fingerprints of the public keys in the keyring.
+  std::vector<std::string> fingerprints();
+
+ private:
+  TempDir home_;
+};
+
+}  // namespace hkpgw::test

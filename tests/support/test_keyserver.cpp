@@ -1,0 +1,158 @@
+// A keyserver for tests: speaks real HTTPS (certificate from the test CA) with keys from .asc
+// files, and can be told to misbehave. A plain-HTTP control port on loopback changes the mode and
+// reports how many requests it saw:
+//   GET /mode?set=normal|fail|notfound|hang|slow|wrongkey|nouids[&delay_ms=N]
+//   GET /stats -> "requests=N lookups=N gets=N indexes=N"
+// Prints "tls=ADDR control=ADDR" on stdout once listening.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+
+#include "config/config.hpp"
+#include "gateway/http_server.hpp"
+#include "gateway/tls.hpp"
+#include "hkp/index.hpp"
+#include "hkp/keyring.hpp"
+
+namespace asio = boost::asio;
+using namespace hkpgw;
+using gateway::HttpRequest;
+using gateway::HttpResponse;
+using gateway::text_response;
+
+namespace {
+
+struct State {
+  std::vector<hkp::ParsedKey> keys;
+  std::mutex mutex;
+  std::string mode = "normal";
+  int delay_ms = 0;
+  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0};
+
+  std::pair<std::string, int> current() {
+    std::lock_guard lock(mutex);
+    return {mode, delay_ms};
+  }
+};
+
+std::string query_value(std::string_view query, std::string_view key) {
+  for (const auto& [k, v] : hkp::split_query(query)) {
+    if (k == key) return hkp::percent_decode(v, false);
+  }
+  return "";
+}
+
+asio::awaitable<HttpResponse> serve(State& st, HttpRequest req) {
+  ++st.requests;
+  if (req.path() != "/pks/lookup") {
+    co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
+  }
+  ++st.lookups;
+  auto [mode, delay] = st.current();
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex);
+  if (mode == "hang") {
+    timer.expires_after(std::chrono::seconds(30));  // longer than any test's request_timeout
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return text_response(500, "hung");
+  }
+  if (delay > 0) {
+    timer.expires_after(std::chrono::milliseconds(delay));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (mode == "fail") co_return text_response(500, "test keyserver failing on purpose");
+  if (mode == "notfound") co_return text_response(404, "No results found");
+
+  auto parsed = hkp::parse_lookup(req.query());
+  if (!parsed) co_return text_response(parsed.error().status, parsed.error().message());
+  std::vector<const hkp::ParsedKey*> hits;
+  for (const auto& k : st.keys) {
+    if (k.info.matches(parsed->search)) hits.push_back(&k);
+  }
+  if (parsed->op == hkp::Op::get) {
+    ++st.gets;
+    if (mode == "wrongkey") {  // a real key, just not one that matches
+      hits.clear();
+      for (const auto& k : st.keys) {
+        if (!k.info.matches(parsed->search)) {
+          hits.push_back(&k);
+          break;
+        }
+      }
+    }
+    if (hits.empty()) co_return text_response(404, "No results found");
+    std::string packets;
+    for (const auto* k : hits) packets += k->packets;
+    HttpResponse r;
+    r.content_type = "application/pgp-keys";
+    r.body = hkp::armor_public_keys(packets);
+    co_return r;
+  }
+  ++st.indexes;
+  if (hits.empty()) co_return text_response(404, "No results found");
+  std::vector<hkp::IndexEntry> entries;
+  for (const auto* k : hits) entries.push_back(hkp::to_index_entry(k->info));
+  if (mode == "nouids") {
+    for (auto& e : entries) e.uids.clear();
+  }
+  co_return text_response(200, hkp::format_mr_index(entries, std::time(nullptr)));
+}
+
+asio::awaitable<HttpResponse> control(State& st, HttpRequest req) {
+  if (req.path() == "/stats") {
+    co_return text_response(200, "requests=" + std::to_string(st.requests) +
+                                     " lookups=" + std::to_string(st.lookups) +
+                                     " gets=" + std::to_string(st.gets) +
+                                     " indexes=" + std::to_string(st.indexes));
+  }
+  if (req.path() == "/mode") {
+    std::lock_guard lock(st.mutex);
+    st.mode = query_value(req.query(), "set");
+    const std::string d = query_value(req.query(), "delay_ms");
+    st.delay_ms = d.empty() ? 0 : std::stoi(d);
+    co_return text_response(200, "mode=" + st.mode);
+  }
+  co_return text_response(404, "unknown control path");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string cert, key, mode = "normal";
+  std::vector<std::string> key_files;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--cert") cert = argv[i + 1];
+    else if (a == "--key") key = argv[i + 1];
+    else if (a == "--keys") key_files.push_back(argv[i + 1]);
+    else if (a == "--mode") mode = argv[i + 1];
+  }
+  State st;
+  st.mode = mode;
+  for (const auto& f : key_files) {
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    auto parsed = hkp::parse_keys(s.str(), config::KeysConfig{});
+    for (auto& k : parsed.keys) st.keys.push_back(std::move(k));
+  }
+  asio::io_context io(1);
+  gateway::HttpServer tls_server(io, {}, [&st](HttpRequest r) { return serve(st, std::move(r)); });
+  gateway::HttpServer control_server(io, {},
+                                     [&st](HttpRequest r) { return control(st, std::move(r)); });
+  const auto tls_addr = tls_server.listen({"127.0.0.1", 0}, gateway::make_server_tls(cert, key));
+  const auto control_addr = control_server.listen({"127.0.0.1", 0});
+  std::cout << "tls=" << tls_addr << " control=" << control_addr << " keys=" << st.keys.size()
+            << std::endl;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](auto, int) { io.stop(); });
+  io.run();
+  return 0;
+}

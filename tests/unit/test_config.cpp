@@ -1,0 +1,185 @@
+#include <catch2/catch.hpp>
+
+#include "config/config.hpp"
+#include "support/harness.hpp"
+
+using namespace hkpgw::config;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// The problems of a config text, joined; "" when it loads.
+std::string problems_of(const std::string& toml) {
+  try {
+    load_string(toml, "test.toml");
+    return "";
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the embedded defaults are DESIGN.md's", "[config][unit]") {
+  const Config c = defaults();
+  REQUIRE(c.server.listen.size() == 1);
+  CHECK(c.server.listen[0].text() == "127.0.0.1:11371");
+  CHECK(c.admin.listen.text() == "127.0.0.1:11380");
+  CHECK(c.server.max_header_bytes == 16 * 1024);
+  CHECK(c.server.max_body_bytes == 1024 * 1024);
+  CHECK(c.cache.path == "var/cache");
+  CHECK(c.cache.fresh_for == std::chrono::hours(1));
+  CHECK(c.cache.negative_ttl == std::chrono::minutes(5));
+  REQUIRE(c.upstreams.list.size() == 2);
+  CHECK(c.upstreams.default_name == "ubuntu");
+  CHECK(c.upstreams.list[1].endpoint.host == "keys.openpgp.org");
+  CHECK(c.keys.short_key_ids == ShortKeyIds::reject);
+  CHECK(c.keys.third_party_sigs == ThirdPartySigs::strip_if_oversize);
+  CHECK_FALSE(c.server.honor_client_no_cache);
+}
+
+TEST_CASE("an empty file is the defaults", "[config][unit]") {
+  const Config c = load_string("", "empty.toml");
+  CHECK(c.upstreams.list.size() == 2);
+  CHECK(c.upstreams.default_name == "ubuntu");
+  CHECK(c.source == "empty.toml");
+}
+
+TEST_CASE("a full config is read", "[config][unit]") {
+  const Config c = load_string(R"(
+[server]
+listen = ["127.0.0.1:11371", "[::1]:11371"]
+threads = 4
+max_header_bytes = "8KiB"
+max_body_bytes = 2097152
+client_timeout = "5s"
+honor_client_no_cache = true
+
+[cache]
+path = "/var/lib/hkp-gateway"
+max_size = "2GiB"
+fresh_for = "30m"
+negative_ttl = "1m"
+
+[upstreams]
+default = "second"
+connect_timeout = "1s"
+merge = "all"
+forward_adds = "none"
+unhealthy_threshold = 5
+
+[[upstream]]
+name = "first"
+url = "https://one.example"
+
+[[upstream]]
+name = "second"
+url = "hkps://two.example:8443"
+probe = "/pks/lookup?op=stats"
+
+[keys]
+third_party_sigs = "strip"
+short_key_ids = "cache_only"
+)",
+                               "full.toml");
+  CHECK(c.server.listen.size() == 2);
+  CHECK(c.server.threads == 4);
+  CHECK(c.server.max_header_bytes == 8192);
+  CHECK(c.server.max_body_bytes == 2097152);
+  CHECK(c.server.honor_client_no_cache);
+  CHECK(c.cache.max_size == 2ULL << 30);
+  CHECK(c.upstreams.merge == MergePolicy::all);
+  CHECK(c.upstreams.forward_adds == ForwardAdds::none);
+  CHECK(c.upstreams.unhealthy_threshold == 5);
+  REQUIRE(c.upstreams.list.size() == 2);
+  CHECK(c.upstreams.list[1].endpoint.port == 8443);
+  CHECK(c.upstreams.try_order() == std::vector<std::size_t>{1, 0});
+  CHECK(c.keys.short_key_ids == ShortKeyIds::cache_only);
+}
+
+TEST_CASE("the default upstream is the first one when not named", "[config][unit]") {
+  const Config c = load_string(
+      "[[upstream]]\nname = \"a\"\nurl = \"https://a.example\"\n"
+      "[[upstream]]\nname = \"b\"\nurl = \"https://b.example\"\n",
+      "t.toml");
+  CHECK(c.upstreams.default_name == "a");
+  CHECK(c.upstreams.try_order() == std::vector<std::size_t>{0, 1});
+}
+
+TEST_CASE("config errors name the file, line and key path", "[config][unit]") {
+  SECTION("unknown key") {
+    CHECK_THAT(problems_of("[server]\nthreads = 2\nlisen = []\n"),
+               Contains("test.toml:3: server.lisen: unknown key"));
+  }
+  SECTION("unknown section") {
+    CHECK_THAT(problems_of("[sever]\n"), Contains("sever: unknown key"));
+  }
+  SECTION("wrong type") {
+    CHECK_THAT(problems_of("[server]\nthreads = \"four\"\n"),
+               Contains("test.toml:2: server.threads: expected an integer, got a string"));
+  }
+  SECTION("bad duration") {
+    CHECK_THAT(problems_of("[cache]\nfresh_for = \"1 hour\"\n"),
+               Contains("test.toml:2: cache.fresh_for:"));
+  }
+  SECTION("impossible value") {
+    CHECK_THAT(problems_of("[upstreams]\nunhealthy_threshold = 0\n"),
+               Contains("upstreams.unhealthy_threshold: must be between 1 and 1000"));
+  }
+  SECTION("bad enum") {
+    CHECK_THAT(problems_of("[upstreams]\nmerge = \"some\"\n"),
+               Contains("upstreams.merge: expected one of \"first\", \"all\""));
+  }
+  SECTION("http upstream is refused, naming the upstream") {
+    const auto p = problems_of("[[upstream]]\nname = \"plain\"\nurl = \"http://keys.example\"\n");
+    CHECK_THAT(p, Contains("test.toml:3: upstream[0].url: upstream \"plain\""));
+    CHECK_THAT(p, Contains("HTTPS only"));
+  }
+  SECTION("hkp upstream is refused") {
+    CHECK_THAT(problems_of("[[upstream]]\nname = \"x\"\nurl = \"hkp://keys.example\"\n"),
+               Contains("not hkp://"));
+  }
+  SECTION("duplicate upstream names") {
+    CHECK_THAT(problems_of("[[upstream]]\nname = \"x\"\nurl = \"https://a\"\n"
+                           "[[upstream]]\nname = \"x\"\nurl = \"https://b\"\n"),
+               Contains("upstream[1].name: duplicate upstream name \"x\""));
+  }
+  SECTION("default names no upstream") {
+    CHECK_THAT(problems_of("[upstreams]\ndefault = \"nope\"\n"),
+               Contains("test.toml:2: upstreams.default: no [[upstream]] is named \"nope\""));
+  }
+  SECTION("TLS listener without a certificate") {
+    CHECK_THAT(problems_of("[server]\nhkps_listen = [\"127.0.0.1:443\"]\n"),
+               Contains("server.hkps_listen: TLS listeners need server.tls_cert"));
+  }
+  SECTION("unreadable CA file") {
+    CHECK_THAT(problems_of("[upstreams]\nca_file = \"/nonexistent/ca.pem\"\n"),
+               Contains("upstreams.ca_file: cannot read \"/nonexistent/ca.pem\""));
+  }
+  SECTION("TOML syntax") {
+    CHECK_THAT(problems_of("[server\n"), Contains("TOML syntax error"));
+  }
+}
+
+TEST_CASE("every problem is reported, not only the first", "[config][unit]") {
+  try {
+    load_string("[server]\nthreads = -1\nmax_connections = 0\n[cache]\nfresh_for = \"x\"\n", "t.toml");
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(e.problems().size() == 3);
+  }
+}
+
+TEST_CASE("restart-only changes are named", "[config][unit]") {
+  Config a = defaults();
+  Config b = defaults();
+  b.cache.path = "elsewhere";
+  b.cache.fresh_for = std::chrono::minutes(1);
+  b.server.threads = 3;
+  const auto changed = restart_only_changes(a, b);
+  CHECK(changed == std::vector<std::string>{"server.threads", "cache.path"});
+}
+
+TEST_CASE("load_file reports a missing file", "[config][unit]") {
+  CHECK_THROWS_WITH(load_file("/nonexistent/gw.toml"), Contains("cannot open the config file"));
+}

@@ -1,0 +1,87 @@
+#include <catch2/catch.hpp>
+
+#include "cache/record.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::cache;
+
+namespace {
+
+hkp::ParsedKey sample_key() {
+  hkp::ParsedKey k;
+  k.info.fingerprint = "4DC89C5EAD0C41A5D76E3E0DF8864A8BB8E106B6";
+  k.info.algo = 22;
+  k.info.bits = 255;
+  k.info.created = 1700000000;
+  k.info.expires = 1800000000;
+  k.info.uids = {{"Alice <alice@example.org>", "alice@example.org", 1700000001, false},
+                 {"Old <old@example.org>", "old@example.org", 1700000002, true}};
+  k.info.subkeys = {{"7A9AD36F8B328CA76CAB9DDE603E4FFBC76FA132", 18, 255, 1700000003, 0, false}};
+  k.packets = std::string("\x99\x00\x33binary\0packets", 17);
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("key records round trip, packets readable without decoding the info", "[cache][unit]") {
+  const auto k = sample_key();
+  const std::string bytes = encode_key_record(k, 1712345678, "ubuntu");
+  auto v = decode_key_record(bytes);
+  REQUIRE(v);
+  CHECK(v->fetched_at == 1712345678);
+  CHECK(v->upstream == "ubuntu");
+  CHECK(v->packets == k.packets);
+  auto info = decode_key_info(v->info_bytes);
+  REQUIRE(info);
+  CHECK(info->fingerprint == k.info.fingerprint);
+  REQUIRE(info->uids.size() == 2);
+  CHECK(info->uids[1].revoked);
+  CHECK(info->uids[1].email == "old@example.org");
+  REQUIRE(info->subkeys.size() == 1);
+  CHECK(info->subkeys[0].fingerprint == k.info.subkeys[0].fingerprint);
+  CHECK(info->expires == 1800000000);
+}
+
+TEST_CASE("truncated or foreign records are refused, not misread", "[cache][unit]") {
+  const std::string bytes = encode_key_record(sample_key(), 1, "x");
+  for (std::size_t cut : {0ul, 1ul, 9ul, 14ul}) {
+    CHECK_FALSE(decode_key_record(bytes.substr(0, cut)));
+  }
+  std::string foreign = bytes;
+  foreign[0] = 99;
+  CHECK_FALSE(decode_key_record(foreign));
+  auto v = decode_key_record(bytes);
+  REQUIRE(v);
+  CHECK_FALSE(decode_key_info(v->info_bytes.substr(0, v->info_bytes.size() - 3)));
+}
+
+TEST_CASE("query records round trip", "[cache][unit]") {
+  QueryRecord neg{100, "", QueryKind::not_found, {}, {}};
+  CHECK(decode_query_record(encode_query_record(neg)) == neg);
+  QueryRecord fprs{200, "openpgp", QueryKind::fingerprints, {"AA", "BB"}, {}};
+  CHECK(decode_query_record(encode_query_record(fprs)) == fprs);
+  hkp::IndexEntry e;
+  e.id = "F8864A8BB8E106B6";
+  e.revoked = true;
+  e.uids = {{"Alice", 5, 6, true}};
+  QueryRecord idx{300, "ubuntu", QueryKind::index, {}, {e, e}};
+  CHECK(decode_query_record(encode_query_record(idx)) == idx);
+}
+
+TEST_CASE("query keys normalise what clients consider equal", "[cache][unit]") {
+  using hkp::Op;
+  using hkp::SearchKind;
+  CHECK(query_key(Op::index, {SearchKind::text, "Alice Example"}) ==
+        query_key(Op::vindex, {SearchKind::text, "alice example"}));
+  CHECK(query_key(Op::get, {SearchKind::email, "a@b"}) != query_key(Op::index, {SearchKind::email, "a@b"}));
+  CHECK(query_key(Op::index, {SearchKind::text, std::string(2000, 'x')}).size() <= 480);
+}
+
+TEST_CASE("fingerprint hex/binary conversion", "[cache][unit]") {
+  const std::string hex = "4DC89C5EAD0C41A5D76E3E0DF8864A8BB8E106B6";
+  CHECK(fingerprint_bytes(hex).size() == 20);
+  CHECK(fingerprint_hex(fingerprint_bytes(hex)) == hex);
+  CHECK(fingerprint_bytes("4dc89c5ead0c41a5d76e3e0df8864a8bb8e106b6") == fingerprint_bytes(hex));
+  CHECK(fingerprint_bytes("XYZ").empty());
+  CHECK(fingerprint_bytes(std::string(40, 'G')).empty());
+}
