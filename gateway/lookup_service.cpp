@@ -80,9 +80,29 @@ struct LookupService::Fetched {
   std::string upstream;                      // who answered
   std::vector<hkp::ParsedKey> keys;          // verified to carry the search (key lookups)
   std::vector<hkp::IndexEntry> entries;      // index lookups
-  bool definitive_not_found = false;         // every upstream asked answered (404 or no match)
-  bool all_timeouts = false;
-  std::string failures;                      // "name: detail; ..." for the 503/504 message
+  bool definitive_not_found = true;          // every upstream asked answered (404 or no match)
+  bool all_timeouts = true;
+  bool asked_any = false;
+  std::string failures;                      // "detail; ..." for the 503/504 message
+
+  // Failover bookkeeping for an answer we cannot use: a 404 (or nothing matching) keeps "not
+  // found" definitive; anything else is a failure, logged, and spoils it.
+  void record_unusable(const std::string& upstream, const UpstreamResponse& r) {
+    asked_any = true;
+    if (r.outcome == Outcome::not_found) {
+      all_timeouts = false;
+      return;
+    }
+    log::warn("upstream_failed",
+              {{"upstream", upstream}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}});
+    definitive_not_found = false;
+    if (r.outcome != Outcome::timeout) all_timeouts = false;
+    failures += (failures.empty() ? "" : "; ") + r.detail;
+  }
+  void finish() {
+    outcome = definitive_not_found ? Outcome::not_found : Outcome::connect_error;
+    all_timeouts = all_timeouts && asked_any;
+  }
 };
 
 LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info) const {
@@ -137,8 +157,6 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(const hkp::Sea
                                                                   const Snapshot& snapshot) {
   const auto& cfg = *snapshot.config;
   Fetched out;
-  out.definitive_not_found = true;
-  out.all_timeouts = true;
   std::string target = "/pks/lookup?op=get&options=mr&search=" + hkp::percent_encode(search.upstream_form());
   if (search.kind == SearchKind::email) target += "&exact=on";
   const UpstreamLimits limits{cfg.upstreams.connect_timeout, cfg.upstreams.request_timeout,
@@ -167,19 +185,9 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(const hkp::Sea
         r.outcome = Outcome::not_found;
       }
     }
-    if (r.outcome == Outcome::not_found) {
-      out.all_timeouts = false;
-      continue;
-    }
-    log::warn("upstream_failed", {{"upstream", client->name()},
-                                  {"outcome", outcome_name(r.outcome)},
-                                  {"detail", r.detail}});
-    out.definitive_not_found = false;
-    if (r.outcome != Outcome::timeout) out.all_timeouts = false;
-    out.failures += (out.failures.empty() ? "" : "; ") + r.detail;
+    out.record_unusable(client->name(), r);
   }
-  out.outcome = out.definitive_not_found ? Outcome::not_found : Outcome::connect_error;
-  if (snapshot.upstreams.empty()) out.all_timeouts = false;
+  out.finish();
   co_return out;
 }
 
@@ -187,8 +195,6 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(const hkp::Se
                                                                    const Snapshot& snapshot) {
   const auto& cfg = *snapshot.config;
   Fetched out;
-  out.definitive_not_found = true;
-  out.all_timeouts = true;
   const std::string target = "/pks/lookup?op=index&options=mr&fingerprint=on&search=" +
                              hkp::percent_encode(search.value);
   const UpstreamLimits limits{cfg.upstreams.connect_timeout, cfg.upstreams.request_timeout,
@@ -210,19 +216,9 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(const hkp::Se
         r.detail = client->name() + ": " + entries.error().message();
       }
     }
-    if (r.outcome == Outcome::not_found) {
-      out.all_timeouts = false;
-      continue;
-    }
-    log::warn("upstream_failed", {{"upstream", client->name()},
-                                  {"outcome", outcome_name(r.outcome)},
-                                  {"detail", r.detail}});
-    out.definitive_not_found = false;
-    if (r.outcome != Outcome::timeout) out.all_timeouts = false;
-    out.failures += (out.failures.empty() ? "" : "; ") + r.detail;
+    out.record_unusable(client->name(), r);
   }
-  out.outcome = out.definitive_not_found ? Outcome::not_found : Outcome::connect_error;
-  if (snapshot.upstreams.empty()) out.all_timeouts = false;
+  out.finish();
   co_return out;
 }
 
