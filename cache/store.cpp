@@ -207,6 +207,8 @@ StoreStats Store::stats() const {
   return s;
 }
 
+bool Store::readable() const { return ReadTxn(env_).txn != nullptr; }
+
 void Store::write(WriteBatch batch, Done done) {
   {
     std::lock_guard lock(mutex_);

@@ -81,6 +81,8 @@ class Store {
                                  const Visitor& visit) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;
   StoreStats stats() const;
+  // True when a read transaction can be opened (the environment is usable): readiness probes.
+  bool readable() const;
 
   // Queues a batch for the writer thread; `done` runs on that thread after the commit (or with
   // the LMDB error). Keys replace the cached copy and its index entries.

@@ -101,8 +101,8 @@ int App::run() {
         const auto path = r.path();
         if (path == "/healthz") co_return text_response(200, "ok");
         if (path == "/readyz") {
-          // The cache is open (the constructor succeeded) and answers reads.
-          (void)store.stats();
+          // Upstream health joins this with the health checker (issue 3); today: the cache reads.
+          if (!store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
           co_return text_response(200, "ready");
         }
         co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));

@@ -4,7 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <map>
+#include <set>
 
 #include "gateway/log.hpp"
 #include "hkp/index.hpp"
@@ -29,10 +29,14 @@ struct CachedKey {
 std::int64_t seconds(std::chrono::milliseconds d) { return d.count() / 1000; }
 
 HttpResponse keys_response(const std::vector<const std::string*>& packets) {
-  std::string all;
-  for (const auto* p : packets) all += *p;
   HttpResponse r;
   r.content_type = "application/pgp-keys";
+  if (packets.size() == 1) {  // the common case: armor straight from the key's packets
+    r.body = hkp::armor_public_keys(*packets.front());
+    return r;
+  }
+  std::string all;
+  for (const auto* p : packets) all += *p;
   r.body = hkp::armor_public_keys(all);
   return r;
 }
@@ -70,38 +74,32 @@ void decorate(HttpResponse& r, const hkp::LookupRequest& req, std::string_view c
 // What the cache holds for a search.
 struct LookupService::Found {
   std::vector<CachedKey> keys;
-  std::optional<cache::QueryRecord> query;  // the search's query record, if any
-  std::int64_t oldest = 0;                  // oldest fetched_at among keys (or the query record)
+  std::int64_t oldest = 0;  // oldest fetched_at among the keys
 };
 
 // What the upstreams said.
 struct LookupService::Fetched {
-  Outcome outcome = Outcome::connect_error;  // ok, not_found, or the last failure
-  std::string upstream;                      // who answered
-  std::vector<hkp::ParsedKey> keys;          // verified to carry the search (key lookups)
-  std::vector<hkp::IndexEntry> entries;      // index lookups
-  bool definitive_not_found = true;          // every upstream asked answered (404 or no match)
-  bool all_timeouts = true;
-  bool asked_any = false;
-  std::string failures;                      // "detail; ..." for the 503/504 message
+  std::string upstream;                  // who answered usefully; "" = nobody
+  std::vector<hkp::ParsedKey> keys;      // verified to carry the search (key lookups)
+  std::vector<hkp::IndexEntry> entries;  // index lookups
+  int asked = 0, failed = 0, timed_out = 0;
+  std::string failures;                  // "detail; ..." for the 503/504 message
 
-  // Failover bookkeeping for an answer we cannot use: a 404 (or nothing matching) keeps "not
-  // found" definitive; anything else is a failure, logged, and spoils it.
-  void record_unusable(const std::string& upstream, const UpstreamResponse& r) {
-    asked_any = true;
-    if (r.outcome == Outcome::not_found) {
-      all_timeouts = false;
-      return;
-    }
+  bool found() const { return !upstream.empty(); }
+  // Every upstream asked answered, and none had it: worth remembering as "not found".
+  bool definitive_not_found() const { return !found() && failed == 0; }
+  bool all_timed_out() const { return asked > 0 && timed_out == asked; }
+
+  // An answer we cannot use: a 404 (or nothing matching) is an answer; anything else is a
+  // failure, logged.
+  void record_unusable(const std::string& name, const UpstreamResponse& r) {
+    ++asked;
+    if (r.outcome == Outcome::not_found) return;
     log::warn("upstream_failed",
-              {{"upstream", upstream}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}});
-    definitive_not_found = false;
-    if (r.outcome != Outcome::timeout) all_timeouts = false;
+              {{"upstream", name}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}});
+    ++failed;
+    if (r.outcome == Outcome::timeout) ++timed_out;
     failures += (failures.empty() ? "" : "; ") + r.detail;
-  }
-  void finish() {
-    outcome = definitive_not_found ? Outcome::not_found : Outcome::connect_error;
-    all_timeouts = all_timeouts && asked_any;
   }
 };
 
@@ -173,7 +171,6 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(const hkp::Sea
           if (k.info.matches(search)) out.keys.push_back(std::move(k));
         }
         if (!out.keys.empty()) {
-          out.outcome = Outcome::ok;
           out.upstream = client->name();
           co_return out;
         }
@@ -187,7 +184,6 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(const hkp::Sea
     }
     out.record_unusable(client->name(), r);
   }
-  out.finish();
   co_return out;
 }
 
@@ -204,7 +200,6 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(const hkp::Se
     if (r.outcome == Outcome::ok) {
       auto entries = hkp::parse_mr_index(r.body);
       if (entries && !entries->empty()) {
-        out.outcome = Outcome::ok;
         out.upstream = client->name();
         out.entries = std::move(*entries);
         co_return out;
@@ -218,7 +213,6 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(const hkp::Se
     }
     out.record_unusable(client->name(), r);
   }
-  out.finish();
   co_return out;
 }
 
@@ -249,8 +243,9 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   // Email answers merge cached and fetched keys, which needs their fingerprints.
   Found found = load_cached(search, want_index || search.kind == SearchKind::email);
   // An email's answer is complete only if the upstreams were asked for that address recently;
-  // an ID's answer is the key itself.
-  std::optional<cache::QueryRecord> query = store_.get_query(qkey);
+  // an ID's answer is the key itself, so a cached ID needs no query record (hot path).
+  std::optional<cache::QueryRecord> query;
+  if (search.kind == SearchKind::email || found.keys.empty()) query = store_.get_query(qkey);
   std::int64_t fetched_at = found.oldest;
   if (search.kind == SearchKind::email) {
     fetched_at = query && query->kind != cache::QueryKind::not_found ? query->fetched_at : 0;
@@ -284,14 +279,14 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
     decorate(r, req, "negative", "", now - query->fetched_at);
     co_return r;
   }
-  if (cache_only) {
-    HttpResponse r = found.keys.empty() ? not_found(search) : serve_cached("hit", fetched_at);
+  if (cache_only) {  // never asked upstream; cached keys were served above
+    HttpResponse r = not_found(search);
     decorate(r, req, "miss", "", -1);
     co_return r;
   }
 
   Fetched fetched = co_await fetch_keys(search, snap);
-  if (fetched.outcome == Outcome::ok) {
+  if (fetched.found()) {
     cache::WriteBatch batch;
     for (const auto& k : fetched.keys) batch.keys.push_back({k, now, fetched.upstream});
     if (search.kind == SearchKind::email) {
@@ -301,8 +296,8 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
     }
     co_await store_and_wait(std::move(batch));
     // The answer: what the upstream sent, plus any other cached key carrying the address.
-    std::map<std::string, const hkp::ParsedKey*> fresh;
-    for (const auto& k : fetched.keys) fresh[k.info.fingerprint] = &k;
+    std::set<std::string> fresh;
+    for (const auto& k : fetched.keys) fresh.insert(k.info.fingerprint);
     HttpResponse r;
     if (want_index) {
       std::vector<hkp::IndexEntry> entries;
@@ -325,10 +320,10 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   // Nothing usable from upstream. The cache is the organisation's copy of the key world: a key
   // we hold (uploaded here, or dropped upstream) is still served, as stale.
   if (!found.keys.empty() &&
-      (fetched.definitive_not_found || now - found.oldest <= seconds(cfg.cache.stale_if_error))) {
+      (fetched.definitive_not_found() || now - found.oldest <= seconds(cfg.cache.stale_if_error))) {
     co_return serve_cached("stale", found.oldest);
   }
-  if (fetched.definitive_not_found) {
+  if (fetched.definitive_not_found()) {
     cache::WriteBatch batch;
     batch.queries.emplace_back(qkey, cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
     co_await store_and_wait(std::move(batch));
@@ -336,7 +331,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
     decorate(r, req, "miss", "", -1);
     co_return r;
   }
-  HttpResponse r = upstreams_failed(search, fetched.all_timeouts, fetched.failures);
+  HttpResponse r = upstreams_failed(search, fetched.all_timed_out(), fetched.failures);
   decorate(r, req, "miss", "", -1);
   co_return r;
 }
@@ -388,14 +383,14 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   }
 
   Fetched fetched = co_await fetch_index(search, snap);
-  if (fetched.outcome == Outcome::ok) {
+  if (fetched.found()) {
     cache::WriteBatch batch;
     batch.queries.emplace_back(
         qkey, cache::QueryRecord{now, fetched.upstream, cache::QueryKind::index, {}, fetched.entries});
     co_await store_and_wait(std::move(batch));
     co_return respond(std::move(fetched.entries), "miss", fetched.upstream, 0);
   }
-  if (fetched.definitive_not_found) {
+  if (fetched.definitive_not_found()) {
     cache::WriteBatch batch;
     batch.queries.emplace_back(qkey, cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
     co_await store_and_wait(std::move(batch));
@@ -408,7 +403,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   if (!local.empty()) {
     co_return respond({}, "stale", "", -1);
   }
-  HttpResponse r = upstreams_failed(search, fetched.all_timeouts, fetched.failures);
+  HttpResponse r = upstreams_failed(search, fetched.all_timed_out(), fetched.failures);
   decorate(r, req, "miss", "", -1);
   co_return r;
 }

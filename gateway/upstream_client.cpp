@@ -91,10 +91,9 @@ asio::awaitable<UpstreamResponse> UpstreamClient::get(std::string path_and_query
   std::unique_ptr<Connection> idle = take_idle();
   const bool reused = idle != nullptr;
   UpstreamResponse r = co_await run_on_strand(std::move(idle));
-  // A kept-alive connection may have been closed by the server meanwhile: one retry on a fresh
-  // connection, for connection-level failures only (never for an answer we got).
-  if (reused && (r.outcome == Outcome::connect_error || r.outcome == Outcome::bad_response) &&
-      r.status == 0) {
+  // A kept-alive connection may have been closed by the server meanwhile (write fails, or the
+  // read sees EOF/reset): one retry on a fresh connection. Never for an answer we got.
+  if (reused && r.outcome == Outcome::connect_error) {
     r = co_await run_on_strand(nullptr);
   }
   r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -162,7 +161,6 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
                  std::to_string(limits.request_timeout.count()) + "ms";
     } else if (rec == http::error::body_limit) {
       r.outcome = Outcome::bad_response;
-      r.status = 200;  // an answer came: not a stale-connection case
       r.detail = "answer from " + upstream_.name + " over " +
                  std::to_string(limits.max_response_bytes) + " bytes";
     } else if (rec == http::error::end_of_stream || rec == asio::error::eof ||

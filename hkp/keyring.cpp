@@ -159,10 +159,10 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
   KeyInfo& info = pk.info;
   read_basic(key, info.fingerprint, info.algo, info.bits, info.created, info.expires,
              info.revoked);
-  info.version = info.fingerprint.size() == 40 ? 4 : 5;
   if (info.fingerprint.size() != 40) {
     return RejectedKey{info.fingerprint, GPG_ERR_UNKNOWN_VERSION, "only v4 keys are supported"};
   }
+  info.version = 4;
   if (!flag(rnp_key_is_valid, key) && !info.revoked && !flag(rnp_key_is_expired, key)) {
     return RejectedKey{info.fingerprint, GPG_ERR_BAD_SIGNATURE,
                        "the primary key has no valid self-signature"};

@@ -188,3 +188,33 @@ TEST_CASE("not found is remembered for negative_ttl", "[integration]") {
   CHECK(again.header("x-hkp-cache") == "negative");
   CHECK(ks.lookups() == 1);
 }
+
+TEST_CASE("short_key_ids = cache_only: answered from the cache, never asked upstream",
+          "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[keys]\nshort_key_ids = \"cache_only\"\n");
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("ALICE_FPR");
+  REQUIRE(gw.get("/pks/lookup?op=get&search=0x" + fpr).status == 200);
+  REQUIRE(ks.lookups() == 1);
+
+  const HttpResult hit = gw.get("/pks/lookup?op=get&search=0x" + fpr.substr(32));
+  CHECK(hit.status == 200);
+  CHECK(hit.header("x-hkp-cache") == "hit");
+  const HttpResult unknown = gw.get("/pks/lookup?op=get&search=0x" + fixture("BOB_FPR").substr(32));
+  CHECK(unknown.status == 404);
+  CHECK(unknown.header("x-hkp-cache") == "miss");
+  CHECK(ks.lookups() == 1);
+}
+
+TEST_CASE("readiness and liveness probes on the admin listener", "[integration]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  CHECK(http_get(gw.admin(), "/healthz").status == 200);
+  const HttpResult ready = http_get(gw.admin(), "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body == "ready\n");
+  CHECK(http_get(gw.admin(), "/metricz").status == 404);
+}

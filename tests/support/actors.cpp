@@ -42,10 +42,12 @@ Gateway::Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
   std::string toml = upstreams.empty() ? "upstream = []\n\n" : "";
   toml += "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_toml +
           "\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[cache]\npath = \"" + dir / "cache" + "\"\n" +
-          cache_toml + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n" + upstreams_toml;
-  // Short test defaults unless the test sets its own.
+          cache_toml + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n";
+  // Short test defaults unless the test sets its own; then the test's keys (which may open
+  // further tables such as [keys]).
   if (upstreams_toml.find("connect_timeout") == std::string::npos) toml += "connect_timeout = \"2s\"\n";
   if (upstreams_toml.find("request_timeout") == std::string::npos) toml += "request_timeout = \"3s\"\n";
+  toml += upstreams_toml;
   for (const auto& u : upstreams) {
     toml += "\n[[upstream]]\nname = \"" + u.name + "\"\nurl = \"" + u.url + "\"\n";
   }

@@ -33,7 +33,7 @@ struct UpstreamSpec {
 class Gateway {
  public:
   // Writes a config with these upstreams (trusting the test CA) plus extra keys for the [cache],
-  // [upstreams] and [server] tables, starts the binary and waits until it serves. Check started()
+  // [upstreams] (may go on with further tables, e.g. [keys]) and [server] tables, starts the binary and waits until it serves. Check started()
   // when the test expects a refusal.
   Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
           const std::string& cache_toml = "", const std::string& upstreams_toml = "",

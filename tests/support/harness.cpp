@@ -207,7 +207,10 @@ HttpResult http_request(const std::string& host_port, const std::string& method,
     if (c == std::string::npos) continue;
     std::string name = line.substr(0, c);
     for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    res.headers[name] = line.substr(line.find_first_not_of(' ', c + 1));
+    // Repeated fields are combined as HTTP does ("a, b"), so a doubled header fails equality checks.
+    const std::string value = line.substr(line.find_first_not_of(' ', c + 1));
+    auto [it, inserted] = res.headers.emplace(name, value);
+    if (!inserted) it->second += ", " + value;
   }
   res.body = raw.substr(head_end + 4);
   return res;
