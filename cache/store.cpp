@@ -182,6 +182,28 @@ std::size_t Store::visit_fingerprints(std::span<const std::string> fingerprints,
   return n;
 }
 
+std::size_t Store::visit_text(std::string_view needle, std::size_t limit,
+                              const Visitor& fn) const {
+  ReadTxn t(env_);
+  if (!t.txn || needle.empty()) return 0;
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(t.txn, ids_dbi_, &cur) != MDB_SUCCESS) return 0;
+  std::set<std::string, std::less<>> seen;
+  MDB_val k = val("E"), fpr;
+  for (int rc = mdb_cursor_get(cur, &k, &fpr, MDB_SET_RANGE);
+       rc == MDB_SUCCESS && seen.size() < limit; rc = mdb_cursor_get(cur, &k, &fpr, MDB_NEXT)) {
+    const std::string_view key = view(k);
+    if (!key.starts_with('E')) break;
+    if (key.substr(1).find(needle) == std::string_view::npos) continue;
+    if (!seen.insert(std::string(view(fpr))).second) continue;
+    MDB_val rec;
+    if (mdb_get(t.txn, keys_dbi_, &fpr, &rec) != MDB_SUCCESS) continue;
+    if (auto r = decode_key_record(view(rec))) fn(*r);
+  }
+  mdb_cursor_close(cur);
+  return seen.size();
+}
+
 std::optional<QueryRecord> Store::get_query(std::string_view key) const {
   ReadTxn t(env_);
   if (!t.txn) return std::nullopt;

@@ -79,6 +79,10 @@ class Store {
   // The same for a list of primary fingerprints (hex); unknown ones are skipped.
   std::size_t visit_fingerprints(std::span<const std::string> fingerprints,
                                  const Visitor& visit) const;
+  // Keys whose indexed email address contains `needle` (lower-case), at most `limit` of them.
+  // A scan of the email index: the fallback for text searches when every upstream fails, never
+  // the hot path.
+  std::size_t visit_text(std::string_view needle, std::size_t limit, const Visitor& visit) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;
   StoreStats stats() const;
   // True when a read transaction can be opened (the environment is usable): readiness probes.

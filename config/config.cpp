@@ -267,7 +267,7 @@ void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   const std::string p = "upstreams.";
   r.check_keys(t, p, {"default", "ca_file", "connect_timeout", "request_timeout", "hedge_after",
                       "merge", "forward_adds", "probe_interval", "probe_timeout",
-                      "unhealthy_threshold", "healthy_threshold"});
+                      "unhealthy_threshold", "healthy_threshold", "max_connections"});
   r.string(t, p, "default", u.default_name);
   r.string(t, p, "ca_file", u.ca_file);
   const Duration ms100 = std::chrono::milliseconds(100);
@@ -283,6 +283,7 @@ void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   r.duration(t, p, "probe_timeout", u.probe_timeout, ms100);
   r.integer(t, p, "unhealthy_threshold", u.unhealthy_threshold, 1, 1000);
   r.integer(t, p, "healthy_threshold", u.healthy_threshold, 1, 1000);
+  r.integer(t, p, "max_connections", u.max_connections, 1, 10000);
 }
 
 void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& out) {

@@ -64,6 +64,7 @@ struct UpstreamsConfig {
   Duration probe_timeout = std::chrono::seconds(5);
   unsigned unhealthy_threshold = 3;
   unsigned healthy_threshold = 2;
+  unsigned max_connections = 16;  // per upstream, idle ones included; more requests wait their turn
   std::vector<UpstreamConfig> list;  // in file order
 
   // The order misses are tried in: the default first, then the others in list order.

@@ -26,17 +26,6 @@ namespace {
 
 constexpr auto kGracePeriod = std::chrono::seconds(10);
 
-std::shared_ptr<const Snapshot> build_snapshot(asio::io_context& io,
-                                               std::shared_ptr<const config::Config> cfg) {
-  auto snap = std::make_shared<Snapshot>();
-  snap->config = cfg;
-  for (const std::size_t i : cfg->upstreams.try_order()) {
-    snap->upstreams.push_back(std::make_shared<UpstreamClient>(
-        io.get_executor(), cfg->upstreams.list[i], cfg->upstreams.ca_file));
-  }
-  return snap;
-}
-
 ServerLimits limits_of(const config::Config& c) {
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
                       static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
@@ -77,9 +66,11 @@ int App::run() {
   // Declared first, destroyed last: the cache writer posts completions to it until it stops.
   asio::io_context io(static_cast<int>(threads));
   cache::Store store(cache::StoreOptions{cfg->cache.path, cfg->cache.max_size});
-  std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io, cfg));
-  LookupService lookups(store, unix_now);
-  Router router(lookups, store, [&current] { return current.load(); });
+  std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
+  const SnapshotSource snapshots = [&current] { return current.load(); };
+  Fleet fleet;
+  LookupService lookups(store, fleet, unix_now, io.get_executor());
+  Router router(lookups, store, snapshots);
 
   HttpServer hkp_server(io, limits_of(*cfg),
                         [&router](HttpRequest r) { return router.handle(std::move(r)); },
@@ -94,16 +85,23 @@ int App::run() {
     }
   }
 
-  // Admin listener: probes for orchestration. /admin/* and /metrics arrive with their issue.
+  // Admin listener: probes for orchestration. /admin/* and /metrics are not built yet.
   HttpServer admin_server(
       io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
-      [&store](HttpRequest r) -> asio::awaitable<HttpResponse> {
+      [&store, &snapshots](HttpRequest r) -> asio::awaitable<HttpResponse> {
         const auto path = r.path();
         if (path == "/healthz") co_return text_response(200, "ok");
         if (path == "/readyz") {
-          // Upstream health joins this with the health checker (issue 3); today: the cache reads.
+          // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
           if (!store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
-          co_return text_response(200, "ready");
+          const auto snap = snapshots();
+          const bool upstream_ok = snap->upstreams.empty() ||  // a cache-only gateway
+                                   std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
+                                               [](const auto& u) { return u->health().healthy(); });
+          if (!upstream_ok && store.stats().keys == 0) {
+            co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
+          }
+          co_return text_response(200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
         }
         co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
       });
@@ -121,7 +119,7 @@ int App::run() {
       for (const auto& k : config::restart_only_changes(*old->config, *next)) {
         restart += (restart.empty() ? "" : ",") + k;
       }
-      current.store(build_snapshot(io, next));
+      current.store(build_snapshot(io.get_executor(), next, old.get()));
       log::info("config_reload", {{"result", "success"},
                                   {"file", config_path_},
                                   {"restart_required_for", restart.empty() ? "-" : restart}});
@@ -148,6 +146,7 @@ int App::run() {
           log::info("shutting_down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
           hkp_server.stop();
           admin_server.stop();
+          fleet.stop_probing();
           asio::steady_timer t(io);
           const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
           while (hkp_server.active_connections() > 0 &&
@@ -165,6 +164,7 @@ int App::run() {
       },
       asio::detached);
 
+  fleet.start_probing(io.get_executor(), snapshots);
   log::info("started", {{"version", kVersion},
                         {"threads", std::to_string(threads)},
                         {"config", cfg->source},

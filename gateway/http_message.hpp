@@ -17,6 +17,7 @@ struct HttpRequest {
   std::string body;
   bool client_no_cache = false;  // Pragma: no-cache or Cache-Control: no-cache
   std::string peer;              // "ip:port" of the client
+  bool tls_resumed = false;      // the connection's TLS handshake resumed an earlier session
 
   std::string_view path() const {
     const auto q = target.find('?');

@@ -130,10 +130,12 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
     });
   };
 
+  bool tls_resumed = false;
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
     tcp_layer.expires_after(limits.client_timeout);
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
     if (ec) co_return;  // failed handshakes are the client's business; nothing to answer
+    tls_resumed = SSL_session_reused(stream.native_handle()) == 1;
   }
 
   beast::flat_buffer buffer;
@@ -178,6 +180,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
     const auto started = std::chrono::steady_clock::now();
     HttpRequest req;
     req.peer = peer;
+    req.tls_resumed = tls_resumed;
     unsigned version = 11;
     bool keep_alive = false;
     HttpResponse res;

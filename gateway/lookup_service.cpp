@@ -1,9 +1,12 @@
 #include "gateway/lookup_service.hpp"
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/this_coro.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
 #include <set>
 
 #include "gateway/log.hpp"
@@ -17,6 +20,8 @@ using hkp::Op;
 using hkp::SearchKind;
 
 namespace {
+
+constexpr std::size_t kMaxLocalTextMatches = 100;
 
 struct CachedKey {
   std::string fingerprint;
@@ -58,166 +63,6 @@ HttpResponse not_found(const hkp::Search& s) {
                                 .message());
 }
 
-void decorate(HttpResponse& r, const hkp::LookupRequest& req, std::string_view cache,
-              std::string_view upstream, std::int64_t age) {
-  r.set("X-HKP-Cache", std::string(cache));
-  r.set("Access-Control-Allow-Origin", "*");
-  if (age >= 0) r.set("Age", std::to_string(age));
-  r.log_op = hkp::op_name(req.op);
-  r.log_kind = hkp::kind_name(req.search.kind);
-  r.log_cache = std::string(cache);
-  r.log_upstream = upstream.empty() ? "-" : std::string(upstream);
-}
-
-}  // namespace
-
-// What the cache holds for a search.
-struct LookupService::Found {
-  std::vector<CachedKey> keys;
-  std::int64_t oldest = 0;  // oldest fetched_at among the keys
-};
-
-// What the upstreams said.
-struct LookupService::Fetched {
-  std::string upstream;                  // who answered usefully; "" = nobody
-  std::vector<hkp::ParsedKey> keys;      // verified to carry the search (key lookups)
-  std::vector<hkp::IndexEntry> entries;  // index lookups
-  int asked = 0, failed = 0, timed_out = 0;
-  std::string failures;                  // "detail; ..." for the 503/504 message
-
-  bool found() const { return !upstream.empty(); }
-  // Every upstream asked answered, and none had it: worth remembering as "not found".
-  bool definitive_not_found() const { return !found() && failed == 0; }
-  bool all_timed_out() const { return asked > 0 && timed_out == asked; }
-
-  // An answer we cannot use: a 404 (or nothing matching) is an answer; anything else is a
-  // failure, logged.
-  void record_unusable(const std::string& name, const UpstreamResponse& r) {
-    ++asked;
-    if (r.outcome == Outcome::not_found) return;
-    log::warn("upstream_failed",
-              {{"upstream", name}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}});
-    ++failed;
-    if (r.outcome == Outcome::timeout) ++timed_out;
-    failures += (failures.empty() ? "" : "; ") + r.detail;
-  }
-};
-
-LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info) const {
-  Found f;
-  store_.visit(search, [&](const cache::KeyRecordView& v) {
-    CachedKey k;
-    k.packets = std::string(v.packets);
-    if (need_info) {
-      k.info = cache::decode_key_info(v.info_bytes);
-      if (k.info) k.fingerprint = k.info->fingerprint;
-    }
-    k.fetched_at = v.fetched_at;
-    k.upstream = std::string(v.upstream);
-    f.keys.push_back(std::move(k));
-  });
-  for (const auto& k : f.keys) {
-    f.oldest = f.oldest == 0 ? k.fetched_at : std::min(f.oldest, k.fetched_at);
-  }
-  return f;
-}
-
-asio::awaitable<void> LookupService::store_and_wait(cache::WriteBatch batch) {
-  // The answer waits for the commit, so a lookup that returned 200 is a cached key: the next
-  // request (from any client) is a hit.
-  std::error_code ec = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                                     void(std::error_code)>(
-      [this](auto handler, cache::WriteBatch b) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        store_.write(std::move(b), [h](std::error_code ec) {
-          auto ex = asio::get_associated_executor(*h);
-          asio::post(ex, [h, ec]() mutable { std::move (*h)(ec); });
-        });
-      },
-      asio::use_awaitable, std::move(batch));
-  if (ec && !write_failure_logged_.exchange(true)) {
-    log::error("cache_write_failed",
-               {{"error", ec.message()}, {"effect", "answers are served but not cached"}});
-  }
-}
-
-asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& request,
-                                                    bool no_cache, const Snapshot& snapshot) {
-  const bool key_shaped =
-      request.search.is_key_id() || (request.op == Op::get && request.search.kind == SearchKind::email);
-  if (key_shaped) {
-    co_return co_await lookup_keys(request, no_cache, snapshot);
-  }
-  co_return co_await lookup_index(request, no_cache, snapshot);
-}
-
-asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(const hkp::Search& search,
-                                                                  const Snapshot& snapshot) {
-  const auto& cfg = *snapshot.config;
-  Fetched out;
-  std::string target = "/pks/lookup?op=get&options=mr&search=" + hkp::percent_encode(search.upstream_form());
-  if (search.kind == SearchKind::email) target += "&exact=on";
-  const UpstreamLimits limits{cfg.upstreams.connect_timeout, cfg.upstreams.request_timeout,
-                              cfg.keys.max_key_bytes * 8};
-  for (const auto& client : snapshot.upstreams) {
-    UpstreamResponse r = co_await client->get(target, limits);
-    if (r.outcome == Outcome::ok) {
-      auto parsed = hkp::parse_keys(r.body, cfg.keys);
-      if (parsed.secret_material) {
-        r.outcome = Outcome::bad_response;
-        r.detail = client->name() + " sent secret key material";
-      } else {
-        for (auto& k : parsed.keys) {
-          if (k.info.matches(search)) out.keys.push_back(std::move(k));
-        }
-        if (!out.keys.empty()) {
-          out.upstream = client->name();
-          co_return out;
-        }
-        // Answered, but nothing in the answer carries what we asked for: never cached.
-        log::warn("upstream_key_mismatch",
-                  {{"upstream", client->name()},
-                   {"search", search.upstream_form()},
-                   {"keys_in_answer", std::to_string(parsed.keys.size())}});
-        r.outcome = Outcome::not_found;
-      }
-    }
-    out.record_unusable(client->name(), r);
-  }
-  co_return out;
-}
-
-asio::awaitable<LookupService::Fetched> LookupService::fetch_index(const hkp::Search& search,
-                                                                   const Snapshot& snapshot) {
-  const auto& cfg = *snapshot.config;
-  Fetched out;
-  const std::string target = "/pks/lookup?op=index&options=mr&fingerprint=on&search=" +
-                             hkp::percent_encode(search.value);
-  const UpstreamLimits limits{cfg.upstreams.connect_timeout, cfg.upstreams.request_timeout,
-                              cfg.keys.max_key_bytes * 8};
-  for (const auto& client : snapshot.upstreams) {
-    UpstreamResponse r = co_await client->get(target, limits);
-    if (r.outcome == Outcome::ok) {
-      auto entries = hkp::parse_mr_index(r.body);
-      if (entries && !entries->empty()) {
-        out.upstream = client->name();
-        out.entries = std::move(*entries);
-        co_return out;
-      }
-      if (entries) {
-        r.outcome = Outcome::not_found;  // an empty listing is "nothing found"
-      } else {
-        r.outcome = Outcome::bad_response;
-        r.detail = client->name() + ": " + entries.error().message();
-      }
-    }
-    out.record_unusable(client->name(), r);
-  }
-  co_return out;
-}
-
-namespace {
-
 HttpResponse upstreams_failed(const hkp::Search& s, bool timeouts, const std::string& failures) {
   if (timeouts) {
     return text_response(504, Problem{504, GPG_ERR_TIMEOUT,
@@ -230,11 +75,321 @@ HttpResponse upstreams_failed(const hkp::Search& s, bool timeouts, const std::st
                                 .message());
 }
 
+void decorate(HttpResponse& r, const hkp::LookupRequest& req, std::string_view cache,
+              std::string_view upstream, std::int64_t age) {
+  r.set("X-HKP-Cache", std::string(cache));
+  r.set("Access-Control-Allow-Origin", "*");
+  if (age >= 0) r.set("Age", std::to_string(age));
+  r.log_op = hkp::op_name(req.op);
+  r.log_kind = hkp::kind_name(req.search.kind);
+  r.log_cache = std::string(cache);
+  r.log_upstream = upstream.empty() ? "-" : std::string(upstream);
+}
+
+UpstreamLimits limits_of(const config::Config& cfg) {
+  return {cfg.upstreams.connect_timeout, cfg.upstreams.request_timeout,
+          cfg.keys.max_key_bytes * 8};
+}
+
+// "a+b": the upstreams that contributed, in try order (not arrival order, which varies).
+std::string join_names(const std::vector<std::string>& names, const Snapshot& snap) {
+  std::string out;
+  for (const auto& u : snap.upstreams) {
+    if (std::find(names.begin(), names.end(), u->name()) != names.end()) {
+      out += (out.empty() ? "" : "+") + u->name();
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
+// What the cache holds for a search.
+struct LookupService::Found {
+  std::vector<CachedKey> keys;
+  std::int64_t oldest = 0;  // oldest fetched_at among the keys
+};
+
+// What the upstreams said, after verification, merging and storing.
+struct LookupService::Fetched {
+  std::string upstream;                  // who answered usefully ("a+b" when merged); "" = nobody
+  std::vector<hkp::ParsedKey> keys;      // verified to carry the search (key lookups)
+  std::vector<hkp::IndexEntry> entries;  // index lookups
+  int asked = 0, failed = 0, timed_out = 0, not_found = 0;
+  std::string failures;                  // "detail; ..." for the 503/504 message
+
+  bool found() const { return !upstream.empty(); }
+  // Every upstream asked answered, and none had it: worth remembering as "not found".
+  bool definitive_not_found() const { return !found() && failed == 0; }
+  // At least one upstream answered that it has nothing: the client hears "not found" (404) even
+  // if others failed, but only a definitive answer is remembered.
+  bool said_not_found() const { return !found() && (not_found > 0 || failed == 0); }
+  bool all_timed_out() const { return asked > 0 && timed_out == asked; }
+
+  // An answer we cannot use: a 404 (or nothing matching) is an answer; anything else is a
+  // failure, logged.
+  void record_unusable(const std::string& name, const UpstreamResponse& r) {
+    ++asked;
+    if (r.outcome == Outcome::not_found) {
+      ++not_found;
+      return;
+    }
+    if (r.outcome == Outcome::cancelled) return;
+    log::warn("upstream_failed",
+              {{"upstream", name}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}});
+    ++failed;
+    if (r.outcome == Outcome::timeout) ++timed_out;
+    failures += (failures.empty() ? "" : "; ") + r.detail;
+  }
+};
+
+LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info) const {
+  Found f;
+  auto take = [&](const cache::KeyRecordView& v) {
+    CachedKey k;
+    k.packets = std::string(v.packets);
+    if (need_info) {
+      k.info = cache::decode_key_info(v.info_bytes);
+      if (k.info) k.fingerprint = k.info->fingerprint;
+    }
+    k.fetched_at = v.fetched_at;
+    k.upstream = std::string(v.upstream);
+    f.keys.push_back(std::move(k));
+  };
+  if (search.kind == SearchKind::text) {
+    store_.visit_text(hkp::ascii_lower(search.value), kMaxLocalTextMatches, take);
+  } else {
+    store_.visit(search, take);
+  }
+  for (const auto& k : f.keys) {
+    f.oldest = f.oldest == 0 ? k.fetched_at : std::min(f.oldest, k.fetched_at);
+  }
+  return f;
+}
+
+asio::awaitable<void> LookupService::store_and_wait(cache::WriteBatch batch) {
+  // The answer waits for the commit, so a lookup that returned 200 is a cached key: the next
+  // request (from any client) is a hit.
+  auto initiation = [this](auto handler, cache::WriteBatch b) {
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    store_.write(std::move(b), [h](std::error_code ec) {
+      auto ex = asio::get_associated_executor(*h);
+      asio::post(ex, [h, ec]() mutable { std::move (*h)(ec); });
+    });
+  };
+  std::error_code ec = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                                     void(std::error_code)>(
+      initiation, asio::use_awaitable, std::move(batch));
+  if (ec && !write_failure_logged_.exchange(true)) {
+    log::error("cache_write_failed",
+               {{"error", ec.message()}, {"effect", "answers are served but not cached"}});
+  }
+}
+
+void LookupService::merge_with_cached(std::vector<hkp::ParsedKey>& keys,
+                                      const config::KeysConfig& limits) const {
+  std::vector<std::string> fprs;
+  for (const auto& k : keys) fprs.push_back(k.info.fingerprint);
+  std::map<std::string, std::string> cached;  // fingerprint -> packets
+  store_.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
+    if (auto info = cache::decode_key_info(v.info_bytes)) {
+      cached.emplace(info->fingerprint, std::string(v.packets));
+    }
+  });
+  for (auto& k : keys) {
+    auto it = cached.find(k.info.fingerprint);
+    if (it == cached.end() || it->second == k.packets) continue;
+    // RNP merges two copies of one key on import: union of user IDs, subkeys and signatures.
+    auto merged = hkp::parse_keys(it->second + k.packets, limits);
+    for (auto& m : merged.keys) {
+      if (m.info.fingerprint == k.info.fingerprint) k = std::move(m);
+    }
+  }
+}
+
+asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
+    hkp::Search search, std::string qkey, std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
+  const std::int64_t now = now_();
+  const bool merge_all = cfg.upstreams.merge == config::MergePolicy::all;
+  Fetched out;
+  std::string target =
+      "/pks/lookup?op=get&options=mr&search=" + hkp::percent_encode(search.upstream_form());
+  if (search.kind == SearchKind::email) target += "&exact=on";
+
+  // Every useful answer, in arrival order. With merge = "first" the first copy carrying user
+  // IDs wins; a copy without any (keys.openpgp.org strips unverified ones) is kept, but the next
+  // upstream is asked for a better one and the two are merged.
+  std::vector<std::string> contributors;
+  std::map<std::string, std::string> copies;  // fingerprint -> concatenated packets
+  std::vector<std::string> order;             // fingerprints in first-seen order
+  std::size_t merged_copies = 0;
+  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) {
+    if (r.outcome == Outcome::ok) {
+      auto parsed = hkp::parse_keys(r.body, cfg.keys);
+      if (parsed.secret_material) {
+        r.outcome = Outcome::bad_response;
+        r.detail = client.name() + " sent secret key material";
+      } else {
+        bool any = false, with_uids = false;
+        for (auto& k : parsed.keys) {
+          if (!k.info.matches(search)) continue;
+          any = true;
+          with_uids = with_uids || !k.info.uids.empty();
+          auto [it, fresh] = copies.try_emplace(k.info.fingerprint);
+          if (fresh) order.push_back(k.info.fingerprint);
+          else ++merged_copies;
+          it->second += k.packets;
+        }
+        if (any) {
+          ++out.asked;
+          contributors.push_back(client.name());
+          if (merge_all) return Verdict::go_on;
+          if (with_uids) return Verdict::done;
+          log::info("upstream_key_without_uids",
+                    {{"upstream", client.name()}, {"effect", "asking the next upstream too"}});
+          return Verdict::go_on;
+        }
+        // Answered, but nothing in the answer carries what we asked for: never cached.
+        log::warn("upstream_key_mismatch",
+                  {{"upstream", client.name()},
+                   {"search_kind", hkp::kind_name(search.kind)},
+                   {"keys_in_answer", std::to_string(parsed.keys.size())}});
+        r.outcome = Outcome::not_found;
+      }
+    }
+    out.record_unusable(client.name(), r);
+    return Verdict::go_on;
+  };
+  auto candidates = fleet_.candidates(*snap);
+  const UpstreamLimits limits = limits_of(cfg);
+  co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all, judge);
+  if (contributors.empty()) co_return out;
+
+  out.upstream = join_names(contributors, *snap);
+  for (const auto& fpr : order) {
+    auto parsed = hkp::parse_keys(copies[fpr], cfg.keys);
+    for (auto& k : parsed.keys) {
+      if (k.info.fingerprint == fpr) out.keys.push_back(std::move(k));
+    }
+  }
+  merge_with_cached(out.keys, cfg.keys);
+  if (merged_copies > 0) {
+    log::info("upstream_copies_merged", {{"upstreams", out.upstream},
+                                         {"copies", std::to_string(merged_copies + order.size())}});
+  }
+
+  cache::WriteBatch batch;
+  for (const auto& k : out.keys) batch.keys.push_back({k, now, out.upstream});
+  if (search.kind == SearchKind::email) {
+    cache::QueryRecord q{now, out.upstream, cache::QueryKind::fingerprints, {}, {}};
+    for (const auto& k : out.keys) q.fingerprints.push_back(k.info.fingerprint);
+    batch.queries.emplace_back(qkey, std::move(q));
+  }
+  co_await store_and_wait(std::move(batch));
+  co_return out;
+}
+
+asio::awaitable<LookupService::Fetched> LookupService::fetch_index(
+    hkp::Search search, std::string qkey, std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
+  const std::int64_t now = now_();
+  const bool merge_all = cfg.upstreams.merge == config::MergePolicy::all;
+  Fetched out;
+  const std::string target = "/pks/lookup?op=index&options=mr&fingerprint=on&search=" +
+                             hkp::percent_encode(search.value);
+  std::vector<std::string> contributors;
+  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) {
+    if (r.outcome == Outcome::ok) {
+      auto entries = hkp::parse_mr_index(r.body);
+      if (entries && !entries->empty()) {
+        ++out.asked;
+        contributors.push_back(client.name());
+        for (auto& e : *entries) {  // union by key; the first listing of a key wins
+          auto same = [&](const hkp::IndexEntry& x) { return x.id == e.id; };
+          if (std::none_of(out.entries.begin(), out.entries.end(), same)) {
+            out.entries.push_back(std::move(e));
+          }
+        }
+        return merge_all ? Verdict::go_on : Verdict::done;
+      }
+      if (entries) {
+        r.outcome = Outcome::not_found;  // an empty listing is "nothing found"
+      } else {
+        r.outcome = Outcome::bad_response;
+        r.detail = client.name() + ": " + entries.error().message();
+      }
+    }
+    out.record_unusable(client.name(), r);
+    return Verdict::go_on;
+  };
+  auto candidates = fleet_.candidates(*snap);
+  const UpstreamLimits limits = limits_of(cfg);
+  co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all, judge);
+  cache::WriteBatch batch;
+  if (!contributors.empty()) {
+    out.upstream = join_names(contributors, *snap);
+    batch.queries.emplace_back(
+        qkey, cache::QueryRecord{now, out.upstream, cache::QueryKind::index, {}, out.entries});
+  } else if (out.definitive_not_found()) {
+    batch.queries.emplace_back(qkey,
+                               cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
+  }
+  if (!batch.empty()) co_await store_and_wait(std::move(batch));
+  co_return out;
+}
+
+asio::awaitable<std::shared_ptr<const LookupService::Fetched>> LookupService::shared_fetch(
+    bool index, const hkp::Search& search, const std::string& qkey,
+    std::shared_ptr<const Snapshot> snap) {
+  // Each co_await is a statement of its own with named operands (GCC 12 mishandles temporaries
+  // that live across a suspension inside one full-expression).
+  std::shared_ptr<const Fetched> result;
+  if (index) {
+    auto work = [&] { return fetch_index(search, qkey, snap); };
+    result = co_await indexes_.run(qkey, work);
+  } else {
+    auto work = [&] { return fetch_keys(search, qkey, snap); };
+    result = co_await keys_.run(qkey, work);
+  }
+  co_return result;
+}
+
+void LookupService::revalidate_in_background(bool index, const hkp::Search& search,
+                                             const std::string& qkey,
+                                             std::shared_ptr<const Snapshot> snap) {
+  if ((index ? indexes_.running(qkey) : keys_.running(qkey))) return;  // already on its way
+  asio::co_spawn(
+      asio::make_strand(background_),
+      [this, index, search, qkey, snap]() -> asio::awaitable<void> {
+        try {
+          auto f = co_await shared_fetch(index, search, qkey, snap);
+          log::info("revalidated", {{"kind", hkp::kind_name(search.kind)},
+                                    {"in", "background"},
+                                    {"upstream", f->found() ? f->upstream : "-"},
+                                    {"result", f->found() ? "refreshed" : "kept"}});
+        } catch (const std::exception& e) {
+          log::error("revalidation_failed", {{"error", e.what()}});
+        }
+      },
+      asio::detached);
+}
+
+asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& request,
+                                                    bool no_cache,
+                                                    std::shared_ptr<const Snapshot> snapshot) {
+  const bool key_shaped =
+      request.search.is_key_id() || (request.op == Op::get && request.search.kind == SearchKind::email);
+  if (key_shaped) {
+    co_return co_await lookup_keys(request, no_cache, std::move(snapshot));
+  }
+  co_return co_await lookup_index(request, no_cache, std::move(snapshot));
+}
+
 asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupRequest& req,
-                                                         bool no_cache, const Snapshot& snap) {
-  const auto& cfg = *snap.config;
+                                                         bool no_cache,
+                                                         std::shared_ptr<const Snapshot> snap) {
+  const auto& cache_cfg = snap->config->cache;
   const hkp::Search& search = req.search;
   const std::int64_t now = now_();
   const bool want_index = req.op != Op::get;
@@ -250,6 +405,8 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   if (search.kind == SearchKind::email) {
     fetched_at = query && query->kind != cache::QueryKind::not_found ? query->fetched_at : 0;
   }
+  const bool have_answer = !found.keys.empty() && fetched_at != 0;
+  const std::int64_t age = now - fetched_at;
 
   auto serve_cached = [&](std::string_view how, std::int64_t since) {
     HttpResponse r;
@@ -269,12 +426,11 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   };
 
   const bool cache_only = search.kind == SearchKind::short_keyid;
-  if (!found.keys.empty() && fetched_at != 0 &&
-      (cache_only || (now - fetched_at < seconds(cfg.cache.fresh_for) && !no_cache))) {
+  if (have_answer && (cache_only || (age < seconds(cache_cfg.fresh_for) && !no_cache))) {
     co_return serve_cached("hit", fetched_at);
   }
   if (found.keys.empty() && query && query->kind == cache::QueryKind::not_found && !no_cache &&
-      now - query->fetched_at < seconds(cfg.cache.negative_ttl)) {
+      now - query->fetched_at < seconds(cache_cfg.negative_ttl)) {
     HttpResponse r = not_found(search);
     decorate(r, req, "negative", "", now - query->fetched_at);
     co_return r;
@@ -284,28 +440,26 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
     decorate(r, req, "miss", "", -1);
     co_return r;
   }
+  if (have_answer && !no_cache &&
+      age < seconds(cache_cfg.fresh_for) + seconds(cache_cfg.stale_while_revalidate)) {
+    revalidate_in_background(false, search, qkey, snap);
+    co_return serve_cached("stale", fetched_at);
+  }
 
-  Fetched fetched = co_await fetch_keys(search, snap);
-  if (fetched.found()) {
-    cache::WriteBatch batch;
-    for (const auto& k : fetched.keys) batch.keys.push_back({k, now, fetched.upstream});
-    if (search.kind == SearchKind::email) {
-      cache::QueryRecord q{now, fetched.upstream, cache::QueryKind::fingerprints, {}, {}};
-      for (const auto& k : fetched.keys) q.fingerprints.push_back(k.info.fingerprint);
-      batch.queries.emplace_back(qkey, std::move(q));
-    }
-    co_await store_and_wait(std::move(batch));
-    // The answer: what the upstream sent, plus any other cached key carrying the address.
+  const auto fetched = co_await shared_fetch(false, search, qkey, snap);
+  if (fetched->found()) {
+    // The answer: what the upstreams sent (merged with our copy), plus any other cached key
+    // carrying the address.
     std::set<std::string> fresh;
-    for (const auto& k : fetched.keys) fresh.insert(k.info.fingerprint);
+    for (const auto& k : fetched->keys) fresh.insert(k.info.fingerprint);
     HttpResponse r;
     if (want_index) {
       std::vector<hkp::IndexEntry> entries;
-      for (const auto& k : fetched.keys) entries.push_back(hkp::to_index_entry(k.info));
+      for (const auto& k : fetched->keys) entries.push_back(hkp::to_index_entry(k.info));
       r = index_response(req, std::move(entries), now);
     } else {
       std::vector<const std::string*> packets;
-      for (const auto& k : fetched.keys) packets.push_back(&k.packets);
+      for (const auto& k : fetched->keys) packets.push_back(&k.packets);
       for (const auto& k : found.keys) {
         if (search.kind == SearchKind::email && !fresh.contains(k.fingerprint)) {
           packets.push_back(&k.packets);
@@ -313,32 +467,36 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
       }
       r = keys_response(packets);
     }
-    decorate(r, req, "miss", fetched.upstream, 0);
+    decorate(r, req, have_answer ? "revalidated" : "miss", fetched->upstream, 0);
     co_return r;
   }
 
   // Nothing usable from upstream. The cache is the organisation's copy of the key world: a key
   // we hold (uploaded here, or dropped upstream) is still served, as stale.
-  if (!found.keys.empty() &&
-      (fetched.definitive_not_found() || now - found.oldest <= seconds(cfg.cache.stale_if_error))) {
+  if (!found.keys.empty() && (fetched->definitive_not_found() ||
+                              now - found.oldest <= seconds(cache_cfg.stale_if_error))) {
     co_return serve_cached("stale", found.oldest);
   }
-  if (fetched.definitive_not_found()) {
-    cache::WriteBatch batch;
-    batch.queries.emplace_back(qkey, cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
-    co_await store_and_wait(std::move(batch));
+  if (fetched->said_not_found()) {
+    if (fetched->definitive_not_found()) {
+      cache::WriteBatch batch;
+      batch.queries.emplace_back(qkey,
+                                 cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
+      co_await store_and_wait(std::move(batch));
+    }
     HttpResponse r = not_found(search);
     decorate(r, req, "miss", "", -1);
     co_return r;
   }
-  HttpResponse r = upstreams_failed(search, fetched.all_timed_out(), fetched.failures);
+  HttpResponse r = upstreams_failed(search, fetched->all_timed_out(), fetched->failures);
   decorate(r, req, "miss", "", -1);
   co_return r;
 }
 
 asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupRequest& req,
-                                                          bool no_cache, const Snapshot& snap) {
-  const auto& cfg = *snap.config;
+                                                          bool no_cache,
+                                                          std::shared_ptr<const Snapshot> snap) {
+  const auto& cache_cfg = snap->config->cache;
   const hkp::Search& search = req.search;
   const std::int64_t now = now_();
   const std::string qkey = cache::query_key(Op::index, search);
@@ -372,38 +530,43 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   };
 
   std::optional<cache::QueryRecord> query = store_.get_query(qkey);
+  const bool have_answer = query && query->kind == cache::QueryKind::index;
+  const std::int64_t age = query ? now - query->fetched_at : 0;
   if (query && !no_cache) {
-    const std::int64_t age = now - query->fetched_at;
-    if (query->kind == cache::QueryKind::index && age < seconds(cfg.cache.fresh_for)) {
+    if (have_answer && age < seconds(cache_cfg.fresh_for)) {
       co_return respond(query->entries, "hit", query->upstream, age);
     }
-    if (query->kind == cache::QueryKind::not_found && age < seconds(cfg.cache.negative_ttl)) {
+    if (query->kind == cache::QueryKind::not_found && age < seconds(cache_cfg.negative_ttl)) {
       co_return respond({}, "negative", "", age);
+    }
+    if (have_answer &&
+        age < seconds(cache_cfg.fresh_for) + seconds(cache_cfg.stale_while_revalidate)) {
+      revalidate_in_background(true, search, qkey, snap);
+      co_return respond(query->entries, "stale", query->upstream, age);
     }
   }
 
-  Fetched fetched = co_await fetch_index(search, snap);
-  if (fetched.found()) {
-    cache::WriteBatch batch;
-    batch.queries.emplace_back(
-        qkey, cache::QueryRecord{now, fetched.upstream, cache::QueryKind::index, {}, fetched.entries});
-    co_await store_and_wait(std::move(batch));
-    co_return respond(std::move(fetched.entries), "miss", fetched.upstream, 0);
+  const auto fetched = co_await shared_fetch(true, search, qkey, snap);
+  if (fetched->found()) {
+    co_return respond(fetched->entries, have_answer ? "revalidated" : "miss", fetched->upstream, 0);
   }
-  if (fetched.definitive_not_found()) {
-    cache::WriteBatch batch;
-    batch.queries.emplace_back(qkey, cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
-    co_await store_and_wait(std::move(batch));
+  if (fetched->said_not_found()) {
     co_return respond({}, "miss", "", -1);
   }
-  if (query && query->kind == cache::QueryKind::index &&
-      now - query->fetched_at <= seconds(cfg.cache.stale_if_error)) {
-    co_return respond(query->entries, "stale", query->upstream, now - query->fetched_at);
+  if (have_answer && age <= seconds(cache_cfg.stale_if_error)) {
+    co_return respond(query->entries, "stale", query->upstream, age);
+  }
+  // Every upstream failed and no listing is remembered: answer from what the cache knows (keys
+  // whose addresses match), marked stale.
+  if (search.kind == SearchKind::text) {
+    for (auto& k : load_cached(search, true).keys) {
+      if (k.info) local.push_back(hkp::to_index_entry(*k.info));
+    }
   }
   if (!local.empty()) {
     co_return respond({}, "stale", "", -1);
   }
-  HttpResponse r = upstreams_failed(search, fetched.all_timed_out(), fetched.failures);
+  HttpResponse r = upstreams_failed(search, fetched->all_timed_out(), fetched->failures);
   decorate(r, req, "miss", "", -1);
   co_return r;
 }

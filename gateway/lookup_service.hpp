@@ -1,10 +1,16 @@
-// The lookup policy of DESIGN.md section 2: answer /pks/lookup from the cache when it can, else
-// ask the upstreams in order (default first), accept only keys that really carry what was asked
-// for, write them through the cache's writer, then answer. Not found anywhere -> 404, remembered
-// for negative_ttl; upstreams failing -> the cached copy if there is one (stale-if-error), else
-// 503, or 504 when they timed out. Never 502 (dirmngr marks a host dead on a 502).
+// The lookup policy of DESIGN.md section 2. A fresh cached answer is served at once ("hit").
+// Past fresh_for but within stale_while_revalidate it is still served at once ("stale") and
+// refreshed in the background, once however many requests see it. Past that window it is
+// re-fetched before answering ("revalidated"); if every upstream fails, a copy within
+// stale_if_error is served ("stale"). Nothing cached: the upstreams are asked ("miss") through the
+// fleet's order, health and hedging, and concurrent identical misses share one fetch. Keys that do
+// not really carry what was asked for are never cached; accepted keys are merged with the cached
+// copy (nothing a cached copy had is lost), written through the cache's writer, then served. Not
+// found anywhere: 404, remembered for negative_ttl ("negative"). Upstreams failing with nothing to
+// serve: 503, or 504 when they timed out. Never 502 (dirmngr marks a host dead on a 502).
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <functional>
@@ -13,43 +19,58 @@
 
 #include "cache/store.hpp"
 #include "config/config.hpp"
+#include "gateway/coalescer.hpp"
+#include "gateway/fleet.hpp"
 #include "gateway/http_message.hpp"
-#include "gateway/upstream_client.hpp"
 #include "hkp/lookup.hpp"
 
 namespace hkpgw::gateway {
-
-// Everything a request needs from the configuration, fixed for its whole life: a reload builds a
-// new Snapshot and swaps it in; requests in flight keep theirs.
-struct Snapshot {
-  std::shared_ptr<const config::Config> config;
-  std::vector<std::shared_ptr<UpstreamClient>> upstreams;  // in try order: default first
-};
 
 using Clock = std::function<std::int64_t()>;  // seconds since the epoch
 
 class LookupService {
  public:
-  LookupService(cache::Store& store, Clock now) : store_(store), now_(std::move(now)) {}
+  // `background` runs revalidations that outlive the request that started them.
+  LookupService(cache::Store& store, Fleet& fleet, Clock now,
+                boost::asio::any_io_executor background)
+      : store_(store), fleet_(fleet), now_(std::move(now)), background_(std::move(background)) {}
 
   // Answers one parsed lookup (any op but stats). Never throws for client or upstream input.
   boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request, bool no_cache,
-                                              const Snapshot& snapshot);
+                                              std::shared_ptr<const Snapshot> snapshot);
+
+  // Upstream fetches running right now (coalesced: one per distinct query).
+  std::size_t fetches_in_flight() const { return keys_.size() + indexes_.size(); }
 
  private:
   struct Found;
   struct Fetched;
   boost::asio::awaitable<HttpResponse> lookup_keys(const hkp::LookupRequest& request,
-                                                   bool no_cache, const Snapshot& snapshot);
+                                                   bool no_cache,
+                                                   std::shared_ptr<const Snapshot> snapshot);
   boost::asio::awaitable<HttpResponse> lookup_index(const hkp::LookupRequest& request,
-                                                    bool no_cache, const Snapshot& snapshot);
-  boost::asio::awaitable<Fetched> fetch_keys(const hkp::Search& search, const Snapshot& snapshot);
-  boost::asio::awaitable<Fetched> fetch_index(const hkp::Search& search, const Snapshot& snapshot);
+                                                    bool no_cache,
+                                                    std::shared_ptr<const Snapshot> snapshot);
+  // Fetch, verify, merge and store: the coalesced unit of work for one query.
+  boost::asio::awaitable<Fetched> fetch_keys(hkp::Search search, std::string qkey,
+                                             std::shared_ptr<const Snapshot> snapshot);
+  boost::asio::awaitable<Fetched> fetch_index(hkp::Search search, std::string qkey,
+                                              std::shared_ptr<const Snapshot> snapshot);
+  boost::asio::awaitable<std::shared_ptr<const Fetched>> shared_fetch(
+      bool index, const hkp::Search& search, const std::string& qkey,
+      std::shared_ptr<const Snapshot> snapshot);
+  void revalidate_in_background(bool index, const hkp::Search& search, const std::string& qkey,
+                                std::shared_ptr<const Snapshot> snapshot);
   boost::asio::awaitable<void> store_and_wait(cache::WriteBatch batch);
   Found load_cached(const hkp::Search& search, bool need_info) const;
+  // Folds the cached copy of each key (if any) into the fetched one.
+  void merge_with_cached(std::vector<hkp::ParsedKey>& keys, const config::KeysConfig& limits) const;
 
   cache::Store& store_;
+  Fleet& fleet_;
   Clock now_;
+  boost::asio::any_io_executor background_;
+  Coalescer<Fetched> keys_, indexes_;
   std::atomic<bool> write_failure_logged_{false};
 };
 

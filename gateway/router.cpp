@@ -55,7 +55,7 @@ asio::awaitable<HttpResponse> Router::handle(HttpRequest req) {
       co_return r;
     }
     const bool no_cache = req.client_no_cache && snap->config->server.honor_client_no_cache;
-    co_return co_await lookups_.lookup(*parsed, no_cache, *snap);
+    co_return co_await lookups_.lookup(*parsed, no_cache, snap);
   }
   if (path == "/pks/add") {
     if (req.method != "POST") co_return method_not_allowed("POST");
@@ -78,7 +78,8 @@ HttpResponse Router::home(const Snapshot& snap) const {
       "<input type=\"submit\" value=\"Search\"></form>\n<h2>Upstream keyservers</h2>\n<ol>\n";
   for (const auto& u : snap.upstreams) {
     body += "<li>" + hkp::html_escape(u->name()) + " &mdash; " + hkp::html_escape(u->config().url) +
-            (u->name() == snap.config->upstreams.default_name ? " (default)" : "") + "</li>\n";
+            (u->name() == snap.config->upstreams.default_name ? " (default)" : "") + ": " +
+            (u->health().healthy() ? "healthy" : "<strong>unhealthy</strong>") + "</li>\n";
   }
   body += "</ol>\n<p>" + std::string(kVersionString) + "</p></body></html>\n";
   HttpResponse r;
@@ -98,7 +99,11 @@ HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) 
              ",\"queries\":" + std::to_string(s.queries) +
              ",\"cache_bytes\":" + std::to_string(s.used_bytes) + ",\"upstreams\":[";
     for (std::size_t i = 0; i < snap.upstreams.size(); ++i) {
-      r.body += (i ? ",\"" : "\"") + snap.upstreams[i]->name() + "\"";
+      const auto& u = *snap.upstreams[i];
+      r.body += std::string(i ? "," : "") + "{\"name\":\"" + u.name() + "\",\"healthy\":" +
+                (u.health().healthy() ? "true" : "false") +
+                ",\"connections\":" + std::to_string(u.open_connections()) +
+                ",\"tls_resumptions\":" + std::to_string(u.resumed_handshakes()) + "}";
     }
     r.body += "]}\n";
     return r;
@@ -107,7 +112,10 @@ HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) 
            "\nidentifiers: " + std::to_string(s.identifiers) +
            "\nqueries: " + std::to_string(s.queries) + "\ncache_bytes: " +
            std::to_string(s.used_bytes) + "\n";
-  for (const auto& u : snap.upstreams) r.body += "upstream: " + u->name() + " " + u->config().url + "\n";
+  for (const auto& u : snap.upstreams) {
+    r.body += "upstream: " + u->name() + " " + u->config().url + " " +
+              (u->health().healthy() ? "healthy" : "unhealthy") + "\n";
+  }
   return r;
 }
 

@@ -12,8 +12,6 @@
 
 namespace hkpgw::gateway {
 
-using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
-
 class Router {
  public:
   Router(LookupService& lookups, cache::Store& store, SnapshotSource snapshot)

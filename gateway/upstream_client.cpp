@@ -4,13 +4,19 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
+#include <deque>
+#include <optional>
 
 #include "gateway/tls.hpp"
 
@@ -20,19 +26,125 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kMaxIdlePerUpstream = 8;
 constexpr std::string_view kUserAgent = "hkp-gateway/0.1";
+
+// The connections to one upstream: at most `max` exist (in use or idle). A request takes an idle
+// one, or a free slot to open a new one, or waits (until its deadline) for whichever comes first:
+// a connection handed back or a slot freed by a closed one. Waiters park on a timer that expires at
+// their deadline and are woken by cancelling it; each waits on a strand of its own, where it
+// registers before it starts waiting, so the wake-up cannot slip in between.
+class UpstreamClient::Pool {
+ public:
+  explicit Pool(std::size_t max) : free_(max), max_(max) {}
+
+  struct Lease {
+    bool ok = false;                   // false: nothing became available before the deadline
+    std::shared_ptr<Connection> conn;  // an idle connection to reuse; null = open a new one
+  };
+
+  asio::awaitable<Lease> acquire(asio::any_io_executor executor, SteadyTime deadline) {
+    {
+      std::lock_guard lock(mutex_);
+      if (auto l = take_locked()) co_return *l;
+    }
+    // Named operands around co_await throughout: GCC 12 destroys temporaries that live across a
+    // suspension twice.
+    auto strand = asio::make_strand(executor);
+    auto waiting = wait_turn(deadline);
+    Lease lease = co_await asio::co_spawn(strand, std::move(waiting), asio::use_awaitable);
+    co_return lease;
+  }
+
+  // A request is done with a healthy connection: the oldest waiter gets it, or it goes idle.
+  void give_back(std::shared_ptr<Connection> c) {
+    std::lock_guard lock(mutex_);
+    if (waiters_.empty()) {
+      idle_.push_back(std::move(c));
+      return;
+    }
+    wake_locked(std::move(c));
+  }
+
+  // A connection closed (its destructor): its slot goes to the oldest waiter, or back.
+  void release_slot() {
+    std::lock_guard lock(mutex_);
+    if (waiters_.empty()) {
+      ++free_;
+      return;
+    }
+    wake_locked(nullptr);
+  }
+
+  std::size_t open() const {
+    std::lock_guard lock(mutex_);
+    return max_ - free_;
+  }
+
+ private:
+  struct Waiter {
+    explicit Waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
+    asio::steady_timer timer;
+    std::optional<Lease> lease;
+  };
+
+  std::optional<Lease> take_locked() {
+    if (!idle_.empty()) {
+      Lease l{true, std::move(idle_.back())};
+      idle_.pop_back();
+      return l;
+    }
+    if (free_ > 0) {
+      --free_;
+      return Lease{true, nullptr};
+    }
+    return std::nullopt;
+  }
+
+  void wake_locked(std::shared_ptr<Connection> c) {
+    auto w = std::move(waiters_.front());
+    waiters_.pop_front();
+    w->lease = Lease{true, std::move(c)};
+    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  }
+
+  asio::awaitable<Lease> wait_turn(SteadyTime deadline) {
+    auto executor = co_await asio::this_coro::executor;
+    auto w = std::make_shared<Waiter>(executor);
+    {
+      std::lock_guard lock(mutex_);
+      if (auto l = take_locked()) co_return *l;  // freed since the first look
+      w->timer.expires_at(deadline);
+      waiters_.push_back(w);
+    }
+    co_await w->timer.async_wait(kTuple);
+    std::lock_guard lock(mutex_);
+    if (w->lease) co_return std::move(*w->lease);
+    std::erase(waiters_, w);
+    co_return Lease{};
+  }
+
+  mutable std::mutex mutex_;
+  std::size_t free_;
+  const std::size_t max_;
+  std::vector<std::shared_ptr<Connection>> idle_;
+  std::deque<std::shared_ptr<Waiter>> waiters_;
+};
 
 // A connection and everything that touches it (its stream, its timers' handlers, the coroutine
 // driving a request) live on one strand. Without that, Beast's timeout handler for a connection
 // can run on another thread while the request coroutine uses the stream, and a racing close
 // closes a descriptor number the kernel has already handed to another socket.
+// Each connection holds one of its upstream's pool slots for its whole life, idle time included.
 struct UpstreamClient::Connection {
   asio::any_io_executor strand;
   beast::ssl_stream<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
-  Connection(asio::any_io_executor s, asio::ssl::context& ctx) : strand(s), stream(s, ctx) {}
+  std::shared_ptr<Pool> pool;
+  Connection(asio::any_io_executor s, asio::ssl::context& ctx, std::shared_ptr<Pool> p)
+      : strand(s), stream(s, ctx), pool(std::move(p)) {}
+  ~Connection() { pool->release_slot(); }
 };
 
 const char* outcome_name(Outcome o) {
@@ -44,57 +156,112 @@ const char* outcome_name(Outcome o) {
     case Outcome::tls_error: return "tls_error";
     case Outcome::http_error: return "http_error";
     case Outcome::bad_response: return "bad_response";
+    case Outcome::busy: return "busy";
+    case Outcome::cancelled: return "cancelled";
   }
   return "?";
 }
 
-bool is_failure(Outcome o) {
-  return o == Outcome::timeout || o == Outcome::connect_error || o == Outcome::tls_error ||
-         o == Outcome::http_error || o == Outcome::bad_response;
+bool counts_against_health(const UpstreamResponse& r) {
+  switch (r.outcome) {
+    case Outcome::timeout:
+    case Outcome::connect_error:
+    case Outcome::tls_error:
+    case Outcome::bad_response: return true;
+    case Outcome::http_error: return r.status >= 500 || r.status < 400;
+    default: return false;
+  }
+}
+
+void CancelToken::cancel() {
+  std::function<void()> fn;
+  {
+    std::lock_guard lock(mutex_);
+    if (cancelled_.exchange(true)) return;
+    fn = std::move(fn_);
+  }
+  if (fn) fn();
+}
+
+void CancelToken::on_cancel(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!cancelled_) {
+      fn_ = std::move(fn);
+      return;
+    }
+  }
+  if (fn) fn();
 }
 
 UpstreamClient::UpstreamClient(asio::any_io_executor executor, config::UpstreamConfig upstream,
-                               const std::string& shared_ca_file)
+                               const std::string& shared_ca_file, unsigned max_connections)
     : executor_(std::move(executor)),
       upstream_(std::move(upstream)),
-      tls_(make_client_tls({shared_ca_file, upstream_.ca_file})) {
+      shared_ca_file_(shared_ca_file),
+      max_connections_(std::max(1u, max_connections)),
+      tls_(make_client_tls({shared_ca_file, upstream_.ca_file})),
+      pool_(std::make_shared<Pool>(max_connections_)) {
   const auto& ep = upstream_.endpoint;
   const bool v6 = ep.host.find(':') != std::string::npos;
   host_header_ = v6 ? "[" + ep.host + "]" : ep.host;
   if (ep.port != 443) host_header_ += ":" + std::to_string(ep.port);
 }
 
-UpstreamClient::~UpstreamClient() = default;
-
-std::unique_ptr<UpstreamClient::Connection> UpstreamClient::take_idle() {
-  std::lock_guard lock(mutex_);
-  if (idle_.empty()) return nullptr;
-  auto c = std::move(idle_.back());
-  idle_.pop_back();
-  return c;
+UpstreamClient::~UpstreamClient() {
+  if (session_) SSL_SESSION_free(session_);
 }
 
-void UpstreamClient::give_back(std::unique_ptr<Connection> c) {
+std::size_t UpstreamClient::open_connections() const { return pool_->open(); }
+
+// Sessions are kept and handed out as private copies. OpenSSL marks a connection's session "not
+// resumable" when the connection is freed without a close_notify (every dropped keep-alive
+// connection, every connection the server closed first); a shared session object would be
+// poisoned that way, and no reconnect would ever resume.
+void UpstreamClient::remember_session(SSL_SESSION* s) {
+  if (!s) return;
+  SSL_SESSION* copy = SSL_SESSION_is_resumable(s) ? SSL_SESSION_dup(s) : nullptr;
+  SSL_SESSION_free(s);
+  if (!copy) return;
   std::lock_guard lock(mutex_);
-  if (idle_.size() < kMaxIdlePerUpstream) idle_.push_back(std::move(c));
+  if (session_) SSL_SESSION_free(session_);
+  session_ = copy;
+}
+
+SSL_SESSION* UpstreamClient::saved_session() {
+  std::lock_guard lock(mutex_);
+  return session_ ? SSL_SESSION_dup(session_) : nullptr;
 }
 
 asio::awaitable<UpstreamResponse> UpstreamClient::get(std::string path_and_query,
-                                                      UpstreamLimits limits) {
+                                                      UpstreamLimits limits,
+                                                      std::shared_ptr<CancelToken> cancel) {
   const auto started = std::chrono::steady_clock::now();
   const std::string target = upstream_.endpoint.base_path + path_and_query;
-  auto run_on_strand = [&](std::unique_ptr<Connection> conn) {
-    asio::any_io_executor strand = conn ? conn->strand : asio::make_strand(executor_);
-    return asio::co_spawn(strand, attempt(target, limits, std::move(conn), strand),
-                          asio::use_awaitable);
-  };
-  std::unique_ptr<Connection> idle = take_idle();
-  const bool reused = idle != nullptr;
-  UpstreamResponse r = co_await run_on_strand(std::move(idle));
+  UpstreamResponse r;
   // A kept-alive connection may have been closed by the server meanwhile (write fails, or the
   // read sees EOF/reset): one retry on a fresh connection. Never for an answer we got.
-  if (reused && r.outcome == Outcome::connect_error) {
-    r = co_await run_on_strand(nullptr);
+  for (bool fresh_only = false;; fresh_only = true) {
+    Pool::Lease lease = co_await pool_->acquire(executor_, started + limits.request_timeout);
+    if (lease.ok && fresh_only && lease.conn) {
+      lease.conn.reset();  // an idle one may be just as stale: close it, use its slot
+      lease = co_await pool_->acquire(executor_, started + limits.request_timeout);
+    }
+    if (!lease.ok) {
+      r = UpstreamResponse{};
+      r.outcome = Outcome::busy;
+      r.detail = "all " + std::to_string(max_connections_) + " connections to " +
+                 upstream_.name + " stayed busy for " +
+                 std::to_string(limits.request_timeout.count()) + "ms";
+      break;
+    }
+    const bool reused = lease.conn != nullptr;
+    auto conn = lease.conn ? std::move(lease.conn)
+                           : std::make_shared<Connection>(asio::make_strand(executor_), *tls_, pool_);
+    const auto strand = conn->strand;
+    auto op = attempt(target, limits, std::move(conn), cancel);
+    r = co_await asio::co_spawn(strand, std::move(op), asio::use_awaitable);
+    if (!(reused && r.outcome == Outcome::connect_error) || fresh_only) break;
   }
   r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
@@ -103,16 +270,40 @@ asio::awaitable<UpstreamResponse> UpstreamClient::get(std::string path_and_query
 
 asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
                                                           UpstreamLimits limits,
-                                                          std::unique_ptr<Connection> conn,
-                                                          asio::any_io_executor strand) {
+                                                          std::shared_ptr<Connection> conn,
+                                                          std::shared_ptr<CancelToken> cancel) {
   UpstreamResponse r;
   const auto& ep = upstream_.endpoint;
-  if (!conn) {
-    conn = std::make_unique<Connection>(strand, *tls_);
-    auto& tcp_layer = beast::get_lowest_layer(conn->stream);
-    tcp::resolver resolver(strand);
+  auto withdrawn = [&] {
+    if (!cancel || !cancel->cancelled()) return false;
+    r.outcome = Outcome::cancelled;
+    r.detail = "request to " + upstream_.name + " withdrawn";
+    return true;
+  };
+  if (withdrawn()) co_return r;
+  // Cancellation aborts whatever I/O the connection has in flight, on its strand.
+  if (cancel) {
+    cancel->on_cancel([weak = std::weak_ptr<Connection>(conn), strand = conn->strand] {
+      asio::post(strand, [weak] {
+        if (auto c = weak.lock()) beast::get_lowest_layer(c->stream).cancel();
+      });
+    });
+  }
+  struct Disarm {  // the token must not keep pointing at this request once it is over
+    std::shared_ptr<CancelToken> t;
+    ~Disarm() {
+      if (t) t->on_cancel({});
+    }
+  } disarm{cancel};
+
+  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
+  SSL* ssl = conn->stream.native_handle();
+  const bool fresh = !SSL_is_init_finished(ssl);
+  if (fresh) {
+    tcp::resolver resolver(conn->strand);
     auto [rec, endpoints] =
         co_await resolver.async_resolve(ep.host, std::to_string(ep.port), kTuple);
+    if (withdrawn()) co_return r;
     if (rec) {
       r.outcome = Outcome::connect_error;
       r.detail = "cannot resolve " + ep.host + ": " + rec.message();
@@ -120,24 +311,32 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
     }
     tcp_layer.expires_after(limits.connect_timeout);
     auto [cec, connected] = co_await tcp_layer.async_connect(endpoints, kTuple);
+    if (withdrawn()) co_return r;
     if (cec) {
       r.outcome = cec == beast::error::timeout ? Outcome::timeout : Outcome::connect_error;
       r.detail = "connect to " + ep.host + ":" + std::to_string(ep.port) + ": " + cec.message();
       co_return r;
     }
-    // SNI (never for IP literals) and host name verification against the certificate.
+    // SNI (never for IP literals) and host name verification against the certificate. A saved
+    // session comes from a verified connection to this same upstream.
     beast::error_code ignored;
     const bool is_ip = (asio::ip::make_address(ep.host, ignored), !ignored);
-    if (!is_ip) SSL_set_tlsext_host_name(conn->stream.native_handle(), ep.host.c_str());
+    if (!is_ip) SSL_set_tlsext_host_name(ssl, ep.host.c_str());
     conn->stream.set_verify_callback(asio::ssl::host_name_verification(ep.host));
+    if (SSL_SESSION* s = saved_session()) {
+      SSL_set_session(ssl, s);
+      SSL_SESSION_free(s);
+    }
     auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, kTuple);
+    if (withdrawn()) co_return r;
     if (hec) {
       r.outcome = hec == beast::error::timeout ? Outcome::timeout : Outcome::tls_error;
       r.detail = "TLS with " + ep.host + ": " + hec.message();
       co_return r;
     }
+    r.resumed_tls = SSL_session_reused(ssl) == 1;
+    if (r.resumed_tls) ++resumed_;
   }
-  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
 
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, host_header_);
@@ -146,6 +345,7 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
   req.keep_alive(true);
   tcp_layer.expires_after(limits.request_timeout);  // one deadline for write + whole response
   auto [wec, wn] = co_await http::async_write(conn->stream, req, kTuple);
+  if (withdrawn()) co_return r;
   if (wec) {
     r.outcome = wec == beast::error::timeout ? Outcome::timeout : Outcome::connect_error;
     r.detail = "sending to " + upstream_.name + ": " + wec.message();
@@ -154,6 +354,7 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
   http::response_parser<http::string_body> parser;
   parser.body_limit(limits.max_response_bytes);
   auto [rec, rn] = co_await http::async_read(conn->stream, conn->buffer, parser, kTuple);
+  if (withdrawn()) co_return r;
   if (rec) {
     if (rec == beast::error::timeout) {
       r.outcome = Outcome::timeout;
@@ -173,6 +374,8 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
     }
     co_return r;
   }
+  // TLS 1.3 tickets arrive after the handshake, so the session is worth saving only now.
+  if (fresh) remember_session(SSL_get1_session(ssl));
   auto res = parser.release();
   r.status = res.result_int();
   r.body = std::move(res.body());
@@ -185,7 +388,7 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
     r.detail = upstream_.name + " answered HTTP " + std::to_string(r.status);
   }
   if (res.keep_alive()) {
-    give_back(std::move(conn));
+    pool_->give_back(std::move(conn));
   }
   co_return r;
 }

@@ -1,24 +1,32 @@
-// HTTPS client for one upstream keyserver. Always TLS 1.2+, SNI set, peer certificate and host
-// name verified (system store plus the configured CA files). Keeps a few idle keep-alive
-// connections and retries once on a fresh connection when a reused one turns out dead.
+// HTTPS client for one upstream keyserver, and that upstream's health. Always TLS 1.2+, SNI set,
+// peer certificate and host name verified (system store plus the configured CA files).
+//
+// Connections: at most `max_connections` per upstream, idle keep-alive ones included; a request
+// beyond that waits for a free one until its deadline. A connection that has gone idle is reused,
+// and a connection error on a reused one is retried once on a fresh one. A new connection
+// resumes the last TLS session with this upstream (no full handshake) when the server allows it.
 //
 // Never throws from get(): every failure is an Outcome, which the caller turns into failover and
-// health bookkeeping.
+// health bookkeeping. A request can be cancelled from any thread (hedging cancels the loser).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
+#include "gateway/health.hpp"
 
 namespace boost::asio::ssl {
 class context;
 }
+struct ssl_session_st;
 
 namespace hkpgw::gateway {
 
@@ -30,11 +38,11 @@ enum class Outcome {
   tls_error,      // handshake failed: certificate not trusted, wrong host name, protocol
   http_error,     // 5xx or another unexpected status
   bad_response,   // malformed HTTP, too large, or content that does not hold up
+  busy,           // every connection to this upstream stayed in use until the deadline (ours)
+  cancelled,      // we withdrew the request (a hedge partner answered first)
 };
 
 const char* outcome_name(Outcome o);
-// True for outcomes that say something about the upstream's health (not 404, not bad content).
-bool is_failure(Outcome o);
 
 struct UpstreamResponse {
   Outcome outcome = Outcome::connect_error;
@@ -42,7 +50,12 @@ struct UpstreamResponse {
   std::string body;
   std::string detail;  // one line for logs and the 503 message
   std::chrono::microseconds elapsed{0};
+  bool resumed_tls = false;  // this request opened a connection with an abbreviated handshake
 };
+
+// True when the answer says the upstream is unwell: no answer, a broken one, or a 5xx. A 404 or
+// another 4xx is a live server; our own limits (busy) and withdrawals say nothing about it.
+bool counts_against_health(const UpstreamResponse& r);
 
 struct UpstreamLimits {
   std::chrono::milliseconds connect_timeout{3000};
@@ -50,34 +63,63 @@ struct UpstreamLimits {
   std::size_t max_response_bytes = 8 << 20;
 };
 
+// Withdraws a request in flight from any thread. Cheap; one per request that may be cancelled.
+class CancelToken {
+ public:
+  void cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  // The request in flight registers how to abort its current I/O; runs at once if already
+  // cancelled. Cleared with an empty function when the request is done.
+  void on_cancel(std::function<void()> fn);
+
+ private:
+  std::mutex mutex_;
+  std::atomic<bool> cancelled_{false};
+  std::function<void()> fn_;
+};
+
 class UpstreamClient {
  public:
   // Throws std::runtime_error when a CA file cannot be loaded.
   UpstreamClient(boost::asio::any_io_executor executor, config::UpstreamConfig upstream,
-                 const std::string& shared_ca_file);
+                 const std::string& shared_ca_file, unsigned max_connections);
   ~UpstreamClient();
 
   const config::UpstreamConfig& config() const { return upstream_; }
   const std::string& name() const { return upstream_.name; }
+  const std::string& shared_ca_file() const { return shared_ca_file_; }
+  unsigned max_connections() const { return max_connections_; }
+  HealthState& health() { return health_; }
+  const HealthState& health() const { return health_; }
 
   // GET base_path + path_and_query. Thread-safe; many requests may run at once.
-  boost::asio::awaitable<UpstreamResponse> get(std::string path_and_query, UpstreamLimits limits);
+  boost::asio::awaitable<UpstreamResponse> get(std::string path_and_query, UpstreamLimits limits,
+                                               std::shared_ptr<CancelToken> cancel = nullptr);
+
+  // Connections open right now (in use or idle), and how many handshakes were resumed.
+  std::size_t open_connections() const;
+  std::uint64_t resumed_handshakes() const { return resumed_.load(); }
 
  private:
   struct Connection;
-  // Runs on `conn`'s own strand (see get()); `conn` null = open a new connection.
+  class Pool;
   boost::asio::awaitable<UpstreamResponse> attempt(std::string target, UpstreamLimits limits,
-                                                   std::unique_ptr<Connection> conn,
-                                                   boost::asio::any_io_executor strand);
-  std::unique_ptr<Connection> take_idle();
-  void give_back(std::unique_ptr<Connection> c);
+                                                   std::shared_ptr<Connection> conn,
+                                                   std::shared_ptr<CancelToken> cancel);
+  void remember_session(ssl_session_st* s);
+  ssl_session_st* saved_session();  // a new reference, or null
 
   boost::asio::any_io_executor executor_;
   config::UpstreamConfig upstream_;
+  std::string shared_ca_file_;
+  unsigned max_connections_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::string host_header_;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<Connection>> idle_;
+  std::shared_ptr<Pool> pool_;
+  HealthState health_;
+  std::mutex mutex_;  // guards session_
+  ssl_session_st* session_ = nullptr;  // last resumable TLS session, owned
+  std::atomic<std::uint64_t> resumed_{0};
 };
 
 }  // namespace hkpgw::gateway

@@ -7,13 +7,12 @@
 namespace hkpgw::test {
 
 TestKeyserver::TestKeyserver(const TempDir& dir, const std::string& name, const std::string& cert,
-                             const std::string& mode) {
+                             const std::string& mode, const std::vector<std::string>& keys) {
   const std::string d = data_dir();
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{HKPGW_TEST_KEYSERVER, "--cert", d + "/" + cert + ".pem", "--key",
-                               d + "/" + cert + ".key", "--keys", d + "/upstream-keys.asc",
-                               "--mode", mode},
-      dir / ("keyserver-" + name));
+  std::vector<std::string> argv{HKPGW_TEST_KEYSERVER, "--cert", d + "/" + cert + ".pem",
+                                "--key", d + "/" + cert + ".key", "--mode", mode};
+  for (const auto& k : keys) argv.insert(argv.end(), {"--keys", d + "/" + k});
+  process_ = std::make_unique<Process>(argv, dir / ("keyserver-" + name));
   const auto line = process_->wait_for("control=");
   if (!line) throw std::runtime_error("test keyserver did not start: " + process_->err());
   std::istringstream in(*line);
@@ -23,8 +22,14 @@ TestKeyserver::TestKeyserver(const TempDir& dir, const std::string& name, const 
   }
 }
 
-void TestKeyserver::set_mode(const std::string& mode, int delay_ms) {
-  http_get(control_, "/mode?set=" + mode + "&delay_ms=" + std::to_string(delay_ms));
+void TestKeyserver::stop() {
+  process_->signal(SIGKILL);
+  process_->wait(std::chrono::seconds(5));
+}
+
+void TestKeyserver::set_mode(const std::string& mode, int delay_ms, bool close) {
+  http_get(control_, "/mode?set=" + mode + "&delay_ms=" + std::to_string(delay_ms) +
+                         (close ? "&close=1" : ""));
 }
 
 int TestKeyserver::count(const std::string& what) {

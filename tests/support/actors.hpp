@@ -13,12 +13,17 @@ namespace hkpgw::test {
 class TestKeyserver {
  public:
   // cert: "server" (signed by the test CA for localhost), "rogue" (self-signed), "wrongname".
+  // keys: files in the test data directory the keyserver serves.
   explicit TestKeyserver(const TempDir& dir, const std::string& name,
-                         const std::string& cert = "server", const std::string& mode = "normal");
+                         const std::string& cert = "server", const std::string& mode = "normal",
+                         const std::vector<std::string>& keys = {"upstream-keys.asc"});
   std::string url() const { return "https://localhost:" + port_; }
-  void set_mode(const std::string& mode, int delay_ms = 0);
+  // Kills the process: its port refuses connections from then on.
+  void stop();
+  void set_mode(const std::string& mode, int delay_ms = 0, bool close = false);
   int lookups();  // /pks/lookup requests seen so far
-  int count(const std::string& what);  // "requests", "lookups", "gets", "indexes"
+  // "requests", "lookups", "gets", "indexes", "probes", "resumed", "max_concurrent"
+  int count(const std::string& what);
 
  private:
   std::unique_ptr<Process> process_;

@@ -1,8 +1,12 @@
 // A keyserver for tests: speaks real HTTPS (certificate from the test CA) with keys from .asc
 // files, and can be told to misbehave. A plain-HTTP control port on loopback changes the mode and
 // reports how many requests it saw:
-//   GET /mode?set=normal|fail|notfound|hang|slow|wrongkey|nouids[&delay_ms=N]
-//   GET /stats -> "requests=N lookups=N gets=N indexes=N"
+//   GET /mode?set=normal|fail|notfound|hang|slow|wrongkey|nouids[&delay_ms=N][&close=1]
+//     fail and hang apply to every path (the health probe's too); delay_ms delays lookups only;
+//     close=1 closes the connection after every answer (each request a new TLS handshake).
+//   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N"
+//     resumed: requests that arrived on a TLS connection resumed from an earlier session;
+//     max_concurrent: the most lookups in flight at once.
 // Prints "tls=ADDR control=ADDR" on stdout once listening.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
@@ -34,11 +38,13 @@ struct State {
   std::mutex mutex;
   std::string mode = "normal";
   int delay_ms = 0;
-  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0};
+  bool close = false;
+  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0};
+  std::atomic<int> concurrent{0}, max_concurrent{0};
 
-  std::pair<std::string, int> current() {
+  std::tuple<std::string, int, bool> current() {
     std::lock_guard lock(mutex);
-    return {mode, delay_ms};
+    return {mode, delay_ms, close};
   }
 };
 
@@ -49,13 +55,23 @@ std::string query_value(std::string_view query, std::string_view key) {
   return "";
 }
 
+asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const std::string& mode,
+                                     int delay);
+
 asio::awaitable<HttpResponse> serve(State& st, HttpRequest req) {
   ++st.requests;
-  if (req.path() != "/pks/lookup") {
-    co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
-  }
-  ++st.lookups;
-  auto [mode, delay] = st.current();
+  if (req.tls_resumed) ++st.resumed;
+  const auto [mode, delay, close] = st.current();
+  HttpResponse r = co_await answer(st, req, mode, delay);
+  r.close = r.close || close;
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const std::string& mode,
+                                     int delay) {
+  const bool lookup = req.path() == "/pks/lookup";
+  if (lookup) ++st.lookups;
+  if (req.path() == "/") ++st.probes;
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex);
   if (mode == "hang") {
@@ -63,11 +79,21 @@ asio::awaitable<HttpResponse> serve(State& st, HttpRequest req) {
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     co_return text_response(500, "hung");
   }
+  if (mode == "fail") co_return text_response(500, "test keyserver failing on purpose");
+  if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
+  struct InFlight {
+    State& st;
+    explicit InFlight(State& s) : st(s) {
+      const int now = ++st.concurrent;
+      for (int seen = st.max_concurrent; now > seen && !st.max_concurrent.compare_exchange_weak(seen, now);) {
+      }
+    }
+    ~InFlight() { --st.concurrent; }
+  } in_flight(st);
   if (delay > 0) {
     timer.expires_after(std::chrono::milliseconds(delay));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  if (mode == "fail") co_return text_response(500, "test keyserver failing on purpose");
   if (mode == "notfound") co_return text_response(404, "No results found");
 
   auto parsed = hkp::parse_lookup(req.query());
@@ -110,13 +136,17 @@ asio::awaitable<HttpResponse> control(State& st, HttpRequest req) {
     co_return text_response(200, "requests=" + std::to_string(st.requests) +
                                      " lookups=" + std::to_string(st.lookups) +
                                      " gets=" + std::to_string(st.gets) +
-                                     " indexes=" + std::to_string(st.indexes));
+                                     " indexes=" + std::to_string(st.indexes) +
+                                     " probes=" + std::to_string(st.probes) +
+                                     " resumed=" + std::to_string(st.resumed) +
+                                     " max_concurrent=" + std::to_string(st.max_concurrent));
   }
   if (req.path() == "/mode") {
     std::lock_guard lock(st.mutex);
     st.mode = query_value(req.query(), "set");
     const std::string d = query_value(req.query(), "delay_ms");
     st.delay_ms = d.empty() ? 0 : std::stoi(d);
+    st.close = query_value(req.query(), "close") == "1";
     co_return text_response(200, "mode=" + st.mode);
   }
   co_return text_response(404, "unknown control path");
