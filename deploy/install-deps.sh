@@ -9,8 +9,9 @@ packages=(
   libboost1.81-dev libssl-dev liblmdb-dev libgpg-error-dev librnp-dev libtoml11-dev
   prometheus-cpp-dev catch2
   # test and operator tools: real GnuPG drives the integration tests, openssl makes the test CA,
-  # curl sends hand-written requests, promtool checks /metrics, mdb_stat inspects the cache.
-  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils
+  # curl sends hand-written requests, promtool checks /metrics, mdb_stat inspects the cache,
+  # sks is a real keyserver (not ours) that an integration test puts behind TLS.
+  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks
 )
 
 missing=()

@@ -89,6 +89,10 @@ inline HttpResult http_get(const std::string& host_port, const std::string& targ
   return http_request(host_port, "GET", target);
 }
 
+// A TCP port on 127.0.0.1 that was free a moment ago, for programs that cannot be told to pick
+// their own (sks). The tiny race with other processes is the price of that.
+int free_loopback_port();
+
 // Value of key=... in a log line.
 std::string field(const std::string& line, const std::string& key);
 
