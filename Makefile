@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test bench clean
 
 all: build
 
@@ -23,6 +23,11 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# Figures, not pass/fail: needs the test fixtures (made by the first test of `make test`).
+bench: build
+	@test -f $(BUILD_DIR)/tests/data/keys.env || ./tests/fixtures/make-fixtures.sh $(BUILD_DIR)/tests/data
+	./$(BUILD_DIR)/bench/bench_fleet
 
 clean:
 	rm -rf $(BUILD_DIR)

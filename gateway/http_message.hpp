@@ -35,6 +35,7 @@ struct HttpResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool close = false;  // close the connection after this response
+  bool reset = false;  // send nothing, drop the connection with a TCP reset (test keyservers)
 
   // Fields the access log line carries.
   std::string log_op = "-";

@@ -209,6 +209,12 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
         res = text_response(500, "Internal error");
       }
     }
+    if (res.reset) {  // no answer at all: RST, as a crashing or hostile server would
+      beast::error_code ignored;
+      tcp_layer.socket().set_option(tcp::socket::linger(true, 0), ignored);
+      tcp_layer.socket().close(ignored);
+      co_return;
+    }
     {
       std::lock_guard lock(mutex);
       keep_alive = keep_alive && !res.close && !stopping;

@@ -331,3 +331,56 @@ TEST_CASE("new connections resume the upstream's TLS session", "[integration][fl
   CHECK(ks.count("resumed") >= 3);
   CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body, Contains("\"tls_resumptions\":"));
 }
+
+TEST_CASE("an upstream that resets connections is failed over like one that is down",
+          "[integration][fleet]") {
+  TempDir dir;
+  TestKeyserver rst(dir, "rst", "server", "reset");
+  TestKeyserver ok(dir, "ok");
+  Gateway gw(dir, {{"rst", rst.url()}, {"ok", ok.url()}}, "", kNoProbes);
+  REQUIRE(gw.started());
+  CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  CHECK(rst.lookups() == 1);
+  CHECK(ok.lookups() == 1);
+  CHECK_THAT(gw.log(), Contains("upstream_failed upstream=rst outcome=connect_error"));
+}
+
+TEST_CASE("different versions of a key across upstreams and over time are merged, never lost",
+          "[integration][fleet]") {
+  TempDir dir;
+  const std::string alice = fixture("ALICE_FPR");
+  auto uid_lines = [&](const Gateway& gw) {
+    return count_of(gw.get(index_fpr(alice)).body, "\nuid:");
+  };
+  SECTION("merge = all: v1 from one upstream, v2 (new subkey and user ID) from the other") {
+    TestKeyserver old_copy(dir, "old", "server", "normal", {"alice.asc"});
+    TestKeyserver new_copy(dir, "new", "server", "normal", {"alice-v2.asc"});
+    Gateway gw(dir, {{"old", old_copy.url()}, {"new", new_copy.url()}}, "", "merge = \"all\"\n");
+    REQUIRE(gw.started());
+    const HttpResult r = gw.get(get_fpr(alice));
+    CHECK(r.status == 200);
+    CHECK(uid_lines(gw) == 3);
+    Gpg gpg;
+    REQUIRE(gpg({"--recv-keys", alice}, gw.hkp_url()).exit_code == 0);
+    const auto listing = gpg({"--with-colons", "--list-keys", alice});
+    CHECK(count_of(listing.out, "\nsub:") == 2);
+  }
+  SECTION("a cached v2 refreshed from an upstream still serving v1 keeps what v2 added") {
+    TestKeyserver ks(dir, "ks", "server", "normal", {"alice-v2.asc"});
+    TestKeyserver stale(dir, "stale", "server", "normal", {"alice.asc"});
+    {
+      Gateway gw(dir, {{"ks", ks.url()}});
+      REQUIRE(gw.started());
+      REQUIRE(gw.get(get_fpr(alice)).status == 200);
+      REQUIRE(uid_lines(gw) == 3);
+    }
+    // Same cache, now an upstream with the older copy; fresh_for 0 forces the re-fetch.
+    Gateway gw(dir, {{"stale", stale.url()}},
+               "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+    REQUIRE(gw.started());
+    const HttpResult r = gw.get(get_fpr(alice));
+    CHECK(r.header("x-hkp-cache") == "revalidated");
+    CHECK(stale.count("gets") == 1);
+    CHECK(count_of(gw.get(index_fpr(alice)).body, "\nuid:") == 3);
+  }
+}

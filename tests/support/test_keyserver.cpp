@@ -1,8 +1,9 @@
 // A keyserver for tests: speaks real HTTPS (certificate from the test CA) with keys from .asc
 // files, and can be told to misbehave. A plain-HTTP control port on loopback changes the mode and
 // reports how many requests it saw:
-//   GET /mode?set=normal|fail|notfound|hang|slow|wrongkey|nouids[&delay_ms=N][&close=1]
-//     fail and hang apply to every path (the health probe's too); delay_ms delays lookups only;
+//   GET /mode?set=normal|fail|reset|notfound|hang|slow|wrongkey|nouids[&delay_ms=N][&close=1]
+//     fail (HTTP 500), reset (TCP reset, no answer) and hang apply to every path (the health
+//     probe's too); delay_ms delays lookups only;
 //     close=1 closes the connection after every answer (each request a new TLS handshake).
 //   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N"
 //     resumed: requests that arrived on a TLS connection resumed from an earlier session;
@@ -80,6 +81,11 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     co_return text_response(500, "hung");
   }
   if (mode == "fail") co_return text_response(500, "test keyserver failing on purpose");
+  if (mode == "reset") {
+    HttpResponse r;
+    r.reset = true;
+    co_return r;
+  }
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
   struct InFlight {
     State& st;
