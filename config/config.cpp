@@ -359,7 +359,7 @@ Config build(const Value& root, const std::string& source) {
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
     r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
-                        "third_party_sigs", "short_key_ids"});
+                        "third_party_sigs", "max_third_party_sigs", "short_key_ids"});
     r.size(t, p, "max_key_bytes", c.keys.max_key_bytes, 4096, 1ULL << 30);
     r.size(t, p, "max_packet_bytes", c.keys.max_packet_bytes, 512, 1ULL << 30);
     r.size(t, p, "max_sig_packet_bytes", c.keys.max_sig_packet_bytes, 512, 1ULL << 30);
@@ -367,6 +367,7 @@ Config build(const Value& root, const std::string& source) {
              {{"keep", ThirdPartySigs::keep},
               {"strip", ThirdPartySigs::strip},
               {"strip_if_oversize", ThirdPartySigs::strip_if_oversize}});
+    r.integer(t, p, "max_third_party_sigs", c.keys.max_third_party_sigs, 0, 100'000'000);
     r.choice(t, p, "short_key_ids", c.keys.short_key_ids,
              {{"reject", ShortKeyIds::reject}, {"cache_only", ShortKeyIds::cache_only}});
   });

@@ -79,6 +79,8 @@ struct KeysConfig {
   std::uint64_t max_packet_bytes = 8 << 10;
   std::uint64_t max_sig_packet_bytes = 64 << 10;
   ThirdPartySigs third_party_sigs = ThirdPartySigs::strip_if_oversize;
+  // strip_if_oversize also strips a key with more third-party certifications than this.
+  std::uint64_t max_third_party_sigs = 1000;
   ShortKeyIds short_key_ids = ShortKeyIds::reject;
 };
 

@@ -5,9 +5,14 @@
 #include <rnp/rnp_err.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <variant>
+
+#include "hkp/packets.hpp"
 
 namespace hkpgw::hkp {
 namespace {
@@ -146,15 +151,158 @@ std::string export_public(rnp_key_handle_t key) {
   return std::string(reinterpret_cast<const char*>(buf), len);
 }
 
-void count_removed(rnp_ffi_t, void* ctx, rnp_signature_handle_t, std::uint32_t* action) {
-  ++*static_cast<std::size_t*>(ctx);
-  *action = RNP_KEY_SIGNATURE_REMOVE;
+// Which signatures go, decided here rather than by RNP's flags: in RNP 0.16,
+// RNP_KEY_SIGNATURE_INVALID also matches self-signatures it has not validated yet, and
+// RNP_KEY_SIGNATURE_NON_SELF_SIG matched self-signatures too. Asking with every flag offers each
+// signature to this callback, which removes a self-signature only when it verifies as invalid
+// and a third-party one only under the stripping policy.
+struct SigPolicy {
+  std::string primary_keyid;
+  bool strip_third_party = false;
+  std::size_t invalid = 0, third_party = 0;
+};
+
+void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uint32_t* action) {
+  auto& p = *static_cast<SigPolicy*>(ctx);
+  RnpString signer;
+  rnp_signature_get_keyid(sig, &signer.p);
+  *action = RNP_KEY_SIGNATURE_KEEP;
+  if (signer.str() != p.primary_keyid) {
+    if (p.strip_third_party) {
+      ++p.third_party;
+      *action = RNP_KEY_SIGNATURE_REMOVE;
+    }
+  } else if (rnp_signature_is_valid(sig, 0) == RNP_ERROR_SIGNATURE_INVALID) {
+    ++p.invalid;
+    *action = RNP_KEY_SIGNATURE_REMOVE;
+  }
+}
+
+std::size_t count_third_party(rnp_key_handle_t key, const std::string& primary_keyid) {
+  std::size_t n = 0, uids = 0;
+  rnp_key_get_uid_count(key, &uids);
+  for (std::size_t i = 0; i < uids; ++i) {
+    rnp_uid_handle_t raw = nullptr;
+    if (rnp_key_get_uid_handle_at(key, i, &raw) != RNP_SUCCESS) continue;
+    UidHandle uid(raw);
+    std::size_t sigs = 0;
+    rnp_uid_get_signature_count(raw, &sigs);
+    for (std::size_t s = 0; s < sigs; ++s) {
+      rnp_signature_handle_t sraw = nullptr;
+      if (rnp_uid_get_signature_at(raw, s, &sraw) != RNP_SUCCESS) continue;
+      SigHandle sig(sraw);
+      RnpString signer;
+      if (rnp_signature_get_keyid(sraw, &signer.p) == RNP_SUCCESS && signer.str() != primary_keyid) ++n;
+    }
+  }
+  return n;
+}
+
+// Cleaning with RNP, in place: signatures that RNP can prove invalid, user IDs without a valid
+// (or revoking) self-signature, subkeys without a valid binding, and third-party certifications
+// per policy. Counts what it removed in `dropped`.
+void clean(rnp_key_handle_t key, const std::string& primary_keyid, const config::KeysConfig& limits,
+           std::map<std::string, std::size_t>& dropped) {
+  // Validity is read before anything is removed: RNP does not recompute it after a removal.
+  std::vector<UidHandle> forged;
+  std::size_t uids = 0;
+  rnp_key_get_uid_count(key, &uids);
+  for (std::size_t i = 0; i < uids; ++i) {
+    rnp_uid_handle_t raw = nullptr;
+    if (rnp_key_get_uid_handle_at(key, i, &raw) != RNP_SUCCESS) continue;
+    UidHandle uid(raw);
+    bool valid = false, revoked = false;
+    rnp_uid_is_valid(raw, &valid);
+    rnp_uid_is_revoked(raw, &revoked);
+    if (!valid && !revoked) forged.push_back(std::move(uid));
+  }
+  std::vector<KeyHandle> unbound;
+  std::size_t subs = 0;
+  rnp_key_get_subkey_count(key, &subs);
+  for (std::size_t i = 0; i < subs; ++i) {
+    rnp_key_handle_t raw = nullptr;
+    if (rnp_key_get_subkey_at(key, i, &raw) != RNP_SUCCESS) continue;
+    KeyHandle sub(raw);
+    if (!flag(rnp_key_is_valid, raw) && !flag(rnp_key_is_revoked, raw) &&
+        !flag(rnp_key_is_expired, raw)) {
+      unbound.push_back(std::move(sub));  // no valid binding: not provably this key's subkey
+    }
+  }
+  for (auto& uid : forged) {
+    if (rnp_uid_remove(key, uid.get()) == RNP_SUCCESS) ++dropped["invalid_user_id"];
+  }
+  for (auto& sub : unbound) {
+    if (rnp_key_remove(sub.get(), RNP_KEY_REMOVE_PUBLIC) == RNP_SUCCESS) ++dropped["invalid_subkey"];
+  }
+  using config::ThirdPartySigs;
+  SigPolicy policy{primary_keyid};
+  policy.strip_third_party = limits.third_party_sigs == ThirdPartySigs::strip;
+  if (limits.third_party_sigs == ThirdPartySigs::strip_if_oversize) {
+    // A flood (the 2019 keyserver attack: thousands of certifications) or a key over the size
+    // limit loses its third-party certifications and stays usable.
+    policy.strip_third_party = count_third_party(key, primary_keyid) > limits.max_third_party_sigs ||
+                               export_public(key).size() > limits.max_key_bytes;
+  }
+  rnp_key_remove_signatures(key,
+                            RNP_KEY_SIGNATURE_INVALID | RNP_KEY_SIGNATURE_UNKNOWN_KEY |
+                                RNP_KEY_SIGNATURE_NON_SELF_SIG,
+                            decide_signature, &policy);
+  if (policy.invalid) dropped["invalid_signature"] += policy.invalid;
+  if (policy.third_party) dropped["third_party_signature"] += policy.third_party;
+}
+
+// Per-packet limits on an exported key: an oversize signature is dropped; an oversize user ID,
+// photo or subkey is dropped with the signatures that follow it. Returns the packets without
+// them, or nullopt when nothing was over a limit. Throws nothing; `reject` is set when the
+// primary key packet itself is over the limit.
+std::optional<std::string> drop_oversize_packets(std::string_view packets,
+                                                 const config::KeysConfig& limits,
+                                                 std::map<std::string, std::size_t>& dropped,
+                                                 bool& reject) {
+  auto split = split_packets(packets);
+  if (!split) return std::nullopt;  // RNP's own export: cannot happen; keep it as it is
+  std::string out;
+  bool any = false, skipping = false;
+  for (const auto& p : *split) {
+    if (p.tag == tag::signature) {
+      if (skipping) continue;
+      if (p.whole.size() > limits.max_sig_packet_bytes) {
+        ++dropped["oversize_signature"];
+        any = true;
+        continue;
+      }
+      out += p.whole;
+      continue;
+    }
+    skipping = false;
+    if (p.whole.size() > limits.max_packet_bytes) {
+      if (p.tag == tag::public_key) {
+        reject = true;
+        return std::nullopt;
+      }
+      ++dropped[p.tag == tag::public_subkey ? "oversize_subkey" : "oversize_user_id"];
+      any = skipping = true;
+      continue;
+    }
+    out += p.whole;
+  }
+  if (!any) return std::nullopt;
+  return out;
 }
 
 // Builds the ParsedKey for one primary key, or says why it is refused.
+std::size_t total(const std::map<std::string, std::size_t>& m) {
+  std::size_t n = 0;
+  for (const auto& [k, v] : m) n += v;
+  return n;
+}
+
+// `modified`: cleaning removed something, so what RNP says about the key now may be stale
+// (it does not revalidate after removals); the caller parses the exported packets again.
 std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
                                                    const config::KeysConfig& limits,
-                                                   std::size_t& stripped) {
+                                                   std::map<std::string, std::size_t>& dropped,
+                                                   bool& modified) {
   ParsedKey pk;
   KeyInfo& info = pk.info;
   read_basic(key, info.fingerprint, info.algo, info.bits, info.created, info.expires,
@@ -167,16 +315,10 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
     return RejectedKey{info.fingerprint, GPG_ERR_BAD_SIGNATURE,
                        "the primary key has no valid self-signature"};
   }
-  using config::ThirdPartySigs;
-  if (limits.third_party_sigs == ThirdPartySigs::strip) {
-    rnp_key_remove_signatures(key, RNP_KEY_SIGNATURE_NON_SELF_SIG, count_removed, &stripped);
-  }
+  const std::size_t dropped_before = total(dropped);
+  clean(key, info.keyid(), limits, dropped);
+  modified = total(dropped) != dropped_before;
   pk.packets = export_public(key);
-  if (pk.packets.size() > limits.max_key_bytes &&
-      limits.third_party_sigs == ThirdPartySigs::strip_if_oversize) {
-    rnp_key_remove_signatures(key, RNP_KEY_SIGNATURE_NON_SELF_SIG, count_removed, &stripped);
-    pk.packets = export_public(key);
-  }
   if (pk.packets.empty()) {
     return RejectedKey{info.fingerprint, GPG_ERR_INV_PACKET, "the key could not be exported"};
   }
@@ -192,10 +334,6 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
     rnp_key_handle_t raw = nullptr;
     if (rnp_key_get_subkey_at(key, i, &raw) != RNP_SUCCESS) continue;
     KeyHandle sub(raw);
-    if (!flag(rnp_key_is_valid, raw) && !flag(rnp_key_is_revoked, raw) &&
-        !flag(rnp_key_is_expired, raw)) {
-      continue;  // no valid binding: not this key's subkey as far as anyone can prove
-    }
     Subkey s;
     read_basic(raw, s.fingerprint, s.algo, s.bits, s.created, s.expires, s.revoked);
     info.subkeys.push_back(std::move(s));
@@ -205,7 +343,10 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
 
 }  // namespace
 
-ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits) {
+namespace {
+
+// depth 1 = the second look at a key cleaning changed; it never recurses further.
+ParseOutcome parse_keys_at(std::string_view data, const config::KeysConfig& limits, int depth) {
   ParseOutcome out;
   Ffi ffi = make_ffi();
   rnp_input_t in_raw = nullptr;
@@ -260,15 +401,74 @@ ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits)
       }
       continue;
     }
-    auto taken = take_primary(raw, limits, out.stripped_signatures);
+    bool modified = false;
+    auto taken = take_primary(raw, limits, out.dropped, modified);
     if (auto* pk = std::get_if<ParsedKey>(&taken)) {
-      out.keys.push_back(std::move(*pk));
+      bool reject = false;
+      auto smaller = drop_oversize_packets(pk->packets, limits, out.dropped, reject);
+      if (reject) {
+        out.rejected.push_back({fpr, GPG_ERR_TOO_LARGE,
+                                "the primary key packet is over max_packet_bytes (" +
+                                    std::to_string(limits.max_packet_bytes) + ")"});
+      } else if ((smaller || modified) && depth == 0) {
+        // Parse the cleaned key again: validity and facts may have changed.
+        ParseOutcome again = parse_keys_at(smaller ? *smaller : pk->packets, limits, depth + 1);
+        for (auto& k : again.keys) {
+          if (k.info.fingerprint == pk->info.fingerprint) out.keys.push_back(std::move(k));
+        }
+        for (auto& r : again.rejected) out.rejected.push_back(std::move(r));
+        for (const auto& [reason, n] : again.dropped) out.dropped[reason] += n;
+      } else {
+        if (smaller) pk->packets = std::move(*smaller);
+        out.keys.push_back(std::move(*pk));
+      }
     } else {
       out.rejected.push_back(std::get<RejectedKey>(std::move(taken)));
     }
   }
   out.not_openpgp = fingerprints.empty() && !any_read;
   return out;
+}
+
+}  // namespace
+
+ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits) {
+  return parse_keys_at(data, limits, 0);
+}
+
+namespace {
+
+// The same packets, in any order (RNP may order a merged key's signatures differently).
+bool same_packets(std::string_view a, std::string_view b) {
+  if (a == b) return true;
+  auto pa = split_packets(a), pb = split_packets(b);
+  if (!pa || !pb || pa->size() != pb->size()) return false;
+  std::vector<std::string_view> va, vb;
+  for (const auto& p : *pa) va.push_back(p.whole);
+  for (const auto& p : *pb) vb.push_back(p.whole);
+  std::sort(va.begin(), va.end());
+  std::sort(vb.begin(), vb.end());
+  return va == vb;
+}
+
+}  // namespace
+
+std::optional<MergeResult> merge_key(std::string_view cached, std::string_view incoming,
+                                     const std::string& fingerprint,
+                                     const config::KeysConfig& limits) {
+  std::string both;
+  both.reserve(cached.size() + incoming.size());
+  both += cached;
+  both += incoming;
+  // RNP merges every copy of a key it imports into one ffi.
+  ParseOutcome merged = parse_keys(both, limits);
+  for (auto& k : merged.keys) {
+    if (k.info.fingerprint == fingerprint) {
+      const bool changed = !same_packets(k.packets, cached);
+      return MergeResult{std::move(k), changed};
+    }
+  }
+  return std::nullopt;
 }
 
 std::string armor_public_keys(std::string_view packets) {

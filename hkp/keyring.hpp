@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,11 +27,29 @@ struct ParseOutcome {
   std::vector<RejectedKey> rejected;
   bool secret_material = false;  // the input held secret key packets: callers refuse all of it
   bool not_openpgp = false;      // nothing in the input parsed as OpenPGP at all
-  std::size_t stripped_signatures = 0;  // third-party certifications removed by policy
+  // What cleaning removed from the accepted keys, by reason: invalid_signature, invalid_user_id,
+  // invalid_subkey, third_party_signature, oversize_signature, oversize_user_id, oversize_subkey.
+  std::map<std::string, std::size_t> dropped;
 };
 
 // Thread-safe (each call has its own RNP context). Never throws for bad input.
+// Every accepted key is cleaned: signatures RNP proves invalid are dropped, so are user IDs
+// without a valid self-signature (a revoked one stays: it carries its revocation), subkeys
+// without a valid binding, packets over max_packet_bytes / max_sig_packet_bytes, and third-party
+// certifications per `third_party_sigs`. A key whose primary key has no valid self-signature of
+// any kind is rejected; a key without user IDs is kept.
 ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits);
+
+// Merges two copies of one key (binary packets): the union of their user IDs, subkeys and
+// signatures, cleaned like parse_keys. `changed` is false when the result is byte for byte the
+// `cached` copy (the incoming copy added nothing), so the caller need not rewrite it.
+struct MergeResult {
+  ParsedKey key;
+  bool changed = true;
+};
+std::optional<MergeResult> merge_key(std::string_view cached, std::string_view incoming,
+                                     const std::string& fingerprint,
+                                     const config::KeysConfig& limits);
 
 // ASCII armor (RFC 4880 section 6.2) of binary OpenPGP packets as a PUBLIC KEY BLOCK, with the
 // CRC-24 line, ending in a newline. Pure and cheap: the cache-hit path uses it.

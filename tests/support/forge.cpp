@@ -1,0 +1,119 @@
+#include "support/forge.hpp"
+
+#include <stdexcept>
+
+#include "hkp/keyring.hpp"
+#include "hkp/packets.hpp"
+
+namespace hkpgw::test {
+
+using hkp::Packet;
+namespace tag = hkp::tag;
+
+namespace {
+
+std::vector<Packet> split(const std::string& key) {
+  auto p = hkp::split_packets(key);
+  if (!p) throw std::runtime_error("forge: not a packet sequence");
+  return *p;
+}
+
+// Index just past the first user ID and its signatures.
+std::size_t after_first_uid(const std::vector<Packet>& ps) {
+  std::size_t i = 0;
+  while (i < ps.size() && ps[i].tag != tag::user_id) ++i;
+  if (i == ps.size()) throw std::runtime_error("forge: key has no user ID");
+  ++i;
+  while (i < ps.size() && ps[i].tag == tag::signature) ++i;
+  return i;
+}
+
+// A copy of the first user ID's self-signature with its last byte changed: a distinct packet
+// (an identical copy would be merged with the original) that does not verify.
+std::string first_uid_signature(const std::vector<Packet>& ps) {
+  for (std::size_t i = 0; i + 1 < ps.size(); ++i) {
+    if (ps[i].tag == tag::user_id && ps[i + 1].tag == tag::signature) {
+      std::string sig(ps[i + 1].whole);
+      sig.back() = static_cast<char>(sig.back() ^ 0x01);
+      return sig;
+    }
+  }
+  throw std::runtime_error("forge: no user ID signature");
+}
+
+std::string join(const std::vector<Packet>& ps, std::size_t from, std::size_t to) {
+  std::string out;
+  for (std::size_t i = from; i < to; ++i) out += ps[i].whole;
+  return out;
+}
+
+}  // namespace
+
+std::string key_packets(const std::string& data) {
+  config::KeysConfig keep;
+  keep.third_party_sigs = config::ThirdPartySigs::keep;
+  keep.max_key_bytes = keep.max_packet_bytes = keep.max_sig_packet_bytes = 1ULL << 30;
+  keep.max_third_party_sigs = 1ULL << 40;
+  auto parsed = hkp::parse_keys(data, keep);
+  if (parsed.keys.empty()) throw std::runtime_error("forge: no key in input");
+  return parsed.keys.front().packets;
+}
+
+std::string with_forged_uid(const std::string& key, const std::string& uid_text) {
+  const auto ps = split(key);
+  const std::size_t at = after_first_uid(ps);
+  return join(ps, 0, at) + hkp::make_packet(tag::user_id, uid_text) + first_uid_signature(ps) +
+         join(ps, at, ps.size());
+}
+
+std::string with_foreign_subkey(const std::string& key, const std::string& other) {
+  const auto theirs = split(other);
+  std::string sub;
+  for (std::size_t i = 0; i < theirs.size(); ++i) {
+    if (theirs[i].tag != tag::public_subkey) continue;
+    sub = std::string(theirs[i].whole);
+    if (i + 1 < theirs.size() && theirs[i + 1].tag == tag::signature) sub += theirs[i + 1].whole;
+    break;
+  }
+  if (sub.empty()) throw std::runtime_error("forge: other key has no subkey");
+  return key + sub;
+}
+
+std::string flooded(const std::string& key, int count) {
+  const auto ps = split(key);
+  const std::size_t at = after_first_uid(ps);
+  std::string out = join(ps, 0, at);
+  for (int i = 0; i < count; ++i) {
+    // v4 generic certification (0x10), EdDSA, SHA-256, creation time varying per copy, issuer
+    // 0x00C0FFEE00C0FFEE, and a well-formed (meaningless) signature.
+    std::string b = {4, 0x10, 22, 8, 0, 6, 5, 2};
+    const std::uint32_t when = 1600000000u + static_cast<std::uint32_t>(i);
+    for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
+    b += std::string{0, 10, 9, 16};
+    b += std::string("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8);
+    b += std::string{0x12, 0x34};
+    for (int mpi = 0; mpi < 2; ++mpi) {
+      b += std::string{1, 0};  // 256 bits
+      b += std::string(32, static_cast<char>(0xC1 + mpi));  // top bit set: exactly 256 bits
+    }
+    out += hkp::make_packet(tag::signature, b);
+  }
+  return out + join(ps, at, ps.size());
+}
+
+std::string with_oversize_uid(const std::string& key, std::size_t bytes) {
+  const auto ps = split(key);
+  const std::size_t at = after_first_uid(ps);
+  std::string text = "Big <big@example.org> ";
+  text.resize(bytes, 'x');
+  return join(ps, 0, at) + hkp::make_packet(tag::user_id, text) + first_uid_signature(ps) +
+         join(ps, at, ps.size());
+}
+
+int signature_count(const std::string& packets) {
+  int n = 0;
+  for (const auto& p : split(packets)) n += p.tag == tag::signature;
+  return n;
+}
+
+}  // namespace hkpgw::test

@@ -1,0 +1,185 @@
+// Key validation, cleaning, limits and merging with RNP, on real keys made by gpg and on keys
+// made wrong on purpose from them (tests/support/forge.*).
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <ctime>
+
+#include "hkp/keyring.hpp"
+#include "support/forge.hpp"
+#include "support/harness.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::hkp;
+using namespace hkpgw::test;
+
+namespace {
+
+std::string packets_of(const std::string& file) {
+  return key_packets(read_file(data_dir() + "/" + file));
+}
+
+// Our own cleaned copy of a fixture, as the cache would hold it.
+std::string cached_copy(const std::string& file) {
+  auto o = parse_keys(read_file(data_dir() + "/" + file), {});
+  REQUIRE(o.keys.size() == 1);
+  return o.keys[0].packets;
+}
+
+const ParsedKey& only_key(const ParseOutcome& o) {
+  REQUIRE(o.keys.size() == 1);
+  return o.keys[0];
+}
+
+bool has_email(const KeyInfo& k, const std::string& email) {
+  for (const auto& u : k.uids) {
+    if (u.email == email) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a forged user ID (its self-signature does not verify) is dropped", "[keys][unit]") {
+  const std::string forged = with_forged_uid(packets_of("alice.asc"), "Mallory <boss@alice.example>");
+  const auto out = parse_keys(forged, {});
+  const ParsedKey& k = only_key(out);
+  CHECK(k.info.uids.size() == 2);
+  CHECK_FALSE(has_email(k.info, "boss@alice.example"));
+  CHECK_FALSE(k.info.matches({SearchKind::email, "boss@alice.example"}));
+  CHECK(k.packets.find("boss@alice.example") == std::string::npos);  // gone from what is served
+  CHECK(out.dropped.at("invalid_user_id") == 1);
+}
+
+TEST_CASE("a subkey bound by another key is dropped", "[keys][unit]") {
+  // Bob's key with Alice's subkey and Alice's binding signature appended.
+  const std::string mixed = with_foreign_subkey(packets_of("bob.asc"), packets_of("alice.asc"));
+  const auto out = parse_keys(mixed, {});
+  const ParsedKey& k = only_key(out);
+  CHECK(k.info.fingerprint == fixture("BOB_FPR"));
+  CHECK(k.info.subkeys.empty());
+  CHECK_FALSE(k.info.matches({SearchKind::fingerprint, fixture("ALICE_SUB_FPR")}));
+  CHECK(out.dropped.at("invalid_subkey") == 1);
+  CHECK(parse_keys(k.packets, {}).dropped.empty());  // the cleaned copy is clean
+}
+
+TEST_CASE("a key flooded with 2500 third-party certifications", "[keys][unit]") {
+  const std::string flood = flooded(packets_of("alice.asc"), 2500);
+  REQUIRE(signature_count(flood) >= 2503);
+  config::KeysConfig limits;  // the defaults: strip_if_oversize, max_third_party_sigs 1000
+
+  SECTION("is stripped to its self-signatures under the default policy") {
+    const auto out = parse_keys(flood, limits);
+    const ParsedKey& k = only_key(out);
+    CHECK(signature_count(k.packets) == 3);  // two user ID self-signatures, one binding
+    CHECK(out.dropped.at("third_party_signature") == 2500);
+    CHECK(k.info.uids.size() == 2);
+    CHECK(k.packets.size() < 2000);
+  }
+  SECTION("is kept whole with third_party_sigs = keep (within max_key_bytes)") {
+    limits.third_party_sigs = config::ThirdPartySigs::keep;
+    const auto out = parse_keys(flood, limits);
+    CHECK(signature_count(only_key(out).packets) == 2503);
+  }
+  SECTION("keep, but over max_key_bytes: refused with the reason") {
+    limits.third_party_sigs = config::ThirdPartySigs::keep;
+    limits.max_key_bytes = 64 << 10;
+    const auto out = parse_keys(flood, limits);
+    CHECK(out.keys.empty());
+    REQUIRE(out.rejected.size() == 1);
+    CHECK(out.rejected[0].code == GPG_ERR_TOO_LARGE);
+    CHECK(out.rejected[0].reason.find("max_key_bytes") != std::string::npos);
+  }
+  SECTION("strip always strips, however few") {
+    limits.third_party_sigs = config::ThirdPartySigs::strip;
+    const auto out = parse_keys(flooded(packets_of("alice.asc"), 3), limits);
+    CHECK(signature_count(only_key(out).packets) == 3);
+    CHECK(out.dropped.at("third_party_signature") == 3);
+  }
+}
+
+TEST_CASE("packets over max_packet_bytes and max_sig_packet_bytes are dropped", "[keys][unit]") {
+  config::KeysConfig limits;
+  limits.max_packet_bytes = 4096;
+  const auto out = parse_keys(with_oversize_uid(packets_of("alice.asc"), 6000), limits);
+  const ParsedKey& k = only_key(out);
+  CHECK(k.info.uids.size() == 2);
+  CHECK(k.packets.find("big@example.org") == std::string::npos);
+  // The oversize user ID's copied signature does not verify either, so RNP may drop it first;
+  // one of the two reasons says why it went.
+  CHECK(out.dropped.count("oversize_user_id") + out.dropped.count("invalid_user_id") == 1);
+
+  limits.max_packet_bytes = 8 << 10;
+  limits.max_sig_packet_bytes = 512;
+  limits.third_party_sigs = config::ThirdPartySigs::keep;
+  // RSA self-signatures are ~300 bytes, the flood's ~90: set the bar between real and huge.
+  const auto small = parse_keys(packets_of("bob.asc"), limits);
+  CHECK(only_key(small).info.uids.size() == 1);
+  limits.max_sig_packet_bytes = 100;  // now bob's self-signatures are "oversize"
+  const auto none = parse_keys(packets_of("bob.asc"), limits);
+  CHECK(none.dropped.at("oversize_signature") >= 1);
+  for (const auto& key : none.keys) CHECK(key.info.uids.empty());  // no valid self-cert left
+}
+
+TEST_CASE("a key without user IDs is kept, one without any valid self-signature is not",
+          "[keys][unit]") {
+  const auto nouids = parse_keys(read_file(data_dir() + "/alice-nouids.asc"), {});
+  CHECK(only_key(nouids).info.uids.empty());
+  CHECK(only_key(nouids).info.subkeys.size() == 1);
+}
+
+TEST_CASE("merging copies of a key: nothing is lost, whichever copy is older", "[keys][unit]") {
+  config::KeysConfig limits;
+  const std::string alice = fixture("ALICE_FPR");
+  const std::string v1 = cached_copy("alice.asc"), v2 = cached_copy("alice-v2.asc");
+
+  SECTION("v1 cached, v2 arrives: the new subkey and user ID are added") {
+    auto m = merge_key(v1, packets_of("alice-v2.asc"), alice, limits);
+    REQUIRE(m);
+    CHECK(m->changed);
+    CHECK(m->key.info.uids.size() == 3);
+    CHECK(m->key.info.subkeys.size() == 2);
+    CHECK(has_email(m->key.info, "alice@newer.example"));
+  }
+  SECTION("v2 cached, v1 arrives: nothing to add, nothing lost, unchanged") {
+    auto m = merge_key(v2, packets_of("alice.asc"), alice, limits);
+    REQUIRE(m);
+    CHECK_FALSE(m->changed);
+    CHECK(m->key.packets == v2);
+    CHECK(m->key.info.uids.size() == 3);
+  }
+  SECTION("an identical copy is unchanged") {
+    auto m = merge_key(v1, packets_of("alice.asc"), alice, limits);
+    REQUIRE(m);
+    CHECK_FALSE(m->changed);
+  }
+  SECTION("a revocation arriving later is added, and an older unrevoked copy never removes it") {
+    const std::string carol = fixture("CAROL_FPR");
+    const std::string before = cached_copy("carol-unrevoked.asc");
+    const std::string after = cached_copy("carol.asc");
+    REQUIRE_FALSE(only_key(parse_keys(before, limits)).info.revoked);
+    auto m = merge_key(before, packets_of("carol.asc"), carol, limits);
+    REQUIRE(m);
+    CHECK(m->changed);
+    CHECK(m->key.info.revoked);
+    auto back = merge_key(after, packets_of("carol-unrevoked.asc"), carol, limits);
+    REQUIRE(back);
+    CHECK(back->key.info.revoked);
+    CHECK_FALSE(back->changed);
+  }
+  SECTION("an extended expiry is taken, and the older expiry never wins back") {
+    const std::string dave = fixture("DAVE_FPR");
+    const std::int64_t now = std::time(nullptr);
+    const std::string expired = cached_copy("dave.asc");
+    REQUIRE(only_key(parse_keys(expired, limits)).info.expired_at(now));
+    auto m = merge_key(expired, packets_of("dave-extended.asc"), dave, limits);
+    REQUIRE(m);
+    CHECK(m->changed);
+    CHECK_FALSE(m->key.info.expired_at(now));
+    auto back = merge_key(cached_copy("dave-extended.asc"), packets_of("dave.asc"), dave, limits);
+    REQUIRE(back);
+    // The old copy's superseded self-signature joins the union (gpg had dropped it when it
+    // extended the expiry), but the newest self-signature decides: still not expired.
+    CHECK_FALSE(back->key.info.expired_at(now));
+  }
+}
