@@ -24,7 +24,8 @@ namespace hkpgw::cache {
 inline constexpr std::uint8_t kRecordFormat = 1;
 
 struct KeyRecordView {
-  std::int64_t fetched_at = 0;
+  std::string_view fingerprint;  // 20 bytes, binary (the keys-table key)
+  std::int64_t fetched_at = 0;   // when an upstream last confirmed it (the stamps table wins)
   std::string_view upstream;
   std::string_view info_bytes;  // decode_key_info() turns these into a KeyInfo
   std::string_view packets;

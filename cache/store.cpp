@@ -1,16 +1,25 @@
 #include "cache/store.hpp"
 
+#include <fcntl.h>
 #include <lmdb.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 
 namespace hkpgw::cache {
 namespace {
 
 constexpr std::string_view kSchemaKey = "schema";
-constexpr std::string_view kSchemaVersion = "1";
 constexpr std::size_t kMaxEmailIndexBytes = 400;  // LMDB keys are at most 511 bytes
+constexpr std::size_t kMaxPendingAccesses = 1 << 16;
+constexpr auto kAccessFoldInterval = std::chrono::seconds(1);
+constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
 
 class LmdbCategory final : public std::error_category {
  public:
@@ -56,6 +65,37 @@ std::optional<std::string> index_key_of(const hkp::Search& s) {
   return std::nullopt;
 }
 
+// Stamp (stamps table, key = fingerprint): i64 fetched_at | i64 accessed_at, little-endian.
+struct Stamp {
+  std::int64_t fetched_at = 0;
+  std::int64_t accessed_at = 0;
+};
+std::string encode_stamp(const Stamp& s) {
+  std::string out(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>((static_cast<std::uint64_t>(s.fetched_at) >> (8 * i)) & 0xFF);
+    out[8 + i] = static_cast<char>((static_cast<std::uint64_t>(s.accessed_at) >> (8 * i)) & 0xFF);
+  }
+  return out;
+}
+std::optional<Stamp> decode_stamp(std::string_view b) {
+  if (b.size() != 16) return std::nullopt;
+  std::uint64_t f = 0, a = 0;
+  for (int i = 0; i < 8; ++i) {
+    f |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+    a |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[8 + i])) << (8 * i);
+  }
+  return Stamp{static_cast<std::int64_t>(f), static_cast<std::int64_t>(a)};
+}
+// LRU table key: big-endian accessed_at (so LMDB's order is time order) | fingerprint.
+std::string lru_key(std::int64_t accessed_at, std::string_view fpr) {
+  std::string k(8, '\0');
+  const auto t = static_cast<std::uint64_t>(std::max<std::int64_t>(accessed_at, 0));
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>((t >> (8 * (7 - i))) & 0xFF);
+  k += fpr;
+  return k;
+}
+
 struct ReadTxn {
   MDB_txn* txn = nullptr;
   explicit ReadTxn(MDB_env* env) {
@@ -66,6 +106,12 @@ struct ReadTxn {
   }
 };
 
+std::int64_t system_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 const std::error_category& lmdb_category() {
@@ -73,18 +119,43 @@ const std::error_category& lmdb_category() {
   return category;
 }
 
-Store::Store(const StoreOptions& options) {
+Store::Store(const StoreOptions& options) : options_(options) {
+  if (!options_.now) options_.now = system_now;
   namespace fs = std::filesystem;
   std::error_code ec;
-  fs::create_directories(options.path, ec);
-  if (!fs::is_directory(options.path)) {
-    throw StoreError("cache.path \"" + options.path + "\" is not a directory" +
+  if (!options_.read_only) fs::create_directories(options_.path, ec);
+  if (!fs::is_directory(options_.path)) {
+    throw StoreError("cache.path \"" + options_.path + "\" is not a directory" +
                      (ec ? " (" + ec.message() + ")" : std::string()));
   }
-  auto fail = [&](const std::string& what, int rc) {
+  if (!options_.read_only) {
+    // One writing process per cache: a second gateway, or `cache import` next to a running
+    // gateway, is refused here with a clear message instead of racing on eviction and LRU state.
+    const std::string lock_path = options_.path + "/gateway.lock";
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      if (lock_fd_ >= 0) ::close(lock_fd_);
+      lock_fd_ = -1;
+      throw StoreError("cache \"" + options_.path + "\" is in use by another process (" +
+                       std::strerror(err) +
+                       "): stop the gateway first; stats, verify and export work while it runs");
+    }
+  }
+  try {
+    open_tables(options_.path);
+  } catch (...) {
     if (env_) mdb_env_close(env_);
     env_ = nullptr;
-    throw StoreError("cache \"" + options.path + "\": " + what + ": " + mdb_strerror(rc));
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    throw;
+  }
+  if (!options_.read_only) writer_ = std::thread([this] { writer_loop(); });
+}
+
+void Store::open_tables(const std::string& path) {
+  auto fail = [&](const std::string& what, int rc) {
+    throw StoreError("cache \"" + path + "\": " + what + ": " + mdb_strerror(rc));
   };
   int rc = mdb_env_create(&env_);
   if (rc) fail("cannot create the LMDB environment", rc);
@@ -92,44 +163,98 @@ Store::Store(const StoreOptions& options) {
   mdb_env_set_maxreaders(env_, 1024);
   // The map is address space only; the file grows with use. Twice max_size leaves room for
   // LMDB's copy-on-write pages while eviction keeps the data near max_size.
-  mdb_env_set_mapsize(env_, static_cast<std::size_t>(std::max<std::uint64_t>(options.max_size * 2, 64ULL << 20)));
+  mdb_env_set_mapsize(env_, static_cast<std::size_t>(
+                                std::max<std::uint64_t>(options_.max_size * 2, 64ULL << 20)));
   // NOTLS: read transactions are not tied to threads (coroutines hop threads between requests).
-  rc = mdb_env_open(env_, options.path.c_str(), MDB_NOTLS | MDB_NORDAHEAD, 0640);
+  const unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.read_only ? MDB_RDONLY : 0);
+  rc = mdb_env_open(env_, path.c_str(), flags, 0640);
   if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
     fail("data.mdb is not an LMDB cache this build can read (foreign or corrupt file?)", rc);
+  } else if (rc == ENOENT && options_.read_only) {
+    fail("no cache here", rc);
   } else if (rc) {
     fail("cannot open", rc);
   }
   MDB_txn* txn = nullptr;
-  rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-  if (rc) fail("cannot begin a write transaction", rc);
-  rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &keys_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "ids", MDB_CREATE | MDB_DUPSORT, &ids_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "queries", MDB_CREATE, &queries_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta_dbi_);
-  if (rc) {
-    mdb_txn_abort(txn);
-    fail("not an hkp-gateway cache (cannot open its tables)", rc);
-  }
+  rc = mdb_txn_begin(env_, nullptr, options_.read_only ? MDB_RDONLY : 0, &txn);
+  if (rc) fail("cannot begin a transaction", rc);
+  struct Abort {
+    MDB_txn*& t;
+    ~Abort() {
+      if (t) mdb_txn_abort(t);
+    }
+  } abort{txn};
+
+  const unsigned create = options_.read_only ? 0 : MDB_CREATE;
+  // Reading the schema first: a cache from an older build has fewer tables.
+  rc = mdb_dbi_open(txn, "meta", create, &meta_dbi_);
+  if (rc == MDB_NOTFOUND) fail("not an hkp-gateway cache (no meta table)", rc);
+  if (rc) fail("not an hkp-gateway cache (cannot open its tables)", rc);
   MDB_val k = val(kSchemaKey), v;
   rc = mdb_get(txn, meta_dbi_, &k, &v);
-  if (rc == MDB_NOTFOUND) {
-    MDB_val sv = val(kSchemaVersion);
-    rc = mdb_put(txn, meta_dbi_, &k, &sv, 0);
-  } else if (rc == MDB_SUCCESS && view(v) != kSchemaVersion) {
-    mdb_txn_abort(txn);
-    if (env_) mdb_env_close(env_);
-    env_ = nullptr;
-    throw StoreError("cache \"" + options.path + "\" has schema version " + std::string(view(v)) +
-                     "; this build reads version " + std::string(kSchemaVersion));
+  int schema = 0;
+  if (rc == MDB_SUCCESS) {
+    const std::string text(view(v));
+    schema = std::atoi(text.c_str());
+    if (schema <= 0) fail("not an hkp-gateway cache (schema \"" + text + "\")", MDB_INVALID);
+  } else if (rc != MDB_NOTFOUND) {
+    fail("cannot read the schema version", rc);
   }
-  if (rc) {
-    mdb_txn_abort(txn);
-    fail("cannot initialise", rc);
+  if (schema > kSchemaVersion) {
+    throw StoreError("cache \"" + path + "\" has schema version " + std::to_string(schema) +
+                     ", written by a newer build; this build reads versions up to " +
+                     std::to_string(kSchemaVersion));
+  }
+  opened_schema_ = schema == 0 ? kSchemaVersion : schema;
+  if (options_.read_only && schema != kSchemaVersion) {
+    throw StoreError("cache \"" + path + "\" has schema version " + std::to_string(schema) +
+                     "; open it once read-write (start the gateway) to migrate it");
+  }
+  rc = mdb_dbi_open(txn, "keys", create, &keys_dbi_);
+  if (!rc) rc = mdb_dbi_open(txn, "ids", create | MDB_DUPSORT, &ids_dbi_);
+  if (!rc) rc = mdb_dbi_open(txn, "queries", create, &queries_dbi_);
+  if (!rc) rc = mdb_dbi_open(txn, "stamps", create, &stamps_dbi_);
+  if (!rc) rc = mdb_dbi_open(txn, "lru", create, &lru_dbi_);
+  if (rc) fail("not an hkp-gateway cache (cannot open its tables)", rc);
+  if (options_.read_only) {
+    // Committing (not aborting) keeps the table handles open for later transactions.
+    rc = mdb_txn_commit(txn);
+    txn = nullptr;
+    if (rc) fail("cannot open its tables", rc);
+    return;
+  }
+
+  if (schema == 1) {
+    // Version 1 kept no stamps: every key gets one from its record, accessed = fetched.
+    MDB_cursor* cur = nullptr;
+    rc = mdb_cursor_open(txn, keys_dbi_, &cur);
+    if (rc) fail("cannot migrate", rc);
+    MDB_val fk, rec;
+    for (int c = mdb_cursor_get(cur, &fk, &rec, MDB_FIRST); c == MDB_SUCCESS;
+         c = mdb_cursor_get(cur, &fk, &rec, MDB_NEXT)) {
+      const auto r = decode_key_record(view(rec));
+      const std::int64_t t = r ? r->fetched_at : options_.now();
+      const std::string stamp = encode_stamp({t, t});
+      const std::string lk = lru_key(t, view(fk));
+      MDB_val sk = fk, sv = val(stamp), lkv = val(lk), empty{0, nullptr};
+      rc = mdb_put(txn, stamps_dbi_, &sk, &sv, 0);
+      if (!rc) rc = mdb_put(txn, lru_dbi_, &lkv, &empty, 0);
+      if (rc) {
+        mdb_cursor_close(cur);
+        fail("cannot migrate", rc);
+      }
+    }
+    mdb_cursor_close(cur);
+  }
+  if (schema != kSchemaVersion) {
+    const std::string current = std::to_string(kSchemaVersion);
+    MDB_val sv = val(current);
+    rc = mdb_put(txn, meta_dbi_, &k, &sv, 0);
+    if (rc) fail("cannot initialise", rc);
   }
   rc = mdb_txn_commit(txn);
+  txn = nullptr;
   if (rc) fail("cannot initialise", rc);
-  writer_ = std::thread([this] { writer_loop(); });
 }
 
 Store::~Store() {
@@ -140,7 +265,28 @@ Store::~Store() {
   wake_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (env_) mdb_env_close(env_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
+
+namespace {
+
+// The record of `fpr` as a view, with fetched_at taken from its stamp when it has one.
+bool read_key(MDB_txn* txn, unsigned keys_dbi, unsigned stamps_dbi, MDB_val fpr,
+              const Store::Visitor& fn) {
+  MDB_val rec;
+  if (mdb_get(txn, keys_dbi, &fpr, &rec) != MDB_SUCCESS) return false;
+  auto r = decode_key_record(view(rec));
+  if (!r) return false;
+  r->fingerprint = view(fpr);
+  MDB_val st;
+  if (mdb_get(txn, stamps_dbi, &fpr, &st) == MDB_SUCCESS) {
+    if (auto s = decode_stamp(view(st))) r->fetched_at = s->fetched_at;
+  }
+  fn(*r);
+  return true;
+}
+
+}  // namespace
 
 std::size_t Store::visit(const hkp::Search& search, const Visitor& fn) const {
   const auto ikey = index_key_of(search);
@@ -153,12 +299,7 @@ std::size_t Store::visit(const hkp::Search& search, const Visitor& fn) const {
   MDB_val k = val(*ikey), fpr;
   for (int rc = mdb_cursor_get(cur, &k, &fpr, MDB_SET_KEY); rc == MDB_SUCCESS;
        rc = mdb_cursor_get(cur, &k, &fpr, MDB_NEXT_DUP)) {
-    MDB_val rec;
-    if (mdb_get(t.txn, keys_dbi_, &fpr, &rec) != MDB_SUCCESS) continue;
-    if (auto r = decode_key_record(view(rec))) {
-      fn(*r);
-      ++n;
-    }
+    n += read_key(t.txn, keys_dbi_, stamps_dbi_, fpr, fn);
   }
   mdb_cursor_close(cur);
   return n;
@@ -172,12 +313,7 @@ std::size_t Store::visit_fingerprints(std::span<const std::string> fingerprints,
   for (const auto& hex : fingerprints) {
     const std::string b = fingerprint_bytes(hex);
     if (b.empty()) continue;
-    MDB_val k = val(b), rec;
-    if (mdb_get(t.txn, keys_dbi_, &k, &rec) != MDB_SUCCESS) continue;
-    if (auto r = decode_key_record(view(rec))) {
-      fn(*r);
-      ++n;
-    }
+    n += read_key(t.txn, keys_dbi_, stamps_dbi_, val(b), fn);
   }
   return n;
 }
@@ -196,12 +332,25 @@ std::size_t Store::visit_text(std::string_view needle, std::size_t limit,
     if (!key.starts_with('E')) break;
     if (key.substr(1).find(needle) == std::string_view::npos) continue;
     if (!seen.insert(std::string(view(fpr))).second) continue;
-    MDB_val rec;
-    if (mdb_get(t.txn, keys_dbi_, &fpr, &rec) != MDB_SUCCESS) continue;
-    if (auto r = decode_key_record(view(rec))) fn(*r);
+    read_key(t.txn, keys_dbi_, stamps_dbi_, fpr, fn);
   }
   mdb_cursor_close(cur);
   return seen.size();
+}
+
+std::size_t Store::visit_all(const Visitor& fn) const {
+  ReadTxn t(env_);
+  if (!t.txn) return 0;
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(t.txn, keys_dbi_, &cur) != MDB_SUCCESS) return 0;
+  std::size_t n = 0;
+  MDB_val fk, rec;
+  for (int rc = mdb_cursor_get(cur, &fk, &rec, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur, &fk, &rec, MDB_NEXT)) {
+    n += read_key(t.txn, keys_dbi_, stamps_dbi_, fk, fn);
+  }
+  mdb_cursor_close(cur);
+  return n;
 }
 
 std::optional<QueryRecord> Store::get_query(std::string_view key) const {
@@ -212,24 +361,132 @@ std::optional<QueryRecord> Store::get_query(std::string_view key) const {
   return decode_query_record(view(v));
 }
 
+std::uint64_t Store::used_bytes(void* raw_txn) const {
+  auto* txn = static_cast<MDB_txn*>(raw_txn);
+  std::uint64_t pages = 0, psize = 4096;
+  MDB_stat st;
+  if (mdb_env_stat(env_, &st) == MDB_SUCCESS) psize = st.ms_psize;
+  for (unsigned dbi : {0u, keys_dbi_, ids_dbi_, queries_dbi_, meta_dbi_, stamps_dbi_, lru_dbi_}) {
+    if (mdb_stat(txn, dbi, &st) == MDB_SUCCESS) {
+      pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+  }
+  return pages * psize;
+}
+
 StoreStats Store::stats() const {
   StoreStats s;
+  s.max_bytes = options_.max_size;
+  s.evicted = evicted_.load();
+  s.schema = kSchemaVersion;
   ReadTxn t(env_);
   if (!t.txn) return s;
   MDB_stat st;
   if (mdb_stat(t.txn, keys_dbi_, &st) == MDB_SUCCESS) s.keys = st.ms_entries;
   if (mdb_stat(t.txn, ids_dbi_, &st) == MDB_SUCCESS) s.identifiers = st.ms_entries;
   if (mdb_stat(t.txn, queries_dbi_, &st) == MDB_SUCCESS) s.queries = st.ms_entries;
+  s.used_bytes = used_bytes(t.txn);
   MDB_envinfo info;
-  MDB_stat env_stat;
-  if (mdb_env_info(env_, &info) == MDB_SUCCESS && mdb_env_stat(env_, &env_stat) == MDB_SUCCESS) {
-    s.used_bytes = (info.me_last_pgno + 1) * static_cast<std::uint64_t>(env_stat.ms_psize);
-    s.map_bytes = info.me_mapsize;
-  }
+  if (mdb_env_info(env_, &info) == MDB_SUCCESS) s.map_bytes = info.me_mapsize;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(options_.path + "/data.mdb", ec);
+  if (!ec) s.file_bytes = size;
   return s;
 }
 
 bool Store::readable() const { return ReadTxn(env_).txn != nullptr; }
+
+std::vector<std::string> Store::verify() const {
+  std::vector<std::string> problems;
+  ReadTxn t(env_);
+  if (!t.txn) return {"cannot open a read transaction"};
+  std::set<std::string> keys;
+  // Every key record decodes, and every identifier it carries points back to it.
+  MDB_cursor* cur = nullptr;
+  mdb_cursor_open(t.txn, keys_dbi_, &cur);
+  MDB_val fk, rec;
+  for (int rc = mdb_cursor_get(cur, &fk, &rec, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur, &fk, &rec, MDB_NEXT)) {
+    const std::string fpr(view(fk));
+    const std::string hex = fingerprint_hex(fpr);
+    keys.insert(fpr);
+    auto r = decode_key_record(view(rec));
+    if (fpr.size() != 20 || !r) {
+      problems.push_back("key " + hex + ": record does not decode");
+      continue;
+    }
+    auto info = decode_key_info(r->info_bytes);
+    if (!info || info->fingerprint != hex) {
+      problems.push_back("key " + hex + ": info does not decode or names another fingerprint");
+      continue;
+    }
+    if (r->packets.empty()) problems.push_back("key " + hex + ": no packets");
+    for (const auto& id : index_keys(*info)) {
+      MDB_val ik = val(id), iv = val(fpr);
+      MDB_cursor* ic = nullptr;
+      mdb_cursor_open(t.txn, ids_dbi_, &ic);
+      if (mdb_cursor_get(ic, &ik, &iv, MDB_GET_BOTH) != MDB_SUCCESS) {
+        problems.push_back("key " + hex + ": identifier " + std::string(1, id[0]) +
+                           " entry missing");
+      }
+      mdb_cursor_close(ic);
+    }
+    MDB_val sv;
+    if (mdb_get(t.txn, stamps_dbi_, &fk, &sv) != MDB_SUCCESS || !decode_stamp(view(sv))) {
+      problems.push_back("key " + hex + ": no stamp");
+    } else {
+      const auto s = *decode_stamp(view(sv));
+      const std::string lk = lru_key(s.accessed_at, fpr);
+      MDB_val lkv = val(lk), lv;
+      if (mdb_get(t.txn, lru_dbi_, &lkv, &lv) != MDB_SUCCESS) {
+        problems.push_back("key " + hex + ": missing from the LRU order");
+      }
+    }
+  }
+  mdb_cursor_close(cur);
+  // Every identifier points to a key that exists.
+  mdb_cursor_open(t.txn, ids_dbi_, &cur);
+  MDB_val ik, iv;
+  for (int rc = mdb_cursor_get(cur, &ik, &iv, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur, &ik, &iv, MDB_NEXT)) {
+    if (!keys.contains(std::string(view(iv)))) {
+      problems.push_back("identifier entry points to missing key " + fingerprint_hex(view(iv)));
+    }
+  }
+  mdb_cursor_close(cur);
+  // Every LRU entry belongs to a key; every stamp too.
+  mdb_cursor_open(t.txn, lru_dbi_, &cur);
+  MDB_val lk, lv;
+  for (int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
+    const auto k = view(lk);
+    if (k.size() != 28 || !keys.contains(std::string(k.substr(8)))) {
+      problems.push_back("LRU entry for a missing key");
+    }
+  }
+  mdb_cursor_close(cur);
+  mdb_cursor_open(t.txn, queries_dbi_, &cur);
+  MDB_val qk, qv;
+  for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
+    if (!decode_query_record(view(qv))) {
+      problems.push_back("query record \"" + std::string(view(qk)).substr(0, 80) + "\" does not decode");
+    }
+  }
+  mdb_cursor_close(cur);
+  return problems;
+}
+
+void Store::note_access(std::string_view fingerprint) {
+  if (fingerprint.size() != 20 || options_.read_only) return;
+  std::array<char, 20> f;
+  std::memcpy(f.data(), fingerprint.data(), 20);
+  std::lock_guard lock(access_mutex_);
+  if (accesses_.size() < kMaxPendingAccesses) {
+    if (accesses_.capacity() == 0) accesses_.reserve(1024);
+    accesses_.push_back(f);
+  }
+}
 
 void Store::write(WriteBatch batch, Done done) {
   {
@@ -241,10 +498,70 @@ void Store::write(WriteBatch batch, Done done) {
 }
 
 void Store::flush() {
+  if (options_.read_only) return;
   std::unique_lock lock(mutex_);
   const std::uint64_t target = queued_;
   flushed_.wait(lock, [&] { return committed_ >= target; });
 }
+
+namespace {
+
+// Moves `fpr`'s stamp to `s`, keeping the LRU table in step.
+int put_stamp(MDB_txn* txn, unsigned stamps_dbi, unsigned lru_dbi, std::string_view fpr,
+              const std::optional<Stamp>& old, const Stamp& s) {
+  if (old && old->accessed_at != s.accessed_at) {
+    const std::string ok = lru_key(old->accessed_at, fpr);
+    MDB_val okv = val(ok);
+    const int rc = mdb_del(txn, lru_dbi, &okv, nullptr);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+  }
+  const std::string bytes = encode_stamp(s);
+  MDB_val k = val(fpr), v = val(bytes);
+  if (int rc = mdb_put(txn, stamps_dbi, &k, &v, 0)) return rc;
+  if (!old || old->accessed_at != s.accessed_at) {
+    const std::string nk = lru_key(s.accessed_at, fpr);
+    MDB_val nkv = val(nk), empty{0, nullptr};
+    if (int rc = mdb_put(txn, lru_dbi, &nkv, &empty, 0)) return rc;
+  }
+  return MDB_SUCCESS;
+}
+
+std::optional<Stamp> get_stamp(MDB_txn* txn, unsigned stamps_dbi, std::string_view fpr) {
+  MDB_val k = val(fpr), v;
+  if (mdb_get(txn, stamps_dbi, &k, &v) != MDB_SUCCESS) return std::nullopt;
+  return decode_stamp(view(v));
+}
+
+// Removes a key with its identifiers, stamp and LRU entry.
+int remove_key(MDB_txn* txn, unsigned keys_dbi, unsigned ids_dbi, unsigned stamps_dbi,
+               unsigned lru_dbi, std::string_view fpr) {
+  MDB_val k = val(fpr), rec;
+  int rc = mdb_get(txn, keys_dbi, &k, &rec);
+  if (rc == MDB_NOTFOUND) return MDB_SUCCESS;
+  if (rc) return rc;
+  std::vector<std::string> ids;
+  if (auto r = decode_key_record(view(rec))) {
+    if (auto info = decode_key_info(r->info_bytes)) ids = index_keys(*info);
+  }
+  for (const auto& id : ids) {
+    MDB_val ik = val(id), iv = val(fpr);
+    rc = mdb_del(txn, ids_dbi, &ik, &iv);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+  }
+  if (auto s = get_stamp(txn, stamps_dbi, fpr)) {
+    const std::string lk = lru_key(s->accessed_at, fpr);
+    MDB_val lkv = val(lk);
+    rc = mdb_del(txn, lru_dbi, &lkv, nullptr);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+  }
+  MDB_val sk = val(fpr);
+  rc = mdb_del(txn, stamps_dbi, &sk, nullptr);
+  if (rc && rc != MDB_NOTFOUND) return rc;
+  rc = mdb_del(txn, keys_dbi, &k, nullptr);
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+}  // namespace
 
 int Store::apply(void* raw_txn, const WriteBatch& batch) {
   auto* txn = static_cast<MDB_txn*>(raw_txn);
@@ -274,11 +591,24 @@ int Store::apply(void* raw_txn, const WriteBatch& batch) {
       const int rc = mdb_del(txn, ids_dbi_, &ik, &iv);
       if (rc && rc != MDB_NOTFOUND) return rc;
     }
+    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    const Stamp s{put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at)};
+    if (int rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, s)) return rc;
+  }
+  for (const auto& [fpr, fetched_at] : batch.confirmed) {
+    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    if (!was) continue;  // evicted meanwhile
+    if (int rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, Stamp{fetched_at, was->accessed_at})) {
+      return rc;
+    }
   }
   for (const auto& [key, record] : batch.queries) {
     const std::string bytes = encode_query_record(record);
     MDB_val k = val(key), v = val(bytes);
     if (int rc = mdb_put(txn, queries_dbi_, &k, &v, 0)) return rc;
+  }
+  for (const auto& fpr : batch.purge) {
+    if (int rc = remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, fpr)) return rc;
   }
   return MDB_SUCCESS;
 }
@@ -297,22 +627,114 @@ int Store::commit_jobs(std::span<Job> jobs) {
   return mdb_txn_commit(txn);
 }
 
+int Store::fold_accesses() {
+  std::vector<std::array<char, 20>> pending;
+  {
+    std::lock_guard lock(access_mutex_);
+    pending.swap(accesses_);
+  }
+  if (pending.empty()) return MDB_SUCCESS;
+  std::sort(pending.begin(), pending.end());
+  pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
+  const std::int64_t now = options_.now();
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc) return rc;
+  for (const auto& f : pending) {
+    const std::string_view fpr(f.data(), f.size());
+    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    if (!was || was->accessed_at >= now) continue;
+    rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, Stamp{was->fetched_at, now});
+    if (rc) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  return mdb_txn_commit(txn);
+}
+
+void Store::evict(double high, double low) {
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(env_, nullptr, 0, &txn) != MDB_SUCCESS) return;
+  const std::uint64_t max = options_.max_size;
+  const std::uint64_t used = used_bytes(txn);
+  MDB_stat st;
+  if (used <= static_cast<std::uint64_t>(max * high) ||
+      mdb_stat(txn, keys_dbi_, &st) != MDB_SUCCESS || st.ms_entries == 0) {
+    mdb_txn_abort(txn);
+    return;
+  }
+  // Page counts hardly fall inside the transaction that deletes (LMDB frees a page only when it
+  // empties or merges), so the number of keys to evict is worked out up front from the average
+  // cost of a key; the next round corrects any shortfall.
+  const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st.ms_entries);
+  const std::uint64_t excess = used - static_cast<std::uint64_t>(max * low);
+  std::size_t to_evict = static_cast<std::size_t>(
+      std::min<std::uint64_t>(st.ms_entries, (excess + per_key - 1) / per_key));
+  std::vector<std::string> oldest;  // LRU keys: accessed_at | fingerprint, oldest first
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(txn, lru_dbi_, &cur) == MDB_SUCCESS) {
+    MDB_val lk, lv;
+    for (int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
+         rc == MDB_SUCCESS && oldest.size() < to_evict; rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
+      oldest.emplace_back(view(lk));
+    }
+    mdb_cursor_close(cur);
+  }
+  std::int64_t newest_evicted = 0;
+  for (const auto& k : oldest) {
+    std::int64_t t = 0;
+    for (int i = 0; i < 8; ++i) t = (t << 8) | static_cast<unsigned char>(k[i]);
+    newest_evicted = std::max(newest_evicted, t);
+    if (remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, std::string_view(k).substr(8))) {
+      mdb_txn_abort(txn);
+      return;
+    }
+  }
+  // Query records no newer than the keys just evicted go too (their answers are as cold).
+  if (!oldest.empty() && mdb_cursor_open(txn, queries_dbi_, &cur) == MDB_SUCCESS) {
+    MDB_val qk, qv;
+    for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
+      auto q = decode_query_record(view(qv));
+      if (!q || q->fetched_at <= newest_evicted) mdb_cursor_del(cur, 0);
+    }
+    mdb_cursor_close(cur);
+  }
+  if (mdb_txn_commit(txn) != MDB_SUCCESS) return;
+  evicted_ += oldest.size();
+  if (options_.on_evict) options_.on_evict(oldest.size(), used);
+}
+
 void Store::writer_loop() {
+  auto last_fold = std::chrono::steady_clock::now();
   while (true) {
     std::vector<Job> jobs;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping with nothing left
+      wake_.wait_for(lock, kAccessFoldInterval, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) {
+        lock.unlock();
+        fold_accesses();
+        return;
+      }
       jobs.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
     }
-    // One transaction for everything that queued up; if it fails (map full, say), commit the
-    // jobs one by one so one bad batch does not sink the others.
+    // Accesses are folded about once a second, and before every write (so flush() covers them).
+    if (!jobs.empty() || std::chrono::steady_clock::now() - last_fold >= kAccessFoldInterval) {
+      fold_accesses();
+      last_fold = std::chrono::steady_clock::now();
+    }
+    if (jobs.empty()) continue;
+    // One transaction for everything that queued up; if it fails (map full, say), make room and
+    // commit the jobs one by one so one bad batch does not sink the others.
     std::vector<int> results(jobs.size(), commit_jobs(jobs));
-    if (results.front() != MDB_SUCCESS && jobs.size() > 1) {
+    if (results.front() != MDB_SUCCESS) {
+      if (results.front() == MDB_MAP_FULL) evict(0.0, kEvictDownTo - 0.1);
       for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
     }
+    evict(kEvictAbove, kEvictDownTo);
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (jobs[i].done) {
         jobs[i].done(results[i] ? std::error_code(results[i], lmdb_category()) : std::error_code());

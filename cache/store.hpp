@@ -1,12 +1,25 @@
 // The LMDB cache: keys by primary fingerprint, a secondary index from every identifier (primary
-// and subkey fingerprints, 64- and 32-bit key IDs, user ID emails) to the primary fingerprint, and
-// query records for searches that may match keys we have never seen.
+// and subkey fingerprints, 64- and 32-bit key IDs, user ID emails) to the primary fingerprint,
+// query records for searches that may match keys we have never seen, and per key a small stamp
+// (when an upstream last confirmed it, when a client last asked for it) with an LRU order.
 //
 // Concurrency (strfry's model): any thread may read; a read opens a short read-only transaction,
 // hands views to a callback, and closes it before returning (never held across a co_await). All
-// writes go to one writer thread that commits whatever has queued up in one transaction.
+// writes go to one writer thread that commits whatever has queued up in one transaction. Reads
+// never write: note_access() drops the key's fingerprint in a bounded buffer that the writer
+// folds into the stamps about once a second.
+//
+// Size: when the pages in use pass 90% of max_size the writer evicts the least recently used
+// keys (and query records older than them) until use is under 80%. The map is twice max_size, so
+// LMDB's copy-on-write has room; a write that still finds the map full triggers an eviction round
+// and one retry.
+//
+// Durability: LMDB's defaults (a synced commit per transaction, no NOSYNC/NOMETASYNC/WRITEMAP), so
+// a write that was acknowledged survives a crash of the process or the machine.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,13 +41,24 @@ struct MDB_env;
 
 namespace hkpgw::cache {
 
+inline constexpr int kSchemaVersion = 2;
+
 struct StoreOptions {
+  StoreOptions(std::string p = {}, std::uint64_t max = 1ULL << 30)
+      : path(std::move(p)), max_size(max) {}
   std::string path;
-  std::uint64_t max_size = 1ULL << 30;
+  std::uint64_t max_size;
+  // Opens the environment read-only (no writer thread, no lock): stats, verify, export, which
+  // are safe next to a running gateway.
+  bool read_only = false;
+  // Seconds since the epoch; tests pass their own.
+  std::function<std::int64_t()> now;
+  // Called on the writer thread after each eviction round (keys evicted, bytes in use before).
+  std::function<void(std::size_t, std::uint64_t)> on_evict;
 };
 
-// Thrown only by the constructor: the cache cannot be opened (foreign file, wrong schema, no
-// permission). The message names the path and what to do.
+// Thrown only by the constructor: the cache cannot be opened (foreign file, newer schema, no
+// permission, in use by another writer). The message names the path and what to do.
 class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -48,6 +72,10 @@ struct StoreStats {
   std::uint64_t queries = 0;
   std::uint64_t used_bytes = 0;  // pages in use * page size
   std::uint64_t map_bytes = 0;
+  std::uint64_t file_bytes = 0;  // data.mdb on disk
+  std::uint64_t max_bytes = 0;   // max_size
+  std::uint64_t evicted = 0;     // keys evicted since this process opened the cache
+  int schema = kSchemaVersion;
 };
 
 struct KeyPut {
@@ -58,8 +86,14 @@ struct KeyPut {
 
 struct WriteBatch {
   std::vector<KeyPut> keys;
+  // Keys an upstream confirmed without changing them: only their fetched_at moves (the key
+  // record and its index entries are not rewritten). Binary fingerprints.
+  std::vector<std::pair<std::string, std::int64_t>> confirmed;
   std::vector<std::pair<std::string, QueryRecord>> queries;  // query_key() -> record
-  bool empty() const { return keys.empty() && queries.empty(); }
+  std::vector<std::string> purge;  // binary fingerprints to remove with everything they index
+  bool empty() const {
+    return keys.empty() && confirmed.empty() && queries.empty() && purge.empty();
+  }
 };
 
 class Store {
@@ -83,10 +117,20 @@ class Store {
   // A scan of the email index: the fallback for text searches when every upstream fails, never
   // the hot path.
   std::size_t visit_text(std::string_view needle, std::size_t limit, const Visitor& visit) const;
+  // Every key, in fingerprint order (export, verify). One read transaction for the whole walk.
+  std::size_t visit_all(const Visitor& visit) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;
   StoreStats stats() const;
   // True when a read transaction can be opened (the environment is usable): readiness probes.
   bool readable() const;
+  // Every inconsistency between the tables, one line each; empty = consistent.
+  std::vector<std::string> verify() const;
+  // The schema version the cache had when it was opened (older ones are migrated on open).
+  int opened_schema() const { return opened_schema_; }
+
+  // A client was served this key (binary fingerprint). Cheap, never blocks on I/O, may drop
+  // the note when the buffer is full (LRU order is approximate by design).
+  void note_access(std::string_view fingerprint);
 
   // Queues a batch for the writer thread; `done` runs on that thread after the commit (or with
   // the LMDB error). Keys replace the cached copy and its index entries.
@@ -102,9 +146,17 @@ class Store {
   void writer_loop();
   int apply(void* txn, const WriteBatch& batch);
   int commit_jobs(std::span<Job> jobs);
+  int fold_accesses();
+  void evict(double high, double low);
+  std::uint64_t used_bytes(void* txn) const;
+  void open_tables(const std::string& path);
 
+  StoreOptions options_;
   MDB_env* env_ = nullptr;
-  unsigned keys_dbi_ = 0, ids_dbi_ = 0, queries_dbi_ = 0, meta_dbi_ = 0;
+  unsigned keys_dbi_ = 0, ids_dbi_ = 0, queries_dbi_ = 0, meta_dbi_ = 0, stamps_dbi_ = 0,
+           lru_dbi_ = 0;
+  int opened_schema_ = kSchemaVersion;
+  int lock_fd_ = -1;
 
   std::mutex mutex_;
   std::condition_variable wake_, flushed_;
@@ -112,6 +164,10 @@ class Store {
   std::uint64_t queued_ = 0, committed_ = 0;
   bool stopping_ = false;
   std::thread writer_;
+
+  std::mutex access_mutex_;
+  std::vector<std::array<char, 20>> accesses_;
+  std::atomic<std::uint64_t> evicted_{0};
 };
 
 }  // namespace hkpgw::cache

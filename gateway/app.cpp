@@ -65,7 +65,18 @@ int App::run() {
 
   // Declared first, destroyed last: the cache writer posts completions to it until it stops.
   asio::io_context io(static_cast<int>(threads));
-  cache::Store store(cache::StoreOptions{cfg->cache.path, cfg->cache.max_size});
+  cache::StoreOptions store_options(cfg->cache.path, cfg->cache.max_size);
+  store_options.on_evict = [max = cfg->cache.max_size](std::size_t keys, std::uint64_t used) {
+    log::info("cache_evicted", {{"keys", std::to_string(keys)},
+                                {"used_bytes", std::to_string(used)},
+                                {"max_size", std::to_string(max)}});
+  };
+  cache::Store store(store_options);
+  if (store.opened_schema() != cache::kSchemaVersion) {
+    log::info("cache_migrated", {{"path", cfg->cache.path},
+                                 {"from_schema", std::to_string(store.opened_schema())},
+                                 {"to_schema", std::to_string(cache::kSchemaVersion)}});
+  }
   std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
   const SnapshotSource snapshots = [&current] { return current.load(); };
   Fleet fleet;

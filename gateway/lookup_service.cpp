@@ -7,6 +7,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "gateway/log.hpp"
@@ -25,6 +26,7 @@ constexpr std::size_t kMaxLocalTextMatches = 100;
 
 struct CachedKey {
   std::string fingerprint;
+  std::string fingerprint_bytes;  // 20 bytes: what note_access() takes
   std::string packets;
   std::optional<hkp::KeyInfo> info;
   std::int64_t fetched_at = 0;
@@ -152,6 +154,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
       k.info = cache::decode_key_info(v.info_bytes);
       if (k.info) k.fingerprint = k.info->fingerprint;
     }
+    k.fingerprint_bytes = std::string(v.fingerprint);
     k.fetched_at = v.fetched_at;
     k.upstream = std::string(v.upstream);
     f.keys.push_back(std::move(k));
@@ -186,25 +189,45 @@ asio::awaitable<void> LookupService::store_and_wait(cache::WriteBatch batch) {
   }
 }
 
-void LookupService::merge_with_cached(std::vector<hkp::ParsedKey>& keys,
-                                      const config::KeysConfig& limits) const {
+std::vector<bool> LookupService::merge_with_cached(std::vector<hkp::ParsedKey>& keys,
+                                                  const config::KeysConfig& limits) const {
   std::vector<std::string> fprs;
   for (const auto& k : keys) fprs.push_back(k.info.fingerprint);
   std::map<std::string, std::string> cached;  // fingerprint -> packets
   store_.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
-    if (auto info = cache::decode_key_info(v.info_bytes)) {
-      cached.emplace(info->fingerprint, std::string(v.packets));
-    }
+    cached.emplace(cache::fingerprint_hex(v.fingerprint), std::string(v.packets));
   });
-  for (auto& k : keys) {
+  std::vector<bool> unchanged(keys.size(), false);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto& k = keys[i];
     auto it = cached.find(k.info.fingerprint);
-    if (it == cached.end() || it->second == k.packets) continue;
-    // RNP merges two copies of one key on import: union of user IDs, subkeys and signatures.
-    auto merged = hkp::parse_keys(it->second + k.packets, limits);
-    for (auto& m : merged.keys) {
-      if (m.info.fingerprint == k.info.fingerprint) k = std::move(m);
+    if (it == cached.end()) continue;
+    // Union of both copies: a refresh never loses a user ID, subkey or revocation we had.
+    auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, limits);
+    if (!merged) continue;
+    unchanged[i] = !merged->changed;
+    k = std::move(merged->key);
+  }
+  return unchanged;
+}
+
+void LookupService::count_dropped(const std::map<std::string, std::size_t>& dropped,
+                                  std::string_view upstream) {
+  if (dropped.empty()) return;
+  std::string summary;
+  {
+    std::lock_guard lock(dropped_mutex_);
+    for (const auto& [reason, n] : dropped) {
+      dropped_[reason] += n;
+      summary += (summary.empty() ? "" : ",") + reason + ":" + std::to_string(n);
     }
   }
+  log::info("keys_cleaned", {{"upstream", std::string(upstream)}, {"dropped", summary}});
+}
+
+std::map<std::string, std::uint64_t> LookupService::dropped_totals() const {
+  std::lock_guard lock(dropped_mutex_);
+  return dropped_;
 }
 
 asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
@@ -231,6 +254,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
         r.outcome = Outcome::bad_response;
         r.detail = client.name() + " sent secret key material";
       } else {
+        count_dropped(parsed.dropped, client.name());
         bool any = false, with_uids = false;
         for (auto& k : parsed.keys) {
           if (!k.info.matches(search)) continue;
@@ -273,14 +297,21 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
       if (k.info.fingerprint == fpr) out.keys.push_back(std::move(k));
     }
   }
-  merge_with_cached(out.keys, cfg.keys);
+  const std::vector<bool> unchanged = merge_with_cached(out.keys, cfg.keys);
   if (merged_copies > 0) {
     log::info("upstream_copies_merged", {{"upstreams", out.upstream},
                                          {"copies", std::to_string(merged_copies + order.size())}});
   }
 
   cache::WriteBatch batch;
-  for (const auto& k : out.keys) batch.keys.push_back({k, now, out.upstream});
+  for (std::size_t i = 0; i < out.keys.size(); ++i) {
+    const auto& k = out.keys[i];
+    if (unchanged[i]) {  // confirmed as it was: only its freshness moves
+      batch.confirmed.emplace_back(cache::fingerprint_bytes(k.info.fingerprint), now);
+    } else {
+      batch.keys.push_back({k, now, out.upstream});
+    }
+  }
   if (search.kind == SearchKind::email) {
     cache::QueryRecord q{now, out.upstream, cache::QueryKind::fingerprints, {}, {}};
     for (const auto& k : out.keys) q.fingerprints.push_back(k.info.fingerprint);
@@ -409,6 +440,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   const std::int64_t age = now - fetched_at;
 
   auto serve_cached = [&](std::string_view how, std::int64_t since) {
+    for (const auto& k : found.keys) store_.note_access(k.fingerprint_bytes);  // for LRU
     HttpResponse r;
     if (want_index) {
       std::vector<hkp::IndexEntry> entries;

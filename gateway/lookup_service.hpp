@@ -14,7 +14,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cache/store.hpp"
@@ -38,6 +40,9 @@ class LookupService {
   // Answers one parsed lookup (any op but stats). Never throws for client or upstream input.
   boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request, bool no_cache,
                                               std::shared_ptr<const Snapshot> snapshot);
+
+  // What key cleaning removed from upstream answers since start, by reason.
+  std::map<std::string, std::uint64_t> dropped_totals() const;
 
   // Upstream fetches running right now (coalesced: one per distinct query).
   std::size_t fetches_in_flight() const { return keys_.size() + indexes_.size(); }
@@ -63,8 +68,11 @@ class LookupService {
                                 std::shared_ptr<const Snapshot> snapshot);
   boost::asio::awaitable<void> store_and_wait(cache::WriteBatch batch);
   Found load_cached(const hkp::Search& search, bool need_info) const;
-  // Folds the cached copy of each key (if any) into the fetched one.
-  void merge_with_cached(std::vector<hkp::ParsedKey>& keys, const config::KeysConfig& limits) const;
+  // Folds the cached copy of each key (if any) into the fetched one; true where the fetched
+  // copy added nothing (the record need not be rewritten).
+  std::vector<bool> merge_with_cached(std::vector<hkp::ParsedKey>& keys,
+                                      const config::KeysConfig& limits) const;
+  void count_dropped(const std::map<std::string, std::size_t>& dropped, std::string_view upstream);
 
   cache::Store& store_;
   Fleet& fleet_;
@@ -72,6 +80,8 @@ class LookupService {
   boost::asio::any_io_executor background_;
   Coalescer<Fetched> keys_, indexes_;
   std::atomic<bool> write_failure_logged_{false};
+  mutable std::mutex dropped_mutex_;
+  std::map<std::string, std::uint64_t> dropped_;
 };
 
 }  // namespace hkpgw::gateway

@@ -3,10 +3,12 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/store.hpp"
 #include "config/config.hpp"
 #include "gateway/app.hpp"
+#include "gateway/cache_cli.hpp"
 #include "gateway/log.hpp"
 #include "gateway/version.hpp"
 
@@ -15,6 +17,8 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: hkp-gateway [--config FILE]\n"
     "       hkp-gateway --check-config FILE\n"
+    "       hkp-gateway [--config FILE] cache import FILE... | export [FILE] | stats | verify\n"
+    "                                          | purge FINGERPRINT...\n"
     "       hkp-gateway --version | --help\n"
     "\n"
     "An HKP keyserver gateway: serves OpenPGP keys to gpg, sq and other HKP clients from an\n"
@@ -24,6 +28,14 @@ constexpr std::string_view kUsage =
     "  --check-config FILE  validate FILE, print every problem, exit 0 (valid) or 1\n"
     "  --version            print the version\n"
     "  --help               print this help\n"
+    "\n"
+    "Cache maintenance works on the cache.path of the config (or the defaults):\n"
+    "  cache import FILE... pre-warm from keyring exports (gpg --export, armored or binary)\n"
+    "  cache export [FILE]  write every cached key, armored (stdout without FILE)\n"
+    "  cache stats          counts and sizes\n"
+    "  cache verify         check every record and index entry; exit 1 on inconsistencies\n"
+    "  cache purge FPR...   remove keys by fingerprint\n"
+    "stats, verify and export work next to a running gateway; import and purge need it stopped.\n"
     "\n"
     "Signals: SIGHUP reloads the config; SIGTERM/SIGINT stop gracefully.\n";
 
@@ -37,8 +49,18 @@ int usage_error(const std::string& what) {
 int main(int argc, char** argv) {
   using namespace hkpgw;
   std::string config_path;
+  std::vector<std::string> cache_args;  // the words after "cache"
+  bool cache_command = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    if (cache_command && arg != "--config" && arg != "-c") {
+      cache_args.emplace_back(arg);
+      continue;
+    }
+    if (arg == "cache" && !cache_command) {
+      cache_command = true;
+      continue;
+    }
     auto value = [&](std::string_view opt) -> const char* {
       if (i + 1 >= argc) return nullptr;
       (void)opt;
@@ -81,6 +103,7 @@ int main(int argc, char** argv) {
     std::cerr << "hkp-gateway: not started: the config has problems\n";
     return 1;
   }
+  if (cache_command) return gateway::run_cache_command(cfg, cache_args);
   try {
     return gateway::App(std::move(cfg), config_path).run();
   } catch (const std::exception& e) {

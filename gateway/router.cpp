@@ -97,7 +97,16 @@ HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) 
     r.body = "{\"version\":\"" + std::string(kVersion) + "\",\"keys\":" + std::to_string(s.keys) +
              ",\"identifiers\":" + std::to_string(s.identifiers) +
              ",\"queries\":" + std::to_string(s.queries) +
-             ",\"cache_bytes\":" + std::to_string(s.used_bytes) + ",\"upstreams\":[";
+             ",\"cache_bytes\":" + std::to_string(s.used_bytes) +
+             ",\"cache_file_bytes\":" + std::to_string(s.file_bytes) +
+             ",\"cache_max_bytes\":" + std::to_string(s.max_bytes) +
+             ",\"evicted\":" + std::to_string(s.evicted) + ",\"keys_dropped\":{";
+    bool first = true;
+    for (const auto& [reason, n] : lookups_.dropped_totals()) {
+      r.body += std::string(first ? "" : ",") + "\"" + reason + "\":" + std::to_string(n);
+      first = false;
+    }
+    r.body += "},\"upstreams\":[";
     for (std::size_t i = 0; i < snap.upstreams.size(); ++i) {
       const auto& u = *snap.upstreams[i];
       r.body += std::string(i ? "," : "") + "{\"name\":\"" + u.name() + "\",\"healthy\":" +
@@ -111,7 +120,11 @@ HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) 
   r.body = std::string(kVersionString) + "\nkeys: " + std::to_string(s.keys) +
            "\nidentifiers: " + std::to_string(s.identifiers) +
            "\nqueries: " + std::to_string(s.queries) + "\ncache_bytes: " +
-           std::to_string(s.used_bytes) + "\n";
+           std::to_string(s.used_bytes) + " of " + std::to_string(s.max_bytes) +
+           "\nevicted: " + std::to_string(s.evicted) + "\n";
+  for (const auto& [reason, n] : lookups_.dropped_totals()) {
+    r.body += "dropped " + reason + ": " + std::to_string(n) + "\n";
+  }
   for (const auto& u : snap.upstreams) {
     r.body += "upstream: " + u->name() + " " + u->config().url + " " +
               (u->health().healthy() ? "healthy" : "unhealthy") + "\n";

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <future>
 
+#include <lmdb.h>
+
 #include "cache/store.hpp"
 #include "hkp/keyring.hpp"
 #include "support/harness.hpp"
@@ -150,5 +152,161 @@ TEST_CASE("a foreign file at cache.path is a clear error", "[cache][unit]") {
     test::write_file(dir / "cache/data.mdb", std::string(8192, 'x'));
     CHECK_THROWS_WITH(Store({dir / "cache", 64 << 20}),
                       Catch::Matchers::Contains("not an LMDB cache"));
+  }
+}
+
+namespace {
+
+// Keys made by the keygen tool (RNP), parsed once per test binary run.
+const std::vector<hkp::ParsedKey>& bulk_keys() {
+  static const std::vector<hkp::ParsedKey> keys = [] {
+    TempDir dir;
+    const auto r = hkpgw::test::run({HKPGW_KEYGEN, "600", dir / "bulk.asc"});
+    REQUIRE(r.exit_code == 0);
+    return hkp::parse_keys(read_file(dir / "bulk.asc"), {}).keys;
+  }();
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[cache][unit]") {
+  TempDir dir;
+  {
+    Store store({dir / "cache", 64 << 20});
+    WriteBatch b;
+    for (auto& k : keys_of("alice.asc")) b.keys.push_back({k, 1000, "ubuntu"});
+    REQUIRE_FALSE(write_sync(store, std::move(b)));
+    WriteBatch c;
+    c.confirmed.emplace_back(fingerprint_bytes(fixture("ALICE_FPR")), 2000);
+    REQUIRE_FALSE(write_sync(store, std::move(c)));
+    std::int64_t seen = 0;
+    store.visit({SearchKind::fingerprint, fixture("ALICE_FPR")},
+                [&](const KeyRecordView& v) { seen = v.fetched_at; });
+    CHECK(seen == 2000);
+  }
+  // The record itself still says 1000: it was not written again.
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  mdb_env_set_maxdbs(env, 8);
+  REQUIRE(mdb_env_open(env, (dir / "cache").c_str(), MDB_RDONLY, 0) == 0);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0);
+  MDB_dbi keys;
+  REQUIRE(mdb_dbi_open(txn, "keys", 0, &keys) == 0);
+  const std::string fpr = fingerprint_bytes(fixture("ALICE_FPR"));
+  MDB_val k{fpr.size(), const_cast<char*>(fpr.data())}, v;
+  REQUIRE(mdb_get(txn, keys, &k, &v) == 0);
+  auto rec = decode_key_record({static_cast<const char*>(v.mv_data), v.mv_size});
+  REQUIRE(rec);
+  CHECK(rec->fetched_at == 1000);
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+}
+
+TEST_CASE("at max_size the least recently used keys are evicted", "[cache][unit]") {
+  TempDir dir;
+  std::atomic<std::int64_t> clock{1000};
+  StoreOptions o(dir / "cache", 256 << 10);
+  o.now = [&] { return clock.load(); };
+  Store store(o);
+  const auto& keys = bulk_keys();
+  REQUIRE(keys.size() == 600);
+  std::vector<std::string> hot;
+  for (int i = 0; i < 5; ++i) hot.push_back(fingerprint_bytes(keys[i].info.fingerprint));
+  for (std::size_t at = 0; at < keys.size(); at += 50) {
+    WriteBatch b;
+    for (std::size_t i = at; i < at + 50; ++i) b.keys.push_back({keys[i], clock.load(), "bulk"});
+    REQUIRE_FALSE(write_sync(store, std::move(b)));
+    ++clock;
+    for (const auto& h : hot) store.note_access(h);  // clients keep asking for these
+    REQUIRE_FALSE(write_sync(store, {}));            // folded now, a second before the next batch
+    ++clock;
+  }
+  store.flush();
+  const auto s = store.stats();
+  INFO("keys " << s.keys << " evicted " << s.evicted << " used " << s.used_bytes);
+  CHECK(s.used_bytes <= s.max_bytes);
+  CHECK(s.evicted > 0);
+  CHECK(s.keys + s.evicted == 600);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(found(store, SearchKind::fingerprint, keys[i].info.fingerprint).size() == 1);
+  }
+  CHECK(found(store, SearchKind::fingerprint, keys[10].info.fingerprint).empty());  // old, cold
+  CHECK(found(store, SearchKind::fingerprint, keys[599].info.fingerprint).size() == 1);  // new
+  CHECK(store.verify().empty());
+}
+
+TEST_CASE("a cache written by schema 1 is migrated on open", "[cache][unit]") {
+  TempDir dir;
+  {
+    Store store({dir / "cache", 64 << 20});
+    WriteBatch b;
+    for (auto& k : keys_of("alice.asc")) b.keys.push_back({k, 1234, "ubuntu"});
+    REQUIRE_FALSE(write_sync(store, std::move(b)));
+  }
+  {  // Make it what version 1 wrote: no stamps, no LRU table, schema "1".
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, (dir / "cache").c_str(), 0, 0640) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi stamps, lru, meta;
+    REQUIRE(mdb_dbi_open(txn, "stamps", 0, &stamps) == 0);
+    REQUIRE(mdb_dbi_open(txn, "lru", 0, &lru) == 0);
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    REQUIRE(mdb_drop(txn, stamps, 1) == 0);
+    REQUIRE(mdb_drop(txn, lru, 1) == 0);
+    MDB_val k{6, const_cast<char*>("schema")}, v{1, const_cast<char*>("1")};
+    REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  Store store({dir / "cache", 64 << 20});
+  CHECK(store.opened_schema() == 1);
+  CHECK(store.verify().empty());
+  std::int64_t seen = 0;
+  CHECK(store.visit({SearchKind::fingerprint, fixture("ALICE_FPR")},
+                    [&](const KeyRecordView& r) { seen = r.fetched_at; }) == 1);
+  CHECK(seen == 1234);
+}
+
+TEST_CASE("a cache from a newer build, or in use by another writer, is refused clearly",
+          "[cache][unit]") {
+  TempDir dir;
+  {
+    Store store({dir / "cache", 64 << 20});
+    SECTION("a second writer is refused while the first holds the cache") {
+      try {
+        Store second({dir / "cache", 64 << 20});
+        FAIL("a second writer opened the cache");
+      } catch (const StoreError& e) {
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("in use by another process"));
+      }
+      StoreOptions ro(dir / "cache", 64 << 20);
+      ro.read_only = true;
+      Store reader(ro);  // readers are fine
+      CHECK(reader.readable());
+      return;
+    }
+  }
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  mdb_env_set_maxdbs(env, 8);
+  REQUIRE(mdb_env_open(env, (dir / "cache").c_str(), 0, 0640) == 0);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  MDB_dbi meta;
+  REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+  MDB_val k{6, const_cast<char*>("schema")}, v{2, const_cast<char*>("99")};
+  REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
+  REQUIRE(mdb_txn_commit(txn) == 0);
+  mdb_env_close(env);
+  try {
+    Store store({dir / "cache", 64 << 20});
+    FAIL("opened a schema-99 cache");
+  } catch (const StoreError& e) {
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("schema version 99, written by a newer build"));
   }
 }
