@@ -11,7 +11,7 @@ TestKeyserver::TestKeyserver(const TempDir& dir, const std::string& name, const 
   const std::string d = data_dir();
   std::vector<std::string> argv{HKPGW_TEST_KEYSERVER, "--cert", d + "/" + cert + ".pem",
                                 "--key", d + "/" + cert + ".key", "--mode", mode};
-  for (const auto& k : keys) argv.insert(argv.end(), {"--keys", d + "/" + k});
+  for (const auto& k : keys) argv.insert(argv.end(), {"--keys", k.starts_with('/') ? k : d + "/" + k});
   process_ = std::make_unique<Process>(argv, dir / ("keyserver-" + name));
   const auto line = process_->wait_for("control=");
   if (!line) throw std::runtime_error("test keyserver did not start: " + process_->err());

@@ -13,7 +13,7 @@ namespace hkpgw::test {
 class TestKeyserver {
  public:
   // cert: "server" (signed by the test CA for localhost), "rogue" (self-signed), "wrongname".
-  // keys: files in the test data directory the keyserver serves.
+  // keys: files the keyserver serves (names in the test data directory, or absolute paths).
   explicit TestKeyserver(const TempDir& dir, const std::string& name,
                          const std::string& cert = "server", const std::string& mode = "normal",
                          const std::vector<std::string>& keys = {"upstream-keys.asc"});

@@ -1,5 +1,6 @@
 // Writes N fresh ed25519 keys (each with a cv25519 subkey and one user ID
-// "Bulk User I <bulk-I@PREFIX.example>") as one armored public keyring, fast enough for tests:
+// "Bulk User I <bulk-I@PREFIX.example>") as one armored public keyring, fast enough for tests,
+// and prints their fingerprints, one per line:
 //   keygen N OUT.asc [PREFIX]
 #include <fcntl.h>
 #include <rnp/rnp.h>
@@ -26,6 +27,11 @@ int main(int argc, char** argv) {
     if (rnp_generate_key_25519(ffi, uid.c_str(), nullptr, &key) != RNP_SUCCESS) {
       std::fprintf(stderr, "keygen: generation failed at key %d\n", i);
       return 1;
+    }
+    char* fpr = nullptr;
+    if (rnp_key_get_fprint(key, &fpr) == RNP_SUCCESS) {
+      std::printf("%s\n", fpr);
+      rnp_buffer_destroy(fpr);
     }
     rnp_key_handle_destroy(key);
   }

@@ -176,7 +176,12 @@ int main(int argc, char** argv) {
     std::ifstream in(f, std::ios::binary);
     std::stringstream s;
     s << in.rdbuf();
-    auto parsed = hkp::parse_keys(s.str(), config::KeysConfig{});
+    // Served as given, floods included: cleaning is the gateway's job, not the fixture's.
+    config::KeysConfig keep;
+    keep.third_party_sigs = config::ThirdPartySigs::keep;
+    keep.max_key_bytes = keep.max_packet_bytes = keep.max_sig_packet_bytes = 1ULL << 30;
+    keep.max_third_party_sigs = 1ULL << 40;
+    auto parsed = hkp::parse_keys(s.str(), keep);
     for (auto& k : parsed.keys) st.keys.push_back(std::move(k));
   }
   asio::io_context io(1);

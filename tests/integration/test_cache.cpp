@@ -1,0 +1,250 @@
+// The cache as operators handle it: the cache subcommands on real LMDB files, a gateway killed
+// with SIGKILL in the middle of heavy writes, flooded keys cleaned on their way through, and
+// index flags that follow a key's later copies.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "hkp/keyring.hpp"
+#include "support/actors.hpp"
+#include "support/forge.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// A config naming only a cache directory (and loopback listeners), for the cache subcommands.
+std::string cache_config(const TempDir& dir, const std::string& name,
+                         const std::string& extra = "") {
+  const std::string path = dir / (name + ".toml");
+  write_file(path, "upstream = []\n[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = "
+                   "\"127.0.0.1:0\"\n[cache]\npath = \"" +
+                       dir / name + "\"\n" + extra);
+  return path;
+}
+
+RunResult cache_cmd(const std::string& config, std::vector<std::string> args) {
+  std::vector<std::string> argv = {HKPGW_BINARY, "--config", config, "cache"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+std::string stat_line(const RunResult& r, const std::string& key) {
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(key + ": ")) return line.substr(key.size() + 2);
+  }
+  return "";
+}
+
+// N fresh keys in DIR/PREFIX.asc; their fingerprints in `fprs` when asked for.
+std::string bulk(const TempDir& dir, int n, const std::string& prefix = "bulk",
+                 std::vector<std::string>* fprs = nullptr) {
+  const std::string file = dir / (prefix + ".asc");
+  const auto r = run({HKPGW_KEYGEN, std::to_string(n), file, prefix});
+  REQUIRE(r.exit_code == 0);
+  if (fprs) {
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) fprs->push_back(line);
+  }
+  return file;
+}
+
+// Fingerprints of the keys in an export, read with RNP (gpg takes seconds for thousands).
+std::set<std::string> fingerprints_in(const std::string& armored) {
+  config::KeysConfig limits;
+  std::set<std::string> out;
+  for (const auto& k : hkp::parse_keys(armored, limits).keys) out.insert(k.info.fingerprint);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cache import and export round-trip 300 keys", "[integration][cache]") {
+  TempDir dir;
+  const std::string keys = bulk(dir, 300);
+  const std::string first = cache_config(dir, "first"), second = cache_config(dir, "second");
+
+  const auto imported = cache_cmd(first, {"import", keys});
+  REQUIRE(imported.exit_code == 0);
+  CHECK_THAT(imported.out, Contains("300 keys (300 added, 0 updated, 0 unchanged), 0 rejected"));
+  const auto again = cache_cmd(first, {"import", keys});
+  CHECK_THAT(again.out, Contains("300 keys (0 added, 0 updated, 300 unchanged)"));
+  CHECK(stat_line(cache_cmd(first, {"stats"}), "keys") == "300");
+  const auto verified = cache_cmd(first, {"verify"});
+  CHECK(verified.exit_code == 0);
+  CHECK_THAT(verified.out, Contains("OK: 300 keys"));
+
+  const std::string exported = dir / "export.asc";
+  REQUIRE(cache_cmd(first, {"export", exported}).exit_code == 0);
+  REQUIRE(cache_cmd(second, {"import", exported}).exit_code == 0);
+  const std::string exported2 = dir / "export2.asc";
+  REQUIRE(cache_cmd(second, {"export", exported2}).exit_code == 0);
+  CHECK(read_file(exported) == read_file(exported2));  // same keys, same bytes
+
+  Gpg gpg;
+  CHECK(gpg({"--import", exported}).exit_code == 0);
+  CHECK(gpg.fingerprints().size() == 300);
+}
+
+TEST_CASE("cache commands refuse what they cannot do safely, with a clear message",
+          "[integration][cache]") {
+  TempDir dir;
+  const std::string cfg = cache_config(dir, "cache");
+  SECTION("secret key material: nothing imported") {
+    const auto r = cache_cmd(cfg, {"import", data_dir() + "/alice-secret.asc"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Contains("holds secret key material: nothing of it was imported"));
+    CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "0");
+  }
+  SECTION("not OpenPGP") {
+    write_file(dir / "junk.asc", "hello, I am not a key\n");
+    const auto r = cache_cmd(cfg, {"import", dir / "junk.asc"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Contains("holds no OpenPGP keys"));
+  }
+  SECTION("a running gateway holds the cache: import and purge refuse, stats and verify work") {
+    REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/alice.asc"}).exit_code == 0);
+    Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
+    REQUIRE(gw.wait_for("event=started"));
+    const auto r = cache_cmd(cfg, {"import", data_dir() + "/bob.asc"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Contains("is in use by another process"));
+    CHECK(cache_cmd(cfg, {"purge", fixture("ALICE_FPR")}).exit_code == 1);
+    CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "1");
+    CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+  }
+  SECTION("purge removes a key and everything that indexes it") {
+    REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/upstream-keys.asc"}).exit_code == 0);
+    const auto r = cache_cmd(cfg, {"purge", fixture("ALICE_FPR"), std::string(40, 'C')});
+    CHECK(r.exit_code == 1);  // one of the two was not cached
+    CHECK_THAT(r.out, Contains("purged " + fixture("ALICE_FPR")));
+    CHECK_THAT(r.err, Contains("not cached: " + std::string(40, 'C')));
+    CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "6");
+    CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+    Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
+    REQUIRE(gw.wait_for("event=started"));
+    std::string addr;
+    std::istringstream in(gw.err());
+    for (std::string line; std::getline(in, line);) {
+      if (field(line, "listener") == "hkp") addr = field(line, "addr");
+    }
+    CHECK(http_get(addr, "/pks/lookup?op=get&search=alice@example.org").status == 404);
+    CHECK(http_get(addr, "/pks/lookup?op=get&search=0x" + fixture("BOB_FPR")).status == 200);
+  }
+}
+
+TEST_CASE("SIGKILL in the middle of heavy writes loses nothing acknowledged", "[integration][cache]") {
+  TempDir dir;
+  std::vector<std::string> fprs;
+  const std::string keys = bulk(dir, 1500, "storm", &fprs);
+  REQUIRE(fprs.size() == 1500);
+  TestKeyserver ks(dir, "ks", "server", "normal", {keys});
+  std::vector<std::string> acknowledged;
+  std::mutex mutex;
+  {
+    Gateway gw(dir, {{"ks", ks.url()}});
+    REQUIRE(gw.started());
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 8; ++c) {
+      clients.emplace_back([&] {
+        while (!stop) {
+          const std::size_t i = next++;
+          if (i >= fprs.size()) return;
+          const auto r = gw.get("/pks/lookup?op=get&search=0x" + fprs[i]);
+          if (r.status == 200) {
+            std::lock_guard lock(mutex);
+            acknowledged.push_back(fprs[i]);
+          }
+        }
+      });
+    }
+    // Kill once a few hundred keys are in, while the clients keep writing.
+    for (int i = 0; i < 400; ++i) {
+      {
+        std::lock_guard lock(mutex);
+        if (acknowledged.size() >= 300) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::vector<std::string> before_kill;
+    {
+      std::lock_guard lock(mutex);
+      before_kill = acknowledged;
+    }
+    gw.process().signal(SIGKILL);
+    gw.process().wait();
+    stop = true;
+    for (auto& t : clients) t.join();
+    acknowledged = before_kill;  // answers racing the kill may or may not be there; these must
+  }
+  REQUIRE(acknowledged.size() >= 300);
+  const std::string cfg = dir / "gateway.toml";  // the killed gateway's config (same cache)
+  const auto verified = cache_cmd(cfg, {"verify"});
+  CHECK(verified.exit_code == 0);
+  CHECK_THAT(verified.out, Contains("OK: "));
+  const std::set<std::string> cached = fingerprints_in(cache_cmd(cfg, {"export"}).out);
+  std::size_t missing = 0;
+  for (const auto& f : acknowledged) missing += !cached.contains(f);
+  CHECK(missing == 0);
+  INFO("acknowledged " << acknowledged.size() << ", cached after the crash " << cached.size());
+  CHECK(cached.size() >= acknowledged.size());
+}
+
+TEST_CASE("a flooded key is served small and usable, and the drops are counted",
+          "[integration][cache]") {
+  TempDir dir;
+  const std::string file = dir / "flooded.gpg";
+  write_file(file, flooded(key_packets(read_file(data_dir() + "/alice.asc")), 2500));
+  TestKeyserver ks(dir, "ks", "server", "normal", {file});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  Gpg gpg;
+  REQUIRE(gpg({"--recv-keys", fixture("ALICE_FPR")}, gw.hkp_url()).exit_code == 0);
+  const auto sigs = gpg({"--with-colons", "--list-sigs", fixture("ALICE_FPR")});
+  std::size_t n = 0;
+  for (auto at = sigs.out.find("\nsig:"); at != std::string::npos; at = sigs.out.find("\nsig:", at + 1)) ++n;
+  CHECK(n == 3);  // its own self-signatures, not 2503
+  CHECK_THAT(gw.log(), Contains("event=keys_cleaned upstream=ks dropped=third_party_signature:2500"));
+  CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body,
+             Contains("\"keys_dropped\":{\"third_party_signature\":2500}"));
+}
+
+TEST_CASE("index flags follow later copies: revocation added, expiry extended",
+          "[integration][cache]") {
+  TempDir dir;
+  TestKeyserver old_world(dir, "old", "server", "normal", {"carol-unrevoked.asc", "dave.asc"});
+  TestKeyserver new_world(dir, "new", "server", "normal", {"carol.asc", "dave-extended.asc"});
+  const std::string carol = "/pks/lookup?op=index&options=mr&search=0x" + fixture("CAROL_FPR");
+  const std::string dave = "/pks/lookup?op=index&options=mr&search=0x" + fixture("DAVE_FPR");
+  auto pub_flags = [](const std::string& body) {
+    const auto at = body.find("\npub:");
+    const auto end = body.find('\n', at + 1);
+    const std::string line = body.substr(at + 1, end - at - 1);
+    return line.substr(line.rfind(':') + 1);
+  };
+  {
+    Gateway gw(dir, {{"old", old_world.url()}});
+    REQUIRE(gw.started());
+    CHECK(pub_flags(gw.get(carol).body) == "");
+    CHECK(pub_flags(gw.get(dave).body) == "e");
+  }
+  Gateway gw(dir, {{"new", new_world.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+  REQUIRE(gw.started());
+  const HttpResult c = gw.get(carol);
+  CHECK(c.header("x-hkp-cache") == "revalidated");
+  CHECK(pub_flags(c.body) == "r");
+  CHECK(pub_flags(gw.get(dave).body) == "");
+  // And the HTML index says the same.
+  const HttpResult html = gw.get("/pks/lookup?op=index&search=0x" + fixture("CAROL_FPR"));
+  CHECK_THAT(html.body, Contains("revoked"));
+}
