@@ -28,6 +28,7 @@ test: build
 bench: build
 	@test -f $(BUILD_DIR)/tests/data/keys.env || ./tests/fixtures/make-fixtures.sh $(BUILD_DIR)/tests/data
 	./$(BUILD_DIR)/bench/bench_fleet
+	./$(BUILD_DIR)/bench/bench_keys
 
 clean:
 	rm -rf $(BUILD_DIR)

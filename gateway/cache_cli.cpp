@@ -129,6 +129,10 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
           batch.keys.push_back({std::move(k), now, "import"});
           continue;
         }
+        if (it->second == k.packets) {  // the same copy again
+          ++unchanged;
+          continue;
+        }
         auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, cfg.keys);
         if (merged && !merged->changed) {
           ++unchanged;  // nothing new: the record is left alone

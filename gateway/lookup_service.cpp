@@ -202,6 +202,10 @@ std::vector<bool> LookupService::merge_with_cached(std::vector<hkp::ParsedKey>& 
     auto& k = keys[i];
     auto it = cached.find(k.info.fingerprint);
     if (it == cached.end()) continue;
+    if (it->second == k.packets) {  // the same copy again: nothing to merge or write
+      unchanged[i] = true;
+      continue;
+    }
     // Union of both copies: a refresh never loses a user ID, subkey or revocation we had.
     auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, limits);
     if (!merged) continue;

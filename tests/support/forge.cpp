@@ -110,6 +110,18 @@ std::string with_oversize_uid(const std::string& key, std::size_t bytes) {
          join(ps, at, ps.size());
 }
 
+std::string without_valid_self_signature(const std::string& key) {
+  const auto ps = split(key);
+  std::string uid;
+  for (const auto& p : ps) {
+    if (p.tag == tag::user_id) {
+      uid = std::string(p.whole);
+      break;
+    }
+  }
+  return std::string(ps.at(0).whole) + uid + first_uid_signature(ps);
+}
+
 int signature_count(const std::string& packets) {
   int n = 0;
   for (const auto& p : split(packets)) n += p.tag == tag::signature;

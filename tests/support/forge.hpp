@@ -24,6 +24,10 @@ std::string flooded(const std::string& key, int count);
 // `key` plus a user ID of `bytes` bytes with a copy of a real self-signature (over the limit).
 std::string with_oversize_uid(const std::string& key, std::size_t bytes);
 
+// The primary key packet and its first user ID, whose self-signature is broken: no valid
+// self-signature of any kind is left.
+std::string without_valid_self_signature(const std::string& key);
+
 // Number of signature packets in binary key data.
 int signature_count(const std::string& packets);
 

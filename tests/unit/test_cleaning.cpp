@@ -126,6 +126,13 @@ TEST_CASE("a key without user IDs is kept, one without any valid self-signature 
   const auto nouids = parse_keys(read_file(data_dir() + "/alice-nouids.asc"), {});
   CHECK(only_key(nouids).info.uids.empty());
   CHECK(only_key(nouids).info.subkeys.size() == 1);
+
+  const auto broken = parse_keys(without_valid_self_signature(packets_of("alice.asc")), {});
+  CHECK(broken.keys.empty());
+  REQUIRE(broken.rejected.size() == 1);
+  CHECK(broken.rejected[0].fingerprint == fixture("ALICE_FPR"));
+  CHECK(broken.rejected[0].code == GPG_ERR_BAD_SIGNATURE);
+  CHECK(broken.rejected[0].reason == "the primary key has no valid self-signature");
 }
 
 TEST_CASE("merging copies of a key: nothing is lost, whichever copy is older", "[keys][unit]") {
