@@ -96,6 +96,36 @@ std::string lru_key(std::int64_t accessed_at, std::string_view fpr) {
   return k;
 }
 
+// Outbox (key = upstream '\0' fingerprint): i64 next_attempt | u32 attempts | error (rest).
+std::string outbox_key(std::string_view upstream, std::string_view fpr) {
+  std::string k(upstream);
+  k.push_back('\0');
+  k += fpr;
+  return k;
+}
+std::string encode_outbox(const OutboxEntry& e) {
+  std::string out(12, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>((static_cast<std::uint64_t>(e.next_attempt) >> (8 * i)) & 0xFF);
+  }
+  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<char>((e.attempts >> (8 * i)) & 0xFF);
+  out += e.last_error.substr(0, 300);
+  return out;
+}
+std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v) {
+  const auto zero = k.find('\0');
+  if (zero == std::string_view::npos || k.size() - zero - 1 != 20 || v.size() < 12) return std::nullopt;
+  OutboxEntry e;
+  e.upstream = std::string(k.substr(0, zero));
+  e.fingerprint = std::string(k.substr(zero + 1));
+  std::uint64_t t = 0;
+  for (int i = 0; i < 8; ++i) t |= static_cast<std::uint64_t>(static_cast<unsigned char>(v[i])) << (8 * i);
+  e.next_attempt = static_cast<std::int64_t>(t);
+  for (int i = 0; i < 4; ++i) e.attempts |= static_cast<std::uint32_t>(static_cast<unsigned char>(v[8 + i])) << (8 * i);
+  e.last_error = std::string(v.substr(12));
+  return e;
+}
+
 struct ReadTxn {
   MDB_txn* txn = nullptr;
   explicit ReadTxn(MDB_env* env) {
@@ -215,6 +245,7 @@ void Store::open_tables(const std::string& path) {
   if (!rc) rc = mdb_dbi_open(txn, "queries", create, &queries_dbi_);
   if (!rc) rc = mdb_dbi_open(txn, "stamps", create, &stamps_dbi_);
   if (!rc) rc = mdb_dbi_open(txn, "lru", create, &lru_dbi_);
+  if (!rc) rc = mdb_dbi_open(txn, "outbox", create, &outbox_dbi_);  // since schema 3
   if (rc) fail("not an hkp-gateway cache (cannot open its tables)", rc);
   if (options_.read_only) {
     // Committing (not aborting) keeps the table handles open for later transactions.
@@ -361,12 +392,28 @@ std::optional<QueryRecord> Store::get_query(std::string_view key) const {
   return decode_query_record(view(v));
 }
 
+std::vector<OutboxEntry> Store::outbox() const {
+  std::vector<OutboxEntry> out;
+  ReadTxn t(env_);
+  if (!t.txn) return out;
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(t.txn, outbox_dbi_, &cur) != MDB_SUCCESS) return out;
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (auto e = decode_outbox(view(k), view(v))) out.push_back(std::move(*e));
+  }
+  mdb_cursor_close(cur);
+  return out;
+}
+
 std::uint64_t Store::used_bytes(void* raw_txn) const {
   auto* txn = static_cast<MDB_txn*>(raw_txn);
   std::uint64_t pages = 0, psize = 4096;
   MDB_stat st;
   if (mdb_env_stat(env_, &st) == MDB_SUCCESS) psize = st.ms_psize;
-  for (unsigned dbi : {0u, keys_dbi_, ids_dbi_, queries_dbi_, meta_dbi_, stamps_dbi_, lru_dbi_}) {
+  for (unsigned dbi : {0u, keys_dbi_, ids_dbi_, queries_dbi_, meta_dbi_, stamps_dbi_, lru_dbi_,
+                       outbox_dbi_}) {
     if (mdb_stat(txn, dbi, &st) == MDB_SUCCESS) {
       pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
     }
@@ -385,6 +432,7 @@ StoreStats Store::stats() const {
   if (mdb_stat(t.txn, keys_dbi_, &st) == MDB_SUCCESS) s.keys = st.ms_entries;
   if (mdb_stat(t.txn, ids_dbi_, &st) == MDB_SUCCESS) s.identifiers = st.ms_entries;
   if (mdb_stat(t.txn, queries_dbi_, &st) == MDB_SUCCESS) s.queries = st.ms_entries;
+  if (mdb_stat(t.txn, outbox_dbi_, &st) == MDB_SUCCESS) s.outbox = st.ms_entries;
   s.used_bytes = used_bytes(t.txn);
   MDB_envinfo info;
   if (mdb_env_info(env_, &info) == MDB_SUCCESS) s.map_bytes = info.me_mapsize;
@@ -609,6 +657,17 @@ int Store::apply(void* raw_txn, const WriteBatch& batch) {
   }
   for (const auto& fpr : batch.purge) {
     if (int rc = remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, fpr)) return rc;
+  }
+  for (const auto& e : batch.outbox_put) {
+    const std::string k = outbox_key(e.upstream, e.fingerprint), v = encode_outbox(e);
+    MDB_val kv = val(k), vv = val(v);
+    if (int rc = mdb_put(txn, outbox_dbi_, &kv, &vv, 0)) return rc;
+  }
+  for (const auto& [upstream, fpr] : batch.outbox_done) {
+    const std::string k = outbox_key(upstream, fpr);
+    MDB_val kv = val(k);
+    const int rc = mdb_del(txn, outbox_dbi_, &kv, nullptr);
+    if (rc && rc != MDB_NOTFOUND) return rc;
   }
   return MDB_SUCCESS;
 }

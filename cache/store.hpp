@@ -41,7 +41,7 @@ struct MDB_env;
 
 namespace hkpgw::cache {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct StoreOptions {
   StoreOptions(std::string p = {}, std::uint64_t max = 1ULL << 30)
@@ -75,6 +75,7 @@ struct StoreStats {
   std::uint64_t file_bytes = 0;  // data.mdb on disk
   std::uint64_t max_bytes = 0;   // max_size
   std::uint64_t evicted = 0;     // keys evicted since this process opened the cache
+  std::uint64_t outbox = 0;      // submitted keys waiting to be forwarded
   int schema = kSchemaVersion;
 };
 
@@ -84,6 +85,16 @@ struct KeyPut {
   std::string upstream;  // where it came from ("upload", "import" for local sources)
 };
 
+// A submitted key waiting to be forwarded to an upstream (/pks/add with forward_adds): kept in
+// LMDB so a restart does not lose it. What is sent is the key as cached at the time of sending.
+struct OutboxEntry {
+  std::string upstream;
+  std::string fingerprint;  // 20 bytes, binary
+  std::int64_t next_attempt = 0;
+  std::uint32_t attempts = 0;
+  std::string last_error;
+};
+
 struct WriteBatch {
   std::vector<KeyPut> keys;
   // Keys an upstream confirmed without changing them: only their fetched_at moves (the key
@@ -91,8 +102,11 @@ struct WriteBatch {
   std::vector<std::pair<std::string, std::int64_t>> confirmed;
   std::vector<std::pair<std::string, QueryRecord>> queries;  // query_key() -> record
   std::vector<std::string> purge;  // binary fingerprints to remove with everything they index
+  std::vector<OutboxEntry> outbox_put;                          // queued or rescheduled
+  std::vector<std::pair<std::string, std::string>> outbox_done;  // (upstream, fingerprint)
   bool empty() const {
-    return keys.empty() && confirmed.empty() && queries.empty() && purge.empty();
+    return keys.empty() && confirmed.empty() && queries.empty() && purge.empty() &&
+           outbox_put.empty() && outbox_done.empty();
   }
 };
 
@@ -120,6 +134,8 @@ class Store {
   // Every key, in fingerprint order (export, verify). One read transaction for the whole walk.
   std::size_t visit_all(const Visitor& visit) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;
+  // Every queued forward (a few, normally).
+  std::vector<OutboxEntry> outbox() const;
   StoreStats stats() const;
   // True when a read transaction can be opened (the environment is usable): readiness probes.
   bool readable() const;
@@ -154,7 +170,7 @@ class Store {
   StoreOptions options_;
   MDB_env* env_ = nullptr;
   unsigned keys_dbi_ = 0, ids_dbi_ = 0, queries_dbi_ = 0, meta_dbi_ = 0, stamps_dbi_ = 0,
-           lru_dbi_ = 0;
+           lru_dbi_ = 0, outbox_dbi_ = 0;
   int opened_schema_ = kSchemaVersion;
   int lock_fd_ = -1;
 

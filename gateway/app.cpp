@@ -81,7 +81,8 @@ int App::run() {
   const SnapshotSource snapshots = [&current] { return current.load(); };
   Fleet fleet;
   LookupService lookups(store, fleet, unix_now, io.get_executor());
-  Router router(lookups, store, snapshots);
+  AddService adds(store, fleet, unix_now);
+  Router router(lookups, adds, store, snapshots);
 
   HttpServer hkp_server(io, limits_of(*cfg),
                         [&router](HttpRequest r) { return router.handle(std::move(r)); },
@@ -158,6 +159,7 @@ int App::run() {
           hkp_server.stop();
           admin_server.stop();
           fleet.stop_probing();
+          adds.stop();
           asio::steady_timer t(io);
           const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
           while (hkp_server.active_connections() > 0 &&
@@ -176,6 +178,7 @@ int App::run() {
       asio::detached);
 
   fleet.start_probing(io.get_executor(), snapshots);
+  adds.start(io.get_executor(), snapshots);
   log::info("started", {{"version", kVersion},
                         {"threads", std::to_string(threads)},
                         {"config", cfg->source},

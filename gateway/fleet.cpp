@@ -42,9 +42,15 @@ using Channel = asio::experimental::concurrent_channel<void(boost::system::error
 
 asio::awaitable<void> ask_one(std::shared_ptr<UpstreamClient> client, std::string target,
                               UpstreamLimits limits, std::shared_ptr<CancelToken> token,
-                              std::shared_ptr<Channel> events, int index) {
+                              std::shared_ptr<Channel> events, int index,
+                              std::optional<std::string> form_body) {
   // (No co_await inside a braced initialiser: GCC 12 miscompiles that.)
-  UpstreamResponse r = co_await client->get(std::move(target), limits, std::move(token));
+  UpstreamResponse r;
+  if (form_body) {
+    r = co_await client->post_form(std::move(target), std::move(*form_body), limits);
+  } else {
+    r = co_await client->get(std::move(target), limits, std::move(token));
+  }
   Event e;
   e.index = index;
   e.response = std::move(r);
@@ -129,7 +135,7 @@ void Fleet::note(UpstreamClient& client, const UpstreamResponse& r,
 asio::awaitable<void> Fleet::fan_out(const Snapshot& snap,
                                      std::vector<std::shared_ptr<UpstreamClient>> candidates,
                                      std::string target, UpstreamLimits limits, bool all,
-                                     Judge judge) {
+                                     Judge judge, std::optional<std::string> form_body) {
   const std::size_t n = candidates.size();
   if (n == 0) co_return;
   const auto& cfg = snap.config->upstreams;
@@ -145,13 +151,15 @@ asio::awaitable<void> Fleet::fan_out(const Snapshot& snap,
     const std::size_t i = next++;
     tokens[i] = std::make_shared<CancelToken>();
     ++in_flight;
-    asio::co_spawn(ex, ask_one(candidates[i], target, limits, tokens[i], events, static_cast<int>(i)),
+    asio::co_spawn(ex,
+                   ask_one(candidates[i], target, limits, tokens[i], events, static_cast<int>(i),
+                           form_body),
                    asio::detached);
   };
   // The hedge timer starts with each sequential launch; only the latest one counts.
   auto arm_hedge = [&] {
     ++generation;
-    if (all || cfg.hedge_after.count() <= 0 || next >= n) return;
+    if (all || form_body || cfg.hedge_after.count() <= 0 || next >= n) return;
     hedge.expires_after(cfg.hedge_after);
     hedge.async_wait([events, g = generation](boost::system::error_code ec) {
       if (!ec) events->try_send(boost::system::error_code{}, Event{-1, g, {}});

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config/config.hpp"
@@ -55,10 +56,11 @@ class Fleet {
   // Asks `candidates` for `path_and_query` per the snapshot's policy (sequential with optional
   // hedging, or everyone at once when `all`), feeding each answer to `judge` after recording it
   // against the upstream's health. Returns when the judge says done or every candidate answered.
+  // With a `form_body` the request is a POST of that body (key submission), never hedged.
   boost::asio::awaitable<void> fan_out(const Snapshot& snap,
                                        std::vector<std::shared_ptr<UpstreamClient>> candidates,
                                        std::string path_and_query, UpstreamLimits limits, bool all,
-                                       Judge judge);
+                                       Judge judge, std::optional<std::string> form_body = {});
 
   // Health bookkeeping for one answer (live or probe), logging each state change once.
   static void note(UpstreamClient& client, const UpstreamResponse& r,

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "gateway/log.hpp"
+#include "gateway/store_io.hpp"
 #include "hkp/index.hpp"
 #include "hkp/keyring.hpp"
 
@@ -173,16 +174,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
 asio::awaitable<void> LookupService::store_and_wait(cache::WriteBatch batch) {
   // The answer waits for the commit, so a lookup that returned 200 is a cached key: the next
   // request (from any client) is a hit.
-  auto initiation = [this](auto handler, cache::WriteBatch b) {
-    auto h = std::make_shared<decltype(handler)>(std::move(handler));
-    store_.write(std::move(b), [h](std::error_code ec) {
-      auto ex = asio::get_associated_executor(*h);
-      asio::post(ex, [h, ec]() mutable { std::move (*h)(ec); });
-    });
-  };
-  std::error_code ec = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                                     void(std::error_code)>(
-      initiation, asio::use_awaitable, std::move(batch));
+  const std::error_code ec = co_await commit(store_, std::move(batch));
   if (ec && !write_failure_logged_.exchange(true)) {
     log::error("cache_write_failed",
                {{"error", ec.message()}, {"effect", "answers are served but not cached"}});

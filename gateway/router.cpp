@@ -59,11 +59,7 @@ asio::awaitable<HttpResponse> Router::handle(HttpRequest req) {
   }
   if (path == "/pks/add") {
     if (req.method != "POST") co_return method_not_allowed("POST");
-    // Key submission is the next capability (issue 5); say so plainly instead of pretending.
-    HttpResponse r = from_problem(
-        Problem{501, GPG_ERR_NOT_IMPLEMENTED, "key submission (/pks/add) is not enabled yet"});
-    r.log_op = "add";
-    co_return r;
+    co_return co_await adds_.add(req, snap);
   }
   co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
 }
@@ -100,7 +96,8 @@ HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) 
              ",\"cache_bytes\":" + std::to_string(s.used_bytes) +
              ",\"cache_file_bytes\":" + std::to_string(s.file_bytes) +
              ",\"cache_max_bytes\":" + std::to_string(s.max_bytes) +
-             ",\"evicted\":" + std::to_string(s.evicted) + ",\"keys_dropped\":{";
+             ",\"evicted\":" + std::to_string(s.evicted) +
+             ",\"forward_queue\":" + std::to_string(s.outbox) + ",\"keys_dropped\":{";
     bool first = true;
     for (const auto& [reason, n] : lookups_.dropped_totals()) {
       r.body += std::string(first ? "" : ",") + "\"" + reason + "\":" + std::to_string(n);
@@ -121,7 +118,8 @@ HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) 
            "\nidentifiers: " + std::to_string(s.identifiers) +
            "\nqueries: " + std::to_string(s.queries) + "\ncache_bytes: " +
            std::to_string(s.used_bytes) + " of " + std::to_string(s.max_bytes) +
-           "\nevicted: " + std::to_string(s.evicted) + "\n";
+           "\nevicted: " + std::to_string(s.evicted) +
+           "\nforward_queue: " + std::to_string(s.outbox) + "\n";
   for (const auto& [reason, n] : lookups_.dropped_totals()) {
     r.body += "dropped " + reason + ": " + std::to_string(n) + "\n";
   }

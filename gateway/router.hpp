@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "gateway/add_service.hpp"
 #include "gateway/http_message.hpp"
 #include "gateway/lookup_service.hpp"
 
@@ -14,8 +15,8 @@ namespace hkpgw::gateway {
 
 class Router {
  public:
-  Router(LookupService& lookups, cache::Store& store, SnapshotSource snapshot)
-      : lookups_(lookups), store_(store), snapshot_(std::move(snapshot)) {}
+  Router(LookupService& lookups, AddService& adds, cache::Store& store, SnapshotSource snapshot)
+      : lookups_(lookups), adds_(adds), store_(store), snapshot_(std::move(snapshot)) {}
 
   boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
 
@@ -24,6 +25,7 @@ class Router {
   HttpResponse stats(const hkp::LookupRequest& req, const Snapshot& snap) const;
 
   LookupService& lookups_;
+  AddService& adds_;
   cache::Store& store_;
   SnapshotSource snapshot_;
 };

@@ -236,8 +236,21 @@ SSL_SESSION* UpstreamClient::saved_session() {
 asio::awaitable<UpstreamResponse> UpstreamClient::get(std::string path_and_query,
                                                       UpstreamLimits limits,
                                                       std::shared_ptr<CancelToken> cancel) {
+  Request req{false, upstream_.endpoint.base_path + path_and_query, {}};
+  UpstreamResponse r = co_await send(std::move(req), limits, std::move(cancel));
+  co_return r;
+}
+
+asio::awaitable<UpstreamResponse> UpstreamClient::post_form(std::string path, std::string body,
+                                                            UpstreamLimits limits) {
+  Request req{true, upstream_.endpoint.base_path + path, std::move(body)};
+  UpstreamResponse r = co_await send(std::move(req), limits, nullptr);
+  co_return r;
+}
+
+asio::awaitable<UpstreamResponse> UpstreamClient::send(Request request, UpstreamLimits limits,
+                                                       std::shared_ptr<CancelToken> cancel) {
   const auto started = std::chrono::steady_clock::now();
-  const std::string target = upstream_.endpoint.base_path + path_and_query;
   UpstreamResponse r;
   // A kept-alive connection may have been closed by the server meanwhile (write fails, or the
   // read sees EOF/reset): one retry on a fresh connection. Never for an answer we got.
@@ -259,16 +272,17 @@ asio::awaitable<UpstreamResponse> UpstreamClient::get(std::string path_and_query
     auto conn = lease.conn ? std::move(lease.conn)
                            : std::make_shared<Connection>(asio::make_strand(executor_), *tls_, pool_);
     const auto strand = conn->strand;
-    auto op = attempt(target, limits, std::move(conn), cancel);
+    auto op = attempt(request, limits, std::move(conn), cancel);
     r = co_await asio::co_spawn(strand, std::move(op), asio::use_awaitable);
-    if (!(reused && r.outcome == Outcome::connect_error) || fresh_only) break;
+    const bool retry = reused && r.outcome == Outcome::connect_error && (!request.post || !r.sent);
+    if (!retry || fresh_only) break;
   }
   r.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
   co_return r;
 }
 
-asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
+asio::awaitable<UpstreamResponse> UpstreamClient::attempt(Request request,
                                                           UpstreamLimits limits,
                                                           std::shared_ptr<Connection> conn,
                                                           std::shared_ptr<CancelToken> cancel) {
@@ -338,10 +352,16 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
     if (r.resumed_tls) ++resumed_;
   }
 
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::string_body> req{request.post ? http::verb::post : http::verb::get,
+                                       request.target, 11};
   req.set(http::field::host, host_header_);
   req.set(http::field::user_agent, kUserAgent);
   req.set(http::field::accept, "*/*");
+  if (request.post) {
+    req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.body() = std::move(request.body);
+    req.prepare_payload();
+  }
   req.keep_alive(true);
   tcp_layer.expires_after(limits.request_timeout);  // one deadline for write + whole response
   auto [wec, wn] = co_await http::async_write(conn->stream, req, kTuple);
@@ -351,6 +371,7 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(std::string target,
     r.detail = "sending to " + upstream_.name + ": " + wec.message();
     co_return r;
   }
+  r.sent = true;
   http::response_parser<http::string_body> parser;
   parser.body_limit(limits.max_response_bytes);
   auto [rec, rn] = co_await http::async_read(conn->stream, conn->buffer, parser, kTuple);

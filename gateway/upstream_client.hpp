@@ -51,6 +51,7 @@ struct UpstreamResponse {
   std::string detail;  // one line for logs and the 503 message
   std::chrono::microseconds elapsed{0};
   bool resumed_tls = false;  // this request opened a connection with an abbreviated handshake
+  bool sent = false;         // the request was written completely (the server may have acted)
 };
 
 // True when the answer says the upstream is unwell: no answer, a broken one, or a 5xx. A 404 or
@@ -95,6 +96,10 @@ class UpstreamClient {
   // GET base_path + path_and_query. Thread-safe; many requests may run at once.
   boost::asio::awaitable<UpstreamResponse> get(std::string path_and_query, UpstreamLimits limits,
                                                std::shared_ptr<CancelToken> cancel = nullptr);
+  // POST base_path + path with a form body (/pks/add). Never retried on a fresh connection once
+  // the request may have been sent: a key submission is not repeated behind the caller's back.
+  boost::asio::awaitable<UpstreamResponse> post_form(std::string path, std::string body,
+                                                     UpstreamLimits limits);
 
   // Connections open right now (in use or idle), and how many handshakes were resumed.
   std::size_t open_connections() const;
@@ -103,7 +108,14 @@ class UpstreamClient {
  private:
   struct Connection;
   class Pool;
-  boost::asio::awaitable<UpstreamResponse> attempt(std::string target, UpstreamLimits limits,
+  struct Request {
+    bool post = false;
+    std::string target;
+    std::string body;  // form body for POST
+  };
+  boost::asio::awaitable<UpstreamResponse> send(Request request, UpstreamLimits limits,
+                                                std::shared_ptr<CancelToken> cancel);
+  boost::asio::awaitable<UpstreamResponse> attempt(Request request, UpstreamLimits limits,
                                                    std::shared_ptr<Connection> conn,
                                                    std::shared_ptr<CancelToken> cancel);
   void remember_session(ssl_session_st* s);

@@ -471,6 +471,129 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
   return std::nullopt;
 }
 
+namespace {
+
+// Binary OpenPGP data: armored input is dearmored with RNP, binary passes through.
+std::optional<std::string> dearmored(std::string_view data) {
+  if (data.find("-----BEGIN PGP") == std::string_view::npos) return std::string(data);
+  rnp_input_t in_raw = nullptr;
+  if (rnp_input_from_memory(&in_raw, reinterpret_cast<const std::uint8_t*>(data.data()),
+                            data.size(), false) != RNP_SUCCESS) {
+    return std::nullopt;
+  }
+  Input in(in_raw);
+  rnp_output_t out_raw = nullptr;
+  if (rnp_output_to_memory(&out_raw, 0) != RNP_SUCCESS) return std::nullopt;
+  Output out(out_raw);
+  if (rnp_dearmor(in_raw, out_raw) != RNP_SUCCESS) return std::nullopt;
+  std::uint8_t* buf = nullptr;
+  std::size_t len = 0;
+  if (rnp_output_memory_get_buf(out_raw, &buf, &len, false) != RNP_SUCCESS) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(buf), len);
+}
+
+// Subpackets of a v4 signature area: calls fn(type, data) for each. False when malformed.
+template <class F>
+bool each_subpacket(std::string_view area, F fn) {
+  std::size_t at = 0;
+  while (at < area.size()) {
+    const auto c0 = static_cast<std::uint8_t>(area[at]);
+    std::size_t len = 0, hdr = 0;
+    if (c0 < 192) {
+      len = c0;
+      hdr = 1;
+    } else if (c0 < 255) {
+      if (at + 1 >= area.size()) return false;
+      len = ((c0 - 192) << 8) + static_cast<std::uint8_t>(area[at + 1]) + 192;
+      hdr = 2;
+    } else {
+      if (at + 4 >= area.size()) return false;
+      for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<std::uint8_t>(area[at + i]);
+      hdr = 5;
+    }
+    if (len == 0 || at + hdr + len > area.size()) return false;
+    fn(static_cast<std::uint8_t>(area[at + hdr]) & 0x7F, area.substr(at + hdr + 1, len - 1));
+    at += hdr + len;
+  }
+  return true;
+}
+
+std::string hex_upper(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data) {
+  const auto binary = dearmored(data);
+  if (!binary) return std::nullopt;
+  const auto packets = split_packets(*binary);
+  if (!packets || packets->empty()) return std::nullopt;
+  std::vector<std::string> issuers;
+  for (const auto& p : *packets) {
+    const std::string_view b = p.body;
+    // v4 only: version, type, pk algo, hash algo, hashed area, unhashed area.
+    if (p.tag != tag::signature || b.size() < 6 || b[0] != 4) return std::nullopt;
+    const auto type = static_cast<std::uint8_t>(b[1]);
+    if (type != 0x20 && type != 0x28 && type != 0x30) return std::nullopt;  // revocations only
+    const std::size_t hashed = (static_cast<std::uint8_t>(b[4]) << 8) | static_cast<std::uint8_t>(b[5]);
+    if (6 + hashed + 2 > b.size()) return std::nullopt;
+    const std::size_t unhashed = (static_cast<std::uint8_t>(b[6 + hashed]) << 8) |
+                                 static_cast<std::uint8_t>(b[7 + hashed]);
+    if (8 + hashed + unhashed > b.size()) return std::nullopt;
+    std::string issuer;
+    auto look = [&](int t, std::string_view d) {
+      if (t == 33 && d.size() == 21 && d[0] == 4) issuer = hex_upper(d.substr(13));  // fpr
+      if (t == 16 && d.size() == 8 && issuer.empty()) issuer = hex_upper(d);           // key ID
+    };
+    if (!each_subpacket(b.substr(6, hashed), look) ||
+        !each_subpacket(b.substr(8 + hashed, unhashed), look) || issuer.empty()) {
+      return std::nullopt;
+    }
+    issuers.push_back(std::move(issuer));
+  }
+  return issuers;
+}
+
+std::optional<MergeResult> apply_signatures(std::string_view cached, std::string_view signatures,
+                                            const std::string& fingerprint,
+                                            const config::KeysConfig& limits) {
+  Ffi ffi = make_ffi();
+  if (!ffi) return std::nullopt;
+  auto import = [&](std::string_view data, bool keys) {
+    rnp_input_t raw = nullptr;
+    if (rnp_input_from_memory(&raw, reinterpret_cast<const std::uint8_t*>(data.data()),
+                              data.size(), false) != RNP_SUCCESS) {
+      return false;
+    }
+    Input in(raw);
+    RnpString results;
+    return (keys ? rnp_import_keys(ffi.get(), raw, RNP_LOAD_SAVE_PUBLIC_KEYS, &results.p)
+                 : rnp_import_signatures(ffi.get(), raw, 0, &results.p)) == RNP_SUCCESS;
+  };
+  if (!import(cached, true) || !import(signatures, false)) return std::nullopt;
+  rnp_key_handle_t raw = nullptr;
+  if (rnp_locate_key(ffi.get(), "fingerprint", fingerprint.c_str(), &raw) != RNP_SUCCESS || !raw) {
+    return std::nullopt;
+  }
+  KeyHandle key(raw);
+  const std::string exported = export_public(raw);
+  // Cleaned and read back like any other key.
+  for (auto& k : parse_keys(exported, limits).keys) {
+    if (k.info.fingerprint == fingerprint) {
+      const bool changed = !same_packets(k.packets, cached);
+      return MergeResult{std::move(k), changed};
+    }
+  }
+  return std::nullopt;
+}
+
 std::string armor_public_keys(std::string_view packets) {
   static constexpr char kB64[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -51,6 +51,18 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
                                      const std::string& fingerprint,
                                      const config::KeysConfig& limits);
 
+// Bare revocation signatures (a revocation certificate, as gpg writes it: one signature packet,
+// armored or binary, without the key): the 64-bit key IDs (upper-case hex) of their issuers, one
+// per signature. nullopt when the input is not made of revocation signatures only.
+std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data);
+
+// Applies bare signatures to a cached key (binary packets): RNP verifies each against the key and
+// adds the ones that hold. The result is cleaned like parse_keys; `changed` as in merge_key.
+// nullopt when the key cannot be read back.
+std::optional<MergeResult> apply_signatures(std::string_view cached, std::string_view signatures,
+                                            const std::string& fingerprint,
+                                            const config::KeysConfig& limits);
+
 // ASCII armor (RFC 4880 section 6.2) of binary OpenPGP packets as a PUBLIC KEY BLOCK, with the
 // CRC-24 line, ending in a newline. Pure and cheap: the cache-hit path uses it.
 std::string armor_public_keys(std::string_view packets);

@@ -5,7 +5,8 @@
 //     fail (HTTP 500), reset (TCP reset, no answer) and hang apply to every path (the health
 //     probe's too); delay_ms delays lookups only;
 //     close=1 closes the connection after every answer (each request a new TLS handshake).
-//   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N"
+//   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N adds=N"
+//   POST /pks/add (keytext=) merges the submitted keys into what it serves; adds counts them.
 //     resumed: requests that arrived on a TLS connection resumed from an earlier session;
 //     max_concurrent: the most lookups in flight at once.
 // Prints "tls=ADDR control=ADDR" on stdout once listening.
@@ -35,12 +36,12 @@ using gateway::text_response;
 namespace {
 
 struct State {
-  std::vector<hkp::ParsedKey> keys;
+  std::shared_ptr<const std::vector<hkp::ParsedKey>> keys;  // replaced whole on /pks/add
   std::mutex mutex;
   std::string mode = "normal";
   int delay_ms = 0;
   bool close = false;
-  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0};
+  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0}, adds{0};
   std::atomic<int> concurrent{0}, max_concurrent{0};
 
   std::tuple<std::string, int, bool> current() {
@@ -48,6 +49,15 @@ struct State {
     return {mode, delay_ms, close};
   }
 };
+
+// Keys are served as given, floods included: cleaning is the gateway's job, not the fixture's.
+config::KeysConfig keep_everything() {
+  config::KeysConfig keep;
+  keep.third_party_sigs = config::ThirdPartySigs::keep;
+  keep.max_key_bytes = keep.max_packet_bytes = keep.max_sig_packet_bytes = 1ULL << 30;
+  keep.max_third_party_sigs = 1ULL << 40;
+  return keep;
+}
 
 std::string query_value(std::string_view query, std::string_view key) {
   for (const auto& [k, v] : hkp::split_query(query)) {
@@ -86,6 +96,27 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     r.reset = true;
     co_return r;
   }
+  if (req.path() == "/pks/add" && req.method == "POST") {
+    auto keytext = hkp::form_field(req.body, "keytext");
+    if (!keytext) co_return text_response(400, "no keytext");
+    auto parsed = hkp::parse_keys(*keytext, keep_everything());
+    if (parsed.keys.empty() || parsed.secret_material) co_return text_response(400, "no usable key");
+    std::lock_guard lock(st.mutex);
+    auto next = std::make_shared<std::vector<hkp::ParsedKey>>(*st.keys);
+    for (auto& k : parsed.keys) {
+      ++st.adds;
+      auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
+      auto it = std::find_if(next->begin(), next->end(), same);
+      if (it == next->end()) {
+        next->push_back(std::move(k));
+      } else {
+        auto merged = hkp::parse_keys(it->packets + k.packets, keep_everything());
+        if (!merged.keys.empty()) *it = std::move(merged.keys.front());
+      }
+    }
+    st.keys = std::move(next);
+    co_return text_response(200, "key(s) added");
+  }
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
   struct InFlight {
     State& st;
@@ -104,15 +135,20 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
 
   auto parsed = hkp::parse_lookup(req.query());
   if (!parsed) co_return text_response(parsed.error().status, parsed.error().message());
+  std::shared_ptr<const std::vector<hkp::ParsedKey>> snapshot;
+  {
+    std::lock_guard lock(st.mutex);
+    snapshot = st.keys;
+  }
   std::vector<const hkp::ParsedKey*> hits;
-  for (const auto& k : st.keys) {
+  for (const auto& k : *snapshot) {
     if (k.info.matches(parsed->search)) hits.push_back(&k);
   }
   if (parsed->op == hkp::Op::get) {
     ++st.gets;
     if (mode == "wrongkey") {  // a real key, just not one that matches
       hits.clear();
-      for (const auto& k : st.keys) {
+      for (const auto& k : *snapshot) {
         if (!k.info.matches(parsed->search)) {
           hits.push_back(&k);
           break;
@@ -145,7 +181,8 @@ asio::awaitable<HttpResponse> control(State& st, HttpRequest req) {
                                      " indexes=" + std::to_string(st.indexes) +
                                      " probes=" + std::to_string(st.probes) +
                                      " resumed=" + std::to_string(st.resumed) +
-                                     " max_concurrent=" + std::to_string(st.max_concurrent));
+                                     " max_concurrent=" + std::to_string(st.max_concurrent) +
+                                     " adds=" + std::to_string(st.adds));
   }
   if (req.path() == "/mode") {
     std::lock_guard lock(st.mutex);
@@ -172,25 +209,22 @@ int main(int argc, char** argv) {
   }
   State st;
   st.mode = mode;
+  auto initial = std::make_shared<std::vector<hkp::ParsedKey>>();
   for (const auto& f : key_files) {
     std::ifstream in(f, std::ios::binary);
     std::stringstream s;
     s << in.rdbuf();
-    // Served as given, floods included: cleaning is the gateway's job, not the fixture's.
-    config::KeysConfig keep;
-    keep.third_party_sigs = config::ThirdPartySigs::keep;
-    keep.max_key_bytes = keep.max_packet_bytes = keep.max_sig_packet_bytes = 1ULL << 30;
-    keep.max_third_party_sigs = 1ULL << 40;
-    auto parsed = hkp::parse_keys(s.str(), keep);
-    for (auto& k : parsed.keys) st.keys.push_back(std::move(k));
+    auto parsed = hkp::parse_keys(s.str(), keep_everything());
+    for (auto& k : parsed.keys) initial->push_back(std::move(k));
   }
+  st.keys = initial;
   asio::io_context io(1);
   gateway::HttpServer tls_server(io, {}, [&st](HttpRequest r) { return serve(st, std::move(r)); });
   gateway::HttpServer control_server(io, {},
                                      [&st](HttpRequest r) { return control(st, std::move(r)); });
   const auto tls_addr = tls_server.listen({"127.0.0.1", 0}, gateway::make_server_tls(cert, key));
   const auto control_addr = control_server.listen({"127.0.0.1", 0});
-  std::cout << "tls=" << tls_addr << " control=" << control_addr << " keys=" << st.keys.size()
+  std::cout << "tls=" << tls_addr << " control=" << control_addr << " keys=" << initial->size()
             << std::endl;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });

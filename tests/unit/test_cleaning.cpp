@@ -190,3 +190,29 @@ TEST_CASE("merging copies of a key: nothing is lost, whichever copy is older", "
     CHECK_FALSE(back->key.info.expired_at(now));
   }
 }
+
+TEST_CASE("a bare revocation certificate is recognised and applied to its key", "[keys][unit]") {
+  const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
+  const auto issuers = bare_revocation_issuers(rev);
+  REQUIRE(issuers);
+  REQUIRE(issuers->size() == 1);
+  CHECK(issuers->front() == fixture("CAROL_FPR").substr(24));
+  CHECK_FALSE(bare_revocation_issuers(read_file(data_dir() + "/alice.asc")));  // a key, not sigs
+  CHECK_FALSE(bare_revocation_issuers("garbage"));
+
+  const std::string carol = fixture("CAROL_FPR");
+  const std::string before = cached_copy("carol-unrevoked.asc");
+  auto applied = apply_signatures(before, rev, carol, {});
+  REQUIRE(applied);
+  CHECK(applied->changed);
+  CHECK(applied->key.info.revoked);
+  // The same revocation again changes nothing.
+  auto again = apply_signatures(applied->key.packets, rev, carol, {});
+  REQUIRE(again);
+  CHECK_FALSE(again->changed);
+  // Someone else's revocation does not verify against alice: nothing is added.
+  auto wrong = apply_signatures(cached_copy("alice.asc"), rev, fixture("ALICE_FPR"), {});
+  REQUIRE(wrong);
+  CHECK_FALSE(wrong->changed);
+  CHECK_FALSE(wrong->key.info.revoked);
+}

@@ -1,0 +1,284 @@
+#include "gateway/add_service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <map>
+
+#include "gateway/log.hpp"
+#include "gateway/store_io.hpp"
+#include "hkp/keyring.hpp"
+#include "hkp/submission.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kRetryTick = std::chrono::milliseconds(500);
+constexpr std::int64_t kMaxBackoff = 3600;
+
+HttpResponse refuse(unsigned status, gpg_err_code_t code, const std::string& why) {
+  HttpResponse r = text_response(status, Problem{status, code, why}.message());
+  r.log_op = "add";
+  return r;
+}
+
+std::string form_body(const std::string& packets) {
+  return "keytext=" + hkp::percent_encode(hkp::armor_public_keys(packets));
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::int64_t backoff(std::uint32_t attempts) {
+  return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
+}
+
+// One accepted key of a submission and what became of it.
+struct Item {
+  hkp::ParsedKey key;
+  std::string status;  // added | updated | unchanged
+};
+
+}  // namespace
+
+// Where a key went.
+struct AddService::Forwarded {
+  std::vector<std::string> to;       // accepted (200)
+  std::vector<std::string> refused;  // "name (HTTP 4xx)": the upstream will not take it
+  std::vector<std::pair<std::string, std::string>> failed;  // (name, reason): retried later
+};
+
+asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fpr,
+                                                           const std::string& packets,
+                                                           const Snapshot& snap, bool only_named,
+                                                           const std::string& name) {
+  Forwarded out;
+  const auto& cfg = snap.config->upstreams;
+  std::vector<std::shared_ptr<UpstreamClient>> targets;
+  bool all = false;
+  if (only_named) {  // a retry from the outbox
+    for (const auto& u : snap.upstreams) {
+      if (u->name() == name) targets.push_back(u);
+    }
+  } else if (cfg.forward_adds == config::ForwardAdds::all) {
+    targets = snap.upstreams;
+    all = true;
+  } else if (cfg.forward_adds == config::ForwardAdds::default_upstream) {
+    targets = fleet_.candidates(snap);
+  }
+  if (targets.empty()) co_return out;
+  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) {
+    if (r.outcome == Outcome::ok) {
+      out.to.push_back(client.name());
+      return all ? Verdict::go_on : Verdict::done;
+    }
+    if (r.status >= 400 && r.status < 500) {  // it answered, and said no: not retried
+      out.refused.push_back(client.name() + " (HTTP " + std::to_string(r.status) + ")");
+      log::warn("key_forward_refused",
+                {{"upstream", client.name()}, {"fingerprint", fpr}, {"status", std::to_string(r.status)}});
+      return all ? Verdict::go_on : Verdict::done;
+    }
+    out.failed.emplace_back(client.name(), r.detail.empty() ? outcome_name(r.outcome) : r.detail);
+    return Verdict::go_on;
+  };
+  const UpstreamLimits limits{cfg.connect_timeout, cfg.request_timeout, 64 << 10};
+  // Named operands: no temporaries across a co_await (GCC 12, ARCHITECTURE.md).
+  std::string path = "/pks/add";
+  std::optional<std::string> body = form_body(packets);
+  co_await fleet_.fan_out(snap, std::move(targets), std::move(path), limits, all, judge,
+                          std::move(body));
+  co_return out;
+}
+
+asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
+                                              std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
+  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
+  if (!sub) {
+    co_return refuse(sub.error().status, sub.error().code, sub.error().detail);
+  }
+  auto parsed = hkp::parse_keys(sub->keytext, cfg.keys);
+  if (parsed.secret_material) {
+    log::warn("key_add_refused", {{"peer", req.peer}, {"reason", "secret_key_material"}});
+    co_return refuse(422, GPG_ERR_FORBIDDEN,
+                     "secret key material is never accepted: nothing of this submission was "
+                     "stored or forwarded (send the public key: gpg --export)");
+  }
+  for (const auto& r : parsed.rejected) {
+    log::warn("key_add_refused", {{"peer", req.peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
+    co_return refuse(422, r.code,
+                     "key " + (r.fingerprint.empty() ? std::string("?") : r.fingerprint) + ": " +
+                         r.reason + "; nothing of this submission was stored");
+  }
+
+  std::vector<Item> items;
+  const std::int64_t now = now_();
+  // Cached copies of the submitted keys, for merging.
+  std::map<std::string, std::string> cached;
+  auto load = [&](const std::vector<std::string>& fprs) {
+    store_.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
+      cached.emplace(cache::fingerprint_hex(v.fingerprint), std::string(v.packets));
+    });
+  };
+  if (parsed.keys.empty()) {
+    // No key: perhaps bare revocation certificates for keys we hold.
+    auto issuers = hkp::bare_revocation_issuers(sub->keytext);
+    if (!issuers) {
+      co_return refuse(400, GPG_ERR_NO_PUBKEY,
+                       "not OpenPGP: keytext holds no public key and no revocation certificate");
+    }
+    for (const auto& keyid : *issuers) {
+      std::string fpr, packets;
+      store_.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
+        fpr = cache::fingerprint_hex(v.fingerprint);
+        packets = std::string(v.packets);
+      });
+      if (fpr.empty()) {
+        co_return refuse(422, GPG_ERR_NO_PUBKEY,
+                         "revocation certificate for key 0x" + keyid +
+                             ", which is not cached here: send it together with the key");
+      }
+      auto applied = hkp::apply_signatures(packets, sub->keytext, fpr, cfg.keys);
+      if (!applied || (!applied->changed && !applied->key.info.revoked)) {
+        co_return refuse(422, GPG_ERR_BAD_SIGNATURE,
+                         "the revocation certificate does not verify against key " + fpr);
+      }
+      items.push_back({std::move(applied->key), applied->changed ? "updated" : "unchanged"});
+    }
+  } else {
+    std::vector<std::string> fprs;
+    for (const auto& k : parsed.keys) fprs.push_back(k.info.fingerprint);
+    load(fprs);
+    for (auto& k : parsed.keys) {
+      auto it = cached.find(k.info.fingerprint);
+      if (it == cached.end()) {
+        items.push_back({std::move(k), "added"});
+      } else if (it->second == k.packets) {
+        items.push_back({std::move(k), "unchanged"});
+      } else if (auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, cfg.keys)) {
+        items.push_back({std::move(merged->key), merged->changed ? "updated" : "unchanged"});
+      }
+    }
+  }
+
+  cache::WriteBatch batch;
+  for (const auto& it : items) {
+    if (it.status != "unchanged") batch.keys.push_back({it.key, now, "upload"});
+  }
+  if (!batch.empty()) {
+    if (const auto ec = co_await commit(store_, std::move(batch))) {
+      log::error("key_add_store_failed", {{"error", ec.message()}});
+      co_return refuse(503, GPG_ERR_GENERAL,
+                       "the cache could not store the key (" + ec.message() + "); try again");
+    }
+  }
+
+  // Forward, and keep what failed for the retrier.
+  HttpResponse res;
+  res.log_op = "add";
+  std::string text, mr = "info:1:" + std::to_string(items.size()) + "\n";
+  cache::WriteBatch queue;
+  for (const auto& it : items) {
+    const std::string& fpr = it.key.info.fingerprint;
+    Forwarded fw;
+    const std::string any_upstream;
+    if (cfg.upstreams.forward_adds != config::ForwardAdds::none) {
+      fw = co_await forward(fpr, it.key.packets, *snap, false, any_upstream);
+    }
+    std::vector<std::string> queued;
+    // "default": one upstream was the target; if every one failed, the default keeps the job.
+    auto enqueue = [&](const std::string& name, const std::string& why) {
+      queued.push_back(name);
+      queue.outbox_put.push_back({name, cache::fingerprint_bytes(fpr), now + backoff(0), 1, why});
+    };
+    if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
+      for (const auto& [name, why] : fw.failed) enqueue(name, why);
+    } else if (cfg.upstreams.forward_adds == config::ForwardAdds::default_upstream &&
+               fw.to.empty() && fw.refused.empty() && !snap->upstreams.empty()) {
+      enqueue(snap->upstreams.front()->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
+    }
+    text += fpr + ": " + it.status;
+    if (cfg.upstreams.forward_adds == config::ForwardAdds::none) text += "; kept here only";
+    if (!fw.to.empty()) text += "; forwarded to " + join(fw.to);
+    if (!fw.refused.empty()) text += "; refused by " + join(fw.refused);
+    if (!queued.empty()) text += "; queued for " + join(queued) + " (upstream unavailable, retried)";
+    text += "\n";
+    mr += "key:" + fpr + ":" + it.status + ":" + join(fw.to) + ":" + join(queued) + "\n";
+    log::info("key_added", {{"peer", req.peer},
+                            {"fingerprint", fpr},
+                            {"status", it.status},
+                            {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
+                            {"queued", queued.empty() ? "-" : join(queued)}});
+  }
+  if (!queue.empty()) co_await commit(store_, std::move(queue));
+  res.body = sub->machine_readable ? mr : text;
+  co_return res;
+}
+
+asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap) {
+  const std::int64_t now = now_();
+  cache::WriteBatch changes;
+  auto due = store_.outbox();
+  for (auto& e : due) {
+    if (e.next_attempt > now) continue;
+    const std::string fpr = cache::fingerprint_hex(e.fingerprint);
+    std::string packets;
+    store_.visit_fingerprints(std::vector<std::string>{fpr},
+                              [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
+    const bool known = std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
+                                   [&](const auto& u) { return u->name() == e.upstream; });
+    if (packets.empty() || !known) {  // evicted or purged, or the upstream left the config
+      log::warn("key_forward_dropped", {{"upstream", e.upstream},
+                                        {"fingerprint", fpr},
+                                        {"reason", packets.empty() ? "key no longer cached" : "upstream no longer configured"}});
+      changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
+      continue;
+    }
+    const Forwarded fw = co_await forward(fpr, packets, *snap, true, e.upstream);
+    if (!fw.to.empty() || !fw.refused.empty()) {
+      log::info("key_forwarded", {{"upstream", e.upstream},
+                                  {"fingerprint", fpr},
+                                  {"attempts", std::to_string(e.attempts + 1)},
+                                  {"result", fw.to.empty() ? "refused" : "accepted"}});
+      changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
+      continue;
+    }
+    e.last_error = fw.failed.empty() ? "not sent" : fw.failed.back().second;
+    e.next_attempt = now + backoff(e.attempts);
+    ++e.attempts;
+    changes.outbox_put.push_back(std::move(e));
+  }
+  if (!changes.empty()) co_await commit(store_, std::move(changes));
+}
+
+void AddService::start(asio::any_io_executor executor, SnapshotSource snapshots) {
+  running_ = true;
+  auto strand = asio::make_strand(executor);
+  asio::co_spawn(
+      strand,
+      [this, strand, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
+        asio::steady_timer tick(strand);
+        while (running_) {
+          try {
+            auto snap = snapshots();
+            co_await retry_due(std::move(snap));
+          } catch (const std::exception& e) {
+            log::error("key_forward_retry_failed", {{"error", e.what()}});
+          }
+          tick.expires_after(kRetryTick);
+          co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      },
+      asio::detached);
+}
+
+}  // namespace hkpgw::gateway

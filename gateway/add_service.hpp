@@ -1,0 +1,51 @@
+// Key submission (POST /pks/add, DESIGN.md sections 5 and 8). A submission is decoded however
+// the client encoded it, refused whole when it holds any secret key material (422: nothing is
+// stored or forwarded) or a key that does not hold up (422), validated and cleaned like every key,
+// merged into the cache (a new subkey or revocation is visible to the next lookup), and then
+// forwarded per `upstreams.forward_adds`: "default" (the default upstream, falling back along
+// the try order while upstreams are down), "all" (every upstream at once) or "none". A forward
+// that fails is kept in the cache's outbox and retried with backoff (1 s, doubling, at most
+// 1 h) by a background coroutine, across restarts. Bare revocation certificates for a cached key
+// are merged into it. The client always gets 200 on success (gpg accepts nothing else) with one
+// line per key, or a colon-separated summary with options=mr.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
+
+#include "cache/store.hpp"
+#include "gateway/fleet.hpp"
+#include "gateway/http_message.hpp"
+
+namespace hkpgw::gateway {
+
+class AddService {
+ public:
+  using Clock = std::function<std::int64_t()>;  // seconds since the epoch
+  AddService(cache::Store& store, Fleet& fleet, Clock now)
+      : store_(store), fleet_(fleet), now_(std::move(now)) {}
+
+  boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
+                                           std::shared_ptr<const Snapshot> snapshot);
+
+  // The outbox retrier: every 500 ms, sends what is due. Runs until stop().
+  void start(boost::asio::any_io_executor executor, SnapshotSource snapshots);
+  void stop() { running_ = false; }
+
+ private:
+  struct Forwarded;
+  boost::asio::awaitable<Forwarded> forward(const std::string& fingerprint_hex,
+                                            const std::string& packets, const Snapshot& snap,
+                                            bool only_named, const std::string& name);
+  boost::asio::awaitable<void> retry_due(std::shared_ptr<const Snapshot> snap);
+
+  cache::Store& store_;
+  Fleet& fleet_;
+  Clock now_;
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,14 @@
+// Awaiting a cache write from a coroutine: the batch goes to the store's writer thread and the
+// coroutine resumes on its own executor once the batch is committed (or failed).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <system_error>
+
+#include "cache/store.hpp"
+
+namespace hkpgw::gateway {
+
+boost::asio::awaitable<std::error_code> commit(cache::Store& store, cache::WriteBatch batch);
+
+}  // namespace hkpgw::gateway
