@@ -10,8 +10,9 @@ packages=(
   prometheus-cpp-dev catch2
   # test and operator tools: real GnuPG drives the integration tests, openssl makes the test CA,
   # curl sends hand-written requests, promtool checks /metrics, mdb_stat inspects the cache,
-  # sks is a real keyserver (not ours) that an integration test puts behind TLS.
-  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks
+  # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)
+  # is the second OpenPGP client the submission tests drive.
+  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks sq
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <map>
 
 #include "gateway/log.hpp"
@@ -96,6 +97,17 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
   std::optional<std::string> body = form_body(packets);
   co_await fleet_.fan_out(snap, std::move(targets), std::move(path), limits, all, judge,
                           std::move(body));
+  // Answers arrive in any order; report them in try order.
+  auto rank = [&](const std::string& name) {
+    for (std::size_t i = 0; i < snap.upstreams.size(); ++i) {
+      if (snap.upstreams[i]->name() == name) return i;
+    }
+    return snap.upstreams.size();
+  };
+  std::sort(out.to.begin(), out.to.end(),
+            [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  std::sort(out.failed.begin(), out.failed.end(),
+            [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
   co_return out;
 }
 

@@ -1,0 +1,311 @@
+// Key submission through the gateway as gpg, sq and GpgFrontend do it, against real-HTTPS test
+// keyservers: accepted and cached, forwarded (or kept for later), refused with a reason.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "hkp/keyring.hpp"
+#include "hkp/packets.hpp"
+#include "support/actors.hpp"
+#include "support/forge.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Escapes the way each client does (hkp-notes.md section 2).
+std::string gpg_style(const std::string& s) {  // everything but [A-Za-z0-9] as %XX
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c)) out.push_back(static_cast<char>(c));
+    else out += {'%', hex[c >> 4], hex[c & 15]};
+  }
+  return out;
+}
+std::string sq_style(const std::string& s) {  // '=' and '&' raw; controls, space, -, +, / escaped
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x21 || c == '-' || c == '+' || c == '/' || c == '"' || c == '#' || c == '<' ||
+        c == '>' || c == '`' || c == '?' || c == '{' || c == '}' || c == '%') {
+      out += {'%', hex[c >> 4], hex[c & 15]};
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+std::string gpgfrontend_style(const std::string& s) {  // space as '+', a few chars escaped
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '\n': out += "%0A"; break;
+      case '\r': out += "%0D"; break;
+      case '(': out += "%28"; break;
+      case ')': out += "%29"; break;
+      case '/': out += "%2F"; break;
+      case ':': out += "%3A"; break;
+      case '+': out += "%2B"; break;
+      case '=': out += "%3D"; break;
+      case ' ': out += "+"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+HttpResult add(const Gateway& gw, const std::string& body,
+               const std::string& type = "application/x-www-form-urlencoded") {
+  return http_request(gw.address(), "POST", "/pks/add", body, {"Content-Type: " + type});
+}
+
+int cached_keys(const Gateway& gw) {
+  const std::string body = gw.get("/pks/lookup?op=stats&options=mr").body;
+  const auto at = body.find("\"keys\":");
+  return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return pred();
+}
+
+}  // namespace
+
+TEST_CASE("gpg --send-keys through the gateway, then the owner's new subkey and revoked user ID",
+          "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});  // does not know alice yet
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string alice = fixture("ALICE_FPR");
+
+  Gpg owner;
+  REQUIRE(owner({"--import", data_dir() + "/alice-secret.asc"}).exit_code == 0);
+  const auto sent = owner({"--send-keys", alice}, gw.hkp_url());
+  REQUIRE(sent.exit_code == 0);
+  CHECK(ks.count("adds") == 1);  // forwarded to the default upstream
+  CHECK_THAT(gw.log(), Contains("event=key_added"));
+  CHECK_THAT(gw.log(), Contains("status=added forwarded=ks"));
+
+  Gpg reader;  // a fresh home gets it from the gateway's cache, not from upstream
+  REQUIRE(reader({"--recv-keys", alice}, gw.hkp_url()).exit_code == 0);
+  CHECK(reader.fingerprints() == std::vector<std::string>{alice});
+  CHECK(ks.count("gets") == 0);
+
+  // The owner adds an encryption subkey and revokes the work user ID, and sends again.
+  REQUIRE(owner({"--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-key", alice,
+                 "cv25519", "encr", "1y"})
+              .exit_code == 0);
+  REQUIRE(owner({"--pinentry-mode", "loopback", "--passphrase", "", "--quick-revoke-uid", alice,
+                 "Alice Work: Ops <Alice@Work.Example>"})
+              .exit_code == 0);
+  REQUIRE(owner({"--send-keys", alice}, gw.hkp_url()).exit_code == 0);
+  CHECK_THAT(gw.log(), Contains("status=updated forwarded=ks"));
+  CHECK(ks.count("adds") == 2);
+
+  Gpg elsewhere;  // someone who had the old copy refreshes
+  REQUIRE(elsewhere({"--import", data_dir() + "/alice.asc"}).exit_code == 0);
+  REQUIRE(elsewhere({"--refresh-keys", alice}, gw.hkp_url()).exit_code == 0);
+  const auto listing = elsewhere({"--with-colons", "--list-keys", alice}).out;
+  std::size_t subs = 0;
+  for (auto at = listing.find("\nsub:"); at != std::string::npos; at = listing.find("\nsub:", at + 1)) ++subs;
+  CHECK(subs == 2);
+  CHECK_THAT(listing, Contains("uid:r::::"));  // the revoked user ID shows as revoked
+}
+
+TEST_CASE("each client's form escaping is understood", "[integration][add]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string armored = read_file(data_dir() + "/erin.asc");
+  auto style = GENERATE(as<std::string>{}, "gpg", "sq", "gpgfrontend", "raw");
+  HttpResult r;
+  if (style == "gpg") r = add(gw, "keytext=" + gpg_style(armored));
+  if (style == "sq") r = add(gw, "keytext=" + sq_style(armored));
+  if (style == "gpgfrontend") r = add(gw, "keytext=" + gpgfrontend_style(armored));
+  if (style == "raw") r = add(gw, armored, "application/pgp-keys");
+  INFO(style << ": " << r.body);
+  CHECK(r.status == 200);
+  CHECK(r.body == fixture("ERIN_FPR") + ": added; kept here only\n");
+  CHECK(gw.get("/pks/lookup?op=get&search=0x" + fixture("ERIN_FPR")).header("x-hkp-cache") == "hit");
+}
+
+TEST_CASE("several keys in one submission, and the machine-readable summary", "[integration][add]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string body = "keytext=" + gpg_style(read_file(data_dir() + "/team.asc")) + "&options=mr";
+  const HttpResult r = add(gw, body);
+  CHECK(r.status == 200);
+  CHECK_THAT(r.body, Contains("info:1:2\n"));
+  CHECK_THAT(r.body, Contains("key:" + fixture("TEAM1_FPR") + ":added::\n"));
+  CHECK_THAT(r.body, Contains("key:" + fixture("TEAM2_FPR") + ":added::\n"));
+  const HttpResult again = add(gw, body);
+  CHECK_THAT(again.body, Contains("key:" + fixture("TEAM1_FPR") + ":unchanged::\n"));
+}
+
+TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  SECTION("a secret key: 422, nothing stored, nothing forwarded") {
+    const HttpResult r = add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/alice-secret.asc")));
+    CHECK(r.status == 422);
+    CHECK_THAT(r.body, Contains("secret key material is never accepted"));
+    CHECK(r.body.find('\n') == r.body.size() - 1);
+    CHECK(cached_keys(gw) == 0);
+    CHECK(ks.count("adds") == 0);
+    CHECK(ks.count("requests") == ks.count("probes"));  // it saw nothing but probes
+  }
+  SECTION("garbage: 400") {
+    const HttpResult r = add(gw, "keytext=hello%20world");
+    CHECK(r.status == 400);
+    CHECK_THAT(r.body, Contains("holds no public key and no revocation certificate"));
+    CHECK(add(gw, "other=1").status == 400);
+  }
+  SECTION("2 MiB: 413 before the body is read") {
+    const HttpResult r = add(gw, "keytext=" + std::string(2 << 20, 'A'));
+    CHECK(r.status == 413);
+    CHECK_THAT(r.body, Contains("Request body too large"));
+  }
+  SECTION("an unknown content type: 415") {
+    const HttpResult r = add(gw, "keytext=x", "multipart/form-data; boundary=x");
+    CHECK(r.status == 415);
+  }
+  SECTION("a subkey without its primary key: 422 naming the subkey") {
+    const std::string key = key_packets(read_file(data_dir() + "/alice.asc"));
+    std::string sub;
+    for (const auto& p : *hkp::split_packets(key)) {
+      if (p.tag == hkp::tag::public_subkey || (!sub.empty() && p.tag == hkp::tag::signature)) {
+        sub += p.whole;
+      }
+    }
+    const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(sub)));
+    CHECK(r.status == 422);
+    CHECK_THAT(r.body, Contains("key " + fixture("ALICE_SUB_FPR") + ": subkey without its primary key"));
+    CHECK(cached_keys(gw) == 0);
+  }
+  SECTION("a key with no valid self-signature: 422") {
+    const std::string broken =
+        without_valid_self_signature(key_packets(read_file(data_dir() + "/alice.asc")));
+    const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(broken)));
+    CHECK(r.status == 422);
+    CHECK_THAT(r.body, Contains("the primary key has no valid self-signature"));
+  }
+  CHECK(gw.get("/").status == 200);  // still serving
+}
+
+TEST_CASE("forward_adds: a default that is down gets the key once it is back",
+          "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "fail");
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
+  REQUIRE(gw.started());
+  const HttpResult r = add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc")));
+  CHECK(r.status == 200);
+  CHECK_THAT(r.body, Contains(": added; queued for ks (upstream unavailable, retried)"));
+  CHECK(cached_keys(gw) == 1);
+  CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body, Contains("\"forward_queue\":1"));
+  CHECK(ks.count("adds") == 0);
+  ks.set_mode("normal");
+  CHECK(eventually([&] { return ks.count("adds") == 1; }));
+  CHECK(eventually([&] { return gw.log().find("event=key_forwarded upstream=ks") != std::string::npos; }));
+  CHECK(eventually([&] {
+    return gw.get("/pks/lookup?op=stats&options=mr").body.find("\"forward_queue\":0") != std::string::npos;
+  }));
+}
+
+TEST_CASE("the forward queue survives a restart", "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "fail");
+  {
+    Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
+    REQUIRE(gw.started());
+    REQUIRE(add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc"))).status == 200);
+  }
+  ks.set_mode("normal");
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
+  REQUIRE(gw.started());
+  CHECK(eventually([&] { return ks.count("adds") == 1; }));
+}
+
+TEST_CASE("forward_adds = all and none", "[integration][add]") {
+  TempDir dir;
+  TestKeyserver a(dir, "a");
+  TestKeyserver b(dir, "b");
+  const std::string body = "keytext=" + gpg_style(read_file(data_dir() + "/erin.asc"));
+  SECTION("all: every upstream gets it") {
+    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "forward_adds = \"all\"\n");
+    REQUIRE(gw.started());
+    const HttpResult r = add(gw, body);
+    CHECK(r.status == 200);
+    CHECK_THAT(r.body, Contains("forwarded to a,b"));
+    CHECK(a.count("adds") == 1);
+    CHECK(b.count("adds") == 1);
+  }
+  SECTION("none: kept here only") {
+    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "forward_adds = \"none\"\n");
+    REQUIRE(gw.started());
+    CHECK(add(gw, body).body == fixture("ERIN_FPR") + ": added; kept here only\n");
+    CHECK(a.count("adds") + b.count("adds") == 0);
+  }
+  SECTION("default: the default only") {
+    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "default = \"b\"\n");
+    REQUIRE(gw.started());
+    CHECK_THAT(add(gw, body).body, Contains("forwarded to b"));
+    CHECK(a.count("adds") == 0);
+    CHECK(b.count("adds") == 1);
+  }
+}
+
+TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string index = "/pks/lookup?op=index&options=mr&search=0x" + fixture("CAROL_FPR");
+  REQUIRE(gw.get(index).status == 200);  // cached, not revoked
+  CHECK(gw.get(index).body.find(":r\n") == std::string::npos);
+  const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
+  const HttpResult r = add(gw, "keytext=" + gpg_style(rev));
+  CHECK(r.status == 200);
+  CHECK(r.body == fixture("CAROL_FPR") + ": updated; kept here only\n");
+  CHECK_THAT(gw.get(index).body, Contains(":r\n"));
+  // For a key the gateway does not hold, it says so.
+  TempDir other;
+  Gateway empty(other, {}, "", "forward_adds = \"none\"\n");
+  REQUIRE(empty.started());
+  const HttpResult unknown = add(empty, "keytext=" + gpg_style(rev));
+  CHECK(unknown.status == 422);
+  CHECK_THAT(unknown.body, Contains("which is not cached here"));
+}
+
+TEST_CASE("sq publishes and fetches through the gateway", "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string server = "hkp://" + gw.address();
+  const auto sent = run({"sq", "keyserver", "--policy", "insecure", "--server", server, "send",
+                         data_dir() + "/erin.asc"},
+                        {{"HOME", dir.path()}});
+  INFO(sent.err);
+  REQUIRE(sent.exit_code == 0);
+  CHECK(ks.count("adds") == 1);
+  const auto got = run({"sq", "keyserver", "--policy", "insecure", "--server", server, "get",
+                        fixture("ERIN_FPR")},
+                       {{"HOME", dir.path()}});
+  INFO(got.err);
+  CHECK(got.exit_code == 0);
+  CHECK_THAT(got.out, Contains("BEGIN PGP PUBLIC KEY BLOCK"));
+}
