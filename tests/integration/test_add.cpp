@@ -259,6 +259,23 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
     CHECK(add(gw, body).body == fixture("ERIN_FPR") + ": added; kept here only\n");
     CHECK(a.count("adds") + b.count("adds") == 0);
   }
+  SECTION("default, while the default is down: the next upstream takes it") {
+    a.set_mode("fail");
+    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "probe_interval = \"1h\"\n");
+    REQUIRE(gw.started());
+    const HttpResult r = add(gw, body);
+    CHECK(r.status == 200);
+    CHECK_THAT(r.body, Contains("forwarded to b"));
+    CHECK(b.count("adds") == 1);
+    CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body, Contains("\"forward_queue\":0"));
+  }
+  SECTION("a binary body (application/octet-stream) is a submission too") {
+    Gateway gw(dir, {{"a", a.url()}}, "", "forward_adds = \"none\"\n");
+    REQUIRE(gw.started());
+    const HttpResult r = add(gw, key_packets(read_file(data_dir() + "/erin.asc")), "application/octet-stream");
+    CHECK(r.status == 200);
+    CHECK(r.body == fixture("ERIN_FPR") + ": added; kept here only\n");
+  }
   SECTION("default: the default only") {
     Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "default = \"b\"\n");
     REQUIRE(gw.started());
