@@ -96,45 +96,66 @@ void read_basic(rnp_key_handle_t key, std::string& fpr, std::uint8_t& algo, std:
   revoked = flag(rnp_key_is_revoked, key);
 }
 
-std::vector<UserId> read_uids(rnp_key_handle_t key, const std::string& primary_keyid) {
-  std::vector<UserId> out;
+// Calls fn(handle) for every user ID of `key`; fn may take ownership by moving the handle.
+template <class F>
+void each_uid(rnp_key_handle_t key, F fn) {
   std::size_t count = 0;
   rnp_key_get_uid_count(key, &count);
   for (std::size_t i = 0; i < count; ++i) {
     rnp_uid_handle_t raw = nullptr;
     if (rnp_key_get_uid_handle_at(key, i, &raw) != RNP_SUCCESS) continue;
     UidHandle uid(raw);
+    fn(uid);
+  }
+}
+
+// Calls fn(signature, signer key ID) for every signature on a user ID.
+template <class F>
+void each_uid_signature(rnp_uid_handle_t uid, F fn) {
+  std::size_t count = 0;
+  rnp_uid_get_signature_count(uid, &count);
+  for (std::size_t s = 0; s < count; ++s) {
+    rnp_signature_handle_t raw = nullptr;
+    if (rnp_uid_get_signature_at(uid, s, &raw) != RNP_SUCCESS) continue;
+    SigHandle sig(raw);
+    RnpString signer;
+    rnp_signature_get_keyid(raw, &signer.p);
+    fn(raw, signer.str());
+  }
+}
+
+std::pair<bool, bool> valid_and_revoked(rnp_uid_handle_t uid) {
+  bool valid = false, revoked = false;
+  rnp_uid_is_valid(uid, &valid);
+  rnp_uid_is_revoked(uid, &revoked);
+  return {valid, revoked};
+}
+
+std::vector<UserId> read_uids(rnp_key_handle_t key, const std::string& primary_keyid) {
+  std::vector<UserId> out;
+  each_uid(key, [&](UidHandle& uid) {
     std::uint32_t type = 0;
-    rnp_uid_get_type(raw, &type);
-    if (type != RNP_USER_ID) continue;  // photo IDs are not listed in indexes
-    bool valid = false, revoked = false;
-    rnp_uid_is_valid(raw, &valid);
-    rnp_uid_is_revoked(raw, &revoked);
+    rnp_uid_get_type(uid.get(), &type);
+    if (type != RNP_USER_ID) return;  // photo IDs are not listed in indexes
+    const auto [valid, revoked] = valid_and_revoked(uid.get());
     // A user ID without a valid self-signature may be forged by anyone: never list it.
-    if (!valid && !revoked) continue;
+    if (!valid && !revoked) return;
     void* data = nullptr;
     std::size_t size = 0;
-    if (rnp_uid_get_data(raw, &data, &size) != RNP_SUCCESS) continue;
+    if (rnp_uid_get_data(uid.get(), &data, &size) != RNP_SUCCESS) return;
     UserId u;
     u.text.assign(static_cast<const char*>(data), size);
     rnp_buffer_destroy(data);
     u.email = extract_email(u.text).value_or("");
     u.revoked = revoked;
-    std::size_t sigs = 0;
-    rnp_uid_get_signature_count(raw, &sigs);
-    for (std::size_t s = 0; s < sigs; ++s) {
-      rnp_signature_handle_t sraw = nullptr;
-      if (rnp_uid_get_signature_at(raw, s, &sraw) != RNP_SUCCESS) continue;
-      SigHandle sig(sraw);
-      RnpString signer;
+    each_uid_signature(uid.get(), [&](rnp_signature_handle_t sig, const std::string& signer) {
       std::uint32_t when = 0;
-      if (rnp_signature_get_keyid(sraw, &signer.p) == RNP_SUCCESS &&
-          signer.str() == primary_keyid && rnp_signature_get_creation(sraw, &when) == RNP_SUCCESS) {
+      if (signer == primary_keyid && rnp_signature_get_creation(sig, &when) == RNP_SUCCESS) {
         u.created = std::max<std::int64_t>(u.created, when);
       }
-    }
+    });
     out.push_back(std::move(u));
-  }
+  });
   return out;
 }
 
@@ -179,22 +200,12 @@ void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uin
 }
 
 std::size_t count_third_party(rnp_key_handle_t key, const std::string& primary_keyid) {
-  std::size_t n = 0, uids = 0;
-  rnp_key_get_uid_count(key, &uids);
-  for (std::size_t i = 0; i < uids; ++i) {
-    rnp_uid_handle_t raw = nullptr;
-    if (rnp_key_get_uid_handle_at(key, i, &raw) != RNP_SUCCESS) continue;
-    UidHandle uid(raw);
-    std::size_t sigs = 0;
-    rnp_uid_get_signature_count(raw, &sigs);
-    for (std::size_t s = 0; s < sigs; ++s) {
-      rnp_signature_handle_t sraw = nullptr;
-      if (rnp_uid_get_signature_at(raw, s, &sraw) != RNP_SUCCESS) continue;
-      SigHandle sig(sraw);
-      RnpString signer;
-      if (rnp_signature_get_keyid(sraw, &signer.p) == RNP_SUCCESS && signer.str() != primary_keyid) ++n;
-    }
-  }
+  std::size_t n = 0;
+  each_uid(key, [&](UidHandle& uid) {
+    each_uid_signature(uid.get(), [&](rnp_signature_handle_t, const std::string& signer) {
+      n += signer != primary_keyid;
+    });
+  });
   return n;
 }
 
@@ -205,17 +216,10 @@ void clean(rnp_key_handle_t key, const std::string& primary_keyid, const config:
            std::map<std::string, std::size_t>& dropped) {
   // Validity is read before anything is removed: RNP does not recompute it after a removal.
   std::vector<UidHandle> forged;
-  std::size_t uids = 0;
-  rnp_key_get_uid_count(key, &uids);
-  for (std::size_t i = 0; i < uids; ++i) {
-    rnp_uid_handle_t raw = nullptr;
-    if (rnp_key_get_uid_handle_at(key, i, &raw) != RNP_SUCCESS) continue;
-    UidHandle uid(raw);
-    bool valid = false, revoked = false;
-    rnp_uid_is_valid(raw, &valid);
-    rnp_uid_is_revoked(raw, &revoked);
+  each_uid(key, [&](UidHandle& uid) {
+    const auto [valid, revoked] = valid_and_revoked(uid.get());
     if (!valid && !revoked) forged.push_back(std::move(uid));
-  }
+  });
   std::vector<KeyHandle> unbound;
   std::size_t subs = 0;
   rnp_key_get_subkey_count(key, &subs);

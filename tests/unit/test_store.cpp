@@ -157,6 +157,35 @@ TEST_CASE("a foreign file at cache.path is a clear error", "[cache][unit]") {
 
 namespace {
 
+// The cache's LMDB files opened directly, as another program (or an older build) would.
+struct RawCache {
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  RawCache(const std::string& path, bool read_only) {
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, path.c_str(), read_only ? MDB_RDONLY : 0, 0640) == 0);
+    REQUIRE(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn) == 0);
+  }
+  ~RawCache() {
+    if (txn) mdb_txn_abort(txn);
+    mdb_env_close(env);
+  }
+  MDB_dbi table(const char* name) {
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(txn, name, 0, &dbi) == 0);
+    return dbi;
+  }
+  void put(MDB_dbi dbi, std::string_view k, std::string_view v) {
+    MDB_val kv{k.size(), const_cast<char*>(k.data())}, vv{v.size(), const_cast<char*>(v.data())};
+    REQUIRE(mdb_put(txn, dbi, &kv, &vv, 0) == 0);
+  }
+  void commit() {
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    txn = nullptr;
+  }
+};
+
 // Keys made by the keygen tool (RNP), parsed once per test binary run.
 const std::vector<hkp::ParsedKey>& bulk_keys() {
   static const std::vector<hkp::ParsedKey> keys = [] {
@@ -186,22 +215,13 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
     CHECK(seen == 2000);
   }
   // The record itself still says 1000: it was not written again.
-  MDB_env* env = nullptr;
-  REQUIRE(mdb_env_create(&env) == 0);
-  mdb_env_set_maxdbs(env, 8);
-  REQUIRE(mdb_env_open(env, (dir / "cache").c_str(), MDB_RDONLY, 0) == 0);
-  MDB_txn* txn = nullptr;
-  REQUIRE(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0);
-  MDB_dbi keys;
-  REQUIRE(mdb_dbi_open(txn, "keys", 0, &keys) == 0);
+  RawCache raw(dir / "cache", true);
   const std::string fpr = fingerprint_bytes(fixture("ALICE_FPR"));
   MDB_val k{fpr.size(), const_cast<char*>(fpr.data())}, v;
-  REQUIRE(mdb_get(txn, keys, &k, &v) == 0);
+  REQUIRE(mdb_get(raw.txn, raw.table("keys"), &k, &v) == 0);
   auto rec = decode_key_record({static_cast<const char*>(v.mv_data), v.mv_size});
   REQUIRE(rec);
   CHECK(rec->fetched_at == 1000);
-  mdb_txn_abort(txn);
-  mdb_env_close(env);
 }
 
 TEST_CASE("at max_size the least recently used keys are evicted", "[cache][unit]") {
@@ -245,23 +265,11 @@ TEST_CASE("a cache written by schema 1 is migrated on open", "[cache][unit]") {
     for (auto& k : keys_of("alice.asc")) b.keys.push_back({k, 1234, "ubuntu"});
     REQUIRE_FALSE(write_sync(store, std::move(b)));
   }
-  {  // Make it what version 1 wrote: no stamps, no LRU table, schema "1".
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 8);
-    REQUIRE(mdb_env_open(env, (dir / "cache").c_str(), 0, 0640) == 0);
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-    MDB_dbi stamps, lru, meta;
-    REQUIRE(mdb_dbi_open(txn, "stamps", 0, &stamps) == 0);
-    REQUIRE(mdb_dbi_open(txn, "lru", 0, &lru) == 0);
-    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
-    REQUIRE(mdb_drop(txn, stamps, 1) == 0);
-    REQUIRE(mdb_drop(txn, lru, 1) == 0);
-    MDB_val k{6, const_cast<char*>("schema")}, v{1, const_cast<char*>("1")};
-    REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
-    REQUIRE(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
+  {  // Make it what version 1 wrote: no stamps, LRU or outbox table, schema "1".
+    RawCache raw(dir / "cache", false);
+    for (const char* t : {"stamps", "lru", "outbox"}) REQUIRE(mdb_drop(raw.txn, raw.table(t), 1) == 0);
+    raw.put(raw.table("meta"), "schema", "1");
+    raw.commit();
   }
   Store store({dir / "cache", 64 << 20});
   CHECK(store.opened_schema() == 1);
@@ -291,18 +299,11 @@ TEST_CASE("a cache from a newer build, or in use by another writer, is refused c
       return;
     }
   }
-  MDB_env* env = nullptr;
-  REQUIRE(mdb_env_create(&env) == 0);
-  mdb_env_set_maxdbs(env, 8);
-  REQUIRE(mdb_env_open(env, (dir / "cache").c_str(), 0, 0640) == 0);
-  MDB_txn* txn = nullptr;
-  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-  MDB_dbi meta;
-  REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
-  MDB_val k{6, const_cast<char*>("schema")}, v{2, const_cast<char*>("99")};
-  REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
-  REQUIRE(mdb_txn_commit(txn) == 0);
-  mdb_env_close(env);
+  {
+    RawCache raw(dir / "cache", false);
+    raw.put(raw.table("meta"), "schema", "99");
+    raw.commit();
+  }
   try {
     Store store({dir / "cache", 64 << 20});
     FAIL("opened a schema-99 cache");
