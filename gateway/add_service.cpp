@@ -39,6 +39,17 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
+// The keys_rejected_total reason of a refused key.
+const char* gpg_err_code_to_reason(gpg_err_code_t code) {
+  switch (code) {
+    case GPG_ERR_BAD_SIGNATURE: return "no_valid_self_signature";
+    case GPG_ERR_TOO_LARGE: return "too_large";
+    case GPG_ERR_NO_PUBKEY: return "subkey_without_primary";
+    case GPG_ERR_UNKNOWN_VERSION: return "unsupported_version";
+    default: return "unusable_key";
+  }
+}
+
 std::int64_t backoff(std::uint32_t attempts) {
   return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
 }
@@ -120,12 +131,17 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
   }
   auto parsed = hkp::parse_keys(sub->keytext, cfg.keys);
   if (parsed.secret_material) {
+    if (metrics_) metrics_->keys_rejected("secret_key_material");
     log::warn("key_add_refused", {{"peer", req.peer}, {"reason", "secret_key_material"}});
     co_return refuse(422, GPG_ERR_FORBIDDEN,
                      "secret key material is never accepted: nothing of this submission was "
                      "stored or forwarded (send the public key: gpg --export)");
   }
+  for (const auto& [reason, n] : parsed.dropped) {
+    if (metrics_) metrics_->keys_rejected(reason, n);
+  }
   for (const auto& r : parsed.rejected) {
+    if (metrics_) metrics_->keys_rejected(gpg_err_code_to_reason(r.code));
     log::warn("key_add_refused", {{"peer", req.peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
     co_return refuse(422, r.code,
                      "key " + (r.fingerprint.empty() ? std::string("?") : r.fingerprint) + ": " +

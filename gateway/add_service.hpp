@@ -19,14 +19,15 @@
 #include "cache/store.hpp"
 #include "gateway/fleet.hpp"
 #include "gateway/http_message.hpp"
+#include "gateway/metrics.hpp"
 
 namespace hkpgw::gateway {
 
 class AddService {
  public:
   using Clock = std::function<std::int64_t()>;  // seconds since the epoch
-  AddService(cache::Store& store, Fleet& fleet, Clock now)
-      : store_(store), fleet_(fleet), now_(std::move(now)) {}
+  AddService(cache::Store& store, Fleet& fleet, Clock now, Metrics* metrics = nullptr)
+      : store_(store), fleet_(fleet), now_(std::move(now)), metrics_(metrics) {}
 
   boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
                                            std::shared_ptr<const Snapshot> snapshot);
@@ -45,6 +46,7 @@ class AddService {
   cache::Store& store_;
   Fleet& fleet_;
   Clock now_;
+  Metrics* metrics_;
   std::atomic<bool> running_{false};
 };
 

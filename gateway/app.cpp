@@ -8,9 +8,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <fstream>
 #include <thread>
 
 #include "cache/store.hpp"
+#include "gateway/admin.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/log.hpp"
 #include "gateway/lookup_service.hpp"
@@ -30,6 +32,22 @@ ServerLimits limits_of(const config::Config& c) {
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
                       static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
                       static_cast<std::size_t>(c.server.max_connections)};
+}
+
+// The admin bearer token: the file's first line, without surrounding whitespace. Throws when
+// the file cannot be read or holds no token (the config check made sure it was readable).
+std::string read_token(const std::string& file) {
+  if (file.empty()) return {};
+  std::ifstream in(file);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(token.begin());
+  if (!in && token.empty()) throw std::runtime_error("cannot read admin.token_file \"" + file + "\"");
+  if (token.size() < 16) {
+    throw std::runtime_error("admin.token_file \"" + file + "\" holds no token of at least 16 characters");
+  }
+  return token;
 }
 
 std::int64_t unix_now() {
@@ -79,14 +97,20 @@ int App::run() {
   }
   std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
   const SnapshotSource snapshots = [&current] { return current.load(); };
-  Fleet fleet;
-  LookupService lookups(store, fleet, unix_now, io.get_executor());
-  AddService adds(store, fleet, unix_now);
+  Metrics metrics(kVersion);
+  Fleet fleet(&metrics);
+  LookupService lookups(store, fleet, unix_now, io.get_executor(), &metrics);
+  AddService adds(store, fleet, unix_now, &metrics);
   Router router(lookups, adds, store, snapshots);
 
   HttpServer hkp_server(io, limits_of(*cfg),
                         [&router](HttpRequest r) { return router.handle(std::move(r)); },
-                        access_log);
+                        [&metrics](const HttpRequest& req, const HttpResponse& res,
+                                   std::chrono::microseconds d) {
+                          access_log(req, res, d);
+                          metrics.request(res.log_op, res.status, res.log_cache,
+                                          static_cast<double>(d.count()) / 1e6);
+                        });
   for (const auto& l : cfg->server.listen) {
     log::info("listening", {{"listener", "hkp"}, {"addr", hkp_server.listen(l)}});
   }
@@ -97,51 +121,43 @@ int App::run() {
     }
   }
 
-  // Admin listener: probes for orchestration. /admin/* and /metrics are not built yet.
-  HttpServer admin_server(
-      io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
-      [&store, &snapshots](HttpRequest r) -> asio::awaitable<HttpResponse> {
-        const auto path = r.path();
-        if (path == "/healthz") co_return text_response(200, "ok");
-        if (path == "/readyz") {
-          // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
-          if (!store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
-          const auto snap = snapshots();
-          const bool upstream_ok = snap->upstreams.empty() ||  // a cache-only gateway
-                                   std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
-                                               [](const auto& u) { return u->health().healthy(); });
-          if (!upstream_ok && store.stats().keys == 0) {
-            co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
-          }
-          co_return text_response(200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
-        }
-        co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
-      });
-  log::info("listening", {{"listener", "admin"}, {"addr", admin_server.listen(cfg->admin.listen)}});
-
-  auto reload = [&] {
+  std::function<ReloadResult()> reload = [&]() -> ReloadResult {
+    ReloadResult result;
     if (config_path_.empty()) {
       log::warn("config_reload", {{"result", "skipped"}, {"reason", "running on the embedded defaults"}});
-      return;
+      result.problems.push_back("running on the embedded defaults: there is no file to reload");
+      metrics.config_reload(false, unix_now());
+      return result;
     }
     try {
       auto next = std::make_shared<const config::Config>(config::load_file(config_path_));
       const auto old = current.load();
+      result.restart_required = config::restart_only_changes(*old->config, *next);
       std::string restart;
-      for (const auto& k : config::restart_only_changes(*old->config, *next)) {
-        restart += (restart.empty() ? "" : ",") + k;
-      }
+      for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
       current.store(build_snapshot(io.get_executor(), next, old.get()));
+      result.ok = true;
       log::info("config_reload", {{"result", "success"},
                                   {"file", config_path_},
                                   {"restart_required_for", restart.empty() ? "-" : restart}});
     } catch (const config::ConfigError& e) {
       for (const auto& p : e.problems()) log::error("config_problem", {{"problem", p}});
       log::error("config_reload", {{"result", "failure"}, {"effect", "kept the running config"}});
+      result.problems = e.problems();
     } catch (const std::exception& e) {
       log::error("config_reload", {{"result", "failure"}, {"error", e.what()}});
+      result.problems.push_back(e.what());
     }
+    metrics.config_reload(result.ok, unix_now());
+    return result;
   };
+
+  // Admin listener: probes, metrics and the token-protected admin API (gateway/admin.hpp).
+  AdminContext admin{store, fleet, metrics, snapshots, [&] { return reload(); },
+                     read_token(cfg->admin.token_file)};
+  HttpServer admin_server(io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
+                          [&admin](HttpRequest r) { return handle_admin(admin, std::move(r)); });
+  log::info("listening", {{"listener", "admin"}, {"addr", admin_server.listen(cfg->admin.listen)}});
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   asio::co_spawn(

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "gateway/log.hpp"
+#include "gateway/metrics.hpp"
 
 namespace hkpgw::gateway {
 
@@ -187,6 +188,10 @@ asio::awaitable<void> Fleet::fan_out(const Snapshot& snap,
     answered[e.index] = true;
     UpstreamClient& client = *candidates[e.index];
     note(client, e.response, cfg, false);
+    if (metrics_) {
+      metrics_->upstream(client.name(), outcome_name(e.response.outcome),
+                         static_cast<double>(e.response.elapsed.count()) / 1e6);
+    }
     if (judge(client, e.response) == Verdict::done) break;
     if (!all && in_flight == 0 && next < n) {
       launch();

@@ -48,8 +48,12 @@ enum class Verdict {
 // Called once per answer, in the order answers arrive, on the fan-out's executor.
 using Judge = std::function<Verdict(UpstreamClient&, UpstreamResponse&)>;
 
+class Metrics;
+
 class Fleet {
  public:
+  explicit Fleet(Metrics* metrics = nullptr) : metrics_(metrics) {}
+
   // The upstreams a request asks, in order. Healthy ones; all of them in panic mode.
   std::vector<std::shared_ptr<UpstreamClient>> candidates(const Snapshot& snap);
 
@@ -76,6 +80,7 @@ class Fleet {
   bool in_panic() const { return panic_.load(); }
 
  private:
+  Metrics* metrics_;
   std::atomic<bool> panic_{false};
   std::atomic<bool> probing_{false};
   std::atomic<bool> probe_soon_{false};

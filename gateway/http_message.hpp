@@ -16,6 +16,7 @@ struct HttpRequest {
   std::string content_type;
   std::string body;
   bool client_no_cache = false;  // Pragma: no-cache or Cache-Control: no-cache
+  std::string authorization;     // the Authorization header (admin API)
   std::string peer;              // "ip:port" of the client
   bool tls_resumed = false;      // the connection's TLS handshake resumed an earlier session
 

@@ -199,6 +199,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
       req.version = msg.version();
       req.content_type = std::string(msg[http::field::content_type]);
       req.client_no_cache = has_no_cache(msg);
+      req.authorization = std::string(msg[http::field::authorization]);
       req.body = std::move(msg.body());
       version = msg.version();
       keep_alive = msg.keep_alive();

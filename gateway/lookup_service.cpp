@@ -215,6 +215,7 @@ void LookupService::count_dropped(const std::map<std::string, std::size_t>& drop
     std::lock_guard lock(dropped_mutex_);
     for (const auto& [reason, n] : dropped) {
       dropped_[reason] += n;
+      if (metrics_) metrics_->keys_rejected(reason, n);
       summary += (summary.empty() ? "" : ",") + reason + ":" + std::to_string(n);
     }
   }
@@ -271,6 +272,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
           return Verdict::go_on;
         }
         // Answered, but nothing in the answer carries what we asked for: never cached.
+        if (metrics_) metrics_->key_mismatch(client.name());
         log::warn("upstream_key_mismatch",
                   {{"upstream", client.name()},
                    {"search_kind", hkp::kind_name(search.kind)},

@@ -24,6 +24,7 @@
 #include "gateway/coalescer.hpp"
 #include "gateway/fleet.hpp"
 #include "gateway/http_message.hpp"
+#include "gateway/metrics.hpp"
 #include "hkp/lookup.hpp"
 
 namespace hkpgw::gateway {
@@ -34,8 +35,12 @@ class LookupService {
  public:
   // `background` runs revalidations that outlive the request that started them.
   LookupService(cache::Store& store, Fleet& fleet, Clock now,
-                boost::asio::any_io_executor background)
-      : store_(store), fleet_(fleet), now_(std::move(now)), background_(std::move(background)) {}
+                boost::asio::any_io_executor background, Metrics* metrics = nullptr)
+      : store_(store),
+        fleet_(fleet),
+        now_(std::move(now)),
+        background_(std::move(background)),
+        metrics_(metrics) {}
 
   // Answers one parsed lookup (any op but stats). Never throws for client or upstream input.
   boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request, bool no_cache,
@@ -78,6 +83,7 @@ class LookupService {
   Fleet& fleet_;
   Clock now_;
   boost::asio::any_io_executor background_;
+  Metrics* metrics_;
   Coalescer<Fetched> keys_, indexes_;
   std::atomic<bool> write_failure_logged_{false};
   mutable std::mutex dropped_mutex_;

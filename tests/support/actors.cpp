@@ -42,11 +42,11 @@ int TestKeyserver::lookups() { return count("lookups"); }
 
 Gateway::Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
                  const std::string& cache_toml, const std::string& upstreams_toml,
-                 const std::string& server_toml) {
+                 const std::string& server_toml, const std::string& admin_toml) {
   // Top-level keys must precede the first table header.
   std::string toml = upstreams.empty() ? "upstream = []\n\n" : "";
   toml += "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_toml +
-          "\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[cache]\npath = \"" + dir / "cache" + "\"\n" +
+          "\n[admin]\nlisten = \"127.0.0.1:0\"\n" + admin_toml + "\n[cache]\npath = \"" + dir / "cache" + "\"\n" +
           cache_toml + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n";
   // Short test defaults unless the test sets its own; then the test's keys (which may open
   // further tables such as [keys]).

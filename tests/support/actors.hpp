@@ -42,7 +42,7 @@ class Gateway {
   // when the test expects a refusal.
   Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
           const std::string& cache_toml = "", const std::string& upstreams_toml = "",
-          const std::string& server_toml = "");
+          const std::string& server_toml = "", const std::string& admin_toml = "");
   ~Gateway();
   bool started() const { return !address_.empty(); }
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
