@@ -158,6 +158,12 @@ int App::run() {
   HttpServer admin_server(io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
                           [&admin](HttpRequest r) { return handle_admin(admin, std::move(r)); });
   log::info("listening", {{"listener", "admin"}, {"addr", admin_server.listen(cfg->admin.listen)}});
+  const std::string& admin_host = cfg->admin.listen.host;
+  if (!admin_host.starts_with("127.") && admin_host != "::1" && admin_host != "localhost") {
+    log::warn("admin_not_loopback",
+              {{"addr", cfg->admin.listen.text()},
+               {"effect", "metrics and probes are reachable from the network; /admin/* still needs the token"}});
+  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   asio::co_spawn(
