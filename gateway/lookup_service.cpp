@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <array>
 #include <map>
 #include <mutex>
 #include <set>
@@ -27,7 +28,7 @@ constexpr std::size_t kMaxLocalTextMatches = 100;
 
 struct CachedKey {
   std::string fingerprint;
-  std::string fingerprint_bytes;  // 20 bytes: what note_access() takes
+  std::array<char, 20> fingerprint_bytes{};  // what note_access() takes (no allocation)
   std::string packets;
   std::optional<hkp::KeyInfo> info;
   std::int64_t fetched_at = 0;
@@ -155,7 +156,9 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
       k.info = cache::decode_key_info(v.info_bytes);
       if (k.info) k.fingerprint = k.info->fingerprint;
     }
-    k.fingerprint_bytes = std::string(v.fingerprint);
+    if (v.fingerprint.size() == k.fingerprint_bytes.size()) {
+      std::copy(v.fingerprint.begin(), v.fingerprint.end(), k.fingerprint_bytes.begin());
+    }
     k.fetched_at = v.fetched_at;
     k.upstream = std::string(v.upstream);
     f.keys.push_back(std::move(k));
@@ -438,7 +441,9 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   const std::int64_t age = now - fetched_at;
 
   auto serve_cached = [&](std::string_view how, std::int64_t since) {
-    for (const auto& k : found.keys) store_.note_access(k.fingerprint_bytes);  // for LRU
+    for (const auto& k : found.keys) {  // for LRU
+      store_.note_access(std::string_view(k.fingerprint_bytes.data(), k.fingerprint_bytes.size()));
+    }
     HttpResponse r;
     if (want_index) {
       std::vector<hkp::IndexEntry> entries;
