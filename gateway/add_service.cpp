@@ -137,9 +137,6 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
                      "secret key material is never accepted: nothing of this submission was "
                      "stored or forwarded (send the public key: gpg --export)");
   }
-  for (const auto& [reason, n] : parsed.dropped) {
-    if (metrics_) metrics_->keys_rejected(reason, n);
-  }
   for (const auto& r : parsed.rejected) {
     if (metrics_) metrics_->keys_rejected(gpg_err_code_to_reason(r.code));
     log::warn("key_add_refused", {{"peer", req.peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
@@ -148,6 +145,7 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
                          r.reason + "; nothing of this submission was stored");
   }
 
+  if (tally_ && !parsed.dropped.empty()) tally_(parsed.dropped, "upload");
   std::vector<Item> items;
   const std::int64_t now = now_();
   // Cached copies of the submitted keys, for merging.

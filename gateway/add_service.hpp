@@ -14,7 +14,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string_view>
 
 #include "cache/store.hpp"
 #include "gateway/fleet.hpp"
@@ -26,8 +28,15 @@ namespace hkpgw::gateway {
 class AddService {
  public:
   using Clock = std::function<std::int64_t()>;  // seconds since the epoch
-  AddService(cache::Store& store, Fleet& fleet, Clock now, Metrics* metrics = nullptr)
-      : store_(store), fleet_(fleet), now_(std::move(now)), metrics_(metrics) {}
+  // Told what cleaning dropped from a submission (reason -> count), with the source "upload".
+  using CleaningTally = std::function<void(const std::map<std::string, std::size_t>&, std::string_view)>;
+  AddService(cache::Store& store, Fleet& fleet, Clock now, Metrics* metrics = nullptr,
+             CleaningTally tally = {})
+      : store_(store),
+        fleet_(fleet),
+        now_(std::move(now)),
+        metrics_(metrics),
+        tally_(std::move(tally)) {}
 
   boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
                                            std::shared_ptr<const Snapshot> snapshot);
@@ -47,6 +56,7 @@ class AddService {
   Fleet& fleet_;
   Clock now_;
   Metrics* metrics_;
+  CleaningTally tally_;
   std::atomic<bool> running_{false};
 };
 

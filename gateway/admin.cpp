@@ -51,12 +51,12 @@ HttpResponse json_error(unsigned status, std::string_view message) {
   return json(status, "{\"error\":" + json_string(message) + "}");
 }
 
-bool authorized(const AdminContext& ctx, const HttpRequest& req) {
+bool authorized(const std::string& token, const HttpRequest& req) {
   constexpr std::string_view kBearer = "Bearer ";
   if (!req.authorization.starts_with(kBearer)) return false;
   const std::string_view given = std::string_view(req.authorization).substr(kBearer.size());
-  return given.size() == ctx.token.size() &&
-         CRYPTO_memcmp(given.data(), ctx.token.data(), given.size()) == 0;  // constant time
+  return given.size() == token.size() &&
+         CRYPTO_memcmp(given.data(), token.data(), given.size()) == 0;  // constant time
 }
 
 std::string upstreams_json(const Snapshot& snap) {
@@ -116,15 +116,15 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest req) {
   if (!path.starts_with("/admin/")) {
     co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
   }
-  if (ctx.token.empty()) {
+  const auto snap = ctx.snapshots();
+  if (snap->admin_token.empty()) {
     co_return json_error(403, "the admin API is disabled: set admin.token_file");
   }
-  if (!authorized(ctx, req)) {
+  if (!authorized(snap->admin_token, req)) {
     HttpResponse r = json_error(401, "missing or wrong bearer token");
     r.set("WWW-Authenticate", "Bearer");
     co_return r;
   }
-  const auto snap = ctx.snapshots();
   if (path == "/admin/reload" && req.method == "POST") {
     const ReloadResult r = ctx.reload();
     if (!r.ok) {

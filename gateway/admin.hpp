@@ -1,6 +1,7 @@
 // The admin listener (DESIGN.md section 5), on loopback by default: /healthz, /readyz and
 // /metrics for everyone who can reach it; /admin/* only with `Authorization: Bearer <token>`
-// (the token from admin.token_file; without one, /admin/* answers 403). Answers are JSON.
+// (the token from admin.token_file, read again on every reload; without one, /admin/* answers
+// 403). Answers are JSON.
 //   POST   /admin/reload            reload the config file (as SIGHUP does)
 //   GET    /admin/upstreams         health, connections and last error of each upstream
 //   POST   /admin/upstreams/probe   probe every upstream now
@@ -31,8 +32,7 @@ struct AdminContext {
   Fleet& fleet;
   Metrics& metrics;
   SnapshotSource snapshots;
-  std::function<ReloadResult()> reload;
-  std::string token;  // "" = /admin/* disabled
+  std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
 };
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest request);

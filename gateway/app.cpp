@@ -8,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
-#include <fstream>
 #include <thread>
 
 #include "cache/store.hpp"
@@ -32,22 +31,6 @@ ServerLimits limits_of(const config::Config& c) {
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
                       static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
                       static_cast<std::size_t>(c.server.max_connections)};
-}
-
-// The admin bearer token: the file's first line, without surrounding whitespace. Throws when
-// the file cannot be read or holds no token (the config check made sure it was readable).
-std::string read_token(const std::string& file) {
-  if (file.empty()) return {};
-  std::ifstream in(file);
-  std::string token;
-  std::getline(in, token);
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(token.begin());
-  if (!in && token.empty()) throw std::runtime_error("cannot read admin.token_file \"" + file + "\"");
-  if (token.size() < 16) {
-    throw std::runtime_error("admin.token_file \"" + file + "\" holds no token of at least 16 characters");
-  }
-  return token;
 }
 
 std::int64_t unix_now() {
@@ -100,7 +83,10 @@ int App::run() {
   Metrics metrics(kVersion);
   Fleet fleet(&metrics);
   LookupService lookups(store, fleet, unix_now, io.get_executor(), &metrics);
-  AddService adds(store, fleet, unix_now, &metrics);
+  AddService adds(store, fleet, unix_now, &metrics,
+                  [&lookups](const auto& dropped, std::string_view source) {
+                    lookups.count_dropped(dropped, source);
+                  });
   Router router(lookups, adds, store, snapshots);
 
   HttpServer hkp_server(io, limits_of(*cfg),
@@ -153,8 +139,7 @@ int App::run() {
   };
 
   // Admin listener: probes, metrics and the token-protected admin API (gateway/admin.hpp).
-  AdminContext admin{store, fleet, metrics, snapshots, [&] { return reload(); },
-                     read_token(cfg->admin.token_file)};
+  AdminContext admin{store, fleet, metrics, snapshots, [&] { return reload(); }};
   HttpServer admin_server(io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
                           [&admin](HttpRequest r) { return handle_admin(admin, std::move(r)); });
   log::info("listening", {{"listener", "admin"}, {"addr", admin_server.listen(cfg->admin.listen)}});

@@ -8,6 +8,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fstream>
 #include <random>
 
 #include "gateway/log.hpp"
@@ -69,11 +70,31 @@ asio::awaitable<void> probe_one(std::shared_ptr<UpstreamClient> client,
 
 }  // namespace
 
+namespace {
+
+// The admin bearer token: the file's first line without surrounding whitespace.
+std::string read_token(const std::string& file) {
+  if (file.empty()) return {};
+  std::ifstream in(file);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(token.begin());
+  if (token.size() < 16) {
+    throw std::runtime_error("admin.token_file \"" + file +
+                             "\" holds no token of at least 16 characters");
+  }
+  return token;
+}
+
+}  // namespace
+
 std::shared_ptr<const Snapshot> build_snapshot(asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
                                                const Snapshot* previous) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = cfg;
+  snap->admin_token = read_token(cfg->admin.token_file);
   const auto& ups = cfg->upstreams;
   for (const std::size_t i : ups.try_order()) {
     const auto& u = ups.list[i];

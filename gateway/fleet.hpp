@@ -31,11 +31,13 @@ namespace hkpgw::gateway {
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<std::shared_ptr<UpstreamClient>> upstreams;  // in try order: default first
+  std::string admin_token;  // from admin.token_file, read with the config; "" = admin API off
 };
 using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
 
-// Builds the snapshot for `cfg`, reusing clients of `previous` whose connection settings match.
-// Throws std::runtime_error when a CA file cannot be loaded.
+// Builds the snapshot for `cfg`, reusing clients of `previous` whose connection settings match,
+// and reads the admin token. Throws std::runtime_error when a CA file cannot be loaded or the
+// token file holds no token of at least 16 characters.
 std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
                                                const Snapshot* previous);

@@ -211,7 +211,7 @@ std::vector<bool> LookupService::merge_with_cached(std::vector<hkp::ParsedKey>& 
 }
 
 void LookupService::count_dropped(const std::map<std::string, std::size_t>& dropped,
-                                  std::string_view upstream) {
+                                  std::string_view source) {
   if (dropped.empty()) return;
   std::string summary;
   {
@@ -222,7 +222,7 @@ void LookupService::count_dropped(const std::map<std::string, std::size_t>& drop
       summary += (summary.empty() ? "" : ",") + reason + ":" + std::to_string(n);
     }
   }
-  log::info("keys_cleaned", {{"upstream", std::string(upstream)}, {"dropped", summary}});
+  log::info("keys_cleaned", {{"upstream", std::string(source)}, {"dropped", summary}});
 }
 
 std::map<std::string, std::uint64_t> LookupService::dropped_totals() const {

@@ -46,8 +46,10 @@ class LookupService {
   boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request, bool no_cache,
                                               std::shared_ptr<const Snapshot> snapshot);
 
-  // What key cleaning removed from upstream answers since start, by reason.
+  // What key cleaning removed (from upstream answers and submissions) since start, by reason.
   std::map<std::string, std::uint64_t> dropped_totals() const;
+  // Counts (log line, op=stats, metrics) what cleaning dropped from keys that came from `source`.
+  void count_dropped(const std::map<std::string, std::size_t>& dropped, std::string_view source);
 
   // Upstream fetches running right now (coalesced: one per distinct query).
   std::size_t fetches_in_flight() const { return keys_.size() + indexes_.size(); }
@@ -77,7 +79,6 @@ class LookupService {
   // copy added nothing (the record need not be rewritten).
   std::vector<bool> merge_with_cached(std::vector<hkp::ParsedKey>& keys,
                                       const config::KeysConfig& limits) const;
-  void count_dropped(const std::map<std::string, std::size_t>& dropped, std::string_view upstream);
 
   cache::Store& store_;
   Fleet& fleet_;

@@ -326,3 +326,20 @@ TEST_CASE("sq publishes and fetches through the gateway", "[integration][add]") 
   CHECK(got.exit_code == 0);
   CHECK_THAT(got.out, Contains("BEGIN PGP PUBLIC KEY BLOCK"));
 }
+
+TEST_CASE("a flooded submission is cleaned before it is cached or forwarded, and counted",
+          "[integration][add]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string flood = flooded(key_packets(read_file(data_dir() + "/alice.asc")), 2000);
+  const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(flood)));
+  CHECK(r.status == 200);
+  CHECK_THAT(r.body, Contains(fixture("ALICE_FPR") + ": added; forwarded to ks"));
+  CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body,
+             Contains("\"keys_dropped\":{\"third_party_signature\":2000}"));
+  CHECK_THAT(gw.log(), Contains("event=keys_cleaned upstream=upload dropped=third_party_signature:2000"));
+  const std::string served = gw.get("/pks/lookup?op=get&search=0x" + fixture("ALICE_FPR")).body;
+  CHECK(served.size() < 2000);  // armored self-signed key, no flood
+}

@@ -121,4 +121,11 @@ TEST_CASE("admin API: upstreams, probe, cache, key removal and reload", "[integr
   const std::string m = http_get(gw.admin(), "/metrics").body;
   CHECK_THAT(m, Contains("hkp_gateway_config_reloads_total{result=\"failure\"} 1"));
   CHECK_THAT(m, Contains("hkp_gateway_config_reloads_total{result=\"success\"} 1"));
+
+  // The token is read again on reload: rotating it needs no restart.
+  const std::string rotated = "rotated-token-fedcba9876543210";
+  write_file(dir / "token", rotated + "\n");
+  CHECK(admin(gw, "POST", "/admin/reload").status == 200);
+  CHECK(admin(gw, "GET", "/admin/cache").status == 401);
+  CHECK(admin(gw, "GET", "/admin/cache", rotated).status == 200);
 }
