@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench asan clean
 
 all: build
 
@@ -30,5 +30,14 @@ bench: build
 	./$(BUILD_DIR)/bench/bench_fleet
 	./$(BUILD_DIR)/bench/bench_keys
 
+# Every test again under AddressSanitizer (a separate build tree): worth it after any change to
+# coroutine plumbing (ARCHITECTURE.md, "Coding traps").
+asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address"
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) --timeout 600
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan
