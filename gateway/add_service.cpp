@@ -22,6 +22,11 @@ namespace {
 
 constexpr auto kRetryTick = std::chrono::milliseconds(500);
 constexpr std::int64_t kMaxBackoff = 3600;
+// One submission may not turn into an unbounded number of upstream POSTs (gpg sends one key per
+// request; a keyring upload is what `cache import` is for).
+constexpr std::size_t kMaxKeysPerSubmission = 100;
+// The outbox is bounded too: past this, accepted keys are kept here but not queued.
+constexpr std::uint64_t kMaxQueued = 10000;
 
 HttpResponse refuse(unsigned status, gpg_err_code_t code, const std::string& why) {
   HttpResponse r = text_response(status, Problem{status, code, why}.message());
@@ -137,6 +142,13 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
                      "secret key material is never accepted: nothing of this submission was "
                      "stored or forwarded (send the public key: gpg --export)");
   }
+  if (parsed.keys.size() + parsed.rejected.size() > kMaxKeysPerSubmission) {
+    co_return refuse(413, GPG_ERR_TOO_LARGE,
+                     std::to_string(parsed.keys.size() + parsed.rejected.size()) +
+                         " keys in one submission; at most " +
+                         std::to_string(kMaxKeysPerSubmission) + " (import keyrings with "
+                         "hkp-gateway cache import)");
+  }
   for (const auto& r : parsed.rejected) {
     if (metrics_) metrics_->keys_rejected(gpg_err_code_to_reason(r.code));
     log::warn("key_add_refused", {{"peer", req.peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
@@ -213,6 +225,7 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
   res.log_op = "add";
   std::string text, mr = "info:1:" + std::to_string(items.size()) + "\n";
   cache::WriteBatch queue;
+  const bool queue_full = store_.stats().outbox >= kMaxQueued;
   for (const auto& it : items) {
     const std::string& fpr = it.key.info.fingerprint;
     Forwarded fw;
@@ -223,6 +236,11 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
     std::vector<std::string> queued;
     // "default": one upstream was the target; if every one failed, the default keeps the job.
     auto enqueue = [&](const std::string& name, const std::string& why) {
+      if (queue_full) {
+        log::warn("key_forward_not_queued", {{"upstream", name}, {"fingerprint", fpr},
+                                             {"reason", "the forward queue is full"}});
+        return;
+      }
       queued.push_back(name);
       queue.outbox_put.push_back({name, cache::fingerprint_bytes(fpr), now + backoff(0), 1, why});
     };

@@ -178,6 +178,14 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
     CHECK(r.status == 413);
     CHECK_THAT(r.body, Contains("Request body too large"));
   }
+  SECTION("more than 100 keys in one submission: 413, nothing stored") {
+    const auto r0 = run({HKPGW_KEYGEN, "101", dir / "many.asc"});
+    REQUIRE(r0.exit_code == 0);
+    const HttpResult r = add(gw, read_file(dir / "many.asc"), "application/pgp-keys");
+    CHECK(r.status == 413);
+    CHECK_THAT(r.body, Contains("101 keys in one submission; at most 100"));
+    CHECK(cached_keys(gw) == 0);
+  }
   SECTION("an unknown content type: 415") {
     const HttpResult r = add(gw, "keytext=x", "multipart/form-data; boundary=x");
     CHECK(r.status == 415);
