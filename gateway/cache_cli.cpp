@@ -9,6 +9,7 @@
 
 #include "cache/store.hpp"
 #include "hkp/keyring.hpp"
+#include "hkp/packets.hpp"
 
 namespace hkpgw::gateway {
 
@@ -97,32 +98,37 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
     std::stringstream buf;
     buf << in.rdbuf();
     const auto started = std::chrono::steady_clock::now();
-    auto parsed = hkp::parse_keys(buf.str(), cfg.keys);
-    if (parsed.secret_material) {
-      std::cerr << "hkp-gateway: \"" << file
-                << "\" holds secret key material: nothing of it was imported (export public keys "
-                   "with gpg --export)\n";
-      status = 1;
-      continue;
+    // A chunk at a time: RNP keeps every key of one parse in memory, and exports run to millions.
+    const auto chunks = hkp::keyring_chunks(buf.str(), kImportBatch);
+    bool secret = false;
+    for (const auto& c : chunks) {
+      if (auto ps = hkp::split_packets(c)) {
+        for (const auto& p : *ps) secret = secret || p.tag == 5 || p.tag == 7;
+      }
     }
-    if (parsed.not_openpgp || (parsed.keys.empty() && parsed.rejected.empty())) {
-      std::cerr << "hkp-gateway: \"" << file << "\" holds no OpenPGP keys\n";
-      status = 1;
-      continue;
-    }
-    std::size_t added = 0, updated = 0, unchanged = 0;
+    std::size_t total = 0, added = 0, updated = 0, unchanged = 0;
+    std::vector<hkp::RejectedKey> rejected;
+    std::map<std::string, std::size_t> dropped;
+    bool any_openpgp = false;
     const std::int64_t now = unix_now();
-    for (std::size_t at = 0; at < parsed.keys.size(); at += kImportBatch) {
-      const std::size_t end = std::min(parsed.keys.size(), at + kImportBatch);
+    for (std::size_t ci = 0; ci < chunks.size() && !secret; ++ci) {
+      auto parsed = hkp::parse_keys(chunks[ci], cfg.keys);
+      if (parsed.secret_material) {
+        secret = true;
+        break;
+      }
+      any_openpgp = any_openpgp || !parsed.not_openpgp;
+      total += parsed.keys.size();
+      for (auto& r : parsed.rejected) rejected.push_back(std::move(r));
+      for (const auto& [reason, n] : parsed.dropped) dropped[reason] += n;
       std::vector<std::string> fprs;
-      for (std::size_t i = at; i < end; ++i) fprs.push_back(parsed.keys[i].info.fingerprint);
+      for (const auto& k : parsed.keys) fprs.push_back(k.info.fingerprint);
       std::map<std::string, std::string> cached;
       store.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
         cached.emplace(cache::fingerprint_hex(v.fingerprint), std::string(v.packets));
       });
       cache::WriteBatch batch;
-      for (std::size_t i = at; i < end; ++i) {
-        auto& k = parsed.keys[i];
+      for (auto& k : parsed.keys) {
         auto it = cached.find(k.info.fingerprint);
         if (it == cached.end()) {
           ++added;
@@ -149,19 +155,31 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
         return 1;
       }
     }
+    if (secret) {
+      std::cerr << "hkp-gateway: \"" << file
+                << "\" holds secret key material: nothing of it was imported (export public keys "
+                   "with gpg --export)\n";
+      status = 1;
+      continue;
+    }
+    if (!any_openpgp || (total == 0 && rejected.empty())) {
+      std::cerr << "hkp-gateway: \"" << file << "\" holds no OpenPGP keys\n";
+      status = 1;
+      continue;
+    }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::cout << "imported \"" << file << "\": " << parsed.keys.size() << " keys (" << added
-              << " added, " << updated << " updated, " << unchanged << " unchanged), "
-              << parsed.rejected.size() << " rejected";
+    std::cout << "imported \"" << file << "\": " << total << " keys (" << added << " added, "
+              << updated << " updated, " << unchanged << " unchanged), " << rejected.size()
+              << " rejected";
     char rate[64];
     std::snprintf(rate, sizeof rate, "; %.2f s, %.0f keys/s", secs,
-                  secs > 0 ? static_cast<double>(parsed.keys.size()) / secs : 0.0);
+                  secs > 0 ? static_cast<double>(total) / secs : 0.0);
     std::cout << rate << "\n";
-    for (const auto& r : parsed.rejected) {
+    for (const auto& r : rejected) {
       std::cout << "rejected " << (r.fingerprint.empty() ? "?" : r.fingerprint) << ": " << r.reason
                 << "\n";
     }
-    for (const auto& [reason, n] : parsed.dropped) std::cout << "cleaned: " << n << " " << reason << "\n";
+    for (const auto& [reason, n] : dropped) std::cout << "cleaned: " << n << " " << reason << "\n";
   }
   return status;
 }

@@ -534,6 +534,44 @@ std::string hex_upper(std::string_view bytes) {
 
 }  // namespace
 
+std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk) {
+  // Dearmor every block (gpg --export -a writes one; concatenated exports have several).
+  std::string binary;
+  constexpr std::string_view kBegin = "-----BEGIN PGP", kEnd = "-----END PGP";
+  if (data.find(kBegin) == std::string_view::npos) {
+    binary = std::string(data);
+  } else {
+    for (std::size_t at = data.find(kBegin); at != std::string_view::npos; at = data.find(kBegin, at)) {
+      const auto end_marker = data.find(kEnd, at);
+      if (end_marker == std::string_view::npos) return {std::string(data)};
+      const auto line_end = data.find('\n', end_marker);
+      const auto stop = line_end == std::string_view::npos ? data.size() : line_end + 1;
+      auto block = dearmored(data.substr(at, stop - at));
+      if (!block) return {std::string(data)};
+      binary += *block;
+      at = stop;
+    }
+  }
+  const auto packets = split_packets(binary);
+  if (!packets) return {std::string(data)};
+  std::vector<std::string> chunks;
+  std::string current;
+  std::size_t keys = 0;
+  for (const auto& p : *packets) {
+    if (p.tag == tag::public_key || p.tag == 5 /* secret key: refused later, whole */) {
+      if (keys == keys_per_chunk) {
+        chunks.push_back(std::move(current));
+        current.clear();
+        keys = 0;
+      }
+      ++keys;
+    }
+    current += p.whole;
+  }
+  if (!current.empty()) chunks.push_back(std::move(current));
+  return chunks;
+}
+
 std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data) {
   const auto binary = dearmored(data);
   if (!binary) return std::nullopt;

@@ -40,6 +40,12 @@ struct ParseOutcome {
 // any kind is rejected; a key without user IDs is kept.
 ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits);
 
+// Splits a keyring export (armored, possibly several armor blocks, or binary) into binary chunks
+// of at most `keys_per_chunk` transferable keys each, cutting before primary key packets, so a
+// large export is parsed a chunk at a time (RNP holds every key of one parse in memory). Input
+// the framer cannot split (not OpenPGP, partial lengths) comes back as one chunk, unchanged.
+std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk);
+
 // Merges two copies of one key (binary packets): the union of their user IDs, subkeys and
 // signatures, cleaned like parse_keys. `changed` is false when the result is byte for byte the
 // `cached` copy (the incoming copy added nothing), so the caller need not rewrite it.

@@ -94,6 +94,17 @@ TEST_CASE("cache import and export round-trip 300 keys", "[integration][cache]")
   CHECK(gpg.fingerprints().size() == 300);
 }
 
+TEST_CASE("cache import takes a large export a chunk of 1000 keys at a time", "[integration][cache]") {
+  TempDir dir;
+  const std::string keys = bulk(dir, 2500, "large");
+  const std::string cfg = cache_config(dir, "cache");
+  const auto imported = cache_cmd(cfg, {"import", keys});
+  REQUIRE(imported.exit_code == 0);
+  CHECK_THAT(imported.out, Contains("2500 keys (2500 added, 0 updated, 0 unchanged), 0 rejected"));
+  CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "2500");
+  CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+}
+
 TEST_CASE("cache commands refuse what they cannot do safely, with a clear message",
           "[integration][cache]") {
   TempDir dir;

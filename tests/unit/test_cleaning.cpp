@@ -216,3 +216,25 @@ TEST_CASE("a bare revocation certificate is recognised and applied to its key", 
   CHECK_FALSE(wrong->changed);
   CHECK_FALSE(wrong->key.info.revoked);
 }
+
+TEST_CASE("a keyring export is cut into chunks of whole keys", "[keys][unit]") {
+  // Two armor blocks one after the other, as `cat a.asc b.asc` makes them.
+  const std::string two = read_file(data_dir() + "/alice.asc") + read_file(data_dir() + "/bob.asc");
+  const auto one_chunk = keyring_chunks(two, 1000);
+  REQUIRE(one_chunk.size() == 1);
+  CHECK(parse_keys(one_chunk[0], {}).keys.size() == 2);
+  const auto per_key = keyring_chunks(two, 1);
+  REQUIRE(per_key.size() == 2);
+  CHECK(only_key(parse_keys(per_key[0], {})).info.fingerprint == fixture("ALICE_FPR"));
+  CHECK(only_key(parse_keys(per_key[1], {})).info.fingerprint == fixture("BOB_FPR"));
+  // One armor block holding seven keys, cut in threes.
+  const auto sevens = keyring_chunks(read_file(data_dir() + "/upstream-keys.asc"), 3);
+  std::size_t keys = 0;
+  for (const auto& c : sevens) keys += parse_keys(c, {}).keys.size();
+  CHECK(sevens.size() == 3);
+  CHECK(keys == 7);
+  // Not OpenPGP: handed back as it is.
+  const auto junk = keyring_chunks("not a key", 10);
+  REQUIRE(junk.size() == 1);
+  CHECK(junk[0] == "not a key");
+}
