@@ -218,3 +218,20 @@ TEST_CASE("readiness and liveness probes on the admin listener", "[integration]"
   CHECK(ready.body == "ready\n");
   CHECK(http_get(gw.admin(), "/metricz").status == 404);
 }
+
+TEST_CASE("HTTP/1.1 clients keep their connection across requests", "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string base = "http://" + gw.address();
+  const std::string get = base + "/pks/lookup?op=get&search=0x" + fixture("ALICE_FPR");
+  // curl speaks HTTP/1.1 and reuses the connection for the second URL when the server allows it.
+  const auto r = run({"curl", "-sS", "-v", "-o", "/dev/null", "-o", "/dev/null", "-w",
+                      "%{http_code}\\n", get, get});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "200\n200\n");
+  CHECK_THAT(r.err, Contains("Re-using existing connection"));
+  CHECK_THAT(r.err, Contains("Content-Length:"));
+  CHECK_THAT(r.err, !Contains("Transfer-Encoding: chunked"));
+}
