@@ -100,7 +100,7 @@ TEST_CASE("op=get: a miss asks upstream once, then the cache answers", "[integra
 
   // Another identifier of the same key, in another spelling: still the cache.
   const std::string sub = fixture("ALICE_SUB_FPR");
-  for (const std::string search : {fpr.substr(24), sub, "0x" + sub.substr(24), "0x" + fpr}) {
+  for (const auto& search : {fpr.substr(24), sub, "0x" + sub.substr(24), "0x" + fpr}) {
     const HttpResult r = gw.get("/pks/lookup?op=get&search=" + search);
     CHECK(r.status == 200);
     CHECK(r.header("x-hkp-cache") == "hit");

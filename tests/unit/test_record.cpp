@@ -17,7 +17,7 @@ hkp::ParsedKey sample_key() {
   k.info.uids = {{"Alice <alice@example.org>", "alice@example.org", 1700000001, false},
                  {"Old <old@example.org>", "old@example.org", 1700000002, true}};
   k.info.subkeys = {{"7A9AD36F8B328CA76CAB9DDE603E4FFBC76FA132", 18, 255, 1700000003, 0, false}};
-  k.packets = std::string("\x99\x00\x33binary\0packets", 17);
+  k.packets = std::string("\x99\x00\x33" "binary\0packets", 17);
   return k;
 }
 
