@@ -103,7 +103,9 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
     bool secret = false;
     for (const auto& c : chunks) {
       if (auto ps = hkp::split_packets(c)) {
-        for (const auto& p : *ps) secret = secret || p.tag == 5 || p.tag == 7;
+        for (const auto& p : *ps) {
+          secret = secret || p.tag == hkp::tag::secret_key || p.tag == hkp::tag::secret_subkey;
+        }
       }
     }
     std::size_t total = 0, added = 0, updated = 0, unchanged = 0;

@@ -558,7 +558,7 @@ std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_
   std::string current;
   std::size_t keys = 0;
   for (const auto& p : *packets) {
-    if (p.tag == tag::public_key || p.tag == 5 /* secret key: refused later, whole */) {
+    if (p.tag == tag::public_key || p.tag == tag::secret_key) {  // secret: refused later, whole
       if (keys == keys_per_chunk) {
         chunks.push_back(std::move(current));
         current.clear();

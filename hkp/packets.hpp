@@ -13,7 +13,9 @@ namespace hkpgw::hkp {
 
 namespace tag {
 inline constexpr int signature = 2;
+inline constexpr int secret_key = 5;
 inline constexpr int public_key = 6;
+inline constexpr int secret_subkey = 7;
 inline constexpr int user_id = 13;
 inline constexpr int public_subkey = 14;
 inline constexpr int user_attribute = 17;
