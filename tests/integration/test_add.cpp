@@ -68,16 +68,6 @@ int cached_keys(const Gateway& gw) {
   return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
 }
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
-}
-
 }  // namespace
 
 TEST_CASE("gpg --send-keys through the gateway, then the owner's new subkey and revoked user ID",

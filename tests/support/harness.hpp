@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace hkpgw::test {
@@ -92,6 +93,18 @@ inline HttpResult http_get(const std::string& host_port, const std::string& targ
 // A TCP port on 127.0.0.1 that was free a moment ago, for programs that cannot be told to pick
 // their own (sks). The tiny race with other processes is the price of that.
 int free_loopback_port();
+
+// Polls `pred` every 50 ms until it holds or `limit` passes; returns whether it held. For
+// things that happen in the background (probes, retries); never a timing assertion.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
 
 // Value of key=... in a log line.
 std::string field(const std::string& line, const std::string& key);
