@@ -216,7 +216,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   const std::string p = "server.";
   r.check_keys(t, p, {"listen", "hkps_listen", "tls_cert", "tls_key", "threads",
                       "max_header_bytes", "max_body_bytes", "client_timeout", "max_connections",
-                      "honor_client_no_cache"});
+                      "honor_client_no_cache", "log_searches"});
   r.listen_list(t, p, "listen", s.listen);
   r.listen_list(t, p, "hkps_listen", s.hkps_listen);
   r.string(t, p, "tls_cert", s.tls_cert);
@@ -227,6 +227,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.duration(t, p, "client_timeout", s.client_timeout, std::chrono::milliseconds(100));
   r.integer(t, p, "max_connections", s.max_connections, 1, 1'000'000);
   r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
+  r.boolean(t, p, "log_searches", s.log_searches);
   if (!s.hkps_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty())) {
     r.problem(*r.child(t, "hkps_listen"), p + "hkps_listen",
               "TLS listeners need server.tls_cert and server.tls_key");

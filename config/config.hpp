@@ -25,6 +25,8 @@ struct ServerConfig {
   Duration client_timeout = std::chrono::seconds(15);
   std::uint64_t max_connections = 10000;
   bool honor_client_no_cache = false;
+  // false: access log lines show search=<redacted> (who looks up which address is personal data).
+  bool log_searches = true;
 };
 
 struct AdminConfig {

@@ -39,12 +39,26 @@ std::int64_t unix_now() {
       .count();
 }
 
-void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::microseconds d) {
+// The target as logged: with log_searches = false, the value of search= is replaced.
+std::string logged_target(std::string_view target, bool log_searches) {
+  target = target.substr(0, 300);
+  if (log_searches) return std::string(target);
+  std::string out(target);
+  for (auto at = out.find("search="); at != std::string::npos; at = out.find("search=", at + 1)) {
+    if (at != 0 && out[at - 1] != '?' && out[at - 1] != '&') continue;
+    const auto end = out.find('&', at);
+    out.replace(at + 7, (end == std::string::npos ? out.size() : end) - at - 7, "<redacted>");
+  }
+  return out;
+}
+
+void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::microseconds d,
+                bool log_searches) {
   const std::string status = std::to_string(res.status);
   const std::string ms = std::to_string(d.count() / 1000.0);
   log::info("request", {{"peer", req.peer},
                         {"method", req.method},
-                        {"target", std::string_view(req.target).substr(0, 300)},
+                        {"target", logged_target(req.target, log_searches)},
                         {"status", status},
                         {"op", res.log_op},
                         {"kind", res.log_kind},
@@ -91,9 +105,9 @@ int App::run() {
 
   HttpServer hkp_server(io, limits_of(*cfg),
                         [&router](HttpRequest r) { return router.handle(std::move(r)); },
-                        [&metrics](const HttpRequest& req, const HttpResponse& res,
-                                   std::chrono::microseconds d) {
-                          access_log(req, res, d);
+                        [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
+                                               std::chrono::microseconds d) {
+                          access_log(req, res, d, snapshots()->config->server.log_searches);
                           metrics.request(res.log_op, res.status, res.log_cache,
                                           static_cast<double>(d.count()) / 1e6);
                         });

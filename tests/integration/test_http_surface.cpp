@@ -235,3 +235,14 @@ TEST_CASE("HTTP/1.1 clients keep their connection across requests", "[integratio
   CHECK_THAT(r.err, Contains("Content-Length:"));
   CHECK_THAT(r.err, !Contains("Transfer-Encoding: chunked"));
 }
+
+TEST_CASE("log_searches = false keeps searched addresses out of the access log", "[integration]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "", "log_searches = false\n");
+  REQUIRE(gw.started());
+  CHECK(gw.get("/pks/lookup?op=index&options=mr&search=someone%40private.example").status == 404);
+  CHECK(gw.get("/pks/lookup?search=someone%40private.example&op=get").status == 404);
+  CHECK_THAT(gw.log(), Contains("target=\"/pks/lookup?op=index&options=mr&search=<redacted>\""));
+  CHECK_THAT(gw.log(), Contains("target=\"/pks/lookup?search=<redacted>&op=get\""));
+  CHECK_THAT(gw.log(), !Contains("private.example"));
+}
