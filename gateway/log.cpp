@@ -1,5 +1,7 @@
 #include "gateway/log.hpp"
 
+#include <cstdio>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -59,6 +61,35 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
   line.push_back('\n');
   // One write(2) per line keeps concurrent lines from interleaving.
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+namespace {
+
+// Called with the FILE's lock held, so the pending partial line needs no lock of its own.
+ssize_t forward_library_output(void*, const char* buf, size_t size) {
+  static std::string pending;
+  pending.append(buf, size);
+  for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
+    const std::string line = pending.substr(0, nl);
+    pending.erase(0, nl + 1);
+    if (!line.empty()) warn("library_message", {{"text", std::string_view(line).substr(0, 1000)}});
+  }
+  if (pending.size() > 4096) {  // no newline in sight: do not grow without bound
+    warn("library_message", {{"text", std::string_view(pending).substr(0, 1000)}});
+    pending.clear();
+  }
+  return static_cast<ssize_t>(size);
+}
+
+}  // namespace
+
+void capture_library_stderr() {
+  cookie_io_functions_t io{};
+  io.write = forward_library_output;
+  if (FILE* f = fopencookie(nullptr, "w", io)) {
+    setvbuf(f, nullptr, _IOLBF, 0);
+    stderr = f;  // glibc allows assigning the stream; fd 2 stays as it is
+  }
 }
 
 }  // namespace hkpgw::gateway::log

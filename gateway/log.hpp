@@ -25,4 +25,11 @@ inline void error(std::string_view event, std::initializer_list<Field> fields = 
   write(Level::error, event, fields);
 }
 
+// Libraries that print to the C `stderr` stream (RNP prints some validation failures there,
+// unconditionally) would break the one-event-per-line format. This points `stderr` at a stream
+// that turns each of their lines into a `level=warn event=library_message text="..."` line.
+// File descriptor 2 is untouched: our own lines, crash messages and sanitizer reports still go
+// straight to it. Call once, early in main().
+void capture_library_stderr();
+
 }  // namespace hkpgw::gateway::log

@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (cache_command) return gateway::run_cache_command(cfg, cache_args);
+  gateway::log::capture_library_stderr();
   try {
     return gateway::App(std::move(cfg), config_path).run();
   } catch (const std::exception& e) {

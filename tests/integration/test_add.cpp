@@ -2,6 +2,7 @@
 // keyservers: accepted and cached, forwarded (or kept for later), refused with a reason.
 #include <catch2/catch.hpp>
 
+#include <sstream>
 #include <thread>
 
 #include "hkp/keyring.hpp"
@@ -342,4 +343,23 @@ TEST_CASE("a flooded submission is cleaned before it is cached or forwarded, and
   CHECK_THAT(gw.log(), Contains("event=keys_cleaned upstream=upload dropped=third_party_signature:2000"));
   const std::string served = gw.get("/pks/lookup?op=get&search=0x" + fixture("ALICE_FPR")).body;
   CHECK(served.size() < 2000);  // armored self-signed key, no flood
+}
+
+TEST_CASE("what RNP prints about a broken key becomes a log line and not a stray one",
+          "[integration][add]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string forged =
+      with_forged_uid(key_packets(read_file(data_dir() + "/alice.asc")), "Eve <boss@alice.example>");
+  const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(forged)));
+  CHECK(r.status == 200);  // accepted without the forged user ID
+  CHECK(gw.get("/pks/lookup?op=get&search=boss%40alice.example").status == 404);
+  const std::string log = gw.log();
+  CHECK_THAT(log, Contains("event=library_message text="));
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    INFO(line);
+    CHECK(line.starts_with("ts="));
+  }
 }
