@@ -61,7 +61,7 @@ TEST_CASE("oversized headers get 431 and oversized bodies 413", "[integration]")
   CHECK(gw.get("/").status == 200);
 }
 
-TEST_CASE("GET / is a small page; unknown methods are refused", "[integration]") {
+TEST_CASE("GET / is a small page and unknown methods are refused", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   Gateway gw(dir, {{"ks", ks.url()}});
