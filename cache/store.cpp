@@ -713,9 +713,13 @@ int Store::fold_accesses() {
 }
 
 void Store::evict(double high, double low) {
+  const std::uint64_t max = options_.max_size;
+  {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
+    ReadTxn r(env_);
+    if (!r.txn || used_bytes(r.txn) <= static_cast<std::uint64_t>(max * high)) return;
+  }
   MDB_txn* txn = nullptr;
   if (mdb_txn_begin(env_, nullptr, 0, &txn) != MDB_SUCCESS) return;
-  const std::uint64_t max = options_.max_size;
   const std::uint64_t used = used_bytes(txn);
   MDB_stat st;
   if (used <= static_cast<std::uint64_t>(max * high) ||

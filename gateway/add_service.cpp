@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 
+#include "cache/merge.hpp"
 #include "gateway/log.hpp"
 #include "gateway/store_io.hpp"
 #include "hkp/keyring.hpp"
@@ -59,10 +60,10 @@ std::int64_t backoff(std::uint32_t attempts) {
   return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
 }
 
-// One accepted key of a submission and what became of it.
+// One accepted key of a submission and what it changes in the cache.
 struct Item {
   hkp::ParsedKey key;
-  std::string status;  // added | updated | unchanged
+  cache::Change change;
 };
 
 }  // namespace
@@ -76,15 +77,15 @@ struct AddService::Forwarded {
 
 asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fpr,
                                                            const std::string& packets,
-                                                           const Snapshot& snap, bool only_named,
-                                                           const std::string& name) {
+                                                           const Snapshot& snap,
+                                                           const std::string& only_upstream) {
   Forwarded out;
   const auto& cfg = snap.config->upstreams;
   std::vector<std::shared_ptr<UpstreamClient>> targets;
   bool all = false;
-  if (only_named) {  // a retry from the outbox
+  if (!only_upstream.empty()) {  // a retry from the outbox
     for (const auto& u : snap.upstreams) {
-      if (u->name() == name) targets.push_back(u);
+      if (u->name() == only_upstream) targets.push_back(u);
     }
   } else if (cfg.forward_adds == config::ForwardAdds::all) {
     targets = snap.upstreams;
@@ -160,13 +161,6 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
   if (tally_ && !parsed.dropped.empty()) tally_(parsed.dropped, "upload");
   std::vector<Item> items;
   const std::int64_t now = now_();
-  // Cached copies of the submitted keys, for merging.
-  std::map<std::string, std::string> cached;
-  auto load = [&](const std::vector<std::string>& fprs) {
-    store_.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
-      cached.emplace(cache::fingerprint_hex(v.fingerprint), std::string(v.packets));
-    });
-  };
   if (parsed.keys.empty()) {
     // No key: perhaps bare revocation certificates for keys we hold.
     auto issuers = hkp::bare_revocation_issuers(sub->keytext);
@@ -190,27 +184,19 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
         co_return refuse(422, GPG_ERR_BAD_SIGNATURE,
                          "the revocation certificate does not verify against key " + fpr);
       }
-      items.push_back({std::move(applied->key), applied->changed ? "updated" : "unchanged"});
+      items.push_back({std::move(applied->key),
+                       applied->changed ? cache::Change::updated : cache::Change::unchanged});
     }
   } else {
-    std::vector<std::string> fprs;
-    for (const auto& k : parsed.keys) fprs.push_back(k.info.fingerprint);
-    load(fprs);
-    for (auto& k : parsed.keys) {
-      auto it = cached.find(k.info.fingerprint);
-      if (it == cached.end()) {
-        items.push_back({std::move(k), "added"});
-      } else if (it->second == k.packets) {
-        items.push_back({std::move(k), "unchanged"});
-      } else if (auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, cfg.keys)) {
-        items.push_back({std::move(merged->key), merged->changed ? "updated" : "unchanged"});
-      }
+    const auto changes = cache::merge_with_cached(store_, parsed.keys, cfg.keys);
+    for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
+      items.push_back({std::move(parsed.keys[i]), changes[i]});
     }
   }
 
   cache::WriteBatch batch;
   for (const auto& it : items) {
-    if (it.status != "unchanged") batch.keys.push_back({it.key, now, "upload"});
+    if (it.change != cache::Change::unchanged) batch.keys.push_back({it.key, now, "upload"});
   }
   if (!batch.empty()) {
     if (const auto ec = co_await commit(store_, std::move(batch))) {
@@ -231,7 +217,7 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
     Forwarded fw;
     const std::string any_upstream;
     if (cfg.upstreams.forward_adds != config::ForwardAdds::none) {
-      fw = co_await forward(fpr, it.key.packets, *snap, false, any_upstream);
+      fw = co_await forward(fpr, it.key.packets, *snap, any_upstream);
     }
     std::vector<std::string> queued;
     // "default": one upstream was the target; if every one failed, the default keeps the job.
@@ -250,16 +236,17 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
                fw.to.empty() && fw.refused.empty() && !snap->upstreams.empty()) {
       enqueue(snap->upstreams.front()->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
     }
-    text += fpr + ": " + it.status;
+    const std::string status = cache::change_name(it.change);
+    text += fpr + ": " + status;
     if (cfg.upstreams.forward_adds == config::ForwardAdds::none) text += "; kept here only";
     if (!fw.to.empty()) text += "; forwarded to " + join(fw.to);
     if (!fw.refused.empty()) text += "; refused by " + join(fw.refused);
     if (!queued.empty()) text += "; queued for " + join(queued) + " (upstream unavailable, retried)";
     text += "\n";
-    mr += "key:" + fpr + ":" + it.status + ":" + join(fw.to) + ":" + join(queued) + "\n";
+    mr += "key:" + fpr + ":" + status + ":" + join(fw.to) + ":" + join(queued) + "\n";
     log::info("key_added", {{"peer", req.peer},
                             {"fingerprint", fpr},
-                            {"status", it.status},
+                            {"status", status},
                             {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
                             {"queued", queued.empty() ? "-" : join(queued)}});
   }
@@ -287,7 +274,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
       changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
       continue;
     }
-    const Forwarded fw = co_await forward(fpr, packets, *snap, true, e.upstream);
+    const Forwarded fw = co_await forward(fpr, packets, *snap, e.upstream);
     if (!fw.to.empty() || !fw.refused.empty()) {
       log::info("key_forwarded", {{"upstream", e.upstream},
                                   {"fingerprint", fpr},

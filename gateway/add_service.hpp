@@ -47,9 +47,10 @@ class AddService {
 
  private:
   struct Forwarded;
+  // Forwards per forward_adds, or only to `only_upstream` when it is not empty (an outbox retry).
   boost::asio::awaitable<Forwarded> forward(const std::string& fingerprint_hex,
                                             const std::string& packets, const Snapshot& snap,
-                                            bool only_named, const std::string& name);
+                                            const std::string& only_upstream);
   boost::asio::awaitable<void> retry_due(std::shared_ptr<const Snapshot> snap);
 
   cache::Store& store_;

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "cache/merge.hpp"
 #include "cache/store.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/packets.hpp"
@@ -123,31 +124,15 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
       total += parsed.keys.size();
       for (auto& r : parsed.rejected) rejected.push_back(std::move(r));
       for (const auto& [reason, n] : parsed.dropped) dropped[reason] += n;
-      std::vector<std::string> fprs;
-      for (const auto& k : parsed.keys) fprs.push_back(k.info.fingerprint);
-      std::map<std::string, std::string> cached;
-      store.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
-        cached.emplace(cache::fingerprint_hex(v.fingerprint), std::string(v.packets));
-      });
+      const auto changes = cache::merge_with_cached(store, parsed.keys, cfg.keys);
       cache::WriteBatch batch;
-      for (auto& k : parsed.keys) {
-        auto it = cached.find(k.info.fingerprint);
-        if (it == cached.end()) {
-          ++added;
-          batch.keys.push_back({std::move(k), now, "import"});
-          continue;
+      for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
+        switch (changes[i]) {
+          case cache::Change::added: ++added; break;
+          case cache::Change::updated: ++updated; break;
+          case cache::Change::unchanged: ++unchanged; continue;  // the record is left alone
         }
-        if (it->second == k.packets) {  // the same copy again
-          ++unchanged;
-          continue;
-        }
-        auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, cfg.keys);
-        if (merged && !merged->changed) {
-          ++unchanged;  // nothing new: the record is left alone
-        } else if (merged) {
-          ++updated;
-          batch.keys.push_back({std::move(merged->key), now, "import"});
-        }
+        batch.keys.push_back({std::move(parsed.keys[i]), now, "import"});
       }
       std::error_code result;
       store.write(std::move(batch), [&result](std::error_code ec) { result = ec; });

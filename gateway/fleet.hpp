@@ -79,8 +79,6 @@ class Fleet {
   // Makes every upstream due for a probe at the next tick (the admin API's "probe now").
   void probe_soon() { probe_soon_ = true; }
 
-  bool in_panic() const { return panic_.load(); }
-
  private:
   Metrics* metrics_;
   std::atomic<bool> panic_{false};

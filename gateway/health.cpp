@@ -58,13 +58,4 @@ void HealthState::make_probe_due() {
   next_probe_ = TimePoint{};
 }
 
-const char* change_name(HealthState::Change c) {
-  switch (c) {
-    case HealthState::Change::none: return "none";
-    case HealthState::Change::went_down: return "unhealthy";
-    case HealthState::Change::came_back: return "healthy";
-  }
-  return "?";
-}
-
 }  // namespace hkpgw::gateway

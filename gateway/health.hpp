@@ -53,6 +53,4 @@ class HealthState {
   TimePoint next_probe_{};  // the epoch: probe at once after start
 };
 
-const char* change_name(HealthState::Change c);
-
 }  // namespace hkpgw::gateway

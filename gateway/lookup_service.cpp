@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 
+#include "cache/merge.hpp"
 #include "gateway/log.hpp"
 #include "gateway/store_io.hpp"
 #include "hkp/index.hpp"
@@ -184,32 +185,6 @@ asio::awaitable<void> LookupService::store_and_wait(cache::WriteBatch batch) {
   }
 }
 
-std::vector<bool> LookupService::merge_with_cached(std::vector<hkp::ParsedKey>& keys,
-                                                  const config::KeysConfig& limits) const {
-  std::vector<std::string> fprs;
-  for (const auto& k : keys) fprs.push_back(k.info.fingerprint);
-  std::map<std::string, std::string> cached;  // fingerprint -> packets
-  store_.visit_fingerprints(fprs, [&](const cache::KeyRecordView& v) {
-    cached.emplace(cache::fingerprint_hex(v.fingerprint), std::string(v.packets));
-  });
-  std::vector<bool> unchanged(keys.size(), false);
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    auto& k = keys[i];
-    auto it = cached.find(k.info.fingerprint);
-    if (it == cached.end()) continue;
-    if (it->second == k.packets) {  // the same copy again: nothing to merge or write
-      unchanged[i] = true;
-      continue;
-    }
-    // Union of both copies: a refresh never loses a user ID, subkey or revocation we had.
-    auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, limits);
-    if (!merged) continue;
-    unchanged[i] = !merged->changed;
-    k = std::move(merged->key);
-  }
-  return unchanged;
-}
-
 void LookupService::count_dropped(const std::map<std::string, std::size_t>& dropped,
                                   std::string_view source) {
   if (dropped.empty()) return;
@@ -298,7 +273,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
       if (k.info.fingerprint == fpr) out.keys.push_back(std::move(k));
     }
   }
-  const std::vector<bool> unchanged = merge_with_cached(out.keys, cfg.keys);
+  const auto changes = cache::merge_with_cached(store_, out.keys, cfg.keys);
   if (merged_copies > 0) {
     log::info("upstream_copies_merged", {{"upstreams", out.upstream},
                                          {"copies", std::to_string(merged_copies + order.size())}});
@@ -307,7 +282,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
   cache::WriteBatch batch;
   for (std::size_t i = 0; i < out.keys.size(); ++i) {
     const auto& k = out.keys[i];
-    if (unchanged[i]) {  // confirmed as it was: only its freshness moves
+    if (changes[i] == cache::Change::unchanged) {  // confirmed as it was: only its freshness moves
       batch.confirmed.emplace_back(cache::fingerprint_bytes(k.info.fingerprint), now);
     } else {
       batch.keys.push_back({k, now, out.upstream});

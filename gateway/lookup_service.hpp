@@ -51,9 +51,6 @@ class LookupService {
   // Counts (log line, op=stats, metrics) what cleaning dropped from keys that came from `source`.
   void count_dropped(const std::map<std::string, std::size_t>& dropped, std::string_view source);
 
-  // Upstream fetches running right now (coalesced: one per distinct query).
-  std::size_t fetches_in_flight() const { return keys_.size() + indexes_.size(); }
-
  private:
   struct Found;
   struct Fetched;
@@ -75,10 +72,6 @@ class LookupService {
                                 std::shared_ptr<const Snapshot> snapshot);
   boost::asio::awaitable<void> store_and_wait(cache::WriteBatch batch);
   Found load_cached(const hkp::Search& search, bool need_info) const;
-  // Folds the cached copy of each key (if any) into the fetched one; true where the fetched
-  // copy added nothing (the record need not be rewritten).
-  std::vector<bool> merge_with_cached(std::vector<hkp::ParsedKey>& keys,
-                                      const config::KeysConfig& limits) const;
 
   cache::Store& store_;
   Fleet& fleet_;

@@ -348,8 +348,7 @@ asio::awaitable<UpstreamResponse> UpstreamClient::attempt(Request request,
       r.detail = "TLS with " + ep.host + ": " + hec.message();
       co_return r;
     }
-    r.resumed_tls = SSL_session_reused(ssl) == 1;
-    if (r.resumed_tls) ++resumed_;
+    if (SSL_session_reused(ssl) == 1) ++resumed_;
   }
 
   http::request<http::string_body> req{request.post ? http::verb::post : http::verb::get,

@@ -50,7 +50,6 @@ struct UpstreamResponse {
   std::string body;
   std::string detail;  // one line for logs and the 503 message
   std::chrono::microseconds elapsed{0};
-  bool resumed_tls = false;  // this request opened a connection with an abbreviated handshake
   bool sent = false;         // the request was written completely (the server may have acted)
 };
 

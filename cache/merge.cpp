@@ -1,0 +1,42 @@
+#include "cache/merge.hpp"
+
+#include <map>
+
+#include "hkp/keyring.hpp"
+
+namespace hkpgw::cache {
+
+const char* change_name(Change c) {
+  switch (c) {
+    case Change::added: return "added";
+    case Change::updated: return "updated";
+    case Change::unchanged: return "unchanged";
+  }
+  return "?";
+}
+
+std::vector<Change> merge_with_cached(const Store& store, std::vector<hkp::ParsedKey>& keys,
+                                      const config::KeysConfig& limits) {
+  std::vector<std::string> fprs;
+  for (const auto& k : keys) fprs.push_back(k.info.fingerprint);
+  std::map<std::string, std::string> cached;  // fingerprint -> packets
+  store.visit_fingerprints(fprs, [&](const KeyRecordView& v) {
+    cached.emplace(fingerprint_hex(v.fingerprint), std::string(v.packets));
+  });
+  std::vector<Change> changes(keys.size(), Change::added);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto& k = keys[i];
+    auto it = cached.find(k.info.fingerprint);
+    if (it == cached.end()) continue;
+    changes[i] = Change::unchanged;
+    if (it->second == k.packets) continue;  // the same copy again: nothing to merge or write
+    // A merge that cannot be read back leaves the cached copy alone: never lose what we had.
+    if (auto merged = hkp::merge_key(it->second, k.packets, k.info.fingerprint, limits)) {
+      if (merged->changed) changes[i] = Change::updated;
+      k = std::move(merged->key);
+    }
+  }
+  return changes;
+}
+
+}  // namespace hkpgw::cache
