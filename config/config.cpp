@@ -360,7 +360,8 @@ Config build(const Value& root, const std::string& source) {
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
     r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
-                        "third_party_sigs", "max_third_party_sigs", "short_key_ids"});
+                        "third_party_sigs", "max_third_party_sigs", "max_user_ids", "max_subkeys",
+                        "short_key_ids", "workers", "work_queue"});
     r.size(t, p, "max_key_bytes", c.keys.max_key_bytes, 4096, 1ULL << 30);
     r.size(t, p, "max_packet_bytes", c.keys.max_packet_bytes, 512, 1ULL << 30);
     r.size(t, p, "max_sig_packet_bytes", c.keys.max_sig_packet_bytes, 512, 1ULL << 30);
@@ -369,6 +370,10 @@ Config build(const Value& root, const std::string& source) {
               {"strip", ThirdPartySigs::strip},
               {"strip_if_oversize", ThirdPartySigs::strip_if_oversize}});
     r.integer(t, p, "max_third_party_sigs", c.keys.max_third_party_sigs, 0, 100'000'000);
+    r.integer(t, p, "max_user_ids", c.keys.max_user_ids, 1, 100'000);
+    r.integer(t, p, "max_subkeys", c.keys.max_subkeys, 0, 100'000);
+    r.integer(t, p, "workers", c.keys.workers, 0, 256);
+    r.integer(t, p, "work_queue", c.keys.work_queue, 1, 1'000'000);
     r.choice(t, p, "short_key_ids", c.keys.short_key_ids,
              {{"reject", ShortKeyIds::reject}, {"cache_only", ShortKeyIds::cache_only}});
   });
@@ -478,6 +483,7 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   if (a.server.tls_cert != b.server.tls_cert) changed.push_back("server.tls_cert");
   if (a.server.tls_key != b.server.tls_key) changed.push_back("server.tls_key");
   if (a.server.threads != b.server.threads) changed.push_back("server.threads");
+  if (a.keys.workers != b.keys.workers) changed.push_back("keys.workers");
   if (a.admin.listen.text() != b.admin.listen.text()) changed.push_back("admin.listen");
   if (a.cache.path != b.cache.path) changed.push_back("cache.path");
   if (a.cache.max_size != b.cache.max_size) changed.push_back("cache.max_size");

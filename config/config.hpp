@@ -83,7 +83,15 @@ struct KeysConfig {
   ThirdPartySigs third_party_sigs = ThirdPartySigs::strip_if_oversize;
   // strip_if_oversize also strips a key with more third-party certifications than this.
   std::uint64_t max_third_party_sigs = 1000;
+  // A key with more user IDs (and attributes) or subkeys is refused whole: real keys have a
+  // handful, and each one costs a signature verification.
+  std::uint64_t max_user_ids = 100;
+  std::uint64_t max_subkeys = 100;
   ShortKeyIds short_key_ids = ShortKeyIds::reject;
+  // The OpenPGP work pool (parse, clean, merge): its threads (0 = one per core) and how many
+  // jobs may wait for it; past that /pks/add answers 503 with Retry-After.
+  std::uint64_t workers = 0;
+  std::uint64_t work_queue = 64;
 };
 
 struct Config {

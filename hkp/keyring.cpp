@@ -12,14 +12,11 @@
 #include <set>
 #include <variant>
 
+#include "hkp/armor.hpp"
 #include "hkp/packets.hpp"
 
 namespace hkpgw::hkp {
 namespace {
-
-// Upper bound on keys taken from one body: an upload or a keyring export is small; a larger
-// count is an attack or a mistake.
-constexpr int kMaxKeysPerInput = 100'000;
 
 struct RnpString {
   char* p = nullptr;
@@ -175,12 +172,14 @@ std::string export_public(rnp_key_handle_t key) {
 // Which signatures go, decided here rather than by RNP's flags: in RNP 0.16,
 // RNP_KEY_SIGNATURE_INVALID also matches self-signatures it has not validated yet, and
 // RNP_KEY_SIGNATURE_NON_SELF_SIG matched self-signatures too. Asking with every flag offers each
-// signature to this callback, which removes a self-signature only when it verifies as invalid
-// and a third-party one only under the stripping policy.
+// signature (on the primary key, its user IDs and its subkeys) to this callback. A signature by
+// the primary key stays only when RNP proved it valid (an expired one is still a correct
+// signature); one RNP did not or could not check goes too, since anyone can write the primary
+// key's ID into a packet. Third-party certifications were already placed and counted by
+// filter_keys; RNP cannot check them without their issuers' keys, so they stay.
 struct SigPolicy {
   std::string primary_keyid;
-  bool strip_third_party = false;
-  std::size_t invalid = 0, third_party = 0;
+  std::size_t invalid = 0;
 };
 
 void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uint32_t* action) {
@@ -188,31 +187,18 @@ void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uin
   RnpString signer;
   rnp_signature_get_keyid(sig, &signer.p);
   *action = RNP_KEY_SIGNATURE_KEEP;
-  if (signer.str() != p.primary_keyid) {
-    if (p.strip_third_party) {
-      ++p.third_party;
-      *action = RNP_KEY_SIGNATURE_REMOVE;
-    }
-  } else if (rnp_signature_is_valid(sig, 0) == RNP_ERROR_SIGNATURE_INVALID) {
+  if (signer.str() != p.primary_keyid) return;
+  const rnp_result_t valid = rnp_signature_is_valid(sig, 0);
+  if (valid != RNP_SUCCESS && valid != RNP_ERROR_SIGNATURE_EXPIRED) {
     ++p.invalid;
     *action = RNP_KEY_SIGNATURE_REMOVE;
   }
 }
 
-std::size_t count_third_party(rnp_key_handle_t key, const std::string& primary_keyid) {
-  std::size_t n = 0;
-  each_uid(key, [&](UidHandle& uid) {
-    each_uid_signature(uid.get(), [&](rnp_signature_handle_t, const std::string& signer) {
-      n += signer != primary_keyid;
-    });
-  });
-  return n;
-}
-
-// Cleaning with RNP, in place: signatures that RNP can prove invalid, user IDs without a valid
-// (or revoking) self-signature, subkeys without a valid binding, and third-party certifications
-// per policy. Counts what it removed in `dropped`.
-void clean(rnp_key_handle_t key, const std::string& primary_keyid, const config::KeysConfig& limits,
+// Cleaning with RNP, in place: signatures by the primary key that RNP does not prove valid, user
+// IDs without a valid (or revoking) self-signature, subkeys without a valid binding. Counts what
+// it removed in `dropped`.
+void clean(rnp_key_handle_t key, const std::string& primary_keyid,
            std::map<std::string, std::size_t>& dropped) {
   // Validity is read before anything is removed: RNP does not recompute it after a removal.
   std::vector<UidHandle> forged;
@@ -238,72 +224,27 @@ void clean(rnp_key_handle_t key, const std::string& primary_keyid, const config:
   for (auto& sub : unbound) {
     if (rnp_key_remove(sub.get(), RNP_KEY_REMOVE_PUBLIC) == RNP_SUCCESS) ++dropped["invalid_subkey"];
   }
-  using config::ThirdPartySigs;
   SigPolicy policy{primary_keyid};
-  policy.strip_third_party = limits.third_party_sigs == ThirdPartySigs::strip;
-  if (limits.third_party_sigs == ThirdPartySigs::strip_if_oversize) {
-    // A flood (the 2019 keyserver attack: thousands of certifications) or a key over the size
-    // limit loses its third-party certifications and stays usable.
-    policy.strip_third_party = count_third_party(key, primary_keyid) > limits.max_third_party_sigs ||
-                               export_public(key).size() > limits.max_key_bytes;
-  }
   rnp_key_remove_signatures(key,
                             RNP_KEY_SIGNATURE_INVALID | RNP_KEY_SIGNATURE_UNKNOWN_KEY |
                                 RNP_KEY_SIGNATURE_NON_SELF_SIG,
                             decide_signature, &policy);
   if (policy.invalid) dropped["invalid_signature"] += policy.invalid;
-  if (policy.third_party) dropped["third_party_signature"] += policy.third_party;
 }
 
-// Per-packet limits on an exported key: an oversize signature is dropped; an oversize user ID,
-// photo or subkey is dropped with the signatures that follow it. Returns the packets without
-// them, or nullopt when nothing was over a limit. Throws nothing; `reject` is set when the
-// primary key packet itself is over the limit.
-std::optional<std::string> drop_oversize_packets(std::string_view packets,
-                                                 const config::KeysConfig& limits,
-                                                 std::map<std::string, std::size_t>& dropped,
-                                                 bool& reject) {
-  auto split = split_packets(packets);
-  if (!split) return std::nullopt;  // RNP's own export: cannot happen; keep it as it is
-  std::string out;
-  bool any = false, skipping = false;
-  for (const auto& p : *split) {
-    if (p.tag == tag::signature) {
-      if (skipping) continue;
-      if (p.whole.size() > limits.max_sig_packet_bytes) {
-        ++dropped["oversize_signature"];
-        any = true;
-        continue;
-      }
-      out += p.whole;
-      continue;
-    }
-    skipping = false;
-    if (p.whole.size() > limits.max_packet_bytes) {
-      if (p.tag == tag::public_key) {
-        reject = true;
-        return std::nullopt;
-      }
-      ++dropped[p.tag == tag::public_subkey ? "oversize_subkey" : "oversize_user_id"];
-      any = skipping = true;
-      continue;
-    }
-    out += p.whole;
-  }
-  if (!any) return std::nullopt;
-  return out;
-}
+ParseOutcome parse_binary(std::string_view binary, const config::KeysConfig& limits,
+                          std::size_t trusted_prefix, std::size_t max_keys, int depth);
 
-// Builds the ParsedKey for one primary key, or says why it is refused.
 std::size_t total(const std::map<std::string, std::size_t>& m) {
   std::size_t n = 0;
   for (const auto& [k, v] : m) n += v;
   return n;
 }
 
-// `modified`: cleaning removed something, so what RNP says about the key now may be stale
-// (it does not revalidate after removals); the caller parses the exported packets again.
-std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
+// Builds the ParsedKey for one primary key, or says why it is refused. `modified`: cleaning
+// removed something, so what RNP says about the key now may be stale (it does not revalidate
+// after removals); the caller parses the exported packets again.
+std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key, const FilteredKey& filtered,
                                                    const config::KeysConfig& limits,
                                                    std::map<std::string, std::size_t>& dropped,
                                                    bool& modified) {
@@ -316,11 +257,18 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
   }
   info.version = 4;
   if (!flag(rnp_key_is_valid, key) && !info.revoked && !flag(rnp_key_is_expired, key)) {
+    if (filtered.oversize_user_ids > 0) {
+      return RejectedKey{info.fingerprint, GPG_ERR_TOO_LARGE,
+                         "no valid self-signature is left: a user ID of " +
+                             std::to_string(filtered.largest_oversize_user_id) +
+                             " bytes was over max_packet_bytes (" +
+                             std::to_string(limits.max_packet_bytes) + ") and dropped"};
+    }
     return RejectedKey{info.fingerprint, GPG_ERR_BAD_SIGNATURE,
                        "the primary key has no valid self-signature"};
   }
   const std::size_t dropped_before = total(dropped);
-  clean(key, info.keyid(), limits, dropped);
+  clean(key, info.keyid(), dropped);
   modified = total(dropped) != dropped_before;
   pk.packets = export_public(key);
   if (pk.packets.empty()) {
@@ -345,99 +293,79 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key,
   return pk;
 }
 
-}  // namespace
-
-namespace {
-
-// depth 1 = the second look at a key cleaning changed; it never recurses further.
-ParseOutcome parse_keys_at(std::string_view data, const config::KeysConfig& limits, int depth) {
-  ParseOutcome out;
+// One filtered key through RNP: verification and cleaning, then the facts. depth 1 = the second
+// look at a key cleaning changed; it never recurses further.
+void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int depth,
+                ParseOutcome& out) {
   Ffi ffi = make_ffi();
   rnp_input_t in_raw = nullptr;
-  if (!ffi || rnp_input_from_memory(&in_raw, reinterpret_cast<const std::uint8_t*>(data.data()),
-                                    data.size(), false) != RNP_SUCCESS) {
-    out.not_openpgp = true;
-    return out;
+  if (!ffi || rnp_input_from_memory(&in_raw, reinterpret_cast<const std::uint8_t*>(fk.packets.data()),
+                                    fk.packets.size(), false) != RNP_SUCCESS) {
+    out.rejected.push_back({fk.fingerprint, GPG_ERR_INTERNAL, "the OpenPGP library is unavailable"});
+    return;
   }
   Input in(in_raw);
-  const std::uint32_t flags = RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_SECRET_KEYS |
-                              RNP_LOAD_SAVE_SINGLE | RNP_LOAD_SAVE_PERMISSIVE;
-  bool any_read = false;
-  for (int i = 0; i < kMaxKeysPerInput; ++i) {
-    RnpString results;
-    const rnp_result_t r = rnp_import_keys(ffi.get(), in_raw, flags, &results.p);
-    if (r != RNP_SUCCESS) {
-      break;  // RNP_ERROR_EOF at the end, or a stream RNP cannot read further
-    }
-    any_read = true;
+  RnpString results;
+  const rnp_result_t imported = rnp_import_keys(
+      ffi.get(), in_raw, RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_PERMISSIVE, &results.p);
+  rnp_key_handle_t raw = nullptr;
+  if (imported != RNP_SUCCESS ||
+      rnp_locate_key(ffi.get(), "fingerprint", fk.fingerprint.c_str(), &raw) != RNP_SUCCESS ||
+      !raw) {
+    out.rejected.push_back({fk.fingerprint, GPG_ERR_INV_PACKET, "the key packets cannot be read"});
+    return;
   }
-  std::size_t secret_count = 0;
-  rnp_get_secret_key_count(ffi.get(), &secret_count);
-  out.secret_material = secret_count > 0;
-  if (out.secret_material) {
-    return out;  // the caller refuses the whole input; nothing of it is looked at further
+  KeyHandle key(raw);
+  bool modified = false;
+  auto taken = take_primary(raw, fk, limits, out.dropped, modified);
+  if (auto* rejected = std::get_if<RejectedKey>(&taken)) {
+    out.rejected.push_back(std::move(*rejected));
+    return;
   }
+  auto& pk = std::get<ParsedKey>(taken);
+  if (!modified || depth > 0) {
+    out.keys.push_back(std::move(pk));
+    return;
+  }
+  // Parse the cleaned key again: validity and facts may have changed.
+  ParseOutcome again = parse_binary(pk.packets, limits, 0, SIZE_MAX, depth + 1);
+  for (auto& k : again.keys) {
+    if (k.info.fingerprint == pk.info.fingerprint) out.keys.push_back(std::move(k));
+  }
+  for (auto& r : again.rejected) out.rejected.push_back(std::move(r));
+  for (const auto& [reason, n] : again.dropped) out.dropped[reason] += n;
+}
 
-  rnp_identifier_iterator_t it = nullptr;
-  if (rnp_identifier_iterator_create(ffi.get(), &it, "fingerprint") != RNP_SUCCESS) {
-    out.not_openpgp = !any_read;
-    return out;
-  }
-  std::vector<std::string> fingerprints;
-  for (const char* id = nullptr; rnp_identifier_iterator_next(it, &id) == RNP_SUCCESS && id;) {
-    fingerprints.emplace_back(id);
-  }
-  rnp_identifier_iterator_destroy(it);
-
-  std::set<std::string> seen;
-  for (const auto& fpr : fingerprints) {
-    if (!seen.insert(fpr).second) continue;
-    rnp_key_handle_t raw = nullptr;
-    if (rnp_locate_key(ffi.get(), "fingerprint", fpr.c_str(), &raw) != RNP_SUCCESS || !raw) {
-      continue;
-    }
-    KeyHandle key(raw);
-    if (!flag(rnp_key_is_primary, raw)) {
-      RnpString primary;
-      if (rnp_key_get_primary_fprint(raw, &primary.p) != RNP_SUCCESS || !primary.p) {
-        out.rejected.push_back(
-            {fpr, GPG_ERR_NO_PUBKEY, "subkey without its primary key (upload the whole key)"});
-      }
-      continue;
-    }
-    bool modified = false;
-    auto taken = take_primary(raw, limits, out.dropped, modified);
-    if (auto* pk = std::get_if<ParsedKey>(&taken)) {
-      bool reject = false;
-      auto smaller = drop_oversize_packets(pk->packets, limits, out.dropped, reject);
-      if (reject) {
-        out.rejected.push_back({fpr, GPG_ERR_TOO_LARGE,
-                                "the primary key packet is over max_packet_bytes (" +
-                                    std::to_string(limits.max_packet_bytes) + ")"});
-      } else if ((smaller || modified) && depth == 0) {
-        // Parse the cleaned key again: validity and facts may have changed.
-        ParseOutcome again = parse_keys_at(smaller ? *smaller : pk->packets, limits, depth + 1);
-        for (auto& k : again.keys) {
-          if (k.info.fingerprint == pk->info.fingerprint) out.keys.push_back(std::move(k));
-        }
-        for (auto& r : again.rejected) out.rejected.push_back(std::move(r));
-        for (const auto& [reason, n] : again.dropped) out.dropped[reason] += n;
-      } else {
-        if (smaller) pk->packets = std::move(*smaller);
-        out.keys.push_back(std::move(*pk));
-      }
-    } else {
-      out.rejected.push_back(std::get<RejectedKey>(std::move(taken)));
-    }
-  }
-  out.not_openpgp = fingerprints.empty() && !any_read;
+ParseOutcome parse_binary(std::string_view binary, const config::KeysConfig& limits,
+                          std::size_t trusted_prefix, std::size_t max_keys, int depth) {
+  ParseOutcome out;
+  FilterOutcome f = filter_keys(binary, limits, trusted_prefix, max_keys);
+  out.secret_material = f.secret_material;
+  out.not_openpgp = !f.any_packet;
+  out.key_count = f.primaries;
+  out.dropped = std::move(f.dropped);
+  out.rejected = std::move(f.rejected);
+  if (out.secret_material || f.primaries > max_keys) return out;
+  for (const auto& fk : f.keys) verify_key(fk, limits, depth, out);
   return out;
 }
 
 }  // namespace
 
-ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits) {
-  return parse_keys_at(data, limits, 0);
+ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
+                        std::size_t max_keys) {
+  auto decoded = dearmor(data);
+  if (!decoded) {
+    ParseOutcome out;
+    out.bad_input = decoded.error();
+    return out;
+  }
+  if (decoded->private_block) {
+    ParseOutcome out;
+    out.secret_material = true;
+    return out;
+  }
+  return parse_binary(decoded->binary, limits, 0, max_keys, 0);
 }
 
 namespace {
@@ -464,8 +392,9 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
   both.reserve(cached.size() + incoming.size());
   both += cached;
   both += incoming;
-  // RNP merges every copy of a key it imports into one ffi.
-  ParseOutcome merged = parse_keys(both, limits);
+  // filter_keys folds the two copies into one; the cached one's signatures are trusted (never
+  // dropped for a budget), the incoming ones are checked like any upload.
+  ParseOutcome merged = parse_binary(both, limits, cached.size(), SIZE_MAX, 0);
   for (auto& k : merged.keys) {
     if (k.info.fingerprint == fingerprint) {
       const bool changed = !same_packets(k.packets, cached);
@@ -476,25 +405,6 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
 }
 
 namespace {
-
-// Binary OpenPGP data: armored input is dearmored with RNP, binary passes through.
-std::optional<std::string> dearmored(std::string_view data) {
-  if (data.find("-----BEGIN PGP") == std::string_view::npos) return std::string(data);
-  rnp_input_t in_raw = nullptr;
-  if (rnp_input_from_memory(&in_raw, reinterpret_cast<const std::uint8_t*>(data.data()),
-                            data.size(), false) != RNP_SUCCESS) {
-    return std::nullopt;
-  }
-  Input in(in_raw);
-  rnp_output_t out_raw = nullptr;
-  if (rnp_output_to_memory(&out_raw, 0) != RNP_SUCCESS) return std::nullopt;
-  Output out(out_raw);
-  if (rnp_dearmor(in_raw, out_raw) != RNP_SUCCESS) return std::nullopt;
-  std::uint8_t* buf = nullptr;
-  std::size_t len = 0;
-  if (rnp_output_memory_get_buf(out_raw, &buf, &len, false) != RNP_SUCCESS) return std::nullopt;
-  return std::string(reinterpret_cast<const char*>(buf), len);
-}
 
 // Subpackets of a v4 signature area: calls fn(type, data) for each. False when malformed.
 template <class F>
@@ -535,23 +445,10 @@ std::string hex_upper(std::string_view bytes) {
 }  // namespace
 
 std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk) {
-  // Dearmor every block (gpg --export -a writes one; concatenated exports have several).
-  std::string binary;
-  constexpr std::string_view kBegin = "-----BEGIN PGP", kEnd = "-----END PGP";
-  if (data.find(kBegin) == std::string_view::npos) {
-    binary = std::string(data);
-  } else {
-    for (std::size_t at = data.find(kBegin); at != std::string_view::npos; at = data.find(kBegin, at)) {
-      const auto end_marker = data.find(kEnd, at);
-      if (end_marker == std::string_view::npos) return {std::string(data)};
-      const auto line_end = data.find('\n', end_marker);
-      const auto stop = line_end == std::string_view::npos ? data.size() : line_end + 1;
-      auto block = dearmored(data.substr(at, stop - at));
-      if (!block) return {std::string(data)};
-      binary += *block;
-      at = stop;
-    }
-  }
+  // Every armor block (gpg --export -a writes one; concatenated exports have several).
+  auto decoded = dearmor(data);
+  if (!decoded) return {std::string(data)};  // the parser reports what is wrong with it
+  const std::string& binary = decoded->binary;
   const auto packets = split_packets(binary);
   if (!packets) return {std::string(data)};
   std::vector<std::string> chunks;
@@ -573,9 +470,9 @@ std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_
 }
 
 std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data) {
-  const auto binary = dearmored(data);
-  if (!binary) return std::nullopt;
-  const auto packets = split_packets(*binary);
+  const auto decoded = dearmor(data);
+  if (!decoded || decoded->private_block) return std::nullopt;
+  const auto packets = split_packets(decoded->binary);
   if (!packets || packets->empty()) return std::nullopt;
   std::vector<std::string> issuers;
   for (const auto& p : *packets) {
@@ -634,55 +531,6 @@ std::optional<MergeResult> apply_signatures(std::string_view cached, std::string
     }
   }
   return std::nullopt;
-}
-
-std::string armor_public_keys(std::string_view packets) {
-  static constexpr char kB64[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  // CRC-24 of RFC 4880 section 6.1.
-  std::uint32_t crc = 0xB704CEu;
-  for (unsigned char c : packets) {
-    crc ^= static_cast<std::uint32_t>(c) << 16;
-    for (int i = 0; i < 8; ++i) {
-      crc <<= 1;
-      if (crc & 0x1000000u) crc ^= 0x1864CFBu;
-    }
-  }
-  crc &= 0xFFFFFFu;
-
-  auto encode3 = [&](std::string& out, const unsigned char* p, std::size_t n) {
-    const std::uint32_t v = (std::uint32_t(p[0]) << 16) | (n > 1 ? std::uint32_t(p[1]) << 8 : 0) |
-                            (n > 2 ? std::uint32_t(p[2]) : 0);
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(n > 1 ? kB64[(v >> 6) & 63] : '=');
-    out.push_back(n > 2 ? kB64[v & 63] : '=');
-  };
-
-  static constexpr std::string_view kBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n";
-  static constexpr std::string_view kEnd = "-----END PGP PUBLIC KEY BLOCK-----\n";
-  const std::size_t b64_len = (packets.size() + 2) / 3 * 4;
-  std::string out;
-  out.reserve(kBegin.size() + b64_len + b64_len / 64 + 8 + kEnd.size());
-  out += kBegin;
-  const auto* p = reinterpret_cast<const unsigned char*>(packets.data());
-  std::size_t line = 0;
-  for (std::size_t i = 0; i < packets.size(); i += 3) {
-    encode3(out, p + i, std::min<std::size_t>(3, packets.size() - i));
-    line += 4;
-    if (line == 64) {
-      out.push_back('\n');
-      line = 0;
-    }
-  }
-  if (line != 0) out.push_back('\n');
-  const unsigned char c[3] = {static_cast<unsigned char>(crc >> 16),
-                              static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
-  out.push_back('=');
-  encode3(out, c, 3);
-  out.push_back('\n');
-  out += kEnd;
-  return out;
 }
 
 }  // namespace hkpgw::hkp

@@ -12,33 +12,34 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "hkp/armor.hpp"
 #include "hkp/key.hpp"
+#include "hkp/key_filter.hpp"
 
 namespace hkpgw::hkp {
-
-struct RejectedKey {
-  std::string fingerprint;  // "" when not even that could be read
-  gpg_err_code_t code = GPG_ERR_INV_PACKET;
-  std::string reason;  // one line
-};
 
 struct ParseOutcome {
   std::vector<ParsedKey> keys;       // usable public keys, in input order
   std::vector<RejectedKey> rejected;
   bool secret_material = false;  // the input held secret key packets: callers refuse all of it
   bool not_openpgp = false;      // nothing in the input parsed as OpenPGP at all
-  // What cleaning removed from the accepted keys, by reason: invalid_signature, invalid_user_id,
-  // invalid_subkey, third_party_signature, oversize_signature, oversize_user_id, oversize_subkey.
+  std::optional<Problem> bad_input;  // armor that is not a public key block, or damaged (400)
+  std::size_t key_count = 0;         // distinct primary keys seen, kept or refused
+  // What cleaning removed from the accepted keys, by reason: those of FilterOutcome::dropped,
+  // and invalid_signature, invalid_user_id, invalid_subkey (RNP's verdicts).
   std::map<std::string, std::size_t> dropped;
 };
 
 // Thread-safe (each call has its own RNP context). Never throws for bad input.
-// Every accepted key is cleaned: signatures RNP proves invalid are dropped, so are user IDs
-// without a valid self-signature (a revoked one stays: it carries its revocation), subkeys
-// without a valid binding, packets over max_packet_bytes / max_sig_packet_bytes, and third-party
-// certifications per `third_party_sigs`. A key whose primary key has no valid self-signature of
-// any kind is rejected; a key without user IDs is kept.
-ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits);
+// The input is dearmored strictly (dearmor) and filtered structurally (filter_keys: placement,
+// third-party policy, size and count limits, signature budgets); then RNP verifies each key:
+// signatures by the primary key that do not verify are dropped wherever they stand, so are user
+// IDs without a valid self-signature (a revoked one stays: it carries its revocation) and
+// subkeys without a valid binding. A key whose primary key has no valid self-signature of any
+// kind is rejected; a key without user IDs is kept. With more than `max_keys` primary keys
+// nothing is verified (key_count says how many there were, up to max_keys + 1).
+ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
+                        std::size_t max_keys = SIZE_MAX);
 
 // Splits a keyring export (armored, possibly several armor blocks, or binary) into binary chunks
 // of at most `keys_per_chunk` transferable keys each, cutting before primary key packets, so a
@@ -68,9 +69,5 @@ std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view
 std::optional<MergeResult> apply_signatures(std::string_view cached, std::string_view signatures,
                                             const std::string& fingerprint,
                                             const config::KeysConfig& limits);
-
-// ASCII armor (RFC 4880 section 6.2) of binary OpenPGP packets as a PUBLIC KEY BLOCK, with the
-// CRC-24 line, ending in a newline. Pure and cheap: the cache-hit path uses it.
-std::string armor_public_keys(std::string_view packets);
 
 }  // namespace hkpgw::hkp

@@ -27,6 +27,9 @@ struct Packet {
   std::string_view body;
 };
 
+// The packet at the start of `data`; nullopt when it does not frame there.
+std::optional<Packet> first_packet(std::string_view data);
+
 // The packets of `data`, in order; nullopt when it is not a clean packet sequence (truncated,
 // or an indeterminate or partial length, which transferable keys never use).
 std::optional<std::vector<Packet>> split_packets(std::string_view data);

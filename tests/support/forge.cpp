@@ -79,26 +79,97 @@ std::string with_foreign_subkey(const std::string& key, const std::string& other
   return key + sub;
 }
 
+std::string forged_signature(int type, const std::string& issuer, std::uint32_t when) {
+  // v4, `type`, EdDSA (22), SHA-256 (8); hashed: creation time; unhashed: issuer key ID.
+  std::string b = {4, static_cast<char>(type), 22, 8, 0, 6, 5, 2};
+  for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
+  b += std::string{0, 10, 9, 16};
+  b += issuer.substr(0, 8);
+  b += std::string{0x12, 0x34};
+  for (int mpi = 0; mpi < 2; ++mpi) {
+    b += std::string{1, 0};  // 256 bits
+    b += std::string(32, static_cast<char>(0xC1 + mpi));  // top bit set: exactly 256 bits
+  }
+  return hkp::make_packet(tag::signature, b);
+}
+
+std::string primary_keyid(const std::string& key) {
+  const std::string hex = hkp::v4_fingerprint(split(key).at(0).body).substr(24);
+  std::string raw;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return raw;
+}
+
 std::string flooded(const std::string& key, int count) {
+  // Issuer 0x00C0FFEE00C0FFEE, a key nobody has; creation time varying per copy.
+  std::string sigs;
+  for (int i = 0; i < count; ++i) {
+    sigs += forged_signature(0x10, std::string("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8),
+                             1600000000u + static_cast<std::uint32_t>(i));
+  }
+  return with_after_first_uid(key, sigs);
+}
+
+std::string with_after_first_uid(const std::string& key, const std::string& sigs) {
   const auto ps = split(key);
   const std::size_t at = after_first_uid(ps);
-  std::string out = join(ps, 0, at);
-  for (int i = 0; i < count; ++i) {
-    // v4 generic certification (0x10), EdDSA, SHA-256, creation time varying per copy, issuer
-    // 0x00C0FFEE00C0FFEE, and a well-formed (meaningless) signature.
-    std::string b = {4, 0x10, 22, 8, 0, 6, 5, 2};
-    const std::uint32_t when = 1600000000u + static_cast<std::uint32_t>(i);
-    for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
-    b += std::string{0, 10, 9, 16};
-    b += std::string("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8);
-    b += std::string{0x12, 0x34};
-    for (int mpi = 0; mpi < 2; ++mpi) {
-      b += std::string{1, 0};  // 256 bits
-      b += std::string(32, static_cast<char>(0xC1 + mpi));  // top bit set: exactly 256 bits
+  return join(ps, 0, at) + sigs + join(ps, at, ps.size());
+}
+
+std::string with_after_primary(const std::string& key, const std::string& sigs) {
+  const auto ps = split(key);
+  return join(ps, 0, 1) + sigs + join(ps, 1, ps.size());
+}
+
+std::string with_after_first_subkey(const std::string& key, const std::string& sigs) {
+  const auto ps = split(key);
+  std::size_t i = 0;
+  while (i < ps.size() && ps[i].tag != tag::public_subkey) ++i;
+  if (i == ps.size()) throw std::runtime_error("forge: key has no subkey");
+  ++i;
+  while (i < ps.size() && ps[i].tag == tag::signature) ++i;
+  return join(ps, 0, i) + sigs + join(ps, i, ps.size());
+}
+
+std::string first_uid_self_signature(const std::string& key) {
+  const auto ps = split(key);
+  for (std::size_t i = 0; i + 1 < ps.size(); ++i) {
+    if (ps[i].tag == tag::user_id && ps[i + 1].tag == tag::signature) {
+      return std::string(ps[i + 1].whole);
     }
-    out += hkp::make_packet(tag::signature, b);
   }
-  return out + join(ps, at, ps.size());
+  throw std::runtime_error("forge: no user ID signature");
+}
+
+std::string with_fake_subkeys(const std::string& key, int count) {
+  const auto ps = split(key);
+  std::size_t i = 0;
+  while (i < ps.size() && ps[i].tag != tag::public_subkey) ++i;
+  if (i + 1 >= ps.size()) throw std::runtime_error("forge: key has no subkey");
+  const std::string body(ps[i].body), binding(ps[i + 1].whole);
+  std::string out = key;
+  for (int n = 0; n < count; ++n) {
+    std::string b = body;  // v4: version, then the 4-byte creation time
+    const std::uint32_t when = 1500000000u + static_cast<std::uint32_t>(n);
+    for (int k = 0; k < 4; ++k) b[1 + k] = static_cast<char>((when >> (24 - 8 * k)) & 0xFF);
+    out += hkp::make_packet(tag::public_subkey, b) + binding;
+  }
+  return out;
+}
+
+std::string with_fake_uids(const std::string& key, int count) {
+  const auto ps = split(key);
+  const std::string sig = first_uid_signature(ps);
+  std::string uids;
+  for (int n = 0; n < count; ++n) {
+    uids += hkp::make_packet(tag::user_id, "Fake " + std::to_string(n) + " <fake" +
+                                               std::to_string(n) + "@example.org>") +
+            sig;
+  }
+  const std::size_t at = after_first_uid(ps);
+  return join(ps, 0, at) + uids + join(ps, at, ps.size());
 }
 
 std::string with_oversize_uid(const std::string& key, std::size_t bytes) {

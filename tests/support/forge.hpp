@@ -2,6 +2,7 @@
 // subkey bound by someone else, a key flooded with third-party certifications, oversize packets.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace hkpgw::test {
@@ -27,6 +28,33 @@ std::string with_oversize_uid(const std::string& key, std::size_t bytes);
 // The primary key packet and its first user ID, whose self-signature is broken: no valid
 // self-signature of any kind is left.
 std::string without_valid_self_signature(const std::string& key);
+
+// A well-formed v4 signature packet of `type` by `issuer` (8 raw bytes) that verifies against
+// nothing: EdDSA, SHA-256, creation time `when`, meaningless MPIs.
+std::string forged_signature(int type, const std::string& issuer, std::uint32_t when);
+
+// The primary key's 64-bit key ID as 8 raw bytes.
+std::string primary_keyid(const std::string& key);
+
+// `key` with `sigs` (signature packets) inserted right after its first subkey's own signatures,
+// where only a binding or a subkey revocation may stand.
+std::string with_after_first_subkey(const std::string& key, const std::string& sigs);
+
+// `key` with `sigs` inserted right after the primary key packet (the direct-key slot).
+std::string with_after_primary(const std::string& key, const std::string& sigs);
+
+// `key` with `sigs` inserted after its first user ID's signatures.
+std::string with_after_first_uid(const std::string& key, const std::string& sigs);
+
+// The signature right after the first user ID (its self-signature), as it stands.
+std::string first_uid_self_signature(const std::string& key);
+
+// `key` plus `count` made-up subkeys (the first subkey's packet with other creation times, so
+// other fingerprints), each with a copy of the real binding that does not verify for it.
+std::string with_fake_subkeys(const std::string& key, int count);
+
+// `key` plus `count` made-up user IDs, each with a forged self-signature.
+std::string with_fake_uids(const std::string& key, int count);
 
 // Number of signature packets in binary key data.
 int signature_count(const std::string& packets);

@@ -1,0 +1,69 @@
+// The first look at untrusted key packets, before RNP sees any of them: structure only, no
+// cryptography, linear in the input. It decides where every packet stands and whether it may
+// stand there, and bounds what the expensive verification after it will have to do:
+//
+//  - copies of one primary key are folded into one transferable key (user IDs, subkeys and
+//    signatures deduplicated by their bytes), in a canonical order;
+//  - a signature is kept only in a place its type belongs: after the primary key a direct-key
+//    signature or key revocation, after a user ID or attribute a certification or certification
+//    revocation, after a subkey only a binding or subkey revocation issued by the primary key;
+//    unknown types, document signatures and unparseable ones go wherever they stand;
+//  - third-party certifications are counted wherever they stand and the policy
+//    (`third_party_sigs`) is applied to all of them;
+//  - per-packet size limits, `max_user_ids` and `max_subkeys` (a key over either is refused
+//    whole: trimming would let an attacker choose what stays), and a bound on the new
+//    self-issued signatures RNP will verify per component and per key (revocations have their
+//    own budget, so a flood of forged certifications cannot push one out).
+//
+// Signatures from the first `trusted_prefix` bytes (the cached copy, verified when it was
+// stored) are never dropped for a budget, so an incoming copy cannot displace a revocation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "hkp/problem.hpp"
+
+namespace hkpgw::hkp {
+
+struct RejectedKey {
+  std::string fingerprint;  // "" when not even that could be read
+  gpg_err_code_t code = GPG_ERR_INV_PACKET;
+  std::string reason;  // one line
+};
+
+struct FilteredKey {
+  std::string fingerprint;  // upper-case hex, 40 digits
+  std::string packets;      // primary, direct signatures, user IDs, subkeys, each with its own
+  // Why user IDs were dropped, for a precise refusal when none is left.
+  std::size_t oversize_user_ids = 0;
+  std::size_t largest_oversize_user_id = 0;
+};
+
+struct FilterOutcome {
+  std::vector<FilteredKey> keys;  // one per distinct primary key, in first-seen order
+  std::vector<RejectedKey> rejected;
+  // Signature packets standing before any key (a bare revocation certificate), as they came.
+  std::string leading_signatures;
+  bool secret_material = false;  // a secret key packet anywhere: callers refuse all of it
+  bool any_packet = false;       // at least one well-framed OpenPGP packet was read
+  std::size_t primaries = 0;     // distinct primary keys seen (kept or refused)
+  // What was dropped, by reason: misplaced_signature, malformed_signature, third_party_signature,
+  // excess_signature, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
+  // malformed_packet (the input stopped framing: the rest was ignored).
+  std::map<std::string, std::size_t> dropped;
+};
+
+// Never throws for bad input. Stops reading (and counts it) at `max_keys` distinct primaries:
+// callers that refuse large counts learn the count without paying for the rest.
+FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
+                          std::size_t trusted_prefix = 0, std::size_t max_keys = SIZE_MAX);
+
+// The v4 fingerprint (upper-case hex) of a public key packet body; "" when it is not v4.
+std::string v4_fingerprint(std::string_view key_body);
+
+}  // namespace hkpgw::hkp
