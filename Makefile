@@ -29,6 +29,7 @@ bench: build
 	@test -f $(BUILD_DIR)/tests/data/keys.env || ./tests/fixtures/make-fixtures.sh $(BUILD_DIR)/tests/data
 	./$(BUILD_DIR)/bench/bench_fleet
 	./$(BUILD_DIR)/bench/bench_keys
+	./$(BUILD_DIR)/bench/bench_hardening
 
 # Every test again under AddressSanitizer (a separate build tree): worth it after any change to
 # coroutine plumbing (ARCHITECTURE.md, "Coding traps").

@@ -14,6 +14,7 @@
 #include "gateway/store_io.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/submission.hpp"
+#include "gateway/work_pool.hpp"
 
 namespace hkpgw::gateway {
 
@@ -60,12 +61,6 @@ std::int64_t backoff(std::uint32_t attempts) {
   return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
 }
 
-// One accepted key of a submission and what it changes in the cache.
-struct Item {
-  hkp::ParsedKey key;
-  cache::Change change;
-};
-
 }  // namespace
 
 // Where a key went.
@@ -94,19 +89,19 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
     targets = fleet_.candidates(snap);
   }
   if (targets.empty()) co_return out;
-  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) {
+  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) -> asio::awaitable<Verdict> {
     if (r.outcome == Outcome::ok) {
       out.to.push_back(client.name());
-      return all ? Verdict::go_on : Verdict::done;
+      co_return all ? Verdict::go_on : Verdict::done;
     }
     if (r.status >= 400 && r.status < 500) {  // it answered, and said no: not retried
       out.refused.push_back(client.name() + " (HTTP " + std::to_string(r.status) + ")");
       log::warn("key_forward_refused",
                 {{"upstream", client.name()}, {"fingerprint", fpr}, {"status", std::to_string(r.status)}});
-      return all ? Verdict::go_on : Verdict::done;
+      co_return all ? Verdict::go_on : Verdict::done;
     }
     out.failed.emplace_back(client.name(), r.detail.empty() ? outcome_name(r.outcome) : r.detail);
-    return Verdict::go_on;
+    co_return Verdict::go_on;
   };
   const UpstreamLimits limits{cfg.connect_timeout, cfg.request_timeout, 64 << 10};
   // Named operands: no temporaries across a co_await (GCC 12, ARCHITECTURE.md).
@@ -128,45 +123,41 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
   co_return out;
 }
 
-asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
-                                              std::shared_ptr<const Snapshot> snap) {
-  const auto& cfg = *snap->config;
-  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
-  if (!sub) {
-    co_return refuse(sub.error().status, sub.error().code, sub.error().detail);
-  }
-  auto parsed = hkp::parse_keys(sub->keytext, cfg.keys);
+AddService::Prepared AddService::prepare(const hkp::Submission& sub, const config::Config& cfg,
+                                        const std::string& peer) {
+  auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission);
   if (parsed.secret_material) {
     if (metrics_) metrics_->keys_rejected("secret_key_material");
-    log::warn("key_add_refused", {{"peer", req.peer}, {"reason", "secret_key_material"}});
-    co_return refuse(422, GPG_ERR_FORBIDDEN,
-                     "secret key material is never accepted: nothing of this submission was "
-                     "stored or forwarded (send the public key: gpg --export)");
+    log::warn("key_add_refused", {{"peer", peer}, {"reason", "secret_key_material"}});
+    return refuse(422, GPG_ERR_FORBIDDEN,
+                  "secret key material is never accepted: nothing of this submission was "
+                  "stored or forwarded (send the public key: gpg --export)");
   }
-  if (parsed.keys.size() + parsed.rejected.size() > kMaxKeysPerSubmission) {
-    co_return refuse(413, GPG_ERR_TOO_LARGE,
-                     std::to_string(parsed.keys.size() + parsed.rejected.size()) +
-                         " keys in one submission; at most " +
-                         std::to_string(kMaxKeysPerSubmission) + " (import keyrings with "
-                         "hkp-gateway cache import)");
+  if (parsed.bad_input) {
+    return refuse(parsed.bad_input->status, parsed.bad_input->code, parsed.bad_input->detail);
+  }
+  if (parsed.key_count > kMaxKeysPerSubmission) {
+    return refuse(413, GPG_ERR_TOO_LARGE,
+                  "at least " + std::to_string(parsed.key_count) +
+                      " keys in one submission; at most " + std::to_string(kMaxKeysPerSubmission) +
+                      " (import keyrings with hkp-gateway cache import)");
   }
   for (const auto& r : parsed.rejected) {
     if (metrics_) metrics_->keys_rejected(gpg_err_code_to_reason(r.code));
-    log::warn("key_add_refused", {{"peer", req.peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
-    co_return refuse(422, r.code,
-                     "key " + (r.fingerprint.empty() ? std::string("?") : r.fingerprint) + ": " +
-                         r.reason + "; nothing of this submission was stored");
+    log::warn("key_add_refused", {{"peer", peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
+    return refuse(422, r.code,
+                  "key " + (r.fingerprint.empty() ? std::string("?") : r.fingerprint) + ": " +
+                      r.reason + "; nothing of this submission was stored");
   }
 
   if (tally_ && !parsed.dropped.empty()) tally_(parsed.dropped, "upload");
   std::vector<Item> items;
-  const std::int64_t now = now_();
   if (parsed.keys.empty()) {
     // No key: perhaps bare revocation certificates for keys we hold.
-    auto issuers = hkp::bare_revocation_issuers(sub->keytext);
+    auto issuers = hkp::bare_revocation_issuers(sub.keytext);
     if (!issuers) {
-      co_return refuse(400, GPG_ERR_NO_PUBKEY,
-                       "not OpenPGP: keytext holds no public key and no revocation certificate");
+      return refuse(400, GPG_ERR_NO_PUBKEY,
+                    "not OpenPGP: keytext holds no public key and no revocation certificate");
     }
     for (const auto& keyid : *issuers) {
       std::string fpr, packets;
@@ -175,14 +166,14 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
         packets = std::string(v.packets);
       });
       if (fpr.empty()) {
-        co_return refuse(422, GPG_ERR_NO_PUBKEY,
-                         "revocation certificate for key 0x" + keyid +
-                             ", which is not cached here: send it together with the key");
+        return refuse(422, GPG_ERR_NO_PUBKEY,
+                      "revocation certificate for key 0x" + keyid +
+                          ", which is not cached here: send it together with the key");
       }
-      auto applied = hkp::apply_signatures(packets, sub->keytext, fpr, cfg.keys);
+      auto applied = hkp::apply_signatures(packets, sub.keytext, fpr, cfg.keys);
       if (!applied || (!applied->changed && !applied->key.info.revoked)) {
-        co_return refuse(422, GPG_ERR_BAD_SIGNATURE,
-                         "the revocation certificate does not verify against key " + fpr);
+        return refuse(422, GPG_ERR_BAD_SIGNATURE,
+                      "the revocation certificate does not verify against key " + fpr);
       }
       items.push_back({std::move(applied->key),
                        applied->changed ? cache::Change::updated : cache::Change::unchanged});
@@ -193,6 +184,32 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
       items.push_back({std::move(parsed.keys[i]), changes[i]});
     }
   }
+  return items;
+}
+
+asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
+                                              std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
+  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
+  if (!sub) {
+    co_return refuse(sub.error().status, sub.error().code, sub.error().detail);
+  }
+  // Parsing, verification and merging are the work pool's; a full queue is refused at once
+  // rather than queued without bound (ARCHITECTURE.md, threads).
+  const hkp::Submission& submission = *sub;
+  auto job = [this, &submission, &cfg, &req] { return prepare(submission, cfg, req.peer); };
+  std::optional<Prepared> prepared = co_await pool_.try_run(job);
+  if (!prepared) {
+    if (metrics_) metrics_->keys_rejected("work_queue_full");
+    HttpResponse busy = refuse(503, GPG_ERR_EAGAIN,
+                               "the gateway is busy verifying other keys; try again in a few "
+                               "seconds");
+    busy.set("Retry-After", "5");
+    co_return busy;
+  }
+  if (auto* refused = std::get_if<HttpResponse>(&*prepared)) co_return std::move(*refused);
+  std::vector<Item> items = std::get<std::vector<Item>>(std::move(*prepared));
+  const std::int64_t now = now_();
 
   cache::WriteBatch batch;
   for (const auto& it : items) {

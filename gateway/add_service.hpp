@@ -18,22 +18,32 @@
 #include <memory>
 #include <string_view>
 
+#include <variant>
+#include <vector>
+
+#include "cache/merge.hpp"
 #include "cache/store.hpp"
+#include "hkp/keyring.hpp"
+#include "hkp/submission.hpp"
 #include "gateway/fleet.hpp"
 #include "gateway/http_message.hpp"
 #include "gateway/metrics.hpp"
 
 namespace hkpgw::gateway {
 
+class WorkPool;
+
 class AddService {
  public:
   using Clock = std::function<std::int64_t()>;  // seconds since the epoch
   // Told what cleaning dropped from a submission (reason -> count), with the source "upload".
   using CleaningTally = std::function<void(const std::map<std::string, std::size_t>&, std::string_view)>;
-  AddService(cache::Store& store, Fleet& fleet, Clock now, Metrics* metrics = nullptr,
-             CleaningTally tally = {})
+  // `pool` does every OpenPGP parse and merge; a submission finding its queue full gets 503.
+  AddService(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now,
+             Metrics* metrics = nullptr, CleaningTally tally = {})
       : store_(store),
         fleet_(fleet),
+        pool_(pool),
         now_(std::move(now)),
         metrics_(metrics),
         tally_(std::move(tally)) {}
@@ -47,6 +57,15 @@ class AddService {
 
  private:
   struct Forwarded;
+  // One accepted key of a submission and what it changes in the cache.
+  struct Item {
+    hkp::ParsedKey key;
+    cache::Change change;
+  };
+  // What the pool made of a submission: its accepted keys, or the refusal to answer with.
+  using Prepared = std::variant<HttpResponse, std::vector<Item>>;
+  // Parse, verify, merge with the cached copies (runs on the pool; reads the store).
+  Prepared prepare(const hkp::Submission& sub, const config::Config& cfg, const std::string& peer);
   // Forwards per forward_adds, or only to `only_upstream` when it is not empty (an outbox retry).
   boost::asio::awaitable<Forwarded> forward(const std::string& fingerprint_hex,
                                             const std::string& packets, const Snapshot& snap,
@@ -55,6 +74,7 @@ class AddService {
 
   cache::Store& store_;
   Fleet& fleet_;
+  WorkPool& pool_;
   Clock now_;
   Metrics* metrics_;
   CleaningTally tally_;

@@ -14,6 +14,7 @@
 #include "gateway/admin.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/log.hpp"
+#include "gateway/work_pool.hpp"
 #include "gateway/lookup_service.hpp"
 #include "gateway/router.hpp"
 #include "gateway/tls.hpp"
@@ -96,8 +97,11 @@ int App::run() {
   const SnapshotSource snapshots = [&current] { return current.load(); };
   Metrics metrics(kVersion);
   Fleet fleet(&metrics);
-  LookupService lookups(store, fleet, unix_now, io.get_executor(), &metrics);
-  AddService adds(store, fleet, unix_now, &metrics,
+  // The OpenPGP work pool (never the network threads); destroyed before the io_context, after
+  // the workers below have stopped running it.
+  WorkPool pool(cfg->keys.workers, cfg->keys.work_queue);
+  LookupService lookups(store, fleet, pool, unix_now, io.get_executor(), &metrics);
+  AddService adds(store, fleet, pool, unix_now, &metrics,
                   [&lookups](const auto& dropped, std::string_view source) {
                     lookups.count_dropped(dropped, source);
                   });

@@ -213,7 +213,8 @@ asio::awaitable<void> Fleet::fan_out(const Snapshot& snap,
       metrics_->upstream(client.name(), outcome_name(e.response.outcome),
                          static_cast<double>(e.response.elapsed.count()) / 1e6);
     }
-    if (judge(client, e.response) == Verdict::done) break;
+    const Verdict verdict = co_await judge(client, e.response);
+    if (verdict == Verdict::done) break;
     if (!all && in_flight == 0 && next < n) {
       launch();
       arm_hedge();

@@ -47,8 +47,10 @@ enum class Verdict {
   done,    // a winner: stop, cancel the rest
   go_on,   // not good enough: ask the next upstream (or keep waiting for the others)
 };
-// Called once per answer, in the order answers arrive, on the fan-out's executor.
-using Judge = std::function<Verdict(UpstreamClient&, UpstreamResponse&)>;
+// Called once per answer, in the order answers arrive, on the fan-out's executor; the next answer
+// waits until it returns (so a judge may hand heavy work to the WorkPool and await it).
+using Judge =
+    std::function<boost::asio::awaitable<Verdict>(UpstreamClient&, UpstreamResponse&)>;
 
 class Metrics;
 

@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 
 namespace hkpgw::gateway::log {
@@ -20,16 +22,36 @@ const char* level_name(Level l) {
   return "?";
 }
 
+bool printable(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u >= 0x20 && u < 0x7f;
+}
+
+// Values are ASCII on the wire whatever they held: control bytes, DEL and 8-bit bytes (from a
+// client, an upstream or a library) are written as \xNN inside quotes, so no input can forge a
+// line break, a terminal escape or a field.
 void append_value(std::string& out, std::string_view v) {
-  const bool quote = v.empty() || v.find_first_of(" \"=\t") != std::string_view::npos;
+  static constexpr char kHex[] = "0123456789abcdef";
+  const bool quote = v.empty() || std::any_of(v.begin(), v.end(), [](char c) {
+                       return !printable(c) || c == ' ' || c == '"' || c == '=' || c == '\\';
+                     });
   if (!quote) {
-    for (char c : v) out.push_back(static_cast<unsigned char>(c) < 0x20 ? '?' : c);
+    out += v;
     return;
   }
   out.push_back('"');
-  for (char c : v) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(static_cast<unsigned char>(c) < 0x20 ? '?' : c);
+  for (const char c : v) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (!printable(c)) {
+      const auto u = static_cast<unsigned char>(c);
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    } else {
+      out.push_back(c);
+    }
   }
   out.push_back('"');
 }
@@ -65,17 +87,46 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
 
 namespace {
 
-// Called with the FILE's lock held, so the pending partial line needs no lock of its own.
+// A library message is written for each bad packet it meets; input made of thousands of them
+// must not turn into thousands of lines. At most kLibraryLinesPerSecond per second; the rest
+// are counted and reported in one line when the next second's first message comes.
+constexpr int kLibraryLinesPerSecond = 20;
+
+void library_line(std::string_view text) {
+  static std::int64_t window = 0;
+  static int in_window = 0;
+  static std::uint64_t suppressed = 0;
+  const std::int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count();
+  if (second != window) {
+    if (suppressed > 0) {
+      warn("library_messages_suppressed", {{"count", std::to_string(suppressed)},
+                                           {"limit_per_second", std::to_string(kLibraryLinesPerSecond)}});
+    }
+    window = second;
+    in_window = 0;
+    suppressed = 0;
+  }
+  if (in_window++ >= kLibraryLinesPerSecond) {
+    ++suppressed;
+    return;
+  }
+  warn("library_message", {{"text", text.substr(0, 1000)}});
+}
+
+// Called with the FILE's lock held, so the pending partial line and the counters above need no
+// lock of their own.
 ssize_t forward_library_output(void*, const char* buf, size_t size) {
   static std::string pending;
   pending.append(buf, size);
   for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
     const std::string line = pending.substr(0, nl);
     pending.erase(0, nl + 1);
-    if (!line.empty()) warn("library_message", {{"text", std::string_view(line).substr(0, 1000)}});
+    if (!line.empty()) library_line(line);
   }
   if (pending.size() > 4096) {  // no newline in sight: do not grow without bound
-    warn("library_message", {{"text", std::string_view(pending).substr(0, 1000)}});
+    library_line(pending);
     pending.clear();
   }
   return static_cast<ssize_t>(size);

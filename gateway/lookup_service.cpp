@@ -16,6 +16,7 @@
 #include "gateway/store_io.hpp"
 #include "hkp/index.hpp"
 #include "hkp/keyring.hpp"
+#include "gateway/work_pool.hpp"
 
 namespace hkpgw::gateway {
 
@@ -222,12 +223,19 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
   std::map<std::string, std::string> copies;  // fingerprint -> concatenated packets
   std::vector<std::string> order;             // fingerprints in first-seen order
   std::size_t merged_copies = 0;
-  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) {
+  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) -> asio::awaitable<Verdict> {
     if (r.outcome == Outcome::ok) {
-      auto parsed = hkp::parse_keys(r.body, cfg.keys);
+      // Verification is the pool's work: an answer with thousands of signatures must not
+      // hold up a network thread (ARCHITECTURE.md, threads).
+      const std::string& body = r.body;
+      auto parse = [&body, &cfg] { return hkp::parse_keys(body, cfg.keys); };
+      hkp::ParseOutcome parsed = co_await pool_.run(parse);
       if (parsed.secret_material) {
         r.outcome = Outcome::bad_response;
         r.detail = client.name() + " sent secret key material";
+      } else if (parsed.bad_input) {
+        r.outcome = Outcome::bad_response;
+        r.detail = client.name() + ": " + parsed.bad_input->message();
       } else {
         count_dropped(parsed.dropped, client.name());
         bool any = false, with_uids = false;
@@ -243,11 +251,11 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
         if (any) {
           ++out.asked;
           contributors.push_back(client.name());
-          if (merge_all) return Verdict::go_on;
-          if (with_uids) return Verdict::done;
+          if (merge_all) co_return Verdict::go_on;
+          if (with_uids) co_return Verdict::done;
           log::info("upstream_key_without_uids",
                     {{"upstream", client.name()}, {"effect", "asking the next upstream too"}});
-          return Verdict::go_on;
+          co_return Verdict::go_on;
         }
         // Answered, but nothing in the answer carries what we asked for: never cached.
         if (metrics_) metrics_->key_mismatch(client.name());
@@ -259,7 +267,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
       }
     }
     out.record_unusable(client.name(), r);
-    return Verdict::go_on;
+    co_return Verdict::go_on;
   };
   auto candidates = fleet_.candidates(*snap);
   const UpstreamLimits limits = limits_of(cfg);
@@ -267,13 +275,22 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
   if (contributors.empty()) co_return out;
 
   out.upstream = join_names(contributors, *snap);
-  for (const auto& fpr : order) {
-    auto parsed = hkp::parse_keys(copies[fpr], cfg.keys);
-    for (auto& k : parsed.keys) {
-      if (k.info.fingerprint == fpr) out.keys.push_back(std::move(k));
+  // Fold the copies (one per upstream that had the key) and merge with the cached copy: the
+  // pool's work too.
+  auto fold = [&] {
+    std::vector<hkp::ParsedKey> keys;
+    for (const auto& fpr : order) {
+      auto parsed = hkp::parse_keys(copies[fpr], cfg.keys);
+      for (auto& k : parsed.keys) {
+        if (k.info.fingerprint == fpr) keys.push_back(std::move(k));
+      }
     }
-  }
-  const auto changes = cache::merge_with_cached(store_, out.keys, cfg.keys);
+    auto changes = cache::merge_with_cached(store_, keys, cfg.keys);
+    return std::make_pair(std::move(keys), std::move(changes));
+  };
+  auto folded = co_await pool_.run(fold);
+  out.keys = std::move(folded.first);
+  const std::vector<cache::Change> changes = std::move(folded.second);
   if (merged_copies > 0) {
     log::info("upstream_copies_merged", {{"upstreams", out.upstream},
                                          {"copies", std::to_string(merged_copies + order.size())}});
@@ -306,7 +323,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(
   const std::string target = "/pks/lookup?op=index&options=mr&fingerprint=on&search=" +
                              hkp::percent_encode(search.value);
   std::vector<std::string> contributors;
-  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) {
+  auto judge = [&](UpstreamClient& client, UpstreamResponse& r) -> asio::awaitable<Verdict> {
     if (r.outcome == Outcome::ok) {
       auto entries = hkp::parse_mr_index(r.body);
       if (entries && !entries->empty()) {
@@ -318,7 +335,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(
             out.entries.push_back(std::move(e));
           }
         }
-        return merge_all ? Verdict::go_on : Verdict::done;
+        co_return merge_all ? Verdict::go_on : Verdict::done;
       }
       if (entries) {
         r.outcome = Outcome::not_found;  // an empty listing is "nothing found"
@@ -328,7 +345,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(
       }
     }
     out.record_unusable(client.name(), r);
-    return Verdict::go_on;
+    co_return Verdict::go_on;
   };
   auto candidates = fleet_.candidates(*snap);
   const UpstreamLimits limits = limits_of(cfg);

@@ -29,15 +29,19 @@
 
 namespace hkpgw::gateway {
 
+class WorkPool;
+
 using Clock = std::function<std::int64_t()>;  // seconds since the epoch
 
 class LookupService {
  public:
   // `background` runs revalidations that outlive the request that started them.
-  LookupService(cache::Store& store, Fleet& fleet, Clock now,
+  // `pool` does every OpenPGP parse and merge (never a network thread).
+  LookupService(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now,
                 boost::asio::any_io_executor background, Metrics* metrics = nullptr)
       : store_(store),
         fleet_(fleet),
+        pool_(pool),
         now_(std::move(now)),
         background_(std::move(background)),
         metrics_(metrics) {}
@@ -75,6 +79,7 @@ class LookupService {
 
   cache::Store& store_;
   Fleet& fleet_;
+  WorkPool& pool_;
   Clock now_;
   boost::asio::any_io_executor background_;
   Metrics* metrics_;
