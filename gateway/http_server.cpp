@@ -13,6 +13,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <array>
+#include <cctype>
+#include <optional>
 
 #include "gateway/log.hpp"
 
@@ -23,6 +26,10 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// After an early refusal (413, 431, 400), how much of the rest of the request is read and thrown
+// away so that the client reads the answer instead of a reset.
+constexpr std::size_t kMaxDrainBytes = 64 << 20;
+constexpr std::chrono::milliseconds kMaxDrainTime{10000};
 
 struct HttpServer::Impl {
   Impl(asio::io_context& i, ServerLimits l, RequestHandler h, AccessHook a)
@@ -83,6 +90,38 @@ std::string origin_form(std::string_view target) {
   return std::string(target);
 }
 
+// RFC 9112 section 6.1 and 6.3: a request body is framed by Content-Length or by a
+// Transfer-Encoding whose last coding is chunked; we understand no other coding. Anything else
+// could be read differently by a proxy in front of us (request smuggling): refused and closed.
+std::optional<HttpResponse> check_framing(const http::request_parser<http::string_body>& parser) {
+  const auto& h = parser.get();
+  auto [first, last] = h.equal_range(http::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  std::string codings;
+  for (auto it = first; it != last; ++it) {
+    codings += (codings.empty() ? "" : ", ") + std::string(it->value());
+  }
+  std::string shown;
+  for (const char c : codings.substr(0, 80)) shown.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (!parser.chunked()) {
+    return text_response(400, "Bad request: Transfer-Encoding \"" + shown +
+                                  "\" does not end with chunked (RFC 9112 section 6.3)");
+  }
+  std::string lower;
+  for (const char c : codings) {
+    if (c != ' ' && c != '\t') lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (lower != "chunked") {
+    return text_response(501, "Not implemented: Transfer-Encoding \"" + shown +
+                                  "\": only chunked is supported");
+  }
+  if (h.count(http::field::content_length) > 0) {
+    return text_response(400, "Bad request: both Content-Length and Transfer-Encoding "
+                              "(RFC 9112 section 6.3)");
+  }
+  return std::nullopt;
+}
+
 auto& lowest(beast::tcp_stream& s) { return s; }
 auto& lowest(beast::ssl_stream<beast::tcp_stream>& s) { return beast::get_lowest_layer(s); }
 
@@ -139,6 +178,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
   }
 
   beast::flat_buffer buffer;
+  bool drain = false;  // an early answer: discard what the client still sends before closing
   while (true) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
@@ -161,6 +201,8 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
       break;  // the client went away or idled out: close quietly
     } else if (ec) {
       early = text_response(400, "Bad request: malformed HTTP (" + ec.message() + ")");
+    } else if (auto framing = check_framing(parser)) {
+      early = std::move(framing);
     } else if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
       early = text_response(413, "Request body too large: " +
                                      std::to_string(*parser.content_length()) +
@@ -172,8 +214,13 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
       if (bec == http::error::body_limit) {
         early = text_response(413, "Request body too large: the limit is " +
                                        std::to_string(limits.max_body_bytes) + " bytes");
+      } else if (bec == beast::error::timeout || bec == asio::error::connection_reset ||
+                 bec == asio::error::eof || bec == http::error::end_of_stream ||
+                 bec == http::error::partial_message || bec == asio::ssl::error::stream_truncated ||
+                 bec == asio::error::operation_aborted) {
+        break;  // the client went away mid-body: nobody to answer
       } else if (bec) {
-        break;
+        early = text_response(400, "Bad request: malformed body (" + bec.message() + ")");
       }
     }
 
@@ -184,14 +231,17 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
     unsigned version = 11;
     bool keep_alive = false;
     HttpResponse res;
+    bool head = false;
     if (early) {
       res = std::move(*early);
       res.close = true;
-      if (parser.is_header_done()) {
-        req.method = std::string(parser.get().method_string());
-        req.target = origin_form(parser.get().target());
-        version = parser.get().version();
-      }
+      drain = true;
+      // What the parser read of the request line, for the access log ("-" when nothing).
+      req.method = std::string(parser.get().method_string());
+      req.target = origin_form(parser.get().target());
+      if (req.method.empty()) req.method = "-";
+      if (req.target.empty()) req.target = "-";
+      if (parser.is_header_done()) version = parser.get().version();
     } else {
       auto msg = parser.release();
       req.method = std::string(msg.method_string());
@@ -203,12 +253,16 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
       req.body = std::move(msg.body());
       version = msg.version();
       keep_alive = msg.keep_alive();
+      // HEAD is GET without the body (RFC 9110 section 9.3.2): same status and headers.
+      head = req.method == "HEAD";
+      if (head) req.method = "GET";
       try {
         res = co_await handler(req);
       } catch (const std::exception& e) {
         log::error("handler_exception", {{"what", e.what()}, {"target", req.target}});
         res = text_response(500, "Internal error");
       }
+      if (head) req.method = "HEAD";
     }
     if (res.reset) {  // no answer at all: RST, as a crashing or hostile server would
       beast::error_code ignored;
@@ -222,13 +276,39 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
     }
     auto beast_res = to_beast(res, version, keep_alive);
     tcp_layer.expires_after(limits.client_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, beast_res, kTuple);
+    beast::error_code wec;
+    if (head) {
+      http::response_serializer<http::string_body> header_only(beast_res);
+      auto [hec, hn] = co_await http::async_write_header(stream, header_only, kTuple);
+      wec = hec;
+    } else {
+      auto [bec, bn] = co_await http::async_write(stream, beast_res, kTuple);
+      wec = bec;
+    }
     if (on_response) {
       on_response(req, res,
                   std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started));
     }
     if (wec || !keep_alive) break;
+  }
+
+  if (drain) {
+    // The request was refused before its body was read. Closing now, with the client still
+    // sending, would make the kernel answer its next bytes with a reset, and the client would
+    // see a broken pipe instead of our answer (gpg then marks the host dead). So: FIN, then read
+    // and discard what it still sends, bounded in bytes and time, until it closes.
+    beast::error_code ignored;
+    tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::array<char, 16 << 10> sink;
+    std::size_t discarded = 0;
+    tcp_layer.expires_after(std::min<std::chrono::milliseconds>(limits.client_timeout, kMaxDrainTime));
+    while (discarded < kMaxDrainBytes) {
+      auto [dec, dn] = co_await tcp_layer.async_read_some(asio::buffer(sink), kTuple);
+      if (dec) break;
+      discarded += dn;
+    }
+    co_return;
   }
 
   // Orderly close: TLS close_notify (bounded), then FIN.

@@ -134,3 +134,127 @@ TEST_CASE("cached lookups are answered while the pool verifies a slow key, and a
   CHECK(busy >= 1);  // one runs, one waits, the others are refused
   CHECK(done >= 1);
 }
+
+TEST_CASE("a too-large upload is answered 413 that gpg and sq read, and gpg keeps using the gateway",
+          "[integration][hardening]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  // 1 KiB: every armored key gpg sends is larger.
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n", "max_body_bytes = \"1KiB\"\n");
+  REQUIRE(gw.started());
+  const std::string alice = fixture("ALICE_FPR"), bob = fixture("BOB_FPR");
+  REQUIRE(gw.get(get_target(bob)).status == 200);  // cached, for the lookup afterwards
+
+  Gpg owner;
+  REQUIRE(owner({"--import", data_dir() + "/alice-secret.asc"}).exit_code == 0);
+  // Larger than the kernel's socket buffers, so that gpg is still writing when the answer
+  // comes: 3,000 certifications gpg cannot check (it keeps them, as in the 2019 flood).
+  const std::string flood = dir / "flooded.asc";
+  write_file(flood, hkp::armor_public_keys(
+                        flooded(key_packets(read_file(data_dir() + "/alice.asc")), 3000)));
+  REQUIRE(owner({"--import", flood}).exit_code == 0);
+  for (int i = 0; i < 3; ++i) {
+    const auto sent = owner({"--send-keys", alice}, gw.hkp_url());
+    INFO(sent.err);
+    CHECK(sent.exit_code != 0);
+    CHECK_THAT(sent.err, Contains("Provided object is too large"));
+    CHECK_THAT(sent.err, !Contains("No keyserver available"));
+  }
+  // dirmngr did not mark the host dead: the next lookup of a cached key works.
+  const auto got = owner({"--recv-keys", bob}, gw.hkp_url());
+  INFO(got.err);
+  CHECK(got.exit_code == 0);
+
+  // sq 0.27 prints one message for every answer but 200 ("Error communicating with server"),
+  // a 413 it read included, so what it shows cannot tell the two apart; the gateway's side can:
+  // each of its attempts was answered 413, and sq's next lookup works.
+  auto answered_413 = [&] {
+    const std::string log = gw.log();
+    std::size_t n = 0;
+    for (auto at = log.find("target=/pks/add status=413"); at != std::string::npos;
+         at = log.find("target=/pks/add status=413", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const std::size_t before = answered_413();
+  for (int i = 0; i < 3; ++i) {
+    const auto sent = run({"sq", "keyserver", "--policy", "insecure", "--server",
+                           "hkp://" + gw.address(), "send", data_dir() + "/alice.asc"},
+                          {{"HOME", dir.path()}});
+    CHECK(sent.exit_code != 0);
+  }
+  CHECK(eventually([&] { return answered_413() == before + 3; }));
+  const auto fetched = run({"sq", "keyserver", "--policy", "insecure", "--server",
+                            "hkp://" + gw.address(), "get", bob},
+                           {{"HOME", dir.path()}});
+  CHECK(fetched.exit_code == 0);
+  CHECK(gw.process().running());
+}
+
+TEST_CASE("request smuggling: transfer codings other than chunked are refused and the connection "
+          "closed",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  // A second request hidden in the body: it must never be answered.
+  const std::string hidden = "GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto raw = [&](const std::string& te) {
+    return raw_exchange(gw.address(), "POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " +
+                                          te + "\r\nContent-Type: application/pgp-keys\r\n\r\n" +
+                                          hidden);
+  };
+  for (const std::string te : {"xchunked", "gzip", "identity", "chunked, identity"}) {
+    INFO(te);
+    const std::string answer = raw(te);
+    CHECK(answer.starts_with("HTTP/1.1 400"));
+    CHECK_THAT(answer, Contains("does not end with chunked"));
+    CHECK_THAT(answer, Contains("Connection: close"));
+    CHECK(answer.find("HTTP/1.1 200") == std::string::npos);  // the hidden request: unanswered
+  }
+  const std::string gz = raw("gzip, chunked");
+  CHECK(gz.starts_with("HTTP/1.1 501"));
+  CHECK(gz.find("HTTP/1.1 200") == std::string::npos);
+
+  SECTION("both Content-Length and Transfer-Encoding") {
+    const std::string both = raw_exchange(
+        gw.address(), "POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden);
+    CHECK(both.starts_with("HTTP/1.1 400"));
+    CHECK(both.find("HTTP/1.1 200") == std::string::npos);
+  }
+  SECTION("a bad chunk size answers 400, not a silent close") {
+    const std::string bad = raw_exchange(
+        gw.address(), "POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      "Content-Type: application/pgp-keys\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
+    CHECK(bad.starts_with("HTTP/1.1 400"));
+    CHECK_THAT(bad, Contains("malformed body"));
+  }
+  SECTION("the access line of an early answer names what was asked") {
+    raw("gzip");
+    REQUIRE(gw.process().wait_for("status=400", std::chrono::seconds(5)));
+    CHECK_THAT(gw.log(), Contains("method=POST target=/pks/add status=400"));
+  }
+  CHECK(gw.process().running());
+}
+
+TEST_CASE("HEAD is served as GET without a body", "[integration][hardening]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string target = get_target(fixture("ALICE_FPR"));
+  const HttpResult get = gw.get(target);
+  REQUIRE(get.status == 200);
+  const std::string head = raw_exchange(gw.address(), "HEAD " + target + " HTTP/1.0\r\n\r\n");
+  CHECK(head.starts_with("HTTP/1.0 200"));
+  CHECK_THAT(head, Contains("Content-Length: " + std::to_string(get.body.size())));
+  CHECK(head.find("BEGIN PGP") == std::string::npos);
+  CHECK(head.ends_with("\r\n\r\n"));
+  const std::string missing =
+      raw_exchange(gw.address(), "HEAD /pks/lookup?op=get&search=0x" + std::string(40, 'B') +
+                                     " HTTP/1.0\r\n\r\n");
+  CHECK(missing.starts_with("HTTP/1.0 404"));
+  CHECK_THAT(gw.log(), Contains("method=HEAD"));
+}

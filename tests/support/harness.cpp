@@ -159,15 +159,15 @@ std::optional<std::string> Process::wait_for(const std::string& needle,
   }
 }
 
-HttpResult http_request(const std::string& host_port, const std::string& method,
-                        const std::string& target, const std::string& body,
-                        const std::vector<std::string>& extra_headers) {
-  HttpResult res;
+namespace {
+
+// A connected TCP socket to host:port (IPv4 loopback) with 30 s send/receive timeouts, or -1.
+int connect_to(const std::string& host_port) {
   const auto colon = host_port.rfind(':');
   const std::string host = host_port.substr(0, colon);
   const int port = std::stoi(host_port.substr(colon + 1));
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return res;
+  if (fd < 0) return -1;
   timeval tv{30, 0};  // no test request may hang the suite
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -177,8 +177,35 @@ HttpResult http_request(const std::string& host_port, const std::string& method,
   inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return res;
+    return -1;
   }
+  return fd;
+}
+
+}  // namespace
+
+std::string raw_exchange(const std::string& host_port, const std::string& bytes) {
+  const int fd = connect_to(host_port);
+  if (fd < 0) return {};
+  for (std::size_t sent = 0; sent < bytes.size();) {
+    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  ::shutdown(fd, SHUT_WR);  // nothing more: the server answers what it read, then closes
+  std::string raw;
+  char buf[65536];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return raw;
+}
+
+HttpResult http_request(const std::string& host_port, const std::string& method,
+                        const std::string& target, const std::string& body,
+                        const std::vector<std::string>& extra_headers) {
+  HttpResult res;
+  const int fd = connect_to(host_port);
+  if (fd < 0) return res;
   std::string req = method + " " + target + " HTTP/1.0\r\nHost: " + host_port + "\r\n";
   for (const auto& h : extra_headers) req += h + "\r\n";
   if (!body.empty() || method == "POST") {
