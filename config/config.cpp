@@ -267,7 +267,7 @@ void read_cache(Reader& r, const Value& t, CacheConfig& c) {
 void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   const std::string p = "upstreams.";
   r.check_keys(t, p, {"default", "ca_file", "connect_timeout", "request_timeout", "hedge_after",
-                      "merge", "forward_adds", "probe_interval", "probe_timeout",
+                      "panic_timeout", "merge", "forward_adds", "probe_interval", "probe_timeout",
                       "unhealthy_threshold", "healthy_threshold", "max_connections"});
   r.string(t, p, "default", u.default_name);
   r.string(t, p, "ca_file", u.ca_file);
@@ -275,6 +275,7 @@ void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   r.duration(t, p, "connect_timeout", u.connect_timeout, ms100);
   r.duration(t, p, "request_timeout", u.request_timeout, ms100);
   r.duration(t, p, "hedge_after", u.hedge_after, Duration(0));
+  r.duration(t, p, "panic_timeout", u.panic_timeout, ms100);
   r.choice(t, p, "merge", u.merge, {{"first", MergePolicy::first}, {"all", MergePolicy::all}});
   r.choice(t, p, "forward_adds", u.forward_adds,
            {{"default", ForwardAdds::default_upstream},

@@ -60,6 +60,8 @@ struct UpstreamsConfig {
   Duration connect_timeout = std::chrono::seconds(3);
   Duration request_timeout = std::chrono::seconds(10);
   Duration hedge_after = Duration(0);
+  // With every upstream unhealthy, each is asked at once for at most this long.
+  Duration panic_timeout = std::chrono::seconds(1);
   MergePolicy merge = MergePolicy::first;
   ForwardAdds forward_adds = ForwardAdds::default_upstream;
   Duration probe_interval = std::chrono::seconds(30);

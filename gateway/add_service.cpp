@@ -229,12 +229,22 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
   std::string text, mr = "info:1:" + std::to_string(items.size()) + "\n";
   cache::WriteBatch queue;
   const bool queue_full = store_.stats().outbox >= kMaxQueued;
+  // Every upstream known unhealthy: queue at once instead of waiting for timeouts; the retrier
+  // sends it when one is back.
+  const bool panic = Fleet::none_healthy(*snap);
+  const std::string unhealthy = "every upstream is unhealthy";
   for (const auto& it : items) {
     const std::string& fpr = it.key.info.fingerprint;
     Forwarded fw;
     const std::string any_upstream;
     if (cfg.upstreams.forward_adds != config::ForwardAdds::none) {
-      fw = co_await forward(fpr, it.key.packets, *snap, any_upstream);
+      if (!panic) {
+        fw = co_await forward(fpr, it.key.packets, *snap, any_upstream);
+      } else if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
+        for (const auto& u : snap->upstreams) fw.failed.emplace_back(u->name(), unhealthy);
+      } else {
+        fw.failed.emplace_back(snap->upstreams.front()->name(), unhealthy);
+      }
     }
     std::vector<std::string> queued;
     // "default": one upstream was the target; if every one failed, the default keeps the job.

@@ -8,6 +8,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -109,6 +110,12 @@ std::shared_ptr<const Snapshot> build_snapshot(asio::any_io_executor executor,
                                                                        ups.max_connections));
   }
   return snap;
+}
+
+bool Fleet::none_healthy(const Snapshot& snap) {
+  return !snap.upstreams.empty() &&
+         std::none_of(snap.upstreams.begin(), snap.upstreams.end(),
+                      [](const auto& u) { return u->health().healthy(); });
 }
 
 std::vector<std::shared_ptr<UpstreamClient>> Fleet::candidates(const Snapshot& snap) {

@@ -60,6 +60,8 @@ class Fleet {
 
   // The upstreams a request asks, in order. Healthy ones; all of them in panic mode.
   std::vector<std::shared_ptr<UpstreamClient>> candidates(const Snapshot& snap);
+  // Panic mode: there are upstreams and none is healthy.
+  static bool none_healthy(const Snapshot& snap);
 
   // Asks `candidates` for `path_and_query` per the snapshot's policy (sequential with optional
   // hedging, or everyone at once when `all`), feeding each answer to `judge` after recording it

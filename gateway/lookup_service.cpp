@@ -69,16 +69,37 @@ HttpResponse not_found(const hkp::Search& s) {
                                 .message());
 }
 
-HttpResponse upstreams_failed(const hkp::Search& s, bool timeouts, const std::string& failures) {
-  if (timeouts) {
-    return text_response(504, Problem{504, GPG_ERR_TIMEOUT,
-                                      "no upstream answered in time for " + s.upstream_form()}
-                                  .message());
+// How long a client should wait before asking again: about the time probes need to bring an
+// upstream back.
+std::string retry_after(const config::UpstreamsConfig& u) {
+  const auto back = std::chrono::duration_cast<std::chrono::seconds>(u.probe_interval).count() *
+                    static_cast<long long>(u.healthy_threshold);
+  return std::to_string(std::clamp<long long>(back, 5, 300));
+}
+
+HttpResponse upstreams_failed(const hkp::Search& s, bool panic, bool timeouts,
+                              const std::string& failures, const Snapshot& snap) {
+  HttpResponse r;
+  if (panic) {
+    // Known before asking: say so, rather than the last failure's detail.
+    r = text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
+                                   "every upstream is unreachable (all " +
+                                       std::to_string(snap.upstreams.size()) +
+                                       " marked unhealthy by probes and failed requests); " +
+                                       s.upstream_form() + " is not cached here"}
+                               .message());
+  } else if (timeouts) {
+    r = text_response(504, Problem{504, GPG_ERR_TIMEOUT,
+                                   "no upstream answered in time for " + s.upstream_form()}
+                               .message());
+  } else {
+    r = text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
+                                   "every upstream failed for " + s.upstream_form() +
+                                       (failures.empty() ? "" : " (" + failures + ")")}
+                               .message());
   }
-  return text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
-                                    "every upstream failed for " + s.upstream_form() +
-                                        (failures.empty() ? "" : " (" + failures + ")")}
-                                .message());
+  r.set("Retry-After", retry_after(snap.config->upstreams));
+  return r;
 }
 
 void decorate(HttpResponse& r, const hkp::LookupRequest& req, std::string_view cache,
@@ -92,9 +113,15 @@ void decorate(HttpResponse& r, const hkp::LookupRequest& req, std::string_view c
   r.log_upstream = upstream.empty() ? "-" : std::string(upstream);
 }
 
-UpstreamLimits limits_of(const config::Config& cfg) {
-  return {cfg.upstreams.connect_timeout, cfg.upstreams.request_timeout,
-          cfg.keys.max_key_bytes * 8};
+// With every upstream known unhealthy (panic mode) each is still asked, all at once and each
+// for at most panic_timeout: one short attempt, not request_timeout per hung upstream.
+UpstreamLimits limits_of(const config::Config& cfg, bool panic) {
+  const auto& u = cfg.upstreams;
+  if (panic) {
+    return {std::min(u.connect_timeout, u.panic_timeout), std::min(u.request_timeout, u.panic_timeout),
+            cfg.keys.max_key_bytes * 8};
+  }
+  return {u.connect_timeout, u.request_timeout, cfg.keys.max_key_bytes * 8};
 }
 
 // "a+b": the upstreams that contributed, in try order (not arrival order, which varies).
@@ -122,6 +149,7 @@ struct LookupService::Fetched {
   std::vector<hkp::ParsedKey> keys;      // verified to carry the search (key lookups)
   std::vector<hkp::IndexEntry> entries;  // index lookups
   int asked = 0, failed = 0, timed_out = 0, not_found = 0;
+  bool panic = false;  // every upstream was known unhealthy before asking
   std::string failures;                  // "detail; ..." for the 503/504 message
 
   bool found() const { return !upstream.empty(); }
@@ -270,8 +298,10 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
     co_return Verdict::go_on;
   };
   auto candidates = fleet_.candidates(*snap);
-  const UpstreamLimits limits = limits_of(cfg);
-  co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all, judge);
+  out.panic = Fleet::none_healthy(*snap);
+  const UpstreamLimits limits = limits_of(cfg, out.panic);
+  co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all || out.panic,
+                          judge);
   if (contributors.empty()) co_return out;
 
   out.upstream = join_names(contributors, *snap);
@@ -348,8 +378,10 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(
     co_return Verdict::go_on;
   };
   auto candidates = fleet_.candidates(*snap);
-  const UpstreamLimits limits = limits_of(cfg);
-  co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all, judge);
+  out.panic = Fleet::none_healthy(*snap);
+  const UpstreamLimits limits = limits_of(cfg, out.panic);
+  co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all || out.panic,
+                          judge);
   cache::WriteBatch batch;
   if (!contributors.empty()) {
     out.upstream = join_names(contributors, *snap);
@@ -515,7 +547,8 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
     decorate(r, req, "miss", "", -1);
     co_return r;
   }
-  HttpResponse r = upstreams_failed(search, fetched->all_timed_out(), fetched->failures);
+  HttpResponse r = upstreams_failed(search, fetched->panic, fetched->all_timed_out(),
+                                    fetched->failures, *snap);
   decorate(r, req, "miss", "", -1);
   co_return r;
 }
@@ -593,7 +626,8 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   if (!local.empty()) {
     co_return respond({}, "stale", "", -1);
   }
-  HttpResponse r = upstreams_failed(search, fetched->all_timed_out(), fetched->failures);
+  HttpResponse r = upstreams_failed(search, fetched->panic, fetched->all_timed_out(),
+                                    fetched->failures, *snap);
   decorate(r, req, "miss", "", -1);
   co_return r;
 }

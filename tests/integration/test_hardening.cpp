@@ -258,3 +258,35 @@ TEST_CASE("HEAD is served as GET without a body", "[integration][hardening]") {
   CHECK(missing.starts_with("HTTP/1.0 404"));
   CHECK_THAT(gw.log(), Contains("method=HEAD"));
 }
+
+TEST_CASE("every upstream broken and a cold cache: one short parallel attempt, a clear 503, "
+          "submissions queued at once",
+          "[integration][hardening]") {
+  TempDir dir;
+  TestKeyserver hung(dir, "hung", "server", "hang");
+  TestKeyserver dead(dir, "dead");
+  dead.stop();  // connection refused
+  // request_timeout is long: a miss that waited for it (in turn, per upstream) would outlast the
+  // client's own 30 s limit; panic_timeout bounds the one attempt made in panic mode.
+  Gateway gw(dir, {{"hung", hung.url()}, {"dead", dead.url()}}, "",
+             "probe_interval = \"200ms\"\nprobe_timeout = \"200ms\"\nunhealthy_threshold = 1\n"
+             "request_timeout = \"40s\"\npanic_timeout = \"300ms\"\n");
+  REQUIRE(gw.started());
+  REQUIRE(gw.process().wait_for("upstream=hung state=unhealthy"));
+  REQUIRE(gw.process().wait_for("upstream=dead state=unhealthy"));
+
+  const int asked_before = hung.lookups();
+  for (int i = 0; i < 3; ++i) {  // gpg retries a 503: each retry is as short
+    const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
+    REQUIRE(r.status == 503);
+    CHECK_THAT(r.body, Contains("every upstream is unreachable (all 2 marked unhealthy"));
+    CHECK_FALSE(r.header("retry-after").empty());
+  }
+  CHECK(hung.lookups() > asked_before);  // still asked (it might answer), but briefly
+
+  // A submission is accepted and queued for the default without waiting on anyone.
+  const HttpResult added = post_key(gw, read_file(data_dir() + "/bob.asc"));
+  CHECK(added.status == 200);
+  CHECK_THAT(added.body, Contains("queued for hung"));
+  CHECK_THAT(gw.log(), Contains("queued=hung"));
+}
