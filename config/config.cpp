@@ -236,7 +236,21 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
 
 void read_admin(Reader& r, const Value& t, AdminConfig& a) {
   const std::string p = "admin.";
-  r.check_keys(t, p, {"listen", "token_file"});
+  r.check_keys(t, p, {"listen", "token_file", "allowed_hosts"});
+  if (const Value* v = r.child(t, "allowed_hosts")) {
+    if (!v->is_array()) {
+      r.problem(*v, p + "allowed_hosts", "expected a list of host names");
+    } else {
+      for (std::size_t i = 0; i < v->as_array().size(); ++i) {
+        const Value& h = v->as_array()[i];
+        if (!h.is_string() || h.as_string().str.empty()) {
+          r.problem(h, p + "allowed_hosts[" + std::to_string(i) + "]", "expected a host name");
+        } else {
+          a.allowed_hosts.push_back(h.as_string().str);
+        }
+      }
+    }
+  }
   if (const Value* v = r.child(t, "listen")) {
     auto parsed = v->is_string() ? parse_listen(v->as_string().str)
                                  : Parsed<ListenAddress>{std::string("expected \"host:port\"")};

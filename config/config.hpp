@@ -32,6 +32,9 @@ struct ServerConfig {
 struct AdminConfig {
   ListenAddress listen;
   std::string token_file;
+  // Host names the admin listener answers besides IP literals and "localhost" (a browser tricked
+  // by DNS rebinding sends a name that is none of these).
+  std::vector<std::string> allowed_hosts;
 };
 
 struct CacheConfig {

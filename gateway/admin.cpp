@@ -1,5 +1,10 @@
 #include "gateway/admin.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+
 #include <openssl/crypto.h>
 
 #include "cache/record.hpp"
@@ -92,8 +97,37 @@ MetricsSample sample_metrics(const cache::Store& store, const Snapshot& snap) {
   return m;
 }
 
+// DNS rebinding: a page on evil.example that makes its own name resolve to 127.0.0.1 reaches
+// this listener from the victim's browser with "Host: evil.example". An IP literal or localhost
+// (what probes, Prometheus and curl send) cannot be rebound; other names must be listed.
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed) {
+  if (host.empty()) return true;  // HTTP/1.0 without Host: no browser sends that
+  std::string name;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = std::string(host.substr(1, close - 1));
+    in6_addr a6{};
+    return inet_pton(AF_INET6, name.c_str(), &a6) == 1;
+  }
+  name = std::string(host.substr(0, host.rfind(':')));
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  in_addr a4{};
+  if (inet_pton(AF_INET, name.c_str(), &a4) == 1 || name == "localhost") return true;
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
+    std::string l = a;
+    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return l == name;
+  });
+}
+
 asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest req) {
   const std::string_view path = req.path();
+  if (!host_allowed(req.host, ctx.snapshots()->config->admin.allowed_hosts)) {
+    co_return text_response(403, "Forbidden: Host \"" + req.host.substr(0, 100) +
+                                     "\" is not an IP address, localhost or one of "
+                                     "admin.allowed_hosts");
+  }
   if (path == "/healthz") co_return text_response(200, "ok");
   if (path == "/readyz") {
     // Ready = the cache reads, and either an upstream is healthy or the cache can serve.

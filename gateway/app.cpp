@@ -136,7 +136,9 @@ int App::run() {
     try {
       auto next = std::make_shared<const config::Config>(config::load_file(config_path_));
       const auto old = current.load();
-      result.restart_required = config::restart_only_changes(*old->config, *next);
+      // Against what is in effect, i.e. what the process started with: a change reverted by a
+      // later reload needs no restart any more, one still pending is named every time.
+      result.restart_required = config::restart_only_changes(*cfg, *next);
       std::string restart;
       for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
       current.store(build_snapshot(io.get_executor(), next, old.get()));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct HttpRequest {
   std::string body;
   bool client_no_cache = false;  // Pragma: no-cache or Cache-Control: no-cache
   std::string authorization;     // the Authorization header (admin API)
+  std::string host;              // the Host header ("" when absent: HTTP/1.0)
   std::string peer;              // "ip:port" of the client
   bool tls_resumed = false;      // the connection's TLS handshake resumed an earlier session
 
@@ -49,11 +51,25 @@ struct HttpResponse {
   }
 };
 
-// One line of plain text (what gpg shows the user), newline-terminated.
-inline HttpResponse text_response(unsigned status, std::string line) {
+// One line of plain text (what gpg shows the user), newline-terminated. Control bytes and DEL
+// (which may come from the client's own input, echoed in the message) are written as \xNN, so
+// an answer is always exactly one line; every answer also carries X-Content-Type-Options:
+// nosniff (HttpServer), so a browser never renders echoed markup.
+inline HttpResponse text_response(unsigned status, std::string_view line) {
+  static constexpr char kHex[] = "0123456789abcdef";
   HttpResponse r;
   r.status = status;
-  r.body = std::move(line);
+  r.body.reserve(line.size() + 1);
+  for (const char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      r.body += "\\x";
+      r.body.push_back(kHex[u >> 4]);
+      r.body.push_back(kHex[u & 15]);
+    } else {
+      r.body.push_back(c);
+    }
+  }
   r.body.push_back('\n');
   return r;
 }

@@ -62,6 +62,7 @@ http::response<http::string_body> to_beast(const HttpResponse& r, unsigned versi
                                            bool keep_alive) {
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "hkp-gateway");
+  res.set("X-Content-Type-Options", "nosniff");
   res.set(http::field::content_type, r.content_type);
   for (const auto& [name, value] : r.headers) res.set(name, value);
   res.body() = r.body;
@@ -203,6 +204,8 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
       early = text_response(400, "Bad request: malformed HTTP (" + ec.message() + ")");
     } else if (auto framing = check_framing(parser)) {
       early = std::move(framing);
+    } else if (parser.get().count(http::field::host) > 1) {
+      early = text_response(400, "Bad request: more than one Host header (RFC 9112 section 3.2)");
     } else if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
       early = text_response(413, "Request body too large: " +
                                      std::to_string(*parser.content_length()) +
@@ -250,6 +253,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
       req.content_type = std::string(msg[http::field::content_type]);
       req.client_no_cache = has_no_cache(msg);
       req.authorization = std::string(msg[http::field::authorization]);
+      req.host = std::string(msg[http::field::host]);
       req.body = std::move(msg.body());
       version = msg.version();
       keep_alive = msg.keep_alive();

@@ -209,6 +209,16 @@ Result<Search> parse_search(std::string_view raw_encoded) {
   return Search{SearchKind::text, std::move(text)};
 }
 
+bool has_option(std::string_view list, std::string_view name) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    if (ascii_lower(trim(list.substr(0, comma))) == name) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 Result<LookupRequest> parse_lookup(std::string_view query) {
   LookupRequest req;
   std::optional<std::string> op;
@@ -220,16 +230,9 @@ Result<LookupRequest> parse_lookup(std::string_view query) {
     } else if (key == "search") {
       search = raw_value;
     } else if (key == "options") {
-      // Comma separated, case-insensitive; unknown options are ignored.
-      const std::string list = ascii_lower(percent_decode(raw_value, true));
-      std::string_view rest = list;
-      while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        const std::string_view o = trim(rest.substr(0, comma));
-        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-        req.machine_readable |= o == "mr";
-        req.no_modify |= o == "nm";
-      }
+      const std::string list = percent_decode(raw_value, true);
+      req.machine_readable |= has_option(list, "mr");
+      req.no_modify |= has_option(list, "nm");
     } else if (key == "exact") {
       req.exact = on(percent_decode(raw_value, true));
     } else if (key == "fingerprint") {

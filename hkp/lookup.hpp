@@ -73,6 +73,11 @@ std::optional<std::string> form_field(std::string_view body, std::string_view na
 // do not support (v3 and v6 fingerprints).
 Result<Search> parse_search(std::string_view raw_encoded);
 
+// HKP options (draft section 3.2.1): comma separated, case-insensitive, spaces around names
+// ignored. True when `list` (already percent-decoded) holds `name` (lower case). Lookups and
+// submissions read options through this one function.
+bool has_option(std::string_view list, std::string_view name);
+
 // Parses the query string of /pks/lookup (without the leading '?'). Errors: 400 for a missing op or
 // search, 501 for an unknown or x- op, and parse_search's errors.
 Result<LookupRequest> parse_lookup(std::string_view query);

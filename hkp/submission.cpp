@@ -6,16 +6,6 @@ namespace hkpgw::hkp {
 
 namespace {
 
-bool has_option(std::string_view options, std::string_view name) {
-  while (!options.empty()) {
-    const auto comma = options.find(',');
-    if (options.substr(0, comma) == name) return true;
-    if (comma == std::string_view::npos) break;
-    options.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 std::string media_type(std::string_view content_type) {
   const auto semi = content_type.find(';');
   std::string t = ascii_lower(content_type.substr(0, semi));

@@ -3,6 +3,7 @@
 // it, and what must hold afterwards.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <future>
 #include <sstream>
 #include <thread>
@@ -289,4 +290,102 @@ TEST_CASE("every upstream broken and a cold cache: one short parallel attempt, a
   CHECK(added.status == 200);
   CHECK_THAT(added.body, Contains("queued for hung"));
   CHECK_THAT(gw.log(), Contains("queued=hung"));
+}
+
+TEST_CASE("SIGHUP names a restart-only change while it is pending, and no longer once reverted",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  const std::string original = read_file(gw.config_path());
+  std::string moved = original;
+  moved.replace(moved.find("listen = [\"127.0.0.1:0\"]"), 24, "listen = [\"127.0.0.2:0\"]");
+  auto reload = [&](int n) {
+    gw.process().signal(SIGHUP);
+    REQUIRE(eventually([&] {
+      std::size_t count = 0;
+      const std::string log = gw.log();
+      for (auto at = log.find("event=config_reload result=success"); at != std::string::npos;
+           at = log.find("event=config_reload result=success", at + 1)) {
+        ++count;
+      }
+      return count == static_cast<std::size_t>(n);
+    }));
+    const std::string log = gw.log();
+    const auto last = log.rfind("event=config_reload result=success");
+    return log.substr(last, log.find('\n', last) - last);
+  };
+  write_file(gw.config_path(), moved);
+  CHECK_THAT(reload(1), Contains("restart_required_for=server.listen"));
+  CHECK_THAT(reload(2), Contains("restart_required_for=server.listen"));  // still pending
+  write_file(gw.config_path(), original);
+  CHECK_THAT(reload(3), Contains("restart_required_for=-"));  // reverted: nothing to restart for
+  CHECK(gw.get("/pks/lookup?op=stats").status == 200);
+}
+
+TEST_CASE("small defects of the review, each with its test", "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n", "",
+             "allowed_hosts = [\"gateway-admin.internal\"]\n");
+  REQUIRE(gw.started());
+
+  SECTION("error text never carries raw control bytes, and every answer says nosniff") {
+    const HttpResult r = gw.get("/pks/lookup?op=%3Cscript%3E%00%1B%5B31m&search=x");
+    CHECK(r.status == 501);
+    CHECK(r.header("x-content-type-options") == "nosniff");
+    CHECK(r.header("content-type") == "text/plain; charset=utf-8");
+    CHECK_THAT(r.body, Contains("\\x00\\x1b[31m"));
+    CHECK(r.body.find('\0') == std::string::npos);
+    CHECK(r.body.find('\x1b') == std::string::npos);
+    CHECK(std::count(r.body.begin(), r.body.end(), '\n') == 1);
+    CHECK(http_get(gw.admin(), "/healthz").header("x-content-type-options") == "nosniff");
+  }
+  SECTION("the admin listener refuses Host names that are not its own (DNS rebinding)") {
+    auto with_host_to = [&](const std::string& target, const std::string& host) {
+      return raw_exchange(gw.admin(), "GET " + target + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n");
+    };
+    auto with_host = [&](const std::string& host) {
+      const std::string answer = with_host_to("/healthz", host);
+      return answer.size() > 12 ? std::stoi(answer.substr(9, 3)) : 0;
+    };
+    CHECK(with_host("evil.example") == 403);
+    CHECK(with_host("evil.example:11380") == 403);
+    CHECK(with_host("localhost:11380") == 200);
+    CHECK(with_host(gw.admin()) == 200);  // 127.0.0.1:port, as Prometheus and kubelet send
+    CHECK(with_host("[::1]:11380") == 200);
+    CHECK(with_host("Gateway-Admin.Internal") == 200);  // listed in admin.allowed_hosts
+    const std::string refused = with_host_to("/metrics", "rebind.attacker.example");
+    CHECK(refused.starts_with("HTTP/1.0 403"));
+    CHECK_THAT(refused, Contains("admin.allowed_hosts"));
+    // Two Host fields (RFC 9112 section 3.2): 400, whichever comes first.
+    const std::string twice = raw_exchange(
+        gw.admin(), "GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n");
+    CHECK(twice.starts_with("HTTP/1.1 400"));
+  }
+  SECTION("options=MR on /pks/add answers machine-readable, as on /pks/lookup") {
+    const HttpResult r = http_request(gw.address(), "POST", "/pks/add?options=MR",
+                                      read_file(data_dir() + "/bob.asc"),
+                                      {"Content-Type: application/pgp-keys"});
+    CHECK(r.status == 200);
+    CHECK(r.body.starts_with("info:1:1\n"));
+    CHECK_THAT(r.body, Contains("key:" + fixture("BOB_FPR") + ":added"));
+  }
+  SECTION("armor labelled as a message or with a broken checksum is refused with 400") {
+    std::string armored = hkp::armor_public_keys(key_packets(read_file(data_dir() + "/bob.asc")));
+    std::string message = armored;
+    for (auto at = message.find("PUBLIC KEY BLOCK"); at != std::string::npos;
+         at = message.find("PUBLIC KEY BLOCK")) {
+      message.replace(at, 16, "MESSAGE");
+    }
+    const HttpResult m = post_key(gw, message);
+    CHECK(m.status == 400);
+    CHECK_THAT(m.body, Contains("PGP MESSAGE"));
+    std::string crc = armored;
+    const auto at = crc.rfind("\n=") + 2;
+    crc[at] = crc[at] == 'A' ? 'B' : 'A';
+    const HttpResult c = post_key(gw, crc);
+    CHECK(c.status == 400);
+    CHECK_THAT(c.body, Contains("CRC-24"));
+    CHECK(post_key(gw, read_file(data_dir() + "/alice-secret.asc")).status == 422);
+  }
 }

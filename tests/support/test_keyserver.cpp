@@ -170,7 +170,9 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
   if (mode == "nouids") {
     for (auto& e : entries) e.uids.clear();
   }
-  co_return text_response(200, hkp::format_mr_index(entries, std::time(nullptr)));
+  HttpResponse listing;  // several lines: not a text_response
+  listing.body = hkp::format_mr_index(entries, std::time(nullptr));
+  co_return listing;
 }
 
 asio::awaitable<HttpResponse> control(State& st, HttpRequest req) {
