@@ -216,6 +216,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   const std::string p = "server.";
   r.check_keys(t, p, {"listen", "hkps_listen", "tls_cert", "tls_key", "threads",
                       "max_header_bytes", "max_body_bytes", "client_timeout", "max_connections",
+                      "max_connections_per_client",
                       "honor_client_no_cache", "log_searches"});
   r.listen_list(t, p, "listen", s.listen);
   r.listen_list(t, p, "hkps_listen", s.hkps_listen);
@@ -226,6 +227,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.size(t, p, "max_body_bytes", s.max_body_bytes, 1024, 1ULL << 30);
   r.duration(t, p, "client_timeout", s.client_timeout, std::chrono::milliseconds(100));
   r.integer(t, p, "max_connections", s.max_connections, 1, 1'000'000);
+  r.integer(t, p, "max_connections_per_client", s.max_connections_per_client, 0, 1'000'000);
   r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
   r.boolean(t, p, "log_searches", s.log_searches);
   if (!s.hkps_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty())) {
@@ -236,7 +238,8 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
 
 void read_admin(Reader& r, const Value& t, AdminConfig& a) {
   const std::string p = "admin.";
-  r.check_keys(t, p, {"listen", "token_file", "allowed_hosts"});
+  r.check_keys(t, p, {"listen", "token_file", "allowed_hosts", "max_connections"});
+  r.integer(t, p, "max_connections", a.max_connections, 1, 100'000);
   if (const Value* v = r.child(t, "allowed_hosts")) {
     if (!v->is_array()) {
       r.problem(*v, p + "allowed_hosts", "expected a list of host names");

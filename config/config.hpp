@@ -24,6 +24,9 @@ struct ServerConfig {
   std::uint64_t max_body_bytes = 1 << 20;
   Duration client_timeout = std::chrono::seconds(15);
   std::uint64_t max_connections = 10000;
+  // Connections one client address may hold (IPv6: one /64); 0 = no limit. Behind a load
+  // balancer that does not pass the client's address, every client is the balancer: raise it.
+  std::uint64_t max_connections_per_client = 512;
   bool honor_client_no_cache = false;
   // false: access log lines show search=<redacted> (who looks up which address is personal data).
   bool log_searches = true;
@@ -32,6 +35,7 @@ struct ServerConfig {
 struct AdminConfig {
   ListenAddress listen;
   std::string token_file;
+  std::uint64_t max_connections = 64;  // its own budget: HKP clients can never use it up
   // Host names the admin listener answers besides IP literals and "localhost" (a browser tricked
   // by DNS rebinding sends a name that is none of these).
   std::vector<std::string> allowed_hosts;

@@ -31,7 +31,8 @@ constexpr auto kGracePeriod = std::chrono::seconds(10);
 ServerLimits limits_of(const config::Config& c) {
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
                       static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
-                      static_cast<std::size_t>(c.server.max_connections)};
+                      static_cast<std::size_t>(c.server.max_connections),
+                      static_cast<std::size_t>(c.server.max_connections_per_client)};
 }
 
 std::int64_t unix_now() {
@@ -160,7 +161,9 @@ int App::run() {
 
   // Admin listener: probes, metrics and the token-protected admin API (gateway/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&] { return reload(); }};
-  HttpServer admin_server(io, ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10), 64},
+  HttpServer admin_server(io,
+                          ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10),
+                                       static_cast<std::size_t>(cfg->admin.max_connections), 0},
                           [&admin](HttpRequest r) { return handle_admin(admin, std::move(r)); });
   log::info("listening", {{"listener", "admin"}, {"addr", admin_server.listen(cfg->admin.listen)}});
   const std::string& admin_host = cfg->admin.listen.host;

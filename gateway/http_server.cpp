@@ -13,7 +13,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <array>
+#include <map>
 #include <cctype>
 #include <optional>
 
@@ -44,16 +46,25 @@ struct HttpServer::Impl {
   std::mutex mutex;
   bool stopping = false;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
-  std::uint64_t next_id = 0;
-  // Idle connections (waiting for a request) by id -> how to close them from any thread.
-  std::unordered_map<std::uint64_t, std::function<void()>> idle;
+  std::uint64_t next_idle = 0;
+  // Idle connections (waiting for a request), by the order they became idle -> how to close
+  // them from any thread. The first one is the one idle longest.
+  std::map<std::uint64_t, std::function<void()>> idle;
+  // Connections per client (address, IPv6 by /64); entries go when their count reaches 0, so
+  // there are never more than max_connections of them.
+  std::unordered_map<std::string, std::size_t> per_client;
 
   asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
                                     std::shared_ptr<asio::ssl::context> tls);
   template <class Stream>
-  asio::awaitable<void> session(Stream stream, std::string peer);
-  void set_idle(std::uint64_t id, std::function<void()> closer);
-  void clear_idle(std::uint64_t id);
+  asio::awaitable<void> session(Stream stream, std::string peer, std::string client);
+  // Returns the ticket to clear it with.
+  std::uint64_t set_idle(std::function<void()> closer);
+  void clear_idle(std::uint64_t ticket);
+  // At max_connections: closes the connection idle longest; false when none is idle.
+  bool evict_idle();
+  bool admit_client(const std::string& client);
+  void release_client(const std::string& client);
 };
 
 namespace {
@@ -123,36 +134,85 @@ std::optional<HttpResponse> check_framing(const http::request_parser<http::strin
   return std::nullopt;
 }
 
+// Whose connection this is, for the per-client limit: the IPv4 address, or the /64 of an IPv6
+// one (a single host commonly holds a whole /64). IPv4-mapped IPv6 counts as IPv4.
+std::string client_key(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  }
+  if (a.is_v4()) return a.to_string();
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+// "ip:port", IPv6 in brackets so the port cannot be read as part of the address.
+std::string peer_text(const tcp::endpoint& ep) {
+  const std::string a = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
+}
+
 auto& lowest(beast::tcp_stream& s) { return s; }
 auto& lowest(beast::ssl_stream<beast::tcp_stream>& s) { return beast::get_lowest_layer(s); }
 
 }  // namespace
 
-void HttpServer::Impl::set_idle(std::uint64_t id, std::function<void()> closer) {
+std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer) {
   std::lock_guard lock(mutex);
   if (stopping) {
     closer();
-    return;
+    return 0;
   }
-  idle[id] = std::move(closer);
+  const std::uint64_t ticket = ++next_idle;
+  idle.emplace(ticket, std::move(closer));
+  return ticket;
 }
 
-void HttpServer::Impl::clear_idle(std::uint64_t id) {
+void HttpServer::Impl::clear_idle(std::uint64_t ticket) {
   std::lock_guard lock(mutex);
-  idle.erase(id);
+  idle.erase(ticket);
+}
+
+bool HttpServer::Impl::evict_idle() {
+  std::function<void()> close;
+  {
+    std::lock_guard lock(mutex);
+    if (idle.empty()) return false;
+    close = std::move(idle.begin()->second);
+    idle.erase(idle.begin());
+  }
+  close();
+  return true;
+}
+
+bool HttpServer::Impl::admit_client(const std::string& client) {
+  std::lock_guard lock(mutex);
+  std::size_t& n = per_client[client];
+  if (limits.max_per_client > 0 && n >= limits.max_per_client) {
+    if (n == 0) per_client.erase(client);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void HttpServer::Impl::release_client(const std::string& client) {
+  std::lock_guard lock(mutex);
+  auto it = per_client.find(client);
+  if (it != per_client.end() && --it->second == 0) per_client.erase(it);
 }
 
 template <class Stream>
-asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer) {
+asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer,
+                                                std::string client) {
   struct Count {
-    std::atomic<std::size_t>& n;
-    ~Count() { --n; }
-  } count{*active};
-  std::uint64_t id;
-  {
-    std::lock_guard lock(mutex);
-    id = next_id++;
-  }
+    Impl& impl;
+    std::string client;
+    ~Count() {
+      --*impl.active;
+      impl.release_client(client);
+    }
+  } count{*this, std::move(client)};
   auto& tcp_layer = lowest(stream);
   auto executor = co_await asio::this_coro::executor;
   // The closer may run after this session ended: it runs on the session's strand and checks
@@ -185,9 +245,9 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
     tcp_layer.expires_after(limits.client_timeout);
-    set_idle(id, closer);
+    const std::uint64_t idle_ticket = set_idle(closer);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-    clear_idle(id);
+    clear_idle(idle_ticket);
 
     std::optional<HttpResponse> early;  // an answer decided before the handler runs
     if (ec == http::error::header_limit) {
@@ -326,6 +386,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, std::string peer)
 
 asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
                                                     std::shared_ptr<asio::ssl::context> tls) {
+  std::atomic<bool> refusal_logged{false};
   while (true) {
     auto strand = asio::make_strand(io);
     auto [ec, socket] = co_await acceptor->async_accept(strand, kTuple);
@@ -337,20 +398,34 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
       co_await t.async_wait(kTuple);
       continue;
     }
-    if (active->load() >= limits.max_connections) {
+    beast::error_code pec;
+    const auto ep = socket.remote_endpoint(pec);
+    std::string client = pec ? "?" : client_key(ep.address());
+    if (active->load() >= limits.max_connections && !evict_idle()) {
       beast::error_code ignored;
-      socket.close(ignored);  // over max_connections: refuse at once rather than queue
+      socket.close(ignored);  // full of busy connections: refuse at once rather than queue
+      continue;
+    }
+    if (!admit_client(client)) {
+      beast::error_code ignored;
+      socket.close(ignored);  // this client holds its share already
+      if (!refusal_logged.exchange(true)) {
+        log::warn("client_connection_limit",
+                  {{"client", client},
+                   {"limit", std::to_string(limits.max_per_client)},
+                   {"effect", "further connections from it are closed at once (logged once)"}});
+      }
       continue;
     }
     ++*active;
-    beast::error_code pec;
-    const auto ep = socket.remote_endpoint(pec);
-    std::string peer = pec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    std::string peer = pec ? "?" : peer_text(ep);
     if (tls) {
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
-      asio::co_spawn(strand, session(std::move(stream), std::move(peer)), asio::detached);
+      asio::co_spawn(strand, session(std::move(stream), std::move(peer), std::move(client)),
+                     asio::detached);
     } else {
-      asio::co_spawn(strand, session(beast::tcp_stream(std::move(socket)), std::move(peer)),
+      asio::co_spawn(strand,
+                     session(beast::tcp_stream(std::move(socket)), std::move(peer), std::move(client)),
                      asio::detached);
     }
   }
@@ -401,7 +476,7 @@ std::string HttpServer::listen(const config::ListenAddress& address,
 
 void HttpServer::stop() {
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
-  std::unordered_map<std::uint64_t, std::function<void()>> idle;
+  std::map<std::uint64_t, std::function<void()>> idle;
   {
     std::lock_guard lock(impl_->mutex);
     if (impl_->stopping) return;

@@ -30,7 +30,10 @@ struct ServerLimits {
   std::size_t max_header_bytes = 16 << 10;
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::milliseconds client_timeout{15000};
+  // At the limit the connection idle longest (waiting for a request) is closed to make room;
+  // only when none is idle is the new one refused.
   std::size_t max_connections = 10000;
+  std::size_t max_per_client = 0;  // per client address (IPv6: per /64); 0 = no limit
 };
 
 // Must not throw; an exception that escapes anyway becomes a 500 and is logged.

@@ -3,6 +3,11 @@
 // it, and what must hold afterwards.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <future>
 #include <sstream>
@@ -387,5 +392,66 @@ TEST_CASE("small defects of the review, each with its test", "[integration][hard
     CHECK(c.status == 400);
     CHECK_THAT(c.body, Contains("CRC-24"));
     CHECK(post_key(gw, read_file(data_dir() + "/alice-secret.asc")).status == 422);
+  }
+}
+
+namespace {
+
+// `n` connected TCP sockets from `source` (a loopback address) that never send anything.
+struct IdleSockets {
+  std::vector<int> fds;
+  IdleSockets(const std::string& host_port, int n, const std::string& source = "127.0.0.1") {
+    const auto colon = host_port.rfind(':');
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1))));
+    inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &to.sin_addr);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+    for (int i = 0; i < n; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) break;
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+          ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+        ::close(fd);
+        continue;
+      }
+      fds.push_back(fd);
+    }
+  }
+  ~IdleSockets() {
+    for (const int fd : fds) ::close(fd);
+  }
+};
+
+int successes(const std::string& host_port, const std::string& target, int n) {
+  int ok = 0;
+  for (int i = 0; i < n; ++i) ok += http_get(host_port, target).status == 200;
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("idle connections cannot lock others out of the HKP or the admin listener",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "", "max_connections = 40\nmax_connections_per_client = 30\n");
+  REQUIRE(gw.started());
+
+  SECTION("one client address holds at most its share") {
+    IdleSockets hog(gw.address(), 100, "127.0.0.2");
+    REQUIRE(gw.process().wait_for("event=client_connection_limit client=127.0.0.2 limit=30"));
+    CHECK(successes(gw.address(), "/pks/lookup?op=stats", 30) == 30);  // from 127.0.0.1
+  }
+  SECTION("at max_connections the connection idle longest makes room") {
+    IdleSockets a(gw.address(), 20, "127.0.0.3"), b(gw.address(), 20, "127.0.0.4"),
+        c(gw.address(), 20, "127.0.0.5");
+    CHECK(successes(gw.address(), "/pks/lookup?op=stats", 30) == 30);
+  }
+  SECTION("the admin listener has its own budget, and evicts idle sockets too") {
+    IdleSockets hkp(gw.address(), 30, "127.0.0.6");
+    IdleSockets admin(gw.admin(), 100, "127.0.0.7");  // admin.max_connections = 64
+    CHECK(successes(gw.admin(), "/healthz", 30) == 30);
   }
 }
