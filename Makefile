@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench asan clean
+.PHONY: all deps configure build run test bench asan fuzz clean
 
 all: build
 
@@ -40,5 +40,11 @@ asan: deps
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) --timeout 600
 
+# Every libFuzzer target (tests/fuzz) under ASan + UBSan for FUZZ_SECONDS each; prints executions
+# per second and coverage per target. `make test` runs the same for a few seconds.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_BUILD_DIR=$(CURDIR)/build-fuzz ./tests/fuzz/run.sh fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) build-asan build-fuzz

@@ -13,6 +13,8 @@ packages=(
   # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)
   # is the second OpenPGP client the submission tests drive.
   gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks sq
+  # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 
 missing=()

@@ -1,0 +1,26 @@
+// OpenPGP key data (an upload, an upstream answer): structural filter, RNP verification and
+// cleaning, and a merge of the input into each key it yielded. A cleaned key parses again to
+// one key with the same fingerprint; a merge never loses the key.
+#include <cstdint>
+#include <string_view>
+
+#include "hkp/key_filter.hpp"
+#include "hkp/keyring.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  hkpgw::config::KeysConfig limits;
+  (void)hkpgw::hkp::filter_keys(input, limits);
+  const auto parsed = hkpgw::hkp::parse_keys(input, limits);
+  for (const auto& k : parsed.keys) {
+    const auto again = hkpgw::hkp::parse_keys(k.packets, limits);
+    if (again.keys.size() != 1 || again.keys[0].info.fingerprint != k.info.fingerprint) {
+      __builtin_trap();
+    }
+    const auto merged = hkpgw::hkp::merge_key(k.packets, input, k.info.fingerprint, limits);
+    (void)merged;
+  }
+  (void)hkpgw::hkp::bare_revocation_issuers(input);
+  (void)hkpgw::hkp::keyring_chunks(input, 3);
+  return 0;
+}
