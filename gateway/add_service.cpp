@@ -157,7 +157,10 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
     auto issuers = hkp::bare_revocation_issuers(sub.keytext);
     if (!issuers) {
       return refuse(400, GPG_ERR_NO_PUBKEY,
-                    "not OpenPGP: keytext holds no public key and no revocation certificate");
+                    parsed.not_openpgp
+                        ? "not OpenPGP: keytext holds no public key and no revocation certificate"
+                        : "keytext holds OpenPGP packets, but no public key and no revocation "
+                          "certificate (send gpg --export output)");
     }
     for (const auto& keyid : *issuers) {
       std::string fpr, packets;

@@ -161,8 +161,13 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
   SECTION("garbage: 400") {
     const HttpResult r = add(gw, "keytext=hello%20world");
     CHECK(r.status == 400);
-    CHECK_THAT(r.body, Contains("holds no public key and no revocation certificate"));
+    CHECK_THAT(r.body, Contains("not OpenPGP: keytext holds no public key and no revocation certificate"));
     CHECK(add(gw, "other=1").status == 400);
+    // OpenPGP, but only a user ID packet: not "not OpenPGP".
+    const HttpResult uid = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(
+                                       hkp::make_packet(hkp::tag::user_id, "x <x@example.org>"))));
+    CHECK(uid.status == 400);
+    CHECK_THAT(uid.body, Contains("keytext holds OpenPGP packets, but no public key"));
   }
   SECTION("2 MiB: 413 before the body is read") {
     const HttpResult r = add(gw, "keytext=" + std::string(2 << 20, 'A'));

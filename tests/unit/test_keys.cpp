@@ -118,6 +118,14 @@ TEST_CASE("garbage is not OpenPGP", "[hkp][unit]") {
   const auto out = parse_keys(garbage, {});
   CHECK(out.keys.empty());
   CHECK_FALSE(out.secret_material);
+  CHECK(out.not_openpgp);
+}
+
+TEST_CASE("OpenPGP packets that hold no key are OpenPGP all the same", "[hkp][unit]") {
+  // A revocation certificate (one signature packet) and a key are both OpenPGP.
+  CHECK_FALSE(parse_file("carol-revocation.asc").not_openpgp);
+  CHECK_FALSE(parse_file("alice.asc").not_openpgp);
+  CHECK(parse_file("carol-revocation.asc").keys.empty());
 }
 
 TEST_CASE("a key over max_key_bytes is rejected with the reason", "[hkp][unit]") {
