@@ -1,6 +1,8 @@
 // TOML -> Config. toml11 is expensive to compile (BUILD-NOTES.md): it is included here only.
 #include "config/config.hpp"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -464,7 +466,59 @@ Config defaults() {
   return c;
 }
 
+namespace {
+
+// Offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no
+// surrogates, nothing past U+10FFFF), or npos. TOML files must be UTF-8, and toml11 3.7 reads
+// past its buffer on some invalid sequences (found by tests/fuzz): nothing else reaches it.
+std::size_t invalid_utf8_at(std::string_view s) {
+  std::size_t i = 0;
+  auto cont = [&](std::size_t at) {
+    return at < s.size() && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80;
+  };
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    for (std::size_t k = 1; k <= n; ++k) {
+      if (!cont(i + k)) return i;
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return i;
+    }
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
 Config load_string(std::string_view toml_text, const std::string& source_name) {
+  if (const auto bad = invalid_utf8_at(toml_text); bad != std::string_view::npos) {
+    const auto line = 1 + std::count(toml_text.begin(), toml_text.begin() + static_cast<long>(bad), '\n');
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(toml_text[bad]));
+    throw ConfigError({source_name + ":" + std::to_string(line) + ": not valid UTF-8 (byte " +
+                       byte + "); a TOML file must be UTF-8"});
+  }
   Value root;
   try {
     std::istringstream in{std::string(toml_text)};

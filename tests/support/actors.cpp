@@ -45,7 +45,10 @@ Gateway::Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
                  const std::string& server_toml, const std::string& admin_toml) {
   // Top-level keys must precede the first table header.
   std::string toml = upstreams.empty() ? "upstream = []\n\n" : "";
-  toml += "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_toml +
+  // A test that names its own listeners replaces the default one.
+  const bool own_listen = server_toml.starts_with("listen =") ||
+                          server_toml.find("\nlisten =") != std::string::npos;
+  toml += "[server]\n" + std::string(own_listen ? "" : "listen = [\"127.0.0.1:0\"]\n") + server_toml +
           "\n[admin]\nlisten = \"127.0.0.1:0\"\n" + admin_toml + "\n[cache]\npath = \"" + dir / "cache" + "\"\n" +
           cache_toml + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n";
   // Short test defaults unless the test sets its own; then the test's keys (which may open

@@ -66,6 +66,7 @@ class Gpg {
   RunResult operator()(std::vector<std::string> args, const std::string& keyserver = "");
   // Fingerprints of the public keys in the keyring.
   std::vector<std::string> fingerprints();
+  const std::string& home() const { return home_.path(); }
 
  private:
   TempDir home_;

@@ -183,3 +183,21 @@ TEST_CASE("restart-only changes are named", "[config][unit]") {
 TEST_CASE("load_file reports a missing file", "[config][unit]") {
   CHECK_THROWS_WITH(load_file("/nonexistent/gw.toml"), Contains("cannot open the config file"));
 }
+
+TEST_CASE("a file that is not UTF-8 is refused with its line, before the TOML parser sees it",
+          "[config][unit]") {
+  // '\xbf' as a key: toml11 3.7 read past its buffer on this (found by tests/fuzz/fuzz_config).
+  for (const std::string text : {std::string("'\xbf'"), std::string("[server]\nthreads = 1 # \xc0\xaf\n"),
+                                 std::string("a = \"\xed\xa0\x80\"\n")}) {
+    try {
+      load_string(text, "bad.toml");
+      FAIL("accepted");
+    } catch (const ConfigError& e) {
+      REQUIRE(e.problems().size() == 1);
+      CHECK_THAT(e.problems()[0], Contains("not valid UTF-8"));
+      CHECK_THAT(e.problems()[0], Catch::Matchers::StartsWith("bad.toml:"));
+    }
+  }
+  CHECK_THROWS_AS(load_string("[server]\nthreads = 1 # caf\xc3\xa9 \xf0\x9f\x94\x91\nnope = 1\n", "ok.toml"),
+                  ConfigError);  // valid UTF-8 passes on to the parser (and nope is unknown)
+}
