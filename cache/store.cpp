@@ -20,6 +20,7 @@ constexpr std::size_t kMaxEmailIndexBytes = 400;  // LMDB keys are at most 511 b
 constexpr std::size_t kMaxPendingAccesses = 1 << 16;
 constexpr auto kAccessFoldInterval = std::chrono::seconds(1);
 constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
+constexpr std::size_t kEvictChunk = 512;  // keys deleted per eviction transaction
 
 class LmdbCategory final : public std::error_category {
  public:
@@ -193,8 +194,9 @@ void Store::open_tables(const std::string& path) {
   mdb_env_set_maxreaders(env_, 1024);
   // The map is address space only; the file grows with use. Twice max_size leaves room for
   // LMDB's copy-on-write pages while eviction keeps the data near max_size.
-  mdb_env_set_mapsize(env_, static_cast<std::size_t>(
-                                std::max<std::uint64_t>(options_.max_size * 2, 64ULL << 20)));
+  map_bytes_ = options_.map_bytes ? options_.map_bytes
+                                  : std::max<std::uint64_t>(options_.max_size * 2, 64ULL << 20);
+  mdb_env_set_mapsize(env_, static_cast<std::size_t>(map_bytes_));
   // NOTLS: read transactions are not tied to threads (coroutines hop threads between requests).
   const unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.read_only ? MDB_RDONLY : 0);
   rc = mdb_env_open(env_, path.c_str(), flags, 0640);
@@ -712,61 +714,90 @@ int Store::fold_accesses() {
   return mdb_txn_commit(txn);
 }
 
-void Store::evict(double high, double low) {
-  const std::uint64_t max = options_.max_size;
-  {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
-    ReadTxn r(env_);
-    if (!r.txn || used_bytes(r.txn) <= static_cast<std::uint64_t>(max * high)) return;
-  }
+int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted) {
   MDB_txn* txn = nullptr;
-  if (mdb_txn_begin(env_, nullptr, 0, &txn) != MDB_SUCCESS) return;
-  const std::uint64_t used = used_bytes(txn);
-  MDB_stat st;
-  if (used <= static_cast<std::uint64_t>(max * high) ||
-      mdb_stat(txn, keys_dbi_, &st) != MDB_SUCCESS || st.ms_entries == 0) {
-    mdb_txn_abort(txn);
-    return;
-  }
-  // Page counts hardly fall inside the transaction that deletes (LMDB frees a page only when it
-  // empties or merges), so the number of keys to evict is worked out up front from the average
-  // cost of a key; the next round corrects any shortfall.
-  const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st.ms_entries);
-  const std::uint64_t excess = used - static_cast<std::uint64_t>(max * low);
-  std::size_t to_evict = static_cast<std::size_t>(
-      std::min<std::uint64_t>(st.ms_entries, (excess + per_key - 1) / per_key));
+  if (const int rc = mdb_txn_begin(env_, nullptr, 0, &txn)) return rc;
   std::vector<std::string> oldest;  // LRU keys: accessed_at | fingerprint, oldest first
   MDB_cursor* cur = nullptr;
   if (mdb_cursor_open(txn, lru_dbi_, &cur) == MDB_SUCCESS) {
     MDB_val lk, lv;
     for (int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
-         rc == MDB_SUCCESS && oldest.size() < to_evict; rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
+         rc == MDB_SUCCESS && oldest.size() < n; rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
       oldest.emplace_back(view(lk));
     }
     mdb_cursor_close(cur);
   }
-  std::int64_t newest_evicted = 0;
+  std::int64_t newest = newest_evicted;
   for (const auto& k : oldest) {
     std::int64_t t = 0;
     for (int i = 0; i < 8; ++i) t = (t << 8) | static_cast<unsigned char>(k[i]);
-    newest_evicted = std::max(newest_evicted, t);
-    if (remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, std::string_view(k).substr(8))) {
+    newest = std::max(newest, t);
+    if (const int rc =
+            remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, std::string_view(k).substr(8))) {
       mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  if (const int rc = mdb_txn_commit(txn)) return rc;
+  newest_evicted = newest;
+  return MDB_SUCCESS;
+}
+
+void Store::evict(std::uint64_t above, std::uint64_t down_to) {
+  std::uint64_t used = 0;
+  std::size_t to_evict = 0;
+  {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
+    ReadTxn r(env_);
+    if (!r.txn) return;
+    used = used_bytes(r.txn);
+    MDB_stat st;
+    if (used <= above || mdb_stat(r.txn, keys_dbi_, &st) != MDB_SUCCESS || st.ms_entries == 0) {
       return;
     }
+    // Page counts hardly fall inside the transactions that delete (LMDB frees a page only when
+    // it empties or merges), so the number of keys to evict is worked out up front from the
+    // average cost of a key; the next round corrects any shortfall.
+    const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st.ms_entries);
+    const std::uint64_t excess = used > down_to ? used - down_to : used / 10;
+    to_evict = static_cast<std::size_t>(
+        std::min<std::uint64_t>(st.ms_entries, (excess + per_key - 1) / per_key));
   }
-  // Query records no newer than the keys just evicted go too (their answers are as cold).
-  if (!oldest.empty() && mdb_cursor_open(txn, queries_dbi_, &cur) == MDB_SUCCESS) {
-    MDB_val qk, qv;
-    for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
-      auto q = decode_query_record(view(qv));
-      if (!q || q->fetched_at <= newest_evicted) mdb_cursor_del(cur, 0);
+  // Small transactions: on a full map even a deletion needs free pages for its copy-on-write
+  // path, and one transaction deleting thousands of keys needs many. A chunk that still finds
+  // the map full is retried smaller, down to one key.
+  std::size_t done = 0, chunk = kEvictChunk;
+  std::int64_t newest_evicted = 0;
+  while (done < to_evict) {
+    const std::size_t n = std::min(chunk, to_evict - done);
+    const int rc = evict_oldest(n, newest_evicted);
+    if (rc == MDB_SUCCESS) {
+      done += n;
+    } else if (rc == MDB_MAP_FULL && chunk > 1) {
+      chunk = std::max<std::size_t>(1, chunk / 8);
+    } else {
+      break;
     }
-    mdb_cursor_close(cur);
   }
-  if (mdb_txn_commit(txn) != MDB_SUCCESS) return;
-  evicted_ += oldest.size();
-  if (options_.on_evict) options_.on_evict(oldest.size(), used);
+  if (done == 0) return;
+  // Query records no newer than the keys just evicted go too (their answers are as cold).
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(env_, nullptr, 0, &txn) == MDB_SUCCESS) {
+    MDB_cursor* cur = nullptr;
+    if (mdb_cursor_open(txn, queries_dbi_, &cur) == MDB_SUCCESS) {
+      MDB_val qk, qv;
+      for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
+           rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
+        auto q = decode_query_record(view(qv));
+        if (!q || q->fetched_at <= newest_evicted) mdb_cursor_del(cur, 0);
+      }
+      mdb_cursor_close(cur);
+    }
+    if (mdb_txn_commit(txn) != MDB_SUCCESS) {
+      // Stale query records only cost space; the next round takes them.
+    }
+  }
+  evicted_ += done;
+  if (options_.on_evict) options_.on_evict(done, used);
 }
 
 void Store::writer_loop() {
@@ -794,10 +825,19 @@ void Store::writer_loop() {
     // commit the jobs one by one so one bad batch does not sink the others.
     std::vector<int> results(jobs.size(), commit_jobs(jobs));
     if (results.front() != MDB_SUCCESS) {
-      if (results.front() == MDB_MAP_FULL) evict(0.0, kEvictDownTo - 0.1);
+      if (results.front() == MDB_MAP_FULL) {
+        // Room for the batch: below 70% of max_size and below half the map, whichever is less.
+        evict(0, std::min(static_cast<std::uint64_t>(options_.max_size * (kEvictDownTo - 0.1)),
+                          map_bytes_ / 2));
+      }
       for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
     }
-    evict(kEvictAbove, kEvictDownTo);
+    // max_size bounds the data; the map needs headroom too (a full map cannot even delete), so
+    // eviction also starts at 85% of the map.
+    evict(std::min(static_cast<std::uint64_t>(options_.max_size * kEvictAbove),
+                   static_cast<std::uint64_t>(map_bytes_ * 0.85)),
+          std::min(static_cast<std::uint64_t>(options_.max_size * kEvictDownTo),
+                   static_cast<std::uint64_t>(map_bytes_ * 0.75)));
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (jobs[i].done) {
         jobs[i].done(results[i] ? std::error_code(results[i], lmdb_category()) : std::error_code());

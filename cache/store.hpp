@@ -55,6 +55,8 @@ struct StoreOptions {
   std::function<std::int64_t()> now;
   // Called on the writer thread after each eviction round (keys evicted, bytes in use before).
   std::function<void(std::size_t, std::uint64_t)> on_evict;
+  // The LMDB map; 0 = twice max_size, at least 64 MiB. Tests set it small to reach a full map.
+  std::uint64_t map_bytes = 0;
 };
 
 // Thrown only by the constructor: the cache cannot be opened (foreign file, newer schema, no
@@ -163,11 +165,17 @@ class Store {
   int apply(void* txn, const WriteBatch& batch);
   int commit_jobs(std::span<Job> jobs);
   int fold_accesses();
-  void evict(double high, double low);
+  // Evicts least recently used keys when more than `above` bytes are in use, down to about
+  // `down_to` (a tenth of the keys when already below it: the map is full all the same).
+  void evict(std::uint64_t above, std::uint64_t down_to);
+  // One transaction deleting the `n` least recently used keys; `newest_evicted` grows to the
+  // newest access time among them. Returns the LMDB result.
+  int evict_oldest(std::size_t n, std::int64_t& newest_evicted);
   std::uint64_t used_bytes(void* txn) const;
   void open_tables(const std::string& path);
 
   StoreOptions options_;
+  std::uint64_t map_bytes_ = 0;  // the LMDB map size in effect
   MDB_env* env_ = nullptr;
   unsigned keys_dbi_ = 0, ids_dbi_ = 0, queries_dbi_ = 0, meta_dbi_ = 0, stamps_dbi_ = 0,
            lru_dbi_ = 0, outbox_dbi_ = 0;

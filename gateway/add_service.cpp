@@ -57,10 +57,14 @@ const char* gpg_err_code_to_reason(gpg_err_code_t code) {
   }
 }
 
-std::int64_t backoff(std::uint32_t attempts) {
+}  // namespace
+
+std::int64_t forward_backoff(std::uint32_t attempts) {
   return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
 }
 
+namespace {
+std::int64_t backoff(std::uint32_t attempts) { return forward_backoff(attempts); }
 }  // namespace
 
 // Where a key went.

@@ -33,6 +33,10 @@ namespace hkpgw::gateway {
 
 class WorkPool;
 
+// Seconds until the next attempt at a forward that failed `attempts` times: 1, 2, 4, ... at most
+// one hour.
+std::int64_t forward_backoff(std::uint32_t attempts);
+
 class AddService {
  public:
   using Clock = std::function<std::int64_t()>;  // seconds since the epoch

@@ -120,3 +120,19 @@ TEST_CASE("a reload keeps each unchanged upstream's health and connections", "[i
   CHECK(down.count("gets") == down_gets);  // still skipped: not asked
   CHECK(connections_to_up() == pooled);    // served over a connection it already had
 }
+
+TEST_CASE("a remembered \"not found\" expires after negative_ttl", "[integration][safeguards]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}}, "negative_ttl = \"1s\"\n");
+  REQUIRE(gw.started());
+  const std::string missing = get_fpr(std::string(40, 'D'));
+  CHECK(gw.get(missing).status == 404);
+  CHECK(gw.get(missing).header("x-hkp-cache") == "negative");
+  CHECK(ks.lookups() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // past the TTL (1 s resolution)
+  const HttpResult again = gw.get(missing);
+  CHECK(again.status == 404);
+  CHECK(again.header("x-hkp-cache") == "miss");
+  CHECK(ks.lookups() == 2);  // asked again
+}

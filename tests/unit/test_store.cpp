@@ -311,3 +311,35 @@ TEST_CASE("a cache from a newer build, or in use by another writer, is refused c
     CHECK_THAT(e.what(), Catch::Matchers::Contains("schema version 99, written by a newer build"));
   }
 }
+
+TEST_CASE("a write that finds the map full gets an eviction round, one retry, then its error",
+          "[cache][unit]") {
+  TempDir dir;
+  std::atomic<std::int64_t> clock{1000};
+  StoreOptions o(dir / "cache", 512 << 10);
+  o.map_bytes = 1 << 20;  // as the default would be (twice max_size), without the 64 MiB floor
+  o.now = [&] { return clock.load(); };
+  std::atomic<std::size_t> rounds{0};
+  o.on_evict = [&](std::size_t, std::uint64_t) { ++rounds; };
+  Store store(o);
+  const auto& keys = bulk_keys();
+  auto batch = [&](std::size_t from, std::size_t to) {
+    WriteBatch b;
+    for (std::size_t i = from; i < to; ++i) b.keys.push_back({keys[i], clock.load(), "bulk"});
+    ++clock;
+    return write_sync(store, std::move(b));
+  };
+  for (std::size_t at = 0; at < 200; at += 50) REQUIRE_FALSE(batch(at, at + 50));
+  const std::size_t rounds_before = rounds.load();
+  // One batch larger than all the room the map has: MDB_MAP_FULL, a round of eviction, the
+  // retry, and still the error for this batch (its caller serves the answer uncached).
+  const std::error_code big = batch(200, 600);
+  CHECK(big);
+  CHECK(rounds.load() > rounds_before);
+  // The store stays whole and takes the next batch.
+  CHECK_FALSE(batch(200, 250));
+  store.flush();
+  CHECK(found(store, SearchKind::fingerprint, keys[249].info.fingerprint).size() == 1);
+  CHECK(found(store, SearchKind::fingerprint, keys[599].info.fingerprint).empty());
+  CHECK(store.verify().empty());
+}
