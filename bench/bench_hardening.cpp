@@ -9,27 +9,18 @@
 #include <thread>
 
 #include "hkp/keyring.hpp"
+#include "bench_util.hpp"
 #include "support/actors.hpp"
 #include "support/forge.hpp"
 
 using namespace hkpgw;
 using namespace hkpgw::test;
-using Clock = std::chrono::steady_clock;
+using hkpgw::bench::Clock;
 
 namespace {
 
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-struct Stats {
-  std::vector<double> v;
-  double pct(double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(p / 100.0 * v.size()))];
-  }
-};
+using hkpgw::bench::ms_since;
+using hkpgw::bench::Stats;
 
 void row(const std::string& what, const std::string& value) {
   std::printf("  %-62s %s\n", what.c_str(), value.c_str());

@@ -14,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -32,23 +33,25 @@ class WorkPool {
   // result. An exception from fn is rethrown in the caller.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&>> run(F fn) {
-    std::optional<std::invoke_result_t<F&>> result;
-    std::exception_ptr error;
-    std::function<void()> job = [&] {
-      try {
-        result.emplace(fn());
-      } catch (...) {
-        error = std::current_exception();
-      }
-    };
-    co_await execute(std::move(job), false);
-    if (error) std::rethrow_exception(error);
+    std::optional<std::invoke_result_t<F&>> result = co_await submit(std::move(fn), false);
+    if (!result) throw std::runtime_error("the work pool has stopped");  // only at shutdown
     co_return std::move(*result);
   }
 
   // As run(), but nullopt at once when the queue is full.
   template <class F>
   boost::asio::awaitable<std::optional<std::invoke_result_t<F&>>> try_run(F fn) {
+    std::optional<std::invoke_result_t<F&>> result = co_await submit(std::move(fn), true);
+    co_return result;
+  }
+
+  std::size_t threads() const { return threads_.size(); }
+  std::size_t queued() const;  // jobs waiting, not counting running ones
+
+ private:
+  // The result of fn() run on the pool; nullopt only when `bounded` and the queue was full.
+  template <class F>
+  boost::asio::awaitable<std::optional<std::invoke_result_t<F&>>> submit(F fn, bool bounded) {
     std::optional<std::invoke_result_t<F&>> result;
     std::exception_ptr error;
     std::function<void()> job = [&] {
@@ -58,16 +61,11 @@ class WorkPool {
         error = std::current_exception();
       }
     };
-    const bool ran = co_await execute(std::move(job), true);
-    if (!ran) co_return std::nullopt;
-    if (error) std::rethrow_exception(error);
-    co_return std::move(result);
+    const bool ran = co_await execute(std::move(job), bounded);
+    if (ran && error) std::rethrow_exception(error);
+    co_return result;
   }
 
-  std::size_t threads() const { return threads_.size(); }
-  std::size_t queued() const;  // jobs waiting, not counting running ones
-
- private:
   // Queues `job`; resumes the caller (true) once it ran, or (false) at once when `bounded` and
   // the queue is full.
   boost::asio::awaitable<bool> execute(std::function<void()> job, bool bounded);

@@ -31,30 +31,11 @@ bool is_revocation(std::uint8_t t) {
          t == sigtype::cert_revocation;
 }
 
-std::string hex_upper(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
 std::uint32_t be(std::string_view s, std::size_t at, int n) {
   std::uint32_t v = 0;
   for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
   return v;
 }
-
-// What the filter needs of a signature packet.
-struct SigFacts {
-  std::uint8_t type = 0;
-  std::uint32_t created = 0;
-  std::string issuer_fpr;    // 20 raw bytes, or empty
-  std::string issuer_keyid;  // 8 raw bytes, or empty
-};
 
 // Subpackets of a v4 signature area (RFC 4880 section 5.2.3.1). False when malformed.
 template <class F>
@@ -82,36 +63,9 @@ bool each_subpacket(std::string_view area, F fn) {
   return true;
 }
 
-// v3 and v4 signatures (RFC 4880 section 5.2.2 and 5.2.3); anything else is nullopt.
-std::optional<SigFacts> read_signature(std::string_view b) {
-  SigFacts f;
-  if (b.size() >= 19 + 2 && b[0] == 3 && b[1] == 5) {
-    f.type = static_cast<std::uint8_t>(b[2]);
-    f.created = be(b, 3, 4);
-    f.issuer_keyid = std::string(b.substr(7, 8));
-    return f;
-  }
-  if (b.size() < 6 || b[0] != 4) return std::nullopt;
-  f.type = static_cast<std::uint8_t>(b[1]);
-  const std::size_t hashed = be(b, 4, 2);
-  if (6 + hashed + 2 > b.size()) return std::nullopt;
-  const std::size_t unhashed = be(b, 6 + hashed, 2);
-  if (8 + hashed + unhashed + 2 + 2 > b.size()) return std::nullopt;  // left16 and one MPI
-  bool hashed_area = true;
-  auto look = [&](int t, std::string_view d) {
-    if (t == 2 && d.size() == 4 && hashed_area) f.created = be(d, 0, 4);
-    if (t == 33 && d.size() == 21 && d[0] == 4) f.issuer_fpr = std::string(d.substr(1));
-    if (t == 16 && d.size() == 8) f.issuer_keyid = std::string(d);
-  };
-  if (!each_subpacket(b.substr(6, hashed), look)) return std::nullopt;
-  hashed_area = false;
-  if (!each_subpacket(b.substr(8 + hashed, unhashed), look)) return std::nullopt;
-  return f;
-}
-
 struct Sig {
   std::string_view whole;
-  SigFacts facts;
+  SignatureFacts facts;
   bool self = false;
   bool trusted = false;
   bool keep = true;
@@ -162,6 +116,52 @@ std::string fingerprint_raw(std::string_view body) {
 }  // namespace
 
 std::string v4_fingerprint(std::string_view body) { return hex_upper(fingerprint_raw(body)); }
+
+std::string hex_upper(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string SignatureFacts::issuer_keyid_hex() const {
+  if (issuer_fpr.size() == 20) return hex_upper(std::string_view(issuer_fpr).substr(12));
+  return hex_upper(issuer_keyid);
+}
+
+std::optional<SignatureFacts> read_signature(std::string_view b) {
+  SignatureFacts f;
+  if (b.size() >= 19 + 2 && b[0] == 3 && b[1] == 5) {
+    f.version = 3;
+    f.type = static_cast<std::uint8_t>(b[2]);
+    f.created = be(b, 3, 4);
+    f.issuer_keyid = std::string(b.substr(7, 8));
+    return f;
+  }
+  if (b.size() < 6 || b[0] != 4) return std::nullopt;
+  f.version = 4;
+  f.type = static_cast<std::uint8_t>(b[1]);
+  const std::size_t hashed = be(b, 4, 2);
+  if (6 + hashed + 2 > b.size()) return std::nullopt;
+  const std::size_t unhashed = be(b, 6 + hashed, 2);
+  if (8 + hashed + unhashed + 2 + 2 > b.size()) return std::nullopt;  // left16 and one MPI
+  bool hashed_area = true;
+  auto look = [&](int t, std::string_view d) {
+    if (t == 2 && d.size() == 4 && hashed_area) f.created = be(d, 0, 4);
+    if (t == 33 && d.size() == 21 && d[0] == 4) f.issuer_fpr = std::string(d.substr(1));
+    if (t == 16 && d.size() == 8) f.issuer_keyid = std::string(d);
+  };
+  if (!each_subpacket(b.substr(6, hashed), look)) return std::nullopt;
+  hashed_area = false;
+  if (!each_subpacket(b.substr(8 + hashed, unhashed), look)) return std::nullopt;
+  return f;
+}
+
+
 
 FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
                           std::size_t trusted_prefix, std::size_t max_keys) {
@@ -319,18 +319,15 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
       out.rejected.push_back(std::move(*b.refused));
       continue;
     }
-    if (b.users.size() > limits.max_user_ids) {
+    auto over = [&](std::size_t n, std::uint64_t limit, const char* what, const char* key) {
+      if (n <= limit) return false;
       out.rejected.push_back({b.fingerprint, GPG_ERR_TOO_LARGE,
-                              "key has " + std::to_string(b.users.size()) +
-                                  " user IDs, over max_user_ids (" +
-                                  std::to_string(limits.max_user_ids) + ")"});
-      continue;
-    }
-    if (b.subkeys.size() > limits.max_subkeys) {
-      out.rejected.push_back({b.fingerprint, GPG_ERR_TOO_LARGE,
-                              "key has " + std::to_string(b.subkeys.size()) +
-                                  " subkeys, over max_subkeys (" +
-                                  std::to_string(limits.max_subkeys) + ")"});
+                              "key has " + std::to_string(n) + " " + what + ", over " + key + " (" +
+                                  std::to_string(limit) + ")"});
+      return true;
+    };
+    if (over(b.users.size(), limits.max_user_ids, "user IDs", "max_user_ids") ||
+        over(b.subkeys.size(), limits.max_subkeys, "subkeys", "max_subkeys")) {
       continue;
     }
     std::vector<Component*> all{&b.direct};

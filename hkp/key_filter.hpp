@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,5 +66,19 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
 
 // The v4 fingerprint (upper-case hex) of a public key packet body; "" when it is not v4.
 std::string v4_fingerprint(std::string_view key_body);
+
+// What the filter reads of a v3 or v4 signature packet body (RFC 4880 sections 5.2.2, 5.2.3).
+struct SignatureFacts {
+  int version = 0;
+  std::uint8_t type = 0;
+  std::uint32_t created = 0;  // from the hashed area (v4)
+  std::string issuer_fpr;     // 20 raw bytes (issuer fingerprint subpacket), or empty
+  std::string issuer_keyid;   // 8 raw bytes (issuer subpacket), or empty
+  std::string issuer_keyid_hex() const;  // upper-case, from either; "" when neither
+};
+// nullopt for other versions and for a body that does not frame (truncated subpacket areas).
+std::optional<SignatureFacts> read_signature(std::string_view body);
+
+std::string hex_upper(std::string_view bytes);
 
 }  // namespace hkpgw::hkp

@@ -404,46 +404,6 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
   return std::nullopt;
 }
 
-namespace {
-
-// Subpackets of a v4 signature area: calls fn(type, data) for each. False when malformed.
-template <class F>
-bool each_subpacket(std::string_view area, F fn) {
-  std::size_t at = 0;
-  while (at < area.size()) {
-    const auto c0 = static_cast<std::uint8_t>(area[at]);
-    std::size_t len = 0, hdr = 0;
-    if (c0 < 192) {
-      len = c0;
-      hdr = 1;
-    } else if (c0 < 255) {
-      if (at + 1 >= area.size()) return false;
-      len = ((c0 - 192) << 8) + static_cast<std::uint8_t>(area[at + 1]) + 192;
-      hdr = 2;
-    } else {
-      if (at + 4 >= area.size()) return false;
-      for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<std::uint8_t>(area[at + i]);
-      hdr = 5;
-    }
-    if (len == 0 || at + hdr + len > area.size()) return false;
-    fn(static_cast<std::uint8_t>(area[at + hdr]) & 0x7F, area.substr(at + hdr + 1, len - 1));
-    at += hdr + len;
-  }
-  return true;
-}
-
-std::string hex_upper(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
-}  // namespace
-
 std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk) {
   // Every armor block (gpg --export -a writes one; concatenated exports have several).
   auto decoded = dearmor(data);
@@ -476,25 +436,15 @@ std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view
   if (!packets || packets->empty()) return std::nullopt;
   std::vector<std::string> issuers;
   for (const auto& p : *packets) {
-    const std::string_view b = p.body;
-    // v4 only: version, type, pk algo, hash algo, hashed area, unhashed area.
-    if (p.tag != tag::signature || b.size() < 6 || b[0] != 4) return std::nullopt;
-    const auto type = static_cast<std::uint8_t>(b[1]);
-    if (type != 0x20 && type != 0x28 && type != 0x30) return std::nullopt;  // revocations only
-    const std::size_t hashed = (static_cast<std::uint8_t>(b[4]) << 8) | static_cast<std::uint8_t>(b[5]);
-    if (6 + hashed + 2 > b.size()) return std::nullopt;
-    const std::size_t unhashed = (static_cast<std::uint8_t>(b[6 + hashed]) << 8) |
-                                 static_cast<std::uint8_t>(b[7 + hashed]);
-    if (8 + hashed + unhashed > b.size()) return std::nullopt;
-    std::string issuer;
-    auto look = [&](int t, std::string_view d) {
-      if (t == 33 && d.size() == 21 && d[0] == 4) issuer = hex_upper(d.substr(13));  // fpr
-      if (t == 16 && d.size() == 8 && issuer.empty()) issuer = hex_upper(d);           // key ID
-    };
-    if (!each_subpacket(b.substr(6, hashed), look) ||
-        !each_subpacket(b.substr(8 + hashed, unhashed), look) || issuer.empty()) {
+    if (p.tag != tag::signature) return std::nullopt;
+    const auto facts = read_signature(p.body);
+    // v4 revocations only: of the key, of a subkey, of a certification.
+    if (!facts || facts->version != 4 ||
+        (facts->type != 0x20 && facts->type != 0x28 && facts->type != 0x30)) {
       return std::nullopt;
     }
+    std::string issuer = facts->issuer_keyid_hex();
+    if (issuer.empty()) return std::nullopt;
     issuers.push_back(std::move(issuer));
   }
   return issuers;

@@ -174,15 +174,7 @@ TEST_CASE("a too-large upload is answered 413 that gpg and sq read, and gpg keep
   // sq 0.27 prints one message for every answer but 200 ("Error communicating with server"),
   // a 413 it read included, so what it shows cannot tell the two apart; the gateway's side can:
   // each of its attempts was answered 413, and sq's next lookup works.
-  auto answered_413 = [&] {
-    const std::string log = gw.log();
-    std::size_t n = 0;
-    for (auto at = log.find("target=/pks/add status=413"); at != std::string::npos;
-         at = log.find("target=/pks/add status=413", at + 1)) {
-      ++n;
-    }
-    return n;
-  };
+  auto answered_413 = [&] { return occurrences(gw.log(), "target=/pks/add status=413"); };
   const std::size_t before = answered_413();
   for (int i = 0; i < 3; ++i) {
     const auto sent = run({"sq", "keyserver", "--policy", "insecure", "--server",
@@ -211,7 +203,7 @@ TEST_CASE("request smuggling: transfer codings other than chunked are refused an
                                           te + "\r\nContent-Type: application/pgp-keys\r\n\r\n" +
                                           hidden);
   };
-  for (const std::string te : {"xchunked", "gzip", "identity", "chunked, identity"}) {
+  for (const std::string& te : std::vector<std::string>{"xchunked", "gzip", "identity", "chunked, identity"}) {
     INFO(te);
     const std::string answer = raw(te);
     CHECK(answer.starts_with("HTTP/1.1 400"));
@@ -308,13 +300,8 @@ TEST_CASE("SIGHUP names a restart-only change while it is pending, and no longer
   auto reload = [&](int n) {
     gw.process().signal(SIGHUP);
     REQUIRE(eventually([&] {
-      std::size_t count = 0;
-      const std::string log = gw.log();
-      for (auto at = log.find("event=config_reload result=success"); at != std::string::npos;
-           at = log.find("event=config_reload result=success", at + 1)) {
-        ++count;
-      }
-      return count == static_cast<std::size_t>(n);
+      return occurrences(gw.log(), "event=config_reload result=success") ==
+             static_cast<std::size_t>(n);
     }));
     const std::string log = gw.log();
     const auto last = log.rfind("event=config_reload result=success");

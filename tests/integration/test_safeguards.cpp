@@ -18,13 +18,8 @@ std::string get_fpr(const std::string& fpr) { return "/pks/lookup?op=get&search=
 void sighup_and_wait(Gateway& gw, int reloads_so_far) {
   gw.process().signal(SIGHUP);
   REQUIRE(eventually([&] {
-    const std::string log = gw.log();
-    int n = 0;
-    for (auto at = log.find("event=config_reload result=success"); at != std::string::npos;
-         at = log.find("event=config_reload result=success", at + 1)) {
-      ++n;
-    }
-    return n == reloads_so_far + 1;
+    return occurrences(gw.log(), "event=config_reload result=success") ==
+           static_cast<std::size_t>(reloads_so_far + 1);
   }));
 }
 

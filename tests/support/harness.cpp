@@ -184,6 +184,12 @@ int connect_to(const std::string& host_port) {
 
 }  // namespace
 
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 std::string raw_exchange(const std::string& host_port, const std::string& bytes) {
   const int fd = connect_to(host_port);
   if (fd < 0) return {};

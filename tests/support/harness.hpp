@@ -86,6 +86,9 @@ struct HttpResult {
 HttpResult http_request(const std::string& host_port, const std::string& method,
                         const std::string& target, const std::string& body = "",
                         const std::vector<std::string>& extra_headers = {});
+// How many times `needle` occurs in `text` (log lines of one kind, say).
+std::size_t occurrences(const std::string& text, const std::string& needle);
+
 // Sends `bytes` as they are, half-closes, and returns everything the server sent until it closed.
 std::string raw_exchange(const std::string& host_port, const std::string& bytes);
 

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "hkp/keyring.hpp"
+#include "key_fixtures.hpp"
 #include "support/forge.hpp"
 #include "support/harness.hpp"
 
@@ -15,16 +16,6 @@ using namespace hkpgw::test;
 
 namespace {
 
-std::string packets_of(const std::string& file) {
-  return key_packets(read_file(data_dir() + "/" + file));
-}
-
-// Our own cleaned copy of a fixture, as the cache would hold it.
-std::string cached_copy(const std::string& file) {
-  auto o = parse_keys(read_file(data_dir() + "/" + file), {});
-  REQUIRE(o.keys.size() == 1);
-  return o.keys[0].packets;
-}
 
 const ParsedKey& only_key(const ParseOutcome& o) {
   REQUIRE(o.keys.size() == 1);

@@ -187,7 +187,7 @@ TEST_CASE("load_file reports a missing file", "[config][unit]") {
 TEST_CASE("a file that is not UTF-8 is refused with its line, before the TOML parser sees it",
           "[config][unit]") {
   // '\xbf' as a key: toml11 3.7 read past its buffer on this (found by tests/fuzz/fuzz_config).
-  for (const std::string text : {std::string("'\xbf'"), std::string("[server]\nthreads = 1 # \xc0\xaf\n"),
+  for (const std::string& text : {std::string("'\xbf'"), std::string("[server]\nthreads = 1 # \xc0\xaf\n"),
                                  std::string("a = \"\xed\xa0\x80\"\n")}) {
     try {
       load_string(text, "bad.toml");

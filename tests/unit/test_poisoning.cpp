@@ -6,6 +6,7 @@
 #include "hkp/key_filter.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/packets.hpp"
+#include "key_fixtures.hpp"
 #include "support/forge.hpp"
 #include "support/harness.hpp"
 
@@ -15,15 +16,6 @@ using namespace hkpgw::test;
 
 namespace {
 
-std::string packets_of(const std::string& file) {
-  return key_packets(read_file(data_dir() + "/" + file));
-}
-
-std::string cached_copy(const std::string& file) {
-  auto o = parse_keys(read_file(data_dir() + "/" + file), {});
-  REQUIRE(o.keys.size() == 1);
-  return o.keys[0].packets;
-}
 
 std::string repeat(const std::string& packet, int n) {
   std::string out;
@@ -241,7 +233,7 @@ TEST_CASE("armor is decoded strictly", "[keys][unit]") {
   }
   SECTION("labels that are not a public key") {
     std::string msg = armor_public_keys(packets_of("alice.asc"));
-    for (const std::string label : {"MESSAGE", "SIGNATURE", "ARMORED FILE"}) {
+    for (const std::string& label : std::vector<std::string>{"MESSAGE", "SIGNATURE", "ARMORED FILE"}) {
       std::string m = msg;
       for (auto at = m.find("PUBLIC KEY BLOCK"); at != std::string::npos;
            at = m.find("PUBLIC KEY BLOCK")) {
