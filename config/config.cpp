@@ -1,4 +1,4 @@
-// TOML -> Config. toml11 is expensive to compile (BUILD-NOTES.md): it is included here only.
+// TOML -> Config. toml11 is expensive to compile (docs/build.md): it is included here only.
 #include "config/config.hpp"
 
 #include <cstdio>

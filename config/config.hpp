@@ -1,5 +1,5 @@
-// The gateway's configuration: an immutable, validated value built from the TOML file of
-// DESIGN.md section 3 (or from the embedded defaults when there is no file). A reload builds a new
+// The gateway's configuration: an immutable, validated value built from the TOML file described
+// in docs/contract.md (or from the embedded defaults when there is no file). A reload builds a new
 // Config and swaps it in; nothing ever mutates one after load.
 #pragma once
 
@@ -122,7 +122,7 @@ class ConfigError : public std::runtime_error {
   std::vector<std::string> problems_;
 };
 
-// The embedded defaults of DESIGN.md section 3, two public upstreams included.
+// The embedded defaults (deploy/gateway.example.toml lists them), two public upstreams included.
 Config defaults();
 
 // Parses and validates; throws ConfigError listing every problem (not just the first).

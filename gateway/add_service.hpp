@@ -1,4 +1,4 @@
-// Key submission (POST /pks/add, DESIGN.md sections 5 and 8). A submission is decoded however
+// Key submission (POST /pks/add, docs/contract.md and docs/clients.md). A submission is decoded however
 // the client encoded it, refused whole when it holds any secret key material (422: nothing is
 // stored or forwarded) or a key that does not hold up (422), validated and cleaned like every key,
 // merged into the cache (a new subkey or revocation is visible to the next lookup), and then

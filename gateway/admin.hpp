@@ -1,4 +1,4 @@
-// The admin listener (DESIGN.md section 5), on loopback by default: /healthz, /readyz and
+// The admin listener (docs/contract.md), on loopback by default: /healthz, /readyz and
 // /metrics for everyone who can reach it; /admin/* only with `Authorization: Bearer <token>`
 // (the token from admin.token_file, read again on every reload; without one, /admin/* answers
 // 403). Answers are JSON.

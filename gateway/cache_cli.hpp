@@ -1,5 +1,5 @@
-// `hkp-gateway cache ...`: maintenance of a gateway's cache from the command line (DESIGN.md
-// section 4). stats, verify and export open the cache read-only and work next to a running
+// `hkp-gateway cache ...`: maintenance of a gateway's cache from the command line
+// (docs/contract.md). stats, verify and export open the cache read-only and work next to a running
 // gateway; import and purge need the cache to themselves and refuse, with a clear message, while
 // a gateway holds it.
 #pragma once

@@ -1,4 +1,4 @@
-// The upstream fleet: which upstreams a miss asks and how (DESIGN.md section 2, step 5), their
+// The upstream fleet: which upstreams a miss asks and how (ARCHITECTURE.md, "Life of a lookup", step 5), their
 // health (active probes plus passive failure counting), and the configuration snapshot requests
 // run under.
 //

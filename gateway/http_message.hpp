@@ -1,5 +1,5 @@
 // Plain request/response values passed between the Beast session code and the handlers, so
-// that routing and policy code never includes Beast (compile time, BUILD-NOTES.md) and can be
+// that routing and policy code never includes Beast (compile time, docs/build.md) and can be
 // tested without sockets.
 #pragma once
 

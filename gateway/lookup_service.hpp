@@ -1,4 +1,4 @@
-// The lookup policy of DESIGN.md section 2. A fresh cached answer is served at once ("hit").
+// The lookup policy (ARCHITECTURE.md, "Life of a lookup"). A fresh cached answer is served at once ("hit").
 // Past fresh_for but within stale_while_revalidate it is still served at once ("stale") and
 // refreshed in the background, once however many requests see it. Past that window it is
 // re-fetched before answering ("revalidated"); if every upstream fails, a copy within

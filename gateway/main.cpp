@@ -1,4 +1,4 @@
-// hkp-gateway's command line (DESIGN.md section 4). Wiring only: everything else is in App.
+// hkp-gateway's command line (docs/contract.md). Wiring only: everything else is in App.
 #include <cstdio>
 #include <iostream>
 #include <string>

@@ -1,4 +1,4 @@
-// Prometheus metrics (DESIGN.md section 6, prefix hkp_gateway_). prometheus-cpp stays inside
+// Prometheus metrics (docs/contract.md, prefix hkp_gateway_). prometheus-cpp stays inside
 // metrics.cpp; the rest of the code calls these few methods. Counters are updated as events
 // happen; gauges (cache size, upstream health, forward queue) are sampled at scrape time.
 #pragma once

@@ -1,4 +1,4 @@
-// Routing of the HKP listener (DESIGN.md section 5): /, /pks/lookup, /pks/add, OPTIONS, and the
+// Routing of the HKP listener (docs/contract.md): /, /pks/lookup, /pks/add, OPTIONS, and the
 // one-line errors for everything else. Parses with hkp/, decides nothing about caching (that is
 // LookupService), formats the few pages of its own.
 #pragma once

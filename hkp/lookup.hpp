@@ -1,6 +1,6 @@
 // Parsing of HKP requests (draft-shaw-openpgp-hkp-00 section 3): the query string of
 // /pks/lookup into a typed LookupRequest, form bodies, and the search normalisation rules real
-// clients need (DESIGN.md section 8, hkp-notes.md section 2.5). Pure functions: no I/O, no clock.
+// clients need (docs/clients.md). Pure functions: no I/O, no clock.
 #pragma once
 
 #include <optional>

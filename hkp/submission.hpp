@@ -1,4 +1,4 @@
-// POST /pks/add bodies (SHAW section 4, and what real clients send: hkp-notes.md section 2).
+// POST /pks/add bodies (SHAW section 4, and what real clients send: docs/clients.md).
 // Pure parsing: which bytes are the submitted keys, and the options. Validation of the keys
 // themselves is keyring.hpp's.
 #pragma once

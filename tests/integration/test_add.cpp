@@ -16,7 +16,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Escapes the way each client does (hkp-notes.md section 2).
+// Escapes the way each client does (docs/clients.md).
 std::string gpg_style(const std::string& s) {  // everything but [A-Za-z0-9] as %XX
   static const char* hex = "0123456789ABCDEF";
   std::string out;

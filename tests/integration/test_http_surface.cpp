@@ -1,4 +1,4 @@
-// The HTTP surface of DESIGN.md section 5 as a client sees it, against the real binary and a
+// The HTTP surface of docs/contract.md as a client sees it, against the real binary and a
 // real-HTTPS test keyserver: statuses, one-line reasons, content types, cache headers, counts.
 #include <catch2/catch.hpp>
 

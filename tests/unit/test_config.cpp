@@ -20,7 +20,7 @@ std::string problems_of(const std::string& toml) {
 
 }  // namespace
 
-TEST_CASE("the embedded defaults are DESIGN.md's", "[config][unit]") {
+TEST_CASE("the embedded defaults are the documented ones", "[config][unit]") {
   const Config c = defaults();
   REQUIRE(c.server.listen.size() == 1);
   CHECK(c.server.listen[0].text() == "127.0.0.1:11371");
