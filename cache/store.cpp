@@ -436,8 +436,6 @@ StoreStats Store::stats() const {
   if (mdb_stat(t.txn, queries_dbi_, &st) == MDB_SUCCESS) s.queries = st.ms_entries;
   if (mdb_stat(t.txn, outbox_dbi_, &st) == MDB_SUCCESS) s.outbox = st.ms_entries;
   s.used_bytes = used_bytes(t.txn);
-  MDB_envinfo info;
-  if (mdb_env_info(env_, &info) == MDB_SUCCESS) s.map_bytes = info.me_mapsize;
   std::error_code ec;
   const auto size = std::filesystem::file_size(options_.path + "/data.mdb", ec);
   if (!ec) s.file_bytes = size;

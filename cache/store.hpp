@@ -73,7 +73,6 @@ struct StoreStats {
   std::uint64_t identifiers = 0;
   std::uint64_t queries = 0;
   std::uint64_t used_bytes = 0;  // pages in use * page size
-  std::uint64_t map_bytes = 0;
   std::uint64_t file_bytes = 0;  // data.mdb on disk
   std::uint64_t max_bytes = 0;   // max_size
   std::uint64_t evicted = 0;     // keys evicted since this process opened the cache

@@ -14,7 +14,6 @@ namespace {
 
 const char* level_name(Level l) {
   switch (l) {
-    case Level::debug: return "debug";
     case Level::info: return "info";
     case Level::warn: return "warn";
     case Level::error: return "error";

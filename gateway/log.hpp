@@ -9,7 +9,7 @@
 
 namespace hkpgw::gateway::log {
 
-enum class Level { debug, info, warn, error };
+enum class Level { info, warn, error };
 
 using Field = std::pair<std::string_view, std::string_view>;
 

@@ -21,11 +21,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool on(std::string_view v) {
-  const std::string l = ascii_lower(v);
-  return l == "on" || l == "true" || l == "1" || l == "yes";
-}
-
 // Hex key id or fingerprint, "0x" optional. Returns nullopt when the text is not meant as hex
 // (then it is an email or text search); a Problem when it is meant as hex but is malformed.
 std::optional<Result<Search>> parse_hex(std::string_view s) {
@@ -233,12 +228,9 @@ Result<LookupRequest> parse_lookup(std::string_view query) {
       const std::string list = percent_decode(raw_value, true);
       req.machine_readable |= has_option(list, "mr");
       req.no_modify |= has_option(list, "nm");
-    } else if (key == "exact") {
-      req.exact = on(percent_decode(raw_value, true));
-    } else if (key == "fingerprint") {
-      req.fingerprint = on(percent_decode(raw_value, true));
     }
-    // Unknown variables are ignored (SHAW section 3).
+    // Unknown variables are ignored (SHAW section 3), and so are exact= (an address lookup is
+    // always exact here) and fingerprint= (listings always carry full fingerprints).
   }
   if (!op || op->empty()) {
     return problem(400, GPG_ERR_INV_REQUEST, "missing op (expected op=get, op=index or op=vindex)");

@@ -41,8 +41,6 @@ struct LookupRequest {
   Search search;             // empty value for op=stats
   bool machine_readable = false;  // options=mr
   bool no_modify = false;         // options=nm (accepted, has no effect on lookups)
-  bool exact = false;
-  bool fingerprint = false;
 };
 
 const char* op_name(Op op);

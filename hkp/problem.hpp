@@ -1,5 +1,5 @@
-// The project's error vocabulary: libgpg-error codes (as dirmngr reports them) bridged into
-// std::error_code, and Problem, the value every refusal of client or upstream input is carried as.
+// The project's error vocabulary: libgpg-error codes (as dirmngr reports them), and Problem,
+// the value every refusal of client or upstream input is carried as.
 #pragma once
 
 #include <gpg-error.h>
@@ -12,9 +12,7 @@
 
 namespace hkpgw {
 
-// std::error_category over gpg_err_code_t; message() is gpg_strerror's text (thread-safe).
-const std::error_category& gpg_category();
-std::error_code make_gpg_error(gpg_err_code_t code);
+// gpg_strerror's text for a code (thread-safe).
 std::string gpg_text(gpg_err_code_t code);
 
 // A request or a piece of data we refuse: the HTTP status a client gets, the gpg-error code that
