@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::cache {
 namespace {
 
@@ -258,15 +260,6 @@ std::string fingerprint_bytes(std::string_view hex) {
   return out;
 }
 
-std::string fingerprint_hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
+std::string fingerprint_hex(std::string_view bytes) { return hkp::hex_upper(bytes); }
 
 }  // namespace hkpgw::cache

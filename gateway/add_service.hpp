@@ -28,6 +28,7 @@
 #include "gateway/fleet.hpp"
 #include "gateway/http_message.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/clock.hpp"
 
 namespace hkpgw::gateway {
 
@@ -39,7 +40,6 @@ std::int64_t forward_backoff(std::uint32_t attempts);
 
 class AddService {
  public:
-  using Clock = std::function<std::int64_t()>;  // seconds since the epoch
   // Told what cleaning dropped from a submission (reason -> count), with the source "upload".
   using CleaningTally = std::function<void(const std::map<std::string, std::size_t>&, std::string_view)>;
   // `pool` does every OpenPGP parse and merge; a submission finding its queue full gets 503.

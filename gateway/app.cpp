@@ -19,6 +19,7 @@
 #include "gateway/router.hpp"
 #include "gateway/tls.hpp"
 #include "gateway/version.hpp"
+#include "gateway/clock.hpp"
 
 namespace hkpgw::gateway {
 
@@ -28,17 +29,11 @@ namespace {
 
 constexpr auto kGracePeriod = std::chrono::seconds(10);
 
-ServerLimits limits_of(const config::Config& c) {
+ServerLimits server_limits(const config::Config& c) {
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
                       static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
                       static_cast<std::size_t>(c.server.max_connections),
                       static_cast<std::size_t>(c.server.max_connections_per_client)};
-}
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // The target as logged: with log_searches = false, the value of search= is replaced.
@@ -108,7 +103,7 @@ int App::run() {
                   });
   Router router(lookups, adds, store, snapshots);
 
-  HttpServer hkp_server(io, limits_of(*cfg),
+  HttpServer hkp_server(io, server_limits(*cfg),
                         [&router](HttpRequest r) { return router.handle(std::move(r)); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
                                                std::chrono::microseconds d) {

@@ -11,18 +11,13 @@
 #include "cache/store.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/packets.hpp"
+#include "gateway/clock.hpp"
 
 namespace hkpgw::gateway {
 
 namespace {
 
 constexpr std::size_t kImportBatch = 1000;
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 cache::StoreOptions options(const config::Config& cfg, bool read_only) {
   cache::StoreOptions o(cfg.cache.path, cfg.cache.max_size);

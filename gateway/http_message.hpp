@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::gateway {
 
 struct HttpRequest {
@@ -56,7 +58,6 @@ struct HttpResponse {
 // an answer is always exactly one line; every answer also carries X-Content-Type-Options:
 // nosniff (HttpServer), so a browser never renders echoed markup.
 inline HttpResponse text_response(unsigned status, std::string_view line) {
-  static constexpr char kHex[] = "0123456789abcdef";
   HttpResponse r;
   r.status = status;
   r.body.reserve(line.size() + 1);
@@ -64,8 +65,8 @@ inline HttpResponse text_response(unsigned status, std::string_view line) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) {
       r.body += "\\x";
-      r.body.push_back(kHex[u >> 4]);
-      r.body.push_back(kHex[u & 15]);
+      r.body.push_back(hkp::kHexLower[u >> 4]);
+      r.body.push_back(hkp::kHexLower[u & 15]);
     } else {
       r.body.push_back(c);
     }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <ctime>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::gateway::log {
 namespace {
 
@@ -30,7 +32,6 @@ bool printable(char c) {
 // client, an upstream or a library) are written as \xNN inside quotes, so no input can forge a
 // line break, a terminal escape or a field.
 void append_value(std::string& out, std::string_view v) {
-  static constexpr char kHex[] = "0123456789abcdef";
   const bool quote = v.empty() || std::any_of(v.begin(), v.end(), [](char c) {
                        return !printable(c) || c == ' ' || c == '"' || c == '=' || c == '\\';
                      });
@@ -46,8 +47,8 @@ void append_value(std::string& out, std::string_view v) {
     } else if (!printable(c)) {
       const auto u = static_cast<unsigned char>(c);
       out += "\\x";
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
+      out.push_back(hkp::kHexLower[u >> 4]);
+      out.push_back(hkp::kHexLower[u & 15]);
     } else {
       out.push_back(c);
     }

@@ -115,7 +115,7 @@ void decorate(HttpResponse& r, const hkp::LookupRequest& req, std::string_view c
 
 // With every upstream known unhealthy (panic mode) each is still asked, all at once and each
 // for at most panic_timeout: one short attempt, not request_timeout per hung upstream.
-UpstreamLimits limits_of(const config::Config& cfg, bool panic) {
+UpstreamLimits upstream_limits(const config::Config& cfg, bool panic) {
   const auto& u = cfg.upstreams;
   if (panic) {
     return {std::min(u.connect_timeout, u.panic_timeout), std::min(u.request_timeout, u.panic_timeout),
@@ -299,7 +299,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_keys(
   };
   auto candidates = fleet_.candidates(*snap);
   out.panic = Fleet::none_healthy(*snap);
-  const UpstreamLimits limits = limits_of(cfg, out.panic);
+  const UpstreamLimits limits = upstream_limits(cfg, out.panic);
   co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all || out.panic,
                           judge);
   if (contributors.empty()) co_return out;
@@ -379,7 +379,7 @@ asio::awaitable<LookupService::Fetched> LookupService::fetch_index(
   };
   auto candidates = fleet_.candidates(*snap);
   out.panic = Fleet::none_healthy(*snap);
-  const UpstreamLimits limits = limits_of(cfg, out.panic);
+  const UpstreamLimits limits = upstream_limits(cfg, out.panic);
   co_await fleet_.fan_out(*snap, std::move(candidates), target, limits, merge_all || out.panic,
                           judge);
   cache::WriteBatch batch;

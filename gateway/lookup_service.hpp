@@ -26,12 +26,12 @@
 #include "gateway/http_message.hpp"
 #include "gateway/metrics.hpp"
 #include "hkp/lookup.hpp"
+#include "gateway/clock.hpp"
 
 namespace hkpgw::gateway {
 
 class WorkPool;
 
-using Clock = std::function<std::int64_t()>;  // seconds since the epoch
 
 class LookupService {
  public:

@@ -1,4 +1,5 @@
 #include "gateway/metrics.hpp"
+#include "gateway/clock.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -90,9 +91,7 @@ struct Metrics::Impl {
 
 Metrics::Metrics(std::string_view version) : impl_(std::make_unique<Impl>()) {
   impl_->build_info.Add({{"version", std::string(version)}}).Set(1);
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  const auto now = unix_now();
   impl_->last_reload.Add({}).Set(static_cast<double>(now));
   for (const char* r : {"hit", "stale", "miss", "revalidated", "negative"}) {
     impl_->cache_lookups.Add({{"result", r}});  // present at zero from the start

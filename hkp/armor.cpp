@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::hkp {
 namespace {
 
@@ -26,12 +28,6 @@ constexpr auto kB64Value = make_b64_table();
 
 Problem bad_armor(std::string detail) {
   return Problem{400, GPG_ERR_INV_ARMOR, std::move(detail)};
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  return s;
 }
 
 // Reads lines one at a time from `data` starting at `at`.

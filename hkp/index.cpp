@@ -4,16 +4,17 @@
 #include <charconv>
 #include <ctime>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::hkp {
 namespace {
 
 void append_escaped_uid(std::string& out, std::string_view uid) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   for (unsigned char c : uid) {
     if (c <= 0x20 || c >= 0x7F || c == ':' || c == '%') {
       out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      out.push_back(kHexUpper[c >> 4]);
+      out.push_back(kHexUpper[c & 15]);
     } else {
       out.push_back(static_cast<char>(c));
     }

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "hkp/packets.hpp"
+#include "hkp/text.hpp"
 
 namespace hkpgw::hkp {
 namespace {
@@ -116,17 +117,6 @@ std::string fingerprint_raw(std::string_view body) {
 }  // namespace
 
 std::string v4_fingerprint(std::string_view body) { return hex_upper(fingerprint_raw(body)); }
-
-std::string hex_upper(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 std::string SignatureFacts::issuer_keyid_hex() const {
   if (issuer_fpr.size() == 20) return hex_upper(std::string_view(issuer_fpr).substr(12));

@@ -79,6 +79,5 @@ struct SignatureFacts {
 // nullopt for other versions and for a body that does not frame (truncated subpacket areas).
 std::optional<SignatureFacts> read_signature(std::string_view body);
 
-std::string hex_upper(std::string_view bytes);
 
 }  // namespace hkpgw::hkp

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::hkp {
 namespace {
 
@@ -11,14 +13,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 // Hex key id or fingerprint, "0x" optional. Returns nullopt when the text is not meant as hex
@@ -107,7 +101,6 @@ std::string percent_decode(std::string_view in, bool plus_is_space) {
 }
 
 std::string percent_encode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(in.size() * 3);
   for (unsigned char c : in) {
@@ -115,8 +108,8 @@ std::string percent_encode(std::string_view in) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      out.push_back(kHexUpper[c >> 4]);
+      out.push_back(kHexUpper[c & 15]);
     }
   }
   return out;
