@@ -741,16 +741,16 @@ int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted) {
   return MDB_SUCCESS;
 }
 
-void Store::evict(std::uint64_t above, std::uint64_t down_to) {
+bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
   std::uint64_t used = 0;
   std::size_t to_evict = 0;
   {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
     ReadTxn r(env_);
-    if (!r.txn) return;
+    if (!r.txn) return false;
     used = used_bytes(r.txn);
     MDB_stat st;
     if (used <= above || mdb_stat(r.txn, keys_dbi_, &st) != MDB_SUCCESS || st.ms_entries == 0) {
-      return;
+      return false;
     }
     // Page counts hardly fall inside the transactions that delete (LMDB frees a page only when
     // it empties or merges), so the number of keys to evict is worked out up front from the
@@ -776,7 +776,7 @@ void Store::evict(std::uint64_t above, std::uint64_t down_to) {
       break;
     }
   }
-  if (done == 0) return;
+  if (done == 0) return false;
   // Query records no newer than the keys just evicted go too (their answers are as cold).
   MDB_txn* txn = nullptr;
   if (mdb_txn_begin(env_, nullptr, 0, &txn) == MDB_SUCCESS) {
@@ -796,6 +796,7 @@ void Store::evict(std::uint64_t above, std::uint64_t down_to) {
   }
   evicted_ += done;
   if (options_.on_evict) options_.on_evict(done, used);
+  return true;
 }
 
 void Store::writer_loop() {
@@ -818,7 +819,21 @@ void Store::writer_loop() {
       fold_accesses();
       last_fold = std::chrono::steady_clock::now();
     }
-    if (jobs.empty()) continue;
+    // max_size bounds the data; the map needs headroom too (a full map cannot even delete), so
+    // eviction also starts at 85% of the map. It runs after every write, folds included.
+    // One round: the count is estimated from the average key, and page counts lag behind the
+    // deletions, so another round right away would evict what a later commit no longer needs
+    // gone (tried: it evicted hot and new keys). The next write's round corrects a shortfall.
+    const auto evict_if_needed = [this] {
+      evict(std::min(static_cast<std::uint64_t>(options_.max_size * kEvictAbove),
+                     static_cast<std::uint64_t>(map_bytes_ * 0.85)),
+            std::min(static_cast<std::uint64_t>(options_.max_size * kEvictDownTo),
+                     static_cast<std::uint64_t>(map_bytes_ * 0.75)));
+    };
+    if (jobs.empty()) {
+      evict_if_needed();
+      continue;
+    }
     // One transaction for everything that queued up; if it fails (map full, say), make room and
     // commit the jobs one by one so one bad batch does not sink the others.
     std::vector<int> results(jobs.size(), commit_jobs(jobs));
@@ -830,12 +845,7 @@ void Store::writer_loop() {
       }
       for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
     }
-    // max_size bounds the data; the map needs headroom too (a full map cannot even delete), so
-    // eviction also starts at 85% of the map.
-    evict(std::min(static_cast<std::uint64_t>(options_.max_size * kEvictAbove),
-                   static_cast<std::uint64_t>(map_bytes_ * 0.85)),
-          std::min(static_cast<std::uint64_t>(options_.max_size * kEvictDownTo),
-                   static_cast<std::uint64_t>(map_bytes_ * 0.75)));
+    evict_if_needed();
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (jobs[i].done) {
         jobs[i].done(results[i] ? std::error_code(results[i], lmdb_category()) : std::error_code());

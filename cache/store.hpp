@@ -166,7 +166,8 @@ class Store {
   int fold_accesses();
   // Evicts least recently used keys when more than `above` bytes are in use, down to about
   // `down_to` (a tenth of the keys when already below it: the map is full all the same).
-  void evict(std::uint64_t above, std::uint64_t down_to);
+  // True when it evicted something.
+  bool evict(std::uint64_t above, std::uint64_t down_to);
   // One transaction deleting the `n` least recently used keys; `newest_evicted` grows to the
   // newest access time among them. Returns the LMDB result.
   int evict_oldest(std::size_t n, std::int64_t& newest_evicted);

@@ -244,9 +244,13 @@ TEST_CASE("at max_size the least recently used keys are evicted", "[cache][unit]
     ++clock;
   }
   store.flush();
+  // The writer also folds access notes on its own once a second (a slow run sees that happen
+  // after flush), and that fold can take a page past max_size until the eviction right after
+  // it: the store settles under max_size.
+  CHECK(hkpgw::test::eventually([&] { return store.stats().used_bytes <= store.stats().max_bytes; },
+                                std::chrono::seconds(5)));
   const auto s = store.stats();
   INFO("keys " << s.keys << " evicted " << s.evicted << " used " << s.used_bytes);
-  CHECK(s.used_bytes <= s.max_bytes);
   CHECK(s.evicted > 0);
   CHECK(s.keys + s.evicted == 600);
   for (int i = 0; i < 5; ++i) {
