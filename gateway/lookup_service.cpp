@@ -432,8 +432,22 @@ void LookupService::revalidate_in_background(bool index, const hkp::Search& sear
 }
 
 asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& request,
-                                                    bool no_cache,
+                                                    bool client_no_cache,
                                                     std::shared_ptr<const Snapshot> snapshot) {
+  const auto& cfg = *snapshot->config;
+  // The lookup policy, whichever front the request came in by.
+  if (request.search.kind == SearchKind::short_keyid &&
+      cfg.keys.short_key_ids == config::ShortKeyIds::reject) {
+    HttpResponse r = text_response(
+        400, Problem{400, GPG_ERR_FORBIDDEN,
+                     "32-bit key IDs are forgeable and not accepted; search by fingerprint or "
+                     "16-digit key ID"}
+                 .message());
+    r.log_op = hkp::op_name(request.op);
+    r.log_kind = hkp::kind_name(request.search.kind);
+    co_return r;
+  }
+  const bool no_cache = client_no_cache && cfg.server.honor_client_no_cache;
   const bool key_shaped =
       request.search.is_key_id() || (request.op == Op::get && request.search.kind == SearchKind::email);
   if (key_shaped) {

@@ -46,8 +46,11 @@ class LookupService {
         background_(std::move(background)),
         metrics_(metrics) {}
 
-  // Answers one parsed lookup (any op but stats). Never throws for client or upstream input.
-  boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request, bool no_cache,
+  // Answers one parsed lookup (any op but stats), from any front. Applies the lookup policy:
+  // 32-bit key IDs per keys.short_key_ids (400 under "reject"), the client's no-cache only with
+  // server.honor_client_no_cache. Never throws for client or upstream input.
+  boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request,
+                                              bool client_no_cache,
                                               std::shared_ptr<const Snapshot> snapshot);
 
   // What key cleaning removed (from upstream answers and submissions) since start, by reason.

@@ -9,9 +9,9 @@ namespace asio = boost::asio;
 
 namespace {
 
-HttpResponse method_not_allowed(std::string_view allowed) {
-  HttpResponse r = text_response(405, "Method not allowed: use " + std::string(allowed));
-  r.set("Allow", std::string(allowed));
+HttpResponse method_not_allowed(const std::string& allowed) {
+  HttpResponse r = text_response(405, "Method not allowed: use " + allowed);
+  r.set("Allow", allowed);
   return r;
 }
 
@@ -19,49 +19,69 @@ HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.m
 
 }  // namespace
 
+const std::vector<Router::Route>& Router::routes() {
+  // One line per method and path. A new front is a line here and a handler.
+  static const std::vector<Route> table = {
+      {"GET", "/", &Router::serve_home},
+      {"GET", "/index.html", &Router::serve_home},
+      {"GET", "/pks/lookup", &Router::serve_lookup},
+      {"POST", "/pks/add", &Router::serve_add},
+  };
+  return table;
+}
+
 asio::awaitable<HttpResponse> Router::handle(HttpRequest req) {
   const std::shared_ptr<const Snapshot> snap = snapshot_();  // pinned for the whole request
   const std::string_view path = req.path();
-
-  if (req.method == "OPTIONS") {  // CORS preflight and feature detection
-    HttpResponse r;
-    r.status = 200;
-    r.set("Allow", "GET, POST, OPTIONS");
-    r.set("Access-Control-Allow-Origin", "*");
-    r.set("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    r.set("Access-Control-Allow-Headers", "Content-Type");
+  std::string allowed;  // methods the path knows, for 405 and OPTIONS
+  Handler handler = nullptr;
+  for (const Route& r : routes()) {
+    if (r.path != path) continue;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+    if (r.method == req.method) handler = r.handler;
+  }
+  if (req.method == "OPTIONS") co_return options(allowed);  // CORS preflight, feature detection
+  if (handler) {
+    HttpResponse r = co_await (this->*handler)(req, snap);
     co_return r;
   }
-  if (path == "/" || path == "/index.html") {
-    if (req.method != "GET") co_return method_not_allowed("GET");
-    co_return home(*snap);
-  }
-  if (path == "/pks/lookup") {
-    if (req.method != "GET") co_return method_not_allowed("GET");
-    auto parsed = hkp::parse_lookup(req.query());
-    if (!parsed) {
-      HttpResponse r = from_problem(parsed.error());
-      r.log_op = "lookup";
-      co_return r;
-    }
-    if (parsed->op == hkp::Op::stats) co_return stats(*parsed, *snap);
-    if (parsed->search.kind == hkp::SearchKind::short_keyid &&
-        snap->config->keys.short_key_ids == config::ShortKeyIds::reject) {
-      HttpResponse r = from_problem(Problem{
-          400, GPG_ERR_FORBIDDEN,
-          "32-bit key IDs are forgeable and not accepted; search by fingerprint or 16-digit key ID"});
-      r.log_op = hkp::op_name(parsed->op);
-      r.log_kind = hkp::kind_name(parsed->search.kind);
-      co_return r;
-    }
-    const bool no_cache = req.client_no_cache && snap->config->server.honor_client_no_cache;
-    co_return co_await lookups_.lookup(*parsed, no_cache, snap);
-  }
-  if (path == "/pks/add") {
-    if (req.method != "POST") co_return method_not_allowed("POST");
-    co_return co_await adds_.add(req, snap);
-  }
+  if (!allowed.empty()) co_return method_not_allowed(allowed);
   co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+}
+
+asio::awaitable<HttpResponse> Router::serve_home(const HttpRequest&,
+                                                 std::shared_ptr<const Snapshot> snap) {
+  co_return home(*snap);
+}
+
+asio::awaitable<HttpResponse> Router::serve_lookup(const HttpRequest& req,
+                                                   std::shared_ptr<const Snapshot> snap) {
+  auto parsed = hkp::parse_lookup(req.query());
+  if (!parsed) {
+    HttpResponse r = from_problem(parsed.error());
+    r.log_op = "lookup";
+    co_return r;
+  }
+  if (parsed->op == hkp::Op::stats) co_return stats(*parsed, *snap);
+  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap);
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::serve_add(const HttpRequest& req,
+                                                std::shared_ptr<const Snapshot> snap) {
+  HttpResponse r = co_await adds_.add(req, snap);
+  co_return r;
+}
+
+HttpResponse Router::options(const std::string& allowed) {
+  HttpResponse r;
+  r.status = 200;
+  const std::string methods = allowed.empty() ? "GET, POST, OPTIONS" : allowed + ", OPTIONS";
+  r.set("Allow", methods);
+  r.set("Access-Control-Allow-Origin", "*");
+  r.set("Access-Control-Allow-Methods", methods);
+  r.set("Access-Control-Allow-Headers", "Content-Type");
+  return r;
 }
 
 HttpResponse Router::home(const Snapshot& snap) const {

@@ -1,11 +1,14 @@
-// Routing of the HKP listener (docs/contract.md): /, /pks/lookup, /pks/add, OPTIONS, and the
-// one-line errors for everything else. Parses with hkp/, decides nothing about caching (that is
-// LookupService), formats the few pages of its own.
+// Routing of the HKP listener (docs/contract.md): a table of method + path -> handler
+// (Router::routes), OPTIONS and 405 derived from it, and the one-line 404 for everything else.
+// Handlers are thin: they parse with hkp/ and hand over to LookupService or AddService, which
+// hold the policy; the router formats only the home and stats pages.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "gateway/add_service.hpp"
 #include "gateway/http_message.hpp"
@@ -21,6 +24,19 @@ class Router {
   boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
 
  private:
+  using Handler = boost::asio::awaitable<HttpResponse> (Router::*)(
+      const HttpRequest&, std::shared_ptr<const Snapshot>);
+  struct Route {
+    std::string_view method;
+    std::string_view path;
+    Handler handler;
+  };
+  static const std::vector<Route>& routes();
+  boost::asio::awaitable<HttpResponse> serve_home(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_add(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  static HttpResponse options(const std::string& allowed);
+
   HttpResponse home(const Snapshot& snap) const;
   HttpResponse stats(const hkp::LookupRequest& req, const Snapshot& snap) const;
 
