@@ -32,7 +32,6 @@ namespace hkpgw::gateway {
 
 class WorkPool;
 
-
 class LookupService {
  public:
   // `background` runs revalidations that outlive the request that started them.

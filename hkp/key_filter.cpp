@@ -151,8 +151,6 @@ std::optional<SignatureFacts> read_signature(std::string_view b) {
   return f;
 }
 
-
-
 FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
                           std::size_t trusted_prefix, std::size_t max_keys) {
   FilterOutcome out;

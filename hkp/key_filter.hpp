@@ -79,5 +79,4 @@ struct SignatureFacts {
 // nullopt for other versions and for a body that does not frame (truncated subpacket areas).
 std::optional<SignatureFacts> read_signature(std::string_view body);
 
-
 }  // namespace hkpgw::hkp

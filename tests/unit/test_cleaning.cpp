@@ -16,7 +16,6 @@ using namespace hkpgw::test;
 
 namespace {
 
-
 const ParsedKey& only_key(const ParseOutcome& o) {
   REQUIRE(o.keys.size() == 1);
   return o.keys[0];

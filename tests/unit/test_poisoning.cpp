@@ -16,7 +16,6 @@ using namespace hkpgw::test;
 
 namespace {
 
-
 std::string repeat(const std::string& packet, int n) {
   std::string out;
   for (int i = 0; i < n; ++i) out += packet;
