@@ -63,10 +63,6 @@ std::int64_t forward_backoff(std::uint32_t attempts) {
   return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
 }
 
-namespace {
-std::int64_t backoff(std::uint32_t attempts) { return forward_backoff(attempts); }
-}  // namespace
-
 // Where a key went.
 struct AddService::Forwarded {
   std::vector<std::string> to;       // accepted (200)
@@ -262,7 +258,7 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
         return;
       }
       queued.push_back(name);
-      queue.outbox_put.push_back({name, cache::fingerprint_bytes(fpr), now + backoff(0), 1, why});
+      queue.outbox_put.push_back({name, cache::fingerprint_bytes(fpr), now + forward_backoff(0), 1, why});
     };
     if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
       for (const auto& [name, why] : fw.failed) enqueue(name, why);
@@ -318,7 +314,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
       continue;
     }
     e.last_error = fw.failed.empty() ? "not sent" : fw.failed.back().second;
-    e.next_attempt = now + backoff(e.attempts);
+    e.next_attempt = now + forward_backoff(e.attempts);
     ++e.attempts;
     changes.outbox_put.push_back(std::move(e));
   }
