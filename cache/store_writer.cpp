@@ -1,0 +1,265 @@
+// The writing side of Store: the writer thread's loop, batches applied in one transaction, the
+// access fold, LRU eviction. Only the writer thread runs any of this.
+#include <lmdb.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <vector>
+
+#include "cache/lmdb_codec.hpp"
+#include "cache/store.hpp"
+
+namespace hkpgw::cache {
+
+using namespace detail;
+
+int Store::apply(void* raw_txn, const WriteBatch& batch) {
+  auto* txn = static_cast<MDB_txn*>(raw_txn);
+  for (const auto& put : batch.keys) {
+    const std::string fpr = fingerprint_bytes(put.key.info.fingerprint);
+    if (fpr.empty()) continue;
+    MDB_val k = val(fpr), old;
+    std::set<std::string> stale_ids;
+    if (mdb_get(txn, keys_dbi_, &k, &old) == MDB_SUCCESS) {
+      if (auto rec = decode_key_record(view(old))) {
+        if (auto info = decode_key_info(rec->info_bytes)) {
+          for (auto& id : index_keys(*info)) stale_ids.insert(std::move(id));
+        }
+      }
+    }
+    const std::string record = encode_key_record(put.key, put.fetched_at, put.upstream);
+    MDB_val v = val(record);
+    if (int rc = mdb_put(txn, keys_dbi_, &k, &v, 0)) return rc;
+    for (const auto& id : index_keys(put.key.info)) {
+      stale_ids.erase(id);
+      MDB_val ik = val(id), iv = val(fpr);
+      const int rc = mdb_put(txn, ids_dbi_, &ik, &iv, MDB_NODUPDATA);
+      if (rc && rc != MDB_KEYEXIST) return rc;
+    }
+    for (const auto& id : stale_ids) {  // identifiers the new copy no longer has
+      MDB_val ik = val(id), iv = val(fpr);
+      const int rc = mdb_del(txn, ids_dbi_, &ik, &iv);
+      if (rc && rc != MDB_NOTFOUND) return rc;
+    }
+    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    const Stamp s{put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at)};
+    if (int rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, s)) return rc;
+  }
+  for (const auto& [fpr, fetched_at] : batch.confirmed) {
+    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    if (!was) continue;  // evicted meanwhile
+    if (int rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, Stamp{fetched_at, was->accessed_at})) {
+      return rc;
+    }
+  }
+  for (const auto& [key, record] : batch.queries) {
+    const std::string bytes = encode_query_record(record);
+    MDB_val k = val(key), v = val(bytes);
+    if (int rc = mdb_put(txn, queries_dbi_, &k, &v, 0)) return rc;
+  }
+  for (const auto& fpr : batch.purge) {
+    if (int rc = remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, fpr)) return rc;
+  }
+  for (const auto& e : batch.outbox_put) {
+    const std::string k = outbox_key(e.upstream, e.fingerprint), v = encode_outbox(e);
+    MDB_val kv = val(k), vv = val(v);
+    if (int rc = mdb_put(txn, outbox_dbi_, &kv, &vv, 0)) return rc;
+  }
+  for (const auto& [upstream, fpr] : batch.outbox_done) {
+    const std::string k = outbox_key(upstream, fpr);
+    MDB_val kv = val(k);
+    const int rc = mdb_del(txn, outbox_dbi_, &kv, nullptr);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+  }
+  return MDB_SUCCESS;
+}
+
+int Store::commit_jobs(std::span<Job> jobs) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc) return rc;
+  for (auto& job : jobs) {
+    rc = apply(txn, job.batch);
+    if (rc) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  return mdb_txn_commit(txn);
+}
+
+int Store::fold_accesses() {
+  std::vector<std::array<char, 20>> pending;
+  {
+    std::lock_guard lock(access_mutex_);
+    pending.swap(accesses_);
+  }
+  if (pending.empty()) return MDB_SUCCESS;
+  std::sort(pending.begin(), pending.end());
+  pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
+  const std::int64_t now = options_.now();
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc) return rc;
+  for (const auto& f : pending) {
+    const std::string_view fpr(f.data(), f.size());
+    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    if (!was || was->accessed_at >= now) continue;
+    rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, Stamp{was->fetched_at, now});
+    if (rc) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  return mdb_txn_commit(txn);
+}
+
+int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted) {
+  MDB_txn* txn = nullptr;
+  if (const int rc = mdb_txn_begin(env_, nullptr, 0, &txn)) return rc;
+  std::vector<std::string> oldest;  // LRU keys: accessed_at | fingerprint, oldest first
+  MDB_cursor* cur = nullptr;
+  if (mdb_cursor_open(txn, lru_dbi_, &cur) == MDB_SUCCESS) {
+    MDB_val lk, lv;
+    for (int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
+         rc == MDB_SUCCESS && oldest.size() < n; rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
+      oldest.emplace_back(view(lk));
+    }
+    mdb_cursor_close(cur);
+  }
+  std::int64_t newest = newest_evicted;
+  for (const auto& k : oldest) {
+    std::int64_t t = 0;
+    for (int i = 0; i < 8; ++i) t = (t << 8) | static_cast<unsigned char>(k[i]);
+    newest = std::max(newest, t);
+    if (const int rc =
+            remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, std::string_view(k).substr(8))) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  if (const int rc = mdb_txn_commit(txn)) return rc;
+  newest_evicted = newest;
+  return MDB_SUCCESS;
+}
+
+bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
+  std::uint64_t used = 0;
+  std::size_t to_evict = 0;
+  {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
+    ReadTxn r(env_);
+    if (!r.txn) return false;
+    used = used_bytes(r.txn);
+    MDB_stat st;
+    if (used <= above || mdb_stat(r.txn, keys_dbi_, &st) != MDB_SUCCESS || st.ms_entries == 0) {
+      return false;
+    }
+    // Page counts hardly fall inside the transactions that delete (LMDB frees a page only when
+    // it empties or merges), so the number of keys to evict is worked out up front from the
+    // average cost of a key; the next round corrects any shortfall.
+    const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st.ms_entries);
+    const std::uint64_t excess = used > down_to ? used - down_to : used / 10;
+    to_evict = static_cast<std::size_t>(
+        std::min<std::uint64_t>(st.ms_entries, (excess + per_key - 1) / per_key));
+  }
+  // Small transactions: on a full map even a deletion needs free pages for its copy-on-write
+  // path, and one transaction deleting thousands of keys needs many. A chunk that still finds
+  // the map full is retried smaller, down to one key.
+  std::size_t done = 0, chunk = kEvictChunk;
+  std::int64_t newest_evicted = 0;
+  while (done < to_evict) {
+    const std::size_t n = std::min(chunk, to_evict - done);
+    const int rc = evict_oldest(n, newest_evicted);
+    if (rc == MDB_SUCCESS) {
+      done += n;
+    } else if (rc == MDB_MAP_FULL && chunk > 1) {
+      chunk = std::max<std::size_t>(1, chunk / 8);
+    } else {
+      break;
+    }
+  }
+  if (done == 0) return false;
+  // Query records no newer than the keys just evicted go too (their answers are as cold).
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(env_, nullptr, 0, &txn) == MDB_SUCCESS) {
+    MDB_cursor* cur = nullptr;
+    if (mdb_cursor_open(txn, queries_dbi_, &cur) == MDB_SUCCESS) {
+      MDB_val qk, qv;
+      for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
+           rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
+        auto q = decode_query_record(view(qv));
+        if (!q || q->fetched_at <= newest_evicted) mdb_cursor_del(cur, 0);
+      }
+      mdb_cursor_close(cur);
+    }
+    if (mdb_txn_commit(txn) != MDB_SUCCESS) {
+      // Stale query records only cost space; the next round takes them.
+    }
+  }
+  evicted_ += done;
+  if (options_.on_evict) options_.on_evict(done, used);
+  return true;
+}
+
+void Store::writer_loop() {
+  auto last_fold = std::chrono::steady_clock::now();
+  while (true) {
+    std::vector<Job> jobs;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, kAccessFoldInterval, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) {
+        lock.unlock();
+        fold_accesses();
+        return;
+      }
+      jobs.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    // Accesses are folded about once a second, and before every write (so flush() covers them).
+    if (!jobs.empty() || std::chrono::steady_clock::now() - last_fold >= kAccessFoldInterval) {
+      fold_accesses();
+      last_fold = std::chrono::steady_clock::now();
+    }
+    // max_size bounds the data; the map needs headroom too (a full map cannot even delete), so
+    // eviction also starts at 85% of the map. It runs after every write, folds included.
+    // One round: the count is estimated from the average key, and page counts lag behind the
+    // deletions, so another round right away would evict what a later commit no longer needs
+    // gone (tried: it evicted hot and new keys). The next write's round corrects a shortfall.
+    const auto evict_if_needed = [this] {
+      evict(std::min(static_cast<std::uint64_t>(options_.max_size * kEvictAbove),
+                     static_cast<std::uint64_t>(map_bytes_ * 0.85)),
+            std::min(static_cast<std::uint64_t>(options_.max_size * kEvictDownTo),
+                     static_cast<std::uint64_t>(map_bytes_ * 0.75)));
+    };
+    if (jobs.empty()) {
+      evict_if_needed();
+      continue;
+    }
+    // One transaction for everything that queued up; if it fails (map full, say), make room and
+    // commit the jobs one by one so one bad batch does not sink the others.
+    std::vector<int> results(jobs.size(), commit_jobs(jobs));
+    if (results.front() != MDB_SUCCESS) {
+      if (results.front() == MDB_MAP_FULL) {
+        // Room for the batch: below 70% of max_size and below half the map, whichever is less.
+        evict(0, std::min(static_cast<std::uint64_t>(options_.max_size * (kEvictDownTo - 0.1)),
+                          map_bytes_ / 2));
+      }
+      for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
+    }
+    evict_if_needed();
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i].done) {
+        jobs[i].done(results[i] ? std::error_code(results[i], lmdb_category()) : std::error_code());
+      }
+    }
+    {
+      std::lock_guard lock(mutex_);
+      committed_ += jobs.size();
+    }
+    flushed_.notify_all();
+  }
+}
+
+}  // namespace hkpgw::cache
