@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "hkp/armor.hpp"
 #include "hkp/packets.hpp"
 #include "hkp/text.hpp"
 
@@ -381,6 +382,52 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
     out.keys.push_back(std::move(k));
   }
   return out;
+}
+
+std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk) {
+  // Every armor block (gpg --export -a writes one; concatenated exports have several).
+  auto decoded = dearmor(data);
+  if (!decoded) return {std::string(data)};  // the parser reports what is wrong with it
+  const std::string& binary = decoded->binary;
+  const auto packets = split_packets(binary);
+  if (!packets) return {std::string(data)};
+  std::vector<std::string> chunks;
+  std::string current;
+  std::size_t keys = 0;
+  for (const auto& p : *packets) {
+    if (p.tag == tag::public_key || p.tag == tag::secret_key) {  // secret: refused later, whole
+      if (keys == keys_per_chunk) {
+        chunks.push_back(std::move(current));
+        current.clear();
+        keys = 0;
+      }
+      ++keys;
+    }
+    current += p.whole;
+  }
+  if (!current.empty()) chunks.push_back(std::move(current));
+  return chunks;
+}
+
+std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data) {
+  const auto decoded = dearmor(data);
+  if (!decoded || decoded->private_block) return std::nullopt;
+  const auto packets = split_packets(decoded->binary);
+  if (!packets || packets->empty()) return std::nullopt;
+  std::vector<std::string> issuers;
+  for (const auto& p : *packets) {
+    if (p.tag != tag::signature) return std::nullopt;
+    const auto facts = read_signature(p.body);
+    // v4 revocations only: of the key, of a subkey, of a certification.
+    if (!facts || facts->version != 4 ||
+        (facts->type != 0x20 && facts->type != 0x28 && facts->type != 0x30)) {
+      return std::nullopt;
+    }
+    std::string issuer = facts->issuer_keyid_hex();
+    if (issuer.empty()) return std::nullopt;
+    issuers.push_back(std::move(issuer));
+  }
+  return issuers;
 }
 
 }  // namespace hkpgw::hkp

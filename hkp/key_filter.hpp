@@ -79,4 +79,15 @@ struct SignatureFacts {
 // nullopt for other versions and for a body that does not frame (truncated subpacket areas).
 std::optional<SignatureFacts> read_signature(std::string_view body);
 
+// Splits a keyring export (armored, possibly several armor blocks, or binary) into binary chunks
+// of at most `keys_per_chunk` transferable keys each, cutting before primary key packets, so a
+// large export is parsed a chunk at a time (RNP holds every key of one parse in memory). Input
+// the framer cannot split (not OpenPGP, partial lengths) comes back as one chunk, unchanged.
+std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk);
+
+// Bare revocation signatures (a revocation certificate, as gpg writes it: one signature packet,
+// armored or binary, without the key): the 64-bit key IDs (upper-case hex) of their issuers, one
+// per signature. nullopt when the input is not made of revocation signatures only.
+std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data);
+
 }  // namespace hkpgw::hkp

@@ -41,12 +41,6 @@ struct ParseOutcome {
 ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
                         std::size_t max_keys = SIZE_MAX);
 
-// Splits a keyring export (armored, possibly several armor blocks, or binary) into binary chunks
-// of at most `keys_per_chunk` transferable keys each, cutting before primary key packets, so a
-// large export is parsed a chunk at a time (RNP holds every key of one parse in memory). Input
-// the framer cannot split (not OpenPGP, partial lengths) comes back as one chunk, unchanged.
-std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk);
-
 // Merges two copies of one key (binary packets): the union of their user IDs, subkeys and
 // signatures, cleaned like parse_keys. `changed` is false when the result is byte for byte the
 // `cached` copy (the incoming copy added nothing), so the caller need not rewrite it.
@@ -57,11 +51,6 @@ struct MergeResult {
 std::optional<MergeResult> merge_key(std::string_view cached, std::string_view incoming,
                                      const std::string& fingerprint,
                                      const config::KeysConfig& limits);
-
-// Bare revocation signatures (a revocation certificate, as gpg writes it: one signature packet,
-// armored or binary, without the key): the 64-bit key IDs (upper-case hex) of their issuers, one
-// per signature. nullopt when the input is not made of revocation signatures only.
-std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data);
 
 // Applies bare signatures to a cached key (binary packets): RNP verifies each against the key and
 // adds the ones that hold. The result is cleaned like parse_keys; `changed` as in merge_key.
