@@ -154,15 +154,22 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
   std::vector<Item> items;
   if (parsed.keys.empty()) {
     // No key: perhaps bare revocation certificates for keys we hold.
-    auto issuers = hkp::bare_revocation_issuers(sub.keytext);
-    if (!issuers) {
+    auto revocations = hkp::bare_revocations(sub.keytext);
+    if (!revocations) {
       return refuse(400, GPG_ERR_NO_PUBKEY,
                     parsed.not_openpgp
                         ? "not OpenPGP: keytext holds no public key and no revocation certificate"
                         : "keytext holds OpenPGP packets, but no public key and no revocation "
                           "certificate (send gpg --export output)");
     }
-    for (const auto& keyid : *issuers) {
+    // Each costs RNP a verification against the key it names: bounded like keys.
+    if (revocations->signatures > kMaxKeysPerSubmission) {
+      return refuse(413, GPG_ERR_TOO_LARGE,
+                    std::to_string(revocations->signatures) +
+                        " revocation signatures in one submission; at most " +
+                        std::to_string(kMaxKeysPerSubmission));
+    }
+    for (const auto& keyid : revocations->issuers) {
       std::string fpr, packets;
       store_.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
         fpr = cache::fingerprint_hex(v.fingerprint);

@@ -409,12 +409,12 @@ std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_
   return chunks;
 }
 
-std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data) {
+std::optional<BareRevocations> bare_revocations(std::string_view data) {
   const auto decoded = dearmor(data);
   if (!decoded || decoded->private_block) return std::nullopt;
   const auto packets = split_packets(decoded->binary);
   if (!packets || packets->empty()) return std::nullopt;
-  std::vector<std::string> issuers;
+  BareRevocations out;
   for (const auto& p : *packets) {
     if (p.tag != tag::signature) return std::nullopt;
     const auto facts = read_signature(p.body);
@@ -425,9 +425,12 @@ std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view
     }
     std::string issuer = facts->issuer_keyid_hex();
     if (issuer.empty()) return std::nullopt;
-    issuers.push_back(std::move(issuer));
+    ++out.signatures;
+    if (std::find(out.issuers.begin(), out.issuers.end(), issuer) == out.issuers.end()) {
+      out.issuers.push_back(std::move(issuer));
+    }
   }
-  return issuers;
+  return out;
 }
 
 }  // namespace hkpgw::hkp

@@ -86,8 +86,13 @@ std::optional<SignatureFacts> read_signature(std::string_view body);
 std::vector<std::string> keyring_chunks(std::string_view data, std::size_t keys_per_chunk);
 
 // Bare revocation signatures (a revocation certificate, as gpg writes it: one signature packet,
-// armored or binary, without the key): the 64-bit key IDs (upper-case hex) of their issuers, one
-// per signature. nullopt when the input is not made of revocation signatures only.
-std::optional<std::vector<std::string>> bare_revocation_issuers(std::string_view data);
+// armored or binary, without the key): how many there are, and the distinct 64-bit key IDs
+// (upper-case hex) of their issuers in first-seen order, so each issuer's key is verified once.
+// nullopt when the input is not made of revocation signatures only.
+struct BareRevocations {
+  std::vector<std::string> issuers;
+  std::size_t signatures = 0;
+};
+std::optional<BareRevocations> bare_revocations(std::string_view data);
 
 }  // namespace hkpgw::hkp

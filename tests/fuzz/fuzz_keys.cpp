@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto merged = hkpgw::hkp::merge_key(k.packets, input, k.info.fingerprint, limits);
     (void)merged;
   }
-  (void)hkpgw::hkp::bare_revocation_issuers(input);
+  (void)hkpgw::hkp::bare_revocations(input);
   (void)hkpgw::hkp::keyring_chunks(input, 3);
   return 0;
 }

@@ -442,3 +442,33 @@ TEST_CASE("idle connections cannot lock others out of the HKP or the admin liste
     CHECK(successes(gw.admin(), "/healthz", 30) == 30);
   }
 }
+
+TEST_CASE("bare revocations: each issuer's key is verified once, and their count is bounded",
+          "[integration][hardening]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string carol = fixture("CAROL_FPR");
+  REQUIRE(gw.get(get_target(carol)).status == 200);  // cached, not revoked
+  const auto decoded = hkp::dearmor(read_file(data_dir() + "/carol-revocation.asc"));
+  REQUIRE(decoded.has_value());
+  const std::string rev = decoded->binary;
+  REQUIRE_FALSE(rev.empty());
+
+  // The public revocation certificate 100 times over: one verification against carol's key,
+  // one line in the answer (each copy used to verify every copy again: quadratic).
+  std::string copies;
+  for (int i = 0; i < 100; ++i) copies += rev;
+  const HttpResult r = post_key(gw, copies);
+  CHECK(r.status == 200);
+  CHECK(r.body == carol + ": updated; kept here only\n");
+
+  // More signatures than a submission may hold keys: refused before any is verified.
+  const std::string me = primary_keyid(key_packets(read_file(data_dir() + "/carol-unrevoked.asc")));
+  std::string many;
+  for (int i = 0; i < 101; ++i) many += forged_signature(0x20, me, 1700000000u + i);
+  const HttpResult refused = post_key(gw, many);
+  CHECK(refused.status == 413);
+  CHECK_THAT(refused.body, Contains("101 revocation signatures in one submission; at most 100"));
+}

@@ -183,12 +183,18 @@ TEST_CASE("merging copies of a key: nothing is lost, whichever copy is older", "
 
 TEST_CASE("a bare revocation certificate is recognised and applied to its key", "[keys][unit]") {
   const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
-  const auto issuers = bare_revocation_issuers(rev);
-  REQUIRE(issuers);
-  REQUIRE(issuers->size() == 1);
-  CHECK(issuers->front() == fixture("CAROL_FPR").substr(24));
-  CHECK_FALSE(bare_revocation_issuers(read_file(data_dir() + "/alice.asc")));  // a key, not sigs
-  CHECK_FALSE(bare_revocation_issuers("garbage"));
+  const auto revs = bare_revocations(rev);
+  REQUIRE(revs);
+  CHECK(revs->signatures == 1);
+  REQUIRE(revs->issuers.size() == 1);
+  CHECK(revs->issuers.front() == fixture("CAROL_FPR").substr(24));
+  const std::string sig = dearmor(rev).value().binary;
+  const auto twice = bare_revocations(sig + sig);
+  REQUIRE(twice);
+  CHECK(twice->signatures == 2);
+  CHECK(twice->issuers.size() == 1);  // one issuer: its key is verified once
+  CHECK_FALSE(bare_revocations(read_file(data_dir() + "/alice.asc")));  // a key, not sigs
+  CHECK_FALSE(bare_revocations("garbage"));
 
   const std::string carol = fixture("CAROL_FPR");
   const std::string before = cached_copy("carol-unrevoked.asc");
