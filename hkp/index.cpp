@@ -160,6 +160,7 @@ std::string format_html_index(std::span<const IndexEntry> entries, std::string_v
 Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body) {
   std::vector<IndexEntry> out;
   bool first = true;
+  bool in_key = false;  // the last pub line was kept: uid lines belong to it
   while (!body.empty()) {
     const auto nl = body.find('\n');
     std::string_view line = body.substr(0, nl);
@@ -175,6 +176,7 @@ Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body) {
         return problem(503, GPG_ERR_INV_RESPONSE, "unsupported index version " + std::string(f[1]));
       }
     } else if (type == "pub") {
+      if (out.size() == kMaxIndexEntries) break;  // enough: the rest of the listing is not read
       IndexEntry e;
       std::string_view id = f.size() > 1 ? f[1] : std::string_view();
       if (id.starts_with("0x") || id.starts_with("0X")) id.remove_prefix(2);
@@ -190,13 +192,16 @@ Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body) {
           e.disabled = flags.find('d') != std::string::npos;
         }
         out.push_back(std::move(e));
+        in_key = true;
       } else {
-        // Skipped; a following uid must not attach to the previous key.
-        out.push_back(IndexEntry{});
+        in_key = false;  // skipped: a following uid must not attach to the previous key
       }
-    } else if (type == "uid" && !out.empty()) {
+    } else if (type == "uid" && in_key && out.back().uids.size() < kMaxIndexUids) {
       IndexUid u;
-      u.text = percent_decode(f.size() > 1 ? f[1] : std::string_view(), false);
+      // Three escaped bytes at most per decoded one: cut before decoding, then exactly.
+      const std::string_view raw = f.size() > 1 ? f[1] : std::string_view();
+      u.text = percent_decode(raw.substr(0, 3 * kMaxIndexUidBytes), false);
+      if (u.text.size() > kMaxIndexUidBytes) u.text.resize(kMaxIndexUidBytes);
       if (f.size() > 2) u.created = to_int(f[2]);
       if (f.size() > 3) u.expires = to_int(f[3]);
       if (f.size() > 4) u.revoked = ascii_lower(f[4]).find('r') != std::string::npos;
@@ -204,7 +209,6 @@ Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body) {
     }
     first = false;
   }
-  std::erase_if(out, [](const IndexEntry& e) { return e.id.empty(); });
   return out;
 }
 

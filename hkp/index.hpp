@@ -47,8 +47,16 @@ std::string format_mr_index(std::span<const IndexEntry> entries, std::int64_t no
 std::string format_html_index(std::span<const IndexEntry> entries, std::string_view query,
                               bool verbose, std::int64_t now);
 
+// Bounds on what an upstream's listing can make us store and serve: keys past the first
+// kMaxIndexEntries are ignored, so are user IDs past kMaxIndexUids per key, and a user ID is cut
+// at kMaxIndexUidBytes.
+inline constexpr std::size_t kMaxIndexEntries = 500;
+inline constexpr std::size_t kMaxIndexUids = 100;
+inline constexpr std::size_t kMaxIndexUidBytes = 2048;
+
 // Parses an upstream's mr index. Tolerant like gpg: CRLF, unknown records, missing trailing
-// fields. pub entries whose id is not 16 or 40 hex (v6, v3, garbage) are dropped.
+// fields. pub entries whose id is not 16 or 40 hex (v6, v3, garbage) are dropped. Bounded as
+// above, and linear in the body.
 Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body);
 
 std::string html_escape(std::string_view s);

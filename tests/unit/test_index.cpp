@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+
 #include "hkp/index.hpp"
 
 using namespace hkpgw::hkp;
@@ -83,4 +85,31 @@ TEST_CASE("HTML index escapes user IDs and links fingerprints", "[hkp][unit]") {
   CHECK_FALSE(html.find("<script>") != std::string::npos);
   CHECK_THAT(html, Contains("search=0x4DC89C5EAD0C41A5D76E3E0DF8864A8BB8E106B6"));
   CHECK_THAT(html, Contains("a&lt;b"));
+}
+
+TEST_CASE("a hostile upstream listing is bounded: keys, user IDs per key, bytes per user ID",
+          "[hkp][unit]") {
+  std::string many = "info:1:10000\n";
+  for (int i = 0; i < 10000; ++i) {
+    char id[41];
+    std::snprintf(id, sizeof id, "%040X", i);
+    many += "pub:" + std::string(id) + ":22:255:1700000000::\nuid:k" + std::to_string(i) + ":::\n";
+  }
+  const auto keys = parse_mr_index(many);
+  REQUIRE(keys.has_value());
+  CHECK(keys->size() == kMaxIndexEntries);
+
+  std::string uids = "pub:" + std::string(40, 'A') + ":22:255:1700000000::\n";
+  for (int i = 0; i < 1000; ++i) uids += "uid:u" + std::to_string(i) + ":::\n";
+  uids += "uid:" + std::string(100000, 'x') + ":::\n";
+  const auto one = parse_mr_index(uids);
+  REQUIRE(one.has_value());
+  REQUIRE(one->size() == 1);
+  CHECK(one->front().uids.size() == kMaxIndexUids);
+
+  const auto huge = parse_mr_index("pub:" + std::string(40, 'B') + ":22:255:1::\nuid:" +
+                                   std::string(100000, 'y') + ":::\n");
+  REQUIRE(huge.has_value());
+  REQUIRE(huge->front().uids.size() == 1);
+  CHECK(huge->front().uids.front().text.size() == kMaxIndexUidBytes);
 }
