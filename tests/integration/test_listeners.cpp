@@ -31,27 +31,6 @@ std::string listening(const Gateway& gw, const std::string& kind) {
   return {};
 }
 
-// Sends `bytes` to [::1]:port and reads until the server closes (10 s at most).
-std::string exchange_v6(int port, const std::string& bytes) {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_port = htons(static_cast<std::uint16_t>(port));
-  inet_pton(AF_INET6, "::1", &a.sin6_addr);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    ::shutdown(fd, SHUT_WR);
-    char buf[8192];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("gpg fetches over the HKPS listener, verifying the gateway's certificate",
@@ -99,8 +78,7 @@ TEST_CASE("an IPv6 listener serves, and logs the peer unambiguously", "[integrat
     if (line.find("listener=hkp addr=[::1]:") != std::string::npos) v6 = field(line, "addr");
   }
   REQUIRE_FALSE(v6.empty());
-  const int port = std::stoi(v6.substr(v6.rfind(':') + 1));
-  const std::string answer = exchange_v6(port, "GET /pks/lookup?op=stats HTTP/1.0\r\n\r\n");
+  const std::string answer = raw_exchange(v6, "GET /pks/lookup?op=stats HTTP/1.0\r\n\r\n");
   CHECK(answer.starts_with("HTTP/1.0 200"));
   REQUIRE(gw.process().wait_for("peer=[::1]:"));
 }

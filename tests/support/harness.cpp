@@ -161,21 +161,35 @@ std::optional<std::string> Process::wait_for(const std::string& needle,
 
 namespace {
 
-// A connected TCP socket to host:port (IPv4 loopback) with 30 s send/receive timeouts, or -1.
+// A connected TCP socket to "ip:port" or "[ipv6]:port" (loopback only) with 30 s send/receive
+// timeouts, or -1.
 int connect_to(const std::string& host_port) {
   const auto colon = host_port.rfind(':');
-  const std::string host = host_port.substr(0, colon);
+  std::string host = host_port.substr(0, colon);
   const int port = std::stoi(host_port.substr(colon + 1));
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool v6 = host.starts_with('[');
+  if (v6) host = host.substr(1, host.size() - 2);
+  const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   timeval tv{30, 0};  // no test request may hang the suite
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET6, host.c_str(), &a->sin6_addr);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, host.c_str(), &a->sin_addr);
+    len = sizeof *a;
+  }
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     ::close(fd);
     return -1;
   }

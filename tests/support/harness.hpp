@@ -82,7 +82,8 @@ struct HttpResult {
   }
 };
 
-// One HTTP/1.0 request to host:port (loopback only), raw bytes out, whole answer in.
+// One HTTP/1.0 request to "ip:port" or "[ipv6]:port" (loopback only), raw bytes out, whole
+// answer in.
 HttpResult http_request(const std::string& host_port, const std::string& method,
                         const std::string& target, const std::string& body = "",
                         const std::vector<std::string>& extra_headers = {});
