@@ -19,7 +19,7 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
-	./$(BUILD_DIR)/gateway/hkp-gateway $(if $(CONFIG),--config $(CONFIG),)
+	./$(BUILD_DIR)/gateway/app/hkp-gateway $(if $(CONFIG),--config $(CONFIG),)
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300

@@ -76,7 +76,7 @@ int main() {
                                                        imported.out.find('\n') - imported.out.find(';') - 2));
   const auto stats = run({HKPGW_BINARY, "--config", cfg, "cache", "stats"});
   row("bytes per cached key (pages in use / keys, indexes included)", field_of(stats.out, "bytes_per_key"));
-  row("data.mdb size for 5000 keys", field_of(stats.out, "file_bytes") + " B");
+  row("data.mdb size for 5000 keys", field_of(stats.out, "cache_file_bytes") + " B");
   const auto t2 = Clock::now();
   run({HKPGW_BINARY, "--config", cfg, "cache", "import", keys});
   row("re-import of the same 5000 (all unchanged: parse and compare)",

@@ -437,6 +437,13 @@ void Store::write(WriteBatch batch, Done done) {
   wake_.notify_one();
 }
 
+std::error_code Store::write_and_wait(WriteBatch batch) {
+  std::error_code result;
+  write(std::move(batch), [&result](std::error_code ec) { result = ec; });
+  flush();  // `done` has run once flush() returns (committed_ moves after the callbacks)
+  return result;
+}
+
 void Store::flush() {
   if (options_.read_only) return;
   std::unique_lock lock(mutex_);

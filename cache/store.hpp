@@ -14,6 +14,10 @@
 // LMDB's copy-on-write has room; a write that still finds the map full triggers an eviction round
 // and one retry.
 //
+// Changes: every write goes through write() (lookups, submissions, the admin API, the cache CLI
+// alike) and, with eviction, is reported once committed to StoreOptions::on_commit: the one place
+// a layer above (a response cache, replication) learns what changed.
+//
 // Durability: LMDB's defaults (a synced commit per transaction, no NOSYNC/NOMETASYNC/WRITEMAP), so
 // a write that was acknowledged survives a crash of the process or the machine.
 #pragma once
@@ -43,6 +47,14 @@ namespace hkpgw::cache {
 
 inline constexpr int kSchemaVersion = 3;
 
+// What one commit changed, for StoreOptions::on_commit.
+struct Committed {
+  std::vector<std::string> keys;     // binary fingerprints put, confirmed, purged or evicted
+  std::vector<std::string> queries;  // query_key()s written or removed
+  bool eviction = false;             // an eviction round (not a client's write)
+  bool empty() const { return keys.empty() && queries.empty(); }
+};
+
 struct StoreOptions {
   StoreOptions(std::string p = {}, std::uint64_t max = 1ULL << 30)
       : path(std::move(p)), max_size(max) {}
@@ -55,6 +67,9 @@ struct StoreOptions {
   std::function<std::int64_t()> now;
   // Called on the writer thread after each eviction round (keys evicted, bytes in use before).
   std::function<void(std::size_t, std::uint64_t)> on_evict;
+  // Called on the writer thread after each commit that changed keys or query records (write()
+  // batches, eviction rounds), never for access-time folds. Must be quick and must not throw.
+  std::function<void(const Committed&)> on_commit;
   // The LMDB map; 0 = twice max_size, at least 64 MiB. Tests set it small to reach a full map.
   std::uint64_t map_bytes = 0;
 };
@@ -152,6 +167,9 @@ class Store {
   // Queues a batch for the writer thread; `done` runs on that thread after the commit (or with
   // the LMDB error). Keys replace the cached copy and its index entries.
   void write(WriteBatch batch, Done done);
+  // write(), waiting for the commit: for callers that may block (the cache CLI). Coroutines use
+  // the awaitable commit() in gateway/service/cache_writer.hpp; both end up here.
+  std::error_code write_and_wait(WriteBatch batch);
   // Blocks until everything queued before the call is committed.
   void flush();
 
@@ -169,8 +187,9 @@ class Store {
   // True when it evicted something.
   bool evict(std::uint64_t above, std::uint64_t down_to);
   // One transaction deleting the `n` least recently used keys; `newest_evicted` grows to the
-  // newest access time among them. Returns the LMDB result.
-  int evict_oldest(std::size_t n, std::int64_t& newest_evicted);
+  // newest access time among them, `removed` gets their fingerprints. Returns the LMDB result.
+  int evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& removed);
+  void report(std::span<const Job> jobs, const std::vector<int>& results) const;
   std::uint64_t used_bytes(void* txn) const;
   void open_tables(const std::string& path);
 

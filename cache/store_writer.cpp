@@ -115,7 +115,7 @@ int Store::fold_accesses() {
   return mdb_txn_commit(txn);
 }
 
-int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted) {
+int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& removed) {
   MDB_txn* txn = nullptr;
   if (const int rc = mdb_txn_begin(env_, nullptr, 0, &txn)) return rc;
   std::vector<std::string> oldest;  // LRU keys: accessed_at | fingerprint, oldest first
@@ -141,6 +141,7 @@ int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted) {
   }
   if (const int rc = mdb_txn_commit(txn)) return rc;
   newest_evicted = newest;
+  for (const auto& k : oldest) removed.keys.push_back(k.substr(8));
   return MDB_SUCCESS;
 }
 
@@ -168,9 +169,11 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
   // the map full is retried smaller, down to one key.
   std::size_t done = 0, chunk = kEvictChunk;
   std::int64_t newest_evicted = 0;
+  Committed removed;
+  removed.eviction = true;
   while (done < to_evict) {
     const std::size_t n = std::min(chunk, to_evict - done);
-    const int rc = evict_oldest(n, newest_evicted);
+    const int rc = evict_oldest(n, newest_evicted, removed);
     if (rc == MDB_SUCCESS) {
       done += n;
     } else if (rc == MDB_MAP_FULL && chunk > 1) {
@@ -189,17 +192,37 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
       for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
            rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
         auto q = decode_query_record(view(qv));
-        if (!q || q->fetched_at <= newest_evicted) mdb_cursor_del(cur, 0);
+        if (!q || q->fetched_at <= newest_evicted) {
+          if (mdb_cursor_del(cur, 0) == MDB_SUCCESS) removed.queries.emplace_back(view(qk));
+        }
       }
       mdb_cursor_close(cur);
     }
     if (mdb_txn_commit(txn) != MDB_SUCCESS) {
-      // Stale query records only cost space; the next round takes them.
+      removed.queries.clear();  // stale query records only cost space; the next round takes them
     }
   }
   evicted_ += done;
+  if (options_.on_commit) options_.on_commit(removed);
   if (options_.on_evict) options_.on_evict(done, used);
   return true;
+}
+
+void Store::report(std::span<const Job> jobs, const std::vector<int>& results) const {
+  if (!options_.on_commit) return;
+  Committed c;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (results[i] != MDB_SUCCESS) continue;
+    const WriteBatch& b = jobs[i].batch;
+    for (const auto& put : b.keys) {
+      std::string fpr = fingerprint_bytes(put.key.info.fingerprint);
+      if (!fpr.empty()) c.keys.push_back(std::move(fpr));
+    }
+    for (const auto& [fpr, at] : b.confirmed) c.keys.push_back(fpr);
+    for (const auto& fpr : b.purge) c.keys.push_back(fpr);
+    for (const auto& [key, record] : b.queries) c.queries.push_back(key);
+  }
+  if (!c.empty()) options_.on_commit(c);
 }
 
 void Store::writer_loop() {
@@ -248,6 +271,7 @@ void Store::writer_loop() {
       }
       for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
     }
+    report(jobs, results);
     evict_if_needed();
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (jobs[i].done) {

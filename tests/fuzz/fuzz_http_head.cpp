@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "gateway/http_server.hpp"
+#include "gateway/net/http_server.hpp"
 
 namespace {
 

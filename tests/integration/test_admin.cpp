@@ -103,6 +103,17 @@ TEST_CASE("admin API: upstreams, probe, cache, key removal and reload", "[integr
 
   const std::string fpr = fixture("BOB_FPR");
   REQUIRE(gw.get("/pks/lookup?op=get&search=0x" + fpr).status == 200);
+  // /admin/cache and op=stats name the cache's figures the same way (one renderer).
+  const std::string cache = admin(gw, "GET", "/admin/cache").body;
+  const std::string stats = gw.get("/pks/lookup?op=stats&options=mr").body;
+  for (const std::string name : {"keys", "identifiers", "queries", "cache_bytes", "cache_file_bytes",
+                                 "cache_max_bytes", "evicted", "forward_queue"}) {
+    INFO(name);
+    CHECK_THAT(cache, Contains("\"" + name + "\":"));
+    CHECK_THAT(stats, Contains("\"" + name + "\":"));
+  }
+  CHECK_THAT(cache, Contains("\"keys\":1,"));
+  CHECK_THAT(stats, Contains("\"keys\":1,"));
   CHECK(admin(gw, "DELETE", "/admin/keys/" + fpr).status == 200);
   CHECK(admin(gw, "DELETE", "/admin/keys/" + fpr).status == 404);
   CHECK(admin(gw, "DELETE", "/admin/keys/nonsense").status == 400);

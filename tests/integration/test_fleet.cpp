@@ -93,6 +93,10 @@ TEST_CASE("probes notice a dead upstream without traffic and bring it back when 
   CHECK(gw.get(get_fpr(fixture("CAROL_FPR"))).status == 200);
   CHECK(first.lookups() == 1);  // the default is used again
   CHECK(second.lookups() == 1);
+  // Each transition went to the fleet's listener: logged (above) and counted.
+  const std::string metrics = http_get(gw.admin(), "/metrics").body;
+  CHECK_THAT(metrics, Contains("hkp_gateway_upstream_health_changes_total{state=\"unhealthy\",upstream=\"first\"} 1"));
+  CHECK_THAT(metrics, Contains("hkp_gateway_upstream_health_changes_total{state=\"healthy\",upstream=\"first\"} 1"));
 }
 
 TEST_CASE("every upstream unhealthy: panic mode still asks them, in order", "[integration][fleet]") {

@@ -42,6 +42,8 @@ TEST_CASE("bad requests get the documented status and one line of text", "[integ
   CHECK_THAT(r.header("content-type"), StartsWith("text/plain"));
   check_one_line(r);
   CHECK(r.header("content-length") == std::to_string(r.body.size()));
+  // Every answer of the HKP front, errors included, may be read by a web page (the HKP draft).
+  CHECK(r.header("access-control-allow-origin") == "*");
 }
 
 TEST_CASE("oversized headers get 431 and oversized bodies 413", "[integration]") {

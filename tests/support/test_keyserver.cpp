@@ -10,11 +10,20 @@
 //     resumed: requests that arrived on a TLS connection resumed from an earlier session;
 //     max_concurrent: the most lookups in flight at once.
 // Prints "tls=ADDR control=ADDR" on stdout once listening.
+#include <openssl/ssl.h>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -22,12 +31,15 @@
 #include <sstream>
 
 #include "config/config.hpp"
-#include "gateway/http_server.hpp"
-#include "gateway/tls.hpp"
+#include "gateway/net/http_server.hpp"
+#include "gateway/net/tls.hpp"
 #include "hkp/index.hpp"
 #include "hkp/keyring.hpp"
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 using namespace hkpgw;
 using gateway::HttpRequest;
 using gateway::HttpResponse;
@@ -69,20 +81,68 @@ std::string query_value(std::string_view query, std::string_view key) {
 asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const std::string& mode,
                                      int delay);
 
-asio::awaitable<HttpResponse> serve(State& st, HttpRequest req) {
-  ++st.requests;
-  if (req.tls_resumed) ++st.resumed;
-  const auto [mode, delay, close] = st.current();
-  HttpResponse r = co_await answer(st, req, mode, delay);
-  r.close = r.close || close;
-  co_return r;
+// The keyserver port: a small HTTPS server of its own (not the gateway's HttpServer), because
+// misbehaving is its job: in "reset" mode it answers nothing and drops the connection with a
+// TCP reset, and it counts resumed TLS handshakes, which no production server needs to expose.
+asio::awaitable<void> keyserver_session(State& st, beast::ssl_stream<beast::tcp_stream> stream) {
+  constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+  auto& tcp_layer = beast::get_lowest_layer(stream);
+  tcp_layer.expires_after(std::chrono::seconds(30));
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, tuple);
+  if (hec) co_return;
+  const bool resumed = SSL_session_reused(stream.native_handle()) == 1;
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(64 << 20);
+    tcp_layer.expires_after(std::chrono::seconds(60));
+    auto [rec, rn] = co_await http::async_read(stream, buffer, parser, tuple);
+    if (rec) co_return;
+    auto msg = parser.release();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.body = std::move(msg.body());
+    ++st.requests;
+    if (resumed) ++st.resumed;
+    if (req.path() == "/pks/lookup") ++st.lookups;
+    if (req.path() == "/") ++st.probes;
+    const auto [mode, delay, close] = st.current();
+    if (mode == "reset") {  // no answer at all: RST, as a crashing or hostile server would
+      beast::error_code ignored;
+      tcp_layer.socket().set_option(tcp::socket::linger(true, 0), ignored);
+      tcp_layer.socket().close(ignored);
+      co_return;
+    }
+    HttpResponse r = co_await answer(st, req, mode, delay);
+    const bool keep_alive = msg.keep_alive() && !close && !r.close;
+    http::response<http::string_body> res{static_cast<http::status>(r.status), msg.version()};
+    res.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res.set(name, value);
+    res.body() = std::move(r.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    tcp_layer.expires_after(std::chrono::seconds(30));
+    auto [wec, wn] = co_await http::async_write(stream, res, tuple);
+    if (wec || !keep_alive) break;
+  }
+  tcp_layer.expires_after(std::chrono::seconds(2));
+  co_await stream.async_shutdown(tuple);
+}
+
+asio::awaitable<void> keyserver_accept(State& st, tcp::acceptor& acceptor, asio::ssl::context& tls) {
+  while (true) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
+    asio::co_spawn(acceptor.get_executor(), keyserver_session(st, std::move(stream)),
+                   asio::detached);
+  }
 }
 
 asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const std::string& mode,
                                      int delay) {
   const bool lookup = req.path() == "/pks/lookup";
-  if (lookup) ++st.lookups;
-  if (req.path() == "/") ++st.probes;
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex);
   if (mode == "hang") {
@@ -91,11 +151,6 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     co_return text_response(500, "hung");
   }
   if (mode == "fail") co_return text_response(500, "test keyserver failing on purpose");
-  if (mode == "reset") {
-    HttpResponse r;
-    r.reset = true;
-    co_return r;
-  }
   if (req.path() == "/pks/add" && req.method == "POST") {
     auto keytext = hkp::form_field(req.body, "keytext");
     if (!keytext) co_return text_response(400, "no keytext");
@@ -221,12 +276,13 @@ int main(int argc, char** argv) {
   }
   st.keys = initial;
   asio::io_context io(1);
-  gateway::HttpServer tls_server(io, {}, [&st](HttpRequest r) { return serve(st, std::move(r)); });
+  auto tls = gateway::make_server_tls(cert, key);
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::co_spawn(io, keyserver_accept(st, acceptor, *tls), asio::detached);
   gateway::HttpServer control_server(io, {},
                                      [&st](HttpRequest r) { return control(st, std::move(r)); });
-  const auto tls_addr = tls_server.listen({"127.0.0.1", 0}, gateway::make_server_tls(cert, key));
   const auto control_addr = control_server.listen({"127.0.0.1", 0});
-  std::cout << "tls=" << tls_addr << " control=" << control_addr << " keys=" << initial->size()
+  std::cout << "tls=127.0.0.1:" << acceptor.local_endpoint().port() << " control=" << control_addr << " keys=" << initial->size()
             << std::endl;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });

@@ -13,7 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <iostream>
 
-#include "gateway/tls.hpp"
+#include "gateway/net/tls.hpp"
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;

@@ -1,7 +1,7 @@
 // The outbox's retry schedule for forwards that failed.
 #include <catch2/catch.hpp>
 
-#include "gateway/add_service.hpp"
+#include "gateway/service/add_service.hpp"
 
 using hkpgw::gateway::forward_backoff;
 

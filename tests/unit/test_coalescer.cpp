@@ -13,7 +13,7 @@
 #include <set>
 #include <thread>
 
-#include "gateway/coalescer.hpp"
+#include "gateway/service/coalescer.hpp"
 
 namespace asio = boost::asio;
 using hkpgw::gateway::Coalescer;

@@ -1,25 +1,37 @@
 // The upstream health state machine, driven with a fake clock.
 #include <catch2/catch.hpp>
 
-#include "gateway/health.hpp"
+#include "gateway/upstream/health.hpp"
 
 using hkpgw::gateway::HealthState;
+using hkpgw::gateway::Outcome;
+using hkpgw::gateway::UpstreamResponse;
 using Change = HealthState::Change;
+using Source = HealthState::Source;
 using namespace std::chrono_literals;
 
 namespace {
 const HealthState::TimePoint t0 = HealthState::TimePoint{} + 1000h;
-const HealthState::Thresholds three_two{3, 2};
+
+UpstreamResponse answer(Outcome o, unsigned status = 0, std::string detail = {}) {
+  UpstreamResponse r;
+  r.outcome = o;
+  r.status = status;
+  r.detail = std::move(detail);
+  return r;
+}
+const UpstreamResponse ok = answer(Outcome::ok, 200);
+
 }  // namespace
 
 TEST_CASE("an upstream goes unhealthy after unhealthy_threshold consecutive failures",
           "[health]") {
   HealthState h;
   CHECK(h.healthy());
-  CHECK(h.failure(t0, three_two, "connect refused", false) == Change::none);
-  CHECK(h.failure(t0 + 1s, three_two, "timeout", true) == Change::none);
+  CHECK(h.record(answer(Outcome::connect_error, 0, "connect refused"), Source::request, t0) == Change::none);
+  CHECK(h.record(answer(Outcome::connect_error, 0, "timeout"), Source::probe, t0 + 1s) == Change::none);
   CHECK(h.healthy());
-  CHECK(h.failure(t0 + 2s, three_two, "HTTP 500", false) == Change::went_down);
+  CHECK(h.record(answer(Outcome::connect_error, 0, "HTTP 500"), Source::request, t0 + 2s) == Change::went_down);
   CHECK_FALSE(h.healthy());
   const auto v = h.view();
   CHECK(v.since == t0 + 2s);
@@ -27,29 +39,29 @@ TEST_CASE("an upstream goes unhealthy after unhealthy_threshold consecutive fail
   CHECK(v.probes == 1);
   CHECK(v.probe_failures == 1);
   // Further failures change nothing and report no second transition.
-  CHECK(h.failure(t0 + 3s, three_two, "HTTP 500", true) == Change::none);
+  CHECK(h.record(answer(Outcome::connect_error, 0, "HTTP 500"), Source::probe, t0 + 3s) == Change::none);
 }
 
 TEST_CASE("a success in between resets the failure count", "[health]") {
   HealthState h;
-  h.failure(t0, three_two, "x", false);
-  h.failure(t0, three_two, "x", false);
-  CHECK(h.success(t0, three_two, false) == Change::none);
-  h.failure(t0, three_two, "x", false);
-  h.failure(t0, three_two, "x", false);
+  h.record(answer(Outcome::connect_error, 0, "x"), Source::request, t0);
+  h.record(answer(Outcome::connect_error, 0, "x"), Source::request, t0);
+  CHECK(h.record(ok, Source::request, t0) == Change::none);
+  h.record(answer(Outcome::connect_error, 0, "x"), Source::request, t0);
+  h.record(answer(Outcome::connect_error, 0, "x"), Source::request, t0);
   CHECK(h.healthy());
-  CHECK(h.failure(t0, three_two, "x", false) == Change::went_down);
+  CHECK(h.record(answer(Outcome::connect_error, 0, "x"), Source::request, t0) == Change::went_down);
 }
 
 TEST_CASE("healthy_threshold consecutive successes bring it back", "[health]") {
   HealthState h;
-  for (int i = 0; i < 3; ++i) h.failure(t0, three_two, "down", true);
+  for (int i = 0; i < 3; ++i) h.record(answer(Outcome::connect_error, 0, "down"), Source::probe, t0);
   REQUIRE_FALSE(h.healthy());
-  CHECK(h.success(t0 + 30s, three_two, true) == Change::none);
+  CHECK(h.record(ok, Source::probe, t0 + 30s) == Change::none);
   CHECK_FALSE(h.healthy());
-  CHECK(h.failure(t0 + 60s, three_two, "flapping", true) == Change::none);  // starts over
-  CHECK(h.success(t0 + 90s, three_two, true) == Change::none);
-  CHECK(h.success(t0 + 120s, three_two, true) == Change::came_back);
+  CHECK(h.record(answer(Outcome::connect_error, 0, "flapping"), Source::probe, t0 + 60s) == Change::none);  // starts over
+  CHECK(h.record(ok, Source::probe, t0 + 90s) == Change::none);
+  CHECK(h.record(ok, Source::probe, t0 + 120s) == Change::came_back);
   CHECK(h.healthy());
   CHECK(h.view().since == t0 + 120s);
   CHECK(h.view().last_error.empty());
@@ -57,9 +69,9 @@ TEST_CASE("healthy_threshold consecutive successes bring it back", "[health]") {
 
 TEST_CASE("thresholds of one flip on the first event", "[health]") {
   HealthState h;
-  const HealthState::Thresholds one_one{1, 1};
-  CHECK(h.failure(t0, one_one, "x", false) == Change::went_down);
-  CHECK(h.success(t0, one_one, false) == Change::came_back);
+  h.set_thresholds({1, 1});
+  CHECK(h.record(answer(Outcome::connect_error, 0, "x"), Source::request, t0) == Change::went_down);
+  CHECK(h.record(ok, Source::request, t0) == Change::came_back);
 }
 
 TEST_CASE("probes are due once per interval, spread by jitter", "[health]") {
@@ -74,4 +86,25 @@ TEST_CASE("probes are due once per interval, spread by jitter", "[health]") {
   CHECK(h.claim_probe(t0 + 66s + 24s, 30s, 0.0));
   h.make_probe_due();
   CHECK(h.claim_probe(t0 + 66s + 25s, 30s, 0.0));  // "probe now" from the admin side
+}
+
+TEST_CASE("what an answer says about an upstream's health", "[health]") {
+  HealthState h;
+  h.set_thresholds({1, 1});
+  // Our own limits and withdrawals say nothing: no failure, no success.
+  CHECK(h.record(answer(Outcome::busy), Source::request, t0) == Change::none);
+  CHECK(h.record(answer(Outcome::cancelled), Source::request, t0) == Change::none);
+  CHECK(h.view().consecutive_successes == 0);
+  CHECK(h.view().consecutive_failures == 0);
+  // A 404 or another 4xx is a live server.
+  CHECK(h.record(answer(Outcome::not_found, 404), Source::request, t0) == Change::none);
+  CHECK(h.record(answer(Outcome::http_error, 429), Source::request, t0) == Change::none);
+  CHECK(h.view().consecutive_successes == 2);
+  // A 5xx, a broken answer, a TLS failure or a timeout is not.
+  for (const auto& bad : {answer(Outcome::http_error, 503, "HTTP 503"), answer(Outcome::bad_response),
+                          answer(Outcome::tls_error), answer(Outcome::timeout)}) {
+    HealthState fresh;
+    fresh.set_thresholds({1, 1});
+    CHECK(fresh.record(bad, Source::probe, t0) == Change::went_down);
+  }
 }

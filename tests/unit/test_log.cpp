@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "gateway/log.hpp"
+#include "gateway/observe/log.hpp"
 #include "support/harness.hpp"
 
 namespace {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <future>
+#include <mutex>
 
 #include <lmdb.h>
 
@@ -346,4 +347,67 @@ TEST_CASE("a write that finds the map full gets an eviction round, one retry, th
   CHECK(found(store, SearchKind::fingerprint, keys[249].info.fingerprint).size() == 1);
   CHECK(found(store, SearchKind::fingerprint, keys[599].info.fingerprint).empty());
   CHECK(store.verify().empty());
+}
+
+TEST_CASE("every commit reports what it changed to on_commit, eviction included",
+          "[cache][unit]") {
+  TempDir dir;
+  std::mutex mutex;
+  std::vector<Committed> seen;
+  StoreOptions o(dir / "cache", 256 << 10);
+  o.on_commit = [&](const Committed& c) {
+    std::lock_guard lock(mutex);
+    seen.push_back(c);
+  };
+  Store store(o);
+  auto reported = [&] {
+    std::lock_guard lock(mutex);
+    auto out = std::move(seen);
+    seen.clear();
+    return out;
+  };
+
+  const auto alice = keys_of("alice.asc");
+  const std::string fpr = fingerprint_bytes(alice.front().info.fingerprint);
+  WriteBatch put;
+  put.keys.push_back({alice.front(), 1000, "ubuntu"});
+  put.queries.emplace_back("get:e:alice@example.org", QueryRecord{1000, "ubuntu", QueryKind::not_found, {}, {}});
+  REQUIRE_FALSE(store.write_and_wait(std::move(put)));
+  auto r = reported();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].keys == std::vector<std::string>{fpr});
+  CHECK(r[0].queries == std::vector<std::string>{"get:e:alice@example.org"});
+  CHECK_FALSE(r[0].eviction);
+
+  // Outbox bookkeeping and empty batches change no key and no query: nothing to report.
+  WriteBatch outbox;
+  outbox.outbox_put.push_back({"ubuntu", fpr, 2000, 1, "down"});
+  REQUIRE_FALSE(store.write_and_wait(std::move(outbox)));
+  REQUIRE_FALSE(store.write_and_wait({}));
+  CHECK(reported().empty());
+
+  WriteBatch purge;
+  purge.purge.push_back(fpr);
+  REQUIRE_FALSE(store.write_and_wait(std::move(purge)));
+  r = reported();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].keys == std::vector<std::string>{fpr});
+
+  // Past max_size the writer evicts on its own: the evicted keys are reported, as an eviction.
+  const auto& keys = bulk_keys();
+  for (std::size_t at = 0; at < keys.size(); at += 100) {
+    WriteBatch b;
+    for (std::size_t i = at; i < at + 100; ++i) b.keys.push_back({keys[i], 1000, "bulk"});
+    REQUIRE_FALSE(store.write_and_wait(std::move(b)));
+  }
+  // (The writer may evict again on its own between two looks: count until the two agree.)
+  std::size_t evicted = 0;
+  CHECK(hkpgw::test::eventually(
+      [&] {
+        for (const auto& c : reported()) {
+          if (c.eviction) evicted += c.keys.size();
+        }
+        return evicted > 0 && evicted == store.stats().evicted;
+      },
+      std::chrono::seconds(5)));
 }

@@ -1,0 +1,262 @@
+#include "gateway/app/app.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <thread>
+
+#include "cache/store.hpp"
+#include "gateway/http/admin.hpp"
+#include "gateway/http/router.hpp"
+#include "gateway/net/http_server.hpp"
+#include "gateway/net/tls.hpp"
+#include "gateway/observe/clock.hpp"
+#include "gateway/observe/log.hpp"
+#include "gateway/observe/version.hpp"
+#include "gateway/service/cleaning_tally.hpp"
+#include "gateway/service/lookup_service.hpp"
+#include "gateway/service/work_pool.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kGracePeriod = std::chrono::seconds(10);
+
+ServerLimits server_limits(const config::Config& c) {
+  return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
+                      static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
+                      static_cast<std::size_t>(c.server.max_connections),
+                      static_cast<std::size_t>(c.server.max_connections_per_client)};
+}
+
+// The target as logged: with log_searches = false, the value of search= is replaced.
+std::string logged_target(std::string_view target, bool log_searches) {
+  target = target.substr(0, 300);
+  if (log_searches) return std::string(target);
+  std::string out(target);
+  for (auto at = out.find("search="); at != std::string::npos; at = out.find("search=", at + 1)) {
+    if (at != 0 && out[at - 1] != '?' && out[at - 1] != '&') continue;
+    const auto end = out.find('&', at);
+    out.replace(at + 7, (end == std::string::npos ? out.size() : end) - at - 7, "<redacted>");
+  }
+  return out;
+}
+
+void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::microseconds d,
+                bool log_searches) {
+  const std::string status = std::to_string(res.status);
+  const std::string ms = std::to_string(d.count() / 1000.0);
+  const std::string peer = req.peer.text();
+  log::info("request", {{"peer", peer},
+                        {"method", req.method},
+                        {"target", logged_target(req.target, log_searches)},
+                        {"status", status},
+                        {"op", res.log_op},
+                        {"kind", res.log_kind},
+                        {"cache", cache_result_name(res.log_cache)},
+                        {"upstream", res.log_upstream},
+                        {"duration_ms", ms}});
+}
+
+cache::StoreOptions store_options(const config::Config& cfg) {
+  cache::StoreOptions o(cfg.cache.path, cfg.cache.max_size);
+  o.on_evict = [max = cfg.cache.max_size](std::size_t keys, std::uint64_t used) {
+    log::info("cache_evicted", {{"keys", std::to_string(keys)},
+                                {"used_bytes", std::to_string(used)},
+                                {"max_size", std::to_string(max)}});
+  };
+  return o;
+}
+
+// The config file read again (SIGHUP, POST /admin/reload): a new snapshot swapped in, or the
+// running one kept with the problems named.
+class Reloader {
+ public:
+  Reloader(asio::io_context& io, std::string path, std::shared_ptr<const config::Config> started,
+           std::atomic<std::shared_ptr<const Snapshot>>& current, Metrics& metrics)
+      : io_(io), path_(std::move(path)), started_(std::move(started)), current_(current),
+        metrics_(metrics) {}
+
+  ReloadResult operator()() {
+    ReloadResult result;
+    if (path_.empty()) {
+      log::warn("config_reload", {{"result", "skipped"}, {"reason", "running on the embedded defaults"}});
+      result.problems.push_back("running on the embedded defaults: there is no file to reload");
+      metrics_.config_reload(false, unix_now());
+      return result;
+    }
+    try {
+      auto next = std::make_shared<const config::Config>(config::load_file(path_));
+      const auto old = current_.load();
+      // Against what is in effect, i.e. what the process started with: a change reverted by a
+      // later reload needs no restart any more, one still pending is named every time.
+      result.restart_required = config::restart_only_changes(*started_, *next);
+      std::string restart;
+      for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
+      current_.store(build_snapshot(io_.get_executor(), next, old.get()));
+      result.ok = true;
+      log::info("config_reload", {{"result", "success"},
+                                  {"file", path_},
+                                  {"restart_required_for", restart.empty() ? "-" : restart}});
+    } catch (const config::ConfigError& e) {
+      for (const auto& p : e.problems()) log::error("config_problem", {{"problem", p}});
+      log::error("config_reload", {{"result", "failure"}, {"effect", "kept the running config"}});
+      result.problems = e.problems();
+    } catch (const std::exception& e) {
+      log::error("config_reload", {{"result", "failure"}, {"error", e.what()}});
+      result.problems.push_back(e.what());
+    }
+    metrics_.config_reload(result.ok, unix_now());
+    return result;
+  }
+
+ private:
+  asio::io_context& io_;
+  std::string path_;
+  std::shared_ptr<const config::Config> started_;
+  std::atomic<std::shared_ptr<const Snapshot>>& current_;
+  Metrics& metrics_;
+};
+
+// What a graceful stop has to reach.
+struct Running {
+  asio::io_context& io;
+  HttpServer& hkp;
+  HttpServer& admin;
+  Fleet& fleet;
+  AddService& adds;
+  Reloader& reload;
+};
+
+// SIGHUP reloads; SIGTERM/SIGINT stop accepting, let requests finish within the grace period,
+// then stop the io_context.
+asio::awaitable<void> handle_signals(asio::signal_set& signals, Running r) {
+  constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+  while (true) {
+    auto [ec, sig] = co_await signals.async_wait(tuple);
+    if (ec) co_return;
+    if (sig == SIGHUP) {
+      r.reload();
+      continue;
+    }
+    log::info("shutting_down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    r.hkp.stop();
+    r.admin.stop();
+    r.fleet.stop_probing();
+    r.adds.stop();
+    asio::steady_timer t(r.io);
+    const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
+    while (r.hkp.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+      t.expires_after(std::chrono::milliseconds(20));
+      co_await t.async_wait(tuple);
+    }
+    if (r.hkp.active_connections() > 0) {
+      log::warn("shutdown_grace_expired", {{"connections", std::to_string(r.hkp.active_connections())}});
+    }
+    r.io.stop();
+    co_return;
+  }
+}
+
+void listen_hkp(HttpServer& server, const config::Config& cfg) {
+  for (const auto& l : cfg.server.listen) {
+    log::info("listening", {{"listener", "hkp"}, {"addr", server.listen(l)}});
+  }
+  if (cfg.server.hkps_listen.empty()) return;
+  auto tls = make_server_tls(cfg.server.tls_cert, cfg.server.tls_key);
+  for (const auto& l : cfg.server.hkps_listen) {
+    log::info("listening", {{"listener", "hkps"}, {"addr", server.listen(l, tls)}});
+  }
+}
+
+void listen_admin(HttpServer& server, const config::Config& cfg) {
+  log::info("listening", {{"listener", "admin"}, {"addr", server.listen(cfg.admin.listen)}});
+  const std::string& host = cfg.admin.listen.host;
+  if (!host.starts_with("127.") && host != "::1" && host != "localhost") {
+    log::warn("admin_not_loopback",
+              {{"addr", cfg.admin.listen.text()},
+               {"effect", "metrics and probes are reachable from the network; /admin/* still needs the token"}});
+  }
+}
+
+}  // namespace
+
+App::App(config::Config config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)) {}
+
+int App::run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto cfg = std::make_shared<const config::Config>(config_);
+  const unsigned threads =
+      cfg->server.threads ? cfg->server.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  // Declared first, destroyed last: the cache writer posts completions to it until it stops.
+  asio::io_context io(static_cast<int>(threads));
+  cache::Store store(store_options(*cfg));
+  if (store.opened_schema() != cache::kSchemaVersion) {
+    log::info("cache_migrated", {{"path", cfg->cache.path},
+                                 {"from_schema", std::to_string(store.opened_schema())},
+                                 {"to_schema", std::to_string(cache::kSchemaVersion)}});
+  }
+  std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
+  const SnapshotSource snapshots = [&current] { return current.load(); };
+  Metrics metrics(kVersion);
+  Fleet fleet(metrics, [&metrics](const HealthEvent& e) {
+    log_health_event(e);
+    metrics.health_change(e.upstream.name(), e.change == HealthState::Change::came_back);
+  });
+  // The OpenPGP work pool (never the network threads); destroyed before the io_context, after
+  // the workers below have stopped running it.
+  WorkPool pool(cfg->keys.workers, cfg->keys.work_queue);
+  CleaningTally tally(metrics);
+  LookupService lookups(store, fleet, pool, unix_now, io.get_executor(), tally, metrics);
+  AddService adds(store, fleet, pool, unix_now, tally, metrics);
+  Router router(lookups, adds, store, tally, snapshots);
+
+  HttpServer hkp_server(io, server_limits(*cfg),
+                        [&router](HttpRequest r) { return router.handle(std::move(r)); },
+                        [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
+                                               std::chrono::microseconds d) {
+                          access_log(req, res, d, snapshots()->config->server.log_searches);
+                          metrics.request(res.log_op, res.status, cache_result_name(res.log_cache),
+                                          static_cast<double>(d.count()) / 1e6);
+                        });
+  listen_hkp(hkp_server, *cfg);
+
+  Reloader reload(io, config_path_, cfg, current, metrics);
+  // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
+  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }};
+  HttpServer admin_server(io,
+                          ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10),
+                                       static_cast<std::size_t>(cfg->admin.max_connections), 0},
+                          [&admin](HttpRequest r) { return handle_admin(admin, std::move(r)); });
+  listen_admin(admin_server, *cfg);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  asio::co_spawn(io, handle_signals(signals, Running{io, hkp_server, admin_server, fleet, adds, reload}),
+                 asio::detached);
+  fleet.start_probing(io.get_executor(), snapshots);
+  adds.start(io.get_executor(), snapshots);
+  log::info("started", {{"version", kVersion},
+                        {"threads", std::to_string(threads)},
+                        {"config", cfg->source},
+                        {"cache", cfg->cache.path},
+                        {"upstreams", std::to_string(cfg->upstreams.list.size())}});
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& w : workers) w.join();
+  store.flush();
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace hkpgw::gateway

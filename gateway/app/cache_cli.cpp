@@ -1,0 +1,220 @@
+#include "gateway/app/cache_cli.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cache/merge.hpp"
+#include "cache/store.hpp"
+#include "gateway/http/stats.hpp"
+#include "hkp/keyring.hpp"
+#include "hkp/packets.hpp"
+#include "gateway/observe/clock.hpp"
+
+namespace hkpgw::gateway {
+
+namespace {
+
+constexpr std::size_t kImportBatch = 1000;
+
+cache::StoreOptions options(const config::Config& cfg, bool read_only) {
+  cache::StoreOptions o(cfg.cache.path, cfg.cache.max_size);
+  o.read_only = read_only;
+  return o;
+}
+
+int stats(const config::Config& cfg) {
+  cache::Store store(options(cfg, true));
+  const auto s = store.stats();
+  std::cout << "cache: " << cfg.cache.path << " (schema " << s.schema << ")\n";
+  for (const auto& [name, value] : gateway::cache_figures(s)) std::cout << name << ": " << value << "\n";
+  std::cout << "used: " << (s.used_bytes * 100 / std::max<std::uint64_t>(1, s.max_bytes))
+            << "% of max_size\n"
+            << "bytes_per_key: " << (s.keys ? s.used_bytes / s.keys : 0) << "\n";
+  return 0;
+}
+
+int verify(const config::Config& cfg) {
+  cache::Store store(options(cfg, true));
+  const auto problems = store.verify();
+  const auto s = store.stats();
+  for (const auto& p : problems) std::cout << "problem: " << p << "\n";
+  if (problems.empty()) {
+    std::cout << "OK: " << s.keys << " keys, " << s.identifiers << " identifiers, " << s.queries
+              << " query records, consistent\n";
+    return 0;
+  }
+  std::cout << problems.size() << " problems in " << cfg.cache.path << "\n";
+  return 1;
+}
+
+int export_keys(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.size() > 2) {
+    std::cerr << "hkp-gateway: cache export takes at most one FILE\n";
+    return 2;
+  }
+  cache::Store store(options(cfg, true));
+  std::string packets;
+  const std::size_t n = store.visit_all([&](const cache::KeyRecordView& v) { packets += v.packets; });
+  const std::string armored = n ? hkp::armor_public_keys(packets) : std::string();
+  if (args.size() == 2 && args[1] != "-") {
+    std::ofstream out(args[1], std::ios::binary | std::ios::trunc);
+    out << armored;
+    if (!out) {
+      std::cerr << "hkp-gateway: cannot write \"" << args[1] << "\"\n";
+      return 1;
+    }
+  } else {
+    std::cout << armored;
+  }
+  std::cerr << "exported " << n << " keys\n";
+  return 0;
+}
+
+int import_keys(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.size() < 2) {
+    std::cerr << "hkp-gateway: cache import needs at least one FILE\n";
+    return 2;
+  }
+  cache::Store store(options(cfg, false));
+  int status = 0;
+  for (std::size_t f = 1; f < args.size(); ++f) {
+    const std::string& file = args[f];
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      std::cerr << "hkp-gateway: cannot read \"" << file << "\"\n";
+      status = 1;
+      continue;
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    const auto started = std::chrono::steady_clock::now();
+    // A chunk at a time: RNP keeps every key of one parse in memory, and exports run to millions.
+    const auto chunks = hkp::keyring_chunks(buf.str(), kImportBatch);
+    bool secret = false;
+    for (const auto& c : chunks) {
+      if (auto ps = hkp::split_packets(c)) {
+        for (const auto& p : *ps) {
+          secret = secret || p.tag == hkp::tag::secret_key || p.tag == hkp::tag::secret_subkey;
+        }
+      }
+    }
+    std::size_t total = 0, added = 0, updated = 0, unchanged = 0;
+    std::vector<hkp::RejectedKey> rejected;
+    std::map<std::string, std::size_t> dropped;
+    bool any_openpgp = false;
+    const std::int64_t now = unix_now();
+    for (std::size_t ci = 0; ci < chunks.size() && !secret; ++ci) {
+      auto parsed = hkp::parse_keys(chunks[ci], cfg.keys);
+      if (parsed.secret_material) {
+        secret = true;
+        break;
+      }
+      any_openpgp = any_openpgp || !parsed.not_openpgp;
+      total += parsed.keys.size();
+      for (auto& r : parsed.rejected) rejected.push_back(std::move(r));
+      for (const auto& [reason, n] : parsed.dropped) dropped[reason] += n;
+      const auto changes = cache::merge_with_cached(store, parsed.keys, cfg.keys);
+      cache::WriteBatch batch;
+      for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
+        switch (changes[i]) {
+          case cache::Change::added: ++added; break;
+          case cache::Change::updated: ++updated; break;
+          case cache::Change::unchanged: ++unchanged; continue;  // the record is left alone
+        }
+        batch.keys.push_back({std::move(parsed.keys[i]), now, "import"});
+      }
+      if (const std::error_code result = store.write_and_wait(std::move(batch))) {
+        std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
+        return 1;
+      }
+    }
+    if (secret) {
+      std::cerr << "hkp-gateway: \"" << file
+                << "\" holds secret key material: nothing of it was imported (export public keys "
+                   "with gpg --export)\n";
+      status = 1;
+      continue;
+    }
+    if (!any_openpgp || (total == 0 && rejected.empty())) {
+      std::cerr << "hkp-gateway: \"" << file << "\" holds no OpenPGP keys\n";
+      status = 1;
+      continue;
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::cout << "imported \"" << file << "\": " << total << " keys (" << added << " added, "
+              << updated << " updated, " << unchanged << " unchanged), " << rejected.size()
+              << " rejected";
+    char rate[64];
+    std::snprintf(rate, sizeof rate, "; %.2f s, %.0f keys/s", secs,
+                  secs > 0 ? static_cast<double>(total) / secs : 0.0);
+    std::cout << rate << "\n";
+    for (const auto& r : rejected) {
+      std::cout << "rejected " << (r.fingerprint.empty() ? "?" : r.fingerprint) << ": " << r.reason
+                << "\n";
+    }
+    for (const auto& [reason, n] : dropped) std::cout << "cleaned: " << n << " " << reason << "\n";
+  }
+  return status;
+}
+
+int purge(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.size() < 2) {
+    std::cerr << "hkp-gateway: cache purge needs at least one FINGERPRINT\n";
+    return 2;
+  }
+  cache::Store store(options(cfg, false));
+  cache::WriteBatch batch;
+  int status = 0;
+  std::vector<std::string> found;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    auto search = hkp::parse_search(args[i]);
+    if (!search || search->kind != hkp::SearchKind::fingerprint) {
+      std::cerr << "hkp-gateway: \"" << args[i] << "\" is not a v4 fingerprint (40 hex digits)\n";
+      status = 1;
+      continue;
+    }
+    const std::string fpr = search->value;
+    if (store.visit_fingerprints(std::span(&fpr, 1), [](const cache::KeyRecordView&) {}) == 0) {
+      std::cerr << "not cached: " << fpr << "\n";
+      status = 1;
+      continue;
+    }
+    batch.purge.push_back(cache::fingerprint_bytes(fpr));
+    found.push_back(fpr);
+  }
+  if (const std::error_code result = store.write_and_wait(std::move(batch))) {
+    std::cerr << "hkp-gateway: purging failed: " << result.message() << "\n";
+    return 1;
+  }
+  for (const auto& f : found) std::cout << "purged " << f << "\n";
+  return status;
+}
+
+}  // namespace
+
+int run_cache_command(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << "hkp-gateway: cache needs a command: import, export, stats, verify or purge\n";
+    return 2;
+  }
+  try {
+    const std::string& cmd = args[0];
+    if (cmd == "stats") return stats(cfg);
+    if (cmd == "verify") return verify(cfg);
+    if (cmd == "export") return export_keys(cfg, args);
+    if (cmd == "import") return import_keys(cfg, args);
+    if (cmd == "purge") return purge(cfg, args);
+    std::cerr << "hkp-gateway: unknown cache command \"" << cmd
+              << "\" (import, export, stats, verify, purge)\n";
+    return 2;
+  } catch (const cache::StoreError& e) {
+    std::cerr << "hkp-gateway: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace hkpgw::gateway

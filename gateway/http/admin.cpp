@@ -1,0 +1,170 @@
+#include "gateway/http/admin.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <openssl/crypto.h>
+
+#include "cache/record.hpp"
+#include "gateway/http/stats.hpp"
+#include "gateway/service/cache_writer.hpp"
+#include "hkp/lookup.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string json_list(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_string(v[i]);
+  return out + "]";
+}
+
+HttpResponse json(unsigned status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body) + "\n";
+  r.log_op = "admin";
+  return r;
+}
+
+HttpResponse json_error(unsigned status, std::string_view message) {
+  return json(status, "{\"error\":" + json_string(message) + "}");
+}
+
+bool authorized(const std::string& token, const HttpRequest& req) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!req.authorization.starts_with(kBearer)) return false;
+  const std::string_view given = std::string_view(req.authorization).substr(kBearer.size());
+  return given.size() == token.size() &&
+         CRYPTO_memcmp(given.data(), token.data(), given.size()) == 0;  // constant time
+}
+
+std::string upstreams_json(const Snapshot& snap) {
+  std::string out = "{\"upstreams\":[";
+  for (std::size_t i = 0; i < snap.upstreams.size(); ++i) {
+    const auto& u = *snap.upstreams[i];
+    const auto h = u.health().view();
+    out += std::string(i ? "," : "") + "{\"name\":" + json_string(u.name()) +
+           ",\"url\":" + json_string(u.config().url) +
+           ",\"default\":" + (u.name() == snap.config->upstreams.default_name ? "true" : "false") +
+           ",\"healthy\":" + (h.healthy ? "true" : "false") +
+           ",\"consecutive_failures\":" + std::to_string(h.consecutive_failures) +
+           ",\"consecutive_successes\":" + std::to_string(h.consecutive_successes) +
+           ",\"probes\":" + std::to_string(h.probes) +
+           ",\"probe_failures\":" + std::to_string(h.probe_failures) +
+           ",\"last_error\":" + json_string(h.last_error) +
+           ",\"connections\":" + std::to_string(u.open_connections()) +
+           ",\"tls_resumptions\":" + std::to_string(u.resumed_handshakes()) + "}";
+  }
+  return out + "]}";
+}
+
+}  // namespace
+
+// DNS rebinding: a page on evil.example that makes its own name resolve to 127.0.0.1 reaches
+// this listener from the victim's browser with "Host: evil.example". An IP literal or localhost
+// (what probes, Prometheus and curl send) cannot be rebound; other names must be listed.
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed) {
+  if (host.empty()) return true;  // HTTP/1.0 without Host: no browser sends that
+  std::string name;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = std::string(host.substr(1, close - 1));
+    in6_addr a6{};
+    return inet_pton(AF_INET6, name.c_str(), &a6) == 1;
+  }
+  name = std::string(host.substr(0, host.rfind(':')));
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  in_addr a4{};
+  if (inet_pton(AF_INET, name.c_str(), &a4) == 1 || name == "localhost") return true;
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
+    std::string l = a;
+    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return l == name;
+  });
+}
+
+asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest req) {
+  const std::string_view path = req.path();
+  if (!host_allowed(req.host, ctx.snapshots()->config->admin.allowed_hosts)) {
+    co_return text_response(403, "Forbidden: Host \"" + req.host.substr(0, 100) +
+                                     "\" is not an IP address, localhost or one of "
+                                     "admin.allowed_hosts");
+  }
+  if (path == "/healthz") co_return text_response(200, "ok");
+  if (path == "/readyz") {
+    // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
+    if (!ctx.store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
+    const auto snap = ctx.snapshots();
+    const bool upstream_ok = snap->upstreams.empty() ||  // a cache-only gateway
+                             std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
+                                         [](const auto& u) { return u->health().healthy(); });
+    if (!upstream_ok && ctx.store.stats().keys == 0) {
+      co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
+    }
+    co_return text_response(200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
+  }
+  if (path == "/metrics") {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = ctx.metrics.render(metrics_sample(gather_stats(ctx.store, *ctx.snapshots())));
+    co_return r;
+  }
+  if (!path.starts_with("/admin/")) {
+    co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+  }
+  const auto snap = ctx.snapshots();
+  if (snap->admin_token.empty()) {
+    co_return json_error(403, "the admin API is disabled: set admin.token_file");
+  }
+  if (!authorized(snap->admin_token, req)) {
+    HttpResponse r = json_error(401, "missing or wrong bearer token");
+    r.set("WWW-Authenticate", "Bearer");
+    co_return r;
+  }
+  if (path == "/admin/reload" && req.method == "POST") {
+    const ReloadResult r = ctx.reload();
+    if (!r.ok) {
+      co_return json(422, "{\"result\":\"failure\",\"problems\":" + json_list(r.problems) +
+                              ",\"effect\":\"kept the running config\"}");
+    }
+    co_return json(200, "{\"result\":\"success\",\"restart_required_for\":" +
+                            json_list(r.restart_required) + "}");
+  }
+  if (path == "/admin/upstreams" && req.method == "GET") co_return json(200, upstreams_json(*snap));
+  if (path == "/admin/upstreams/probe" && req.method == "POST") {
+    ctx.fleet.probe_soon();
+    co_return json(202, "{\"result\":\"probing\",\"upstreams\":" +
+                            std::to_string(snap->upstreams.size()) + "}");
+  }
+  if (path == "/admin/cache" && req.method == "GET") {
+    co_return json(200, cache_json(ctx.store.stats()));
+  }
+  if (path.starts_with("/admin/keys/") && req.method == "DELETE") {
+    auto search = hkp::parse_search(path.substr(std::string_view("/admin/keys/").size()));
+    if (!search || search->kind != hkp::SearchKind::fingerprint) {
+      co_return json_error(400, "expected /admin/keys/<40 hex digit fingerprint>");
+    }
+    const std::string fpr = search->value;
+    if (ctx.store.visit_fingerprints(std::span(&fpr, 1), [](const cache::KeyRecordView&) {}) == 0) {
+      co_return json_error(404, "not cached: " + fpr);
+    }
+    cache::WriteBatch batch;
+    batch.purge.push_back(cache::fingerprint_bytes(fpr));
+    if (const auto ec = co_await commit(ctx.store, std::move(batch))) {
+      co_return json_error(503, "the cache could not remove it: " + ec.message());
+    }
+    co_return json(200, "{\"purged\":" + json_string(fpr) + "}");
+  }
+  co_return json_error(404, "no such admin endpoint (or wrong method): " +
+                                std::string(req.method) + " " + std::string(path.substr(0, 200)));
+}
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,40 @@
+// The admin listener (docs/contract.md), on loopback by default: /healthz, /readyz and
+// /metrics for everyone who can reach it; /admin/* only with `Authorization: Bearer <token>`
+// (the token from admin.token_file, read again on every reload; without one, /admin/* answers
+// 403). Answers are JSON.
+//   POST   /admin/reload            reload the config file (as SIGHUP does)
+//   GET    /admin/upstreams         health, connections and last error of each upstream
+//   POST   /admin/upstreams/probe   probe every upstream now
+//   GET    /admin/cache             cache counts and sizes
+//   DELETE /admin/keys/<fingerprint> remove one key from the cache
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cache/store.hpp"
+#include "gateway/net/http_message.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "gateway/upstream/fleet.hpp"
+
+namespace hkpgw::gateway {
+
+struct ReloadResult {
+  bool ok = false;
+  std::vector<std::string> problems;          // config problems, "FILE:LINE: key: what"
+  std::vector<std::string> restart_required;  // keys that changed but apply on restart only
+};
+
+struct AdminContext {
+  cache::Store& store;
+  Fleet& fleet;
+  Metrics& metrics;
+  SnapshotSource snapshots;
+  std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
+};
+
+boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest request);
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,132 @@
+#include "gateway/http/router.hpp"
+
+#include "gateway/http/stats.hpp"
+#include "gateway/observe/version.hpp"
+#include "hkp/index.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+HttpResponse method_not_allowed(const std::string& allowed) {
+  HttpResponse r = text_response(405, "Method not allowed: use " + allowed);
+  r.set("Allow", allowed);
+  return r;
+}
+
+HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.message()); }
+
+}  // namespace
+
+Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
+               const CleaningTally& tally, SnapshotSource snapshot)
+    : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)) {
+  pipeline_.use(allow_any_origin());
+}
+
+const std::vector<Router::Route>& Router::routes() {
+  // One line per method and path. A new front is a line here and a handler.
+  static const std::vector<Route> table = {
+      {"GET", "/", &Router::serve_home},
+      {"GET", "/index.html", &Router::serve_home},
+      {"GET", "/pks/lookup", &Router::serve_lookup},
+      {"POST", "/pks/add", &Router::serve_add},
+  };
+  return table;
+}
+
+asio::awaitable<HttpResponse> Router::handle(HttpRequest req) {
+  const Handler last = [this](const HttpRequest& r) { return dispatch(r); };
+  HttpResponse r = co_await pipeline_.run(req, last);
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {
+  const std::shared_ptr<const Snapshot> snap = snapshot_();  // pinned for the whole request
+  const std::string_view path = req.path();
+  std::string allowed;  // methods the path knows, for 405 and OPTIONS
+  RouteHandler handler = nullptr;
+  for (const Route& r : routes()) {
+    if (r.path != path) continue;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+    if (r.method == req.method) handler = r.handler;
+  }
+  if (req.method == "OPTIONS") co_return options(allowed);  // CORS preflight, feature detection
+  if (handler) {
+    HttpResponse r = co_await (this->*handler)(req, snap);
+    co_return r;
+  }
+  if (!allowed.empty()) co_return method_not_allowed(allowed);
+  co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+}
+
+asio::awaitable<HttpResponse> Router::serve_home(const HttpRequest&,
+                                                 std::shared_ptr<const Snapshot> snap) {
+  co_return home(*snap);
+}
+
+asio::awaitable<HttpResponse> Router::serve_lookup(const HttpRequest& req,
+                                                   std::shared_ptr<const Snapshot> snap) {
+  auto parsed = hkp::parse_lookup(req.query());
+  if (!parsed) {
+    HttpResponse r = from_problem(parsed.error());
+    r.log_op = "lookup";
+    co_return r;
+  }
+  if (parsed->op == hkp::Op::stats) co_return stats(*parsed, *snap);
+  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap);
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::serve_add(const HttpRequest& req,
+                                                std::shared_ptr<const Snapshot> snap) {
+  HttpResponse r = co_await adds_.add(req, snap);
+  co_return r;
+}
+
+HttpResponse Router::options(const std::string& allowed) {
+  HttpResponse r;
+  r.status = 200;
+  const std::string methods = allowed.empty() ? "GET, POST, OPTIONS" : allowed + ", OPTIONS";
+  r.set("Allow", methods);
+  r.set("Access-Control-Allow-Methods", methods);
+  r.set("Access-Control-Allow-Headers", "Content-Type");
+  return r;
+}
+
+HttpResponse Router::home(const Snapshot& snap) const {
+  std::string body =
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>hkp-gateway</title></head>\n"
+      "<body><h1>hkp-gateway</h1>\n"
+      "<form action=\"/pks/lookup\" method=\"get\">\n"
+      "<input type=\"hidden\" name=\"op\" value=\"index\">\n"
+      "<input name=\"search\" size=\"50\" placeholder=\"email, key ID, fingerprint or name\">\n"
+      "<input type=\"submit\" value=\"Search\"></form>\n<h2>Upstream keyservers</h2>\n<ol>\n";
+  for (const auto& u : snap.upstreams) {
+    body += "<li>" + hkp::html_escape(u->name()) + " &mdash; " + hkp::html_escape(u->config().url) +
+            (u->name() == snap.config->upstreams.default_name ? " (default)" : "") + ": " +
+            (u->health().healthy() ? "healthy" : "<strong>unhealthy</strong>") + "</li>\n";
+  }
+  body += "</ol>\n<p>" + std::string(kVersionString) + "</p></body></html>\n";
+  HttpResponse r;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) const {
+  const StatsReport report = gather_stats(store_, snap, tally_.totals());
+  HttpResponse r;
+  r.log_op = "stats";
+  if (req.machine_readable) {
+    r.content_type = "application/json";
+    r.body = stats_json(report);
+  } else {
+    r.body = stats_text(report);
+  }
+  return r;
+}
+
+}  // namespace hkpgw::gateway

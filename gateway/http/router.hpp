@@ -1,0 +1,55 @@
+// The HKP front (docs/contract.md): a table of method + path -> handler (Router::routes), OPTIONS
+// and 405 derived from it, the one-line 404 for everything else, and the middleware pipeline
+// every request passes first. Handlers are thin: they parse with hkp/ and hand over to
+// LookupService or AddService, which hold the policy; the router formats only the home page
+// (stats come from stats.hpp).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "gateway/http/middleware.hpp"
+#include "gateway/net/http_message.hpp"
+#include "gateway/service/add_service.hpp"
+#include "gateway/service/cleaning_tally.hpp"
+#include "gateway/service/lookup_service.hpp"
+
+namespace hkpgw::gateway {
+
+class Router {
+ public:
+  Router(LookupService& lookups, AddService& adds, cache::Store& store, const CleaningTally& tally,
+         SnapshotSource snapshot);
+
+  // Adds a step in front of every route (after the built-in ones).
+  void use(Middleware step) { pipeline_.use(std::move(step)); }
+  boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
+
+ private:
+  using RouteHandler = boost::asio::awaitable<HttpResponse> (Router::*)(
+      const HttpRequest&, std::shared_ptr<const Snapshot>);
+  struct Route {
+    std::string_view method;
+    std::string_view path;
+    RouteHandler handler;
+  };
+  static const std::vector<Route>& routes();
+  boost::asio::awaitable<HttpResponse> dispatch(const HttpRequest& request);
+  boost::asio::awaitable<HttpResponse> serve_home(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_add(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  static HttpResponse options(const std::string& allowed);
+  HttpResponse home(const Snapshot& snap) const;
+  HttpResponse stats(const hkp::LookupRequest& req, const Snapshot& snap) const;
+
+  LookupService& lookups_;
+  AddService& adds_;
+  cache::Store& store_;
+  const CleaningTally& tally_;
+  SnapshotSource snapshot_;
+  Pipeline pipeline_;
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,108 @@
+#include "gateway/http/stats.hpp"
+
+#include <cstdio>
+
+#include "gateway/observe/version.hpp"
+
+namespace hkpgw::gateway {
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (c < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          out += b;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  return out + "\"";
+}
+
+StatsReport gather_stats(const cache::Store& store, const Snapshot& snap,
+                         std::map<std::string, std::uint64_t> dropped) {
+  StatsReport r;
+  r.cache = store.stats();
+  r.dropped = std::move(dropped);
+  for (const auto& u : snap.upstreams) {
+    r.upstreams.push_back({u->name(), u->config().url, u->name() == snap.config->upstreams.default_name,
+                           u->health().healthy(), u->open_connections(), u->resumed_handshakes()});
+  }
+  return r;
+}
+
+std::vector<std::pair<std::string_view, std::uint64_t>> cache_figures(const cache::StoreStats& s) {
+  return {{"keys", s.keys},
+          {"identifiers", s.identifiers},
+          {"queries", s.queries},
+          {"cache_bytes", s.used_bytes},
+          {"cache_file_bytes", s.file_bytes},
+          {"cache_max_bytes", s.max_bytes},
+          {"evicted", s.evicted},
+          {"forward_queue", s.outbox}};
+}
+
+std::string stats_text(const StatsReport& r) {
+  std::string out = std::string(kVersionString) + "\n";
+  for (const auto& [name, value] : cache_figures(r.cache)) {
+    out += std::string(name) + ": " + std::to_string(value) + "\n";
+  }
+  for (const auto& [reason, n] : r.dropped) out += "dropped " + reason + ": " + std::to_string(n) + "\n";
+  for (const auto& u : r.upstreams) {
+    out += "upstream: " + u.name + " " + u.url + " " + (u.healthy ? "healthy" : "unhealthy") + "\n";
+  }
+  return out;
+}
+
+std::string stats_json(const StatsReport& r) {
+  std::string out = "{\"version\":" + json_string(kVersion);
+  for (const auto& [name, value] : cache_figures(r.cache)) {
+    out += ",\"" + std::string(name) + "\":" + std::to_string(value);
+  }
+  out += ",\"keys_dropped\":{";
+  bool first = true;
+  for (const auto& [reason, n] : r.dropped) {
+    out += std::string(first ? "" : ",") + json_string(reason) + ":" + std::to_string(n);
+    first = false;
+  }
+  out += "},\"upstreams\":[";
+  for (std::size_t i = 0; i < r.upstreams.size(); ++i) {
+    const auto& u = r.upstreams[i];
+    out += std::string(i ? "," : "") + "{\"name\":" + json_string(u.name) +
+           ",\"healthy\":" + (u.healthy ? "true" : "false") +
+           ",\"connections\":" + std::to_string(u.connections) +
+           ",\"tls_resumptions\":" + std::to_string(u.tls_resumptions) + "}";
+  }
+  return out + "]}\n";
+}
+
+std::string cache_json(const cache::StoreStats& s) {
+  std::string out = "{";
+  for (const auto& [name, value] : cache_figures(s)) {
+    out += (out.size() > 1 ? ",\"" : "\"") + std::string(name) + "\":" + std::to_string(value);
+  }
+  // Until 0.1 this endpoint named three of them differently; the old names stay as aliases.
+  out += ",\"used_bytes\":" + std::to_string(s.used_bytes) +
+         ",\"file_bytes\":" + std::to_string(s.file_bytes) +
+         ",\"max_bytes\":" + std::to_string(s.max_bytes);
+  return out + ",\"schema\":" + std::to_string(s.schema) + "}";
+}
+
+MetricsSample metrics_sample(const StatsReport& r) {
+  MetricsSample m;
+  m.cache_keys = r.cache.keys;
+  m.cache_bytes = r.cache.used_bytes;
+  m.cache_evicted = r.cache.evicted;
+  m.forward_queue = r.cache.outbox;
+  for (const auto& u : r.upstreams) m.upstream_healthy.emplace_back(u.name, u.healthy);
+  return m;
+}
+
+}  // namespace hkpgw::gateway

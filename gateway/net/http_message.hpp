@@ -1,0 +1,91 @@
+// Plain request/response values passed between the Beast session code and the handlers, so
+// that routing and policy code never includes Beast (compile time, docs/build.md) and can be
+// tested without sockets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gateway/observe/cache_result.hpp"
+#include "hkp/text.hpp"
+
+namespace hkpgw::gateway {
+
+// Who sent a request, as the server saw the TCP connection.
+struct Peer {
+  std::string address;     // "192.0.2.1", "2001:db8::1" (IPv4-mapped IPv6 is shown as IPv4)
+  std::uint16_t port = 0;
+  std::string client;      // what per-client limits count: the IPv4 address, or the IPv6 /64
+  // "192.0.2.1:5", "[2001:db8::1]:5": the port can never be read as part of the address.
+  std::string text() const {
+    if (address.empty()) return "?";
+    const bool v6 = address.find(':') != std::string::npos;
+    return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+  }
+};
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // origin-form "/pks/lookup?..." (absolute-form is reduced to this)
+  unsigned version = 11;  // 10 or 11
+  std::string content_type;
+  std::string body;
+  bool client_no_cache = false;  // Pragma: no-cache or Cache-Control: no-cache
+  std::string authorization;     // the Authorization header (admin API)
+  std::string host;              // the Host header ("" when absent: HTTP/1.0)
+  Peer peer;
+
+  std::string_view path() const {
+    const auto q = target.find('?');
+    return std::string_view(target).substr(0, q);
+  }
+  std::string_view query() const {
+    const auto q = target.find('?');
+    return q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1);
+  }
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool close = false;  // close the connection after this response
+
+  // Fields the access log line carries.
+  std::string log_op = "-";
+  std::string log_kind = "-";
+  CacheResult log_cache = CacheResult::none;
+  std::string log_upstream = "-";
+
+  void set(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+// One line of plain text (what gpg shows the user), newline-terminated. Control bytes and DEL
+// (which may come from the client's own input, echoed in the message) are written as \xNN, so
+// an answer is always exactly one line; every answer also carries X-Content-Type-Options:
+// nosniff (HttpServer), so a browser never renders echoed markup.
+inline HttpResponse text_response(unsigned status, std::string_view line) {
+  HttpResponse r;
+  r.status = status;
+  r.body.reserve(line.size() + 1);
+  for (const char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      r.body += "\\x";
+      r.body.push_back(hkp::kHexLower[u >> 4]);
+      r.body.push_back(hkp::kHexLower[u & 15]);
+    } else {
+      r.body.push_back(c);
+    }
+  }
+  r.body.push_back('\n');
+  return r;
+}
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,561 @@
+#include "gateway/net/http_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <algorithm>
+#include <array>
+#include <map>
+#include <cctype>
+#include <optional>
+
+#include "gateway/observe/log.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// After an early refusal (413, 431, 400), how much of the rest of the request is read and thrown
+// away so that the client reads the answer instead of a reset.
+constexpr std::size_t kMaxDrainBytes = 64 << 20;
+constexpr std::chrono::milliseconds kMaxDrainTime{10000};
+
+struct HttpServer::Impl {
+  Impl(asio::io_context& i, ServerLimits l, RequestHandler h, AccessHook a)
+      : io(i), limits(l), handler(std::move(h)), on_response(std::move(a)) {}
+
+  asio::io_context& io;
+  ServerLimits limits;
+  RequestHandler handler;
+  AccessHook on_response;
+  std::shared_ptr<std::atomic<std::size_t>> active;
+
+  std::mutex mutex;
+  std::atomic<bool> stopping{false};  // written under `mutex`; read without it per request
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  std::uint64_t next_idle = 0;
+  // Idle connections (waiting for a request), by the order they became idle -> how to close
+  // them from any thread. The first one is the one idle longest.
+  std::map<std::uint64_t, std::function<void()>> idle;
+  // Connections per client (address, IPv6 by /64); entries go when their count reaches 0, so
+  // there are never more than max_connections of them.
+  std::unordered_map<std::string, std::size_t> per_client;
+
+  asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                                    std::shared_ptr<asio::ssl::context> tls);
+  struct Incoming;
+  template <class Stream>
+  asio::awaitable<void> session(Stream stream, Peer peer);
+  template <class Stream>
+  asio::awaitable<Incoming> read_request(Stream& stream, beast::flat_buffer& buffer,
+                                         const Peer& peer, const std::function<void()>& closer);
+  asio::awaitable<HttpResponse> answer(HttpRequest& req);
+  template <class Stream>
+  asio::awaitable<beast::error_code> write_response(Stream& stream, const HttpResponse& res,
+                                                    unsigned version, bool keep_alive, bool head);
+  asio::awaitable<void> drain(beast::tcp_stream& tcp_layer);
+  // Returns the ticket to clear it with.
+  std::uint64_t set_idle(std::function<void()> closer);
+  void clear_idle(std::uint64_t ticket);
+  // At max_connections: closes the connection idle longest; false when none is idle.
+  bool evict_idle();
+  bool admit_client(const std::string& client);
+  void release_client(const std::string& client);
+};
+
+namespace {
+
+http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version,
+                                           bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "hkp-gateway");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.set(name, value);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();  // Content-Length, always (dirmngr has no chunked decoder)
+  return res;
+}
+
+bool has_no_cache(const http::request<http::string_body>& req) {
+  auto contains = [&](http::field f) {
+    auto [first, last] = req.equal_range(f);
+    for (auto it = first; it != last; ++it) {
+      if (std::string_view(it->value()).find("no-cache") != std::string_view::npos) return true;
+    }
+    return false;
+  };
+  return contains(http::field::pragma) || contains(http::field::cache_control);
+}
+
+// "http://host:port/path?q" (absolute-form, as sent to a proxy) -> "/path?q".
+std::string origin_form(std::string_view target) {
+  if (target.starts_with("http://") || target.starts_with("https://")) {
+    const auto slash = target.find('/', target.find("//") + 2);
+    return slash == std::string_view::npos ? "/" : std::string(target.substr(slash));
+  }
+  return std::string(target);
+}
+
+// RFC 9112 section 6.1 and 6.3: a request body is framed by Content-Length or by a
+// Transfer-Encoding whose last coding is chunked; we understand no other coding. Anything else
+// could be read differently by a proxy in front of us (request smuggling): refused and closed.
+std::optional<HttpResponse> check_framing(const http::request_parser<http::string_body>& parser) {
+  const auto& h = parser.get();
+  auto [first, last] = h.equal_range(http::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  std::string codings;
+  for (auto it = first; it != last; ++it) {
+    codings += (codings.empty() ? "" : ", ") + std::string(it->value());
+  }
+  std::string shown;
+  for (const char c : codings.substr(0, 80)) shown.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (!parser.chunked()) {
+    return text_response(400, "Bad request: Transfer-Encoding \"" + shown +
+                                  "\" does not end with chunked (RFC 9112 section 6.3)");
+  }
+  std::string lower;
+  for (const char c : codings) {
+    if (c != ' ' && c != '\t') lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (lower != "chunked") {
+    return text_response(501, "Not implemented: Transfer-Encoding \"" + shown +
+                                  "\": only chunked is supported");
+  }
+  if (h.count(http::field::content_length) > 0) {
+    return text_response(400, "Bad request: both Content-Length and Transfer-Encoding "
+                              "(RFC 9112 section 6.3)");
+  }
+  return std::nullopt;
+}
+
+// Whose connection this is, for the per-client limit: the IPv4 address, or the /64 of an IPv6
+// one (a single host commonly holds a whole /64). IPv4-mapped IPv6 counts as IPv4.
+std::string client_key(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  }
+  if (a.is_v4()) return a.to_string();
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+Peer peer_of(const tcp::endpoint& ep) {
+  Peer p;
+  const auto& a = ep.address();
+  p.address = a.is_v6() && a.to_v6().is_v4_mapped()
+                  ? asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string()
+                  : a.to_string();
+  p.port = ep.port();
+  p.client = client_key(a);
+  return p;
+}
+
+auto& lowest(beast::tcp_stream& s) { return s; }
+auto& lowest(beast::ssl_stream<beast::tcp_stream>& s) { return beast::get_lowest_layer(s); }
+
+}  // namespace
+
+std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer) {
+  std::lock_guard lock(mutex);
+  if (stopping) {
+    closer();
+    return 0;
+  }
+  const std::uint64_t ticket = ++next_idle;
+  idle.emplace(ticket, std::move(closer));
+  return ticket;
+}
+
+void HttpServer::Impl::clear_idle(std::uint64_t ticket) {
+  std::lock_guard lock(mutex);
+  idle.erase(ticket);
+}
+
+bool HttpServer::Impl::evict_idle() {
+  std::function<void()> close;
+  {
+    std::lock_guard lock(mutex);
+    if (idle.empty()) return false;
+    close = std::move(idle.begin()->second);
+    idle.erase(idle.begin());
+  }
+  close();
+  return true;
+}
+
+bool HttpServer::Impl::admit_client(const std::string& client) {
+  std::lock_guard lock(mutex);
+  std::size_t& n = per_client[client];
+  if (limits.max_per_client > 0 && n >= limits.max_per_client) {
+    if (n == 0) per_client.erase(client);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void HttpServer::Impl::release_client(const std::string& client) {
+  std::lock_guard lock(mutex);
+  auto it = per_client.find(client);
+  if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+}
+
+namespace {
+
+HttpResponse too_large(const ServerLimits& limits, std::optional<std::uint64_t> announced = {}) {
+  return text_response(413, "Request body too large: " +
+                                (announced ? std::to_string(*announced) + " bytes, the limit is " +
+                                                 std::to_string(limits.max_body_bytes)
+                                           : "the limit is " + std::to_string(limits.max_body_bytes) +
+                                                 " bytes"));
+}
+
+// The client went away, idled out, or we are stopping: nobody to answer.
+bool client_gone(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+         ec == beast::error::timeout || ec == asio::error::connection_reset ||
+         ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+         ec == asio::error::operation_aborted;
+}
+
+// What reading the header says about the request before its body is read: an answer to give
+// at once (431, 413, 400, 501), or nothing (go on).
+std::optional<HttpResponse> check_header(const http::request_parser<http::string_body>& parser,
+                                         const ServerLimits& limits) {
+  if (auto framing = check_framing(parser)) return framing;
+  if (parser.get().count(http::field::host) > 1) {
+    return text_response(400, "Bad request: more than one Host header (RFC 9112 section 3.2)");
+  }
+  if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
+    return too_large(limits, *parser.content_length());
+  }
+  return std::nullopt;
+}
+
+HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer) {
+  HttpRequest req;
+  req.peer = peer;
+  req.method = std::string(msg.method_string());
+  req.target = origin_form(msg.target());
+  req.version = msg.version();
+  req.content_type = std::string(msg[http::field::content_type]);
+  req.client_no_cache = has_no_cache(msg);
+  req.authorization = std::string(msg[http::field::authorization]);
+  req.host = std::string(msg[http::field::host]);
+  req.body = std::move(msg.body());
+  return req;
+}
+
+// A request refused before it was read whole: what the parser saw of it, for the access log
+// ("-" when nothing).
+HttpRequest partial_request(const http::request_parser<http::string_body>& parser, const Peer& peer) {
+  HttpRequest req;
+  req.peer = peer;
+  req.method = std::string(parser.get().method_string());
+  req.target = origin_form(parser.get().target());
+  if (req.method.empty()) req.method = "-";
+  if (req.target.empty()) req.target = "-";
+  if (parser.is_header_done()) req.version = parser.get().version();
+  return req;
+}
+
+}  // namespace
+
+// One request read from the connection: complete, refused early, or none (the client left).
+struct HttpServer::Impl::Incoming {
+  std::optional<HttpRequest> request;
+  std::optional<HttpResponse> early;  // with `request` describing what was read of it
+  bool keep_alive = false;
+};
+
+template <class Stream>
+asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
+    Stream& stream, beast::flat_buffer& buffer, const Peer& peer,
+    const std::function<void()>& closer) {
+  auto& tcp_layer = lowest(stream);
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser.body_limit(limits.max_body_bytes);
+  tcp_layer.expires_after(limits.client_timeout);
+  const std::uint64_t idle_ticket = set_idle(closer);
+  auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+  clear_idle(idle_ticket);
+
+  Incoming in;
+  if (ec == http::error::header_limit) {
+    in.early = text_response(431, "Request header fields too large: the header exceeds " +
+                                      std::to_string(limits.max_header_bytes) + " bytes");
+  } else if (ec == http::error::body_limit) {  // Content-Length over the limit, seen early
+    in.early = too_large(limits);
+  } else if (client_gone(ec)) {
+    co_return in;
+  } else if (ec) {
+    in.early = text_response(400, "Bad request: malformed HTTP (" + ec.message() + ")");
+  } else {
+    in.early = check_header(parser, limits);
+  }
+  if (!in.early && !parser.is_done()) {
+    tcp_layer.expires_after(limits.client_timeout);
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+    if (bec == http::error::body_limit) {
+      in.early = too_large(limits);
+    } else if (client_gone(bec)) {
+      co_return in;  // the client went away mid-body
+    } else if (bec) {
+      in.early = text_response(400, "Bad request: malformed body (" + bec.message() + ")");
+    }
+  }
+  if (in.early) {
+    in.request = partial_request(parser, peer);
+    co_return in;
+  }
+  auto msg = parser.release();
+  in.keep_alive = msg.keep_alive();
+  in.request = to_request(std::move(msg), peer);
+  co_return in;
+}
+
+template <class Stream>
+asio::awaitable<beast::error_code> HttpServer::Impl::write_response(Stream& stream,
+                                                                   const HttpResponse& res,
+                                                                   unsigned version,
+                                                                   bool keep_alive, bool head) {
+  auto beast_res = to_beast(res, version, keep_alive);
+  lowest(stream).expires_after(limits.client_timeout);
+  if (head) {  // HEAD: the same status and headers, no body (RFC 9110 section 9.3.2)
+    http::response_serializer<http::string_body> header_only(beast_res);
+    auto [ec, n] = co_await http::async_write_header(stream, header_only, kTuple);
+    co_return ec;
+  }
+  auto [ec, n] = co_await http::async_write(stream, beast_res, kTuple);
+  co_return ec;
+}
+
+asio::awaitable<HttpResponse> HttpServer::Impl::answer(HttpRequest& req) {
+  const bool head = req.method == "HEAD";
+  if (head) req.method = "GET";  // HEAD is GET without the body
+  HttpResponse res;
+  try {
+    res = co_await handler(req);
+  } catch (const std::exception& e) {
+    log::error("handler_exception", {{"what", e.what()}, {"target", req.target}});
+    res = text_response(500, "Internal error");
+  }
+  if (head) req.method = "HEAD";
+  co_return res;
+}
+
+// The request was refused before its body was read. Closing now, with the client still
+// sending, would make the kernel answer its next bytes with a reset, and the client would see a
+// broken pipe instead of our answer (gpg then marks the host dead). So: FIN, then read and
+// discard what it still sends, bounded in bytes and time, until it closes.
+asio::awaitable<void> HttpServer::Impl::drain(beast::tcp_stream& tcp_layer) {
+  beast::error_code ignored;
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  std::array<char, 16 << 10> sink;
+  std::size_t discarded = 0;
+  tcp_layer.expires_after(std::min<std::chrono::milliseconds>(limits.client_timeout, kMaxDrainTime));
+  while (discarded < kMaxDrainBytes) {
+    auto [ec, n] = co_await tcp_layer.async_read_some(asio::buffer(sink), kTuple);
+    if (ec) break;
+    discarded += n;
+  }
+}
+
+template <class Stream>
+asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
+  struct Count {
+    Impl& impl;
+    std::string client;
+    ~Count() {
+      --*impl.active;
+      impl.release_client(client);
+    }
+  } count{*this, peer.client};
+  auto& tcp_layer = lowest(stream);
+  auto executor = co_await asio::this_coro::executor;
+  // The closer may run after this session ended: it runs on the session's strand and checks
+  // `alive`, which the session clears on that same strand before its frame goes away.
+  auto alive = std::make_shared<bool>(true);
+  struct Dead {
+    std::shared_ptr<bool>& alive;
+    ~Dead() { *alive = false; }
+  } dead{alive};
+  const std::function<void()> closer = [&tcp_layer, executor, alive] {
+    asio::post(executor, [&tcp_layer, alive] {
+      if (!*alive) return;
+      beast::error_code ignored;
+      tcp_layer.socket().shutdown(tcp::socket::shutdown_receive, ignored);
+    });
+  };
+
+  if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+    tcp_layer.expires_after(limits.client_timeout);
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (ec) co_return;  // failed handshakes are the client's business; nothing to answer
+  }
+
+  beast::flat_buffer buffer;
+  while (true) {
+    Incoming in = co_await read_request(stream, buffer, peer, closer);
+    if (!in.request) break;  // the client went away or idled out: close quietly
+    HttpRequest& req = *in.request;
+    const auto started = std::chrono::steady_clock::now();
+    HttpResponse res;
+    if (in.early) {
+      res = std::move(*in.early);
+      res.close = true;
+    } else {
+      res = co_await answer(req);
+    }
+    const bool keep_alive = in.keep_alive && !res.close && !stopping.load();
+    const beast::error_code wec =
+        co_await write_response(stream, res, req.version, keep_alive, req.method == "HEAD");
+    if (on_response) {
+      on_response(req, res,
+                  std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started));
+    }
+    if (in.early) {
+      co_await drain(tcp_layer);
+      co_return;
+    }
+    if (wec || !keep_alive) break;
+  }
+
+  // Orderly close: TLS close_notify (bounded), then FIN.
+  if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+    tcp_layer.expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(kTuple);
+  }
+  beast::error_code ignored;
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                                                    std::shared_ptr<asio::ssl::context> tls) {
+  std::atomic<bool> refusal_logged{false};
+  while (true) {
+    auto strand = asio::make_strand(io);
+    auto [ec, socket] = co_await acceptor->async_accept(strand, kTuple);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+    if (ec) {
+      // EMFILE and friends: do not spin; try again shortly.
+      log::warn("accept_failed", {{"error", ec.message()}});
+      asio::steady_timer t(io, std::chrono::milliseconds(50));
+      co_await t.async_wait(kTuple);
+      continue;
+    }
+    beast::error_code pec;
+    const auto ep = socket.remote_endpoint(pec);
+    Peer peer;
+    if (!pec) peer = peer_of(ep); else peer.client = "?";
+    const std::string& client = peer.client;
+    if (active->load() >= limits.max_connections && !evict_idle()) {
+      beast::error_code ignored;
+      socket.close(ignored);  // full of busy connections: refuse at once rather than queue
+      continue;
+    }
+    if (!admit_client(client)) {
+      beast::error_code ignored;
+      socket.close(ignored);  // this client holds its share already
+      if (!refusal_logged.exchange(true)) {
+        log::warn("client_connection_limit",
+                  {{"client", client},
+                   {"limit", std::to_string(limits.max_per_client)},
+                   {"effect", "further connections from it are closed at once (logged once)"}});
+      }
+      continue;
+    }
+    ++*active;
+    if (tls) {
+      beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
+      asio::co_spawn(strand, session(std::move(stream), std::move(peer)),
+                     asio::detached);
+    } else {
+      asio::co_spawn(strand,
+                     session(beast::tcp_stream(std::move(socket)), std::move(peer)),
+                     asio::detached);
+    }
+  }
+}
+
+HttpServer::HttpServer(asio::io_context& io, ServerLimits limits, RequestHandler handler,
+                       AccessHook on_response)
+    : impl_(std::make_unique<Impl>(io, limits, std::move(handler), std::move(on_response))),
+      active_(std::make_shared<std::atomic<std::size_t>>(0)) {
+  impl_->active = active_;
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+std::string HttpServer::listen(const config::ListenAddress& address,
+                               std::shared_ptr<asio::ssl::context> tls) {
+  beast::error_code ec;
+  const auto ip = asio::ip::make_address(address.host, ec);
+  tcp::endpoint endpoint;
+  if (ec) {
+    tcp::resolver resolver(impl_->io);
+    auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
+    if (ec || results.empty()) {
+      throw std::runtime_error("cannot resolve listen address " + address.text() + ": " +
+                               ec.message());
+    }
+    endpoint = results.begin()->endpoint();
+  } else {
+    endpoint = tcp::endpoint(ip, address.port);
+  }
+  auto acceptor = std::make_shared<tcp::acceptor>(impl_->io);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + address.text() + ": " + ec.message());
+  }
+  const auto bound = acceptor->local_endpoint();
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->acceptors.push_back(acceptor);
+  }
+  asio::co_spawn(impl_->io, impl_->accept_loop(acceptor, std::move(tls)), asio::detached);
+  return config::ListenAddress{bound.address().to_string(), bound.port()}.text();
+}
+
+void HttpServer::stop() {
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  std::map<std::uint64_t, std::function<void()>> idle;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stopping) return;
+    impl_->stopping = true;
+    acceptors.swap(impl_->acceptors);
+    idle.swap(impl_->idle);
+  }
+  for (auto& a : acceptors) {
+    asio::post(impl_->io, [a] {
+      beast::error_code ignored;
+      a->close(ignored);
+    });
+  }
+  for (auto& [id, close] : idle) close();
+}
+
+}  // namespace hkpgw::gateway

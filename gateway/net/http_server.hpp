@@ -1,0 +1,67 @@
+// The HTTP/1.x server under both the HKP listener and the test keyserver fixture: listeners
+// (plain and TLS), one coroutine per connection that owns its stream and buffer, and the limits
+// of every step (TLS handshake, header, body, write) from ServerLimits.
+//
+// HTTP/1.0 clients (dirmngr) get Content-Length and a closed connection; HTTP/1.1 clients get
+// keep-alive. Responses are never chunked.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/units.hpp"
+#include "gateway/net/http_message.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace hkpgw::gateway {
+
+struct ServerLimits {
+  std::size_t max_header_bytes = 16 << 10;
+  std::size_t max_body_bytes = 1 << 20;
+  std::chrono::milliseconds client_timeout{15000};
+  // At the limit the connection idle longest (waiting for a request) is closed to make room;
+  // only when none is idle is the new one refused.
+  std::size_t max_connections = 10000;
+  std::size_t max_per_client = 0;  // per client address (IPv6: per /64); 0 = no limit
+};
+
+// Must not throw; an exception that escapes anyway becomes a 500 and is logged.
+using RequestHandler = std::function<boost::asio::awaitable<HttpResponse>(HttpRequest)>;
+// Called once per answered request (access log, metrics).
+using AccessHook =
+    std::function<void(const HttpRequest&, const HttpResponse&, std::chrono::microseconds)>;
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, ServerLimits limits, RequestHandler handler,
+             AccessHook on_response = {});
+  ~HttpServer();
+
+  // Binds and starts accepting. `tls` null = plain HTTP. Returns the bound address ("ip:port",
+  // useful with port 0). Throws std::runtime_error naming the address when it cannot bind.
+  std::string listen(const config::ListenAddress& address,
+                     std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
+
+  // Stops accepting and closes idle keep-alive connections; requests in flight finish.
+  // Thread-safe.
+  void stop();
+  std::size_t active_connections() const { return active_->load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<std::atomic<std::size_t>> active_;
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,146 @@
+#include "gateway/observe/log.hpp"
+
+#include <cstdio>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+
+#include "hkp/text.hpp"
+
+namespace hkpgw::gateway::log {
+namespace {
+
+const char* level_name(Level l) {
+  switch (l) {
+    case Level::info: return "info";
+    case Level::warn: return "warn";
+    case Level::error: return "error";
+  }
+  return "?";
+}
+
+bool printable(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u >= 0x20 && u < 0x7f;
+}
+
+// Values are ASCII on the wire whatever they held: control bytes, DEL and 8-bit bytes (from a
+// client, an upstream or a library) are written as \xNN inside quotes, so no input can forge a
+// line break, a terminal escape or a field.
+void append_value(std::string& out, std::string_view v) {
+  const bool quote = v.empty() || std::any_of(v.begin(), v.end(), [](char c) {
+                       return !printable(c) || c == ' ' || c == '"' || c == '=' || c == '\\';
+                     });
+  if (!quote) {
+    out += v;
+    return;
+  }
+  out.push_back('"');
+  for (const char c : v) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (!printable(c)) {
+      const auto u = static_cast<unsigned char>(c);
+      out += "\\x";
+      out.push_back(hkp::kHexLower[u >> 4]);
+      out.push_back(hkp::kHexLower[u & 15]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char ts[64];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  std::string line = "ts=";
+  line += ts;
+  line += " level=";
+  line += level_name(level);
+  line += " event=";
+  append_value(line, event);
+  for (const auto& [k, v] : fields) {
+    line.push_back(' ');
+    line += k;
+    line.push_back('=');
+    append_value(line, v);
+  }
+  line.push_back('\n');
+  // One write(2) per line keeps concurrent lines from interleaving.
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+namespace {
+
+// A library message is written for each bad packet it meets; input made of thousands of them
+// must not turn into thousands of lines. At most kLibraryLinesPerSecond per second; the rest
+// are counted and reported in one line when the next second's first message comes.
+constexpr int kLibraryLinesPerSecond = 20;
+
+void library_line(std::string_view text) {
+  static std::int64_t window = 0;
+  static int in_window = 0;
+  static std::uint64_t suppressed = 0;
+  const std::int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count();
+  if (second != window) {
+    if (suppressed > 0) {
+      warn("library_messages_suppressed", {{"count", std::to_string(suppressed)},
+                                           {"limit_per_second", std::to_string(kLibraryLinesPerSecond)}});
+    }
+    window = second;
+    in_window = 0;
+    suppressed = 0;
+  }
+  if (in_window++ >= kLibraryLinesPerSecond) {
+    ++suppressed;
+    return;
+  }
+  warn("library_message", {{"text", text.substr(0, 1000)}});
+}
+
+// Called with the FILE's lock held, so the pending partial line and the counters above need no
+// lock of their own.
+ssize_t forward_library_output(void*, const char* buf, size_t size) {
+  static std::string pending;
+  pending.append(buf, size);
+  for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
+    const std::string line = pending.substr(0, nl);
+    pending.erase(0, nl + 1);
+    if (!line.empty()) library_line(line);
+  }
+  if (pending.size() > 4096) {  // no newline in sight: do not grow without bound
+    library_line(pending);
+    pending.clear();
+  }
+  return static_cast<ssize_t>(size);
+}
+
+}  // namespace
+
+void capture_library_stderr() {
+  cookie_io_functions_t io{};
+  io.write = forward_library_output;
+  if (FILE* f = fopencookie(nullptr, "w", io)) {
+    setvbuf(f, nullptr, _IOLBF, 0);
+    stderr = f;  // glibc allows assigning the stream; fd 2 stays as it is
+  }
+}
+
+}  // namespace hkpgw::gateway::log

@@ -1,0 +1,173 @@
+#include "gateway/observe/metrics.hpp"
+#include "gateway/observe/clock.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <mutex>
+
+namespace hkpgw::gateway {
+
+namespace pm = prometheus;
+
+struct Metrics::Impl {
+  pm::Registry registry;
+  pm::Family<pm::Counter>& requests = pm::BuildCounter()
+                                          .Name("hkp_gateway_requests_total")
+                                          .Help("HKP requests answered, by op and status")
+                                          .Register(registry);
+  pm::Family<pm::Histogram>& request_duration =
+      pm::BuildHistogram()
+          .Name("hkp_gateway_request_duration_seconds")
+          .Help("Time from a complete request to its answer, by op")
+          .Register(registry);
+  pm::Family<pm::Counter>& cache_lookups = pm::BuildCounter()
+                                               .Name("hkp_gateway_cache_lookups_total")
+                                               .Help("Lookups by what the cache could do")
+                                               .Register(registry);
+  pm::Family<pm::Gauge>& cache_keys =
+      pm::BuildGauge().Name("hkp_gateway_cache_keys").Help("Keys in the cache").Register(registry);
+  pm::Family<pm::Gauge>& cache_bytes = pm::BuildGauge()
+                                           .Name("hkp_gateway_cache_bytes")
+                                           .Help("Bytes of LMDB pages in use")
+                                           .Register(registry);
+  pm::Family<pm::Counter>& cache_evicted = pm::BuildCounter()
+                                               .Name("hkp_gateway_cache_evicted_total")
+                                               .Help("Keys evicted to stay within max_size")
+                                               .Register(registry);
+  pm::Family<pm::Counter>& upstream_requests =
+      pm::BuildCounter()
+          .Name("hkp_gateway_upstream_requests_total")
+          .Help("Live requests to upstream keyservers, by outcome")
+          .Register(registry);
+  pm::Family<pm::Histogram>& upstream_duration =
+      pm::BuildHistogram()
+          .Name("hkp_gateway_upstream_request_duration_seconds")
+          .Help("Upstream request time, by upstream")
+          .Register(registry);
+  pm::Family<pm::Counter>& upstream_health_changes =
+      pm::BuildCounter()
+          .Name("hkp_gateway_upstream_health_changes_total")
+          .Help("Upstreams taken out of rotation (unhealthy) and brought back (healthy)")
+          .Register(registry);
+  pm::Family<pm::Gauge>& upstream_healthy = pm::BuildGauge()
+                                                .Name("hkp_gateway_upstream_healthy")
+                                                .Help("1 while an upstream is in rotation")
+                                                .Register(registry);
+  pm::Family<pm::Counter>& key_mismatch =
+      pm::BuildCounter()
+          .Name("hkp_gateway_upstream_key_mismatch_total")
+          .Help("Upstream answers holding no key that matches the query")
+          .Register(registry);
+  pm::Family<pm::Counter>& keys_rejected =
+      pm::BuildCounter()
+          .Name("hkp_gateway_keys_rejected_total")
+          .Help("Keys refused, and parts of keys dropped by cleaning, by reason")
+          .Register(registry);
+  pm::Family<pm::Gauge>& forward_queue = pm::BuildGauge()
+                                             .Name("hkp_gateway_forward_queue")
+                                             .Help("Submitted keys waiting to be forwarded")
+                                             .Register(registry);
+  pm::Family<pm::Counter>& reloads = pm::BuildCounter()
+                                         .Name("hkp_gateway_config_reloads_total")
+                                         .Help("Config reloads, by result")
+                                         .Register(registry);
+  pm::Family<pm::Gauge>& last_reload =
+      pm::BuildGauge()
+          .Name("hkp_gateway_config_last_reload_success_timestamp_seconds")
+          .Help("When the config was last loaded successfully (start included)")
+          .Register(registry);
+  pm::Family<pm::Gauge>& build_info =
+      pm::BuildGauge().Name("hkp_gateway_build_info").Help("Always 1").Register(registry);
+
+  std::mutex scrape_mutex;  // render() is not reentrant (evicted counter catch-up)
+  std::uint64_t evicted_seen = 0;
+
+  static const pm::Histogram::BucketBoundaries& latency_buckets() {
+    static const pm::Histogram::BucketBoundaries b = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                                      5,      10};
+    return b;
+  }
+};
+
+Metrics::Metrics(std::string_view version) : impl_(std::make_unique<Impl>()) {
+  impl_->build_info.Add({{"version", std::string(version)}}).Set(1);
+  const auto now = unix_now();
+  impl_->last_reload.Add({}).Set(static_cast<double>(now));
+  for (const char* r : {"hit", "stale", "miss", "revalidated", "negative"}) {
+    impl_->cache_lookups.Add({{"result", r}});  // present at zero from the start
+  }
+  for (const char* r : {"success", "failure"}) impl_->reloads.Add({{"result", r}});
+}
+
+Metrics::Metrics() = default;
+Metrics::~Metrics() = default;
+
+Metrics& Metrics::none() {
+  static Metrics disabled;
+  return disabled;
+}
+
+void Metrics::request(std::string_view op, unsigned status, std::string_view cache,
+                      double seconds) {
+  if (!impl_) return;
+  const std::string o = op.empty() || op == "-" ? "other" : std::string(op);
+  impl_->requests.Add({{"op", o}, {"status", std::to_string(status)}}).Increment();
+  impl_->request_duration.Add({{"op", o}}, Impl::latency_buckets()).Observe(seconds);
+  if (!cache.empty() && cache != "-") {
+    impl_->cache_lookups.Add({{"result", std::string(cache)}}).Increment();
+  }
+}
+
+void Metrics::upstream(const std::string& upstream, std::string_view outcome, double seconds) {
+  if (!impl_) return;
+  impl_->upstream_requests.Add({{"upstream", upstream}, {"outcome", std::string(outcome)}})
+      .Increment();
+  impl_->upstream_duration.Add({{"upstream", upstream}}, Impl::latency_buckets()).Observe(seconds);
+}
+
+void Metrics::key_mismatch(const std::string& upstream) {
+  if (!impl_) return;
+  impl_->key_mismatch.Add({{"upstream", upstream}}).Increment();
+}
+
+void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {
+  if (!impl_) return;
+  impl_->keys_rejected.Add({{"reason", std::string(reason)}}).Increment(static_cast<double>(n));
+}
+
+void Metrics::config_reload(bool ok, std::int64_t unix_time) {
+  if (!impl_) return;
+  impl_->reloads.Add({{"result", ok ? "success" : "failure"}}).Increment();
+  if (ok) impl_->last_reload.Add({}).Set(static_cast<double>(unix_time));
+}
+
+void Metrics::health_change(const std::string& upstream, bool healthy) {
+  if (!impl_) return;
+  impl_->upstream_health_changes.Add({{"upstream", upstream}, {"state", healthy ? "healthy" : "unhealthy"}})
+      .Increment();
+}
+
+std::string Metrics::render(const MetricsSample& s) {
+  if (!impl_) return {};
+  std::lock_guard lock(impl_->scrape_mutex);
+  impl_->cache_keys.Add({}).Set(static_cast<double>(s.cache_keys));
+  impl_->cache_bytes.Add({}).Set(static_cast<double>(s.cache_bytes));
+  impl_->forward_queue.Add({}).Set(static_cast<double>(s.forward_queue));
+  if (s.cache_evicted > impl_->evicted_seen) {
+    impl_->cache_evicted.Add({}).Increment(static_cast<double>(s.cache_evicted - impl_->evicted_seen));
+    impl_->evicted_seen = s.cache_evicted;
+  } else {
+    impl_->cache_evicted.Add({});
+  }
+  for (const auto& [name, healthy] : s.upstream_healthy) {
+    impl_->upstream_healthy.Add({{"upstream", name}}).Set(healthy ? 1 : 0);
+  }
+  return pm::TextSerializer().Serialize(impl_->registry.Collect());
+}
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,52 @@
+// Prometheus metrics (docs/contract.md, prefix hkp_gateway_). prometheus-cpp stays inside
+// metrics.cpp; the rest of the code calls these few methods. Metrics::none() is the null object
+// (every method does nothing) for code run without a registry: tests, the cache CLI. Counters are updated as events
+// happen; gauges (cache size, upstream health, forward queue) are sampled at scrape time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hkpgw::gateway {
+
+struct MetricsSample {  // what /metrics reads at scrape time
+  std::uint64_t cache_keys = 0;
+  std::uint64_t cache_bytes = 0;
+  std::uint64_t cache_evicted = 0;  // since start
+  std::uint64_t forward_queue = 0;
+  std::vector<std::pair<std::string, bool>> upstream_healthy;
+};
+
+class Metrics {
+ public:
+  explicit Metrics(std::string_view version);
+  ~Metrics();
+  static Metrics& none();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // One answered request: op (get, index, vindex, stats, add, or "other"), HTTP status, cache
+  // result (hit, stale, miss, revalidated, negative, or "-"), seconds in the gateway.
+  void request(std::string_view op, unsigned status, std::string_view cache, double seconds);
+  // One live upstream request (probes are not counted here).
+  void upstream(const std::string& upstream, std::string_view outcome, double seconds);
+  void key_mismatch(const std::string& upstream);
+  // Keys refused, or parts of keys dropped by cleaning, by reason.
+  void keys_rejected(std::string_view reason, std::uint64_t n = 1);
+  void config_reload(bool ok, std::int64_t unix_time);
+  // An upstream left (healthy = false) or rejoined the rotation.
+  void health_change(const std::string& upstream, bool healthy);
+
+  // The Prometheus text exposition format.
+  std::string render(const MetricsSample& sample);
+
+ private:
+  Metrics();  // the null object
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,354 @@
+#include "gateway/service/add_service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <map>
+
+#include "cache/merge.hpp"
+#include "gateway/observe/log.hpp"
+#include "gateway/service/cache_writer.hpp"
+#include "gateway/service/work_pool.hpp"
+#include "hkp/keyring.hpp"
+#include "hkp/submission.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kRetryTick = std::chrono::milliseconds(500);
+constexpr std::int64_t kMaxBackoff = 3600;
+// One submission may not turn into an unbounded number of upstream POSTs (gpg sends one key per
+// request; a keyring upload is what `cache import` is for).
+constexpr std::size_t kMaxKeysPerSubmission = 100;
+// The outbox is bounded too: past this, accepted keys are kept here but not queued.
+constexpr std::uint64_t kMaxQueued = 10000;
+
+HttpResponse refuse(unsigned status, gpg_err_code_t code, const std::string& why) {
+  HttpResponse r = text_response(status, Problem{status, code, why}.message());
+  r.log_op = "add";
+  return r;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// The keys_rejected_total reason of a refused key.
+const char* gpg_err_code_to_reason(gpg_err_code_t code) {
+  switch (code) {
+    case GPG_ERR_BAD_SIGNATURE: return "no_valid_self_signature";
+    case GPG_ERR_TOO_LARGE: return "too_large";
+    case GPG_ERR_NO_PUBKEY: return "subkey_without_primary";
+    case GPG_ERR_UNKNOWN_VERSION: return "unsupported_version";
+    default: return "unusable_key";
+  }
+}
+
+}  // namespace
+
+std::int64_t forward_backoff(std::uint32_t attempts) {
+  return std::min<std::int64_t>(kMaxBackoff, std::int64_t{1} << std::min<std::uint32_t>(attempts, 12));
+}
+
+// Where a key went.
+struct AddService::Forwarded {
+  std::vector<std::string> to;       // accepted (200)
+  std::vector<std::string> refused;  // "name (HTTP 4xx)": the upstream will not take it
+  std::vector<std::pair<std::string, std::string>> failed;  // (name, reason): retried later
+};
+
+asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fpr,
+                                                           const std::string& packets,
+                                                           const Snapshot& snap,
+                                                           const std::string& only_upstream) {
+  Forwarded out;
+  const auto& cfg = snap.config->upstreams;
+  std::vector<std::shared_ptr<Upstream>> targets;
+  bool all = false;
+  if (!only_upstream.empty()) {  // a retry from the outbox
+    if (auto u = snap.find(only_upstream)) targets.push_back(std::move(u));
+  } else if (cfg.forward_adds == config::ForwardAdds::all) {
+    targets = snap.upstreams;
+    all = true;
+  } else if (cfg.forward_adds == config::ForwardAdds::default_upstream) {
+    targets = fleet_.candidates(snap);
+  }
+  if (targets.empty()) co_return out;
+  auto judge = [&](Upstream& upstream, UpstreamAnswer& r) -> asio::awaitable<Verdict> {
+    if (r.outcome == Outcome::ok) {
+      out.to.push_back(upstream.name());
+      co_return all ? Verdict::go_on : Verdict::done;
+    }
+    if (r.status >= 400 && r.status < 500) {  // it answered, and said no: not retried
+      out.refused.push_back(upstream.name() + " (HTTP " + std::to_string(r.status) + ")");
+      log::warn("key_forward_refused", {{"upstream", upstream.name()},
+                                        {"fingerprint", fpr},
+                                        {"status", std::to_string(r.status)}});
+      co_return all ? Verdict::go_on : Verdict::done;
+    }
+    out.failed.emplace_back(upstream.name(), r.detail.empty() ? outcome_name(r.outcome) : r.detail);
+    co_return Verdict::go_on;
+  };
+  const UpstreamLimits limits{cfg.connect_timeout, cfg.request_timeout, 64 << 10};
+  // Named operands: no temporaries across a co_await (GCC 12, ARCHITECTURE.md).
+  UpstreamQuery query{UpstreamQuery::What::submit, {}, packets};
+  co_await fleet_.fan_out(snap, std::move(targets), std::move(query), limits, all, judge);
+  // Answers arrive in any order; report them in try order.
+  auto rank = [&](const std::string& name) { return snap.rank(name); };
+  std::sort(out.to.begin(), out.to.end(),
+            [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  std::sort(out.failed.begin(), out.failed.end(),
+            [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+  co_return out;
+}
+
+AddService::Prepared AddService::prepare(const hkp::Submission& sub, const config::Config& cfg,
+                                        const std::string& peer) {
+  auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission);
+  if (parsed.secret_material) {
+    metrics_.keys_rejected("secret_key_material");
+    log::warn("key_add_refused", {{"peer", peer}, {"reason", "secret_key_material"}});
+    return refuse(422, GPG_ERR_FORBIDDEN,
+                  "secret key material is never accepted: nothing of this submission was "
+                  "stored or forwarded (send the public key: gpg --export)");
+  }
+  if (parsed.bad_input) {
+    return refuse(parsed.bad_input->status, parsed.bad_input->code, parsed.bad_input->detail);
+  }
+  if (parsed.key_count > kMaxKeysPerSubmission) {
+    return refuse(413, GPG_ERR_TOO_LARGE,
+                  "at least " + std::to_string(parsed.key_count) +
+                      " keys in one submission; at most " + std::to_string(kMaxKeysPerSubmission) +
+                      " (import keyrings with hkp-gateway cache import)");
+  }
+  for (const auto& r : parsed.rejected) {
+    metrics_.keys_rejected(gpg_err_code_to_reason(r.code));
+    log::warn("key_add_refused", {{"peer", peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
+    return refuse(422, r.code,
+                  "key " + (r.fingerprint.empty() ? std::string("?") : r.fingerprint) + ": " +
+                      r.reason + "; nothing of this submission was stored");
+  }
+
+  tally_.add(parsed.dropped, "upload");
+  if (parsed.keys.empty()) return prepare_revocations(sub, cfg, parsed.not_openpgp);
+  std::vector<Item> items;
+  const auto changes = cache::merge_with_cached(store_, parsed.keys, cfg.keys);
+  for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
+    items.push_back({std::move(parsed.keys[i]), changes[i]});
+  }
+  return items;
+}
+
+AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
+                                                     const config::Config& cfg, bool not_openpgp) {
+  auto revocations = hkp::bare_revocations(sub.keytext);
+  if (!revocations) {
+    return refuse(400, GPG_ERR_NO_PUBKEY,
+                  not_openpgp
+                      ? "not OpenPGP: keytext holds no public key and no revocation certificate"
+                      : "keytext holds OpenPGP packets, but no public key and no revocation "
+                        "certificate (send gpg --export output)");
+  }
+  // Each costs RNP a verification against the key it names: bounded like keys.
+  if (revocations->signatures > kMaxKeysPerSubmission) {
+    return refuse(413, GPG_ERR_TOO_LARGE,
+                  std::to_string(revocations->signatures) +
+                      " revocation signatures in one submission; at most " +
+                      std::to_string(kMaxKeysPerSubmission));
+  }
+  std::vector<Item> items;
+  for (const auto& keyid : revocations->issuers) {
+    std::string fpr, packets;
+    store_.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
+      fpr = cache::fingerprint_hex(v.fingerprint);
+      packets = std::string(v.packets);
+    });
+    if (fpr.empty()) {
+      return refuse(422, GPG_ERR_NO_PUBKEY,
+                    "revocation certificate for key 0x" + keyid +
+                        ", which is not cached here: send it together with the key");
+    }
+    auto applied = hkp::apply_signatures(packets, sub.keytext, fpr, cfg.keys);
+    if (!applied || (!applied->changed && !applied->key.info.revoked)) {
+      return refuse(422, GPG_ERR_BAD_SIGNATURE,
+                    "the revocation certificate does not verify against key " + fpr);
+    }
+    items.push_back({std::move(applied->key),
+                     applied->changed ? cache::Change::updated : cache::Change::unchanged});
+  }
+  return items;
+}
+
+asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
+                                              std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
+  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
+  if (!sub) {
+    co_return refuse(sub.error().status, sub.error().code, sub.error().detail);
+  }
+  // Parsing, verification and merging are the work pool's; a full queue is refused at once
+  // rather than queued without bound (ARCHITECTURE.md, threads).
+  const hkp::Submission& submission = *sub;
+  const std::string peer = req.peer.text();
+  auto job = [this, &submission, &cfg, &peer] { return prepare(submission, cfg, peer); };
+  std::optional<Prepared> prepared = co_await pool_.try_run(job);
+  if (!prepared) {
+    metrics_.keys_rejected("work_queue_full");
+    HttpResponse busy = refuse(503, GPG_ERR_EAGAIN,
+                               "the gateway is busy verifying other keys; try again in a few "
+                               "seconds");
+    busy.set("Retry-After", "5");
+    co_return busy;
+  }
+  if (auto* refused = std::get_if<HttpResponse>(&*prepared)) co_return std::move(*refused);
+  std::vector<Item> items = std::get<std::vector<Item>>(std::move(*prepared));
+  const std::int64_t now = now_();
+
+  cache::WriteBatch batch;
+  for (const auto& it : items) {
+    if (it.change != cache::Change::unchanged) batch.keys.push_back({it.key, now, "upload"});
+  }
+  if (!batch.empty()) {
+    if (const auto ec = co_await commit(store_, std::move(batch))) {
+      log::error("key_add_store_failed", {{"error", ec.message()}});
+      co_return refuse(503, GPG_ERR_GENERAL,
+                       "the cache could not store the key (" + ec.message() + "); try again");
+    }
+  }
+
+  HttpResponse res = co_await forward_all(items, sub->machine_readable, req, std::move(snap));
+  co_return res;
+}
+
+asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& items, bool mr_out,
+                                                      const HttpRequest& req,
+                                                      std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
+  const std::int64_t now = now_();
+  const std::string peer = req.peer.text();
+  // Forward, and keep what failed for the retrier.
+  HttpResponse res;
+  res.log_op = "add";
+  std::string text, mr = "info:1:" + std::to_string(items.size()) + "\n";
+  cache::WriteBatch queue;
+  const bool queue_full = store_.stats().outbox >= kMaxQueued;
+  // Every upstream known unhealthy: queue at once instead of waiting for timeouts; the retrier
+  // sends it when one is back.
+  const bool panic = Fleet::none_healthy(*snap);
+  const std::string unhealthy = "every upstream is unhealthy";
+  for (const auto& it : items) {
+    const std::string& fpr = it.key.info.fingerprint;
+    Forwarded fw;
+    const std::string any_upstream;
+    if (cfg.upstreams.forward_adds != config::ForwardAdds::none) {
+      if (!panic) {
+        fw = co_await forward(fpr, it.key.packets, *snap, any_upstream);
+      } else if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
+        for (const auto& u : snap->upstreams) fw.failed.emplace_back(u->name(), unhealthy);
+      } else {
+        fw.failed.emplace_back(snap->upstreams.front()->name(), unhealthy);
+      }
+    }
+    std::vector<std::string> queued;
+    // "default": one upstream was the target; if every one failed, the default keeps the job.
+    auto enqueue = [&](const std::string& name, const std::string& why) {
+      if (queue_full) {
+        log::warn("key_forward_not_queued", {{"upstream", name}, {"fingerprint", fpr},
+                                             {"reason", "the forward queue is full"}});
+        return;
+      }
+      queued.push_back(name);
+      queue.outbox_put.push_back({name, cache::fingerprint_bytes(fpr), now + forward_backoff(0), 1, why});
+    };
+    if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
+      for (const auto& [name, why] : fw.failed) enqueue(name, why);
+    } else if (cfg.upstreams.forward_adds == config::ForwardAdds::default_upstream &&
+               fw.to.empty() && fw.refused.empty() && !snap->upstreams.empty()) {
+      enqueue(snap->upstreams.front()->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
+    }
+    const std::string status = cache::change_name(it.change);
+    text += fpr + ": " + status;
+    if (cfg.upstreams.forward_adds == config::ForwardAdds::none) text += "; kept here only";
+    if (!fw.to.empty()) text += "; forwarded to " + join(fw.to);
+    if (!fw.refused.empty()) text += "; refused by " + join(fw.refused);
+    if (!queued.empty()) text += "; queued for " + join(queued) + " (upstream unavailable, retried)";
+    text += "\n";
+    mr += "key:" + fpr + ":" + status + ":" + join(fw.to) + ":" + join(queued) + "\n";
+    log::info("key_added", {{"peer", peer},
+                            {"fingerprint", fpr},
+                            {"status", status},
+                            {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
+                            {"queued", queued.empty() ? "-" : join(queued)}});
+  }
+  if (!queue.empty()) co_await commit(store_, std::move(queue));
+  res.body = mr_out ? mr : text;
+  co_return res;
+}
+
+asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap) {
+  const std::int64_t now = now_();
+  cache::WriteBatch changes;
+  auto due = store_.outbox();
+  for (auto& e : due) {
+    if (e.next_attempt > now) continue;
+    const std::string fpr = cache::fingerprint_hex(e.fingerprint);
+    std::string packets;
+    store_.visit_fingerprints(std::vector<std::string>{fpr},
+                              [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
+    const bool known = std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
+                                   [&](const auto& u) { return u->name() == e.upstream; });
+    if (packets.empty() || !known) {  // evicted or purged, or the upstream left the config
+      log::warn("key_forward_dropped", {{"upstream", e.upstream},
+                                        {"fingerprint", fpr},
+                                        {"reason", packets.empty() ? "key no longer cached" : "upstream no longer configured"}});
+      changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
+      continue;
+    }
+    const Forwarded fw = co_await forward(fpr, packets, *snap, e.upstream);
+    if (!fw.to.empty() || !fw.refused.empty()) {
+      log::info("key_forwarded", {{"upstream", e.upstream},
+                                  {"fingerprint", fpr},
+                                  {"attempts", std::to_string(e.attempts + 1)},
+                                  {"result", fw.to.empty() ? "refused" : "accepted"}});
+      changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
+      continue;
+    }
+    e.last_error = fw.failed.empty() ? "not sent" : fw.failed.back().second;
+    e.next_attempt = now + forward_backoff(e.attempts);
+    ++e.attempts;
+    changes.outbox_put.push_back(std::move(e));
+  }
+  if (!changes.empty()) co_await commit(store_, std::move(changes));
+}
+
+void AddService::start(asio::any_io_executor executor, SnapshotSource snapshots) {
+  running_ = true;
+  auto strand = asio::make_strand(executor);
+  asio::co_spawn(
+      strand,
+      [this, strand, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
+        asio::steady_timer tick(strand);
+        while (running_) {
+          try {
+            auto snap = snapshots();
+            co_await retry_due(std::move(snap));
+          } catch (const std::exception& e) {
+            log::error("key_forward_retry_failed", {{"error", e.what()}});
+          }
+          tick.expires_after(kRetryTick);
+          co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      },
+      asio::detached);
+}
+
+}  // namespace hkpgw::gateway

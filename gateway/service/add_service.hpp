@@ -1,0 +1,95 @@
+// Key submission (POST /pks/add, docs/contract.md and docs/clients.md). A submission is decoded however
+// the client encoded it, refused whole when it holds any secret key material (422: nothing is
+// stored or forwarded) or a key that does not hold up (422), validated and cleaned like every key,
+// merged into the cache (a new subkey or revocation is visible to the next lookup), and then
+// forwarded per `upstreams.forward_adds`: "default" (the default upstream, falling back along
+// the try order while upstreams are down), "all" (every upstream at once) or "none". A forward
+// that fails is kept in the cache's outbox and retried with backoff (1 s, doubling, at most
+// 1 h) by a background coroutine, across restarts. Bare revocation certificates for a cached key
+// are merged into it. The client always gets 200 on success (gpg accepts nothing else) with one
+// line per key, or a colon-separated summary with options=mr.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string_view>
+
+#include <variant>
+#include <vector>
+
+#include "cache/merge.hpp"
+#include "cache/store.hpp"
+#include "hkp/keyring.hpp"
+#include "hkp/submission.hpp"
+#include "gateway/net/http_message.hpp"
+#include "gateway/observe/clock.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "gateway/service/cleaning_tally.hpp"
+#include "gateway/upstream/fleet.hpp"
+
+namespace hkpgw::gateway {
+
+class WorkPool;
+
+// Seconds until the next attempt at a forward that failed `attempts` times: 1, 2, 4, ... at most
+// one hour.
+std::int64_t forward_backoff(std::uint32_t attempts);
+
+class AddService {
+ public:
+  // `pool` does every OpenPGP parse and merge; a submission finding its queue full gets 503.
+  // What cleaning drops from submissions goes to `tally` with the source "upload".
+  AddService(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now, CleaningTally& tally,
+             Metrics& metrics = Metrics::none())
+      : store_(store),
+        fleet_(fleet),
+        pool_(pool),
+        now_(std::move(now)),
+        metrics_(metrics),
+        tally_(tally) {}
+
+  boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
+                                           std::shared_ptr<const Snapshot> snapshot);
+
+  // The outbox retrier: every 500 ms, sends what is due. Runs until stop().
+  void start(boost::asio::any_io_executor executor, SnapshotSource snapshots);
+  void stop() { running_ = false; }
+
+ private:
+  struct Forwarded;
+  // One accepted key of a submission and what it changes in the cache.
+  struct Item {
+    hkp::ParsedKey key;
+    cache::Change change;
+  };
+  // What the pool made of a submission: its accepted keys, or the refusal to answer with.
+  using Prepared = std::variant<HttpResponse, std::vector<Item>>;
+  // Parse, verify, merge with the cached copies (runs on the pool; reads the store).
+  Prepared prepare(const hkp::Submission& sub, const config::Config& cfg, const std::string& peer);
+  // No key in the submission: bare revocation certificates for keys we hold.
+  Prepared prepare_revocations(const hkp::Submission& sub, const config::Config& cfg,
+                               bool not_openpgp);
+  // Forwards each accepted key per forward_adds, queues what failed; the client's answer.
+  boost::asio::awaitable<HttpResponse> forward_all(const std::vector<Item>& items, bool mr,
+                                                   const HttpRequest& req,
+                                                   std::shared_ptr<const Snapshot> snap);
+  // Forwards per forward_adds, or only to `only_upstream` when it is not empty (an outbox retry).
+  boost::asio::awaitable<Forwarded> forward(const std::string& fingerprint_hex,
+                                            const std::string& packets, const Snapshot& snap,
+                                            const std::string& only_upstream);
+  boost::asio::awaitable<void> retry_due(std::shared_ptr<const Snapshot> snap);
+
+  cache::Store& store_;
+  Fleet& fleet_;
+  WorkPool& pool_;
+  Clock now_;
+  Metrics& metrics_;
+  CleaningTally& tally_;
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,401 @@
+#include "gateway/service/lookup_service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/strand.hpp>
+#include <array>
+#include <set>
+
+#include "gateway/observe/log.hpp"
+#include "hkp/armor.hpp"
+#include "hkp/index.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+using hkp::Op;
+using hkp::SearchKind;
+
+namespace {
+
+constexpr std::size_t kMaxLocalTextMatches = 100;
+
+struct CachedKey {
+  std::string fingerprint;
+  std::array<char, 20> fingerprint_bytes{};  // what note_access() takes (no allocation)
+  std::string packets;
+  std::optional<hkp::KeyInfo> info;
+  std::int64_t fetched_at = 0;
+  std::string upstream;
+};
+
+// One key of an answer, cached or just fetched.
+struct Served {
+  const std::string* packets;
+  const hkp::KeyInfo* info;  // null when not loaded (key answers do not need it)
+};
+
+std::int64_t seconds(std::chrono::milliseconds d) { return d.count() / 1000; }
+
+HttpResponse keys_response(const std::vector<Served>& keys) {
+  HttpResponse r;
+  r.content_type = "application/pgp-keys";
+  if (keys.size() == 1) {  // the common case: armor straight from the key's packets
+    r.body = hkp::armor_public_keys(*keys.front().packets);
+    return r;
+  }
+  std::string all;
+  for (const auto& k : keys) all += *k.packets;
+  r.body = hkp::armor_public_keys(all);
+  return r;
+}
+
+HttpResponse index_response(const hkp::LookupRequest& req, std::vector<hkp::IndexEntry> entries,
+                            std::int64_t now) {
+  HttpResponse r;
+  if (req.machine_readable) {
+    r.body = hkp::format_mr_index(entries, now);
+  } else {
+    r.content_type = "text/html; charset=utf-8";
+    r.body = hkp::format_html_index(entries, req.search.value, req.op == Op::vindex, now);
+  }
+  return r;
+}
+
+// The one renderer of a key lookup's answer: the keys themselves (op=get) or their listing.
+HttpResponse render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
+                    std::int64_t now) {
+  if (req.op == Op::get) return keys_response(keys);
+  std::vector<hkp::IndexEntry> entries;
+  for (const auto& k : keys) {
+    if (k.info) entries.push_back(hkp::to_index_entry(*k.info));
+  }
+  return index_response(req, std::move(entries), now);
+}
+
+HttpResponse not_found(const hkp::Search& s) {
+  return text_response(404, Problem{404, GPG_ERR_NO_DATA, "no key found for " + s.upstream_form()}
+                                .message());
+}
+
+// How long a client should wait before asking again: about the time probes need to bring an
+// upstream back.
+std::string retry_after(const config::UpstreamsConfig& u) {
+  const auto back = std::chrono::duration_cast<std::chrono::seconds>(u.probe_interval).count() *
+                    static_cast<long long>(u.healthy_threshold);
+  return std::to_string(std::clamp<long long>(back, 5, 300));
+}
+
+HttpResponse upstreams_failed(const hkp::Search& s, const Fetched& f, const Snapshot& snap) {
+  HttpResponse r;
+  if (f.panic) {
+    // Known before asking: say so, rather than the last failure's detail.
+    r = text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
+                                   "every upstream is unreachable (all " +
+                                       std::to_string(snap.upstreams.size()) +
+                                       " marked unhealthy by probes and failed requests); " +
+                                       s.upstream_form() + " is not cached here"}
+                               .message());
+  } else if (f.all_timed_out()) {
+    r = text_response(504, Problem{504, GPG_ERR_TIMEOUT,
+                                   "no upstream answered in time for " + s.upstream_form()}
+                               .message());
+  } else {
+    r = text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
+                                   "every upstream failed for " + s.upstream_form() +
+                                       (f.failures.empty() ? "" : " (" + f.failures + ")")}
+                               .message());
+  }
+  r.set("Retry-After", retry_after(snap.config->upstreams));
+  return r;
+}
+
+// The headers and access-log fields every lookup answer carries.
+HttpResponse decorate(HttpResponse r, const hkp::LookupRequest& req, CacheResult cache,
+                      std::string_view upstream, std::int64_t age) {
+  r.set("X-HKP-Cache", std::string(cache_result_name(cache)));
+  if (age >= 0) r.set("Age", std::to_string(age));
+  r.log_op = hkp::op_name(req.op);
+  r.log_kind = hkp::kind_name(req.search.kind);
+  r.log_cache = cache;
+  r.log_upstream = upstream.empty() ? "-" : std::string(upstream);
+  return r;
+}
+
+cache::QueryRecord not_found_record(std::int64_t now) {
+  return cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}};
+}
+
+}  // namespace
+
+// What the cache holds for a search.
+struct LookupService::Found {
+  std::vector<CachedKey> keys;
+  std::int64_t oldest = 0;  // oldest fetched_at among the keys
+
+  std::vector<Served> served() const {
+    std::vector<Served> out;
+    for (const auto& k : keys) out.push_back({&k.packets, k.info ? &*k.info : nullptr});
+    return out;
+  }
+};
+
+// A key-shaped lookup (by key ID, fingerprint, or op=get by address) and what the cache has.
+struct LookupService::KeyLookup {
+  const hkp::LookupRequest& req;
+  bool no_cache = false;
+  std::int64_t now = 0;
+  std::string qkey;
+  Found found;
+  std::optional<cache::QueryRecord> query;
+  std::int64_t fetched_at = 0;  // when the cached answer was last confirmed (0 = none)
+
+  bool have_answer() const { return !found.keys.empty() && fetched_at != 0; }
+  std::int64_t age() const { return now - fetched_at; }
+};
+
+LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info) const {
+  Found f;
+  auto take = [&](const cache::KeyRecordView& v) {
+    CachedKey k;
+    k.packets = std::string(v.packets);
+    if (need_info) {
+      k.info = cache::decode_key_info(v.info_bytes);
+      if (k.info) k.fingerprint = k.info->fingerprint;
+    }
+    if (v.fingerprint.size() == k.fingerprint_bytes.size()) {
+      std::copy(v.fingerprint.begin(), v.fingerprint.end(), k.fingerprint_bytes.begin());
+    }
+    k.fetched_at = v.fetched_at;
+    k.upstream = std::string(v.upstream);
+    f.keys.push_back(std::move(k));
+  };
+  if (search.kind == SearchKind::text) {
+    store_.visit_text(hkp::ascii_lower(search.value), kMaxLocalTextMatches, take);
+  } else {
+    store_.visit(search, take);
+  }
+  for (const auto& k : f.keys) {
+    f.oldest = f.oldest == 0 ? k.fetched_at : std::min(f.oldest, k.fetched_at);
+  }
+  return f;
+}
+
+void LookupService::note_served(const Found& found) const {
+  for (const auto& k : found.keys) {  // for LRU
+    store_.note_access(std::string_view(k.fingerprint_bytes.data(), k.fingerprint_bytes.size()));
+  }
+}
+
+asio::awaitable<std::shared_ptr<const Fetched>> LookupService::shared_fetch(
+    bool index, const hkp::Search& search, const std::string& qkey,
+    std::shared_ptr<const Snapshot> snap) {
+  // Each co_await is a statement of its own with named operands (GCC 12 mishandles temporaries
+  // that live across a suspension inside one full-expression).
+  std::shared_ptr<const Fetched> result;
+  if (index) {
+    auto work = [&] { return fetch_.index(search, qkey, snap); };
+    result = co_await indexes_.run(qkey, work);
+  } else {
+    auto work = [&] { return fetch_.keys(search, qkey, snap); };
+    result = co_await keys_.run(qkey, work);
+  }
+  co_return result;
+}
+
+void LookupService::revalidate_in_background(bool index, const hkp::Search& search,
+                                             const std::string& qkey,
+                                             std::shared_ptr<const Snapshot> snap) {
+  if ((index ? indexes_.running(qkey) : keys_.running(qkey))) return;  // already on its way
+  asio::co_spawn(
+      asio::make_strand(background_),
+      [this, index, search, qkey, snap]() -> asio::awaitable<void> {
+        try {
+          auto f = co_await shared_fetch(index, search, qkey, snap);
+          log::info("revalidated", {{"kind", hkp::kind_name(search.kind)},
+                                    {"in", "background"},
+                                    {"upstream", f->found() ? f->upstream : "-"},
+                                    {"result", f->found() ? "refreshed" : "kept"}});
+        } catch (const std::exception& e) {
+          log::error("revalidation_failed", {{"error", e.what()}});
+        }
+      },
+      asio::detached);
+}
+
+asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& request,
+                                                    bool client_no_cache,
+                                                    std::shared_ptr<const Snapshot> snapshot) {
+  const auto& cfg = *snapshot->config;
+  // The lookup policy, whichever front the request came in by.
+  if (request.search.kind == SearchKind::short_keyid &&
+      cfg.keys.short_key_ids == config::ShortKeyIds::reject) {
+    HttpResponse r = text_response(
+        400, Problem{400, GPG_ERR_FORBIDDEN,
+                     "32-bit key IDs are forgeable and not accepted; search by fingerprint or "
+                     "16-digit key ID"}
+                 .message());
+    r.log_op = hkp::op_name(request.op);
+    r.log_kind = hkp::kind_name(request.search.kind);
+    co_return r;
+  }
+  const bool no_cache = client_no_cache && cfg.server.honor_client_no_cache;
+  const bool key_shaped = request.search.is_key_id() ||
+                          (request.op == Op::get && request.search.kind == SearchKind::email);
+  if (key_shaped) {
+    co_return co_await lookup_keys(request, no_cache, std::move(snapshot));
+  }
+  co_return co_await lookup_index(request, no_cache, std::move(snapshot));
+}
+
+asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupRequest& req,
+                                                         bool no_cache,
+                                                         std::shared_ptr<const Snapshot> snap) {
+  const hkp::Search& search = req.search;
+  const bool email = search.kind == SearchKind::email;
+  KeyLookup l{req, no_cache, now_(), cache::query_key(Op::get, search), {}, {}, 0};
+  // Email answers merge cached and fetched keys, which needs their fingerprints.
+  l.found = load_cached(search, req.op != Op::get || email);
+  // An email's answer is complete only if the upstreams were asked for that address recently;
+  // an ID's answer is the key itself, so a cached ID needs no query record (hot path).
+  if (email || l.found.keys.empty()) l.query = store_.get_query(l.qkey);
+  l.fetched_at = l.found.oldest;
+  if (email) {
+    l.fetched_at = l.query && l.query->kind != cache::QueryKind::not_found ? l.query->fetched_at : 0;
+  }
+  if (auto cached = keys_from_cache(l, snap)) co_return std::move(*cached);
+
+  const auto fetched = co_await shared_fetch(false, search, l.qkey, snap);
+  cache::WriteBatch remember;
+  HttpResponse r = keys_after_fetch(l, *fetched, *snap, remember);
+  if (!remember.empty()) co_await fetch_.store(std::move(remember));
+  co_return r;
+}
+
+std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
+                                                           std::shared_ptr<const Snapshot> snap) {
+  const auto& c = snap->config->cache;
+  const hkp::Search& search = l.req.search;
+  auto serve = [&](CacheResult how) {
+    note_served(l.found);
+    return decorate(render(l.req, l.found.served(), l.now), l.req, how,
+                    l.found.keys.front().upstream, l.age());
+  };
+  const bool cache_only = search.kind == SearchKind::short_keyid;  // never asked upstream
+  if (l.have_answer() && (cache_only || (l.age() < seconds(c.fresh_for) && !l.no_cache))) {
+    return serve(CacheResult::hit);
+  }
+  if (l.found.keys.empty() && l.query && l.query->kind == cache::QueryKind::not_found &&
+      !l.no_cache && l.now - l.query->fetched_at < seconds(c.negative_ttl)) {
+    return decorate(not_found(search), l.req, CacheResult::negative, "", l.now - l.query->fetched_at);
+  }
+  if (cache_only) return decorate(not_found(search), l.req, CacheResult::miss, "", -1);
+  if (l.have_answer() && !l.no_cache &&
+      l.age() < seconds(c.fresh_for) + seconds(c.stale_while_revalidate)) {
+    revalidate_in_background(false, search, l.qkey, snap);
+    return serve(CacheResult::stale);
+  }
+  return std::nullopt;
+}
+
+HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const Fetched& fetched,
+                                             const Snapshot& snap, cache::WriteBatch& remember) {
+  const hkp::Search& search = l.req.search;
+  if (fetched.found()) {
+    // The answer: what the upstreams sent (merged with our copy), plus any other cached key
+    // carrying the address.
+    std::vector<Served> keys;
+    std::set<std::string> fresh;
+    for (const auto& k : fetched.keys) {
+      keys.push_back({&k.packets, &k.info});
+      fresh.insert(k.info.fingerprint);
+    }
+    if (search.kind == SearchKind::email) {
+      for (const auto& k : l.found.keys) {
+        if (!fresh.contains(k.fingerprint)) keys.push_back({&k.packets, k.info ? &*k.info : nullptr});
+      }
+    }
+    return decorate(render(l.req, keys, l.now), l.req,
+                    l.have_answer() ? CacheResult::revalidated : CacheResult::miss,
+                    fetched.upstream, 0);
+  }
+  // Nothing usable from upstream. The cache is the organisation's copy of the key world: a key
+  // we hold (uploaded here, or dropped upstream) is still served, as stale.
+  const auto& c = snap.config->cache;
+  if (!l.found.keys.empty() && (fetched.definitive_not_found() ||
+                                l.now - l.found.oldest <= seconds(c.stale_if_error))) {
+    note_served(l.found);
+    return decorate(render(l.req, l.found.served(), l.now), l.req, CacheResult::stale,
+                    l.found.keys.front().upstream, l.now - l.found.oldest);
+  }
+  if (fetched.said_not_found()) {
+    if (fetched.definitive_not_found()) remember.queries.emplace_back(l.qkey, not_found_record(l.now));
+    return decorate(not_found(search), l.req, CacheResult::miss, "", -1);
+  }
+  return decorate(upstreams_failed(search, fetched, snap), l.req, CacheResult::miss, "", -1);
+}
+
+asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupRequest& req,
+                                                          bool no_cache,
+                                                          std::shared_ptr<const Snapshot> snap) {
+  const auto& c = snap->config->cache;
+  const hkp::Search& search = req.search;
+  const std::int64_t now = now_();
+  const std::string qkey = cache::query_key(Op::index, search);
+
+  // Keys we hold that carry the address are always listed, whatever the upstreams say.
+  std::vector<hkp::IndexEntry> local;
+  auto add_local = [&] {
+    for (auto& k : load_cached(search, true).keys) {
+      if (k.info) local.push_back(hkp::to_index_entry(*k.info));
+    }
+  };
+  if (search.kind == SearchKind::email) add_local();
+  auto respond = [&](std::vector<hkp::IndexEntry> entries, CacheResult how,
+                     std::string_view upstream, std::int64_t age) {
+    for (auto& l : local) {
+      auto same = [&](const hkp::IndexEntry& e) { return e.id == l.id; };
+      auto it = std::find_if(entries.begin(), entries.end(), same);
+      if (it == entries.end()) {
+        entries.push_back(l);
+      } else {
+        *it = l;  // our verified copy beats the upstream's listing
+      }
+    }
+    HttpResponse r = entries.empty() ? not_found(search) : index_response(req, std::move(entries), now);
+    return decorate(std::move(r), req, how, upstream, age);
+  };
+
+  std::optional<cache::QueryRecord> query = store_.get_query(qkey);
+  const bool have_answer = query && query->kind == cache::QueryKind::index;
+  const std::int64_t age = query ? now - query->fetched_at : 0;
+  if (query && !no_cache) {
+    if (have_answer && age < seconds(c.fresh_for)) {
+      co_return respond(query->entries, CacheResult::hit, query->upstream, age);
+    }
+    if (query->kind == cache::QueryKind::not_found && age < seconds(c.negative_ttl)) {
+      co_return respond({}, CacheResult::negative, "", age);
+    }
+    if (have_answer && age < seconds(c.fresh_for) + seconds(c.stale_while_revalidate)) {
+      revalidate_in_background(true, search, qkey, snap);
+      co_return respond(query->entries, CacheResult::stale, query->upstream, age);
+    }
+  }
+
+  const auto fetched = co_await shared_fetch(true, search, qkey, snap);
+  if (fetched->found()) {
+    co_return respond(fetched->entries, have_answer ? CacheResult::revalidated : CacheResult::miss,
+                      fetched->upstream, 0);
+  }
+  if (fetched->said_not_found()) co_return respond({}, CacheResult::miss, "", -1);
+  if (have_answer && age <= seconds(c.stale_if_error)) {
+    co_return respond(query->entries, CacheResult::stale, query->upstream, age);
+  }
+  // Every upstream failed and no listing is remembered: answer from what the cache knows (keys
+  // whose addresses match), marked stale.
+  if (search.kind == SearchKind::text) add_local();
+  if (!local.empty()) co_return respond({}, CacheResult::stale, "", -1);
+  co_return decorate(upstreams_failed(search, *fetched, *snap), req, CacheResult::miss, "", -1);
+}
+
+}  // namespace hkpgw::gateway

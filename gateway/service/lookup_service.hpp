@@ -1,0 +1,82 @@
+// The lookup policy (ARCHITECTURE.md, "Life of a lookup"). A fresh cached answer is served at
+// once (hit). Past fresh_for but within stale_while_revalidate it is still served at once (stale)
+// and refreshed in the background, once however many requests see it. Past that window it is
+// re-fetched before answering (revalidated); if every upstream fails, a copy within
+// stale_if_error is served (stale). Nothing cached: the upstreams are asked (miss) through the
+// fleet's order, health and hedging, and concurrent identical misses share one fetch
+// (UpstreamFetch does the asking, verifying, merging and storing). Not found anywhere: 404,
+// remembered for negative_ttl (negative). Upstreams failing with nothing to serve: 503, or 504
+// when they timed out. Never 502 (dirmngr marks a host dead on a 502).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "cache/store.hpp"
+#include "config/config.hpp"
+#include "gateway/net/http_message.hpp"
+#include "gateway/observe/clock.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "gateway/service/cleaning_tally.hpp"
+#include "gateway/service/coalescer.hpp"
+#include "gateway/service/upstream_fetch.hpp"
+#include "gateway/upstream/fleet.hpp"
+#include "hkp/lookup.hpp"
+
+namespace hkpgw::gateway {
+
+class WorkPool;
+
+class LookupService {
+ public:
+  // `background` runs revalidations that outlive the request that started them.
+  // `pool` does every OpenPGP parse and merge (never a network thread).
+  LookupService(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now,
+                boost::asio::any_io_executor background, CleaningTally& tally,
+                Metrics& metrics = Metrics::none())
+      : store_(store),
+        now_(now),
+        background_(std::move(background)),
+        fetch_(store, fleet, pool, now, metrics, tally) {}
+
+  // Answers one parsed lookup (any op but stats), from any front. Applies the lookup policy:
+  // 32-bit key IDs per keys.short_key_ids (400 under "reject"), the client's no-cache only with
+  // server.honor_client_no_cache. Never throws for client or upstream input.
+  boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request,
+                                              bool client_no_cache,
+                                              std::shared_ptr<const Snapshot> snapshot);
+
+ private:
+  struct Found;
+  struct KeyLookup;
+  boost::asio::awaitable<HttpResponse> lookup_keys(const hkp::LookupRequest& request,
+                                                   bool no_cache,
+                                                   std::shared_ptr<const Snapshot> snapshot);
+  boost::asio::awaitable<HttpResponse> lookup_index(const hkp::LookupRequest& request,
+                                                    bool no_cache,
+                                                    std::shared_ptr<const Snapshot> snapshot);
+  // What the cache alone can answer for a key lookup (hit, negative, stale), or nullopt: ask.
+  std::optional<HttpResponse> keys_from_cache(const KeyLookup& l,
+                                              std::shared_ptr<const Snapshot> snapshot);
+  HttpResponse keys_after_fetch(const KeyLookup& l, const Fetched& fetched,
+                                const Snapshot& snapshot, cache::WriteBatch& remember);
+  boost::asio::awaitable<std::shared_ptr<const Fetched>> shared_fetch(
+      bool index, const hkp::Search& search, const std::string& qkey,
+      std::shared_ptr<const Snapshot> snapshot);
+  void revalidate_in_background(bool index, const hkp::Search& search, const std::string& qkey,
+                                std::shared_ptr<const Snapshot> snapshot);
+  Found load_cached(const hkp::Search& search, bool need_info) const;
+  void note_served(const Found& found) const;
+
+  cache::Store& store_;
+  Clock now_;
+  boost::asio::any_io_executor background_;
+  UpstreamFetch fetch_;
+  Coalescer<Fetched> keys_, indexes_;
+};
+
+}  // namespace hkpgw::gateway

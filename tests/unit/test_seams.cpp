@@ -1,0 +1,114 @@
+// The seams each next capability plugs into: the middleware pipeline in front of the handlers,
+// the peer as a structured value, and the HKP upstream kind's requests.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "gateway/http/middleware.hpp"
+#include "gateway/upstream/hkp_upstream.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::gateway;
+namespace asio = boost::asio;
+
+namespace {
+
+HttpResponse run(const Pipeline& p, const HttpRequest& req, const Handler& last) {
+  asio::io_context io;
+  auto f = asio::co_spawn(io, p.run(req, last), asio::use_future);
+  io.run();
+  return f.get();
+}
+
+// A step that records its name on the way in and on the way out.
+Middleware tracer(std::string name, std::vector<std::string>& trace) {
+  return [name, &trace](const HttpRequest& r, const Handler& next) -> asio::awaitable<HttpResponse> {
+    trace.push_back(name + ">");
+    HttpResponse res = co_await next(r);
+    trace.push_back("<" + name);
+    co_return res;
+  };
+}
+
+}  // namespace
+
+TEST_CASE("the pipeline runs its steps in order around the handler", "[seams][unit]") {
+  std::vector<std::string> trace;
+  Pipeline p;
+  p.use(tracer("a", trace));
+  p.use(tracer("b", trace));
+  const Handler last = [&trace](const HttpRequest& r) -> asio::awaitable<HttpResponse> {
+    trace.push_back("handler " + r.target);
+    co_return text_response(200, "done");
+  };
+  HttpRequest req;
+  req.target = "/pks/lookup?op=get";
+  const HttpResponse res = run(p, req, last);
+  CHECK(res.status == 200);
+  CHECK(trace == std::vector<std::string>{"a>", "b>", "handler /pks/lookup?op=get", "<b", "<a"});
+}
+
+TEST_CASE("a step can answer by itself: the handler is never reached", "[seams][unit]") {
+  bool reached = false;
+  Pipeline p;
+  p.use([](const HttpRequest& r, const Handler& next) -> asio::awaitable<HttpResponse> {
+    if (r.peer.client == "192.0.2.7") co_return text_response(429, "Too many requests");
+    HttpResponse res = co_await next(r);
+    co_return res;
+  });
+  const Handler last = [&reached](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    reached = true;
+    co_return text_response(200, "ok");
+  };
+  HttpRequest req;
+  req.peer = {"192.0.2.7", 4711, "192.0.2.7"};
+  CHECK(run(p, req, last).status == 429);
+  CHECK_FALSE(reached);
+  req.peer = {"192.0.2.8", 4711, "192.0.2.8"};
+  CHECK(run(p, req, last).status == 200);
+  CHECK(reached);
+}
+
+TEST_CASE("allow_any_origin adds the CORS header unless the handler set one", "[seams][unit]") {
+  Pipeline p;
+  p.use(allow_any_origin());
+  auto origin = [](const HttpResponse& r) {
+    std::vector<std::string> v;
+    for (const auto& [k, val] : r.headers) {
+      if (k == "Access-Control-Allow-Origin" || k == "access-control-allow-origin") v.push_back(val);
+    }
+    return v;
+  };
+  const Handler plain = [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return text_response(404, "Not found");
+  };
+  CHECK(origin(run(p, {}, plain)) == std::vector<std::string>{"*"});
+  const Handler own = [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    HttpResponse r;
+    r.set("access-control-allow-origin", "https://example.org");
+    co_return r;
+  };
+  CHECK(origin(run(p, {}, own)) == std::vector<std::string>{"https://example.org"});
+}
+
+TEST_CASE("a peer prints unambiguously, IPv6 in brackets", "[seams][unit]") {
+  CHECK(Peer{"192.0.2.1", 5, "192.0.2.1"}.text() == "192.0.2.1:5");
+  CHECK(Peer{"2001:db8::1", 47154, "2001:db8::/64"}.text() == "[2001:db8::1]:47154");
+  CHECK(Peer{}.text() == "?");
+}
+
+TEST_CASE("the HKP kind turns each question into the request keyservers answer best",
+          "[seams][unit]") {
+  using hkp::SearchKind;
+  CHECK(HkpUpstream::keys_target({SearchKind::fingerprint, "0123456789ABCDEF0123456789ABCDEF01234567"}) ==
+        "/pks/lookup?op=get&options=mr&search=0x0123456789ABCDEF0123456789ABCDEF01234567");
+  CHECK(HkpUpstream::keys_target({SearchKind::long_keyid, "89ABCDEF01234567"}) ==
+        "/pks/lookup?op=get&options=mr&search=0x89ABCDEF01234567");
+  // Addresses: exact match, percent-encoded.
+  CHECK(HkpUpstream::keys_target({SearchKind::email, "a+b@example.org"}) ==
+        "/pks/lookup?op=get&options=mr&search=a%2Bb%40example.org&exact=on");
+  CHECK(HkpUpstream::index_target({SearchKind::text, "Alice Example"}) ==
+        "/pks/lookup?op=index&options=mr&fingerprint=on&search=Alice%20Example");
+}
