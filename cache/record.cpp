@@ -1,7 +1,6 @@
 #include "cache/record.hpp"
 
-#include <cstring>
-
+#include "cache/codec.hpp"
 #include "hkp/text.hpp"
 
 namespace hkpgw::cache {
@@ -10,17 +9,16 @@ namespace {
 class Writer {
  public:
   void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u32(std::uint32_t v) { raw(&v, 4); }
-  void i64(std::int64_t v) { raw(&v, 8); }
+  void u32(std::uint32_t v) { codec::put_le(out_, v, 4); }
+  void i64(std::int64_t v) { codec::put_le(out_, static_cast<std::uint64_t>(v), 8); }
   void str(std::string_view s) {
     u32(static_cast<std::uint32_t>(s.size()));
     out_.append(s);
   }
-  void raw(const void* p, std::size_t n) { out_.append(static_cast<const char*>(p), n); }
   std::string& bytes() { return out_; }
 
  private:
-  std::string out_;  // host byte order: the cache is local to this machine, like LMDB itself
+  std::string out_;  // little-endian (cache/codec.hpp): a cache file moves between machines
 };
 
 class Reader {
@@ -29,21 +27,9 @@ class Reader {
   bool ok() const { return ok_; }
   std::string_view rest() const { return in_; }
 
-  std::uint8_t u8() {
-    std::uint8_t v = 0;
-    take(&v, 1);
-    return v;
-  }
-  std::uint32_t u32() {
-    std::uint32_t v = 0;
-    take(&v, 4);
-    return v;
-  }
-  std::int64_t i64() {
-    std::int64_t v = 0;
-    take(&v, 8);
-    return v;
-  }
+  std::uint8_t u8() { return static_cast<std::uint8_t>(take(1)); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(take(4)); }
+  std::int64_t i64() { return static_cast<std::int64_t>(take(8)); }
   std::string_view view(std::size_t n) {
     if (!ok_ || in_.size() < n) {
       ok_ = false;
@@ -62,14 +48,14 @@ class Reader {
   }
 
  private:
-  void take(void* p, std::size_t n) {
-    if (!ok_ || in_.size() < n) {
+  std::uint64_t take(int width) {
+    if (!ok_ || in_.size() < static_cast<std::size_t>(width)) {
       ok_ = false;
-      std::memset(p, 0, n);
-      return;
+      return 0;
     }
-    std::memcpy(p, in_.data(), n);
-    in_.remove_prefix(n);
+    const std::uint64_t v = codec::get_le(in_, width);
+    in_.remove_prefix(static_cast<std::size_t>(width));
+    return v;
   }
   std::string_view in_;
   bool ok_ = true;

@@ -12,14 +12,19 @@
 #include <map>
 #include <set>
 
-#include "cache/lmdb_codec.hpp"
+#include "cache/lmdb.hpp"
+#include "cache/tables.hpp"
 
 namespace hkpgw::cache {
 
 using namespace detail;
+using lmdb::Cursor;
+using lmdb::Table;
+using lmdb::Txn;
+static_assert(std::is_same_v<std::array<unsigned, 7>, lmdb::Handles>,
+              "store.hpp holds the handles without including lmdb.h");
 
 namespace {
-
 
 class LmdbCategory final : public std::error_category {
  public:
@@ -99,30 +104,23 @@ void Store::open_tables(const std::string& path) {
   } else if (rc) {
     fail("cannot open", rc);
   }
-  MDB_txn* txn = nullptr;
-  rc = mdb_txn_begin(env_, nullptr, options_.read_only ? MDB_RDONLY : 0, &txn);
-  if (rc) fail("cannot begin a transaction", rc);
-  struct Abort {
-    MDB_txn*& t;
-    ~Abort() {
-      if (t) mdb_txn_abort(t);
-    }
-  } abort{txn};
+  Txn txn(env_, tables_, options_.read_only ? Txn::Mode::read : Txn::Mode::write);
+  if (!txn) fail("cannot begin a transaction", txn.error());
 
   const unsigned create = options_.read_only ? 0 : MDB_CREATE;
+  auto open = [&](const lmdb::TableSpec& spec) {
+    return mdb_dbi_open(txn.raw(), spec.name, create | spec.flags,
+                        &tables_[static_cast<unsigned>(spec.table)]);
+  };
   // Reading the schema first: a cache from an older build has fewer tables.
-  rc = mdb_dbi_open(txn, "meta", create, &meta_dbi_);
+  rc = open(lmdb::kTables[0]);
   if (rc == MDB_NOTFOUND) fail("not an hkp-gateway cache (no meta table)", rc);
   if (rc) fail("not an hkp-gateway cache (cannot open its tables)", rc);
-  MDB_val k = val(kSchemaKey), v;
-  rc = mdb_get(txn, meta_dbi_, &k, &v);
   int schema = 0;
-  if (rc == MDB_SUCCESS) {
-    const std::string text(view(v));
+  if (const auto v = txn.get(Table::meta, kSchemaKey)) {
+    const std::string text(*v);
     schema = std::atoi(text.c_str());
     if (schema <= 0) fail("not an hkp-gateway cache (schema \"" + text + "\")", MDB_INVALID);
-  } else if (rc != MDB_NOTFOUND) {
-    fail("cannot read the schema version", rc);
   }
   if (schema > kSchemaVersion) {
     throw StoreError("cache \"" + path + "\" has schema version " + std::to_string(schema) +
@@ -134,52 +132,32 @@ void Store::open_tables(const std::string& path) {
     throw StoreError("cache \"" + path + "\" has schema version " + std::to_string(schema) +
                      "; open it once read-write (start the gateway) to migrate it");
   }
-  rc = mdb_dbi_open(txn, "keys", create, &keys_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "ids", create | MDB_DUPSORT, &ids_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "queries", create, &queries_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "stamps", create, &stamps_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "lru", create, &lru_dbi_);
-  if (!rc) rc = mdb_dbi_open(txn, "outbox", create, &outbox_dbi_);  // since schema 3
-  if (rc) fail("not an hkp-gateway cache (cannot open its tables)", rc);
-  if (options_.read_only) {
-    // Committing (not aborting) keeps the table handles open for later transactions.
-    rc = mdb_txn_commit(txn);
-    txn = nullptr;
-    if (rc) fail("cannot open its tables", rc);
-    return;
-  }
-
-  if (schema == 1) {
-    // Version 1 kept no stamps: every key gets one from its record, accessed = fetched.
-    MDB_cursor* cur = nullptr;
-    rc = mdb_cursor_open(txn, keys_dbi_, &cur);
-    if (rc) fail("cannot migrate", rc);
-    MDB_val fk, rec;
-    for (int c = mdb_cursor_get(cur, &fk, &rec, MDB_FIRST); c == MDB_SUCCESS;
-         c = mdb_cursor_get(cur, &fk, &rec, MDB_NEXT)) {
-      const auto r = decode_key_record(view(rec));
-      const std::int64_t t = r ? r->fetched_at : options_.now();
-      const std::string stamp = encode_stamp({t, t});
-      const std::string lk = lru_key(t, view(fk));
-      MDB_val sk = fk, sv = val(stamp), lkv = val(lk), empty{0, nullptr};
-      rc = mdb_put(txn, stamps_dbi_, &sk, &sv, 0);
-      if (!rc) rc = mdb_put(txn, lru_dbi_, &lkv, &empty, 0);
-      if (rc) {
-        mdb_cursor_close(cur);
-        fail("cannot migrate", rc);
-      }
+  for (const auto& spec : lmdb::kTables) {  // outbox since schema 3
+    if (spec.table != Table::meta && (rc = open(spec))) {
+      fail("not an hkp-gateway cache (cannot open its tables)", rc);
     }
-    mdb_cursor_close(cur);
   }
-  if (schema != kSchemaVersion) {
-    const std::string current = std::to_string(kSchemaVersion);
-    MDB_val sv = val(current);
-    rc = mdb_put(txn, meta_dbi_, &k, &sv, 0);
-    if (rc) fail("cannot initialise", rc);
+  if (!options_.read_only) {
+    if (schema == 1) migrate_from_1(txn);
+    if (schema != kSchemaVersion && (rc = txn.put(Table::meta, kSchemaKey, std::to_string(kSchemaVersion)))) {
+      fail("cannot initialise", rc);
+    }
   }
-  rc = mdb_txn_commit(txn);
-  txn = nullptr;
-  if (rc) fail("cannot initialise", rc);
+  // Committing (not aborting) keeps the table handles open for later transactions.
+  if ((rc = txn.commit())) fail("cannot open its tables", rc);
+}
+
+// Version 1 kept no stamps: every key gets one from its record, accessed = fetched.
+void Store::migrate_from_1(Txn& txn) {
+  Cursor keys(txn, Table::keys);
+  if (!keys) throw StoreError("cache \"" + options_.path + "\": cannot migrate");
+  for (bool more = keys.first(); more; more = keys.next()) {
+    const auto r = decode_key_record(keys.value());
+    const std::int64_t t = r ? r->fetched_at : options_.now();
+    if (const int rc = put_stamp(txn, keys.key(), std::nullopt, {t, t})) {
+      throw StoreError("cache \"" + options_.path + "\": cannot migrate: " + mdb_strerror(rc));
+    }
+  }
 }
 
 Store::~Store() {
@@ -196,17 +174,13 @@ Store::~Store() {
 namespace {
 
 // The record of `fpr` as a view, with fetched_at taken from its stamp when it has one.
-bool read_key(MDB_txn* txn, unsigned keys_dbi, unsigned stamps_dbi, MDB_val fpr,
-              const Store::Visitor& fn) {
-  MDB_val rec;
-  if (mdb_get(txn, keys_dbi, &fpr, &rec) != MDB_SUCCESS) return false;
-  auto r = decode_key_record(view(rec));
+bool read_key(const Txn& txn, std::string_view fpr, const Store::Visitor& fn) {
+  const auto rec = txn.get(Table::keys, fpr);
+  if (!rec) return false;
+  auto r = decode_key_record(*rec);
   if (!r) return false;
-  r->fingerprint = view(fpr);
-  MDB_val st;
-  if (mdb_get(txn, stamps_dbi, &fpr, &st) == MDB_SUCCESS) {
-    if (auto s = decode_stamp(view(st))) r->fetched_at = s->fetched_at;
-  }
+  r->fingerprint = fpr;
+  if (auto s = get_stamp(txn, fpr)) r->fetched_at = s->fetched_at;
   fn(*r);
   return true;
 }
@@ -216,100 +190,76 @@ bool read_key(MDB_txn* txn, unsigned keys_dbi, unsigned stamps_dbi, MDB_val fpr,
 std::size_t Store::visit(const hkp::Search& search, const Visitor& fn) const {
   const auto ikey = index_key_of(search);
   if (!ikey) return 0;
-  ReadTxn t(env_);
-  if (!t.txn) return 0;
-  MDB_cursor* cur = nullptr;
-  if (mdb_cursor_open(t.txn, ids_dbi_, &cur) != MDB_SUCCESS) return 0;
+  Txn t(env_, tables_, Txn::Mode::read);
+  Cursor ids(t, Table::ids);
   std::size_t n = 0;
-  MDB_val k = val(*ikey), fpr;
-  for (int rc = mdb_cursor_get(cur, &k, &fpr, MDB_SET_KEY); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &k, &fpr, MDB_NEXT_DUP)) {
-    n += read_key(t.txn, keys_dbi_, stamps_dbi_, fpr, fn);
-  }
-  mdb_cursor_close(cur);
+  for (bool more = ids.at(*ikey); more; more = ids.next_dup()) n += read_key(t, ids.value(), fn);
   return n;
 }
 
 std::size_t Store::visit_fingerprints(std::span<const std::string> fingerprints,
                                       const Visitor& fn) const {
-  ReadTxn t(env_);
-  if (!t.txn) return 0;
+  Txn t(env_, tables_, Txn::Mode::read);
+  if (!t) return 0;
   std::size_t n = 0;
   for (const auto& hex : fingerprints) {
     const std::string b = fingerprint_bytes(hex);
-    if (b.empty()) continue;
-    n += read_key(t.txn, keys_dbi_, stamps_dbi_, val(b), fn);
+    if (!b.empty()) n += read_key(t, b, fn);
   }
   return n;
 }
 
 std::size_t Store::visit_text(std::string_view needle, std::size_t limit,
                               const Visitor& fn) const {
-  ReadTxn t(env_);
-  if (!t.txn || needle.empty()) return 0;
-  MDB_cursor* cur = nullptr;
-  if (mdb_cursor_open(t.txn, ids_dbi_, &cur) != MDB_SUCCESS) return 0;
+  if (needle.empty()) return 0;
+  Txn t(env_, tables_, Txn::Mode::read);
+  Cursor ids(t, Table::ids);
   std::set<std::string, std::less<>> seen;
-  MDB_val k = val("E"), fpr;
-  for (int rc = mdb_cursor_get(cur, &k, &fpr, MDB_SET_RANGE);
-       rc == MDB_SUCCESS && seen.size() < limit; rc = mdb_cursor_get(cur, &k, &fpr, MDB_NEXT)) {
-    const std::string_view key = view(k);
+  for (bool more = ids.at_or_after("E"); more && seen.size() < limit; more = ids.next()) {
+    const std::string_view key = ids.key();
     if (!key.starts_with('E')) break;
     if (key.substr(1).find(needle) == std::string_view::npos) continue;
-    if (!seen.insert(std::string(view(fpr))).second) continue;
-    read_key(t.txn, keys_dbi_, stamps_dbi_, fpr, fn);
+    if (!seen.insert(std::string(ids.value())).second) continue;
+    read_key(t, ids.value(), fn);
   }
-  mdb_cursor_close(cur);
   return seen.size();
 }
 
 std::size_t Store::visit_all(const Visitor& fn) const {
-  ReadTxn t(env_);
-  if (!t.txn) return 0;
-  MDB_cursor* cur = nullptr;
-  if (mdb_cursor_open(t.txn, keys_dbi_, &cur) != MDB_SUCCESS) return 0;
+  Txn t(env_, tables_, Txn::Mode::read);
+  Cursor keys(t, Table::keys);
   std::size_t n = 0;
-  MDB_val fk, rec;
-  for (int rc = mdb_cursor_get(cur, &fk, &rec, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &fk, &rec, MDB_NEXT)) {
-    n += read_key(t.txn, keys_dbi_, stamps_dbi_, fk, fn);
-  }
-  mdb_cursor_close(cur);
+  for (bool more = keys.first(); more; more = keys.next()) n += read_key(t, keys.key(), fn);
   return n;
 }
 
 std::optional<QueryRecord> Store::get_query(std::string_view key) const {
-  ReadTxn t(env_);
-  if (!t.txn) return std::nullopt;
-  MDB_val k = val(key), v;
-  if (mdb_get(t.txn, queries_dbi_, &k, &v) != MDB_SUCCESS) return std::nullopt;
-  return decode_query_record(view(v));
+  Txn t(env_, tables_, Txn::Mode::read);
+  if (!t) return std::nullopt;
+  const auto v = t.get(Table::queries, key);
+  return v ? decode_query_record(*v) : std::nullopt;
 }
 
 std::vector<OutboxEntry> Store::outbox() const {
   std::vector<OutboxEntry> out;
-  ReadTxn t(env_);
-  if (!t.txn) return out;
-  MDB_cursor* cur = nullptr;
-  if (mdb_cursor_open(t.txn, outbox_dbi_, &cur) != MDB_SUCCESS) return out;
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    if (auto e = decode_outbox(view(k), view(v))) out.push_back(std::move(*e));
+  Txn t(env_, tables_, Txn::Mode::read);
+  Cursor c(t, Table::outbox);
+  for (bool more = c.first(); more; more = c.next()) {
+    if (auto e = decode_outbox(c.key(), c.value())) out.push_back(std::move(*e));
   }
-  mdb_cursor_close(cur);
   return out;
 }
 
-std::uint64_t Store::used_bytes(void* raw_txn) const {
-  auto* txn = static_cast<MDB_txn*>(raw_txn);
+std::uint64_t Store::used_bytes(const Txn& txn) const {
   std::uint64_t pages = 0, psize = 4096;
   MDB_stat st;
   if (mdb_env_stat(env_, &st) == MDB_SUCCESS) psize = st.ms_psize;
-  for (unsigned dbi : {0u, keys_dbi_, ids_dbi_, queries_dbi_, meta_dbi_, stamps_dbi_, lru_dbi_,
-                       outbox_dbi_}) {
-    if (mdb_stat(txn, dbi, &st) == MDB_SUCCESS) {
-      pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+  if (mdb_stat(txn.raw(), 0, &st) == MDB_SUCCESS) {  // the main table, which names the others
+    pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+  }
+  for (const auto& spec : lmdb::kTables) {
+    if (const auto s = txn.stat(spec.table)) {
+      pages += s->ms_branch_pages + s->ms_leaf_pages + s->ms_overflow_pages;
     }
   }
   return pages * psize;
@@ -320,37 +270,34 @@ StoreStats Store::stats() const {
   s.max_bytes = options_.max_size;
   s.evicted = evicted_.load();
   s.schema = kSchemaVersion;
-  ReadTxn t(env_);
-  if (!t.txn) return s;
-  MDB_stat st;
-  if (mdb_stat(t.txn, keys_dbi_, &st) == MDB_SUCCESS) s.keys = st.ms_entries;
-  if (mdb_stat(t.txn, ids_dbi_, &st) == MDB_SUCCESS) s.identifiers = st.ms_entries;
-  if (mdb_stat(t.txn, queries_dbi_, &st) == MDB_SUCCESS) s.queries = st.ms_entries;
-  if (mdb_stat(t.txn, outbox_dbi_, &st) == MDB_SUCCESS) s.outbox = st.ms_entries;
-  s.used_bytes = used_bytes(t.txn);
+  Txn t(env_, tables_, Txn::Mode::read);
+  if (!t) return s;
+  s.keys = t.entries(Table::keys);
+  s.identifiers = t.entries(Table::ids);
+  s.queries = t.entries(Table::queries);
+  s.outbox = t.entries(Table::outbox);
+  s.used_bytes = used_bytes(t);
   std::error_code ec;
   const auto size = std::filesystem::file_size(options_.path + "/data.mdb", ec);
   if (!ec) s.file_bytes = size;
   return s;
 }
 
-bool Store::readable() const { return ReadTxn(env_).txn != nullptr; }
+bool Store::readable() const { return static_cast<bool>(Txn(env_, tables_, Txn::Mode::read)); }
 
 std::vector<std::string> Store::verify() const {
   std::vector<std::string> problems;
-  ReadTxn t(env_);
-  if (!t.txn) return {"cannot open a read transaction"};
+  Txn t(env_, tables_, Txn::Mode::read);
+  if (!t) return {"cannot open a read transaction"};
   std::set<std::string> keys;
   // Every key record decodes, and every identifier it carries points back to it.
-  MDB_cursor* cur = nullptr;
-  mdb_cursor_open(t.txn, keys_dbi_, &cur);
-  MDB_val fk, rec;
-  for (int rc = mdb_cursor_get(cur, &fk, &rec, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &fk, &rec, MDB_NEXT)) {
-    const std::string fpr(view(fk));
+  Cursor kc(t, Table::keys), ic(t, Table::ids);
+  if (!kc || !ic) return {"cannot open a cursor"};
+  for (bool more = kc.first(); more; more = kc.next()) {
+    const std::string fpr(kc.key());
     const std::string hex = fingerprint_hex(fpr);
     keys.insert(fpr);
-    auto r = decode_key_record(view(rec));
+    auto r = decode_key_record(kc.value());
     if (fpr.size() != 20 || !r) {
       problems.push_back("key " + hex + ": record does not decode");
       continue;
@@ -362,58 +309,37 @@ std::vector<std::string> Store::verify() const {
     }
     if (r->packets.empty()) problems.push_back("key " + hex + ": no packets");
     for (const auto& id : index_keys(*info)) {
-      MDB_val ik = val(id), iv = val(fpr);
-      MDB_cursor* ic = nullptr;
-      mdb_cursor_open(t.txn, ids_dbi_, &ic);
-      if (mdb_cursor_get(ic, &ik, &iv, MDB_GET_BOTH) != MDB_SUCCESS) {
-        problems.push_back("key " + hex + ": identifier " + std::string(1, id[0]) +
-                           " entry missing");
+      if (!ic.at(id, fpr)) {
+        problems.push_back("key " + hex + ": identifier " + std::string(1, id[0]) + " entry missing");
       }
-      mdb_cursor_close(ic);
     }
-    MDB_val sv;
-    if (mdb_get(t.txn, stamps_dbi_, &fk, &sv) != MDB_SUCCESS || !decode_stamp(view(sv))) {
+    const auto stamp = get_stamp(t, fpr);
+    if (!stamp) {
       problems.push_back("key " + hex + ": no stamp");
-    } else {
-      const auto s = *decode_stamp(view(sv));
-      const std::string lk = lru_key(s.accessed_at, fpr);
-      MDB_val lkv = val(lk), lv;
-      if (mdb_get(t.txn, lru_dbi_, &lkv, &lv) != MDB_SUCCESS) {
-        problems.push_back("key " + hex + ": missing from the LRU order");
-      }
+    } else if (!t.get(Table::lru, lru_key(stamp->accessed_at, fpr))) {
+      problems.push_back("key " + hex + ": missing from the LRU order");
     }
   }
-  mdb_cursor_close(cur);
   // Every identifier points to a key that exists.
-  mdb_cursor_open(t.txn, ids_dbi_, &cur);
-  MDB_val ik, iv;
-  for (int rc = mdb_cursor_get(cur, &ik, &iv, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &ik, &iv, MDB_NEXT)) {
-    if (!keys.contains(std::string(view(iv)))) {
-      problems.push_back("identifier entry points to missing key " + fingerprint_hex(view(iv)));
+  for (bool more = ic.first(); more; more = ic.next()) {
+    if (!keys.contains(std::string(ic.value()))) {
+      problems.push_back("identifier entry points to missing key " + fingerprint_hex(ic.value()));
     }
   }
-  mdb_cursor_close(cur);
-  // Every LRU entry belongs to a key; every stamp too.
-  mdb_cursor_open(t.txn, lru_dbi_, &cur);
-  MDB_val lk, lv;
-  for (int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
-    const auto k = view(lk);
-    if (k.size() != 28 || !keys.contains(std::string(k.substr(8)))) {
+  // Every LRU entry belongs to a key.
+  Cursor lc(t, Table::lru);
+  for (bool more = lc.first(); more; more = lc.next()) {
+    const auto k = lc.key();
+    if (k.size() != kLruKeyBytes || !keys.contains(std::string(k.substr(8)))) {
       problems.push_back("LRU entry for a missing key");
     }
   }
-  mdb_cursor_close(cur);
-  mdb_cursor_open(t.txn, queries_dbi_, &cur);
-  MDB_val qk, qv;
-  for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
-       rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
-    if (!decode_query_record(view(qv))) {
-      problems.push_back("query record \"" + std::string(view(qk)).substr(0, 80) + "\" does not decode");
+  Cursor qc(t, Table::queries);
+  for (bool more = qc.first(); more; more = qc.next()) {
+    if (!decode_query_record(qc.value())) {
+      problems.push_back("query record \"" + std::string(qc.key()).substr(0, 80) + "\" does not decode");
     }
   }
-  mdb_cursor_close(cur);
   return problems;
 }
 

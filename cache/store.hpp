@@ -45,6 +45,10 @@ struct MDB_env;
 
 namespace hkpgw::cache {
 
+namespace lmdb {
+class Txn;
+}
+
 inline constexpr int kSchemaVersion = 3;
 
 // What one commit changed, for StoreOptions::on_commit.
@@ -179,7 +183,7 @@ class Store {
     Done done;
   };
   void writer_loop();
-  int apply(void* txn, const WriteBatch& batch);
+  int apply(lmdb::Txn& txn, const WriteBatch& batch);
   int commit_jobs(std::span<Job> jobs);
   int fold_accesses();
   // Evicts least recently used keys when more than `above` bytes are in use, down to about
@@ -190,14 +194,14 @@ class Store {
   // newest access time among them, `removed` gets their fingerprints. Returns the LMDB result.
   int evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& removed);
   void report(std::span<const Job> jobs, const std::vector<int>& results) const;
-  std::uint64_t used_bytes(void* txn) const;
+  std::uint64_t used_bytes(const lmdb::Txn& txn) const;
   void open_tables(const std::string& path);
+  void migrate_from_1(lmdb::Txn& txn);
 
   StoreOptions options_;
   std::uint64_t map_bytes_ = 0;  // the LMDB map size in effect
   MDB_env* env_ = nullptr;
-  unsigned keys_dbi_ = 0, ids_dbi_ = 0, queries_dbi_ = 0, meta_dbi_ = 0, stamps_dbi_ = 0,
-           lru_dbi_ = 0, outbox_dbi_ = 0;
+  std::array<unsigned, 7> tables_{};  // LMDB handles, in lmdb::kTables order
   int opened_schema_ = kSchemaVersion;
   int lock_fd_ = -1;
 

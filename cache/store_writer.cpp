@@ -7,86 +7,72 @@
 #include <set>
 #include <vector>
 
-#include "cache/lmdb_codec.hpp"
+#include "cache/lmdb.hpp"
+#include "cache/tables.hpp"
 #include "cache/store.hpp"
 
 namespace hkpgw::cache {
 
 using namespace detail;
+using lmdb::Cursor;
+using lmdb::Table;
+using lmdb::Txn;
 
-int Store::apply(void* raw_txn, const WriteBatch& batch) {
-  auto* txn = static_cast<MDB_txn*>(raw_txn);
+int Store::apply(Txn& txn, const WriteBatch& batch) {
   for (const auto& put : batch.keys) {
     const std::string fpr = fingerprint_bytes(put.key.info.fingerprint);
     if (fpr.empty()) continue;
-    MDB_val k = val(fpr), old;
     std::set<std::string> stale_ids;
-    if (mdb_get(txn, keys_dbi_, &k, &old) == MDB_SUCCESS) {
-      if (auto rec = decode_key_record(view(old))) {
+    if (const auto old = txn.get(Table::keys, fpr)) {
+      if (auto rec = decode_key_record(*old)) {
         if (auto info = decode_key_info(rec->info_bytes)) {
           for (auto& id : index_keys(*info)) stale_ids.insert(std::move(id));
         }
       }
     }
-    const std::string record = encode_key_record(put.key, put.fetched_at, put.upstream);
-    MDB_val v = val(record);
-    if (int rc = mdb_put(txn, keys_dbi_, &k, &v, 0)) return rc;
+    if (int rc = txn.put(Table::keys, fpr, encode_key_record(put.key, put.fetched_at, put.upstream))) {
+      return rc;
+    }
     for (const auto& id : index_keys(put.key.info)) {
       stale_ids.erase(id);
-      MDB_val ik = val(id), iv = val(fpr);
-      const int rc = mdb_put(txn, ids_dbi_, &ik, &iv, MDB_NODUPDATA);
-      if (rc && rc != MDB_KEYEXIST) return rc;
+      if (int rc = txn.put(Table::ids, id, fpr, MDB_NODUPDATA)) return rc;
     }
     for (const auto& id : stale_ids) {  // identifiers the new copy no longer has
-      MDB_val ik = val(id), iv = val(fpr);
-      const int rc = mdb_del(txn, ids_dbi_, &ik, &iv);
-      if (rc && rc != MDB_NOTFOUND) return rc;
+      if (int rc = txn.del(Table::ids, id, fpr)) return rc;
     }
-    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    const auto was = get_stamp(txn, fpr);
     const Stamp s{put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at)};
-    if (int rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, s)) return rc;
+    if (int rc = put_stamp(txn, fpr, was, s)) return rc;
   }
   for (const auto& [fpr, fetched_at] : batch.confirmed) {
-    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    const auto was = get_stamp(txn, fpr);
     if (!was) continue;  // evicted meanwhile
-    if (int rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, Stamp{fetched_at, was->accessed_at})) {
+    if (int rc = put_stamp(txn, fpr, was, Stamp{fetched_at, was->accessed_at})) return rc;
+  }
+  for (const auto& [key, record] : batch.queries) {
+    if (int rc = txn.put(Table::queries, key, encode_query_record(record))) return rc;
+  }
+  for (const auto& fpr : batch.purge) {
+    if (int rc = remove_key(txn, fpr)) return rc;
+  }
+  for (const auto& e : batch.outbox_put) {
+    if (int rc = txn.put(Table::outbox, outbox_key(e.upstream, e.fingerprint), encode_outbox(e))) {
       return rc;
     }
   }
-  for (const auto& [key, record] : batch.queries) {
-    const std::string bytes = encode_query_record(record);
-    MDB_val k = val(key), v = val(bytes);
-    if (int rc = mdb_put(txn, queries_dbi_, &k, &v, 0)) return rc;
-  }
-  for (const auto& fpr : batch.purge) {
-    if (int rc = remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, fpr)) return rc;
-  }
-  for (const auto& e : batch.outbox_put) {
-    const std::string k = outbox_key(e.upstream, e.fingerprint), v = encode_outbox(e);
-    MDB_val kv = val(k), vv = val(v);
-    if (int rc = mdb_put(txn, outbox_dbi_, &kv, &vv, 0)) return rc;
-  }
   for (const auto& [upstream, fpr] : batch.outbox_done) {
-    const std::string k = outbox_key(upstream, fpr);
-    MDB_val kv = val(k);
-    const int rc = mdb_del(txn, outbox_dbi_, &kv, nullptr);
-    if (rc && rc != MDB_NOTFOUND) return rc;
+    if (int rc = txn.del(Table::outbox, outbox_key(upstream, fpr))) return rc;
   }
   return MDB_SUCCESS;
 }
 
 int Store::commit_jobs(std::span<Job> jobs) {
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-  if (rc) return rc;
+  Txn txn(env_, tables_, Txn::Mode::write);
+  if (!txn) return txn.error();
   for (auto& job : jobs) {
-    rc = apply(txn, job.batch);
-    if (rc) {
-      mdb_txn_abort(txn);
-      return rc;
-    }
+    if (const int rc = apply(txn, job.batch)) return rc;  // aborted with `txn`
   }
-  return mdb_txn_commit(txn);
+  return txn.commit();
 }
 
 int Store::fold_accesses() {
@@ -99,47 +85,33 @@ int Store::fold_accesses() {
   std::sort(pending.begin(), pending.end());
   pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
   const std::int64_t now = options_.now();
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-  if (rc) return rc;
+  Txn txn(env_, tables_, Txn::Mode::write);
+  if (!txn) return txn.error();
   for (const auto& f : pending) {
     const std::string_view fpr(f.data(), f.size());
-    const auto was = get_stamp(txn, stamps_dbi_, fpr);
+    const auto was = get_stamp(txn, fpr);
     if (!was || was->accessed_at >= now) continue;
-    rc = put_stamp(txn, stamps_dbi_, lru_dbi_, fpr, was, Stamp{was->fetched_at, now});
-    if (rc) {
-      mdb_txn_abort(txn);
-      return rc;
-    }
+    if (const int rc = put_stamp(txn, fpr, was, Stamp{was->fetched_at, now})) return rc;
   }
-  return mdb_txn_commit(txn);
+  return txn.commit();
 }
 
 int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& removed) {
-  MDB_txn* txn = nullptr;
-  if (const int rc = mdb_txn_begin(env_, nullptr, 0, &txn)) return rc;
+  Txn txn(env_, tables_, Txn::Mode::write);
+  if (!txn) return txn.error();
   std::vector<std::string> oldest;  // LRU keys: accessed_at | fingerprint, oldest first
-  MDB_cursor* cur = nullptr;
-  if (mdb_cursor_open(txn, lru_dbi_, &cur) == MDB_SUCCESS) {
-    MDB_val lk, lv;
-    for (int rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
-         rc == MDB_SUCCESS && oldest.size() < n; rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) {
-      oldest.emplace_back(view(lk));
+  {
+    Cursor lru(txn, Table::lru);
+    for (bool more = lru.first(); more && oldest.size() < n; more = lru.next()) {
+      if (lru.key().size() == kLruKeyBytes) oldest.emplace_back(lru.key());
     }
-    mdb_cursor_close(cur);
   }
   std::int64_t newest = newest_evicted;
   for (const auto& k : oldest) {
-    std::int64_t t = 0;
-    for (int i = 0; i < 8; ++i) t = (t << 8) | static_cast<unsigned char>(k[i]);
-    newest = std::max(newest, t);
-    if (const int rc =
-            remove_key(txn, keys_dbi_, ids_dbi_, stamps_dbi_, lru_dbi_, std::string_view(k).substr(8))) {
-      mdb_txn_abort(txn);
-      return rc;
-    }
+    newest = std::max(newest, lru_time(k));
+    if (const int rc = remove_key(txn, std::string_view(k).substr(8))) return rc;
   }
-  if (const int rc = mdb_txn_commit(txn)) return rc;
+  if (const int rc = txn.commit()) return rc;
   newest_evicted = newest;
   for (const auto& k : oldest) removed.keys.push_back(k.substr(8));
   return MDB_SUCCESS;
@@ -149,20 +121,18 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
   std::uint64_t used = 0;
   std::size_t to_evict = 0;
   {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
-    ReadTxn r(env_);
-    if (!r.txn) return false;
-    used = used_bytes(r.txn);
-    MDB_stat st;
-    if (used <= above || mdb_stat(r.txn, keys_dbi_, &st) != MDB_SUCCESS || st.ms_entries == 0) {
-      return false;
-    }
+    Txn r(env_, tables_, Txn::Mode::read);
+    if (!r) return false;
+    used = used_bytes(r);
+    const auto st = r.stat(Table::keys);
+    if (used <= above || !st || st->ms_entries == 0) return false;
     // Page counts hardly fall inside the transactions that delete (LMDB frees a page only when
     // it empties or merges), so the number of keys to evict is worked out up front from the
     // average cost of a key; the next round corrects any shortfall.
-    const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st.ms_entries);
+    const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st->ms_entries);
     const std::uint64_t excess = used > down_to ? used - down_to : used / 10;
     to_evict = static_cast<std::size_t>(
-        std::min<std::uint64_t>(st.ms_entries, (excess + per_key - 1) / per_key));
+        std::min<std::uint64_t>(st->ms_entries, (excess + per_key - 1) / per_key));
   }
   // Small transactions: on a full map even a deletion needs free pages for its copy-on-write
   // path, and one transaction deleting thousands of keys needs many. A chunk that still finds
@@ -184,23 +154,20 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
   }
   if (done == 0) return false;
   // Query records no newer than the keys just evicted go too (their answers are as cold).
-  MDB_txn* txn = nullptr;
-  if (mdb_txn_begin(env_, nullptr, 0, &txn) == MDB_SUCCESS) {
-    MDB_cursor* cur = nullptr;
-    if (mdb_cursor_open(txn, queries_dbi_, &cur) == MDB_SUCCESS) {
-      MDB_val qk, qv;
-      for (int rc = mdb_cursor_get(cur, &qk, &qv, MDB_FIRST); rc == MDB_SUCCESS;
-           rc = mdb_cursor_get(cur, &qk, &qv, MDB_NEXT)) {
-        auto q = decode_query_record(view(qv));
-        if (!q || q->fetched_at <= newest_evicted) {
-          if (mdb_cursor_del(cur, 0) == MDB_SUCCESS) removed.queries.emplace_back(view(qk));
-        }
-      }
-      mdb_cursor_close(cur);
+  // Stale query records only cost space: if this fails, the next round takes them.
+  Txn txn(env_, tables_, Txn::Mode::write);
+  std::vector<std::string> gone;
+  {
+    Cursor q(txn, Table::queries);
+    for (bool more = q.first(); more; more = q.next()) {
+      auto record = decode_query_record(q.value());
+      if (record && record->fetched_at > newest_evicted) continue;
+      std::string key(q.key());  // before the deletion moves the cursor's page
+      if (q.del() == MDB_SUCCESS) gone.push_back(std::move(key));
     }
-    if (mdb_txn_commit(txn) != MDB_SUCCESS) {
-      removed.queries.clear();  // stale query records only cost space; the next round takes them
-    }
+  }
+  if (txn && txn.commit() == MDB_SUCCESS) {
+    for (auto& k : gone) removed.queries.push_back(std::move(k));
   }
   evicted_ += done;
   if (options_.on_commit) options_.on_commit(removed);

@@ -24,30 +24,20 @@ struct RnpString {
   std::string str() const { return p ? std::string(p) : std::string(); }
 };
 
-struct FfiDeleter {
-  void operator()(rnp_ffi_st* f) const { rnp_ffi_destroy(f); }
+// One owning handle type per RNP object, each freed by its own destroy function.
+template <auto Destroy>
+struct Destroyer {
+  template <class T>
+  void operator()(T* p) const { Destroy(p); }
 };
-struct KeyDeleter {
-  void operator()(rnp_key_handle_st* k) const { rnp_key_handle_destroy(k); }
-};
-struct UidDeleter {
-  void operator()(rnp_uid_handle_st* u) const { rnp_uid_handle_destroy(u); }
-};
-struct SigDeleter {
-  void operator()(rnp_signature_handle_st* s) const { rnp_signature_handle_destroy(s); }
-};
-struct InputDeleter {
-  void operator()(rnp_input_st* i) const { rnp_input_destroy(i); }
-};
-struct OutputDeleter {
-  void operator()(rnp_output_st* o) const { rnp_output_destroy(o); }
-};
-using Ffi = std::unique_ptr<rnp_ffi_st, FfiDeleter>;
-using KeyHandle = std::unique_ptr<rnp_key_handle_st, KeyDeleter>;
-using UidHandle = std::unique_ptr<rnp_uid_handle_st, UidDeleter>;
-using SigHandle = std::unique_ptr<rnp_signature_handle_st, SigDeleter>;
-using Input = std::unique_ptr<rnp_input_st, InputDeleter>;
-using Output = std::unique_ptr<rnp_output_st, OutputDeleter>;
+template <class T, auto Destroy>
+using Owned = std::unique_ptr<T, Destroyer<Destroy>>;
+using Ffi = Owned<rnp_ffi_st, rnp_ffi_destroy>;
+using KeyHandle = Owned<rnp_key_handle_st, rnp_key_handle_destroy>;
+using UidHandle = Owned<rnp_uid_handle_st, rnp_uid_handle_destroy>;
+using SigHandle = Owned<rnp_signature_handle_st, rnp_signature_handle_destroy>;
+using Input = Owned<rnp_input_st, rnp_input_destroy>;
+using Output = Owned<rnp_output_st, rnp_output_destroy>;
 
 // RNP logs to stderr unless given a descriptor. It takes ownership of the one it is given
 // (fdopen, then fclose when the ffi is destroyed), so every ffi gets its own duplicate of one

@@ -225,7 +225,8 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
     }
   }
 
-  HttpResponse res = co_await forward_all(items, sub->machine_readable, req, std::move(snap));
+  const bool machine_readable = sub->machine_readable;
+  HttpResponse res = co_await forward_all(items, machine_readable, req, std::move(snap));
   co_return res;
 }
 

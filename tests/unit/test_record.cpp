@@ -85,3 +85,13 @@ TEST_CASE("fingerprint hex/binary conversion", "[cache][unit]") {
   CHECK(fingerprint_bytes("XYZ").empty());
   CHECK(fingerprint_bytes(std::string(40, 'G')).empty());
 }
+
+TEST_CASE("records are little-endian whatever the host: a cache file moves between machines",
+          "[cache][unit]") {
+  // u8 format | i64 fetched_at | u32 length of "ubuntu" | "ubuntu" ...
+  const std::string bytes = encode_key_record(sample_key(), 0x0102030405060708, "ubuntu");
+  REQUIRE(bytes.size() > 19);
+  CHECK(bytes.substr(1, 8) == std::string("\x08\x07\x06\x05\x04\x03\x02\x01", 8));
+  CHECK(bytes.substr(9, 4) == std::string("\x06\x00\x00\x00", 4));
+  CHECK(bytes.substr(13, 6) == "ubuntu");
+}

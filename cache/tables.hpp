@@ -1,8 +1,7 @@
-// Inside cache/: the byte layouts of the LMDB tables and the small LMDB helpers the reading
-// side (store.cpp) and the writing side (store_writer.cpp) share. Not part of the cache's API.
+// Inside cache/: the byte layouts of the LMDB tables (lmdb.hpp declares the tables) and the
+// operations on them the reading side (store.cpp) and the writing side (store_writer.cpp)
+// share. Integers go through codec.hpp. Not part of the cache's API.
 #pragma once
-
-#include <lmdb.h>
 
 #include <chrono>
 #include <cstdint>
@@ -11,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/lmdb.hpp"
 #include "cache/store.hpp"
 
 namespace hkpgw::cache::detail {
@@ -21,11 +21,6 @@ inline constexpr std::size_t kMaxPendingAccesses = 1 << 16;
 inline constexpr auto kAccessFoldInterval = std::chrono::seconds(1);
 inline constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
 inline constexpr std::size_t kEvictChunk = 512;  // keys deleted per eviction transaction
-
-inline MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
-inline std::string_view view(const MDB_val& v) {
-  return {static_cast<const char*>(v.mv_data), v.mv_size};
-}
 
 // Every index key of a key: 'F'+fpr (primary and subkeys), 'K'+64-bit id, 'S'+32-bit id,
 // 'E'+email.
@@ -42,27 +37,17 @@ std::string encode_stamp(const Stamp& s);
 std::optional<Stamp> decode_stamp(std::string_view b);
 // LRU table key: big-endian accessed_at (so LMDB's order is time order) | fingerprint.
 std::string lru_key(std::int64_t accessed_at, std::string_view fpr);
+inline constexpr std::size_t kLruKeyBytes = 8 + 20;
+std::int64_t lru_time(std::string_view key);  // key must be kLruKeyBytes long
 // Outbox (key = upstream '\0' fingerprint): i64 next_attempt | u32 attempts | error (rest).
 std::string outbox_key(std::string_view upstream, std::string_view fpr);
 std::string encode_outbox(const OutboxEntry& e);
 std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v);
 
-struct ReadTxn {
-  MDB_txn* txn = nullptr;
-  explicit ReadTxn(MDB_env* env) {
-    if (mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) txn = nullptr;
-  }
-  ~ReadTxn() {
-    if (txn) mdb_txn_abort(txn);
-  }
-};
-
 // Writes a key's stamp and moves its LRU entry; removes a key with its index entries, stamp and
 // LRU entry. Both return the LMDB result.
-int put_stamp(MDB_txn* txn, unsigned stamps_dbi, unsigned lru_dbi, std::string_view fpr,
-              const std::optional<Stamp>& old, const Stamp& s);
-std::optional<Stamp> get_stamp(MDB_txn* txn, unsigned stamps_dbi, std::string_view fpr);
-int remove_key(MDB_txn* txn, unsigned keys_dbi, unsigned ids_dbi, unsigned stamps_dbi,
-               unsigned lru_dbi, std::string_view fpr);
+int put_stamp(lmdb::Txn& txn, std::string_view fpr, const std::optional<Stamp>& old, const Stamp& s);
+std::optional<Stamp> get_stamp(const lmdb::Txn& txn, std::string_view fpr);
+int remove_key(lmdb::Txn& txn, std::string_view fpr);
 
 }  // namespace hkpgw::cache::detail

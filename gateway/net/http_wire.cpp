@@ -1,0 +1,162 @@
+// Inside net/: the HTTP/1.x wire rules of the server, between Beast's messages and our plain
+// HttpRequest/HttpResponse values: request framing (RFC 9112: smuggling-safe Transfer-Encoding and
+// Content-Length), the early refusals, origin-form targets, who the peer is. Pure functions, no
+// I/O, so the fuzzers and the session code share them. Not part of net/'s API.
+#include "gateway/net/http_wire.hpp"
+
+#include <boost/asio/ssl/error.hpp>
+#include <cctype>
+
+namespace hkpgw::gateway::wire {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version,
+                                           bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "hkp-gateway");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.set(name, value);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();  // Content-Length, always (dirmngr has no chunked decoder)
+  return res;
+}
+
+bool has_no_cache(const http::request<http::string_body>& req) {
+  auto contains = [&](http::field f) {
+    auto [first, last] = req.equal_range(f);
+    for (auto it = first; it != last; ++it) {
+      if (std::string_view(it->value()).find("no-cache") != std::string_view::npos) return true;
+    }
+    return false;
+  };
+  return contains(http::field::pragma) || contains(http::field::cache_control);
+}
+
+// "http://host:port/path?q" (absolute-form, as sent to a proxy) -> "/path?q".
+std::string origin_form(std::string_view target) {
+  if (target.starts_with("http://") || target.starts_with("https://")) {
+    const auto slash = target.find('/', target.find("//") + 2);
+    return slash == std::string_view::npos ? "/" : std::string(target.substr(slash));
+  }
+  return std::string(target);
+}
+
+// RFC 9112 section 6.1 and 6.3: a request body is framed by Content-Length or by a
+// Transfer-Encoding whose last coding is chunked; we understand no other coding. Anything else
+// could be read differently by a proxy in front of us (request smuggling): refused and closed.
+std::optional<HttpResponse> check_framing(const http::request_parser<http::string_body>& parser) {
+  const auto& h = parser.get();
+  auto [first, last] = h.equal_range(http::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  std::string codings;
+  for (auto it = first; it != last; ++it) {
+    codings += (codings.empty() ? "" : ", ") + std::string(it->value());
+  }
+  std::string shown;
+  for (const char c : codings.substr(0, 80)) shown.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (!parser.chunked()) {
+    return text_response(400, "Bad request: Transfer-Encoding \"" + shown +
+                                  "\" does not end with chunked (RFC 9112 section 6.3)");
+  }
+  std::string lower;
+  for (const char c : codings) {
+    if (c != ' ' && c != '\t') lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (lower != "chunked") {
+    return text_response(501, "Not implemented: Transfer-Encoding \"" + shown +
+                                  "\": only chunked is supported");
+  }
+  if (h.count(http::field::content_length) > 0) {
+    return text_response(400, "Bad request: both Content-Length and Transfer-Encoding "
+                              "(RFC 9112 section 6.3)");
+  }
+  return std::nullopt;
+}
+
+// Whose connection this is, for the per-client limit: the IPv4 address, or the /64 of an IPv6
+// one (a single host commonly holds a whole /64). IPv4-mapped IPv6 counts as IPv4.
+std::string client_key(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  }
+  if (a.is_v4()) return a.to_string();
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+Peer peer_of(const tcp::endpoint& ep) {
+  Peer p;
+  const auto& a = ep.address();
+  p.address = a.is_v6() && a.to_v6().is_v4_mapped()
+                  ? asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string()
+                  : a.to_string();
+  p.port = ep.port();
+  p.client = client_key(a);
+  return p;
+}
+
+HttpResponse too_large(const ServerLimits& limits, std::optional<std::uint64_t> announced) {
+  return text_response(413, "Request body too large: " +
+                                (announced ? std::to_string(*announced) + " bytes, the limit is " +
+                                                 std::to_string(limits.max_body_bytes)
+                                           : "the limit is " + std::to_string(limits.max_body_bytes) +
+                                                 " bytes"));
+}
+
+// The client went away, idled out, or we are stopping: nobody to answer.
+bool client_gone(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+         ec == beast::error::timeout || ec == asio::error::connection_reset ||
+         ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+         ec == asio::error::operation_aborted;
+}
+
+// What reading the header says about the request before its body is read: an answer to give
+// at once (431, 413, 400, 501), or nothing (go on).
+std::optional<HttpResponse> check_header(const http::request_parser<http::string_body>& parser,
+                                         const ServerLimits& limits) {
+  if (auto framing = check_framing(parser)) return framing;
+  if (parser.get().count(http::field::host) > 1) {
+    return text_response(400, "Bad request: more than one Host header (RFC 9112 section 3.2)");
+  }
+  if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
+    return too_large(limits, *parser.content_length());
+  }
+  return std::nullopt;
+}
+
+HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer) {
+  HttpRequest req;
+  req.peer = peer;
+  req.method = std::string(msg.method_string());
+  req.target = origin_form(msg.target());
+  req.version = msg.version();
+  req.content_type = std::string(msg[http::field::content_type]);
+  req.client_no_cache = has_no_cache(msg);
+  req.authorization = std::string(msg[http::field::authorization]);
+  req.host = std::string(msg[http::field::host]);
+  req.body = std::move(msg.body());
+  return req;
+}
+
+// A request refused before it was read whole: what the parser saw of it, for the access log
+// ("-" when nothing).
+HttpRequest partial_request(const http::request_parser<http::string_body>& parser, const Peer& peer) {
+  HttpRequest req;
+  req.peer = peer;
+  req.method = std::string(parser.get().method_string());
+  req.target = origin_form(parser.get().target());
+  if (req.method.empty()) req.method = "-";
+  if (req.target.empty()) req.target = "-";
+  if (parser.is_header_done()) req.version = parser.get().version();
+  return req;
+}
+
+
+}  // namespace hkpgw::gateway::wire

@@ -1,0 +1,43 @@
+// Inside net/: the HTTP/1.x wire rules of the server between Beast's messages and the plain
+// HttpRequest/HttpResponse values (see http_wire.cpp). Included by http_server.cpp only.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gateway/net/http_message.hpp"
+#include "gateway/net/http_server.hpp"
+
+namespace hkpgw::gateway::wire {
+
+namespace http = boost::beast::http;
+
+// Our answer as Beast's message: Content-Length always (dirmngr has no chunked decoder).
+http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version, bool keep_alive);
+// Pragma: no-cache or Cache-Control: no-cache.
+bool has_no_cache(const http::request<http::string_body>& req);
+// "http://host:port/path?q" (absolute-form, as sent to a proxy) -> "/path?q".
+std::string origin_form(std::string_view target);
+// RFC 9112 sections 6.1 and 6.3: a body is framed by Content-Length or by a Transfer-Encoding
+// whose last coding is chunked; anything else is refused (400, or 501 for a coding we lack).
+std::optional<HttpResponse> check_framing(const http::request_parser<http::string_body>& parser);
+// Whose connection this is, for per-client limits: the IPv4 address or the IPv6 /64.
+std::string client_key(const boost::asio::ip::address& a);
+Peer peer_of(const boost::asio::ip::tcp::endpoint& ep);
+
+HttpResponse too_large(const ServerLimits& limits, std::optional<std::uint64_t> announced = {});
+// The client went away, idled out, or we are stopping: nobody to answer.
+bool client_gone(const boost::beast::error_code& ec);
+// What the header alone says: an answer to give at once (framing, two Host fields, a
+// Content-Length over the limit), or nothing.
+std::optional<HttpResponse> check_header(const http::request_parser<http::string_body>& parser,
+                                         const ServerLimits& limits);
+HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer);
+// A request refused before it was read whole: what the parser saw of it, for the access log.
+HttpRequest partial_request(const http::request_parser<http::string_body>& parser, const Peer& peer);
+
+}  // namespace hkpgw::gateway::wire
