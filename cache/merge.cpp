@@ -17,11 +17,13 @@ const char* change_name(Change c) {
 
 std::vector<Change> merge_with_cached(const Store& store, std::vector<hkp::ParsedKey>& keys,
                                       const config::KeysConfig& limits) {
-  std::vector<std::string> fprs;
-  for (const auto& k : keys) fprs.push_back(k.info.fingerprint);
-  std::map<std::string, std::string> cached;  // fingerprint -> packets
+  std::vector<Fingerprint> fprs;
+  for (const auto& k : keys) {
+    if (auto f = Fingerprint::from_hex(k.info.fingerprint)) fprs.push_back(*f);
+  }
+  std::map<std::string, std::string> cached;  // fingerprint (hex) -> packets
   store.visit_fingerprints(fprs, [&](const KeyRecordView& v) {
-    cached.emplace(fingerprint_hex(v.fingerprint), std::string(v.packets));
+    cached.emplace(v.fingerprint.hex(), std::string(v.packets));
   });
   std::vector<Change> changes(keys.size(), Change::added);
   for (std::size_t i = 0; i < keys.size(); ++i) {

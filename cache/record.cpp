@@ -1,5 +1,7 @@
 #include "cache/record.hpp"
 
+#include <algorithm>
+
 #include "cache/codec.hpp"
 #include "hkp/text.hpp"
 
@@ -230,22 +232,28 @@ std::string query_key(hkp::Op op, const hkp::Search& search) {
   return key + value;
 }
 
-std::string fingerprint_bytes(std::string_view hex) {
-  if (hex.size() != 40) return {};
-  std::string out(20, '\0');
-  for (std::size_t i = 0; i < 20; ++i) {
-    int v = 0;
-    for (int j = 0; j < 2; ++j) {
-      const char c = hex[2 * i + j];
-      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-      if (d < 0) return {};
-      v = v * 16 + d;
-    }
-    out[i] = static_cast<char>(v);
+std::optional<Fingerprint> Fingerprint::from_hex(std::string_view hex) {
+  if (hex.size() != 2 * kBytes) return std::nullopt;
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                          : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  Fingerprint f;
+  for (std::size_t i = 0; i < kBytes; ++i) {
+    const int hi = digit(hex[2 * i]), lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    f.b_[i] = static_cast<char>(hi * 16 + lo);
   }
-  return out;
+  return f;
 }
 
-std::string fingerprint_hex(std::string_view bytes) { return hkp::hex_upper(bytes); }
+std::optional<Fingerprint> Fingerprint::from_bytes(std::string_view bytes) {
+  if (bytes.size() != kBytes) return std::nullopt;
+  Fingerprint f;
+  std::copy(bytes.begin(), bytes.end(), f.b_.begin());
+  return f;
+}
+
+std::string Fingerprint::hex() const { return hkp::hex_upper(bytes()); }
 
 }  // namespace hkpgw::cache

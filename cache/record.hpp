@@ -10,6 +10,8 @@
 //   u8 format | i64 fetched_at | str upstream | u8 kind | payload
 #pragma once
 
+#include <array>
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,8 +25,27 @@ namespace hkpgw::cache {
 
 inline constexpr std::uint8_t kRecordFormat = 1;
 
+// A primary key's fingerprint as every cache API takes it: 20 bytes (the keys table's key),
+// printed as 40 upper-case hex digits. Keys whose fingerprint is not 20 bytes (v5, v6) are
+// refused before they reach the cache.
+class Fingerprint {
+ public:
+  static constexpr std::size_t kBytes = 20;
+  // 40 hex digits, either case; nullopt for anything else.
+  static std::optional<Fingerprint> from_hex(std::string_view hex);
+  // 20 bytes; nullopt for any other length.
+  static std::optional<Fingerprint> from_bytes(std::string_view bytes);
+  std::string_view bytes() const { return {b_.data(), b_.size()}; }
+  std::string hex() const;
+  friend auto operator<=>(const Fingerprint&, const Fingerprint&) = default;
+  friend bool operator==(const Fingerprint&, const Fingerprint&) = default;
+
+ private:
+  std::array<char, kBytes> b_{};
+};
+
 struct KeyRecordView {
-  std::string_view fingerprint;  // 20 bytes, binary (the keys-table key)
+  Fingerprint fingerprint;       // the keys-table key
   std::int64_t fetched_at = 0;   // when an upstream last confirmed it (the stamps table wins)
   std::string_view upstream;
   std::string_view info_bytes;  // decode_key_info() turns these into a KeyInfo
@@ -60,8 +81,5 @@ std::optional<QueryRecord> decode_query_record(std::string_view bytes);
 // would consider equal map to the same key. Never longer than LMDB's 511-byte key limit.
 std::string query_key(hkp::Op op, const hkp::Search& search);
 
-// 20-byte binary form of a 40-hex fingerprint; "" when it is not one.
-std::string fingerprint_bytes(std::string_view hex);
-std::string fingerprint_hex(std::string_view bytes);
 
 }  // namespace hkpgw::cache

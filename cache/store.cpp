@@ -14,6 +14,7 @@
 
 #include "cache/lmdb.hpp"
 #include "cache/tables.hpp"
+#include "hkp/text.hpp"
 
 namespace hkpgw::cache {
 
@@ -179,7 +180,9 @@ bool read_key(const Txn& txn, std::string_view fpr, const Store::Visitor& fn) {
   if (!rec) return false;
   auto r = decode_key_record(*rec);
   if (!r) return false;
-  r->fingerprint = fpr;
+  const auto f = Fingerprint::from_bytes(fpr);
+  if (!f) return false;
+  r->fingerprint = *f;
   if (auto s = get_stamp(txn, fpr)) r->fetched_at = s->fetched_at;
   fn(*r);
   return true;
@@ -197,15 +200,12 @@ std::size_t Store::visit(const hkp::Search& search, const Visitor& fn) const {
   return n;
 }
 
-std::size_t Store::visit_fingerprints(std::span<const std::string> fingerprints,
+std::size_t Store::visit_fingerprints(std::span<const Fingerprint> fingerprints,
                                       const Visitor& fn) const {
   Txn t(env_, tables_, Txn::Mode::read);
   if (!t) return 0;
   std::size_t n = 0;
-  for (const auto& hex : fingerprints) {
-    const std::string b = fingerprint_bytes(hex);
-    if (!b.empty()) n += read_key(t, b, fn);
-  }
+  for (const auto& f : fingerprints) n += read_key(t, f.bytes(), fn);
   return n;
 }
 
@@ -295,7 +295,7 @@ std::vector<std::string> Store::verify() const {
   if (!kc || !ic) return {"cannot open a cursor"};
   for (bool more = kc.first(); more; more = kc.next()) {
     const std::string fpr(kc.key());
-    const std::string hex = fingerprint_hex(fpr);
+    const std::string hex = hkp::hex_upper(fpr);
     keys.insert(fpr);
     auto r = decode_key_record(kc.value());
     if (fpr.size() != 20 || !r) {
@@ -323,7 +323,7 @@ std::vector<std::string> Store::verify() const {
   // Every identifier points to a key that exists.
   for (bool more = ic.first(); more; more = ic.next()) {
     if (!keys.contains(std::string(ic.value()))) {
-      problems.push_back("identifier entry points to missing key " + fingerprint_hex(ic.value()));
+      problems.push_back("identifier entry points to missing key " + hkp::hex_upper(ic.value()));
     }
   }
   // Every LRU entry belongs to a key.
@@ -343,14 +343,12 @@ std::vector<std::string> Store::verify() const {
   return problems;
 }
 
-void Store::note_access(std::string_view fingerprint) {
-  if (fingerprint.size() != 20 || options_.read_only) return;
-  std::array<char, 20> f;
-  std::memcpy(f.data(), fingerprint.data(), 20);
+void Store::note_access(const Fingerprint& fingerprint) {
+  if (options_.read_only) return;
   std::lock_guard lock(access_mutex_);
   if (accesses_.size() < kMaxPendingAccesses) {
     if (accesses_.capacity() == 0) accesses_.reserve(1024);
-    accesses_.push_back(f);
+    accesses_.push_back(fingerprint);
   }
 }
 

@@ -53,7 +53,7 @@ inline constexpr int kSchemaVersion = 3;
 
 // What one commit changed, for StoreOptions::on_commit.
 struct Committed {
-  std::vector<std::string> keys;     // binary fingerprints put, confirmed, purged or evicted
+  std::vector<Fingerprint> keys;     // put, confirmed, purged or evicted
   std::vector<std::string> queries;  // query_key()s written or removed
   bool eviction = false;             // an eviction round (not a client's write)
   bool empty() const { return keys.empty() && queries.empty(); }
@@ -109,7 +109,7 @@ struct KeyPut {
 // LMDB so a restart does not lose it. What is sent is the key as cached at the time of sending.
 struct OutboxEntry {
   std::string upstream;
-  std::string fingerprint;  // 20 bytes, binary
+  Fingerprint fingerprint;
   std::int64_t next_attempt = 0;
   std::uint32_t attempts = 0;
   std::string last_error;
@@ -119,11 +119,11 @@ struct WriteBatch {
   std::vector<KeyPut> keys;
   // Keys an upstream confirmed without changing them: only their fetched_at moves (the key
   // record and its index entries are not rewritten). Binary fingerprints.
-  std::vector<std::pair<std::string, std::int64_t>> confirmed;
+  std::vector<std::pair<Fingerprint, std::int64_t>> confirmed;
   std::vector<std::pair<std::string, QueryRecord>> queries;  // query_key() -> record
-  std::vector<std::string> purge;  // binary fingerprints to remove with everything they index
+  std::vector<Fingerprint> purge;  // to remove with everything they index
   std::vector<OutboxEntry> outbox_put;                          // queued or rescheduled
-  std::vector<std::pair<std::string, std::string>> outbox_done;  // (upstream, fingerprint)
+  std::vector<std::pair<std::string, Fingerprint>> outbox_done;  // (upstream, fingerprint)
   bool empty() const {
     return keys.empty() && confirmed.empty() && queries.empty() && purge.empty() &&
            outbox_put.empty() && outbox_done.empty();
@@ -144,8 +144,8 @@ class Store {
   // at most once). Views are valid only during the call. Returns how many keys were visited.
   // Thread-safe. Text searches match nothing here (they go through query records).
   std::size_t visit(const hkp::Search& search, const Visitor& visit) const;
-  // The same for a list of primary fingerprints (hex); unknown ones are skipped.
-  std::size_t visit_fingerprints(std::span<const std::string> fingerprints,
+  // The same for a list of primary fingerprints; unknown ones are skipped.
+  std::size_t visit_fingerprints(std::span<const Fingerprint> fingerprints,
                                  const Visitor& visit) const;
   // Keys whose indexed email address contains `needle` (lower-case), at most `limit` of them.
   // A scan of the email index: the fallback for text searches when every upstream fails, never
@@ -164,9 +164,9 @@ class Store {
   // The schema version the cache had when it was opened (older ones are migrated on open).
   int opened_schema() const { return opened_schema_; }
 
-  // A client was served this key (binary fingerprint). Cheap, never blocks on I/O, may drop
-  // the note when the buffer is full (LRU order is approximate by design).
-  void note_access(std::string_view fingerprint);
+  // A client was served this key. Cheap, never blocks on I/O, may drop the note when the
+  // buffer is full (LRU order is approximate by design).
+  void note_access(const Fingerprint& fingerprint);
 
   // Queues a batch for the writer thread; `done` runs on that thread after the commit (or with
   // the LMDB error). Keys replace the cached copy and its index entries.
@@ -213,7 +213,7 @@ class Store {
   std::thread writer_;
 
   std::mutex access_mutex_;
-  std::vector<std::array<char, 20>> accesses_;
+  std::vector<Fingerprint> accesses_;
   std::atomic<std::uint64_t> evicted_{0};
 };
 

@@ -20,8 +20,9 @@ using lmdb::Txn;
 
 int Store::apply(Txn& txn, const WriteBatch& batch) {
   for (const auto& put : batch.keys) {
-    const std::string fpr = fingerprint_bytes(put.key.info.fingerprint);
-    if (fpr.empty()) continue;
+    const auto f = Fingerprint::from_hex(put.key.info.fingerprint);
+    if (!f) continue;
+    const std::string_view fpr = f->bytes();
     std::set<std::string> stale_ids;
     if (const auto old = txn.get(Table::keys, fpr)) {
       if (auto rec = decode_key_record(*old)) {
@@ -44,24 +45,24 @@ int Store::apply(Txn& txn, const WriteBatch& batch) {
     const Stamp s{put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at)};
     if (int rc = put_stamp(txn, fpr, was, s)) return rc;
   }
-  for (const auto& [fpr, fetched_at] : batch.confirmed) {
-    const auto was = get_stamp(txn, fpr);
+  for (const auto& [f, fetched_at] : batch.confirmed) {
+    const auto was = get_stamp(txn, f.bytes());
     if (!was) continue;  // evicted meanwhile
-    if (int rc = put_stamp(txn, fpr, was, Stamp{fetched_at, was->accessed_at})) return rc;
+    if (int rc = put_stamp(txn, f.bytes(), was, Stamp{fetched_at, was->accessed_at})) return rc;
   }
   for (const auto& [key, record] : batch.queries) {
     if (int rc = txn.put(Table::queries, key, encode_query_record(record))) return rc;
   }
-  for (const auto& fpr : batch.purge) {
-    if (int rc = remove_key(txn, fpr)) return rc;
+  for (const auto& f : batch.purge) {
+    if (int rc = remove_key(txn, f.bytes())) return rc;
   }
   for (const auto& e : batch.outbox_put) {
-    if (int rc = txn.put(Table::outbox, outbox_key(e.upstream, e.fingerprint), encode_outbox(e))) {
+    if (int rc = txn.put(Table::outbox, outbox_key(e.upstream, e.fingerprint.bytes()), encode_outbox(e))) {
       return rc;
     }
   }
-  for (const auto& [upstream, fpr] : batch.outbox_done) {
-    if (int rc = txn.del(Table::outbox, outbox_key(upstream, fpr))) return rc;
+  for (const auto& [upstream, f] : batch.outbox_done) {
+    if (int rc = txn.del(Table::outbox, outbox_key(upstream, f.bytes()))) return rc;
   }
   return MDB_SUCCESS;
 }
@@ -76,7 +77,7 @@ int Store::commit_jobs(std::span<Job> jobs) {
 }
 
 int Store::fold_accesses() {
-  std::vector<std::array<char, 20>> pending;
+  std::vector<Fingerprint> pending;
   {
     std::lock_guard lock(access_mutex_);
     pending.swap(accesses_);
@@ -88,7 +89,7 @@ int Store::fold_accesses() {
   Txn txn(env_, tables_, Txn::Mode::write);
   if (!txn) return txn.error();
   for (const auto& f : pending) {
-    const std::string_view fpr(f.data(), f.size());
+    const std::string_view fpr = f.bytes();
     const auto was = get_stamp(txn, fpr);
     if (!was || was->accessed_at >= now) continue;
     if (const int rc = put_stamp(txn, fpr, was, Stamp{was->fetched_at, now})) return rc;
@@ -113,7 +114,7 @@ int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& 
   }
   if (const int rc = txn.commit()) return rc;
   newest_evicted = newest;
-  for (const auto& k : oldest) removed.keys.push_back(k.substr(8));
+  for (const auto& k : oldest) removed.keys.push_back(*Fingerprint::from_bytes(std::string_view(k).substr(8)));
   return MDB_SUCCESS;
 }
 
@@ -182,8 +183,7 @@ void Store::report(std::span<const Job> jobs, const std::vector<int>& results) c
     if (results[i] != MDB_SUCCESS) continue;
     const WriteBatch& b = jobs[i].batch;
     for (const auto& put : b.keys) {
-      std::string fpr = fingerprint_bytes(put.key.info.fingerprint);
-      if (!fpr.empty()) c.keys.push_back(std::move(fpr));
+      if (auto f = Fingerprint::from_hex(put.key.info.fingerprint)) c.keys.push_back(*f);
     }
     for (const auto& [fpr, at] : b.confirmed) c.keys.push_back(fpr);
     for (const auto& fpr : b.purge) c.keys.push_back(fpr);

@@ -10,8 +10,9 @@ namespace hkpgw::cache::detail {
 std::vector<std::string> index_keys(const hkp::KeyInfo& info) {
   std::vector<std::string> out;
   auto add_fpr = [&](const std::string& hex) {
-    const std::string b = fingerprint_bytes(hex);
-    if (b.empty()) return;
+    const auto f = Fingerprint::from_hex(hex);
+    if (!f) return;
+    const std::string b(f->bytes());
     out.push_back("F" + b);
     out.push_back("K" + b.substr(12));
     out.push_back("S" + b.substr(16));
@@ -26,12 +27,23 @@ std::vector<std::string> index_keys(const hkp::KeyInfo& info) {
   return out;
 }
 
+namespace {
+
+std::optional<std::string> with_tag(char tag, const std::string& hex, std::size_t from) {
+  const auto f = Fingerprint::from_hex(hex);
+  if (!f) return std::nullopt;
+  return tag + std::string(f->bytes().substr(from));
+}
+
+}  // namespace
+
 std::optional<std::string> index_key_of(const hkp::Search& s) {
   using hkp::SearchKind;
   switch (s.kind) {
-    case SearchKind::fingerprint: return "F" + fingerprint_bytes(s.value);
-    case SearchKind::long_keyid: return "K" + fingerprint_bytes(std::string(24, '0') + s.value).substr(12);
-    case SearchKind::short_keyid: return "S" + fingerprint_bytes(std::string(32, '0') + s.value).substr(16);
+    // Key IDs are the fingerprint's low bytes: padded to a fingerprint, then cut.
+    case SearchKind::fingerprint: return with_tag('F', s.value, 0);
+    case SearchKind::long_keyid: return with_tag('K', std::string(24, '0') + s.value, 12);
+    case SearchKind::short_keyid: return with_tag('S', std::string(32, '0') + s.value, 16);
     case SearchKind::email:
       if (s.value.size() > kMaxEmailIndexBytes) return std::nullopt;
       return "E" + s.value;
@@ -79,7 +91,7 @@ std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v)
   if (zero == std::string_view::npos || k.size() - zero - 1 != 20 || v.size() < 12) return std::nullopt;
   OutboxEntry e;
   e.upstream = std::string(k.substr(0, zero));
-  e.fingerprint = std::string(k.substr(zero + 1));
+  e.fingerprint = *Fingerprint::from_bytes(k.substr(zero + 1));  // 20 bytes, checked above
   e.next_attempt = static_cast<std::int64_t>(codec::get_le(v, 8));
   e.attempts = static_cast<std::uint32_t>(codec::get_le(v.substr(8), 4));
   e.last_error = std::string(v.substr(12));

@@ -172,18 +172,21 @@ int purge(const config::Config& cfg, const std::vector<std::string>& args) {
   std::vector<std::string> found;
   for (std::size_t i = 1; i < args.size(); ++i) {
     auto search = hkp::parse_search(args[i]);
-    if (!search || search->kind != hkp::SearchKind::fingerprint) {
+    const auto f = search && search->kind == hkp::SearchKind::fingerprint
+                       ? cache::Fingerprint::from_hex(search->value)
+                       : std::nullopt;
+    if (!f) {
       std::cerr << "hkp-gateway: \"" << args[i] << "\" is not a v4 fingerprint (40 hex digits)\n";
       status = 1;
       continue;
     }
-    const std::string fpr = search->value;
-    if (store.visit_fingerprints(std::span(&fpr, 1), [](const cache::KeyRecordView&) {}) == 0) {
+    const std::string fpr = f->hex();
+    if (store.visit_fingerprints(std::span(&*f, 1), [](const cache::KeyRecordView&) {}) == 0) {
       std::cerr << "not cached: " << fpr << "\n";
       status = 1;
       continue;
     }
-    batch.purge.push_back(cache::fingerprint_bytes(fpr));
+    batch.purge.push_back(*f);
     found.push_back(fpr);
   }
   if (const std::error_code result = store.write_and_wait(std::move(batch))) {

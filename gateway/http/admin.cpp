@@ -149,15 +149,16 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest req) {
   }
   if (path.starts_with("/admin/keys/") && req.method == "DELETE") {
     auto search = hkp::parse_search(path.substr(std::string_view("/admin/keys/").size()));
-    if (!search || search->kind != hkp::SearchKind::fingerprint) {
-      co_return json_error(400, "expected /admin/keys/<40 hex digit fingerprint>");
-    }
-    const std::string fpr = search->value;
-    if (ctx.store.visit_fingerprints(std::span(&fpr, 1), [](const cache::KeyRecordView&) {}) == 0) {
+    const auto f = search && search->kind == hkp::SearchKind::fingerprint
+                       ? cache::Fingerprint::from_hex(search->value)
+                       : std::nullopt;
+    if (!f) co_return json_error(400, "expected /admin/keys/<40 hex digit fingerprint>");
+    const std::string fpr = f->hex();
+    if (ctx.store.visit_fingerprints(std::span(&*f, 1), [](const cache::KeyRecordView&) {}) == 0) {
       co_return json_error(404, "not cached: " + fpr);
     }
     cache::WriteBatch batch;
-    batch.purge.push_back(cache::fingerprint_bytes(fpr));
+    batch.purge.push_back(*f);
     if (const auto ec = co_await commit(ctx.store, std::move(batch))) {
       co_return json_error(503, "the cache could not remove it: " + ec.message());
     }

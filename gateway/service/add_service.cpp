@@ -169,7 +169,7 @@ AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
   for (const auto& keyid : revocations->issuers) {
     std::string fpr, packets;
     store_.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
-      fpr = cache::fingerprint_hex(v.fingerprint);
+      fpr = v.fingerprint.hex();
       packets = std::string(v.packets);
     });
     if (fpr.empty()) {
@@ -248,6 +248,7 @@ asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& i
   const std::string unhealthy = "every upstream is unhealthy";
   for (const auto& it : items) {
     const std::string& fpr = it.key.info.fingerprint;
+    const auto id = cache::Fingerprint::from_hex(fpr);  // accepted keys are v4: always one
     Forwarded fw;
     const std::string any_upstream;
     if (cfg.upstreams.forward_adds != config::ForwardAdds::none) {
@@ -268,7 +269,7 @@ asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& i
         return;
       }
       queued.push_back(name);
-      queue.outbox_put.push_back({name, cache::fingerprint_bytes(fpr), now + forward_backoff(0), 1, why});
+      if (id) queue.outbox_put.push_back({name, *id, now + forward_backoff(0), 1, why});
     };
     if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
       for (const auto& [name, why] : fw.failed) enqueue(name, why);
@@ -301,9 +302,9 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
   auto due = store_.outbox();
   for (auto& e : due) {
     if (e.next_attempt > now) continue;
-    const std::string fpr = cache::fingerprint_hex(e.fingerprint);
+    const std::string fpr = e.fingerprint.hex();
     std::string packets;
-    store_.visit_fingerprints(std::vector<std::string>{fpr},
+    store_.visit_fingerprints(std::span(&e.fingerprint, 1),
                               [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
     const bool known = std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
                                    [&](const auto& u) { return u->name() == e.upstream; });

@@ -3,7 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/strand.hpp>
-#include <array>
 #include <set>
 
 #include "gateway/observe/log.hpp"
@@ -21,8 +20,8 @@ namespace {
 constexpr std::size_t kMaxLocalTextMatches = 100;
 
 struct CachedKey {
-  std::string fingerprint;
-  std::array<char, 20> fingerprint_bytes{};  // what note_access() takes (no allocation)
+  std::string fingerprint;  // hex, when the info was loaded
+  cache::Fingerprint id;
   std::string packets;
   std::optional<hkp::KeyInfo> info;
   std::int64_t fetched_at = 0;
@@ -163,9 +162,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
       k.info = cache::decode_key_info(v.info_bytes);
       if (k.info) k.fingerprint = k.info->fingerprint;
     }
-    if (v.fingerprint.size() == k.fingerprint_bytes.size()) {
-      std::copy(v.fingerprint.begin(), v.fingerprint.end(), k.fingerprint_bytes.begin());
-    }
+    k.id = v.fingerprint;
     k.fetched_at = v.fetched_at;
     k.upstream = std::string(v.upstream);
     f.keys.push_back(std::move(k));
@@ -183,7 +180,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
 
 void LookupService::note_served(const Found& found) const {
   for (const auto& k : found.keys) {  // for LRU
-    store_.note_access(std::string_view(k.fingerprint_bytes.data(), k.fingerprint_bytes.size()));
+    store_.note_access(k.id);
   }
 }
 

@@ -168,8 +168,9 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
   cache::WriteBatch batch;
   for (std::size_t i = 0; i < out.keys.size(); ++i) {
     const auto& k = out.keys[i];
-    if (changes[i] == cache::Change::unchanged) {
-      batch.confirmed.emplace_back(cache::fingerprint_bytes(k.info.fingerprint), now);
+    const auto id = cache::Fingerprint::from_hex(k.info.fingerprint);
+    if (changes[i] == cache::Change::unchanged && id) {
+      batch.confirmed.emplace_back(*id, now);
     } else {
       batch.keys.push_back({k, now, out.upstream});
     }

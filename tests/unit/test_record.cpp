@@ -77,13 +77,19 @@ TEST_CASE("query keys normalise what clients consider equal", "[cache][unit]") {
   CHECK(query_key(Op::index, {SearchKind::text, std::string(2000, 'x')}).size() <= 480);
 }
 
-TEST_CASE("fingerprint hex/binary conversion", "[cache][unit]") {
+TEST_CASE("a fingerprint is 20 bytes, read from 40 hex digits of either case", "[cache][unit]") {
   const std::string hex = "4DC89C5EAD0C41A5D76E3E0DF8864A8BB8E106B6";
-  CHECK(fingerprint_bytes(hex).size() == 20);
-  CHECK(fingerprint_hex(fingerprint_bytes(hex)) == hex);
-  CHECK(fingerprint_bytes("4dc89c5ead0c41a5d76e3e0df8864a8bb8e106b6") == fingerprint_bytes(hex));
-  CHECK(fingerprint_bytes("XYZ").empty());
-  CHECK(fingerprint_bytes(std::string(40, 'G')).empty());
+  const auto f = Fingerprint::from_hex(hex);
+  REQUIRE(f);
+  CHECK(f->bytes().size() == 20);
+  CHECK(f->bytes().substr(0, 2) == "\x4d\xc8");
+  CHECK(f->hex() == hex);
+  CHECK(Fingerprint::from_hex("4dc89c5ead0c41a5d76e3e0df8864a8bb8e106b6") == f);
+  CHECK(Fingerprint::from_bytes(f->bytes()) == f);
+  CHECK_FALSE(Fingerprint::from_hex("XYZ"));
+  CHECK_FALSE(Fingerprint::from_hex(std::string(40, 'G')));
+  CHECK_FALSE(Fingerprint::from_hex(std::string(64, 'A')));  // v6: not a cache key
+  CHECK_FALSE(Fingerprint::from_bytes(std::string(19, 'x')));
 }
 
 TEST_CASE("records are little-endian whatever the host: a cache file moves between machines",

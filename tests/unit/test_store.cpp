@@ -25,6 +25,12 @@ std::vector<hkp::ParsedKey> keys_of(const std::string& file) {
   return hkp::parse_keys(read_file(data_dir() + "/" + file), {}).keys;
 }
 
+Fingerprint fpr_of(const std::string& hex) {
+  const auto f = Fingerprint::from_hex(hex);
+  REQUIRE(f);
+  return *f;
+}
+
 std::error_code write_sync(Store& store, WriteBatch batch) {
   std::promise<std::error_code> done;
   store.write(std::move(batch), [&](std::error_code ec) { done.set_value(ec); });
@@ -208,7 +214,7 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
     for (auto& k : keys_of("alice.asc")) b.keys.push_back({k, 1000, "ubuntu"});
     REQUIRE_FALSE(write_sync(store, std::move(b)));
     WriteBatch c;
-    c.confirmed.emplace_back(fingerprint_bytes(fixture("ALICE_FPR")), 2000);
+    c.confirmed.emplace_back(fpr_of(fixture("ALICE_FPR")), 2000);
     REQUIRE_FALSE(write_sync(store, std::move(c)));
     std::int64_t seen = 0;
     store.visit({SearchKind::fingerprint, fixture("ALICE_FPR")},
@@ -217,7 +223,7 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
   }
   // The record itself still says 1000: it was not written again.
   RawCache raw(dir / "cache", true);
-  const std::string fpr = fingerprint_bytes(fixture("ALICE_FPR"));
+  const std::string_view fpr = fpr_of(fixture("ALICE_FPR")).bytes();
   MDB_val k{fpr.size(), const_cast<char*>(fpr.data())}, v;
   REQUIRE(mdb_get(raw.txn, raw.table("keys"), &k, &v) == 0);
   auto rec = decode_key_record({static_cast<const char*>(v.mv_data), v.mv_size});
@@ -233,8 +239,8 @@ TEST_CASE("at max_size the least recently used keys are evicted", "[cache][unit]
   Store store(o);
   const auto& keys = bulk_keys();
   REQUIRE(keys.size() == 600);
-  std::vector<std::string> hot;
-  for (int i = 0; i < 5; ++i) hot.push_back(fingerprint_bytes(keys[i].info.fingerprint));
+  std::vector<Fingerprint> hot;
+  for (int i = 0; i < 5; ++i) hot.push_back(fpr_of(keys[i].info.fingerprint));
   for (std::size_t at = 0; at < keys.size(); at += 50) {
     WriteBatch b;
     for (std::size_t i = at; i < at + 50; ++i) b.keys.push_back({keys[i], clock.load(), "bulk"});
@@ -368,14 +374,14 @@ TEST_CASE("every commit reports what it changed to on_commit, eviction included"
   };
 
   const auto alice = keys_of("alice.asc");
-  const std::string fpr = fingerprint_bytes(alice.front().info.fingerprint);
+  const Fingerprint fpr = fpr_of(alice.front().info.fingerprint);
   WriteBatch put;
   put.keys.push_back({alice.front(), 1000, "ubuntu"});
   put.queries.emplace_back("get:e:alice@example.org", QueryRecord{1000, "ubuntu", QueryKind::not_found, {}, {}});
   REQUIRE_FALSE(store.write_and_wait(std::move(put)));
   auto r = reported();
   REQUIRE(r.size() == 1);
-  CHECK(r[0].keys == std::vector<std::string>{fpr});
+  CHECK(r[0].keys == std::vector<Fingerprint>{fpr});
   CHECK(r[0].queries == std::vector<std::string>{"get:e:alice@example.org"});
   CHECK_FALSE(r[0].eviction);
 
@@ -391,7 +397,7 @@ TEST_CASE("every commit reports what it changed to on_commit, eviction included"
   REQUIRE_FALSE(store.write_and_wait(std::move(purge)));
   r = reported();
   REQUIRE(r.size() == 1);
-  CHECK(r[0].keys == std::vector<std::string>{fpr});
+  CHECK(r[0].keys == std::vector<Fingerprint>{fpr});
 
   // Past max_size the writer evicts on its own: the evicted keys are reported, as an eviction.
   const auto& keys = bulk_keys();
