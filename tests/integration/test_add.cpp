@@ -58,16 +58,7 @@ std::string gpgfrontend_style(const std::string& s) {  // space as '+', a few ch
   return out;
 }
 
-HttpResult add(const Gateway& gw, const std::string& body,
-               const std::string& type = "application/x-www-form-urlencoded") {
-  return http_request(gw.address(), "POST", "/pks/add", body, {"Content-Type: " + type});
-}
 
-int cached_keys(const Gateway& gw) {
-  const std::string body = gw.get("/pks/lookup?op=stats&options=mr").body;
-  const auto at = body.find("\"keys\":");
-  return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
-}
 
 }  // namespace
 
@@ -120,10 +111,10 @@ TEST_CASE("each client's form escaping is understood", "[integration][add]") {
   const std::string armored = read_file(data_dir() + "/erin.asc");
   auto style = GENERATE(as<std::string>{}, "gpg", "sq", "gpgfrontend", "raw");
   HttpResult r;
-  if (style == "gpg") r = add(gw, "keytext=" + gpg_style(armored));
-  if (style == "sq") r = add(gw, "keytext=" + sq_style(armored));
-  if (style == "gpgfrontend") r = add(gw, "keytext=" + gpgfrontend_style(armored));
-  if (style == "raw") r = add(gw, armored, "application/pgp-keys");
+  if (style == "gpg") r = post_add(gw, "keytext=" + gpg_style(armored));
+  if (style == "sq") r = post_add(gw, "keytext=" + sq_style(armored));
+  if (style == "gpgfrontend") r = post_add(gw, "keytext=" + gpgfrontend_style(armored));
+  if (style == "raw") r = post_add(gw, armored, "application/pgp-keys");
   INFO(style << ": " << r.body);
   CHECK(r.status == 200);
   CHECK(r.body == fixture("ERIN_FPR") + ": added; kept here only\n");
@@ -135,12 +126,12 @@ TEST_CASE("several keys in one submission, and the machine-readable summary", "[
   Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
   REQUIRE(gw.started());
   const std::string body = "keytext=" + gpg_style(read_file(data_dir() + "/team.asc")) + "&options=mr";
-  const HttpResult r = add(gw, body);
+  const HttpResult r = post_add(gw, body);
   CHECK(r.status == 200);
   CHECK_THAT(r.body, Contains("info:1:2\n"));
   CHECK_THAT(r.body, Contains("key:" + fixture("TEAM1_FPR") + ":added::\n"));
   CHECK_THAT(r.body, Contains("key:" + fixture("TEAM2_FPR") + ":added::\n"));
-  const HttpResult again = add(gw, body);
+  const HttpResult again = post_add(gw, body);
   CHECK_THAT(again.body, Contains("key:" + fixture("TEAM1_FPR") + ":unchanged::\n"));
 }
 
@@ -150,7 +141,7 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
   Gateway gw(dir, {{"ks", ks.url()}});
   REQUIRE(gw.started());
   SECTION("a secret key: 422, nothing stored, nothing forwarded") {
-    const HttpResult r = add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/alice-secret.asc")));
+    const HttpResult r = post_add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/alice-secret.asc")));
     CHECK(r.status == 422);
     CHECK_THAT(r.body, Contains("secret key material is never accepted"));
     CHECK(r.body.find('\n') == r.body.size() - 1);
@@ -160,31 +151,31 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
     CHECK(ks.count("gets") == 0);     // comparing requests with probes raced a probe)
   }
   SECTION("garbage: 400") {
-    const HttpResult r = add(gw, "keytext=hello%20world");
+    const HttpResult r = post_add(gw, "keytext=hello%20world");
     CHECK(r.status == 400);
     CHECK_THAT(r.body, Contains("not OpenPGP: keytext holds no public key and no revocation certificate"));
-    CHECK(add(gw, "other=1").status == 400);
+    CHECK(post_add(gw, "other=1").status == 400);
     // OpenPGP, but only a user ID packet: not "not OpenPGP".
-    const HttpResult uid = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(
+    const HttpResult uid = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(
                                        hkp::make_packet(hkp::tag::user_id, "x <x@example.org>"))));
     CHECK(uid.status == 400);
     CHECK_THAT(uid.body, Contains("keytext holds OpenPGP packets, but no public key"));
   }
   SECTION("2 MiB: 413 before the body is read") {
-    const HttpResult r = add(gw, "keytext=" + std::string(2 << 20, 'A'));
+    const HttpResult r = post_add(gw, "keytext=" + std::string(2 << 20, 'A'));
     CHECK(r.status == 413);
     CHECK_THAT(r.body, Contains("Request body too large"));
   }
   SECTION("more than 100 keys in one submission: 413, nothing stored") {
     const auto r0 = run({HKPGW_KEYGEN, "101", dir / "many.asc"});
     REQUIRE(r0.exit_code == 0);
-    const HttpResult r = add(gw, read_file(dir / "many.asc"), "application/pgp-keys");
+    const HttpResult r = post_add(gw, read_file(dir / "many.asc"), "application/pgp-keys");
     CHECK(r.status == 413);
     CHECK_THAT(r.body, Contains("at least 101 keys in one submission; at most 100"));
     CHECK(cached_keys(gw) == 0);
   }
   SECTION("an unknown content type: 415") {
-    const HttpResult r = add(gw, "keytext=x", "multipart/form-data; boundary=x");
+    const HttpResult r = post_add(gw, "keytext=x", "multipart/form-data; boundary=x");
     CHECK(r.status == 415);
   }
   SECTION("a subkey without its primary key: 422 naming the subkey") {
@@ -197,7 +188,7 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
         sub += p.whole;
       }
     }
-    const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(sub)));
+    const HttpResult r = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(sub)));
     CHECK(r.status == 422);
     CHECK_THAT(r.body, Contains("key " + fixture("ALICE_SUB_FPR") + ": subkey without its primary key"));
     CHECK(cached_keys(gw) == 0);
@@ -205,7 +196,7 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
   SECTION("a key with no valid self-signature: 422") {
     const std::string broken =
         without_valid_self_signature(key_packets(read_file(data_dir() + "/alice.asc")));
-    const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(broken)));
+    const HttpResult r = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(broken)));
     CHECK(r.status == 422);
     CHECK_THAT(r.body, Contains("the primary key has no valid self-signature"));
   }
@@ -218,7 +209,7 @@ TEST_CASE("forward_adds: a default that is down gets the key once it is back",
   TestKeyserver ks(dir, "ks", "server", "fail");
   Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
   REQUIRE(gw.started());
-  const HttpResult r = add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc")));
+  const HttpResult r = post_add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc")));
   CHECK(r.status == 200);
   CHECK_THAT(r.body, Contains(": added; queued for ks (upstream unavailable, retried)"));
   CHECK(cached_keys(gw) == 1);
@@ -238,7 +229,7 @@ TEST_CASE("the forward queue survives a restart", "[integration][add]") {
   {
     Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
     REQUIRE(gw.started());
-    REQUIRE(add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc"))).status == 200);
+    REQUIRE(post_add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc"))).status == 200);
   }
   ks.set_mode("normal");
   Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
@@ -254,7 +245,7 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
   SECTION("all: every upstream gets it") {
     Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "forward_adds = \"all\"\n");
     REQUIRE(gw.started());
-    const HttpResult r = add(gw, body);
+    const HttpResult r = post_add(gw, body);
     CHECK(r.status == 200);
     CHECK_THAT(r.body, Contains("forwarded to a,b"));
     CHECK(a.count("adds") == 1);
@@ -263,14 +254,14 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
   SECTION("none: kept here only") {
     Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "forward_adds = \"none\"\n");
     REQUIRE(gw.started());
-    CHECK(add(gw, body).body == fixture("ERIN_FPR") + ": added; kept here only\n");
+    CHECK(post_add(gw, body).body == fixture("ERIN_FPR") + ": added; kept here only\n");
     CHECK(a.count("adds") + b.count("adds") == 0);
   }
   SECTION("default, while the default is down: the next upstream takes it") {
     a.set_mode("fail");
     Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "probe_interval = \"1h\"\n");
     REQUIRE(gw.started());
-    const HttpResult r = add(gw, body);
+    const HttpResult r = post_add(gw, body);
     CHECK(r.status == 200);
     CHECK_THAT(r.body, Contains("forwarded to b"));
     CHECK(b.count("adds") == 1);
@@ -279,14 +270,14 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
   SECTION("a binary body (application/octet-stream) is a submission too") {
     Gateway gw(dir, {{"a", a.url()}}, "", "forward_adds = \"none\"\n");
     REQUIRE(gw.started());
-    const HttpResult r = add(gw, key_packets(read_file(data_dir() + "/erin.asc")), "application/octet-stream");
+    const HttpResult r = post_add(gw, key_packets(read_file(data_dir() + "/erin.asc")), "application/octet-stream");
     CHECK(r.status == 200);
     CHECK(r.body == fixture("ERIN_FPR") + ": added; kept here only\n");
   }
   SECTION("default: the default only") {
     Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "default = \"b\"\n");
     REQUIRE(gw.started());
-    CHECK_THAT(add(gw, body).body, Contains("forwarded to b"));
+    CHECK_THAT(post_add(gw, body).body, Contains("forwarded to b"));
     CHECK(a.count("adds") == 0);
     CHECK(b.count("adds") == 1);
   }
@@ -301,7 +292,7 @@ TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integra
   REQUIRE(gw.get(index).status == 200);  // cached, not revoked
   CHECK(gw.get(index).body.find(":r\n") == std::string::npos);
   const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
-  const HttpResult r = add(gw, "keytext=" + gpg_style(rev));
+  const HttpResult r = post_add(gw, "keytext=" + gpg_style(rev));
   CHECK(r.status == 200);
   CHECK(r.body == fixture("CAROL_FPR") + ": updated; kept here only\n");
   CHECK_THAT(gw.get(index).body, Contains(":r\n"));
@@ -309,7 +300,7 @@ TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integra
   TempDir other;
   Gateway empty(other, {}, "", "forward_adds = \"none\"\n");
   REQUIRE(empty.started());
-  const HttpResult unknown = add(empty, "keytext=" + gpg_style(rev));
+  const HttpResult unknown = post_add(empty, "keytext=" + gpg_style(rev));
   CHECK(unknown.status == 422);
   CHECK_THAT(unknown.body, Contains("which is not cached here"));
 }
@@ -341,7 +332,7 @@ TEST_CASE("a flooded submission is cleaned before it is cached or forwarded, and
   Gateway gw(dir, {{"ks", ks.url()}});
   REQUIRE(gw.started());
   const std::string flood = flooded(key_packets(read_file(data_dir() + "/alice.asc")), 2000);
-  const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(flood)));
+  const HttpResult r = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(flood)));
   CHECK(r.status == 200);
   CHECK_THAT(r.body, Contains(fixture("ALICE_FPR") + ": added; forwarded to ks"));
   CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body,
@@ -358,7 +349,7 @@ TEST_CASE("what RNP prints about a broken key becomes a log line and not a stray
   REQUIRE(gw.started());
   const std::string forged =
       with_forged_uid(key_packets(read_file(data_dir() + "/alice.asc")), "Eve <boss@alice.example>");
-  const HttpResult r = add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(forged)));
+  const HttpResult r = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(forged)));
   CHECK(r.status == 200);  // accepted without the forged user ID
   CHECK(gw.get("/pks/lookup?op=get&search=boss%40alice.example").status == 404);
   const std::string log = gw.log();

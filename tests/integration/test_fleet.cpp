@@ -14,25 +14,10 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string get_fpr(const std::string& fpr) {
-  return "/pks/lookup?op=get&options=mr&search=0x" + fpr;
-}
-std::string index_fpr(const std::string& fpr) {
-  return "/pks/lookup?op=index&options=mr&search=0x" + fpr;
-}
-
 // A fingerprint no upstream has: the n-th of a family, so each test asks distinct misses.
 std::string missing_fpr(int n) {
   std::string s = std::to_string(n);
   return std::string(40 - s.size(), 'A') + s;
-}
-
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) {
-    ++n;
-  }
-  return n;
 }
 
 const std::string kFastProbes =
@@ -52,7 +37,7 @@ TEST_CASE("a failing default is skipped once live failures mark it unhealthy", "
 
   int n = 0;
   while (gw.log().find("upstream=dead state=unhealthy") == std::string::npos && n < 5) {
-    const HttpResult r = gw.get(get_fpr(missing_fpr(n++)));
+    const HttpResult r = gw.get(get_target(missing_fpr(n++)));
     CHECK(r.status == 404);  // `backup` answered: not found, not 503
   }
   REQUIRE_THAT(gw.log(), Contains("event=upstream_health upstream=dead state=unhealthy"));
@@ -61,7 +46,7 @@ TEST_CASE("a failing default is skipped once live failures mark it unhealthy", "
 
   // From now on the dead default costs nothing: the backup answers alone.
   for (int i = 0; i < 3; ++i) {
-    const HttpResult r = gw.get(get_fpr(i == 0 ? fixture("ALICE_FPR") : missing_fpr(100 + i)));
+    const HttpResult r = gw.get(get_target(i == 0 ? fixture("ALICE_FPR") : missing_fpr(100 + i)));
     CHECK(r.status == (i == 0 ? 200 : 404));
   }
   CHECK(dead.lookups() == asked_before);
@@ -81,7 +66,7 @@ TEST_CASE("probes notice a dead upstream without traffic and bring it back when 
 
   first.set_mode("fail");
   REQUIRE(gw.process().wait_for("upstream=first state=unhealthy"));
-  CHECK(gw.get(get_fpr(fixture("BOB_FPR"))).status == 200);
+  CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
   CHECK(first.lookups() == 0);  // skipped without being asked
   CHECK(second.lookups() == 1);
   const std::string status = gw.get("/pks/lookup?op=stats&options=mr").body;
@@ -90,7 +75,7 @@ TEST_CASE("probes notice a dead upstream without traffic and bring it back when 
   first.set_mode("normal");
   REQUIRE(gw.process().wait_for("upstream=first state=healthy"));
   CHECK_THAT(gw.log(), Contains("after=\"2 consecutive successes\""));
-  CHECK(gw.get(get_fpr(fixture("CAROL_FPR"))).status == 200);
+  CHECK(gw.get(get_target(fixture("CAROL_FPR"))).status == 200);
   CHECK(first.lookups() == 1);  // the default is used again
   CHECK(second.lookups() == 1);
   // Each transition went to the fleet's listener: logged (above) and counted.
@@ -112,13 +97,13 @@ TEST_CASE("every upstream unhealthy: panic mode still asks them, in order", "[in
 
   // A request still asks the unhealthy upstream (it might answer); this one fails: 503.
   const int before = only.lookups();
-  const HttpResult failed = gw.get(get_fpr(fixture("ALICE_FPR")));
+  const HttpResult failed = gw.get(get_target(fixture("ALICE_FPR")));
   CHECK(failed.status == 503);
   CHECK(only.lookups() == before + 1);
   CHECK_THAT(gw.log(), Contains("event=upstream_panic state=entered"));
 
   only.set_mode("normal");
-  CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
 }
 
 TEST_CASE("a dead upstream (connection refused) gives 503 at once, stale keys are still served",
@@ -127,12 +112,12 @@ TEST_CASE("a dead upstream (connection refused) gives 503 at once, stale keys ar
   TestKeyserver ks(dir, "ks");
   Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
   REQUIRE(gw.started());
-  REQUIRE(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   ks.stop();
-  const HttpResult stale = gw.get(get_fpr(fixture("ALICE_FPR")));
+  const HttpResult stale = gw.get(get_target(fixture("ALICE_FPR")));
   CHECK(stale.status == 200);
   CHECK(stale.header("x-hkp-cache") == "stale");
-  const HttpResult missing = gw.get(get_fpr(fixture("BOB_FPR")));
+  const HttpResult missing = gw.get(get_target(fixture("BOB_FPR")));
   CHECK(missing.status == 503);
   CHECK_THAT(missing.body, Contains("connect to localhost"));
 }
@@ -159,7 +144,7 @@ TEST_CASE("hedging: a slow default gets company, the faster answer wins", "[inte
   Gateway gw(dir, {{"slow", slow.url()}, {"fast", fast.url()}}, "",
              "hedge_after = \"200ms\"\nrequest_timeout = \"5s\"\n");
   REQUIRE(gw.started());
-  const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+  const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
   CHECK(r.status == 200);
   // The slow one was asked first and would have answered (2 s is inside request_timeout): the
   // winner can only be `fast` because it was asked too, before `slow` answered.
@@ -180,7 +165,7 @@ TEST_CASE("50 concurrent identical misses make one upstream request", "[integrat
   const std::string fpr = fixture("ERIN_FPR");
   std::vector<std::future<HttpResult>> answers;
   for (int i = 0; i < 50; ++i) {
-    answers.push_back(std::async(std::launch::async, [&] { return gw.get(get_fpr(fpr)); }));
+    answers.push_back(std::async(std::launch::async, [&] { return gw.get(get_target(fpr)); }));
   }
   int ok = 0;
   std::string body;
@@ -200,25 +185,25 @@ TEST_CASE("a copy without user IDs is completed from another upstream", "[integr
   TestKeyserver full(dir, "full");
   const std::string alice = fixture("ALICE_FPR");
   auto uid_lines = [&](const Gateway& gw) {
-    return count_of(gw.get(index_fpr(alice)).body, "\nuid:");
+    return count_of(gw.get(index_target(alice)).body, "\nuid:");
   };
 
   SECTION("merge = first: the UID-less answer makes the gateway ask the next upstream") {
     Gateway gw(dir, {{"stripped", stripped.url()}, {"full", full.url()}});
     REQUIRE(gw.started());
-    CHECK(gw.get(get_fpr(alice)).status == 200);
+    CHECK(gw.get(get_target(alice)).status == 200);
     CHECK(stripped.count("gets") == 1);
     CHECK(full.count("gets") == 1);
     CHECK_THAT(gw.log(), Contains("event=upstream_key_without_uids upstream=stripped"));
     CHECK(uid_lines(gw) == 2);
     // A key the first upstream serves with its user IDs needs nobody else.
-    CHECK(gw.get(get_fpr(fixture("BOB_FPR"))).status == 200);
+    CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
     CHECK(full.count("gets") == 1);
   }
   SECTION("merge = all: every upstream is asked and the copies are merged") {
     Gateway gw(dir, {{"stripped", stripped.url()}, {"full", full.url()}}, "", "merge = \"all\"\n");
     REQUIRE(gw.started());
-    CHECK(gw.get(get_fpr(alice)).status == 200);
+    CHECK(gw.get(get_target(alice)).status == 200);
     CHECK(stripped.count("gets") == 1);
     CHECK(full.count("gets") == 1);
     CHECK(uid_lines(gw) == 2);
@@ -231,7 +216,7 @@ TEST_CASE("a copy without user IDs is completed from another upstream", "[integr
   SECTION("alone, the UID-less copy is still served and cached") {
     Gateway gw(dir, {{"stripped", stripped.url()}});
     REQUIRE(gw.started());
-    CHECK(gw.get(get_fpr(alice)).status == 200);
+    CHECK(gw.get(get_target(alice)).status == 200);
     CHECK(uid_lines(gw) == 0);
   }
 }
@@ -244,10 +229,10 @@ TEST_CASE("stale-while-revalidate serves at once and refreshes once in the backg
              "fresh_for = \"0s\"\nstale_while_revalidate = \"1h\"\n");
   REQUIRE(gw.started());
   const std::string fpr = fixture("DAVE_FPR");
-  CHECK(gw.get(get_fpr(fpr)).header("x-hkp-cache") == "miss");
+  CHECK(gw.get(get_target(fpr)).header("x-hkp-cache") == "miss");
   ks.set_mode("slow", 500);  // keeps the refresh in flight while more stale hits arrive
   for (int i = 0; i < 5; ++i) {
-    const HttpResult r = gw.get(get_fpr(fpr));
+    const HttpResult r = gw.get(get_target(fpr));
     CHECK(r.status == 200);
     CHECK(r.header("x-hkp-cache") == "stale");
   }
@@ -263,8 +248,8 @@ TEST_CASE("past stale_while_revalidate the key is re-fetched before answering",
   Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
   REQUIRE(gw.started());
   const std::string fpr = fixture("BOB_FPR");
-  CHECK(gw.get(get_fpr(fpr)).header("x-hkp-cache") == "miss");
-  const HttpResult again = gw.get(get_fpr(fpr));
+  CHECK(gw.get(get_target(fpr)).header("x-hkp-cache") == "miss");
+  const HttpResult again = gw.get(get_target(fpr));
   CHECK(again.status == 200);
   CHECK(again.header("x-hkp-cache") == "revalidated");
   CHECK(again.header("age") == "0");
@@ -279,7 +264,7 @@ TEST_CASE("index searches: cached listings are revalidated, and with every upstr
   Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
   REQUIRE(gw.started());
   // Alice's key is cached by a fingerprint lookup; no listing for "alice" is.
-  REQUIRE(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   ks.set_mode("fail");
   const HttpResult r = gw.get("/pks/lookup?op=index&options=mr&search=Alice");
   CHECK(r.status == 200);
@@ -304,7 +289,7 @@ TEST_CASE("connections per upstream stay within max_connections", "[integration]
   std::vector<std::future<int>> answers;
   for (int i = 0; i < 8; ++i) {  // eight distinct misses: nothing to coalesce
     answers.push_back(std::async(std::launch::async,
-                                 [&, i] { return gw.get(get_fpr(missing_fpr(i))).status; }));
+                                 [&, i] { return gw.get(get_target(missing_fpr(i))).status; }));
   }
   for (auto& a : answers) CHECK(a.get() == 404);
   CHECK(ks.count("gets") == 8);
@@ -318,7 +303,7 @@ TEST_CASE("new connections resume the upstream's TLS session", "[integration][fl
   ks.set_mode("normal", 0, true);  // close after every answer: each request a new handshake
   Gateway gw(dir, {{"ks", ks.url()}}, "", kNoProbes);
   REQUIRE(gw.started());
-  for (int i = 0; i < 4; ++i) CHECK(gw.get(get_fpr(missing_fpr(i))).status == 404);
+  for (int i = 0; i < 4; ++i) CHECK(gw.get(get_target(missing_fpr(i))).status == 404);
   // The probe at start and the first lookups may race to the first full handshake; after that
   // every new connection resumes.
   CHECK(ks.count("resumed") >= 3);
@@ -332,7 +317,7 @@ TEST_CASE("an upstream that resets connections is failed over like one that is d
   TestKeyserver ok(dir, "ok");
   Gateway gw(dir, {{"rst", rst.url()}, {"ok", ok.url()}}, "", kNoProbes);
   REQUIRE(gw.started());
-  CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   CHECK(rst.lookups() == 1);
   CHECK(ok.lookups() == 1);
   CHECK_THAT(gw.log(), Contains("upstream_failed upstream=rst outcome=connect_error"));
@@ -343,14 +328,14 @@ TEST_CASE("different versions of a key across upstreams and over time are merged
   TempDir dir;
   const std::string alice = fixture("ALICE_FPR");
   auto uid_lines = [&](const Gateway& gw) {
-    return count_of(gw.get(index_fpr(alice)).body, "\nuid:");
+    return count_of(gw.get(index_target(alice)).body, "\nuid:");
   };
   SECTION("merge = all: v1 from one upstream, v2 (new subkey and user ID) from the other") {
     TestKeyserver old_copy(dir, "old", "server", "normal", {"alice.asc"});
     TestKeyserver new_copy(dir, "new", "server", "normal", {"alice-v2.asc"});
     Gateway gw(dir, {{"old", old_copy.url()}, {"new", new_copy.url()}}, "", "merge = \"all\"\n");
     REQUIRE(gw.started());
-    const HttpResult r = gw.get(get_fpr(alice));
+    const HttpResult r = gw.get(get_target(alice));
     CHECK(r.status == 200);
     CHECK(uid_lines(gw) == 3);
     Gpg gpg;
@@ -364,16 +349,16 @@ TEST_CASE("different versions of a key across upstreams and over time are merged
     {
       Gateway gw(dir, {{"ks", ks.url()}});
       REQUIRE(gw.started());
-      REQUIRE(gw.get(get_fpr(alice)).status == 200);
+      REQUIRE(gw.get(get_target(alice)).status == 200);
       REQUIRE(uid_lines(gw) == 3);
     }
     // Same cache, now an upstream with the older copy; fresh_for 0 forces the re-fetch.
     Gateway gw(dir, {{"stale", stale.url()}},
                "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
     REQUIRE(gw.started());
-    const HttpResult r = gw.get(get_fpr(alice));
+    const HttpResult r = gw.get(get_target(alice));
     CHECK(r.header("x-hkp-cache") == "revalidated");
     CHECK(stale.count("gets") == 1);
-    CHECK(count_of(gw.get(index_fpr(alice)).body, "\nuid:") == 3);
+    CHECK(count_of(gw.get(index_target(alice)).body, "\nuid:") == 3);
   }
 }

@@ -25,12 +25,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 HttpResult post_key(const Gateway& gw, const std::string& packets) {
-  return http_request(gw.address(), "POST", "/pks/add", packets,
-                      {"Content-Type: application/pgp-keys"});
-}
-
-std::string get_target(const std::string& fpr) {
-  return "/pks/lookup?op=get&options=mr&search=0x" + fpr;
+  return post_add(gw, packets, "application/pgp-keys");
 }
 
 std::size_t count_lines(const std::string& text) {

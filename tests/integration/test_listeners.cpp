@@ -18,7 +18,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string get_fpr(const std::string& fpr) { return "/pks/lookup?op=get&search=0x" + fpr; }
 
 // The address a listener of `kind` logged ("hkps", "hkp").
 std::string listening(const Gateway& gw, const std::string& kind) {
@@ -88,11 +87,11 @@ TEST_CASE("pipelined and absolute-form requests", "[integration][listeners]") {
   TestKeyserver ks(dir, "ks");
   Gateway gw(dir, {{"ks", ks.url()}});
   REQUIRE(gw.started());
-  REQUIRE(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   // Three requests in one write: three answers, in order, the last one closing.
   const std::string three =
       "GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\n\r\n"
-      "GET " + get_fpr(fixture("ALICE_FPR")) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET " + get_target(fixture("ALICE_FPR")) + " HTTP/1.1\r\nHost: x\r\n\r\n"
       "GET /no/such/path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   const std::string answers = raw_exchange(gw.address(), three);
   const auto first = answers.find("HTTP/1.1 200");
@@ -106,7 +105,7 @@ TEST_CASE("pipelined and absolute-form requests", "[integration][listeners]") {
 
   // A proxy-style absolute-form target is served as its path.
   const std::string absolute = raw_exchange(
-      gw.address(), "GET http://" + gw.address() + get_fpr(fixture("ALICE_FPR")) +
+      gw.address(), "GET http://" + gw.address() + get_target(fixture("ALICE_FPR")) +
                         " HTTP/1.1\r\nHost: " + gw.address() + "\r\nConnection: close\r\n\r\n");
   CHECK(absolute.starts_with("HTTP/1.1 200"));
   CHECK_THAT(absolute, Contains("X-HKP-Cache: hit"));
@@ -148,7 +147,7 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[integration
   ks.set_mode("normal", 1500);  // every answer takes 1.5 s
   Gateway gw(dir, {{"ks", ks.url()}});
   REQUIRE(gw.started());
-  auto inflight = std::async(std::launch::async, [&] { return gw.get(get_fpr(fixture("ALICE_FPR"))); });
+  auto inflight = std::async(std::launch::async, [&] { return gw.get(get_target(fixture("ALICE_FPR"))); });
   REQUIRE(eventually([&] { return ks.count("gets") == 1; }));
   gw.process().signal(SIGTERM);
   const HttpResult r = inflight.get();

@@ -7,25 +7,13 @@
 #include <filesystem>
 #include <thread>
 
+#include "hkp/lookup.hpp"
 #include "support/actors.hpp"
 
 using namespace hkpgw::test;
 using Catch::Matchers::Contains;
 
 namespace {
-
-std::string form_encode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += {'%', hex[c >> 4], hex[c & 15]};
-    }
-  }
-  return out;
-}
 
 // An SKS database server in a directory of its own, on a free loopback port.
 class Sks {
@@ -56,7 +44,7 @@ class Sks {
   ~Sks() { stop(); }
   const std::string& address() const { return address_; }
   int add(const std::string& armored) {
-    return http_request(address_, "POST", "/pks/add", "keytext=" + form_encode(armored),
+    return http_request(address_, "POST", "/pks/add", "keytext=" + hkpgw::hkp::percent_encode(armored),
                         {"Content-Type: application/x-www-form-urlencoded"})
         .status;
   }

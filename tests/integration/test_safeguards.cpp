@@ -13,7 +13,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string get_fpr(const std::string& fpr) { return "/pks/lookup?op=get&search=0x" + fpr; }
 
 void sighup_and_wait(Gateway& gw, int reloads_so_far) {
   gw.process().signal(SIGHUP);
@@ -32,7 +31,7 @@ TEST_CASE("stale_if_error bounds how old a copy may be served when every upstrea
   Gateway gw(dir, {{"ks", ks.url()}},
              "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\nstale_if_error = \"1s\"\n");
   REQUIRE(gw.started());
-  const std::string target = get_fpr(fixture("ALICE_FPR"));
+  const std::string target = get_target(fixture("ALICE_FPR"));
   const std::string index = "/pks/lookup?op=index&options=mr&search=alice%40example.org";
   REQUIRE(gw.get(target).status == 200);
   REQUIRE(gw.get(index).status == 200);
@@ -52,7 +51,7 @@ TEST_CASE("honor_client_no_cache: dirmngr's no-cache is ignored by default, obey
           "[integration][safeguards]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  const std::string target = get_fpr(fixture("ALICE_FPR"));
+  const std::string target = get_target(fixture("ALICE_FPR"));
   const std::vector<std::string> no_cache = {"Pragma: no-cache", "Cache-Control: no-cache"};
   {
     Gateway gw(dir, {{"ks", ks.url()}});
@@ -86,7 +85,7 @@ TEST_CASE("a reload keeps each unchanged upstream's health and connections", "[i
   REQUIRE(gw.started());
   // A request marks "down" unhealthy (it fails, threshold 1) and leaves a keep-alive connection
   // to "up" in its pool.
-  REQUIRE(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+  REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   REQUIRE(gw.process().wait_for("upstream=down state=unhealthy"));
   auto connections_to_up = [&] {
     const std::string stats = gw.get("/pks/lookup?op=stats&options=mr").body;
@@ -111,7 +110,7 @@ TEST_CASE("a reload keeps each unchanged upstream's health and connections", "[i
   CHECK_THAT(after, Contains("{\"name\":\"down\",\"healthy\":false"));
   CHECK(connections_to_up() == pooled);
   const int down_gets = down.count("gets");
-  REQUIRE(gw.get(get_fpr(fixture("BOB_FPR"))).status == 200);
+  REQUIRE(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
   CHECK(down.count("gets") == down_gets);  // still skipped: not asked
   CHECK(connections_to_up() == pooled);    // served over a connection it already had
 }
@@ -122,7 +121,7 @@ TEST_CASE("a remembered \"not found\" expires after negative_ttl", "[integration
   // 2 s, not 1: ages are whole seconds, and the second request may cross a second boundary.
   Gateway gw(dir, {{"ks", ks.url()}}, "negative_ttl = \"2s\"\n");
   REQUIRE(gw.started());
-  const std::string missing = get_fpr(std::string(40, 'D'));
+  const std::string missing = get_target(std::string(40, 'D'));
   CHECK(gw.get(missing).status == 404);
   CHECK(gw.get(missing).header("x-hkp-cache") == "negative");
   CHECK(ks.lookups() == 1);

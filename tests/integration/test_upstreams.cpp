@@ -11,13 +11,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string get_fpr(const std::string& fpr) { return "/pks/lookup?op=get&options=mr&search=0x" + fpr; }
-
-int cached_keys(const Gateway& gw) {
-  const std::string body = gw.get("/pks/lookup?op=stats&options=mr").body;
-  const auto at = body.find("\"keys\":");
-  return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
-}
 
 }  // namespace
 
@@ -40,7 +33,7 @@ TEST_CASE("an upstream whose certificate we cannot verify is never used", "[inte
   TestKeyserver good(dir, "good");
   Gateway gw(dir, {{"bad", bad.url()}, {"good", good.url()}});
   REQUIRE(gw.started());
-  const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+  const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
   CHECK(r.status == 200);
   CHECK(bad.lookups() == 0);   // the handshake failed before any request was sent
   CHECK(good.lookups() == 1);
@@ -53,7 +46,7 @@ TEST_CASE("a wrong key from an upstream is never cached or served", "[integratio
   SECTION("alone: the client gets 404 and nothing is cached") {
     Gateway gw(dir, {{"liar", liar.url()}});
     REQUIRE(gw.started());
-    CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 404);
+    CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 404);
     CHECK(cached_keys(gw) == 0);
     CHECK_THAT(gw.log(), Contains("event=upstream_key_mismatch upstream=liar"));
   }
@@ -61,7 +54,7 @@ TEST_CASE("a wrong key from an upstream is never cached or served", "[integratio
     TestKeyserver honest(dir, "honest");
     Gateway gw(dir, {{"liar", liar.url()}, {"honest", honest.url()}});
     REQUIRE(gw.started());
-    const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+    const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
     CHECK(r.status == 200);
     CHECK(cached_keys(gw) == 1);
     CHECK(liar.lookups() == 1);
@@ -77,14 +70,14 @@ TEST_CASE("a hanging upstream is given up after request_timeout", "[integration]
     TestKeyserver ok(dir, "ok");
     Gateway gw(dir, {{"hung", hung.url()}, {"ok", ok.url()}}, "", "request_timeout = \"1s\"\n");
     REQUIRE(gw.started());
-    CHECK(gw.get(get_fpr(fixture("ALICE_FPR"))).status == 200);
+    CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
     CHECK(ok.lookups() == 1);
     CHECK_THAT(gw.log(), Contains("outcome=timeout"));
   }
   SECTION("alone: 504 with one line") {
     Gateway gw(dir, {{"hung", hung.url()}}, "", "request_timeout = \"1s\"\n");
     REQUIRE(gw.started());
-    const HttpResult r = gw.get(get_fpr(fixture("ALICE_FPR")));
+    const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
     CHECK(r.status == 504);
     CHECK_THAT(r.body, Contains("Timeout: no upstream answered in time"));
   }
@@ -97,14 +90,14 @@ TEST_CASE("failing upstreams give 503, never 502, and the cache serves what it h
   Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\n");
   REQUIRE(gw.started());
   const std::string fpr = fixture("ALICE_FPR");
-  REQUIRE(gw.get(get_fpr(fpr)).status == 200);
+  REQUIRE(gw.get(get_target(fpr)).status == 200);
 
   ks.set_mode("fail");
-  const HttpResult stale = gw.get(get_fpr(fpr));
+  const HttpResult stale = gw.get(get_target(fpr));
   CHECK(stale.status == 200);
   CHECK(stale.header("x-hkp-cache") == "stale");
 
-  const HttpResult missing = gw.get(get_fpr(fixture("BOB_FPR")));
+  const HttpResult missing = gw.get(get_target(fixture("BOB_FPR")));
   CHECK(missing.status == 503);
   CHECK_THAT(missing.body, Contains("HTTP 500"));
   CHECK(missing.body.find('\n') == missing.body.size() - 1);

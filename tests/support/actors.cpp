@@ -109,4 +109,27 @@ std::vector<std::string> Gpg::fingerprints() {
   return out;
 }
 
+std::string get_target(const std::string& fpr) { return "/pks/lookup?op=get&options=mr&search=0x" + fpr; }
+std::string index_target(const std::string& fpr) {
+  return "/pks/lookup?op=index&options=mr&search=0x" + fpr;
+}
+
+HttpResult post_add(const Gateway& gw, const std::string& body, const std::string& content_type) {
+  return http_request(gw.address(), "POST", "/pks/add", body, {"Content-Type: " + content_type});
+}
+
+int cached_keys(const Gateway& gw) {
+  const std::string body = gw.get("/pks/lookup?op=stats&options=mr").body;
+  const auto at = body.find("\"keys\":");
+  return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
+}
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace hkpgw::test

@@ -72,4 +72,15 @@ class Gpg {
   TempDir home_;
 };
 
+// What integration tests ask and read again and again.
+std::string get_target(const std::string& fpr);    // op=get&options=mr&search=0x<fpr>
+std::string index_target(const std::string& fpr);  // op=index&options=mr&search=0x<fpr>
+// POST /pks/add with this body and content type.
+HttpResult post_add(const Gateway& gw, const std::string& body,
+                    const std::string& content_type = "application/x-www-form-urlencoded");
+// "keys" of op=stats&options=mr; -1 when the answer has none.
+int cached_keys(const Gateway& gw);
+// Occurrences of `needle` in `haystack` (overlapping ones too).
+std::size_t count_of(const std::string& haystack, const std::string& needle);
+
 }  // namespace hkpgw::test
