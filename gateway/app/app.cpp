@@ -217,8 +217,9 @@ int App::run() {
   // the workers below have stopped running it.
   WorkPool pool(cfg->keys.workers, cfg->keys.work_queue);
   CleaningTally tally(metrics);
-  LookupService lookups(store, fleet, pool, unix_now, io.get_executor(), tally, metrics);
-  AddService adds(store, fleet, pool, unix_now, tally, metrics);
+  const ServiceDeps deps{store, fleet, pool, unix_now, metrics, tally};
+  LookupService lookups(deps, io.get_executor());
+  AddService adds(deps);
   Router router(lookups, adds, store, tally, snapshots);
 
   HttpServer hkp_server(io, server_limits(*cfg),

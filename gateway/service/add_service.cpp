@@ -80,7 +80,7 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
     targets = snap.upstreams;
     all = true;
   } else if (cfg.forward_adds == config::ForwardAdds::default_upstream) {
-    targets = fleet_.candidates(snap);
+    targets = d_.fleet.candidates(snap);
   }
   if (targets.empty()) co_return out;
   auto judge = [&](Upstream& upstream, UpstreamAnswer& r) -> asio::awaitable<Verdict> {
@@ -101,7 +101,7 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
   const UpstreamLimits limits{cfg.connect_timeout, cfg.request_timeout, 64 << 10};
   // Named operands: no temporaries across a co_await (GCC 12, ARCHITECTURE.md).
   UpstreamQuery query{UpstreamQuery::What::submit, {}, packets};
-  co_await fleet_.fan_out(snap, std::move(targets), std::move(query), limits, all, judge);
+  co_await d_.fleet.fan_out(snap, std::move(targets), std::move(query), limits, all, judge);
   // Answers arrive in any order; report them in try order.
   auto rank = [&](const std::string& name) { return snap.rank(name); };
   std::sort(out.to.begin(), out.to.end(),
@@ -115,7 +115,7 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                                         const std::string& peer) {
   auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission);
   if (parsed.secret_material) {
-    metrics_.keys_rejected("secret_key_material");
+    d_.metrics.keys_rejected("secret_key_material");
     log::warn("key_add_refused", {{"peer", peer}, {"reason", "secret_key_material"}});
     return refuse(422, GPG_ERR_FORBIDDEN,
                   "secret key material is never accepted: nothing of this submission was "
@@ -131,17 +131,17 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                       " (import keyrings with hkp-gateway cache import)");
   }
   for (const auto& r : parsed.rejected) {
-    metrics_.keys_rejected(gpg_err_code_to_reason(r.code));
+    d_.metrics.keys_rejected(gpg_err_code_to_reason(r.code));
     log::warn("key_add_refused", {{"peer", peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});
     return refuse(422, r.code,
                   "key " + (r.fingerprint.empty() ? std::string("?") : r.fingerprint) + ": " +
                       r.reason + "; nothing of this submission was stored");
   }
 
-  tally_.add(parsed.dropped, "upload");
+  d_.tally.add(parsed.dropped, "upload");
   if (parsed.keys.empty()) return prepare_revocations(sub, cfg, parsed.not_openpgp);
   std::vector<Item> items;
-  const auto changes = cache::merge_with_cached(store_, parsed.keys, cfg.keys);
+  const auto changes = cache::merge_with_cached(d_.store, parsed.keys, cfg.keys);
   for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
     items.push_back({std::move(parsed.keys[i]), changes[i]});
   }
@@ -168,7 +168,7 @@ AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
   std::vector<Item> items;
   for (const auto& keyid : revocations->issuers) {
     std::string fpr, packets;
-    store_.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
+    d_.store.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
       fpr = v.fingerprint.hex();
       packets = std::string(v.packets);
     });
@@ -200,9 +200,9 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
   const hkp::Submission& submission = *sub;
   const std::string peer = req.peer.text();
   auto job = [this, &submission, &cfg, &peer] { return prepare(submission, cfg, peer); };
-  std::optional<Prepared> prepared = co_await pool_.try_run(job);
+  std::optional<Prepared> prepared = co_await d_.pool.try_run(job);
   if (!prepared) {
-    metrics_.keys_rejected("work_queue_full");
+    d_.metrics.keys_rejected("work_queue_full");
     HttpResponse busy = refuse(503, GPG_ERR_EAGAIN,
                                "the gateway is busy verifying other keys; try again in a few "
                                "seconds");
@@ -211,14 +211,14 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
   }
   if (auto* refused = std::get_if<HttpResponse>(&*prepared)) co_return std::move(*refused);
   std::vector<Item> items = std::get<std::vector<Item>>(std::move(*prepared));
-  const std::int64_t now = now_();
+  const std::int64_t now = d_.now();
 
   cache::WriteBatch batch;
   for (const auto& it : items) {
     if (it.change != cache::Change::unchanged) batch.keys.push_back({it.key, now, "upload"});
   }
   if (!batch.empty()) {
-    if (const auto ec = co_await commit(store_, std::move(batch))) {
+    if (const auto ec = co_await commit(d_.store, std::move(batch))) {
       log::error("key_add_store_failed", {{"error", ec.message()}});
       co_return refuse(503, GPG_ERR_GENERAL,
                        "the cache could not store the key (" + ec.message() + "); try again");
@@ -234,14 +234,14 @@ asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& i
                                                       const HttpRequest& req,
                                                       std::shared_ptr<const Snapshot> snap) {
   const auto& cfg = *snap->config;
-  const std::int64_t now = now_();
+  const std::int64_t now = d_.now();
   const std::string peer = req.peer.text();
   // Forward, and keep what failed for the retrier.
   HttpResponse res;
   res.log_op = "add";
   std::string text, mr = "info:1:" + std::to_string(items.size()) + "\n";
   cache::WriteBatch queue;
-  const bool queue_full = store_.stats().outbox >= kMaxQueued;
+  const bool queue_full = d_.store.stats().outbox >= kMaxQueued;
   // Every upstream known unhealthy: queue at once instead of waiting for timeouts; the retrier
   // sends it when one is back.
   const bool panic = Fleet::none_healthy(*snap);
@@ -291,20 +291,20 @@ asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& i
                             {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
                             {"queued", queued.empty() ? "-" : join(queued)}});
   }
-  if (!queue.empty()) co_await commit(store_, std::move(queue));
+  if (!queue.empty()) co_await commit(d_.store, std::move(queue));
   res.body = mr_out ? mr : text;
   co_return res;
 }
 
 asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap) {
-  const std::int64_t now = now_();
+  const std::int64_t now = d_.now();
   cache::WriteBatch changes;
-  auto due = store_.outbox();
+  auto due = d_.store.outbox();
   for (auto& e : due) {
     if (e.next_attempt > now) continue;
     const std::string fpr = e.fingerprint.hex();
     std::string packets;
-    store_.visit_fingerprints(std::span(&e.fingerprint, 1),
+    d_.store.visit_fingerprints(std::span(&e.fingerprint, 1),
                               [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
     const bool known = std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
                                    [&](const auto& u) { return u->name() == e.upstream; });
@@ -329,7 +329,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
     ++e.attempts;
     changes.outbox_put.push_back(std::move(e));
   }
-  if (!changes.empty()) co_await commit(store_, std::move(changes));
+  if (!changes.empty()) co_await commit(d_.store, std::move(changes));
 }
 
 void AddService::start(asio::any_io_executor executor, SnapshotSource snapshots) {

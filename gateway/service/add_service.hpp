@@ -26,14 +26,10 @@
 #include "hkp/keyring.hpp"
 #include "hkp/submission.hpp"
 #include "gateway/net/http_message.hpp"
-#include "gateway/observe/clock.hpp"
-#include "gateway/observe/metrics.hpp"
-#include "gateway/service/cleaning_tally.hpp"
+#include "gateway/service/deps.hpp"
 #include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
-
-class WorkPool;
 
 // Seconds until the next attempt at a forward that failed `attempts` times: 1, 2, 4, ... at most
 // one hour.
@@ -41,16 +37,9 @@ std::int64_t forward_backoff(std::uint32_t attempts);
 
 class AddService {
  public:
-  // `pool` does every OpenPGP parse and merge; a submission finding its queue full gets 503.
-  // What cleaning drops from submissions goes to `tally` with the source "upload".
-  AddService(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now, CleaningTally& tally,
-             Metrics& metrics = Metrics::none())
-      : store_(store),
-        fleet_(fleet),
-        pool_(pool),
-        now_(std::move(now)),
-        metrics_(metrics),
-        tally_(tally) {}
+  // A submission finding the work pool's queue full gets 503. What cleaning drops from
+  // submissions goes to the tally with the source "upload".
+  explicit AddService(ServiceDeps deps) : d_(std::move(deps)) {}
 
   boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
                                            std::shared_ptr<const Snapshot> snapshot);
@@ -83,12 +72,7 @@ class AddService {
                                             const std::string& only_upstream);
   boost::asio::awaitable<void> retry_due(std::shared_ptr<const Snapshot> snap);
 
-  cache::Store& store_;
-  Fleet& fleet_;
-  WorkPool& pool_;
-  Clock now_;
-  Metrics& metrics_;
-  CleaningTally& tally_;
+  ServiceDeps d_;
   std::atomic<bool> running_{false};
 };
 

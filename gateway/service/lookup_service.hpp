@@ -20,28 +20,19 @@
 #include "config/config.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/clock.hpp"
-#include "gateway/observe/metrics.hpp"
-#include "gateway/service/cleaning_tally.hpp"
 #include "gateway/service/coalescer.hpp"
+#include "gateway/service/deps.hpp"
 #include "gateway/service/upstream_fetch.hpp"
 #include "gateway/upstream/fleet.hpp"
 #include "hkp/lookup.hpp"
 
 namespace hkpgw::gateway {
 
-class WorkPool;
-
 class LookupService {
  public:
   // `background` runs revalidations that outlive the request that started them.
-  // `pool` does every OpenPGP parse and merge (never a network thread).
-  LookupService(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now,
-                boost::asio::any_io_executor background, CleaningTally& tally,
-                Metrics& metrics = Metrics::none())
-      : store_(store),
-        now_(now),
-        background_(std::move(background)),
-        fetch_(store, fleet, pool, now, metrics, tally) {}
+  LookupService(ServiceDeps deps, boost::asio::any_io_executor background)
+      : store_(deps.store), now_(deps.now), background_(std::move(background)), fetch_(deps) {}
 
   // Answers one parsed lookup (any op but stats), from any front. Applies the lookup policy:
   // 32-bit key IDs per keys.short_key_ids (400 under "reject"), the client's no-cache only with

@@ -55,7 +55,7 @@ void Fetched::record_unusable(const std::string& name, const UpstreamResponse& r
 }
 
 asio::awaitable<void> UpstreamFetch::store(cache::WriteBatch batch) {
-  const std::error_code ec = co_await commit(store_, std::move(batch));
+  const std::error_code ec = co_await commit(d_.store, std::move(batch));
   if (ec && !write_failure_logged_.exchange(true)) {
     log::error("cache_write_failed",
                {{"error", ec.message()}, {"effect", "answers are served but not cached"}});
@@ -64,11 +64,11 @@ asio::awaitable<void> UpstreamFetch::store(cache::WriteBatch batch) {
 
 asio::awaitable<void> UpstreamFetch::ask(const Snapshot& snap, UpstreamQuery query, Fetched& out,
                                          Judge judge) {
-  auto candidates = fleet_.candidates(snap);
+  auto candidates = d_.fleet.candidates(snap);
   out.panic = Fleet::none_healthy(snap);
   const UpstreamLimits limits = upstream_limits(*snap.config, out.panic);
   const bool all = snap.config->upstreams.merge == config::MergePolicy::all || out.panic;
-  co_await fleet_.fan_out(snap, std::move(candidates), std::move(query), limits, all,
+  co_await d_.fleet.fan_out(snap, std::move(candidates), std::move(query), limits, all,
                           std::move(judge));
 }
 
@@ -90,7 +90,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
       // hold up a network thread (ARCHITECTURE.md, threads).
       const std::string& body = r.body;
       auto parse = [&body, &cfg] { return hkp::parse_keys(body, cfg.keys); };
-      hkp::ParseOutcome parsed = co_await pool_.run(parse);
+      hkp::ParseOutcome parsed = co_await d_.pool.run(parse);
       if (parsed.secret_material) {
         r.outcome = Outcome::bad_response;
         r.detail = upstream.name() + " sent secret key material";
@@ -98,7 +98,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
         r.outcome = Outcome::bad_response;
         r.detail = upstream.name() + ": " + parsed.bad_input->message();
       } else {
-        tally_.add(parsed.dropped, upstream.name());
+        d_.tally.add(parsed.dropped, upstream.name());
         bool any = false, with_uids = false;
         for (auto& k : parsed.keys) {
           if (!k.info.matches(search)) continue;
@@ -119,7 +119,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
           co_return Verdict::go_on;
         }
         // Answered, but nothing in the answer carries what we asked for: never cached.
-        metrics_.key_mismatch(upstream.name());
+        d_.metrics.key_mismatch(upstream.name());
         log::warn("upstream_key_mismatch",
                   {{"upstream", upstream.name()},
                    {"search_kind", hkp::kind_name(search.kind)},
@@ -157,14 +157,14 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
         if (k.info.fingerprint == fpr) keys.push_back(std::move(k));
       }
     }
-    auto changes = cache::merge_with_cached(store_, keys, cfg.keys);
+    auto changes = cache::merge_with_cached(d_.store, keys, cfg.keys);
     return std::make_pair(std::move(keys), std::move(changes));
   };
-  auto folded = co_await pool_.run(fold);
+  auto folded = co_await d_.pool.run(fold);
   out.keys = std::move(folded.first);
   const std::vector<cache::Change> changes = std::move(folded.second);
 
-  const std::int64_t now = now_();
+  const std::int64_t now = d_.now();
   cache::WriteBatch batch;
   for (std::size_t i = 0; i < out.keys.size(); ++i) {
     const auto& k = out.keys[i];
@@ -205,7 +205,7 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
   };
   UpstreamQuery query{UpstreamQuery::What::index, search, {}};
   co_await ask(*snap, std::move(query), out, judge);
-  const std::int64_t now = now_();
+  const std::int64_t now = d_.now();
   cache::WriteBatch batch;
   if (!contributors.empty()) {
     out.upstream = join_names(contributors, *snap);

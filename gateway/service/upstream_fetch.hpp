@@ -12,16 +12,12 @@
 #include <vector>
 
 #include "cache/store.hpp"
-#include "gateway/observe/clock.hpp"
-#include "gateway/observe/metrics.hpp"
-#include "gateway/service/cleaning_tally.hpp"
+#include "gateway/service/deps.hpp"
 #include "gateway/upstream/fleet.hpp"
 #include "hkp/index.hpp"
 #include "hkp/key.hpp"
 
 namespace hkpgw::gateway {
-
-class WorkPool;
 
 // What the upstreams said about one search, after verification, merging and storing.
 struct Fetched {
@@ -46,10 +42,7 @@ struct Fetched {
 
 class UpstreamFetch {
  public:
-  UpstreamFetch(cache::Store& store, Fleet& fleet, WorkPool& pool, Clock now, Metrics& metrics,
-                CleaningTally& tally)
-      : store_(store), fleet_(fleet), pool_(pool), now_(std::move(now)), metrics_(metrics),
-        tally_(tally) {}
+  explicit UpstreamFetch(ServiceDeps deps) : d_(std::move(deps)) {}
 
   // `qkey` is the query record's key (cache::query_key).
   boost::asio::awaitable<Fetched> keys(hkp::Search search, std::string qkey,
@@ -69,12 +62,7 @@ class UpstreamFetch {
                                           std::map<std::string, std::string>& copies,
                                           const config::Config& cfg, Fetched& out);
 
-  cache::Store& store_;
-  Fleet& fleet_;
-  WorkPool& pool_;
-  Clock now_;
-  Metrics& metrics_;
-  CleaningTally& tally_;
+  ServiceDeps d_;
   std::atomic<bool> write_failure_logged_{false};
 };
 
