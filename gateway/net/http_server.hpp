@@ -1,4 +1,4 @@
-// The HTTP/1.x server under both the HKP listener and the test keyserver fixture: listeners
+// The HTTP/1.x server under the HKP and admin listeners (and the fuzzers): listeners
 // (plain and TLS), one coroutine per connection that owns its stream and buffer, and the limits
 // of every step (TLS handshake, header, body, write) from ServerLimits.
 //

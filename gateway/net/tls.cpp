@@ -13,7 +13,7 @@ std::shared_ptr<ssl::context> make_client_tls(const std::vector<std::string>& ca
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  // Session resumption is done per upstream by UpstreamClient (one saved session each), not by
+  // Session resumption is done per upstream by HttpsClient (one saved session each), not by
   // OpenSSL's client cache, which only stores and never offers sessions by itself.
   SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_OFF);
   boost::system::error_code ec;

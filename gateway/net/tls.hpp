@@ -1,6 +1,6 @@
 // OpenSSL contexts. Upstream (client) contexts always verify: TLS 1.2 minimum, the system trust
 // store plus optional extra PEM anchors, peer verification on. Host name checks and SNI are set
-// per connection by the upstream client.
+// per connection by HttpsClient.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>

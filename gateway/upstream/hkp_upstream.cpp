@@ -15,24 +15,6 @@ HttpsClientOptions client_options(const config::UpstreamConfig& u,
 
 }  // namespace
 
-asio::awaitable<UpstreamAnswer> Upstream::ask(const UpstreamQuery& query, UpstreamLimits limits,
-                                              std::shared_ptr<CancelToken> cancel) {
-  // Named results: one co_await per statement (GCC 12, ARCHITECTURE.md).
-  UpstreamAnswer a;
-  switch (query.what) {
-    case UpstreamQuery::What::keys: a = co_await keys(query.search, limits, std::move(cancel)); break;
-    case UpstreamQuery::What::index: a = co_await index(query.search, limits, std::move(cancel)); break;
-    case UpstreamQuery::What::submit: a = co_await submit(query.packets, limits); break;
-  }
-  co_return a;
-}
-
-std::shared_ptr<Upstream> make_upstream(asio::any_io_executor executor,
-                                        const config::UpstreamConfig& u,
-                                        const config::UpstreamsConfig& all) {
-  return std::make_shared<HkpUpstream>(std::move(executor), u, all);
-}
-
 HkpUpstream::HkpUpstream(asio::any_io_executor executor, config::UpstreamConfig upstream,
                          const config::UpstreamsConfig& all)
     : upstream_(std::move(upstream)),

@@ -223,7 +223,8 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
   }
   // The record itself still says 1000: it was not written again.
   RawCache raw(dir / "cache", true);
-  const std::string_view fpr = fpr_of(fixture("ALICE_FPR")).bytes();
+  const Fingerprint alice = fpr_of(fixture("ALICE_FPR"));
+  const std::string_view fpr = alice.bytes();
   MDB_val k{fpr.size(), const_cast<char*>(fpr.data())}, v;
   REQUIRE(mdb_get(raw.txn, raw.table("keys"), &k, &v) == 0);
   auto rec = decode_key_record({static_cast<const char*>(v.mv_data), v.mv_size});

@@ -1,0 +1,28 @@
+#include "gateway/upstream/upstream.hpp"
+
+#include "gateway/upstream/hkp_upstream.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+asio::awaitable<UpstreamAnswer> Upstream::ask(const UpstreamQuery& query, UpstreamLimits limits,
+                                              std::shared_ptr<CancelToken> cancel) {
+  // Named results: one co_await per statement (GCC 12, ARCHITECTURE.md).
+  UpstreamAnswer a;
+  switch (query.what) {
+    case UpstreamQuery::What::keys: a = co_await keys(query.search, limits, std::move(cancel)); break;
+    case UpstreamQuery::What::index: a = co_await index(query.search, limits, std::move(cancel)); break;
+    case UpstreamQuery::What::submit: a = co_await submit(query.packets, limits); break;
+  }
+  co_return a;
+}
+
+// The one place that knows every kind: a new kind is a case here and a class of its own.
+std::shared_ptr<Upstream> make_upstream(asio::any_io_executor executor,
+                                        const config::UpstreamConfig& u,
+                                        const config::UpstreamsConfig& all) {
+  return std::make_shared<HkpUpstream>(std::move(executor), u, all);
+}
+
+}  // namespace hkpgw::gateway
