@@ -223,7 +223,7 @@ int App::run() {
   Router router(lookups, adds, store, tally, snapshots);
 
   HttpServer hkp_server(io, server_limits(*cfg),
-                        [&router](HttpRequest r) { return router.handle(std::move(r)); },
+                        [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
                                                std::chrono::microseconds d) {
                           access_log(req, res, d, snapshots()->config->server.log_searches);
@@ -238,7 +238,7 @@ int App::run() {
   HttpServer admin_server(io,
                           ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10),
                                        static_cast<std::size_t>(cfg->admin.max_connections), 0},
-                          [&admin](HttpRequest r) { return handle_admin(admin, std::move(r)); });
+                          [&admin](const HttpRequest& r) { return handle_admin(admin, r); });
   listen_admin(admin_server, *cfg);
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);

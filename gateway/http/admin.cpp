@@ -91,7 +91,7 @@ bool host_allowed(std::string_view host, const std::vector<std::string>& allowed
   });
 }
 
-asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest req) {
+asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& req) {
   const std::string_view path = req.path();
   if (!host_allowed(req.host, ctx.snapshots()->config->admin.allowed_hosts)) {
     co_return text_response(403, "Forbidden: Host \"" + req.host.substr(0, 100) +

@@ -35,6 +35,6 @@ struct AdminContext {
   std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
 };
 
-boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, HttpRequest request);
+boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);
 
 }  // namespace hkpgw::gateway

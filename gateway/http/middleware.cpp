@@ -1,32 +1,36 @@
 #include "gateway/http/middleware.hpp"
 
 #include <algorithm>
-
-#include "hkp/lookup.hpp"
+#include <cctype>
 
 namespace hkpgw::gateway {
 
 namespace asio = boost::asio;
 
+// Not coroutines themselves: each only starts the next step or the handler, so no capturing
+// coroutine lambda is involved (GCC 12, ARCHITECTURE.md) and no frame is added per step.
+asio::awaitable<HttpResponse> Next::operator()(const HttpRequest& request) const {
+  return p_->step(i_, request, *last_);
+}
+
 asio::awaitable<HttpResponse> Pipeline::step(std::size_t i, const HttpRequest& request,
                                              const Handler& last) const {
-  if (i == steps_.size()) {
-    HttpResponse r = co_await last(request);
-    co_return r;
-  }
-  // Not a coroutine itself: it only starts the next step, whose frame holds copies of its
-  // arguments (GCC 12 and capturing coroutine lambdas, ARCHITECTURE.md).
-  const Handler next = [this, i, &last](const HttpRequest& r) { return step(i + 1, r, last); };
-  HttpResponse r = co_await steps_[i](request, next);
-  co_return r;
+  if (i == steps_.size()) return last(request);
+  return steps_[i](request, Next(*this, i + 1, last));
 }
 
 namespace {
 
-asio::awaitable<HttpResponse> add_allow_origin(const HttpRequest& request, const Handler& next) {
+bool same_name(std::string_view a, std::string_view b) {  // header names: ASCII, any case
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+asio::awaitable<HttpResponse> add_allow_origin(const HttpRequest& request, Next next) {
   HttpResponse r = co_await next(request);
   const bool has = std::any_of(r.headers.begin(), r.headers.end(), [](const auto& h) {
-    return hkp::ascii_lower(h.first) == "access-control-allow-origin";
+    return same_name(h.first, "Access-Control-Allow-Origin");
   });
   if (!has) r.set("Access-Control-Allow-Origin", "*");
   co_return r;

@@ -13,9 +13,23 @@
 namespace hkpgw::gateway {
 
 using Handler = std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&)>;
-// `next` runs the rest of the pipeline (and the handler); valid only during the call.
+
+class Pipeline;
+// The rest of the pipeline (and the handler) after one step: a few words, passed by value, no
+// allocation per request. Valid only during the step's call.
+class Next {
+ public:
+  boost::asio::awaitable<HttpResponse> operator()(const HttpRequest& request) const;
+
+ private:
+  friend class Pipeline;
+  Next(const Pipeline& p, std::size_t i, const Handler& last) : p_(&p), i_(i), last_(&last) {}
+  const Pipeline* p_;
+  std::size_t i_;
+  const Handler* last_;
+};
 using Middleware =
-    std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&, const Handler& next)>;
+    std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&, Next next)>;
 
 class Pipeline {
  public:
@@ -27,6 +41,7 @@ class Pipeline {
   }
 
  private:
+  friend class Next;
   boost::asio::awaitable<HttpResponse> step(std::size_t i, const HttpRequest& request,
                                             const Handler& last) const;
   std::vector<Middleware> steps_;

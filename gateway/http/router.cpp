@@ -22,7 +22,8 @@ HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.m
 
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
                const CleaningTally& tally, SnapshotSource snapshot)
-    : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)) {
+    : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)),
+      dispatch_([this](const HttpRequest& r) { return dispatch(r); }) {
   pipeline_.use(allow_any_origin());
 }
 
@@ -35,12 +36,6 @@ const std::vector<Router::Route>& Router::routes() {
       {"POST", "/pks/add", &Router::serve_add},
   };
   return table;
-}
-
-asio::awaitable<HttpResponse> Router::handle(HttpRequest req) {
-  const Handler last = [this](const HttpRequest& r) { return dispatch(r); };
-  HttpResponse r = co_await pipeline_.run(req, last);
-  co_return r;
 }
 
 asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {

@@ -23,9 +23,15 @@ class Router {
   Router(LookupService& lookups, AddService& adds, cache::Store& store, const CleaningTally& tally,
          SnapshotSource snapshot);
 
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
   // Adds a step in front of every route (after the built-in ones).
   void use(Middleware step) { pipeline_.use(std::move(step)); }
-  boost::asio::awaitable<HttpResponse> handle(HttpRequest request);
+  // `request` must outlive the answer (the session holds it).
+  boost::asio::awaitable<HttpResponse> handle(const HttpRequest& request) const {
+    return pipeline_.run(request, dispatch_);
+  }
 
  private:
   using RouteHandler = boost::asio::awaitable<HttpResponse> (Router::*)(
@@ -50,6 +56,7 @@ class Router {
   const CleaningTally& tally_;
   SnapshotSource snapshot_;
   Pipeline pipeline_;
+  Handler dispatch_;  // the pipeline's last step: Router::dispatch
 };
 
 }  // namespace hkpgw::gateway

@@ -36,8 +36,9 @@ struct ServerLimits {
   std::size_t max_per_client = 0;  // per client address (IPv6: per /64); 0 = no limit
 };
 
-// Must not throw; an exception that escapes anyway becomes a 500 and is logged.
-using RequestHandler = std::function<boost::asio::awaitable<HttpResponse>(HttpRequest)>;
+// Must not throw; an exception that escapes anyway becomes a 500 and is logged. The request
+// lives in the session until the answer is complete.
+using RequestHandler = std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&)>;
 // Called once per answered request (access log, metrics).
 using AccessHook =
     std::function<void(const HttpRequest&, const HttpResponse&, std::chrono::microseconds)>;

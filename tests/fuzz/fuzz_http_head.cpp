@@ -22,7 +22,7 @@ struct Server {
   hkpgw::gateway::HttpServer server{
       io,
       hkpgw::gateway::ServerLimits{4096, 1024, std::chrono::milliseconds(300), 64, 0},
-      [](hkpgw::gateway::HttpRequest req) -> boost::asio::awaitable<hkpgw::gateway::HttpResponse> {
+      [](const hkpgw::gateway::HttpRequest& req) -> boost::asio::awaitable<hkpgw::gateway::HttpResponse> {
         co_return hkpgw::gateway::text_response(200, req.method + " " + req.target);
       }};
   int port = 0;

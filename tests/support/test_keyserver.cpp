@@ -230,7 +230,7 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
   co_return listing;
 }
 
-asio::awaitable<HttpResponse> control(State& st, HttpRequest req) {
+asio::awaitable<HttpResponse> control(State& st, const HttpRequest& req) {
   if (req.path() == "/stats") {
     co_return text_response(200, "requests=" + std::to_string(st.requests) +
                                      " lookups=" + std::to_string(st.lookups) +
@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   asio::co_spawn(io, keyserver_accept(st, acceptor, *tls), asio::detached);
   gateway::HttpServer control_server(io, {},
-                                     [&st](HttpRequest r) { return control(st, std::move(r)); });
+                                     [&st](const HttpRequest& r) { return control(st, r); });
   const auto control_addr = control_server.listen({"127.0.0.1", 0});
   std::cout << "tls=127.0.0.1:" << acceptor.local_endpoint().port() << " control=" << control_addr << " keys=" << initial->size()
             << std::endl;

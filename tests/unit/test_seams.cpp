@@ -24,7 +24,7 @@ HttpResponse run(const Pipeline& p, const HttpRequest& req, const Handler& last)
 
 // A step that records its name on the way in and on the way out.
 Middleware tracer(std::string name, std::vector<std::string>& trace) {
-  return [name, &trace](const HttpRequest& r, const Handler& next) -> asio::awaitable<HttpResponse> {
+  return [name, &trace](const HttpRequest& r, Next next) -> asio::awaitable<HttpResponse> {
     trace.push_back(name + ">");
     HttpResponse res = co_await next(r);
     trace.push_back("<" + name);
@@ -53,7 +53,7 @@ TEST_CASE("the pipeline runs its steps in order around the handler", "[seams][un
 TEST_CASE("a step can answer by itself: the handler is never reached", "[seams][unit]") {
   bool reached = false;
   Pipeline p;
-  p.use([](const HttpRequest& r, const Handler& next) -> asio::awaitable<HttpResponse> {
+  p.use([](const HttpRequest& r, Next next) -> asio::awaitable<HttpResponse> {
     if (r.peer.client == "192.0.2.7") co_return text_response(429, "Too many requests");
     HttpResponse res = co_await next(r);
     co_return res;
