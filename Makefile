@@ -30,6 +30,7 @@ bench: build
 	./$(BUILD_DIR)/bench/bench_fleet
 	./$(BUILD_DIR)/bench/bench_keys
 	./$(BUILD_DIR)/bench/bench_hardening
+	./bench/instructions_per_hit.sh $(BUILD_DIR)
 
 # Every test again under AddressSanitizer (a separate build tree): worth it after any change to
 # coroutine plumbing (ARCHITECTURE.md, "Coding traps").

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Instructions the gateway spends on one cached op=get by fingerprint, counted by callgrind (the
+# count is repeatable on a noisy machine, unlike wall time). One network thread; the same
+# keep-alive connection sends 1,000 and then 3,000 requests in two runs, and the difference of
+# the totals divided by 2,000 is the cost of one request (startup cancels out).
+#   bench/instructions_per_hit.sh [BUILD_DIR] [GATEWAY_BINARY]
+# Prints one line. Loopback only; installs valgrind when missing.
+set -euo pipefail
+build=${1:-build}
+binary=${2:-$build/gateway/app/hkp-gateway}
+data=$build/tests/data
+[ -f "$data/keys.env" ] || "$(dirname "$0")/../tests/fixtures/make-fixtures.sh" "$data" >/dev/null
+command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+fpr=$(grep '^ALICE_FPR=' "$data/keys.env" | cut -d= -f2)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+read -r hkp admin < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+cat > "$work/gw.toml" <<TOML
+[server]
+threads = 1
+listen = ["127.0.0.1:$hkp"]
+[admin]
+listen = "127.0.0.1:$admin"
+[cache]
+path = "$work/cache"
+TOML
+"$binary" --config "$work/gw.toml" cache import "$data/alice.asc" >/dev/null
+
+client() {  # N keep-alive requests, each must be a 200
+  python3 - "$1" "$hkp" "$fpr" <<'PY'
+import socket, sys
+n, port, fpr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port))
+req = ("GET /pks/lookup?op=get&options=mr&search=0x%s HTTP/1.1\r\nHost: x\r\n\r\n" % fpr).encode()
+buf = b""
+for _ in range(n):
+    s.sendall(req)
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].decode()
+            length = int([l.split(":")[1] for l in head.split("\r\n") if l.lower().startswith("content-length")][0])
+            if len(buf) >= end + 4 + length:
+                assert head.startswith("HTTP/1.1 200"), head.splitlines()[0]
+                buf = buf[end + 4 + length:]
+                break
+        buf += s.recv(65536)
+PY
+}
+
+declare -A total
+for n in 1000 3000; do
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" "$binary" --config "$work/gw.toml" \
+    >/dev/null 2>"$work/valgrind.$n" &
+  pid=$!
+  for _ in $(seq 150); do
+    curl -sf "http://127.0.0.1:$admin/healthz" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  client "$n"
+  kill -TERM "$pid"
+  wait "$pid" || true
+  total[$n]=$(cat "$work"/cg.$n* | awk '/^summary:/ {s += $2} END {print s}')
+done
+echo "cached op=get by fingerprint: $(( (total[3000] - total[1000]) / 2000 )) instructions per request (callgrind, one network thread)"
