@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench asan fuzz clean
+.PHONY: all deps configure build run test bench bench-compare asan fuzz clean
 
 all: build
 
@@ -31,6 +31,10 @@ bench: build
 	./$(BUILD_DIR)/bench/bench_keys
 	./$(BUILD_DIR)/bench/bench_hardening
 	./bench/instructions_per_hit.sh $(BUILD_DIR)
+
+# The gateway against nginx proxy_cache and nginx static on loopback; writes bench/RESULTS.md.
+bench-compare: build
+	./bench/compare $(BUILD_DIR)
 
 # Every test again under AddressSanitizer (a separate build tree): worth it after any change to
 # coroutine plumbing (ARCHITECTURE.md, "Coding traps").
