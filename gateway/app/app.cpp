@@ -200,7 +200,11 @@ int App::run() {
 
   // Declared first, destroyed last: the cache writer posts completions to it until it stops.
   asio::io_context io(static_cast<int>(threads));
-  cache::Store store(store_options(*cfg));
+  // Before the store: its writer thread tells it what changed until the store is closed.
+  AnswerCache answers;
+  cache::StoreOptions options = store_options(*cfg);
+  options.on_commit = [&answers](const cache::Committed& changed) { answers.forget(changed); };
+  cache::Store store(options);
   if (store.opened_schema() != cache::kSchemaVersion) {
     log::info("cache_migrated", {{"path", cfg->cache.path},
                                  {"from_schema", std::to_string(store.opened_schema())},
@@ -217,7 +221,7 @@ int App::run() {
   // the workers below have stopped running it.
   WorkPool pool(cfg->keys.workers, cfg->keys.work_queue);
   CleaningTally tally(metrics);
-  const ServiceDeps deps{store, fleet, pool, unix_now, metrics, tally};
+  const ServiceDeps deps{store, fleet, pool, unix_now, metrics, tally, answers};
   LookupService lookups(deps, io.get_executor());
   AddService adds(deps);
   Router router(lookups, adds, store, tally, snapshots);

@@ -6,6 +6,7 @@
 #include "cache/store.hpp"
 #include "gateway/observe/clock.hpp"
 #include "gateway/observe/metrics.hpp"
+#include "gateway/service/answer_cache.hpp"
 #include "gateway/service/cleaning_tally.hpp"
 #include "gateway/upstream/fleet.hpp"
 
@@ -20,6 +21,7 @@ struct ServiceDeps {
   Clock now;
   Metrics& metrics;
   CleaningTally& tally;
+  AnswerCache& answers;  // armored single-key answers; the store's on_commit keeps it lean
 };
 
 }  // namespace hkpgw::gateway

@@ -28,26 +28,7 @@ struct CachedKey {
   std::string upstream;
 };
 
-// One key of an answer, cached or just fetched.
-struct Served {
-  const std::string* packets;
-  const hkp::KeyInfo* info;  // null when not loaded (key answers do not need it)
-};
-
 std::int64_t seconds(std::chrono::milliseconds d) { return d.count() / 1000; }
-
-HttpResponse keys_response(const std::vector<Served>& keys) {
-  HttpResponse r;
-  r.content_type = "application/pgp-keys";
-  if (keys.size() == 1) {  // the common case: armor straight from the key's packets
-    r.body = hkp::armor_public_keys(*keys.front().packets);
-    return r;
-  }
-  std::string all;
-  for (const auto& k : keys) all += *k.packets;
-  r.body = hkp::armor_public_keys(all);
-  return r;
-}
 
 HttpResponse index_response(const hkp::LookupRequest& req, std::vector<hkp::IndexEntry> entries,
                             std::int64_t now) {
@@ -59,17 +40,6 @@ HttpResponse index_response(const hkp::LookupRequest& req, std::vector<hkp::Inde
     r.body = hkp::format_html_index(entries, req.search.value, req.op == Op::vindex, now);
   }
   return r;
-}
-
-// The one renderer of a key lookup's answer: the keys themselves (op=get) or their listing.
-HttpResponse render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
-                    std::int64_t now) {
-  if (req.op == Op::get) return keys_response(keys);
-  std::vector<hkp::IndexEntry> entries;
-  for (const auto& k : keys) {
-    if (k.info) entries.push_back(hkp::to_index_entry(*k.info));
-  }
-  return index_response(req, std::move(entries), now);
 }
 
 HttpResponse not_found(const hkp::Search& s) {
@@ -127,6 +97,34 @@ cache::QueryRecord not_found_record(std::int64_t now) {
 
 }  // namespace
 
+// One key of an answer, cached or just fetched.
+struct LookupService::Served {
+  const std::string* packets;
+  const hkp::KeyInfo* info;  // null when not loaded (key answers do not need it)
+  std::optional<cache::Fingerprint> id;
+};
+
+HttpResponse LookupService::render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
+                                   std::int64_t now) const {
+  if (req.op != Op::get) {
+    std::vector<hkp::IndexEntry> entries;
+    for (const auto& k : keys) {
+      if (k.info) entries.push_back(hkp::to_index_entry(*k.info));
+    }
+    return index_response(req, std::move(entries), now);
+  }
+  HttpResponse r;
+  r.content_type = "application/pgp-keys";
+  if (keys.size() == 1 && keys.front().id) {  // the common case: armored once, then cached
+    r.body = *answers_.armored(*keys.front().id, *keys.front().packets);
+    return r;
+  }
+  std::string all;
+  for (const auto& k : keys) all += *k.packets;
+  r.body = hkp::armor_public_keys(all);
+  return r;
+}
+
 // What the cache holds for a search.
 struct LookupService::Found {
   std::vector<CachedKey> keys;
@@ -134,7 +132,7 @@ struct LookupService::Found {
 
   std::vector<Served> served() const {
     std::vector<Served> out;
-    for (const auto& k : keys) out.push_back({&k.packets, k.info ? &*k.info : nullptr});
+    for (const auto& k : keys) out.push_back({&k.packets, k.info ? &*k.info : nullptr, k.id});
     return out;
   }
 };
@@ -304,12 +302,12 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const Fetched& 
     std::vector<Served> keys;
     std::set<std::string> fresh;
     for (const auto& k : fetched.keys) {
-      keys.push_back({&k.packets, &k.info});
+      keys.push_back({&k.packets, &k.info, cache::Fingerprint::from_hex(k.info.fingerprint)});
       fresh.insert(k.info.fingerprint);
     }
     if (search.kind == SearchKind::email) {
       for (const auto& k : l.found.keys) {
-        if (!fresh.contains(k.fingerprint)) keys.push_back({&k.packets, k.info ? &*k.info : nullptr});
+        if (!fresh.contains(k.fingerprint)) keys.push_back({&k.packets, k.info ? &*k.info : nullptr, k.id});
       }
     }
     return decorate(render(l.req, keys, l.now), l.req,

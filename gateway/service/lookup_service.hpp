@@ -32,7 +32,11 @@ class LookupService {
  public:
   // `background` runs revalidations that outlive the request that started them.
   LookupService(ServiceDeps deps, boost::asio::any_io_executor background)
-      : store_(deps.store), now_(deps.now), background_(std::move(background)), fetch_(deps) {}
+      : store_(deps.store),
+        answers_(deps.answers),
+        now_(deps.now),
+        background_(std::move(background)),
+        fetch_(deps) {}
 
   // Answers one parsed lookup (any op but stats), from any front. Applies the lookup policy:
   // 32-bit key IDs per keys.short_key_ids (400 under "reject"), the client's no-cache only with
@@ -63,7 +67,13 @@ class LookupService {
   Found load_cached(const hkp::Search& search, bool need_info) const;
   void note_served(const Found& found) const;
 
+  struct Served;
+  // The one renderer of a key lookup's answer: the keys themselves (op=get) or their listing.
+  HttpResponse render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
+                      std::int64_t now) const;
+
   cache::Store& store_;
+  AnswerCache& answers_;
   Clock now_;
   boost::asio::any_io_executor background_;
   UpstreamFetch fetch_;

@@ -291,11 +291,18 @@ TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integra
   const std::string index = "/pks/lookup?op=index&options=mr&search=0x" + fixture("CAROL_FPR");
   REQUIRE(gw.get(index).status == 200);  // cached, not revoked
   CHECK(gw.get(index).body.find(":r\n") == std::string::npos);
+  // Served twice: the second answer comes from the armored-answer cache.
+  const std::string before = gw.get(get_target(fixture("CAROL_FPR"))).body;
+  REQUIRE(gw.get(get_target(fixture("CAROL_FPR"))).body == before);
   const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
   const HttpResult r = post_add(gw, "keytext=" + gpg_style(rev));
   CHECK(r.status == 200);
   CHECK(r.body == fixture("CAROL_FPR") + ": updated; kept here only\n");
   CHECK_THAT(gw.get(index).body, Contains(":r\n"));
+  // The armored key carries the revocation at once: no cached armor of the old copy is served.
+  const std::string after = gw.get(get_target(fixture("CAROL_FPR"))).body;
+  CHECK(after != before);
+  CHECK(after.size() > before.size());
   // For a key the gateway does not hold, it says so.
   TempDir other;
   Gateway empty(other, {}, "", "forward_adds = \"none\"\n");

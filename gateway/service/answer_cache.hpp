@@ -1,0 +1,60 @@
+// Armored answers of single-key gets, so a cached key is armored once, not on every hit
+// (armoring was about a third of a hit's instructions). An entry is the key's packets and their
+// armor; it is used only when the packets just read from LMDB are byte for byte the ones it was
+// made from, so a stale entry can cost a miss, never a wrong answer. The store's change hook
+// (StoreOptions::on_commit) drops the entries of keys that changed or were evicted, which keeps
+// memory for keys that are still served.
+//
+// Bounded: at most `max_bytes` of packets and armor, in 16 shards of their own mutex (held for a
+// lookup or an insert only); a full shard is emptied whole (cheap, and hot keys come back on
+// their next hit).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "cache/record.hpp"
+#include "cache/store.hpp"
+
+namespace hkpgw::gateway {
+
+class AnswerCache {
+ public:
+  explicit AnswerCache(std::size_t max_bytes = 16 << 20) : shard_budget_(max_bytes / kShards) {}
+
+  // The armor of `packets` (key `fpr`), from the cache or made now and kept.
+  std::shared_ptr<const std::string> armored(const cache::Fingerprint& fpr, std::string_view packets);
+  // Drops what a commit changed (connect to StoreOptions::on_commit).
+  void forget(const cache::Committed& changed);
+
+  struct Stats {
+    std::size_t entries = 0, bytes = 0;
+  };
+  Stats stats() const;
+
+ private:
+  static constexpr std::size_t kShards = 16;
+  struct Entry {
+    std::string packets;
+    std::shared_ptr<const std::string> armor;
+  };
+  struct FingerprintHash {
+    std::size_t operator()(const cache::Fingerprint& f) const noexcept;
+  };
+  struct Shard {
+    mutable std::mutex mutex;
+    std::unordered_map<cache::Fingerprint, Entry, FingerprintHash> entries;
+    std::size_t bytes = 0;
+  };
+  Shard& shard_of(const cache::Fingerprint& f) { return shards_[FingerprintHash{}(f) % kShards]; }
+
+  const std::size_t shard_budget_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,64 @@
+// The armored-answer cache: a hit is armored once, a changed key is never served from an old
+// entry, the store's change hook drops entries, and memory stays within the budget.
+#include <catch2/catch.hpp>
+
+#include "gateway/service/answer_cache.hpp"
+#include "hkp/armor.hpp"
+
+using namespace hkpgw;
+using gateway::AnswerCache;
+
+namespace {
+
+cache::Fingerprint fpr(int n) {
+  char hex[41];
+  std::snprintf(hex, sizeof hex, "%040X", n);
+  return *cache::Fingerprint::from_hex(hex);
+}
+
+}  // namespace
+
+TEST_CASE("a key is armored once, then served from the cache", "[answers][unit]") {
+  AnswerCache answers;
+  const std::string packets("\x98\x33\x04packets of a key", 19);
+  const auto first = answers.armored(fpr(1), packets);
+  CHECK(*first == hkp::armor_public_keys(packets));
+  CHECK(answers.armored(fpr(1), packets) == first);  // the same object: not armored again
+  CHECK(answers.stats().entries == 1);
+}
+
+TEST_CASE("new packets for a key are armored anew, whatever the cache holds", "[answers][unit]") {
+  AnswerCache answers;
+  const std::string v1("\x98\x33\x04version one", 14), v2("\x98\x33\x04version two", 14);
+  const auto a1 = answers.armored(fpr(1), v1);
+  const auto a2 = answers.armored(fpr(1), v2);  // the store changed before on_commit ran
+  CHECK(*a2 == hkp::armor_public_keys(v2));
+  CHECK(*a1 != *a2);
+  CHECK(answers.stats().entries == 1);
+}
+
+TEST_CASE("what a commit changed is dropped", "[answers][unit]") {
+  AnswerCache answers;
+  const std::string packets("\x98\x33\x04some key", 11);
+  answers.armored(fpr(1), packets);
+  answers.armored(fpr(2), packets);
+  cache::Committed changed;
+  changed.keys = {fpr(1), fpr(3)};
+  answers.forget(changed);
+  CHECK(answers.stats().entries == 1);
+  const auto again = answers.armored(fpr(1), packets);
+  CHECK(*again == hkp::armor_public_keys(packets));
+}
+
+TEST_CASE("the cache stays within its budget", "[answers][unit]") {
+  AnswerCache answers(64 << 10);  // 4 KiB a shard
+  const std::string packets(1000, 'x');
+  for (int i = 0; i < 1000; ++i) answers.armored(fpr(i), packets);
+  CHECK(answers.stats().bytes <= (64 << 10));
+  CHECK(answers.stats().entries > 0);
+  // An answer bigger than a shard is served, not kept.
+  const std::string huge(8 << 10, 'y');
+  const auto big = answers.armored(fpr(5000), huge);
+  CHECK(*big == hkp::armor_public_keys(huge));
+  CHECK(answers.stats().bytes <= (64 << 10));
+}
