@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -126,9 +127,45 @@ class Reloader {
   Metrics& metrics_;
 };
 
+// One io_context per network thread (server.threads), each run by its own thread, so that a
+// connection and its requests stay on one thread: no strand, no hop, no cross-thread wake-up per
+// request. The first also runs what is not a connection: upstream I/O, probes, signals, the
+// retrier, the admin listener, the acceptors.
+class Contexts {
+ public:
+  explicit Contexts(unsigned n) {
+    for (unsigned i = 0; i < std::max(1u, n); ++i) {
+      all_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.push_back(std::make_unique<Guard>(all_.back()->get_executor()));
+    }
+  }
+  asio::io_context& main() { return *all_.front(); }
+  std::vector<asio::io_context*> each() const {
+    std::vector<asio::io_context*> out;
+    for (const auto& c : all_) out.push_back(c.get());
+    return out;
+  }
+  // Runs every context on its own thread (the caller runs the first) until stop().
+  void run() {
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < all_.size(); ++i) threads.emplace_back([c = all_[i].get()] { c->run(); });
+    all_.front()->run();
+    for (auto& t : threads) t.join();
+  }
+  void stop() {
+    for (auto& g : guards_) g->reset();
+    for (auto& c : all_) c->stop();
+  }
+
+ private:
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<asio::io_context>> all_;
+  std::vector<std::unique_ptr<Guard>> guards_;
+};
+
 // What a graceful stop has to reach.
 struct Running {
-  asio::io_context& io;
+  Contexts& contexts;
   HttpServer& hkp;
   HttpServer& admin;
   Fleet& fleet;
@@ -152,7 +189,7 @@ asio::awaitable<void> handle_signals(asio::signal_set& signals, Running r) {
     r.admin.stop();
     r.fleet.stop_probing();
     r.adds.stop();
-    asio::steady_timer t(r.io);
+    asio::steady_timer t(r.contexts.main());
     const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
     while (r.hkp.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
       t.expires_after(std::chrono::milliseconds(20));
@@ -161,7 +198,7 @@ asio::awaitable<void> handle_signals(asio::signal_set& signals, Running r) {
     if (r.hkp.active_connections() > 0) {
       log::warn("shutdown_grace_expired", {{"connections", std::to_string(r.hkp.active_connections())}});
     }
-    r.io.stop();
+    r.contexts.stop();
     co_return;
   }
 }
@@ -198,8 +235,9 @@ int App::run() {
   const unsigned threads =
       cfg->server.threads ? cfg->server.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  // Declared first, destroyed last: the cache writer posts completions to it until it stops.
-  asio::io_context io(static_cast<int>(threads));
+  // Declared first, destroyed last: the cache writer posts completions to them until it stops.
+  Contexts contexts(threads);
+  asio::io_context& io = contexts.main();
   // Before the store: its writer thread tells it what changed until the store is closed.
   AnswerCache answers;
   cache::StoreOptions options = store_options(*cfg);
@@ -226,7 +264,7 @@ int App::run() {
   AddService adds(deps);
   Router router(lookups, adds, store, tally, snapshots);
 
-  HttpServer hkp_server(io, server_limits(*cfg),
+  HttpServer hkp_server(contexts.each(), server_limits(*cfg),
                         [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
                                                std::chrono::microseconds d) {
@@ -246,7 +284,8 @@ int App::run() {
   listen_admin(admin_server, *cfg);
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-  asio::co_spawn(io, handle_signals(signals, Running{io, hkp_server, admin_server, fleet, adds, reload}),
+  asio::co_spawn(io,
+                 handle_signals(signals, Running{contexts, hkp_server, admin_server, fleet, adds, reload}),
                  asio::detached);
   fleet.start_probing(io.get_executor(), snapshots);
   adds.start(io.get_executor(), snapshots);
@@ -255,10 +294,7 @@ int App::run() {
                         {"config", cfg->source},
                         {"cache", cfg->cache.path},
                         {"upstreams", std::to_string(cfg->upstreams.list.size())}});
-  std::vector<std::thread> workers;
-  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });
-  io.run();
-  for (auto& w : workers) w.join();
+  contexts.run();
   store.flush();
   log::info("stopped");
   return 0;

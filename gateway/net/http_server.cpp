@@ -35,10 +35,17 @@ constexpr std::size_t kMaxDrainBytes = 64 << 20;
 constexpr std::chrono::milliseconds kMaxDrainTime{10000};
 
 struct HttpServer::Impl {
-  Impl(asio::io_context& i, ServerLimits l, RequestHandler h, AccessHook a)
-      : io(i), limits(l), handler(std::move(h)), on_response(std::move(a)) {}
+  Impl(std::vector<asio::io_context*> c, bool single, ServerLimits l, RequestHandler h, AccessHook a)
+      : contexts(std::move(c)), single_threaded(single), limits(l), handler(std::move(h)),
+        on_response(std::move(a)) {}
 
-  asio::io_context& io;
+  // Where connections live: accepted on the first context, each new one handed to the next
+  // context in turn, where it stays.
+  std::vector<asio::io_context*> contexts;
+  std::atomic<std::size_t> next_context{0};
+  // Each context is run by one thread: a connection needs no strand, and its request never
+  // changes threads.
+  bool single_threaded;
   ServerLimits limits;
   RequestHandler handler;
   AccessHook on_response;
@@ -307,7 +314,10 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
                                                     std::shared_ptr<asio::ssl::context> tls) {
   std::atomic<bool> refusal_logged{false};
   while (true) {
-    auto strand = asio::make_strand(io);
+    asio::io_context& io = *contexts[next_context++ % contexts.size()];
+    const asio::any_io_executor strand =
+        single_threaded ? asio::any_io_executor(io.get_executor())
+                        : asio::any_io_executor(asio::make_strand(io));
     auto [ec, socket] = co_await acceptor->async_accept(strand, kTuple);
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
@@ -353,7 +363,16 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
 
 HttpServer::HttpServer(asio::io_context& io, ServerLimits limits, RequestHandler handler,
                        AccessHook on_response)
-    : impl_(std::make_unique<Impl>(io, limits, std::move(handler), std::move(on_response))),
+    : impl_(std::make_unique<Impl>(std::vector<asio::io_context*>{&io}, false, limits,
+                                   std::move(handler), std::move(on_response))),
+      active_(std::make_shared<std::atomic<std::size_t>>(0)) {
+  impl_->active = active_;
+}
+
+HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits limits,
+                       RequestHandler handler, AccessHook on_response)
+    : impl_(std::make_unique<Impl>(std::move(per_thread), true, limits, std::move(handler),
+                                   std::move(on_response))),
       active_(std::make_shared<std::atomic<std::size_t>>(0)) {
   impl_->active = active_;
 }
@@ -366,7 +385,7 @@ std::string HttpServer::listen(const config::ListenAddress& address,
   const auto ip = asio::ip::make_address(address.host, ec);
   tcp::endpoint endpoint;
   if (ec) {
-    tcp::resolver resolver(impl_->io);
+    tcp::resolver resolver(*impl_->contexts.front());
     auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
     if (ec || results.empty()) {
       throw std::runtime_error("cannot resolve listen address " + address.text() + ": " +
@@ -376,7 +395,8 @@ std::string HttpServer::listen(const config::ListenAddress& address,
   } else {
     endpoint = tcp::endpoint(ip, address.port);
   }
-  auto acceptor = std::make_shared<tcp::acceptor>(impl_->io);
+  asio::io_context& first = *impl_->contexts.front();
+  auto acceptor = std::make_shared<tcp::acceptor>(first);
   acceptor->open(endpoint.protocol(), ec);
   if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
@@ -390,7 +410,7 @@ std::string HttpServer::listen(const config::ListenAddress& address,
     std::lock_guard lock(impl_->mutex);
     impl_->acceptors.push_back(acceptor);
   }
-  asio::co_spawn(impl_->io, impl_->accept_loop(acceptor, std::move(tls)), asio::detached);
+  asio::co_spawn(first, impl_->accept_loop(acceptor, std::move(tls)), asio::detached);
   return config::ListenAddress{bound.address().to_string(), bound.port()}.text();
 }
 
@@ -405,7 +425,7 @@ void HttpServer::stop() {
     idle.swap(impl_->idle);
   }
   for (auto& a : acceptors) {
-    asio::post(impl_->io, [a] {
+    asio::post(a->get_executor(), [a] {
       beast::error_code ignored;
       a->close(ignored);
     });

@@ -45,8 +45,14 @@ using AccessHook =
 
 class HttpServer {
  public:
+  // Connections on `io`, which any number of threads may run (each connection on a strand).
   HttpServer(boost::asio::io_context& io, ServerLimits limits, RequestHandler handler,
              AccessHook on_response = {});
+  // Each context run by exactly one thread: connections are accepted on the first and handed
+  // to the contexts in turn; a connection stays on its context, needs no strand, and its
+  // requests never change threads.
+  HttpServer(std::vector<boost::asio::io_context*> per_thread, ServerLimits limits,
+             RequestHandler handler, AccessHook on_response = {});
   ~HttpServer();
 
   // Binds and starts accepting. `tls` null = plain HTTP. Returns the bound address ("ip:port",
