@@ -25,14 +25,18 @@ void append_int(std::string& out, std::int64_t v) {
   if (v != 0) out += std::to_string(v);
 }
 
+// YYYY-MM-DD, or "" for a time that is not a date of years 1970 to 9999. Times come from
+// upstream listings: one far in the future used to make strftime fill the buffer without a
+// terminating NUL, and the copy read past it (fuzz_mr_index).
 std::string date(std::int64_t t) {
-  if (t <= 0) return "";
+  constexpr std::int64_t kYear10000 = 253402300800;  // 10000-01-01T00:00:00Z
+  if (t <= 0 || t >= kYear10000) return "";
   const std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
-  gmtime_r(&tt, &tm);
+  if (!gmtime_r(&tt, &tm)) return "";
   char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return std::string(buf, n);
 }
 
 std::int64_t to_int(std::string_view s) {

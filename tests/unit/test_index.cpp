@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "hkp/index.hpp"
@@ -112,4 +113,24 @@ TEST_CASE("a hostile upstream listing is bounded: keys, user IDs per key, bytes 
   REQUIRE(huge.has_value());
   REQUIRE(huge->front().uids.size() == 1);
   CHECK(huge->front().uids.front().text.size() == kMaxIndexUidBytes);
+}
+
+TEST_CASE("dates an upstream listing cannot render are left out, never read past a buffer",
+          "[hkp][unit]") {
+  // Found by fuzz_mr_index: a creation time in the year 5.7 billion made strftime fill its
+  // buffer without a NUL (a stack overflow read, under ASan an abort).
+  const std::string listing =
+      "info:1:1\npub:8D6869403CA846641B91F98BE7304863BBD6EEC7:22:255:179611611859188117:"
+      "253402300800:\nuid:Dave:179611611859188117::\n";
+  const auto entries = parse_mr_index(listing);
+  REQUIRE(entries.has_value());
+  REQUIRE(entries->size() == 1);
+  const std::string html = format_html_index(*entries, "dave", true, 1750000000);
+  CHECK_THAT(html, Contains("8D6869403CA846641B91F98BE7304863BBD6EEC7"));
+  CHECK(html.find("179611") == std::string::npos);  // no date shown for it
+  CHECK(std::none_of(html.begin(), html.end(),       // and no stack bytes either
+                     [](unsigned char c) { return c < 0x20 && c != '\n'; }));
+  IndexEntry e = sample();
+  e.created = 253402300799;  // 9999-12-31T23:59:59Z: the last one shown
+  CHECK_THAT(format_html_index(std::vector{e}, "x", true, 1750000000), Contains("9999-12-31"));
 }
