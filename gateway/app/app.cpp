@@ -56,7 +56,7 @@ void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::mi
   const std::string status = std::to_string(res.status);
   const std::string ms = std::to_string(d.count() / 1000.0);
   const std::string peer = req.peer.text();
-  log::info("request", {{"peer", peer},
+  log::write_batched(log::Level::info, "request", {{"peer", peer},
                         {"method", req.method},
                         {"target", logged_target(req.target, log_searches)},
                         {"status", status},
@@ -127,6 +127,17 @@ class Reloader {
   Metrics& metrics_;
 };
 
+// Writes this thread's batched access lines every 100 ms (log::write_batched).
+asio::awaitable<void> flush_logs(asio::io_context& io) {
+  asio::steady_timer tick(io);
+  while (true) {
+    tick.expires_after(std::chrono::milliseconds(100));
+    auto [ec] = co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    log::flush_batched();
+  }
+}
+
 // One io_context per network thread (server.threads), each run by its own thread, so that a
 // connection and its requests stay on one thread: no strand, no hop, no cross-thread wake-up per
 // request. The first also runs what is not a connection: upstream I/O, probes, signals, the
@@ -145,11 +156,19 @@ class Contexts {
     for (const auto& c : all_) out.push_back(c.get());
     return out;
   }
-  // Runs every context on its own thread (the caller runs the first) until stop().
+  // Runs every context on its own thread (the caller runs the first) until stop(). Each thread
+  // writes its batched access lines at least every 100 ms, and what is left when it stops.
   void run() {
+    for (auto& c : all_) asio::co_spawn(*c, flush_logs(*c), asio::detached);
     std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < all_.size(); ++i) threads.emplace_back([c = all_[i].get()] { c->run(); });
+    for (std::size_t i = 1; i < all_.size(); ++i) {
+      threads.emplace_back([c = all_[i].get()] {
+        c->run();
+        log::flush_batched();
+      });
+    }
     all_.front()->run();
+    log::flush_batched();
     for (auto& t : threads) t.join();
   }
   void stop() {

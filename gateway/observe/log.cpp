@@ -56,9 +56,9 @@ void append_value(std::string& out, std::string_view v) {
   out.push_back('"');
 }
 
-}  // namespace
 
-void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+void format_line(std::string& line, Level level, std::string_view event,
+                 std::initializer_list<Field> fields) {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
   const auto ms =
@@ -68,7 +68,7 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
   char ts[64];
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  std::string line = "ts=";
+  line += "ts=";
   line += ts;
   line += " level=";
   line += level_name(level);
@@ -81,9 +81,50 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
     append_value(line, v);
   }
   line.push_back('\n');
+}
+
+// What one write(2) may carry: up to PIPE_BUF bytes go into a pipe (journald, a supervisor)
+// whole, so lines of concurrent writers never interleave.
+constexpr std::size_t kBatchBytes = 4096;
+constexpr auto kBatchAge = std::chrono::milliseconds(100);
+
+struct Batch {
+  std::string lines;
+  std::chrono::steady_clock::time_point first{};
+  void flush() {
+    if (lines.empty()) return;
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, lines.data(), lines.size());
+    lines.clear();
+  }
+  ~Batch() { flush(); }  // a thread that ends leaves nothing behind
+};
+thread_local Batch batch;
+
+}  // namespace
+
+void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  std::string line;
+  format_line(line, level, event, fields);
   // One write(2) per line keeps concurrent lines from interleaving.
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
 }
+
+void write_batched(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  std::string line;
+  format_line(line, level, event, fields);
+  const auto now = std::chrono::steady_clock::now();
+  if (batch.lines.size() + line.size() > kBatchBytes || now - batch.first >= kBatchAge) {
+    batch.flush();
+  }
+  if (line.size() > kBatchBytes) {  // alone, as write() would
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+    return;
+  }
+  if (batch.lines.empty()) batch.first = now;
+  batch.lines += line;
+}
+
+void flush_batched() { batch.flush(); }
 
 namespace {
 

@@ -25,6 +25,13 @@ inline void error(std::string_view event, std::initializer_list<Field> fields = 
   write(Level::error, event, fields);
 }
 
+// For the access log: lines are collected per thread and written together (one write(2) of at
+// most 4 KiB, PIPE_BUF, so they still never interleave with other lines). A line waits at most
+// 100 ms if more lines follow; a thread that goes quiet must call flush_batched() now and then
+// (the app does, every 100 ms on each network thread), and a thread that ends writes its rest.
+void write_batched(Level level, std::string_view event, std::initializer_list<Field> fields);
+void flush_batched();  // this thread's collected lines, now
+
 // Libraries that print to the C `stderr` stream (RNP prints some validation failures there,
 // unconditionally) would break the one-event-per-line format. This points `stderr` at a stream
 // that turns each of their lines into a `level=warn event=library_message text="..."` line.

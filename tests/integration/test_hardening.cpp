@@ -170,6 +170,8 @@ TEST_CASE("a too-large upload is answered 413 that gpg and sq read, and gpg keep
   // a 413 it read included, so what it shows cannot tell the two apart; the gateway's side can:
   // each of its attempts was answered 413, and sq's next lookup works.
   auto answered_413 = [&] { return occurrences(gw.log(), "target=/pks/add status=413"); };
+  // Access lines are written in batches within 200 ms: let gpg's be counted first.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
   const std::size_t before = answered_413();
   for (int i = 0; i < 3; ++i) {
     const auto sent = run({"sq", "keyserver", "--policy", "insecure", "--server",
@@ -227,7 +229,7 @@ TEST_CASE("request smuggling: transfer codings other than chunked are refused an
   SECTION("the access line of an early answer names what was asked") {
     raw("gzip");
     REQUIRE(gw.process().wait_for("status=400", std::chrono::seconds(5)));
-    CHECK_THAT(gw.log(), Contains("method=POST target=/pks/add status=400"));
+    CHECK(gw.process().wait_for("method=POST target=/pks/add status=400"));  // access lines come in batches
   }
   CHECK(gw.process().running());
 }
@@ -249,7 +251,7 @@ TEST_CASE("HEAD is served as GET without a body", "[integration][hardening]") {
       raw_exchange(gw.address(), "HEAD /pks/lookup?op=get&search=0x" + std::string(40, 'B') +
                                      " HTTP/1.0\r\n\r\n");
   CHECK(missing.starts_with("HTTP/1.0 404"));
-  CHECK_THAT(gw.log(), Contains("method=HEAD"));
+  CHECK(gw.process().wait_for("method=HEAD"));  // access lines come in batches
 }
 
 TEST_CASE("every upstream broken and a cold cache: one short parallel attempt, a clear 503, "
