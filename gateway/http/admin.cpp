@@ -103,9 +103,7 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
     // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
     if (!ctx.store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
     const auto snap = ctx.snapshots();
-    const bool upstream_ok = snap->upstreams.empty() ||  // a cache-only gateway
-                             std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
-                                         [](const auto& u) { return u->health().healthy(); });
+    const bool upstream_ok = !Fleet::none_healthy(*snap);  // true for a cache-only gateway
     if (!upstream_ok && ctx.store.stats().keys == 0) {
       co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
     }

@@ -306,8 +306,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
     std::string packets;
     d_.store.visit_fingerprints(std::span(&e.fingerprint, 1),
                               [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
-    const bool known = std::any_of(snap->upstreams.begin(), snap->upstreams.end(),
-                                   [&](const auto& u) { return u->name() == e.upstream; });
+    const bool known = snap->find(e.upstream) != nullptr;
     if (packets.empty() || !known) {  // evicted or purged, or the upstream left the config
       log::warn("key_forward_dropped", {{"upstream", e.upstream},
                                         {"fingerprint", fpr},
