@@ -10,6 +10,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -73,7 +74,8 @@ struct HttpServer::Impl {
   asio::awaitable<HttpResponse> answer(HttpRequest& req);
   template <class Stream>
   asio::awaitable<beast::error_code> write_response(Stream& stream, const HttpResponse& res,
-                                                    unsigned version, bool keep_alive, bool head);
+                                                    std::string& head_buf, unsigned version,
+                                                    bool keep_alive, bool head);
   asio::awaitable<void> drain(beast::tcp_stream& tcp_layer);
   // Returns the ticket to clear it with.
   std::uint64_t set_idle(std::function<void()> closer);
@@ -193,19 +195,30 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   co_return in;
 }
 
+// One gather write of the head and the body. On plain TCP the socket is tried first without
+// waiting: an answer that fits the socket buffer (every cached key) leaves in one sendmsg(2)
+// with no reactor round trip and no timer; only what does not fit waits, with the timeout.
 template <class Stream>
 asio::awaitable<beast::error_code> HttpServer::Impl::write_response(Stream& stream,
                                                                    const HttpResponse& res,
+                                                                   std::string& head_buf,
                                                                    unsigned version,
                                                                    bool keep_alive, bool head) {
-  auto beast_res = to_beast(res, version, keep_alive);
-  lowest(stream).expires_after(limits.client_timeout);
-  if (head) {  // HEAD: the same status and headers, no body (RFC 9110 section 9.3.2)
-    http::response_serializer<http::string_body> header_only(beast_res);
-    auto [ec, n] = co_await http::async_write_header(stream, header_only, kTuple);
-    co_return ec;
+  write_head(res, version, keep_alive, head_buf);
+  std::array<asio::const_buffer, 2> parts{asio::buffer(head_buf),
+                                          asio::buffer(res.body.data(), head ? 0 : res.body.size())};
+  // HEAD: the same status and headers, no body (RFC 9110 section 9.3.2)
+  std::size_t sent = 0;
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    beast::error_code ec;
+    sent = stream.socket().write_some(parts, ec);  // non-blocking (session start)
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+    if (sent == asio::buffer_size(parts)) co_return beast::error_code{};
   }
-  auto [ec, n] = co_await http::async_write(stream, beast_res, kTuple);
+  beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(parts);
+  rest.consume(sent);
+  lowest(stream).expires_after(limits.client_timeout);
+  auto [ec, n] = co_await asio::async_write(stream, rest, kTuple);
   co_return ec;
 }
 
@@ -273,7 +286,12 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
     if (ec) co_return;  // failed handshakes are the client's business; nothing to answer
   }
 
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    beast::error_code ignored;
+    tcp_layer.socket().non_blocking(true, ignored);  // for write_response's first try
+  }
   beast::flat_buffer buffer;
+  std::string head_buf;  // the answers' status lines and headers, its memory reused
   while (true) {
     Incoming in = co_await read_request(stream, buffer, peer, closer);
     if (!in.request) break;  // the client went away or idled out: close quietly
@@ -288,7 +306,8 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
     }
     const bool keep_alive = in.keep_alive && !res.close && !stopping.load();
     const beast::error_code wec =
-        co_await write_response(stream, res, req.version, keep_alive, req.method == "HEAD");
+        co_await write_response(stream, res, head_buf, req.version, keep_alive,
+                               req.method == "HEAD");
     if (on_response) {
       on_response(req, res,
                   std::chrono::duration_cast<std::chrono::microseconds>(

@@ -5,7 +5,9 @@
 #include "gateway/net/http_wire.hpp"
 
 #include <boost/asio/ssl/error.hpp>
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 
 namespace hkpgw::gateway::wire {
 
@@ -13,17 +15,40 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
-http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version,
-                                           bool keep_alive) {
-  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
-  res.set(http::field::server, "hkp-gateway");
-  res.set("X-Content-Type-Options", "nosniff");
-  res.set(http::field::content_type, r.content_type);
-  for (const auto& [name, value] : r.headers) res.set(name, value);
-  res.body() = r.body;
-  res.keep_alive(keep_alive);
-  res.prepare_payload();  // Content-Length, always (dirmngr has no chunked decoder)
-  return res;
+namespace {
+
+void append_value(std::string& out, std::string_view v) {
+  for (const char c : v) out.push_back(c == '\r' || c == '\n' || c == '\0' ? ' ' : c);
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  append_value(out, name);
+  out += ": ";
+  append_value(out, value);
+  out += "\r\n";
+}
+
+}  // namespace
+
+void write_head(const HttpResponse& r, unsigned version, bool keep_alive, std::string& out) {
+  out.clear();
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  char digits[8];
+  const auto status = std::clamp(r.status, 100u, 999u);
+  const auto end = std::to_chars(digits, digits + sizeof digits, status).ptr;
+  out.append(digits, end);
+  out.push_back(' ');
+  out += http::obsolete_reason(static_cast<http::status>(status));
+  out += "\r\nServer: hkp-gateway\r\nX-Content-Type-Options: nosniff\r\n";
+  append_field(out, "Content-Type", r.content_type);
+  for (const auto& [name, value] : r.headers) append_field(out, name, value);
+  if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) out += "Connection: close\r\n";
+  out += "Content-Length: ";
+  char length[24];
+  const auto lend = std::to_chars(length, length + sizeof length, r.body.size()).ptr;
+  out.append(length, lend);
+  out += "\r\n\r\n";
 }
 
 bool has_no_cache(const http::request<http::string_body>& req) {

@@ -16,8 +16,12 @@ namespace hkpgw::gateway::wire {
 
 namespace http = boost::beast::http;
 
-// Our answer as Beast's message: Content-Length always (dirmngr has no chunked decoder).
-http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version, bool keep_alive);
+// The status line and header fields of our answer, appended to `out` (cleared first), ending in
+// the blank line: Content-Length always (dirmngr has no chunked decoder), "Connection: close" or
+// "keep-alive" as HTTP/1.1 and 1.0 need it. Written by hand into a buffer the connection reuses:
+// Beast's serializer was half of a cached answer's instructions. CR, LF and NUL in a value are
+// written as spaces (no header injection, whatever a handler puts there).
+void write_head(const HttpResponse& r, unsigned version, bool keep_alive, std::string& out);
 // Pragma: no-cache or Cache-Control: no-cache.
 bool has_no_cache(const http::request<http::string_body>& req);
 // "http://host:port/path?q" (absolute-form, as sent to a proxy) -> "/path?q".
