@@ -7,13 +7,22 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <atomic>
 #include <mutex>
+#include <vector>
 
 namespace hkpgw::gateway {
 
 namespace pm = prometheus;
 
+namespace {
+std::atomic<std::uint64_t> next_serial{1};
+}  // namespace
+
 struct Metrics::Impl {
+  // Which Metrics a thread's remembered series belong to (an address could be reused).
+  const std::uint64_t serial = next_serial++;
   pm::Registry registry;
   pm::Family<pm::Counter>& requests = pm::BuildCounter()
                                           .Name("hkp_gateway_requests_total")
@@ -112,15 +121,51 @@ Metrics& Metrics::none() {
   return disabled;
 }
 
+// The series one request touches, remembered per thread: Family::Add builds a label map, hashes
+// it and takes the family's mutex, a tenth of a cached answer's instructions. Bounded: ops,
+// statuses and cache results are small fixed sets.
 void Metrics::request(std::string_view op, unsigned status, std::string_view cache,
                       double seconds) {
   if (!impl_) return;
-  const std::string o = op.empty() || op == "-" ? "other" : std::string(op);
-  impl_->requests.Add({{"op", o}, {"status", std::to_string(status)}}).Increment();
-  impl_->request_duration.Add({{"op", o}}, Impl::latency_buckets()).Observe(seconds);
-  if (!cache.empty() && cache != "-") {
-    impl_->cache_lookups.Add({{"result", std::string(cache)}}).Increment();
+  struct Series {
+    std::uint64_t owner;
+    std::string op;
+    unsigned status;
+    pm::Counter* count;
+    pm::Histogram* duration;
+  };
+  struct Lookups {
+    std::uint64_t owner;
+    std::string result;
+    pm::Counter* count;
+  };
+  thread_local std::vector<Series> series;
+  thread_local std::vector<Lookups> lookups;
+  if (!series.empty() && series.front().owner != impl_->serial) series.clear();  // a new Metrics
+  if (!lookups.empty() && lookups.front().owner != impl_->serial) lookups.clear();
+  const std::string_view o = op.empty() || op == "-" ? std::string_view("other") : op;
+  auto it = std::find_if(series.begin(), series.end(), [&](const Series& x) {
+    return x.owner == impl_->serial && x.status == status && x.op == o;
+  });
+  if (it == series.end()) {
+    const std::string name(o);
+    series.push_back({impl_->serial, name, status,
+                      &impl_->requests.Add({{"op", name}, {"status", std::to_string(status)}}),
+                      &impl_->request_duration.Add({{"op", name}}, Impl::latency_buckets())});
+    it = std::prev(series.end());
   }
+  it->count->Increment();
+  it->duration->Observe(seconds);
+  if (cache.empty() || cache == "-") return;
+  auto lt = std::find_if(lookups.begin(), lookups.end(), [&](const Lookups& x) {
+    return x.owner == impl_->serial && x.result == cache;
+  });
+  if (lt == lookups.end()) {
+    const std::string name(cache);
+    lookups.push_back({impl_->serial, name, &impl_->cache_lookups.Add({{"result", name}})});
+    lt = std::prev(lookups.end());
+  }
+  lt->count->Increment();
 }
 
 void Metrics::upstream(const std::string& upstream, std::string_view outcome, double seconds) {
