@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +53,8 @@ struct HttpResponse {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // A body kept elsewhere (a cached key's armor), sent without a copy; when set, `body` is unused.
+  std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool close = false;  // close the connection after this response
 
@@ -60,6 +63,9 @@ struct HttpResponse {
   std::string log_kind = "-";
   CacheResult log_cache = CacheResult::none;
   std::string log_upstream = "-";
+
+  // What is sent: the shared body when there is one.
+  std::string_view payload() const { return shared_body ? std::string_view(*shared_body) : body; }
 
   void set(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -205,8 +205,9 @@ asio::awaitable<beast::error_code> HttpServer::Impl::write_response(Stream& stre
                                                                    unsigned version,
                                                                    bool keep_alive, bool head) {
   write_head(res, version, keep_alive, head_buf);
+  const std::string_view body = res.payload();
   std::array<asio::const_buffer, 2> parts{asio::buffer(head_buf),
-                                          asio::buffer(res.body.data(), head ? 0 : res.body.size())};
+                                          asio::buffer(body.data(), head ? 0 : body.size())};
   // HEAD: the same status and headers, no body (RFC 9110 section 9.3.2)
   std::size_t sent = 0;
   if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {

@@ -46,7 +46,7 @@ void write_head(const HttpResponse& r, unsigned version, bool keep_alive, std::s
   if (version != 10 && !keep_alive) out += "Connection: close\r\n";
   out += "Content-Length: ";
   char length[24];
-  const auto lend = std::to_chars(length, length + sizeof length, r.body.size()).ptr;
+  const auto lend = std::to_chars(length, length + sizeof length, r.payload().size()).ptr;
   out.append(length, lend);
   out += "\r\n\r\n";
 }

@@ -1,4 +1,4 @@
-// Armored answers of single-key gets, so a cached key is armored once, not on every hit
+// Armored answers of key gets, so a cached key is armored once, not on every hit
 // (armoring was about a third of a hit's instructions). An entry is the key's packets and their
 // armor; it is used only when the packets just read from LMDB are byte for byte the ones it was
 // made from, so a stale entry can cost a miss, never a wrong answer. The store's change hook
@@ -27,8 +27,20 @@ class AnswerCache {
  public:
   explicit AnswerCache(std::size_t max_bytes = 16 << 20) : shard_budget_(max_bytes / kShards) {}
 
-  // The armor of `packets` (key `fpr`), from the cache or made now and kept.
-  std::shared_ptr<const std::string> armored(const cache::Fingerprint& fpr, std::string_view packets);
+  // A key's packets and their armor, made once and shared by every answer that sends them (a
+  // hit copies neither out of LMDB nor into the response).
+  struct Prepared {
+    std::string packets;
+    std::string armor;
+  };
+  // For `packets` (key `fpr`, just read from LMDB): the cached entry, or one made now and kept.
+  std::shared_ptr<const Prepared> prepared(const cache::Fingerprint& fpr, std::string_view packets);
+  // The armor alone (shares the entry).
+  std::shared_ptr<const std::string> armored(const cache::Fingerprint& fpr, std::string_view packets) {
+    auto p = prepared(fpr, packets);
+    const std::string* armor = &p->armor;
+    return std::shared_ptr<const std::string>(std::move(p), armor);
+  }
   // Drops what a commit changed (connect to StoreOptions::on_commit).
   void forget(const cache::Committed& changed);
 
@@ -39,16 +51,12 @@ class AnswerCache {
 
  private:
   static constexpr std::size_t kShards = 16;
-  struct Entry {
-    std::string packets;
-    std::shared_ptr<const std::string> armor;
-  };
   struct FingerprintHash {
     std::size_t operator()(const cache::Fingerprint& f) const noexcept;
   };
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_map<cache::Fingerprint, Entry, FingerprintHash> entries;
+    std::unordered_map<cache::Fingerprint, std::shared_ptr<const Prepared>, FingerprintHash> entries;
     std::size_t bytes = 0;
   };
   Shard& shard_of(const cache::Fingerprint& f) { return shards_[FingerprintHash{}(f) % kShards]; }

@@ -22,7 +22,7 @@ constexpr std::size_t kMaxLocalTextMatches = 100;
 struct CachedKey {
   std::string fingerprint;  // hex, when the info was loaded
   cache::Fingerprint id;
-  std::string packets;
+  std::shared_ptr<const AnswerCache::Prepared> key;  // packets and armor, when an answer sends them
   std::optional<hkp::KeyInfo> info;
   std::int64_t fetched_at = 0;
   std::string upstream;
@@ -102,6 +102,7 @@ struct LookupService::Served {
   const std::string* packets;
   const hkp::KeyInfo* info;  // null when not loaded (key answers do not need it)
   std::optional<cache::Fingerprint> id;
+  std::shared_ptr<const AnswerCache::Prepared> prepared;  // a cached key's, when loaded
 };
 
 HttpResponse LookupService::render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
@@ -115,8 +116,11 @@ HttpResponse LookupService::render(const hkp::LookupRequest& req, const std::vec
   }
   HttpResponse r;
   r.content_type = "application/pgp-keys";
-  if (keys.size() == 1 && keys.front().id) {  // the common case: armored once, then cached
-    r.body = *answers_.armored(*keys.front().id, *keys.front().packets);
+  if (keys.size() == 1 && (keys.front().prepared || keys.front().id)) {  // armored once, shared
+    const Served& k = keys.front();
+    auto p = k.prepared ? k.prepared : answers_.prepared(*k.id, *k.packets);
+    const std::string* armor = &p->armor;
+    r.shared_body = std::shared_ptr<const std::string>(std::move(p), armor);
     return r;
   }
   std::string all;
@@ -132,7 +136,9 @@ struct LookupService::Found {
 
   std::vector<Served> served() const {
     std::vector<Served> out;
-    for (const auto& k : keys) out.push_back({&k.packets, k.info ? &*k.info : nullptr, k.id});
+    for (const auto& k : keys) {
+      out.push_back({k.key ? &k.key->packets : nullptr, k.info ? &*k.info : nullptr, k.id, k.key});
+    }
     return out;
   }
 };
@@ -151,11 +157,14 @@ struct LookupService::KeyLookup {
   std::int64_t age() const { return now - fetched_at; }
 };
 
-LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info) const {
+LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info,
+                                               bool need_packets) const {
   Found f;
   auto take = [&](const cache::KeyRecordView& v) {
     CachedKey k;
-    k.packets = std::string(v.packets);
+    // Read in the transaction, compared with the answer cache's copy: packets are copied (and
+    // armored) only when the key changed since it was last served.
+    if (need_packets) k.key = answers_.prepared(v.fingerprint, v.packets);
     if (need_info) {
       k.info = cache::decode_key_info(v.info_bytes);
       if (k.info) k.fingerprint = k.info->fingerprint;
@@ -250,7 +259,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   const bool email = search.kind == SearchKind::email;
   KeyLookup l{req, no_cache, now_(), cache::query_key(Op::get, search), {}, {}, 0};
   // Email answers merge cached and fetched keys, which needs their fingerprints.
-  l.found = load_cached(search, req.op != Op::get || email);
+  l.found = load_cached(search, req.op != Op::get || email, req.op == Op::get);
   // An email's answer is complete only if the upstreams were asked for that address recently;
   // an ID's answer is the key itself, so a cached ID needs no query record (hot path).
   if (email || l.found.keys.empty()) l.query = store_.get_query(l.qkey);
@@ -307,7 +316,9 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const Fetched& 
     }
     if (search.kind == SearchKind::email) {
       for (const auto& k : l.found.keys) {
-        if (!fresh.contains(k.fingerprint)) keys.push_back({&k.packets, k.info ? &*k.info : nullptr, k.id});
+        if (!fresh.contains(k.fingerprint)) {
+          keys.push_back({k.key ? &k.key->packets : nullptr, k.info ? &*k.info : nullptr, k.id, k.key});
+        }
       }
     }
     return decorate(render(l.req, keys, l.now), l.req,
@@ -341,7 +352,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   // Keys we hold that carry the address are always listed, whatever the upstreams say.
   std::vector<hkp::IndexEntry> local;
   auto add_local = [&] {
-    for (auto& k : load_cached(search, true).keys) {
+    for (auto& k : load_cached(search, true, false).keys) {
       if (k.info) local.push_back(hkp::to_index_entry(*k.info));
     }
   };

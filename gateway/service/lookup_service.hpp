@@ -64,7 +64,8 @@ class LookupService {
       std::shared_ptr<const Snapshot> snapshot);
   void revalidate_in_background(bool index, const hkp::Search& search, const std::string& qkey,
                                 std::shared_ptr<const Snapshot> snapshot);
-  Found load_cached(const hkp::Search& search, bool need_info) const;
+  // The cached keys of a search: their infos (listings, merging) and packets (key answers).
+  Found load_cached(const hkp::Search& search, bool need_info, bool need_packets) const;
   void note_served(const Found& found) const;
 
   struct Served;
