@@ -47,6 +47,7 @@ class Fingerprint {
 struct KeyRecordView {
   Fingerprint fingerprint;       // the keys-table key
   std::int64_t fetched_at = 0;   // when an upstream last confirmed it (the stamps table wins)
+  std::int64_t accessed_at = 0;  // when a client was last served it, to access_granularity (stamps)
   std::string_view upstream;
   std::string_view info_bytes;  // decode_key_info() turns these into a KeyInfo
   std::string_view packets;

@@ -183,7 +183,10 @@ bool read_key(const Txn& txn, std::string_view fpr, const Store::Visitor& fn) {
   const auto f = Fingerprint::from_bytes(fpr);
   if (!f) return false;
   r->fingerprint = *f;
-  if (auto s = get_stamp(txn, fpr)) r->fetched_at = s->fetched_at;
+  if (auto s = get_stamp(txn, fpr)) {
+    r->fetched_at = s->fetched_at;
+    r->accessed_at = s->accessed_at;
+  }
   fn(*r);
   return true;
 }
@@ -343,8 +346,10 @@ std::vector<std::string> Store::verify() const {
   return problems;
 }
 
-void Store::note_access(const Fingerprint& fingerprint) {
+void Store::note_access(const Fingerprint& fingerprint, std::int64_t accessed_at) {
   if (options_.read_only) return;
+  // Recorded recently enough: nothing to write, and no lock taken (the hot key's common case).
+  if (accessed_at > 0 && options_.now() - accessed_at < options_.access_granularity) return;
   std::lock_guard lock(access_mutex_);
   if (accesses_.size() < kMaxPendingAccesses) {
     if (accesses_.capacity() == 0) accesses_.reserve(1024);

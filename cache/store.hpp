@@ -7,7 +7,9 @@
 // hands views to a callback, and closes it before returning (never held across a co_await). All
 // writes go to one writer thread that commits whatever has queued up in one transaction. Reads
 // never write: note_access() drops the key's fingerprint in a bounded buffer that the writer
-// folds into the stamps about once a second.
+// folds into the stamps about once a second, and only when the stamp's access time is older than
+// access_granularity (10 minutes): LRU order is exact to that, and a read-only hour writes each
+// key it touches at most six times, not once a second (at a million keys that was gigabytes).
 //
 // Size: when the pages in use pass 90% of max_size the writer evicts the least recently used
 // keys (and query records older than them) until use is under 80%. The map is twice max_size, so
@@ -69,6 +71,8 @@ struct StoreOptions {
   bool read_only = false;
   // Seconds since the epoch; tests pass their own.
   std::function<std::int64_t()> now;
+  // How stale a key's stored access time may be before a read records a newer one (seconds).
+  std::int64_t access_granularity = 600;
   // Called on the writer thread after each eviction round (keys evicted, bytes in use before).
   std::function<void(std::size_t, std::uint64_t)> on_evict;
   // Called on the writer thread after each commit that changed keys or query records (write()
@@ -166,7 +170,9 @@ class Store {
 
   // A client was served this key. Cheap, never blocks on I/O, may drop the note when the
   // buffer is full (LRU order is approximate by design).
-  void note_access(const Fingerprint& fingerprint);
+  // `accessed_at` is the access time the read saw (KeyRecordView): within access_granularity of
+  // now the call does nothing at all; 0 = unknown, always noted.
+  void note_access(const Fingerprint& fingerprint, std::int64_t accessed_at = 0);
 
   // Queues a batch for the writer thread; `done` runs on that thread after the commit (or with
   // the LMDB error). Keys replace the cached copy and its index entries.

@@ -91,7 +91,9 @@ int Store::fold_accesses() {
   for (const auto& f : pending) {
     const std::string_view fpr = f.bytes();
     const auto was = get_stamp(txn, fpr);
-    if (!was || was->accessed_at >= now) continue;
+    if (!was || now - was->accessed_at < std::max<std::int64_t>(1, options_.access_granularity)) {
+      continue;  // recorded recently enough (LRU order is exact to access_granularity)
+    }
     if (const int rc = put_stamp(txn, fpr, was, Stamp{was->fetched_at, now})) return rc;
   }
   return txn.commit();

@@ -25,6 +25,7 @@ struct CachedKey {
   std::shared_ptr<const AnswerCache::Prepared> key;  // packets and armor, when an answer sends them
   std::optional<hkp::KeyInfo> info;
   std::int64_t fetched_at = 0;
+  std::int64_t accessed_at = 0;
   std::string upstream;
 };
 
@@ -171,6 +172,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
     }
     k.id = v.fingerprint;
     k.fetched_at = v.fetched_at;
+    k.accessed_at = v.accessed_at;
     k.upstream = std::string(v.upstream);
     f.keys.push_back(std::move(k));
   };
@@ -187,7 +189,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
 
 void LookupService::note_served(const Found& found) const {
   for (const auto& k : found.keys) {  // for LRU
-    store_.note_access(k.id);
+    store_.note_access(k.id, k.accessed_at);
   }
 }
 

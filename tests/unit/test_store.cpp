@@ -232,11 +232,47 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
   CHECK(rec->fetched_at == 1000);
 }
 
+TEST_CASE("reads within access_granularity of the stored access time write nothing",
+          "[cache][unit]") {
+  TempDir dir;
+  std::atomic<std::int64_t> clock{1000};
+  StoreOptions o(dir / "cache", 64 << 20);
+  o.now = [&] { return clock.load(); };
+  o.access_granularity = 600;
+  Store store(o);
+  WriteBatch b;
+  for (auto& k : keys_of("alice.asc")) b.keys.push_back({k, 1000, "ubuntu"});
+  REQUIRE_FALSE(write_sync(store, std::move(b)));
+  const Fingerprint alice = fpr_of(fixture("ALICE_FPR"));
+  auto accessed = [&] {
+    std::int64_t at = -1;
+    store.visit({SearchKind::fingerprint, fixture("ALICE_FPR")},
+                [&](const KeyRecordView& v) { at = v.accessed_at; });
+    return at;
+  };
+  const std::int64_t stored = accessed();
+  REQUIRE(stored == 1000);
+  const auto before = store.stats();
+  clock = 1000 + 599;  // served again and again within the granularity: no note, no fold
+  for (int i = 0; i < 100; ++i) store.note_access(alice, accessed());
+  REQUIRE_FALSE(write_sync(store, {}));
+  CHECK(accessed() == 1000);
+  clock = 1000 + 600;  // now it is stale: one note, folded into the stamp
+  store.note_access(alice, accessed());
+  REQUIRE_FALSE(write_sync(store, {}));
+  CHECK(accessed() == 1600);
+  store.note_access(alice, accessed());  // recorded: nothing to do again
+  REQUIRE_FALSE(write_sync(store, {}));
+  CHECK(accessed() == 1600);
+  CHECK(store.stats().keys == before.keys);
+}
+
 TEST_CASE("at max_size the least recently used keys are evicted", "[cache][unit]") {
   TempDir dir;
   std::atomic<std::int64_t> clock{1000};
   StoreOptions o(dir / "cache", 256 << 10);
   o.now = [&] { return clock.load(); };
+  o.access_granularity = 1;  // this test's clock moves a second per batch
   Store store(o);
   const auto& keys = bulk_keys();
   REQUIRE(keys.size() == 600);
