@@ -83,8 +83,7 @@ std::string printable(std::string_view s) {
 
 }  // namespace
 
-std::uint32_t crc24(std::string_view data) {
-  std::uint32_t crc = 0xB704CEu;
+std::uint32_t crc24_update(std::uint32_t crc, std::string_view data) {
   for (const unsigned char c : data) {
     crc ^= static_cast<std::uint32_t>(c) << 16;
     for (int i = 0; i < 8; ++i) {
@@ -92,7 +91,16 @@ std::uint32_t crc24(std::string_view data) {
       if (crc & 0x1000000u) crc ^= 0x1864CFBu;
     }
   }
-  return crc & 0xFFFFFFu;
+  return crc;
+}
+
+bool decode_base64_line(std::string_view line, std::string& out, std::uint32_t& acc, int& bits,
+                        bool& ended) {
+  return decode_line(line, out, acc, bits, ended);
+}
+
+std::string_view armor_label(std::string_view line, std::string_view prefix) {
+  return label_of(line, prefix);
 }
 
 Result<Dearmored> dearmor(std::string_view data) {
@@ -184,43 +192,76 @@ Result<Dearmored> dearmor(std::string_view data) {
   return out;
 }
 
-std::string armor_public_keys(std::string_view packets) {
-  static constexpr char kB64[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const std::uint32_t crc = crc24(packets);
+namespace {
 
-  auto encode3 = [&](std::string& out, const unsigned char* p, std::size_t n) {
-    const std::uint32_t v = (std::uint32_t(p[0]) << 16) | (n > 1 ? std::uint32_t(p[1]) << 8 : 0) |
-                            (n > 2 ? std::uint32_t(p[2]) : 0);
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(n > 1 ? kB64[(v >> 6) & 63] : '=');
-    out.push_back(n > 2 ? kB64[v & 63] : '=');
-  };
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view kPublicBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n";
+constexpr std::string_view kPublicEnd = "-----END PGP PUBLIC KEY BLOCK-----\n";
 
-  static constexpr std::string_view kBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n";
-  static constexpr std::string_view kEnd = "-----END PGP PUBLIC KEY BLOCK-----\n";
-  const std::size_t b64_len = (packets.size() + 2) / 3 * 4;
-  std::string out;
-  out.reserve(kBegin.size() + b64_len + b64_len / 64 + 8 + kEnd.size());
-  out += kBegin;
+void encode3(std::string& out, const unsigned char* p, std::size_t n) {
+  const std::uint32_t v = (std::uint32_t(p[0]) << 16) | (n > 1 ? std::uint32_t(p[1]) << 8 : 0) |
+                          (n > 2 ? std::uint32_t(p[2]) : 0);
+  out.push_back(kB64[(v >> 18) & 63]);
+  out.push_back(kB64[(v >> 12) & 63]);
+  out.push_back(n > 1 ? kB64[(v >> 6) & 63] : '=');
+  out.push_back(n > 2 ? kB64[v & 63] : '=');
+}
+
+}  // namespace
+
+ArmorWriter::ArmorWriter(std::string& out, std::function<void(std::string&)> drain)
+    : out_(out), drain_(std::move(drain)) {
+  out_ += kPublicBegin;
+}
+
+void ArmorWriter::write(std::string_view packets) {
+  crc_ = crc24_update(crc_, packets);
   const auto* p = reinterpret_cast<const unsigned char*>(packets.data());
-  std::size_t line = 0;
-  for (std::size_t i = 0; i < packets.size(); i += 3) {
-    encode3(out, p + i, std::min<std::size_t>(3, packets.size() - i));
-    line += 4;
-    if (line == 64) {
-      out.push_back('\n');
-      line = 0;
+  std::size_t n = packets.size();
+  auto group = [&](const unsigned char* g) {
+    encode3(out_, g, 3);
+    if ((line_ += 4) == 64) {
+      out_.push_back('\n');
+      line_ = 0;
+    }
+  };
+  while (carry_n_ > 0 && carry_n_ < 3 && n > 0) {  // complete the group left by the last call
+    carry_[carry_n_++] = *p++;
+    --n;
+    if (carry_n_ == 3) {
+      group(carry_);
+      carry_n_ = 0;
     }
   }
-  if (line != 0) out.push_back('\n');
+  for (; n >= 3; p += 3, n -= 3) group(p);
+  for (std::size_t i = 0; i < n; ++i) carry_[carry_n_++] = p[i];
+  if (drain_ && out_.size() >= (64 << 10)) drain_(out_);
+}
+
+void ArmorWriter::finish() {
+  if (carry_n_ > 0) {
+    encode3(out_, carry_, carry_n_);
+    line_ += 4;
+    carry_n_ = 0;
+  }
+  if (line_ != 0) out_.push_back('\n');
+  const std::uint32_t crc = crc_ & 0xFFFFFFu;
   const unsigned char c[3] = {static_cast<unsigned char>(crc >> 16),
                               static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
-  out.push_back('=');
-  encode3(out, c, 3);
-  out.push_back('\n');
-  out += kEnd;
+  out_.push_back('=');
+  encode3(out_, c, 3);
+  out_.push_back('\n');
+  out_ += kPublicEnd;
+  if (drain_) drain_(out_);
+}
+
+std::string armor_public_keys(std::string_view packets) {
+  const std::size_t b64_len = (packets.size() + 2) / 3 * 4;
+  std::string out;
+  out.reserve(kPublicBegin.size() + b64_len + b64_len / 64 + 8 + kPublicEnd.size());
+  ArmorWriter w(out);
+  w.write(packets);
+  w.finish();
   return out;
 }
 

@@ -3,6 +3,8 @@
 // before any OpenPGP parsing, and the encoder on every cache hit.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -28,7 +30,37 @@ Result<Dearmored> dearmor(std::string_view data);
 // a newline. Pure and cheap: the cache-hit path uses it.
 std::string armor_public_keys(std::string_view packets);
 
-// CRC-24 of RFC 4880 section 6.1.
-std::uint32_t crc24(std::string_view data);
+// The same armor written a piece at a time, for outputs of any size (cache export): text goes
+// to `out`, and `drain` (when given) is called to empty it whenever it passes 64 KiB and at the
+// end. write() takes the packets in pieces of any length; finish() adds the CRC and END lines.
+class ArmorWriter {
+ public:
+  explicit ArmorWriter(std::string& out, std::function<void(std::string&)> drain = {});
+  void write(std::string_view packets);
+  void finish();
+
+ private:
+  std::string& out_;
+  std::function<void(std::string&)> drain_;
+  std::uint32_t crc_ = 0xB704CEu;
+  unsigned char carry_[3] = {};
+  std::size_t carry_n_ = 0;
+  std::size_t line_ = 0;
+};
+
+// CRC-24 of RFC 4880 section 6.1; crc24_update continues one over more data (start: kCrc24Init).
+inline constexpr std::uint32_t kCrc24Init = 0xB704CEu;
+std::uint32_t crc24_update(std::uint32_t crc, std::string_view data);
+inline std::uint32_t crc24(std::string_view data) { return crc24_update(kCrc24Init, data) & 0xFFFFFFu; }
+
+// Appends the bytes of one line of base64 to `out`, carrying `acc`/`bits` across lines; `ended`
+// is set by padding ('='), after which more data is an error. False on a non-base64 character.
+bool decode_base64_line(std::string_view line, std::string& out, std::uint32_t& acc, int& bits,
+                        bool& ended);
+
+// "-----BEGIN PGP PUBLIC KEY BLOCK-----" -> "PUBLIC KEY BLOCK" (prefix "-----BEGIN PGP "), or "".
+std::string_view armor_label(std::string_view line, std::string_view prefix);
+inline constexpr std::string_view kArmorBegin = "-----BEGIN PGP ";
+inline constexpr std::string_view kArmorEnd = "-----END PGP ";
 
 }  // namespace hkpgw::hkp

@@ -4,13 +4,16 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 
 #include "cache/merge.hpp"
 #include "cache/store.hpp"
 #include "gateway/http/stats.hpp"
 #include "hkp/keyring.hpp"
+#include "hkp/keyring_stream.hpp"
 #include "hkp/packets.hpp"
 #include "gateway/observe/clock.hpp"
 
@@ -18,7 +21,8 @@ namespace hkpgw::gateway {
 
 namespace {
 
-constexpr std::size_t kImportBatch = 1000;
+constexpr std::size_t kImportBatch = 1000;       // keys per parse
+constexpr std::size_t kImportCommitKeys = 10000;  // keys per commit
 
 cache::StoreOptions options(const config::Config& cfg, bool read_only) {
   cache::StoreOptions o(cfg.cache.path, cfg.cache.max_size);
@@ -57,21 +61,42 @@ int export_keys(const config::Config& cfg, const std::vector<std::string>& args)
     return 2;
   }
   cache::Store store(options(cfg, true));
-  std::string packets;
-  const std::size_t n = store.visit_all([&](const cache::KeyRecordView& v) { packets += v.packets; });
-  const std::string armored = n ? hkp::armor_public_keys(packets) : std::string();
-  if (args.size() == 2 && args[1] != "-") {
-    std::ofstream out(args[1], std::ios::binary | std::ios::trunc);
-    out << armored;
-    if (!out) {
-      std::cerr << "hkp-gateway: cannot write \"" << args[1] << "\"\n";
-      return 1;
-    }
-  } else {
-    std::cout << armored;
+  // Streamed: one armor block written a key at a time, memory independent of the cache's size.
+  std::ofstream file;
+  const bool to_file = args.size() == 2 && args[1] != "-";
+  if (to_file) file.open(args[1], std::ios::binary | std::ios::trunc);
+  std::ostream& out = to_file ? static_cast<std::ostream&>(file) : std::cout;
+  std::string text;
+  hkp::ArmorWriter armor(text, [&](std::string& t) {
+    out.write(t.data(), static_cast<std::streamsize>(t.size()));
+    t.clear();
+  });
+  const std::size_t n = store.visit_all([&](const cache::KeyRecordView& v) { armor.write(v.packets); });
+  if (n > 0) {
+    armor.finish();
+  }
+  out.flush();
+  if (!out) {
+    std::cerr << "hkp-gateway: cannot write \"" << (to_file ? args[1] : "-") << "\"\n";
+    return 1;
   }
   std::cerr << "exported " << n << " keys\n";
   return 0;
+}
+
+// Whether the keyring holds secret key material anywhere: a first pass, packets framed only.
+// Nothing of such a file is imported, so this has to be known before the first commit.
+bool holds_secrets(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  hkp::KeyringStream stream(in, kImportBatch);
+  while (auto chunk = stream.next()) {
+    if (auto ps = hkp::split_packets(*chunk)) {
+      for (const auto& p : *ps) {
+        if (p.tag == hkp::tag::secret_key || p.tag == hkp::tag::secret_subkey) return true;
+      }
+    }
+  }
+  return stream.private_block();
 }
 
 int import_keys(const config::Config& cfg, const std::vector<std::string>& args) {
@@ -89,26 +114,28 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
       status = 1;
       continue;
     }
-    std::stringstream buf;
-    buf << in.rdbuf();
     const auto started = std::chrono::steady_clock::now();
-    // A chunk at a time: RNP keeps every key of one parse in memory, and exports run to millions.
-    const auto chunks = hkp::keyring_chunks(buf.str(), kImportBatch);
-    bool secret = false;
-    for (const auto& c : chunks) {
-      if (auto ps = hkp::split_packets(c)) {
-        for (const auto& p : *ps) {
-          secret = secret || p.tag == hkp::tag::secret_key || p.tag == hkp::tag::secret_subkey;
-        }
-      }
-    }
+    // Streamed, a chunk of keys at a time (RNP keeps every key of one parse in memory, and
+    // keyrings run to millions): memory does not grow with the file.
+    bool secret = holds_secrets(file);
+    hkp::KeyringStream stream(in, kImportBatch);
     std::size_t total = 0, added = 0, updated = 0, unchanged = 0;
     std::vector<hkp::RejectedKey> rejected;
     std::map<std::string, std::size_t> dropped;
     bool any_openpgp = false;
     const std::int64_t now = unix_now();
-    for (std::size_t ci = 0; ci < chunks.size() && !secret; ++ci) {
-      auto parsed = hkp::parse_keys(chunks[ci], cfg.keys);
+    cache::WriteBatch batch;
+    std::unordered_set<std::string> pending;  // fingerprints in `batch`
+    auto commit = [&] {
+      const std::error_code result = store.write_and_wait(std::move(batch));
+      batch = {};
+      pending.clear();
+      return result;
+    };
+    while (!secret) {
+      auto chunk = stream.next();
+      if (!chunk) break;
+      auto parsed = hkp::parse_keys(*chunk, cfg.keys);
       if (parsed.secret_material) {
         secret = true;
         break;
@@ -117,20 +144,46 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
       total += parsed.keys.size();
       for (auto& r : parsed.rejected) rejected.push_back(std::move(r));
       for (const auto& [reason, n] : parsed.dropped) dropped[reason] += n;
+      // A key met again before its batch was committed: commit first, so it merges with the
+      // copy just read instead of replacing it.
+      const bool again = std::any_of(parsed.keys.begin(), parsed.keys.end(), [&](const auto& k) {
+        return pending.contains(k.info.fingerprint);
+      });
+      if (again) {
+        if (const std::error_code result = commit()) {
+          std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
+          return 1;
+        }
+      }
       const auto changes = cache::merge_with_cached(store, parsed.keys, cfg.keys);
-      cache::WriteBatch batch;
       for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
         switch (changes[i]) {
           case cache::Change::added: ++added; break;
           case cache::Change::updated: ++updated; break;
           case cache::Change::unchanged: ++unchanged; continue;  // the record is left alone
         }
+        pending.insert(parsed.keys[i].info.fingerprint);
         batch.keys.push_back({std::move(parsed.keys[i]), now, "import"});
       }
-      if (const std::error_code result = store.write_and_wait(std::move(batch))) {
+      // Fewer, larger commits: each rewrites the B-tree pages its keys land on, and at a
+      // million keys a thousand-key commit rewrote most of a page per key.
+      if (batch.keys.size() >= kImportCommitKeys) {
+        if (const std::error_code result = commit()) {
+          std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
+          return 1;
+        }
+      }
+    }
+    if (!secret && !batch.keys.empty()) {
+      if (const std::error_code result = commit()) {
         std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
         return 1;
       }
+    }
+    if (!stream.error().empty()) {
+      std::cerr << "hkp-gateway: \"" << file << "\": " << stream.error() << " (the keys before it"
+                << " were imported)\n";
+      status = 1;
     }
     if (secret) {
       std::cerr << "hkp-gateway: \"" << file

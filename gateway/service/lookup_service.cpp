@@ -313,7 +313,7 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const Fetched& 
     std::vector<Served> keys;
     std::set<std::string> fresh;
     for (const auto& k : fetched.keys) {
-      keys.push_back({&k.packets, &k.info, cache::Fingerprint::from_hex(k.info.fingerprint)});
+      keys.push_back({&k.packets, &k.info, cache::Fingerprint::from_hex(k.info.fingerprint), nullptr});
       fresh.insert(k.info.fingerprint);
     }
     if (search.kind == SearchKind::email) {
