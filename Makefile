@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench bench-compare asan fuzz clean
+.PHONY: all deps configure build run test bench bench-compare bench-scale asan fuzz clean
 
 all: build
 
@@ -35,6 +35,10 @@ bench: build
 # The gateway against nginx proxy_cache and nginx static on loopback; writes bench/RESULTS.md.
 bench-compare: build
 	./bench/compare $(BUILD_DIR)
+
+# The cache at 1,000 and 1,000,000 keys (SCALE_KEYS); writes bench/SCALE.md. About 15 minutes.
+bench-scale: build
+	./bench/scale $(BUILD_DIR)
 
 # Every test again under AddressSanitizer (a separate build tree): worth it after any change to
 # coroutine plumbing (ARCHITECTURE.md, "Coding traps").

@@ -212,13 +212,15 @@ std::size_t Store::visit_fingerprints(std::span<const Fingerprint> fingerprints,
   return n;
 }
 
-std::size_t Store::visit_text(std::string_view needle, std::size_t limit,
-                              const Visitor& fn) const {
+std::size_t Store::visit_text(std::string_view needle, std::size_t limit, const Visitor& fn,
+                              std::size_t max_scanned) const {
   if (needle.empty()) return 0;
   Txn t(env_, tables_, Txn::Mode::read);
   Cursor ids(t, Table::ids);
   std::set<std::string, std::less<>> seen;
-  for (bool more = ids.at_or_after("E"); more && seen.size() < limit; more = ids.next()) {
+  std::size_t scanned = 0;
+  for (bool more = ids.at_or_after("E"); more && seen.size() < limit && scanned++ < max_scanned;
+       more = ids.next()) {
     const std::string_view key = ids.key();
     if (!key.starts_with('E')) break;
     if (key.substr(1).find(needle) == std::string_view::npos) continue;

@@ -154,7 +154,9 @@ class Store {
   // Keys whose indexed email address contains `needle` (lower-case), at most `limit` of them.
   // A scan of the email index: the fallback for text searches when every upstream fails, never
   // the hot path.
-  std::size_t visit_text(std::string_view needle, std::size_t limit, const Visitor& visit) const;
+  // Looks at no more than `max_scanned` address entries (the scan is linear in the index).
+  std::size_t visit_text(std::string_view needle, std::size_t limit, const Visitor& visit,
+                         std::size_t max_scanned = SIZE_MAX) const;
   // Every key, in fingerprint order (export, verify). One read transaction for the whole walk.
   std::size_t visit_all(const Visitor& visit) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;

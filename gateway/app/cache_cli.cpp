@@ -126,7 +126,30 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
     const std::int64_t now = unix_now();
     cache::WriteBatch batch;
     std::unordered_set<std::string> pending;  // fingerprints in `batch`
+    // Imported keys answer address lookups from the cache: an op=get by email is complete only
+    // with a query record for the address, which an upstream answer leaves and an import did
+    // not (so every such lookup went upstream first). One per address no record answers yet.
+    std::map<std::string, cache::QueryRecord> addresses;
+    auto remember_addresses = [&](const hkp::ParsedKey& k) {
+      for (const auto& u : k.info.uids) {
+        if (u.email.empty()) continue;
+        const std::string qkey =
+            cache::query_key(hkp::Op::get, hkp::Search{hkp::SearchKind::email, u.email});
+        auto it = addresses.find(qkey);
+        if (it == addresses.end()) {
+          const auto known = store.get_query(qkey);
+          if (known && known->kind != cache::QueryKind::not_found) continue;
+          it = addresses.emplace(qkey, cache::QueryRecord{now, "import", cache::QueryKind::fingerprints, {}, {}}).first;
+        }
+        auto& fprs = it->second.fingerprints;
+        if (std::find(fprs.begin(), fprs.end(), k.info.fingerprint) == fprs.end()) {
+          fprs.push_back(k.info.fingerprint);
+        }
+      }
+    };
     auto commit = [&] {
+      for (auto& [qkey, record] : addresses) batch.queries.emplace_back(qkey, std::move(record));
+      addresses.clear();
       const std::error_code result = store.write_and_wait(std::move(batch));
       batch = {};
       pending.clear();
@@ -163,6 +186,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
           case cache::Change::unchanged: ++unchanged; continue;  // the record is left alone
         }
         pending.insert(parsed.keys[i].info.fingerprint);
+        remember_addresses(parsed.keys[i]);
         batch.keys.push_back({std::move(parsed.keys[i]), now, "import"});
       }
       // Fewer, larger commits: each rewrites the B-tree pages its keys land on, and at a
@@ -174,7 +198,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
         }
       }
     }
-    if (!secret && !batch.keys.empty()) {
+    if (!secret && (!batch.keys.empty() || !addresses.empty())) {
       if (const std::error_code result = commit()) {
         std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
         return 1;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "gateway/observe/log.hpp"
+#include "gateway/service/work_pool.hpp"
 #include "hkp/armor.hpp"
 #include "hkp/index.hpp"
 
@@ -18,6 +19,9 @@ using hkp::SearchKind;
 namespace {
 
 constexpr std::size_t kMaxLocalTextMatches = 100;
+// The text fallback scans the address index (substring match): bounded to this many entries,
+// about 70 ms of a pool thread, never a network thread's.
+constexpr std::size_t kMaxLocalTextScan = 2'000'000;
 
 struct CachedKey {
   std::string fingerprint;  // hex, when the info was loaded
@@ -177,7 +181,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
     f.keys.push_back(std::move(k));
   };
   if (search.kind == SearchKind::text) {
-    store_.visit_text(hkp::ascii_lower(search.value), kMaxLocalTextMatches, take);
+    store_.visit_text(hkp::ascii_lower(search.value), kMaxLocalTextMatches, take, kMaxLocalTextScan);
   } else {
     store_.visit(search, take);
   }
@@ -401,7 +405,20 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   }
   // Every upstream failed and no listing is remembered: answer from what the cache knows (keys
   // whose addresses match), marked stale.
-  if (search.kind == SearchKind::text) add_local();
+  if (search.kind == SearchKind::text) {
+    // A scan of the address index: on the work pool, so a burst of text searches while the
+    // upstreams are down cannot stall the network threads' cached answers; when the pool's
+    // queue is full the search gets the 503 below.
+    auto scan = [this, &search] {
+      std::vector<hkp::IndexEntry> entries;
+      for (auto& k : load_cached(search, true, false).keys) {
+        if (k.info) entries.push_back(hkp::to_index_entry(*k.info));
+      }
+      return entries;
+    };
+    std::optional<std::vector<hkp::IndexEntry>> scanned = co_await pool_.try_run(scan);
+    if (scanned) local = std::move(*scanned);
+  }
   if (!local.empty()) co_return respond({}, CacheResult::stale, "", -1);
   co_return decorate(upstreams_failed(search, *fetched, *snap), req, CacheResult::miss, "", -1);
 }

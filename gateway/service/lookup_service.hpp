@@ -34,6 +34,7 @@ class LookupService {
   LookupService(ServiceDeps deps, boost::asio::any_io_executor background)
       : store_(deps.store),
         answers_(deps.answers),
+        pool_(deps.pool),
         now_(deps.now),
         background_(std::move(background)),
         fetch_(deps) {}
@@ -75,6 +76,7 @@ class LookupService {
 
   cache::Store& store_;
   AnswerCache& answers_;
+  WorkPool& pool_;
   Clock now_;
   boost::asio::any_io_executor background_;
   UpstreamFetch fetch_;

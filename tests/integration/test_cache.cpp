@@ -3,6 +3,8 @@
 // index flags that follow a key's later copies.
 #include <catch2/catch.hpp>
 
+#include <regex>
+
 #include <csignal>
 #include <future>
 #include <mutex>
@@ -103,6 +105,32 @@ TEST_CASE("cache import takes a large export a chunk of 1000 keys at a time", "[
   CHECK_THAT(imported.out, Contains("2500 keys (2500 added, 0 updated, 0 unchanged), 0 rejected"));
   CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "2500");
   CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+}
+
+TEST_CASE("imported keys answer address lookups from the cache, without asking upstream",
+          "[integration][cache]") {
+  TempDir dir;
+  // The one upstream accepts connections and never answers: a lookup that asks it waits for
+  // its timeout (and is then served stale), one that does not is a plain hit.
+  TestKeyserver ks(dir, "ks", "server", "hang", {});
+  std::string cfg = cache_config(dir, "cache");
+  write_file(cfg, std::regex_replace(read_file(cfg), std::regex("upstream = \\[\\]\n"), "") +
+                      "[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n"
+                      "request_timeout = \"3s\"\n[[upstream]]\nname = \"ks\"\nurl = \"" +
+                      ks.url() + "\"\n");
+  REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/alice.asc"}).exit_code == 0);
+  Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
+  REQUIRE(gw.wait_for("event=started"));
+  std::string addr;
+  std::istringstream in(gw.err());
+  for (std::string line; std::getline(in, line);) {
+    if (field(line, "listener") == "hkp") addr = field(line, "addr");
+  }
+  const auto r = http_get(addr, "/pks/lookup?op=get&options=mr&search=alice@example.org");
+  CHECK(r.status == 200);
+  CHECK(r.header("x-hkp-cache") == "hit");
+  CHECK_THAT(r.body, Contains("BEGIN PGP PUBLIC KEY BLOCK"));
+  CHECK(ks.lookups() == 0);
 }
 
 TEST_CASE("cache commands refuse what they cannot do safely, with a clear message",

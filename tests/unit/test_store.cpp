@@ -232,6 +232,24 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
   CHECK(rec->fetched_at == 1000);
 }
 
+TEST_CASE("the text fallback's scan of the address index is bounded", "[cache][unit]") {
+  TempDir dir;
+  Store store({dir / "cache", 64 << 20});
+  WriteBatch b;
+  for (const char* f : {"alice.asc", "bob.asc", "carol.asc", "dave.asc"}) {
+    for (auto& k : keys_of(f)) b.keys.push_back({k, 1000, "ubuntu"});
+  }
+  REQUIRE_FALSE(write_sync(store, std::move(b)));
+  std::size_t seen = 0;
+  const auto count = [&](const KeyRecordView&) { ++seen; };
+  CHECK(store.visit_text("example.org", 100, count) >= 3);  // every address is @example.org
+  const std::size_t all = seen;
+  seen = 0;
+  CHECK(store.visit_text("example.org", 100, count, 1) == 1);  // one entry looked at
+  CHECK(seen == 1);
+  CHECK(all > seen);
+}
+
 TEST_CASE("reads within access_granularity of the stored access time write nothing",
           "[cache][unit]") {
   TempDir dir;
