@@ -175,6 +175,7 @@ class Store {
   // `accessed_at` is the access time the read saw (KeyRecordView): within access_granularity of
   // now the call does nothing at all; 0 = unknown, always noted.
   void note_access(const Fingerprint& fingerprint, std::int64_t accessed_at = 0);
+  std::int64_t access_granularity() const { return options_.access_granularity; }
 
   // Queues a batch for the writer thread; `done` runs on that thread after the commit (or with
   // the LMDB error). Keys replace the cached copy and its index entries.

@@ -87,9 +87,10 @@ cache::StoreOptions store_options(const config::Config& cfg) {
 class Reloader {
  public:
   Reloader(asio::io_context& io, std::string path, std::shared_ptr<const config::Config> started,
-           std::atomic<std::shared_ptr<const Snapshot>>& current, Metrics& metrics)
+           std::atomic<std::shared_ptr<const Snapshot>>& current, Metrics& metrics,
+           ReusedAnswers& reused)
       : io_(io), path_(std::move(path)), started_(std::move(started)), current_(current),
-        metrics_(metrics) {}
+        metrics_(metrics), reused_(reused) {}
 
   ReloadResult operator()() {
     ReloadResult result;
@@ -108,6 +109,7 @@ class Reloader {
       std::string restart;
       for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
       current_.store(build_snapshot(io_.get_executor(), next, old.get()));
+      reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go
       result.ok = true;
       log::info("config_reload", {{"result", "success"},
                                   {"file", path_},
@@ -130,6 +132,7 @@ class Reloader {
   std::shared_ptr<const config::Config> started_;
   std::atomic<std::shared_ptr<const Snapshot>>& current_;
   Metrics& metrics_;
+  ReusedAnswers& reused_;
 };
 
 // Writes this thread's batched access lines every 100 ms (log::write_batched).
@@ -294,11 +297,12 @@ int App::run() {
                                                std::chrono::microseconds d) {
                           access_log(req, res, d, snapshots()->config->server.log_searches);
                           metrics.request(res.log_op, res.status, cache_result_name(res.log_cache),
-                                          static_cast<double>(d.count()) / 1e6);
+                                          static_cast<double>(d.count()) / 1e6, res.log_reused);
                         });
+  hkp_server.reuse_answers(&answers.reused());  // cached-key hits sent again without the handler
   listen_hkp(hkp_server, *cfg);
 
-  Reloader reload(io, config_path_, cfg, current, metrics);
+  Reloader reload(io, config_path_, cfg, current, metrics, answers.reused());
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }};
   HttpServer admin_server(io,

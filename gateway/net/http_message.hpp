@@ -62,7 +62,12 @@ struct HttpResponse {
   std::string log_op = "-";
   std::string log_kind = "-";
   CacheResult log_cache = CacheResult::none;
+  bool log_reused = false;  // sent again as prepared (net/answer_reuse.hpp)
   std::string log_upstream = "-";
+
+  // Set by a handler whose answer may be sent again as it is for the same target (see
+  // net/answer_reuse.hpp); opaque here, read back by whoever set it.
+  std::shared_ptr<const void> reuse;
 
   // What is sent: the shared body when there is one.
   std::string_view payload() const { return shared_body ? std::string_view(*shared_body) : body; }

@@ -16,6 +16,7 @@
 #include <boost/beast/ssl.hpp>
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <map>
 #include <cctype>
 #include <optional>
@@ -50,6 +51,7 @@ struct HttpServer::Impl {
   ServerLimits limits;
   RequestHandler handler;
   AccessHook on_response;
+  AnswerReuse* reuse = nullptr;
   std::shared_ptr<std::atomic<std::size_t>> active;
 
   std::mutex mutex;
@@ -76,6 +78,11 @@ struct HttpServer::Impl {
   asio::awaitable<beast::error_code> write_response(Stream& stream, const HttpResponse& res,
                                                     std::string& head_buf, unsigned version,
                                                     bool keep_alive, bool head);
+  template <class Stream>
+  asio::awaitable<beast::error_code> write_prepared(Stream& stream, const PreparedAnswer& a,
+                                                    std::string& tail_buf, bool head);
+  template <class Stream, std::size_t N>
+  asio::awaitable<beast::error_code> send(Stream& stream, std::array<asio::const_buffer, N> parts);
   asio::awaitable<void> drain(beast::tcp_stream& tcp_layer);
   // Returns the ticket to clear it with.
   std::uint64_t set_idle(std::function<void()> closer);
@@ -198,6 +205,23 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
 // One gather write of the head and the body. On plain TCP the socket is tried first without
 // waiting: an answer that fits the socket buffer (every cached key) leaves in one sendmsg(2)
 // with no reactor round trip and no timer; only what does not fit waits, with the timeout.
+template <class Stream, std::size_t N>
+asio::awaitable<beast::error_code> HttpServer::Impl::send(Stream& stream,
+                                                         std::array<asio::const_buffer, N> parts) {
+  std::size_t sent = 0;
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    beast::error_code ec;
+    sent = stream.socket().write_some(parts, ec);  // non-blocking (session start)
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+    if (sent == asio::buffer_size(parts)) co_return beast::error_code{};
+  }
+  beast::buffers_suffix<std::array<asio::const_buffer, N>> rest(parts);
+  rest.consume(sent);
+  lowest(stream).expires_after(limits.client_timeout);
+  auto [ec, n] = co_await asio::async_write(stream, rest, kTuple);
+  co_return ec;
+}
+
 template <class Stream>
 asio::awaitable<beast::error_code> HttpServer::Impl::write_response(Stream& stream,
                                                                    const HttpResponse& res,
@@ -206,20 +230,32 @@ asio::awaitable<beast::error_code> HttpServer::Impl::write_response(Stream& stre
                                                                    bool keep_alive, bool head) {
   write_head(res, version, keep_alive, head_buf);
   const std::string_view body = res.payload();
+  // HEAD: the same status and headers, no body (RFC 9110 section 9.3.2)
   std::array<asio::const_buffer, 2> parts{asio::buffer(head_buf),
                                           asio::buffer(body.data(), head ? 0 : body.size())};
-  // HEAD: the same status and headers, no body (RFC 9110 section 9.3.2)
-  std::size_t sent = 0;
-  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-    beast::error_code ec;
-    sent = stream.socket().write_some(parts, ec);  // non-blocking (session start)
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
-    if (sent == asio::buffer_size(parts)) co_return beast::error_code{};
-  }
-  beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(parts);
-  rest.consume(sent);
-  lowest(stream).expires_after(limits.client_timeout);
-  auto [ec, n] = co_await asio::async_write(stream, rest, kTuple);
+  beast::error_code ec = co_await send(stream, parts);
+  co_return ec;
+}
+
+// A prepared answer: its head, the Age line made now, its shared body.
+template <class Stream>
+asio::awaitable<beast::error_code> HttpServer::Impl::write_prepared(Stream& stream,
+                                                                   const PreparedAnswer& a,
+                                                                   std::string& tail_buf,
+                                                                   bool head) {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits,
+                                 std::max<std::int64_t>(0, now - a.fetched_at)).ptr;
+  tail_buf.assign("Age: ");
+  tail_buf.append(digits, end);
+  tail_buf += "\r\n\r\n";
+  const std::string_view body = a.response.payload();
+  std::array<asio::const_buffer, 3> parts{asio::buffer(a.head), asio::buffer(tail_buf),
+                                          asio::buffer(body.data(), head ? 0 : body.size())};
+  beast::error_code ec = co_await send(stream, parts);
   co_return ec;
 }
 
@@ -298,12 +334,29 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
     if (!in.request) break;  // the client went away or idled out: close quietly
     HttpRequest& req = *in.request;
     const auto started = std::chrono::steady_clock::now();
+    const bool reusable = !in.early && reuse && in.keep_alive && req.version == 11 &&
+                          (req.method == "GET" || req.method == "HEAD");
+    if (reusable && !stopping.load()) {
+      const std::shared_ptr<const PreparedAnswer> prepared = reuse->find(req);
+      if (prepared) {  // the hit path: no handler, no serialisation
+        const beast::error_code pec =
+            co_await write_prepared(stream, *prepared, head_buf, req.method == "HEAD");
+        if (on_response) {
+          on_response(req, prepared->response,
+                      std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - started));
+        }
+        if (pec) break;
+        continue;
+      }
+    }
     HttpResponse res;
     if (in.early) {
       res = std::move(*in.early);
       res.close = true;
     } else {
       res = co_await answer(req);
+      if (reusable && res.reuse) reuse->keep(req, res);
     }
     const bool keep_alive = in.keep_alive && !res.close && !stopping.load();
     const beast::error_code wec =
@@ -398,6 +451,8 @@ HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits l
 }
 
 HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::reuse_answers(AnswerReuse* reuse) { impl_->reuse = reuse; }
 
 std::string HttpServer::listen(const config::ListenAddress& address,
                                std::shared_ptr<asio::ssl::context> tls) {

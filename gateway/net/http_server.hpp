@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/units.hpp"
+#include "gateway/net/answer_reuse.hpp"
 #include "gateway/net/http_message.hpp"
 
 namespace boost::asio::ssl {
@@ -59,6 +60,10 @@ class HttpServer {
   // useful with port 0). Throws std::runtime_error naming the address when it cannot bind.
   std::string listen(const config::ListenAddress& address,
                      std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
+
+  // Answers sent again without the handler (the cached-key hit path); null = none. Set before
+  // listen(); must outlive the server.
+  void reuse_answers(AnswerReuse* reuse);
 
   // Stops accepting and closes idle keep-alive connections; requests in flight finish.
   // Thread-safe.

@@ -3,6 +3,7 @@
 // Content-Length), the early refusals, origin-form targets, who the peer is. Pure functions, no
 // I/O, so the fuzzers and the session code share them. Not part of net/'s API.
 #include "gateway/net/http_wire.hpp"
+#include "gateway/net/answer_reuse.hpp"
 
 #include <boost/asio/ssl/error.hpp>
 #include <algorithm>
@@ -50,6 +51,21 @@ void write_head(const HttpResponse& r, unsigned version, bool keep_alive, std::s
   out.append(length, lend);
   out += "\r\n\r\n";
 }
+
+}  // namespace hkpgw::gateway::wire
+
+namespace hkpgw::gateway {
+
+std::string reusable_head(const HttpResponse& r) {
+  std::string head;
+  wire::write_head(r, 11, true, head);
+  head.resize(head.size() - 2);  // the blank line: Age is added per request before it
+  return head;
+}
+
+}  // namespace hkpgw::gateway
+
+namespace hkpgw::gateway::wire {
 
 bool has_no_cache(const http::request<http::string_body>& req) {
   auto contains = [&](http::field f) {

@@ -33,6 +33,11 @@ struct Metrics::Impl {
           .Name("hkp_gateway_request_duration_seconds")
           .Help("Time from a complete request to its answer, by op")
           .Register(registry);
+  pm::Counter& answers_reused = pm::BuildCounter()
+                                    .Name("hkp_gateway_answers_reused_total")
+                                    .Help("Cached-key hits sent again as prepared, without the handler")
+                                    .Register(registry)
+                                    .Add({});
   pm::Family<pm::Counter>& cache_lookups = pm::BuildCounter()
                                                .Name("hkp_gateway_cache_lookups_total")
                                                .Help("Lookups by what the cache could do")
@@ -125,8 +130,9 @@ Metrics& Metrics::none() {
 // it and takes the family's mutex, a tenth of a cached answer's instructions. Bounded: ops,
 // statuses and cache results are small fixed sets.
 void Metrics::request(std::string_view op, unsigned status, std::string_view cache,
-                      double seconds) {
+                      double seconds, bool reused) {
   if (!impl_) return;
+  if (reused) impl_->answers_reused.Increment();
   struct Series {
     std::uint64_t owner;
     std::string op;

@@ -42,6 +42,7 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
 }
 
 void AnswerCache::forget(const cache::Committed& changed) {
+  reused_.forget(changed);
   for (const auto& f : changed.keys) {
     Shard& s = shard_of(f);
     std::lock_guard lock(s.mutex);

@@ -20,12 +20,15 @@
 
 #include "cache/record.hpp"
 #include "cache/store.hpp"
+#include "gateway/observe/clock.hpp"
+#include "gateway/service/reused_answers.hpp"
 
 namespace hkpgw::gateway {
 
 class AnswerCache {
  public:
-  explicit AnswerCache(std::size_t max_bytes = 16 << 20) : shard_budget_(max_bytes / kShards) {}
+  explicit AnswerCache(std::size_t max_bytes = 16 << 20)
+      : shard_budget_(max_bytes / kShards), reused_(unix_now) {}
 
   // A key's packets and their armor, made once and shared by every answer that sends them (a
   // hit copies neither out of LMDB nor into the response).
@@ -41,8 +44,10 @@ class AnswerCache {
     const std::string* armor = &p->armor;
     return std::shared_ptr<const std::string>(std::move(p), armor);
   }
-  // Drops what a commit changed (connect to StoreOptions::on_commit).
+  // Drops what a commit changed (connect to StoreOptions::on_commit), whole reused answers too.
   void forget(const cache::Committed& changed);
+  // Whole answers sent again per network thread (the HKP server's AnswerReuse).
+  ReusedAnswers& reused() { return reused_; }
 
   struct Stats {
     std::size_t entries = 0, bytes = 0;
@@ -63,6 +68,7 @@ class AnswerCache {
 
   const std::size_t shard_budget_;
   std::array<Shard, kShards> shards_;
+  ReusedAnswers reused_;
 };
 
 }  // namespace hkpgw::gateway

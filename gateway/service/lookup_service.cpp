@@ -157,6 +157,7 @@ struct LookupService::KeyLookup {
   Found found;
   std::optional<cache::QueryRecord> query;
   std::int64_t fetched_at = 0;  // when the cached answer was last confirmed (0 = none)
+  std::uint64_t generation = 0;  // ReusedAnswers::generation() before the cache was read
 
   bool have_answer() const { return !found.keys.empty() && fetched_at != 0; }
   std::int64_t age() const { return now - fetched_at; }
@@ -264,6 +265,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   const hkp::Search& search = req.search;
   const bool email = search.kind == SearchKind::email;
   KeyLookup l{req, no_cache, now_(), cache::query_key(Op::get, search), {}, {}, 0};
+  l.generation = answers_.reused().generation();  // before the read: see ReusedAnswers
   // Email answers merge cached and fetched keys, which needs their fingerprints.
   l.found = load_cached(search, req.op != Op::get || email, req.op == Op::get);
   // An email's answer is complete only if the upstreams were asked for that address recently;
@@ -293,7 +295,22 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   };
   const bool cache_only = search.kind == SearchKind::short_keyid;  // never asked upstream
   if (l.have_answer() && (cache_only || (l.age() < seconds(c.fresh_for) && !l.no_cache))) {
-    return serve(CacheResult::hit);
+    HttpResponse r = serve(CacheResult::hit);
+    // One key by ID or fingerprint: the same answer may go out again, as it is, until its
+    // fresh_for ends or its access time needs writing (ReusedAnswers).
+    if (l.req.op == Op::get && search.is_key_id() && l.found.keys.size() == 1 && r.shared_body) {
+      const CachedKey& k = l.found.keys.front();
+      const std::int64_t granularity = store_.access_granularity();
+      // This read noted the access if it was due: the next note is due a granularity from now.
+      const std::int64_t access_due = l.now - k.accessed_at >= granularity
+                                          ? l.now + granularity
+                                          : k.accessed_at + granularity;
+      const std::int64_t fresh_end =
+          cache_only ? l.now + seconds(c.fresh_for) : k.fetched_at + seconds(c.fresh_for);
+      r.reuse = std::make_shared<const ReusedAnswers::Ticket>(
+          ReusedAnswers::Ticket{k.id, l.generation, k.fetched_at, std::min(access_due, fresh_end)});
+    }
+    return r;
   }
   if (l.found.keys.empty() && l.query && l.query->kind == cache::QueryKind::not_found &&
       !l.no_cache && l.now - l.query->fetched_at < seconds(c.negative_ttl)) {

@@ -17,15 +17,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 // Escapes the way each client does (docs/clients.md).
-std::string gpg_style(const std::string& s) {  // everything but [A-Za-z0-9] as %XX
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c)) out.push_back(static_cast<char>(c));
-    else out += {'%', hex[c >> 4], hex[c & 15]};
-  }
-  return out;
-}
+std::string gpg_style(const std::string& s) { return percent_encode_all(s); }
 std::string sq_style(const std::string& s) {  // '=' and '&' raw; controls, space, -, +, / escaped
   static const char* hex = "0123456789ABCDEF";
   std::string out;

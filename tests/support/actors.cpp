@@ -114,6 +114,16 @@ std::string index_target(const std::string& fpr) {
   return "/pks/lookup?op=index&options=mr&search=0x" + fpr;
 }
 
+std::string percent_encode_all(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c)) out.push_back(static_cast<char>(c));
+    else out += {'%', hex[c >> 4], hex[c & 15]};
+  }
+  return out;
+}
+
 HttpResult post_add(const Gateway& gw, const std::string& body, const std::string& content_type) {
   return http_request(gw.address(), "POST", "/pks/add", body, {"Content-Type: " + content_type});
 }

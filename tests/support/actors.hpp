@@ -76,6 +76,8 @@ class Gpg {
 std::string get_target(const std::string& fpr);    // op=get&options=mr&search=0x<fpr>
 std::string index_target(const std::string& fpr);  // op=index&options=mr&search=0x<fpr>
 // POST /pks/add with this body and content type.
+// Everything but [A-Za-z0-9] as %XX, as gpg escapes a keytext.
+std::string percent_encode_all(const std::string& s);
 HttpResult post_add(const Gateway& gw, const std::string& body,
                     const std::string& content_type = "application/x-www-form-urlencoded");
 // "keys" of op=stats&options=mr; -1 when the answer has none.

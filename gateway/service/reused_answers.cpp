@@ -1,0 +1,101 @@
+#include "gateway/service/reused_answers.hpp"
+
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+namespace hkpgw::gateway {
+
+namespace {
+
+std::atomic<std::uint64_t> next_serial{1};
+
+struct Entry {
+  std::shared_ptr<const PreparedAnswer> answer;
+  std::size_t slot = 0;
+  std::uint32_t slot_generation = 0;
+  std::uint64_t epoch = 0;
+  std::int64_t reuse_until = 0;
+};
+
+// One network thread's answers: only that thread reads or writes it.
+struct Table {
+  std::uint64_t owner = 0;
+  std::unordered_map<std::string, Entry> entries;
+};
+thread_local Table table;
+
+Table& table_of(std::uint64_t owner) {
+  if (table.owner != owner) {  // another ReusedAnswers (tests): start over
+    table.entries.clear();
+    table.owner = owner;
+  }
+  return table;
+}
+
+}  // namespace
+
+ReusedAnswers::ReusedAnswers(std::function<std::int64_t()> now)
+    : now_(std::move(now)), serial_(next_serial++) {}
+
+std::size_t ReusedAnswers::slot_of(const cache::Fingerprint& f) {
+  std::uint32_t h;  // a fingerprint is a hash already
+  std::memcpy(&h, f.bytes().data(), sizeof h);
+  return h % kSlots;
+}
+
+std::shared_ptr<const PreparedAnswer> ReusedAnswers::find(const HttpRequest& request) {
+  if (request.client_no_cache) return nullptr;  // the handler decides what no-cache means
+  Table& t = table_of(serial_);
+  const auto it = t.entries.find(request.target);
+  if (it == t.entries.end()) return nullptr;
+  const Entry& e = it->second;
+  if (e.epoch != epoch_.load(std::memory_order_acquire) ||
+      e.slot_generation != slots_[e.slot].load(std::memory_order_acquire) ||
+      now_() >= e.reuse_until) {
+    t.entries.erase(it);
+    return nullptr;
+  }
+  return e.answer;
+}
+
+void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& response) {
+  const auto* ticket = static_cast<const Ticket*>(response.reuse.get());
+  if (!ticket || request.target.size() > 1024) return;
+  Entry e;
+  e.slot = slot_of(ticket->key);
+  e.reuse_until = ticket->reuse_until;
+  {
+    std::lock_guard lock(mutex_);
+    if (global_.load() != ticket->generation) return;  // a key changed since the answer's read
+    e.slot_generation = slots_[e.slot].load();
+    e.epoch = epoch_.load();
+  }
+  auto prepared = std::make_shared<PreparedAnswer>();
+  prepared->response = response;
+  prepared->response.reuse.reset();
+  prepared->response.log_reused = true;
+  auto& headers = prepared->response.headers;
+  std::erase_if(headers, [](const auto& h) { return h.first == "Age"; });  // added per request
+  prepared->head = reusable_head(prepared->response);
+  prepared->fetched_at = ticket->fetched_at;
+  e.answer = std::move(prepared);
+  Table& t = table_of(serial_);
+  if (t.entries.size() >= kMaxPerThread) t.entries.clear();
+  t.entries.insert_or_assign(request.target, std::move(e));
+}
+
+void ReusedAnswers::forget(const cache::Committed& changed) {
+  if (changed.keys.empty()) return;  // query records never change a reused answer
+  std::lock_guard lock(mutex_);
+  for (const auto& f : changed.keys) slots_[slot_of(f)].fetch_add(1);
+  global_.fetch_add(1);
+}
+
+void ReusedAnswers::clear() {
+  std::lock_guard lock(mutex_);
+  epoch_.fetch_add(1);
+  global_.fetch_add(1);
+}
+
+}  // namespace hkpgw::gateway

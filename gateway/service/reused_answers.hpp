@@ -1,0 +1,61 @@
+// Whole answers of cached-key hits, kept per network thread and sent again to the next request
+// for the same target without running the handler (net/answer_reuse.hpp): no parsing, no route,
+// no LMDB read, no lock. What makes that safe:
+//   - only fresh hits of op=get by fingerprint or key ID are kept (LookupService gives them a
+//     Ticket), each until its fresh_for ends, and never once the stored access time is over
+//     access_granularity old (the handler then runs and notes the access for the LRU order);
+//   - every commit that changes a key (a write, a merge, a purge, an eviction) bumps that key's
+//     generation slot (forget, from the store's on_commit); an answer made before the bump is
+//     never sent again. The insert checks a global generation read before its LMDB read, under
+//     the mutex forget takes, so a commit racing the request can cost a reuse, never a stale
+//     answer;
+//   - a config reload drops everything (clear).
+// Bounded: at most kMaxPerThread answers per network thread; a full table starts over.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "cache/record.hpp"
+#include "cache/store.hpp"
+#include "gateway/net/answer_reuse.hpp"
+
+namespace hkpgw::gateway {
+
+class ReusedAnswers final : public AnswerReuse {
+ public:
+  static constexpr std::size_t kMaxPerThread = 4096;
+
+  // What LookupService attaches to a reusable answer (HttpResponse::reuse).
+  struct Ticket {
+    cache::Fingerprint key;
+    std::uint64_t generation = 0;  // generation() before the answer's LMDB read
+    std::int64_t fetched_at = 0;
+    std::int64_t reuse_until = 0;  // seconds: the end of fresh_for, or of the access granularity
+  };
+
+  explicit ReusedAnswers(std::function<std::int64_t()> now);
+  // Read before the LMDB read whose answer may be reused.
+  std::uint64_t generation() const { return global_.load(); }
+
+  std::shared_ptr<const PreparedAnswer> find(const HttpRequest& request) override;
+  void keep(const HttpRequest& request, const HttpResponse& response) override;
+  void forget(const cache::Committed& changed);
+  void clear();  // config reloaded
+
+ private:
+  static constexpr std::size_t kSlots = 4096;
+  static std::size_t slot_of(const cache::Fingerprint& f);
+
+  std::function<std::int64_t()> now_;
+  const std::uint64_t serial_;  // whose thread tables these are
+  std::mutex mutex_;            // keep() against forget()
+  std::atomic<std::uint64_t> global_{1};
+  std::atomic<std::uint64_t> epoch_{1};
+  std::array<std::atomic<std::uint32_t>, kSlots> slots_{};
+};
+
+}  // namespace hkpgw::gateway

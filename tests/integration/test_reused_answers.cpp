@@ -1,0 +1,121 @@
+// The hit path that sends a prepared answer again without the handler (ReusedAnswers): only
+// over HTTP/1.1 keep-alive, so these tests send pipelined HTTP/1.1 requests (http_get speaks
+// HTTP/1.0, which never takes that path). What matters is that it is never wrong: the same
+// bytes as the handler's answer, a fresh Age, and nothing reused once the key changed or the
+// client said no-cache.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Sends the requests on one connection, pipelined (the last one closes it), and splits the
+// answers by their Content-Length.
+std::vector<HttpResult> keep_alive(const Gateway& gw, const std::vector<std::string>& requests) {
+  std::string bytes;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    bytes += requests[i] + "Host: gateway\r\n" +
+             (i + 1 == requests.size() ? "Connection: close\r\n" : "") + "\r\n";
+  }
+  const std::string raw = raw_exchange(gw.address(), bytes);
+  std::vector<HttpResult> out;
+  std::size_t at = 0;
+  while (at < raw.size()) {
+    const auto end = raw.find("\r\n\r\n", at);
+    REQUIRE(end != std::string::npos);
+    HttpResult r;
+    std::istringstream head(raw.substr(at, end - at));
+    std::string line;
+    std::getline(head, line);
+    r.status = std::stoi(line.substr(9, 3));
+    while (std::getline(head, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const auto colon = line.find(": ");
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(colon + 2);
+    }
+    const std::size_t length = std::stoul(r.header("content-length"));
+    const bool head_only = requests[out.size()].starts_with("HEAD ");
+    r.body = raw.substr(end + 4, head_only ? 0 : length);
+    at = end + 4 + (head_only ? 0 : length);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string get(const std::string& target, const std::string& extra = "") {
+  return "GET " + target + " HTTP/1.1\r\n" + extra;
+}
+
+double reused(const Gateway& gw) {
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  const std::string name = "\nhkp_gateway_answers_reused_total ";
+  const auto at = m.find(name);
+  REQUIRE(at != std::string::npos);
+  return std::stod(m.substr(at + name.size()));
+}
+
+}  // namespace
+
+TEST_CASE("a cached key's answer is sent again as it is, never once the key changed",
+          "[integration][reuse]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string carol = get_target(fixture("CAROL_FPR"));
+  // The last request closes the connection: only keep-alive requests take the reuse path.
+  const auto first = keep_alive(gw, {get(carol), get(carol), get(carol),
+                                     "HEAD " + carol + " HTTP/1.1\r\n", get(carol)});
+  REQUIRE(first.size() == 5);
+  for (const auto& r : first) CHECK(r.status == 200);
+  CHECK(first[1].header("x-hkp-cache") == "hit");
+  CHECK(first[2].header("x-hkp-cache") == "hit");
+  CHECK(first[2].body == first[1].body);
+  CHECK(first[2].body == first[0].body);
+  CHECK_THAT(first[2].body, Contains("BEGIN PGP PUBLIC KEY BLOCK"));
+  CHECK(first[2].header("content-type") == first[1].header("content-type"));
+  CHECK(first[2].header("access-control-allow-origin") == "*");
+  CHECK_FALSE(first[2].header("age").empty());
+  CHECK(first[3].body.empty());  // HEAD: the same head, no body
+  CHECK(first[3].header("content-length") == first[2].header("content-length"));
+  const double sent_again = reused(gw);
+  CHECK(sent_again >= 2);  // the third GET and the HEAD at least
+
+  // The key changes (a revocation arrives): no answer made before is sent again.
+  const HttpResult r = post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/carol-revocation.asc")));
+  REQUIRE(r.status == 200);
+  const auto after = keep_alive(gw, {get(carol), get(carol), get(carol)});
+  REQUIRE(after.size() == 3);
+  CHECK(after[0].body != first[0].body);
+  CHECK(after[0].body.size() > first[0].body.size());
+  CHECK(after[1].body == after[0].body);
+  CHECK(after[2].body == after[0].body);
+  CHECK(reused(gw) >= sent_again + 1);  // and the new answer is reused in its turn
+}
+
+TEST_CASE("no-cache and HTTP/1.0 requests never get a reused answer", "[integration][reuse]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "", "honor_client_no_cache = true\n");
+  REQUIRE(gw.started());
+  const std::string carol = get_target(fixture("CAROL_FPR"));
+  REQUIRE(keep_alive(gw, {get(carol), get(carol)}).size() == 2);
+  const double before = reused(gw);
+  const int asked = ks.lookups();
+  const auto r = keep_alive(gw, {get(carol, "Cache-Control: no-cache\r\n"), get(carol)});
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].status == 200);
+  CHECK(r[0].header("x-hkp-cache") == "revalidated");
+  CHECK(ks.lookups() == asked + 1);  // the handler ran and asked upstream
+  CHECK(gw.get(carol).status == 200);  // HTTP/1.0
+  CHECK(reused(gw) == before);
+  CHECK(r[1].status == 200);  // closing the connection: the handler's answer too
+}
