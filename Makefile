@@ -30,6 +30,7 @@ bench: build
 	./$(BUILD_DIR)/bench/bench_fleet
 	./$(BUILD_DIR)/bench/bench_keys
 	./$(BUILD_DIR)/bench/bench_hardening
+	./$(BUILD_DIR)/bench/bench_cold
 	./bench/instructions_per_hit.sh $(BUILD_DIR)
 
 # The gateway against nginx proxy_cache and nginx static on loopback; writes bench/RESULTS.md.

@@ -27,7 +27,7 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
   auto made = std::make_shared<const Prepared>(  // unlocked
       Prepared{std::string(packets), hkp::armor_public_keys(packets)});
   const std::size_t cost = cost_of(*made);
-  if (cost > shard_budget_) return made;
+  if (cost > shard_budget_ || !admit(fpr)) return made;
   std::lock_guard lock(s.mutex);
   auto [it, fresh] = s.entries.try_emplace(fpr);
   if (!fresh) s.bytes -= cost_of(*it->second);
@@ -39,6 +39,21 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
   it->second = made;
   s.bytes += cost;
   return made;
+}
+
+bool AnswerCache::admit(const cache::Fingerprint& f) {
+  std::uint32_t h = 0;  // all of the fingerprint, folded
+  for (std::size_t at = 0; at + 4 <= f.bytes().size(); at += 4) {
+    std::uint32_t w;
+    std::memcpy(&w, f.bytes().data() + at, sizeof w);
+    h = (h ^ w) * 0x9E3779B1u;
+  }
+  h |= 1;  // 0 = empty
+  static_assert(kDoorkeeper == 1 << 16);
+  auto& slot = seen_[(h * 0x9E3779B1u) >> 16];  // the product's top 16 bits
+  if (slot.load(std::memory_order_relaxed) == h) return true;
+  slot.store(h, std::memory_order_relaxed);
+  return false;
 }
 
 void AnswerCache::forget(const cache::Committed& changed) {

@@ -7,10 +7,14 @@
 //
 // Bounded: at most `max_bytes` of packets and armor, in 16 shards of their own mutex (held for a
 // lookup or an insert only); a full shard is emptied whole (cheap, and hot keys come back on
-// their next hit).
+// their next hit). Admission: a key is kept on its second miss within a while (a doorkeeper of
+// 64k fingerprint hashes), so a scan of a million keys seen once each does not flush the keys
+// that are asked for again and again.
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -66,7 +70,11 @@ class AnswerCache {
   };
   Shard& shard_of(const cache::Fingerprint& f) { return shards_[FingerprintHash{}(f) % kShards]; }
 
+  bool admit(const cache::Fingerprint& f);  // seen recently: worth keeping
+
   const std::size_t shard_budget_;
+  static constexpr std::size_t kDoorkeeper = 1 << 16;
+  std::array<std::atomic<std::uint32_t>, kDoorkeeper> seen_{};
   std::array<Shard, kShards> shards_;
   ReusedAnswers reused_;
 };

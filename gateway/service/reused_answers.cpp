@@ -22,12 +22,16 @@ struct Entry {
 struct Table {
   std::uint64_t owner = 0;
   std::unordered_map<std::string, Entry> entries;
+  // Targets answered once lately (their hashes): an answer is prepared on its second time, so
+  // lookups of a million keys each seen once cost no preparing and flush nothing.
+  std::array<std::uint32_t, 1 << 14> seen{};
 };
 thread_local Table table;
 
 Table& table_of(std::uint64_t owner) {
   if (table.owner != owner) {  // another ReusedAnswers (tests): start over
     table.entries.clear();
+    table.seen.fill(0);
     table.owner = owner;
   }
   return table;
@@ -62,6 +66,13 @@ std::shared_ptr<const PreparedAnswer> ReusedAnswers::find(const HttpRequest& req
 void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& response) {
   const auto* ticket = static_cast<const Ticket*>(response.reuse.get());
   if (!ticket || request.target.size() > 1024) return;
+  Table& t = table_of(serial_);
+  const auto h = static_cast<std::uint32_t>(std::hash<std::string_view>{}(request.target)) | 1;
+  auto& seen = t.seen[h % t.seen.size()];
+  if (seen != h) {
+    seen = h;
+    return;
+  }
   Entry e;
   e.slot = slot_of(ticket->key);
   e.reuse_until = ticket->reuse_until;
@@ -80,7 +91,6 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
   prepared->head = reusable_head(prepared->response);
   prepared->fetched_at = ticket->fetched_at;
   e.answer = std::move(prepared);
-  Table& t = table_of(serial_);
   if (t.entries.size() >= kMaxPerThread) t.entries.clear();
   t.entries.insert_or_assign(request.target, std::move(e));
 }

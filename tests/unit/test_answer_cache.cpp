@@ -18,13 +18,24 @@ cache::Fingerprint fpr(int n) {
 
 }  // namespace
 
-TEST_CASE("a key is armored once, then served from the cache", "[answers][unit]") {
+TEST_CASE("a key asked for again is kept, then served from the cache", "[answers][unit]") {
   AnswerCache answers;
   const std::string packets("\x98\x33\x04packets of a key", 19);
+  const auto once = answers.armored(fpr(1), packets);
+  CHECK(*once == hkp::armor_public_keys(packets));
+  CHECK(answers.stats().entries == 0);  // asked for once: not kept (yet)
   const auto first = answers.armored(fpr(1), packets);
-  CHECK(*first == hkp::armor_public_keys(packets));
-  CHECK(answers.armored(fpr(1), packets) == first);  // the same object: not armored again
   CHECK(answers.stats().entries == 1);
+  CHECK(answers.armored(fpr(1), packets) == first);  // the same object: not armored again
+}
+
+TEST_CASE("keys asked for once do not flush the ones asked for again", "[answers][unit]") {
+  AnswerCache answers(64 << 10);  // 4 KiB a shard: a handful of entries
+  const std::string packets(500, 'x');
+  answers.armored(fpr(1), packets);
+  const auto hot = answers.armored(fpr(1), packets);
+  for (int i = 100; i < 5100; ++i) answers.armored(fpr(i), packets);  // a scan, each once
+  CHECK(answers.armored(fpr(1), packets) == hot);
 }
 
 TEST_CASE("new packets for a key are armored anew, whatever the cache holds", "[answers][unit]") {
@@ -40,8 +51,11 @@ TEST_CASE("new packets for a key are armored anew, whatever the cache holds", "[
 TEST_CASE("what a commit changed is dropped", "[answers][unit]") {
   AnswerCache answers;
   const std::string packets("\x98\x33\x04some key", 11);
-  answers.armored(fpr(1), packets);
-  answers.armored(fpr(2), packets);
+  for (int round = 0; round < 2; ++round) {  // the second time, they are kept
+    answers.armored(fpr(1), packets);
+    answers.armored(fpr(2), packets);
+  }
+  REQUIRE(answers.stats().entries == 2);
   cache::Committed changed;
   changed.keys = {fpr(1), fpr(3)};
   answers.forget(changed);
@@ -53,7 +67,9 @@ TEST_CASE("what a commit changed is dropped", "[answers][unit]") {
 TEST_CASE("the cache stays within its budget", "[answers][unit]") {
   AnswerCache answers(64 << 10);  // 4 KiB a shard
   const std::string packets(1000, 'x');
-  for (int i = 0; i < 1000; ++i) answers.armored(fpr(i), packets);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 1000; ++i) answers.armored(fpr(i), packets);
+  }
   CHECK(answers.stats().bytes <= (64 << 10));
   CHECK(answers.stats().entries > 0);
   // An answer bigger than a shard is served, not kept.
