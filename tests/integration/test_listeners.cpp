@@ -48,7 +48,9 @@ TEST_CASE("gpg fetches over the HKPS listener, verifying the gateway's certifica
   // dirmngr needs a dotted name: gateway.test resolves to loopback in a private mount namespace
   // (a hosts file of our own), never through DNS. It trusts the test CA through hkp-cacert.
   Gpg gpg;
-  write_file(gpg.home() + "/dirmngr.conf", "hkp-cacert " + d + "/ca.pem\n");
+  // standard-resolver: the system's, which answers gateway.test from the hosts file; dirmngr's
+  // own resolver asked the machine's DNS server for its AAAA record (off loopback), per request.
+  write_file(gpg.home() + "/dirmngr.conf", "hkp-cacert " + d + "/ca.pem\nstandard-resolver\n");
   write_file(dir / "hosts", read_file("/etc/hosts") + "\n127.0.0.1 gateway.test\n");
   auto in_namespace = [&](const std::string& gpg_args) {
     return run({"unshare", "-m", "sh", "-c",
