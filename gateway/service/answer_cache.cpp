@@ -31,11 +31,22 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
   std::lock_guard lock(s.mutex);
   auto [it, fresh] = s.entries.try_emplace(fpr);
   if (!fresh) s.bytes -= cost_of(*it->second);
-  if (s.bytes + cost > shard_budget_) {  // full: start the shard over
-    s.entries.clear();
-    s.bytes = 0;
-    it = s.entries.try_emplace(fpr).first;
+  while (s.bytes + cost > shard_budget_ && s.entries.size() > 1) {  // full: drop at random
+    s.victim = s.victim * 6364136223846793005ULL + 1442695040888963407ULL;
+    const std::size_t buckets = s.entries.bucket_count();
+    for (std::size_t b = (s.victim >> 33) % buckets;; b = (b + 1) % buckets) {
+      if (s.entries.bucket_size(b) == 0) continue;
+      auto victim = s.entries.begin(b);
+      if (victim->first == fpr) {  // not the one being inserted
+        if (s.entries.bucket_size(b) < 2) continue;
+        ++victim;
+      }
+      s.bytes -= cost_of(*victim->second);
+      s.entries.erase(victim->first);
+      break;
+    }
   }
+  it = s.entries.find(fpr);
   it->second = made;
   s.bytes += cost;
   return made;

@@ -6,8 +6,7 @@
 // memory for keys that are still served.
 //
 // Bounded: at most `max_bytes` of packets and armor, in 16 shards of their own mutex (held for a
-// lookup or an insert only); a full shard is emptied whole (cheap, and hot keys come back on
-// their next hit). Admission: a key is kept on its second miss within a while (a doorkeeper of
+// lookup or an insert only); a full shard drops entries picked at random until the new one fits. Admission: a key is kept on its second miss within a while (a doorkeeper of
 // 64k fingerprint hashes), so a scan of a million keys seen once each does not flush the keys
 // that are asked for again and again.
 #pragma once
@@ -67,6 +66,7 @@ class AnswerCache {
     mutable std::mutex mutex;
     std::unordered_map<cache::Fingerprint, std::shared_ptr<const Prepared>, FingerprintHash> entries;
     std::size_t bytes = 0;
+    std::uint64_t victim = 0x9E3779B97F4A7C15ULL;  // picks what a full shard drops
   };
   Shard& shard_of(const cache::Fingerprint& f) { return shards_[FingerprintHash{}(f) % kShards]; }
 

@@ -25,6 +25,7 @@ struct Table {
   // Targets answered once lately (their hashes): an answer is prepared on its second time, so
   // lookups of a million keys each seen once cost no preparing and flush nothing.
   std::array<std::uint32_t, 1 << 14> seen{};
+  std::uint64_t victim = 0x9E3779B97F4A7C15ULL;  // a tiny LCG picks what a full table drops
 };
 thread_local Table table;
 
@@ -91,7 +92,16 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
   prepared->head = reusable_head(prepared->response);
   prepared->fetched_at = ticket->fetched_at;
   e.answer = std::move(prepared);
-  if (t.entries.size() >= kMaxPerThread) t.entries.clear();
+  if (t.entries.size() >= kMaxPerThread) {  // full: one answer out, picked at random
+    t.victim = t.victim * 6364136223846793005ULL + 1442695040888963407ULL;
+    const std::size_t buckets = t.entries.bucket_count();
+    for (std::size_t b = (t.victim >> 33) % buckets;; b = (b + 1) % buckets) {
+      if (t.entries.bucket_size(b) > 0) {
+        t.entries.erase(t.entries.begin(b)->first);
+        break;
+      }
+    }
+  }
   t.entries.insert_or_assign(request.target, std::move(e));
 }
 

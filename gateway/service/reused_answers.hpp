@@ -10,7 +10,8 @@
 //     the mutex forget takes, so a commit racing the request can cost a reuse, never a stale
 //     answer;
 //   - a config reload drops everything (clear).
-// Bounded: at most kMaxPerThread answers per network thread; a full table starts over. An answer
+// Bounded: at most kMaxPerThread answers per network thread; a full table drops one at random
+// for each new one (random replacement: about LRU's hit ratio for spread-out lookups). An answer
 // is prepared the second time its target is answered (a doorkeeper of 16k target hashes per
 // thread), so lookups spread over a million keys prepare nothing that is never sent again.
 #pragma once
