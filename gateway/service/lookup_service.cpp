@@ -158,6 +158,7 @@ struct LookupService::KeyLookup {
   std::optional<cache::QueryRecord> query;
   std::int64_t fetched_at = 0;  // when the cached answer was last confirmed (0 = none)
   std::uint64_t generation = 0;  // ReusedAnswers::generation() before the cache was read
+  std::uint64_t queries_generation = 0;
 
   bool have_answer() const { return !found.keys.empty() && fetched_at != 0; }
   std::int64_t age() const { return now - fetched_at; }
@@ -266,6 +267,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   const bool email = search.kind == SearchKind::email;
   KeyLookup l{req, no_cache, now_(), cache::query_key(Op::get, search), {}, {}, 0};
   l.generation = answers_.reused().generation();  // before the read: see ReusedAnswers
+  l.queries_generation = answers_.reused().queries_generation();
   // Email answers merge cached and fetched keys, which needs their fingerprints.
   l.found = load_cached(search, req.op != Op::get || email, req.op == Op::get);
   // An email's answer is complete only if the upstreams were asked for that address recently;
@@ -296,19 +298,21 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   const bool cache_only = search.kind == SearchKind::short_keyid;  // never asked upstream
   if (l.have_answer() && (cache_only || (l.age() < seconds(c.fresh_for) && !l.no_cache))) {
     HttpResponse r = serve(CacheResult::hit);
-    // One key by ID or fingerprint: the same answer may go out again, as it is, until its
-    // fresh_for ends or its access time needs writing (ReusedAnswers).
-    if (l.req.op == Op::get && search.is_key_id() && l.found.keys.size() == 1 && r.shared_body) {
-      const CachedKey& k = l.found.keys.front();
+    // A get by ID, fingerprint or address: the same answer may go out again, as it is, until
+    // its fresh_for ends or an access time needs writing (ReusedAnswers).
+    const bool email = search.kind == SearchKind::email;
+    if (l.req.op == Op::get && (email || (search.is_key_id() && l.found.keys.size() == 1))) {
       const std::int64_t granularity = store_.access_granularity();
-      // This read noted the access if it was due: the next note is due a granularity from now.
-      const std::int64_t access_due = l.now - k.accessed_at >= granularity
-                                          ? l.now + granularity
-                                          : k.accessed_at + granularity;
+      // This read noted each access that was due: the next note is due a granularity from now.
+      std::int64_t access_due = l.now + granularity;
+      for (const CachedKey& k : l.found.keys) {
+        if (l.now - k.accessed_at < granularity) access_due = std::min(access_due, k.accessed_at + granularity);
+      }
       const std::int64_t fresh_end =
-          cache_only ? l.now + seconds(c.fresh_for) : k.fetched_at + seconds(c.fresh_for);
-      r.reuse = std::make_shared<const ReusedAnswers::Ticket>(
-          ReusedAnswers::Ticket{k.id, l.generation, k.fetched_at, std::min(access_due, fresh_end)});
+          cache_only ? l.now + seconds(c.fresh_for) : l.fetched_at + seconds(c.fresh_for);
+      r.reuse = std::make_shared<const ReusedAnswers::Ticket>(ReusedAnswers::Ticket{
+          l.found.keys.front().id, l.generation, l.fetched_at, std::min(access_due, fresh_end),
+          email, l.queries_generation});
     }
     return r;
   }

@@ -16,6 +16,8 @@ struct Entry {
   std::uint32_t slot_generation = 0;
   std::uint64_t epoch = 0;
   std::int64_t reuse_until = 0;
+  bool any_change = false;  // ends with any key or query record change
+  std::uint64_t global = 0, queries = 0;
 };
 
 // One network thread's answers: only that thread reads or writes it.
@@ -57,6 +59,8 @@ std::shared_ptr<const PreparedAnswer> ReusedAnswers::find(const HttpRequest& req
   const Entry& e = it->second;
   if (e.epoch != epoch_.load(std::memory_order_acquire) ||
       e.slot_generation != slots_[e.slot].load(std::memory_order_acquire) ||
+      (e.any_change && (e.global != global_.load(std::memory_order_acquire) ||
+                        e.queries != queries_.load(std::memory_order_acquire))) ||
       now_() >= e.reuse_until) {
     t.entries.erase(it);
     return nullptr;
@@ -66,7 +70,7 @@ std::shared_ptr<const PreparedAnswer> ReusedAnswers::find(const HttpRequest& req
 
 void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& response) {
   const auto* ticket = static_cast<const Ticket*>(response.reuse.get());
-  if (!ticket || request.target.size() > 1024) return;
+  if (!ticket || request.target.size() > 1024 || response.payload().size() > kMaxBody) return;
   Table& t = table_of(serial_);
   const auto h = static_cast<std::uint32_t>(std::hash<std::string_view>{}(request.target)) | 1;
   auto& seen = t.seen[h % t.seen.size()];
@@ -80,8 +84,12 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
   {
     std::lock_guard lock(mutex_);
     if (global_.load() != ticket->generation) return;  // a key changed since the answer's read
+    if (ticket->any_change && queries_.load() != ticket->queries_generation) return;
     e.slot_generation = slots_[e.slot].load();
     e.epoch = epoch_.load();
+    e.any_change = ticket->any_change;
+    e.global = global_.load();
+    e.queries = queries_.load();
   }
   auto prepared = std::make_shared<PreparedAnswer>();
   prepared->response = response;
@@ -106,8 +114,10 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
 }
 
 void ReusedAnswers::forget(const cache::Committed& changed) {
-  if (changed.keys.empty()) return;  // query records never change a reused answer
+  if (changed.keys.empty() && changed.queries.empty()) return;
   std::lock_guard lock(mutex_);
+  if (!changed.queries.empty()) queries_.fetch_add(1);  // only address answers watch these
+  if (changed.keys.empty()) return;
   for (const auto& f : changed.keys) slots_[slot_of(f)].fetch_add(1);
   global_.fetch_add(1);
 }

@@ -1,9 +1,11 @@
 // Whole answers of cached-key hits, kept per network thread and sent again to the next request
 // for the same target without running the handler (net/answer_reuse.hpp): no parsing, no route,
 // no LMDB read, no lock. What makes that safe:
-//   - only fresh hits of op=get by fingerprint or key ID are kept (LookupService gives them a
-//     Ticket), each until its fresh_for ends, and never once the stored access time is over
+//   - only fresh hits of op=get by fingerprint, key ID or address are kept (LookupService gives
+//     them a Ticket), each until its fresh_for ends, and never once a stored access time is over
 //     access_granularity old (the handler then runs and notes the access for the LRU order);
+//   - an address's answer depends on which keys carry the address and on its query record: any
+//     commit that changes a key or a query record ends it;
 //   - every commit that changes a key (a write, a merge, a purge, an eviction) bumps that key's
 //     generation slot (forget, from the store's on_commit); an answer made before the bump is
 //     never sent again. The insert checks a global generation read before its LMDB read, under
@@ -38,11 +40,18 @@ class ReusedAnswers final : public AnswerReuse {
     std::uint64_t generation = 0;  // generation() before the answer's LMDB read
     std::int64_t fetched_at = 0;
     std::int64_t reuse_until = 0;  // seconds: the end of fresh_for, or of the access granularity
+    // An address's answer: which keys carry the address, and its query record, decide it, so
+    // any key change and any query record change end it (not just `key`'s).
+    bool any_change = false;
+    std::uint64_t queries_generation = 0;  // queries_generation() before the read
   };
+  // Answers bigger than this are not kept (a many-key address answer).
+  static constexpr std::size_t kMaxBody = 64 << 10;
 
   explicit ReusedAnswers(std::function<std::int64_t()> now);
   // Read before the LMDB read whose answer may be reused.
   std::uint64_t generation() const { return global_.load(); }
+  std::uint64_t queries_generation() const { return queries_.load(); }
 
   std::shared_ptr<const PreparedAnswer> find(const HttpRequest& request) override;
   void keep(const HttpRequest& request, const HttpResponse& response) override;
@@ -58,6 +67,7 @@ class ReusedAnswers final : public AnswerReuse {
   std::mutex mutex_;            // keep() against forget()
   std::atomic<std::uint64_t> global_{1};
   std::atomic<std::uint64_t> epoch_{1};
+  std::atomic<std::uint64_t> queries_{1};  // bumped by every commit that changes a query record
   std::array<std::atomic<std::uint32_t>, kSlots> slots_{};
 };
 

@@ -32,6 +32,17 @@ std::string cache_config(const TempDir& dir, const std::string& name,
   return path;
 }
 
+// The HKP listener's address of a gateway started on a cache_config(), once it has started.
+std::string hkp_address(Process& gw) {
+  REQUIRE(gw.wait_for("event=started"));
+  std::string addr;
+  std::istringstream in(gw.err());
+  for (std::string line; std::getline(in, line);) {
+    if (field(line, "listener") == "hkp") addr = field(line, "addr");
+  }
+  return addr;
+}
+
 RunResult cache_cmd(const std::string& config, std::vector<std::string> args) {
   std::vector<std::string> argv = {HKPGW_BINARY, "--config", config, "cache"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -120,12 +131,7 @@ TEST_CASE("imported keys answer address lookups from the cache, without asking u
                       ks.url() + "\"\n");
   REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/alice.asc"}).exit_code == 0);
   Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
-  REQUIRE(gw.wait_for("event=started"));
-  std::string addr;
-  std::istringstream in(gw.err());
-  for (std::string line; std::getline(in, line);) {
-    if (field(line, "listener") == "hkp") addr = field(line, "addr");
-  }
+  const std::string addr = hkp_address(gw);
   const auto r = http_get(addr, "/pks/lookup?op=get&options=mr&search=alice@example.org");
   CHECK(r.status == 200);
   CHECK(r.header("x-hkp-cache") == "hit");
@@ -169,12 +175,7 @@ TEST_CASE("cache commands refuse what they cannot do safely, with a clear messag
     CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "6");
     CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
     Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
-    REQUIRE(gw.wait_for("event=started"));
-    std::string addr;
-    std::istringstream in(gw.err());
-    for (std::string line; std::getline(in, line);) {
-      if (field(line, "listener") == "hkp") addr = field(line, "addr");
-    }
+    const std::string addr = hkp_address(gw);
     CHECK(http_get(addr, "/pks/lookup?op=get&search=alice@example.org").status == 404);
     CHECK(http_get(addr, "/pks/lookup?op=get&search=0x" + fixture("BOB_FPR")).status == 200);
   }

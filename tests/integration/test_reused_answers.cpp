@@ -7,6 +7,8 @@
 
 #include <sstream>
 
+#include "hkp/armor.hpp"
+#include "hkp/keyring_stream.hpp"
 #include "support/actors.hpp"
 
 using namespace hkpgw;
@@ -121,4 +123,60 @@ TEST_CASE("no-cache and HTTP/1.0 requests never get a reused answer", "[integrat
   CHECK(gw.get(carol).status == 200);  // HTTP/1.0
   CHECK(reused(gw) == before);
   CHECK(r[1].status == 200);  // closing the connection: the handler's answer too
+}
+
+TEST_CASE("an address's answer is reused until any key or query record changes",
+          "[integration][reuse]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string carol = "/pks/lookup?op=get&options=mr&search=carol@example.org";
+  const auto first = keep_alive(gw, {get(carol), get(carol), get(carol), get(carol), get(carol)});
+  REQUIRE(first.size() == 5);
+  for (const auto& r : first) CHECK(r.status == 200);
+  CHECK(first[3].body == first[0].body);
+  const double sent_again = reused(gw);
+  CHECK(sent_again >= 1);  // the fourth
+  const HttpResult r =
+      post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/carol-revocation.asc")));
+  REQUIRE(r.status == 200);
+  const auto after = keep_alive(gw, {get(carol), get(carol), get(carol)});
+  REQUIRE(after.size() == 3);
+  CHECK(after[0].body != first[0].body);  // the revocation is in it
+  CHECK(after[0].body.size() > first[0].body.size());
+  CHECK(after[1].body == after[0].body);
+  CHECK(reused(gw) >= sent_again + 1);
+}
+
+TEST_CASE("an address's reused answer ends when another key with that address arrives",
+          "[integration][reuse]") {
+  TempDir dir;
+  // team.asc holds two keys sharing team@example.org: the upstream gets the first only.
+  std::istringstream team(read_file(data_dir() + "/team.asc"));
+  hkp::KeyringStream keys(team, 1);
+  const auto first_key = keys.next(), second_key = keys.next();
+  REQUIRE(first_key.has_value());
+  REQUIRE(second_key.has_value());
+  write_file(dir / "team1.asc", hkp::armor_public_keys(*first_key));
+  TestKeyserver ks(dir, "ks", "server", "normal", {dir / "team1.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string team_get = "/pks/lookup?op=get&options=mr&search=team@example.org";
+  const auto before = keep_alive(gw, {get(team_get), get(team_get), get(team_get), get(team_get),
+                                      get(team_get)});
+  REQUIRE(before.size() == 5);
+  CHECK(before[3].body == before[0].body);
+  const double sent_again = reused(gw);
+  REQUIRE(sent_again >= 1);
+  // The second key is uploaded: its slot is not the first key's, yet the address's answer
+  // must now carry both.
+  const HttpResult r =
+      post_add(gw, "keytext=" + percent_encode_all(hkp::armor_public_keys(*second_key)));
+  REQUIRE(r.status == 200);
+  const auto after = keep_alive(gw, {get(team_get), get(team_get)});
+  REQUIRE(after.size() == 2);
+  CHECK(after[0].body != before[0].body);
+  CHECK(after[0].body.size() > before[0].body.size());
+  CHECK(reused(gw) == sent_again);  // the first after the upload went through the handler
 }
