@@ -139,7 +139,8 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
         if (it == addresses.end()) {
           const auto known = store.get_query(qkey);
           if (known && known->kind != cache::QueryKind::not_found) continue;
-          it = addresses.emplace(qkey, cache::QueryRecord{now, "import", cache::QueryKind::fingerprints, {}, {}}).first;
+          const cache::QueryRecord record{now, "import", cache::QueryKind::fingerprints, {}, {}};
+          it = addresses.emplace(qkey, record).first;
         }
         auto& fprs = it->second.fingerprints;
         if (std::find(fprs.begin(), fprs.end(), k.info.fingerprint) == fprs.end()) {

@@ -306,7 +306,9 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
       // This read noted each access that was due: the next note is due a granularity from now.
       std::int64_t access_due = l.now + granularity;
       for (const CachedKey& k : l.found.keys) {
-        if (l.now - k.accessed_at < granularity) access_due = std::min(access_due, k.accessed_at + granularity);
+        if (l.now - k.accessed_at < granularity) {
+          access_due = std::min(access_due, k.accessed_at + granularity);
+        }
       }
       const std::int64_t fresh_end =
           cache_only ? l.now + seconds(c.fresh_for) : l.fetched_at + seconds(c.fresh_for);
