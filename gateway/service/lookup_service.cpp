@@ -377,6 +377,9 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   const hkp::Search& search = req.search;
   const std::int64_t now = now_();
   const std::string qkey = cache::query_key(Op::index, search);
+  // Before any read: a listing served as a hit may be reused (ReusedAnswers).
+  const std::uint64_t generation = answers_.reused().generation();
+  const std::uint64_t queries_generation = answers_.reused().queries_generation();
 
   // Keys we hold that carry the address are always listed, whatever the upstreams say.
   std::vector<hkp::IndexEntry> local;
@@ -406,7 +409,16 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   const std::int64_t age = query ? now - query->fetched_at : 0;
   if (query && !no_cache) {
     if (have_answer && age < seconds(c.fresh_for)) {
-      co_return respond(query->entries, CacheResult::hit, query->upstream, age);
+      HttpResponse r = respond(query->entries, CacheResult::hit, query->upstream, age);
+      // A listing depends on the query record and on the keys that carry the address: any key
+      // or query record change ends its reuse, and so does the end of fresh_for.
+      if (r.status == 200) {
+        r.reuse = std::make_shared<const ReusedAnswers::Ticket>(
+            ReusedAnswers::Ticket{cache::Fingerprint{}, generation, query->fetched_at,
+                                  query->fetched_at + seconds(c.fresh_for), true,
+                                  queries_generation});
+      }
+      co_return r;
     }
     if (query->kind == cache::QueryKind::not_found && age < seconds(c.negative_ttl)) {
       co_return respond({}, CacheResult::negative, "", age);

@@ -1,8 +1,8 @@
 // Whole answers of cached-key hits, kept per network thread and sent again to the next request
 // for the same target without running the handler (net/answer_reuse.hpp): no parsing, no route,
 // no LMDB read, no lock. What makes that safe:
-//   - only fresh hits of op=get by fingerprint, key ID or address are kept (LookupService gives
-//     them a Ticket), each until its fresh_for ends, and never once a stored access time is over
+//   - only fresh hits of op=get by fingerprint, key ID or address, and of listings (op=index)
+//     answered from a query record, are kept (LookupService gives them a Ticket), each until its fresh_for ends, and never once a stored access time is over
 //     access_granularity old (the handler then runs and notes the access for the LRU order);
 //   - an address's answer depends on which keys carry the address and on its query record: any
 //     commit that changes a key or a query record ends it;

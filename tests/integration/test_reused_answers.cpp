@@ -167,16 +167,24 @@ TEST_CASE("an address's reused answer ends when another key with that address ar
                                       get(team_get)});
   REQUIRE(before.size() == 5);
   CHECK(before[3].body == before[0].body);
+  // The address's listing (op=index) is reused the same way.
+  const std::string team_index = "/pks/lookup?op=index&options=mr&search=team@example.org";
+  const auto listed = keep_alive(gw, {get(team_index), get(team_index), get(team_index),
+                                      get(team_index), get(team_index)});
+  REQUIRE(listed.size() == 5);
+  CHECK(listed[3].body == listed[0].body);
+  CHECK(count_of(listed[3].body, "\npub:") == 1);
   const double sent_again = reused(gw);
-  REQUIRE(sent_again >= 1);
+  REQUIRE(sent_again >= 2);  // the fourth get and the fourth listing
   // The second key is uploaded: its slot is not the first key's, yet the address's answer
   // must now carry both.
   const HttpResult r =
       post_add(gw, "keytext=" + percent_encode_all(hkp::armor_public_keys(*second_key)));
   REQUIRE(r.status == 200);
-  const auto after = keep_alive(gw, {get(team_get), get(team_get)});
-  REQUIRE(after.size() == 2);
+  const auto after = keep_alive(gw, {get(team_get), get(team_index), get(team_get)});
+  REQUIRE(after.size() == 3);
   CHECK(after[0].body != before[0].body);
   CHECK(after[0].body.size() > before[0].body.size());
+  CHECK(count_of(after[1].body, "\npub:") == 2);
   CHECK(reused(gw) == sent_again);  // the first after the upload went through the handler
 }
