@@ -12,6 +12,22 @@ namespace {
 constexpr std::size_t kReadBlock = 1 << 20;
 constexpr std::size_t kMaxLine = 1 << 20;
 
+enum class Line { ok, end, too_long };
+
+// One line without its '\n', read a byte at a time so a line is never held past `max` bytes
+// (std::getline would read a gigabyte without a newline whole before we could check it).
+Line read_line(std::istream& in, std::string& line, std::size_t max) {
+  line.clear();
+  std::streambuf* buf = in.rdbuf();
+  while (true) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) return line.empty() ? Line::end : Line::ok;
+    if (c == '\n') return Line::ok;
+    if (line.size() == max) return Line::too_long;
+    line.push_back(static_cast<char>(c));
+  }
+}
+
 bool is_primary(int tag) { return tag == tag::public_key || tag == tag::secret_key; }
 
 // Bytes a packet needs from the start of `data`, when its header is complete there; 0 when the
@@ -79,7 +95,8 @@ bool KeyringStream::fill_armor() {
   std::string line;
   std::string decoded;
   while (pending_.size() - offset_ - before < kReadBlock) {
-    if (!std::getline(in_, line)) {
+    const Line got = read_line(in_, line, kMaxLine);
+    if (got == Line::end) {
       if (in_block_) {
         return fail("armor block \"PGP " + label_ + "\" has no END line");
       }
@@ -87,7 +104,7 @@ bool KeyringStream::fill_armor() {
       break;
     }
     ++line_no_;
-    if (line.size() > kMaxLine) return fail("line " + std::to_string(line_no_) + " is over 1 MiB");
+    if (got == Line::too_long) return fail("line " + std::to_string(line_no_) + " is over 1 MiB");
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!in_block_) {  // text around blocks is ignored, as in a mail body
       const std::string_view label = armor_label(line, kArmorBegin);

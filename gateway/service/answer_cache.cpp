@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "gateway/service/random_entry.hpp"
 #include "hkp/armor.hpp"
 
 namespace hkpgw::gateway {
@@ -29,25 +30,16 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
   const std::size_t cost = cost_of(*made);
   if (cost > shard_budget_ || !admit(fpr)) return made;
   std::lock_guard lock(s.mutex);
-  auto [it, fresh] = s.entries.try_emplace(fpr);
-  if (!fresh) s.bytes -= cost_of(*it->second);
-  while (s.bytes + cost > shard_budget_ && s.entries.size() > 1) {  // full: drop at random
-    s.victim = s.victim * 6364136223846793005ULL + 1442695040888963407ULL;
-    const std::size_t buckets = s.entries.bucket_count();
-    for (std::size_t b = (s.victim >> 33) % buckets;; b = (b + 1) % buckets) {
-      if (s.entries.bucket_size(b) == 0) continue;
-      auto victim = s.entries.begin(b);
-      if (victim->first == fpr) {  // not the one being inserted
-        if (s.entries.bucket_size(b) < 2) continue;
-        ++victim;
-      }
-      s.bytes -= cost_of(*victim->second);
-      s.entries.erase(victim->first);
-      break;
-    }
+  if (const auto old = s.entries.find(fpr); old != s.entries.end()) {
+    s.bytes -= cost_of(*old->second);
+    s.entries.erase(old);
   }
-  it = s.entries.find(fpr);
-  it->second = made;
+  while (s.bytes + cost > shard_budget_ && !s.entries.empty()) {  // full: drop at random
+    const auto victim = random_entry(s.entries, s.victim);
+    s.bytes -= cost_of(*victim->second);
+    s.entries.erase(victim);
+  }
+  s.entries.emplace(fpr, made);
   s.bytes += cost;
   return made;
 }

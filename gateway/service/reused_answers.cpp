@@ -4,6 +4,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "gateway/service/random_entry.hpp"
+
 namespace hkpgw::gateway {
 
 namespace {
@@ -101,14 +103,7 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
   prepared->fetched_at = ticket->fetched_at;
   e.answer = std::move(prepared);
   if (t.entries.size() >= kMaxPerThread) {  // full: one answer out, picked at random
-    t.victim = t.victim * 6364136223846793005ULL + 1442695040888963407ULL;
-    const std::size_t buckets = t.entries.bucket_count();
-    for (std::size_t b = (t.victim >> 33) % buckets;; b = (b + 1) % buckets) {
-      if (t.entries.bucket_size(b) > 0) {
-        t.entries.erase(t.entries.begin(b)->first);
-        break;
-      }
-    }
+    t.entries.erase(random_entry(t.entries, t.victim));
   }
   t.entries.insert_or_assign(request.target, std::move(e));
 }

@@ -114,6 +114,16 @@ TEST_CASE("damaged keyrings stop with one line saying what is wrong", "[keys][un
     const Read r = read_all("-----BEGIN PGP MESSAGE-----\n\nAAAA\n-----END PGP MESSAGE-----\n", 100);
     CHECK_THAT(r.error, Catch::Contains("not a key"));
   }
+  SECTION("a packet header claiming 2 GiB: refused at the header, nothing read for it") {
+    const Read r = read_all(std::string("\xC6\xFF\x7F\xFF\xFF\xFF", 6) + "short", 100);
+    CHECK_THAT(r.error, Catch::Contains("over 16 MiB"));
+    CHECK(r.chunks.empty());
+  }
+  SECTION("a line of 2 MiB without a newline: stopped at 1 MiB") {
+    const std::string header = armored.substr(0, armored.find("\n\n") + 2);
+    const Read r = read_all(header + std::string(2 << 20, 'A'), 100);
+    CHECK_THAT(r.error, Catch::Contains("over 1 MiB"));
+  }
   SECTION("bytes that are not packets") {
     CHECK_THAT(read_all(std::string("\x80\x05\x00", 3) + std::string(1, '\x01'), 100).error,
                Catch::Contains("truncated"));
