@@ -1,6 +1,7 @@
 // Inside cache/: the one byte codec of every table. Integers are little-endian, fixed width,
-// whatever the host (records, stamps, the outbox). The one exception is where LMDB's key order
-// must be numeric order: the LRU key's time is big-endian, so the table iterates oldest first.
+// whatever the host (records, slots, the outbox). The one exception is where LMDB's key order
+// must be numeric order: record numbers are big-endian, so the records table iterates oldest
+// first and a new record is an append.
 #pragma once
 
 #include <cstdint>

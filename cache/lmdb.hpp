@@ -13,9 +13,9 @@
 
 namespace hkpgw::cache::lmdb {
 
-// The tables of a cache, declared once (tables.hpp has their byte layouts).
-enum class Table : unsigned { meta, keys, ids, queries, stamps, lru, outbox };
-inline constexpr std::size_t kTableCount = 7;
+// The tables of a cache, declared once (tables.hpp has their byte layouts). Schema 4.
+enum class Table : unsigned { meta, keys, ids, queries, records, outbox };
+inline constexpr std::size_t kTableCount = 6;
 struct TableSpec {
   Table table;
   const char* name;
@@ -23,11 +23,10 @@ struct TableSpec {
 };
 inline constexpr std::array<TableSpec, kTableCount> kTables = {{
     {Table::meta, "meta", 0},           // "schema" -> version text
-    {Table::keys, "keys", 0},           // fingerprint -> key record
+    {Table::keys, "keymap", 0},         // fingerprint -> slot (record number, times)
     {Table::ids, "ids", MDB_DUPSORT},   // identifier -> fingerprints
     {Table::queries, "queries", 0},     // query_key -> query record
-    {Table::stamps, "stamps", 0},       // fingerprint -> fetched_at, accessed_at
-    {Table::lru, "lru", 0},             // accessed_at (big-endian) | fingerprint -> ""
+    {Table::records, "records", 0},     // record number (big-endian) -> fingerprint | key record
     {Table::outbox, "outbox", 0},       // upstream \0 fingerprint -> next attempt (schema 3)
 }};
 using Handles = std::array<MDB_dbi, kTableCount>;
@@ -112,6 +111,7 @@ class Cursor {
   explicit operator bool() const { return cur_ != nullptr; }
   // Positioning: false at the end, on error, or when the cursor did not open.
   bool first() { return go(MDB_FIRST); }
+  bool last() { return go(MDB_LAST); }
   bool next() { return go(MDB_NEXT); }
   bool next_dup() { return go(MDB_NEXT_DUP); }
   bool at(std::string_view key) { return go(MDB_SET_KEY, key); }             // exactly key

@@ -1,6 +1,6 @@
 // Byte layouts of what the cache stores, kept apart from LMDB so they can be tested with tables.
 //
-// Key record (keys DB, key = 20-byte fingerprint):
+// Key record (records table, after the 20-byte fingerprint; tables.hpp has the layouts):
 //   u8 format | i64 fetched_at | str upstream | u32 info_len | KeyInfo | packets (rest)
 // The packets come last and the info has its length in front, so the cache-hit path for op=get
 // reads the public key packets straight from the mapped page without decoding anything else.
@@ -45,9 +45,9 @@ class Fingerprint {
 };
 
 struct KeyRecordView {
-  Fingerprint fingerprint;       // the keys-table key
-  std::int64_t fetched_at = 0;   // when an upstream last confirmed it (the stamps table wins)
-  std::int64_t accessed_at = 0;  // when a client was last served it, to access_granularity (stamps)
+  Fingerprint fingerprint;       // the primary key's
+  std::int64_t fetched_at = 0;   // when an upstream last confirmed it (the key's slot)
+  std::int64_t accessed_at = 0;  // when a client was last served it, to access_granularity (slot)
   std::string_view upstream;
   std::string_view info_bytes;  // decode_key_info() turns these into a KeyInfo
   std::string_view packets;

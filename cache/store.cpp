@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <tuple>
 
+#include "cache/codec.hpp"
 #include "cache/lmdb.hpp"
 #include "cache/tables.hpp"
 #include "hkp/text.hpp"
@@ -22,7 +24,7 @@ using namespace detail;
 using lmdb::Cursor;
 using lmdb::Table;
 using lmdb::Txn;
-static_assert(std::is_same_v<std::array<unsigned, 7>, lmdb::Handles>,
+static_assert(std::is_same_v<std::array<unsigned, 6>, lmdb::Handles>,
               "store.hpp holds the handles without including lmdb.h");
 
 namespace {
@@ -88,7 +90,7 @@ void Store::open_tables(const std::string& path) {
   };
   int rc = mdb_env_create(&env_);
   if (rc) fail("cannot create the LMDB environment", rc);
-  mdb_env_set_maxdbs(env_, 8);
+  mdb_env_set_maxdbs(env_, 12);  // schema 4's tables, and those of older schemas to migrate
   mdb_env_set_maxreaders(env_, 1024);
   // The map is address space only; the file grows with use. Twice max_size leaves room for
   // LMDB's copy-on-write pages while eviction keeps the data near max_size.
@@ -139,26 +141,92 @@ void Store::open_tables(const std::string& path) {
     }
   }
   if (!options_.read_only) {
-    if (schema == 1) migrate_from_1(txn);
+    if (schema >= 1 && schema < 4) migrate_to_4(txn, schema);
     if (schema != kSchemaVersion && (rc = txn.put(Table::meta, kSchemaKey, std::to_string(kSchemaVersion)))) {
       fail("cannot initialise", rc);
+    }
+  }
+  {  // Records are appended: the writer numbers them on from the last one.
+    Cursor last(txn, Table::records);
+    if (last && last.last() && last.key().size() == kRecordKeyBytes) {
+      next_record_ = record_number(last.key()) + 1;
     }
   }
   // Committing (not aborting) keeps the table handles open for later transactions.
   if ((rc = txn.commit())) fail("cannot open its tables", rc);
 }
 
-// Version 1 kept no stamps: every key gets one from its record, accessed = fetched.
-void Store::migrate_from_1(Txn& txn) {
-  Cursor keys(txn, Table::keys);
-  if (!keys) throw StoreError("cache \"" + options_.path + "\": cannot migrate");
-  for (bool more = keys.first(); more; more = keys.next()) {
-    const auto r = decode_key_record(keys.value());
-    const std::int64_t t = r ? r->fetched_at : options_.now();
-    if (const int rc = put_stamp(txn, keys.key(), std::nullopt, {t, t})) {
-      throw StoreError("cache \"" + options_.path + "\": cannot migrate: " + mdb_strerror(rc));
+void Store::migrate_to_4(Txn& txn, int schema) {
+  const auto fail = [&](const std::string& what, int rc) {
+    throw StoreError("cache \"" + options_.path + "\": cannot migrate from schema " +
+                     std::to_string(schema) + ": " + what + ": " + mdb_strerror(rc));
+  };
+  MDB_dbi old_keys = 0, stamps = 0, lru = 0;
+  if (const int rc = mdb_dbi_open(txn.raw(), "keys", 0, &old_keys)) fail("no keys table", rc);
+  const bool has_stamps = mdb_dbi_open(txn.raw(), "stamps", 0, &stamps) == MDB_SUCCESS;
+  const bool has_lru = mdb_dbi_open(txn.raw(), "lru", 0, &lru) == MDB_SUCCESS;
+  struct Old {
+    std::int64_t accessed_at, fetched_at;
+    Fingerprint fpr;
+  };
+  std::vector<Old> all;
+  {
+    MDB_cursor* c = nullptr;
+    if (const int rc = mdb_cursor_open(txn.raw(), old_keys, &c)) fail("cannot read keys", rc);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      const auto fpr = Fingerprint::from_bytes(lmdb::view(k));
+      const auto record = decode_key_record(lmdb::view(v));
+      if (!fpr || !record) continue;  // unreadable then, unreadable now: `verify` said so
+      Old o{record->fetched_at, record->fetched_at, *fpr};  // schema 1 kept no stamps
+      MDB_val sv;
+      if (has_stamps && mdb_get(txn.raw(), stamps, &k, &sv) == MDB_SUCCESS && sv.mv_size == 16) {
+        const std::string_view b = lmdb::view(sv);
+        o.fetched_at = static_cast<std::int64_t>(codec::get_le(b, 8));
+        o.accessed_at = static_cast<std::int64_t>(codec::get_le(b.substr(8), 8));
+      }
+      all.push_back(o);
+    }
+    mdb_cursor_close(c);
+  }
+  // Records in LRU order, least recent first: eviction takes them in the order they had.
+  std::sort(all.begin(), all.end(), [](const Old& a, const Old& b) {
+    return std::tie(a.accessed_at, a.fpr) < std::tie(b.accessed_at, b.fpr);
+  });
+  std::vector<std::pair<Fingerprint, Slot>> slots;
+  slots.reserve(all.size());
+  std::string value;
+  for (const auto& o : all) {
+    MDB_val k = lmdb::val(o.fpr.bytes()), v;
+    if (const int rc = mdb_get(txn.raw(), old_keys, &k, &v)) fail("cannot read a key", rc);
+    value.assign(o.fpr.bytes());
+    value.append(lmdb::view(v));
+    std::uint64_t number = 0;
+    if (const int rc = place(txn, value, number)) fail("cannot write a record", rc);
+    slots.emplace_back(o.fpr, Slot{number, o.fetched_at, o.accessed_at, o.accessed_at});
+  }
+  // In LMDB's order (bytes compared unsigned, as string_view does; Fingerprint's own order
+  // compares chars, which may be signed), so every slot is an append.
+  std::sort(slots.begin(), slots.end(),
+            [](const auto& a, const auto& b) { return a.first.bytes() < b.first.bytes(); });
+  for (const auto& [fpr, slot] : slots) {
+    if (const int rc = txn.put(Table::keys, fpr.bytes(), encode_slot(slot), MDB_APPEND)) {
+      fail("cannot write a slot", rc);
     }
   }
+  for (const auto& [dbi, present] : {std::pair{old_keys, true}, std::pair{stamps, has_stamps},
+                                     std::pair{lru, has_lru}}) {
+    if (!present) continue;
+    if (const int rc = mdb_drop(txn.raw(), dbi, 1)) fail("cannot drop an old table", rc);
+  }
+}
+
+int Store::place(Txn& txn, std::string_view value, std::uint64_t& number) {
+  number = next_record_;
+  const int rc = txn.put(Table::records, record_key(number), value, MDB_APPEND);
+  if (rc == MDB_SUCCESS) ++next_record_;
+  return rc;
 }
 
 Store::~Store() {
@@ -174,21 +242,23 @@ Store::~Store() {
 
 namespace {
 
-// The record of `fpr` as a view, with fetched_at taken from its stamp when it has one.
-bool read_key(const Txn& txn, std::string_view fpr, const Store::Visitor& fn) {
-  const auto rec = txn.get(Table::keys, fpr);
+// The record behind `slot` as a view, its times taken from the slot.
+bool read_record(const Txn& txn, const Fingerprint& fpr, const Slot& slot, const Store::Visitor& fn) {
+  const auto rec = get_record(txn, slot);
   if (!rec) return false;
   auto r = decode_key_record(*rec);
   if (!r) return false;
-  const auto f = Fingerprint::from_bytes(fpr);
-  if (!f) return false;
-  r->fingerprint = *f;
-  if (auto s = get_stamp(txn, fpr)) {
-    r->fetched_at = s->fetched_at;
-    r->accessed_at = s->accessed_at;
-  }
+  r->fingerprint = fpr;
+  r->fetched_at = slot.fetched_at;
+  r->accessed_at = slot.accessed_at;
   fn(*r);
   return true;
+}
+
+bool read_key(const Txn& txn, std::string_view fpr, const Store::Visitor& fn) {
+  const auto slot = get_slot(txn, fpr);
+  const auto f = Fingerprint::from_bytes(fpr);
+  return slot && f && read_record(txn, *f, *slot, fn);
 }
 
 }  // namespace
@@ -232,9 +302,15 @@ std::size_t Store::visit_text(std::string_view needle, std::size_t limit, const 
 
 std::size_t Store::visit_all(const Visitor& fn) const {
   Txn t(env_, tables_, Txn::Mode::read);
-  Cursor keys(t, Table::keys);
+  Cursor records(t, Table::records);
   std::size_t n = 0;
-  for (bool more = keys.first(); more; more = keys.next()) n += read_key(t, keys.key(), fn);
+  for (bool more = records.first(); more; more = records.next()) {
+    const auto fpr = Fingerprint::from_bytes(records.value().substr(0, Fingerprint::kBytes));
+    if (!fpr || records.key().size() != kRecordKeyBytes) continue;
+    const auto slot = get_slot(t, fpr->bytes());
+    if (!slot || slot->record != record_number(records.key())) continue;  // not the key's record
+    n += read_record(t, *fpr, *slot, fn);
+  }
   return n;
 }
 
@@ -274,6 +350,7 @@ StoreStats Store::stats() const {
   StoreStats s;
   s.max_bytes = options_.max_size;
   s.evicted = evicted_.load();
+  s.second_chances = moved_.load();
   s.schema = kSchemaVersion;
   Txn t(env_, tables_, Txn::Mode::read);
   if (!t) return s;
@@ -294,16 +371,26 @@ std::vector<std::string> Store::verify() const {
   std::vector<std::string> problems;
   Txn t(env_, tables_, Txn::Mode::read);
   if (!t) return {"cannot open a read transaction"};
-  std::set<std::string> keys;
-  // Every key record decodes, and every identifier it carries points back to it.
-  Cursor kc(t, Table::keys), ic(t, Table::ids);
-  if (!kc || !ic) return {"cannot open a cursor"};
+  // Every slot leads to its record, which decodes, and every identifier it carries points back
+  // to it. Lookups, not sets: verify's memory does not grow with the cache.
+  Cursor kc(t, Table::keys), ic(t, Table::ids), rc(t, Table::records);
+  if (!kc || !ic || !rc) return {"cannot open a cursor"};
   for (bool more = kc.first(); more; more = kc.next()) {
-    const std::string fpr(kc.key());
+    const std::string_view fpr = kc.key();
     const std::string hex = hkp::hex_upper(fpr);
-    keys.insert(fpr);
-    auto r = decode_key_record(kc.value());
-    if (fpr.size() != 20 || !r) {
+    const auto slot = decode_slot(kc.value());
+    if (fpr.size() != Fingerprint::kBytes || !slot) {
+      problems.push_back("key " + hex + ": slot does not decode");
+      continue;
+    }
+    const auto whole = t.get(Table::records, record_key(slot->record));
+    if (!whole || !whole->starts_with(fpr)) {
+      problems.push_back("key " + hex + ": record " + std::to_string(slot->record) +
+                         (whole ? " belongs to another key" : " missing"));
+      continue;
+    }
+    auto r = decode_key_record(whole->substr(Fingerprint::kBytes));
+    if (!r) {
       problems.push_back("key " + hex + ": record does not decode");
       continue;
     }
@@ -318,25 +405,22 @@ std::vector<std::string> Store::verify() const {
         problems.push_back("key " + hex + ": identifier " + std::string(1, id[0]) + " entry missing");
       }
     }
-    const auto stamp = get_stamp(t, fpr);
-    if (!stamp) {
-      problems.push_back("key " + hex + ": no stamp");
-    } else if (!t.get(Table::lru, lru_key(stamp->accessed_at, fpr))) {
-      problems.push_back("key " + hex + ": missing from the LRU order");
-    }
   }
   // Every identifier points to a key that exists.
   for (bool more = ic.first(); more; more = ic.next()) {
-    if (!keys.contains(std::string(ic.value()))) {
+    if (!t.get(Table::keys, ic.value())) {
       problems.push_back("identifier entry points to missing key " + hkp::hex_upper(ic.value()));
     }
   }
-  // Every LRU entry belongs to a key.
-  Cursor lc(t, Table::lru);
-  for (bool more = lc.first(); more; more = lc.next()) {
-    const auto k = lc.key();
-    if (k.size() != kLruKeyBytes || !keys.contains(std::string(k.substr(8)))) {
-      problems.push_back("LRU entry for a missing key");
+  // Every record is its key's current one (a leftover would take space no eviction frees).
+  for (bool more = rc.first(); more; more = rc.next()) {
+    const auto k = rc.key();
+    const auto slot = rc.value().size() >= Fingerprint::kBytes
+                          ? get_slot(t, rc.value().substr(0, Fingerprint::kBytes))
+                          : std::nullopt;
+    if (k.size() != kRecordKeyBytes || !slot || slot->record != record_number(k)) {
+      problems.push_back("record " + (k.size() == kRecordKeyBytes ? std::to_string(record_number(k)) : "?") +
+                         " belongs to no key");
     }
   }
   Cursor qc(t, Table::queries);

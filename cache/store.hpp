@@ -1,20 +1,26 @@
 // The LMDB cache: keys by primary fingerprint, a secondary index from every identifier (primary
 // and subkey fingerprints, 64- and 32-bit key IDs, user ID emails) to the primary fingerprint,
-// query records for searches that may match keys we have never seen, and per key a small stamp
-// (when an upstream last confirmed it, when a client last asked for it) with an LRU order.
+// query records for searches that may match keys we have never seen. A key's record lives in a
+// table ordered by when it was written (every write appends), found through the key's slot
+// (fingerprint -> record number, when an upstream last confirmed it, when a client last asked
+// for it, when the record was placed).
 //
 // Concurrency (strfry's model): any thread may read; a read opens a short read-only transaction,
 // hands views to a callback, and closes it before returning (never held across a co_await). All
 // writes go to one writer thread that commits whatever has queued up in one transaction. Reads
 // never write: note_access() drops the key's fingerprint in a bounded buffer that the writer
-// folds into the stamps about once a second, and only when the stamp's access time is older than
+// folds into the slots about once a second, and only when the slot's access time is older than
 // access_granularity (10 minutes): LRU order is exact to that, and a read-only hour writes each
 // key it touches at most six times, not once a second (at a million keys that was gigabytes).
 //
-// Size: when the pages in use pass 90% of max_size the writer evicts the least recently used
-// keys (and query records older than them) until use is under 80%. The map is twice max_size, so
-// LMDB's copy-on-write has room; a write that still finds the map full triggers an eviction round
-// and one retry.
+// Size: when the pages in use pass 90% of max_size the writer evicts from the oldest end of the
+// records table (and query records older than what it evicted) until use is under 80%. A key
+// read since its record was placed gets a second chance instead: its record moves to the end
+// (CLOCK, an approximation of LRU order). Because eviction deletes records in the order they lie
+// in the file, it frees whole pages: one round reaches its target whatever order clients read
+// keys in (deleting in LRU order from a table sorted by fingerprint left every page partly full).
+// The map is twice max_size, so LMDB's copy-on-write has room; a write that still finds the map
+// full triggers an eviction round and one retry.
 //
 // Changes: every write goes through write() (lookups, submissions, the admin API, the cache CLI
 // alike) and, with eviction, is reported once committed to StoreOptions::on_commit: the one place
@@ -51,7 +57,7 @@ namespace lmdb {
 class Txn;
 }
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // What one commit changed, for StoreOptions::on_commit.
 struct Committed {
@@ -99,6 +105,7 @@ struct StoreStats {
   std::uint64_t file_bytes = 0;  // data.mdb on disk
   std::uint64_t max_bytes = 0;   // max_size
   std::uint64_t evicted = 0;     // keys evicted since this process opened the cache
+  std::uint64_t second_chances = 0;  // records eviction moved to the end instead (read again)
   std::uint64_t outbox = 0;      // submitted keys waiting to be forwarded
   int schema = kSchemaVersion;
 };
@@ -157,7 +164,8 @@ class Store {
   // Looks at no more than `max_scanned` address entries (the scan is linear in the index).
   std::size_t visit_text(std::string_view needle, std::size_t limit, const Visitor& visit,
                          std::size_t max_scanned = SIZE_MAX) const;
-  // Every key, in fingerprint order (export, verify). One read transaction for the whole walk.
+  // Every key, in the order its record lies in the file (oldest placement first: a sequential
+  // read). One read transaction for the whole walk (export).
   std::size_t visit_all(const Visitor& visit) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;
   // Every queued forward (a few, normally).
@@ -195,22 +203,34 @@ class Store {
   int apply(lmdb::Txn& txn, const WriteBatch& batch);
   int commit_jobs(std::span<Job> jobs);
   int fold_accesses();
-  // Evicts least recently used keys when more than `above` bytes are in use, down to about
+  // Evicts from the oldest records when more than `above` bytes are in use, down to about
   // `down_to` (a tenth of the keys when already below it: the map is full all the same).
-  // True when it evicted something.
-  bool evict(std::uint64_t above, std::uint64_t down_to);
-  // One transaction deleting the `n` least recently used keys; `newest_evicted` grows to the
-  // newest access time among them, `removed` gets their fingerprints. Returns the LMDB result.
-  int evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& removed);
+  // `second_chances`: whether keys read since their placement move to the end instead (not when
+  // the map is full: a move needs a free page). True when it evicted something.
+  bool evict(std::uint64_t above, std::uint64_t down_to, bool second_chances = true);
+  struct EvictionRound {
+    std::size_t evicted = 0, moved = 0, looked_at = 0;
+    bool second_chances = true;         // keys read since placed move to the end
+    std::int64_t newest_placed = 0;     // the newest placement among evicted keys
+    Committed removed;
+  };
+  // One transaction over the (at most) `n` oldest records, evicting or moving each, until
+  // `round.evicted` reaches `goal`. Returns the LMDB result; `round` changes only on success.
+  int evict_oldest(std::size_t n, std::size_t goal, EvictionRound& round);
+  // Appends `value` (fingerprint | key record) at the end of the records table.
+  int place(lmdb::Txn& txn, std::string_view value, std::uint64_t& number);
   void report(std::span<const Job> jobs, const std::vector<int>& results) const;
   std::uint64_t used_bytes(const lmdb::Txn& txn) const;
   void open_tables(const std::string& path);
-  void migrate_from_1(lmdb::Txn& txn);
+  // Schemas 1-3 kept records in a table by fingerprint (with stamps and an LRU table since 2):
+  // rewritten into records in LRU order and slots, in the opening transaction.
+  void migrate_to_4(lmdb::Txn& txn, int schema);
 
   StoreOptions options_;
   std::uint64_t map_bytes_ = 0;  // the LMDB map size in effect
   MDB_env* env_ = nullptr;
-  std::array<unsigned, 7> tables_{};  // LMDB handles, in lmdb::kTables order
+  std::array<unsigned, 6> tables_{};  // LMDB handles, in lmdb::kTables order
+  std::uint64_t next_record_ = 1;     // the writer's next record number (the last one + 1)
   int opened_schema_ = kSchemaVersion;
   int lock_fd_ = -1;
 
@@ -223,7 +243,7 @@ class Store {
 
   std::mutex access_mutex_;
   std::vector<Fingerprint> accesses_;
-  std::atomic<std::uint64_t> evicted_{0};
+  std::atomic<std::uint64_t> evicted_{0}, moved_{0};
 };
 
 }  // namespace hkpgw::cache

@@ -19,21 +19,29 @@ using lmdb::Table;
 using lmdb::Txn;
 
 int Store::apply(Txn& txn, const WriteBatch& batch) {
+  std::string value;
   for (const auto& put : batch.keys) {
     const auto f = Fingerprint::from_hex(put.key.info.fingerprint);
     if (!f) continue;
     const std::string_view fpr = f->bytes();
     std::set<std::string> stale_ids;
-    if (const auto old = txn.get(Table::keys, fpr)) {
-      if (auto rec = decode_key_record(*old)) {
-        if (auto info = decode_key_info(rec->info_bytes)) {
-          for (auto& id : index_keys(*info)) stale_ids.insert(std::move(id));
+    const auto was = get_slot(txn, fpr);
+    if (was) {
+      if (const auto old = get_record(txn, *was)) {
+        if (auto rec = decode_key_record(*old)) {
+          if (auto info = decode_key_info(rec->info_bytes)) {
+            for (auto& id : index_keys(*info)) stale_ids.insert(std::move(id));
+          }
         }
       }
+      if (int rc = txn.del(Table::records, record_key(was->record))) return rc;
     }
-    if (int rc = txn.put(Table::keys, fpr, encode_key_record(put.key, put.fetched_at, put.upstream))) {
-      return rc;
-    }
+    // The new copy goes to the end of the records table, as the newest placement.
+    value.assign(fpr);
+    value += encode_key_record(put.key, put.fetched_at, put.upstream);
+    Slot slot{0, put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at), options_.now()};
+    if (int rc = place(txn, value, slot.record)) return rc;
+    if (int rc = txn.put(Table::keys, fpr, encode_slot(slot))) return rc;
     for (const auto& id : index_keys(put.key.info)) {
       stale_ids.erase(id);
       if (int rc = txn.put(Table::ids, id, fpr, MDB_NODUPDATA)) return rc;
@@ -41,14 +49,12 @@ int Store::apply(Txn& txn, const WriteBatch& batch) {
     for (const auto& id : stale_ids) {  // identifiers the new copy no longer has
       if (int rc = txn.del(Table::ids, id, fpr)) return rc;
     }
-    const auto was = get_stamp(txn, fpr);
-    const Stamp s{put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at)};
-    if (int rc = put_stamp(txn, fpr, was, s)) return rc;
   }
   for (const auto& [f, fetched_at] : batch.confirmed) {
-    const auto was = get_stamp(txn, f.bytes());
-    if (!was) continue;  // evicted meanwhile
-    if (int rc = put_stamp(txn, f.bytes(), was, Stamp{fetched_at, was->accessed_at})) return rc;
+    auto slot = get_slot(txn, f.bytes());
+    if (!slot) continue;  // evicted meanwhile
+    slot->fetched_at = fetched_at;
+    if (int rc = txn.put(Table::keys, f.bytes(), encode_slot(*slot))) return rc;
   }
   for (const auto& [key, record] : batch.queries) {
     if (int rc = txn.put(Table::queries, key, encode_query_record(record))) return rc;
@@ -90,81 +96,138 @@ int Store::fold_accesses() {
   if (!txn) return txn.error();
   for (const auto& f : pending) {
     const std::string_view fpr = f.bytes();
-    const auto was = get_stamp(txn, fpr);
-    if (!was || now - was->accessed_at < std::max<std::int64_t>(1, options_.access_granularity)) {
-      continue;  // recorded recently enough (LRU order is exact to access_granularity)
+    auto slot = get_slot(txn, fpr);
+    if (!slot || now - slot->accessed_at < std::max<std::int64_t>(1, options_.access_granularity)) {
+      continue;  // recorded recently enough (access times are exact to access_granularity)
     }
-    if (const int rc = put_stamp(txn, fpr, was, Stamp{was->fetched_at, now})) return rc;
+    slot->accessed_at = now;
+    if (const int rc = txn.put(Table::keys, fpr, encode_slot(*slot))) return rc;
   }
   return txn.commit();
 }
 
-int Store::evict_oldest(std::size_t n, std::int64_t& newest_evicted, Committed& removed) {
+int Store::evict_oldest(std::size_t n, std::size_t goal, EvictionRound& round) {
   Txn txn(env_, tables_, Txn::Mode::write);
   if (!txn) return txn.error();
-  std::vector<std::string> oldest;  // LRU keys: accessed_at | fingerprint, oldest first
+  // The oldest records, copied out first: the deletions and moves below change the table.
+  std::vector<std::pair<std::uint64_t, std::string>> oldest;
   {
-    Cursor lru(txn, Table::lru);
-    for (bool more = lru.first(); more && oldest.size() < n; more = lru.next()) {
-      if (lru.key().size() == kLruKeyBytes) oldest.emplace_back(lru.key());
+    Cursor records(txn, Table::records);
+    for (bool more = records.first(); more && oldest.size() < n; more = records.next()) {
+      if (records.key().size() == kRecordKeyBytes) {
+        oldest.emplace_back(record_number(records.key()), records.value());
+      }
     }
   }
-  std::int64_t newest = newest_evicted;
-  for (const auto& k : oldest) {
-    newest = std::max(newest, lru_time(k));
-    if (const int rc = remove_key(txn, std::string_view(k).substr(8))) return rc;
+  EvictionRound r = round;
+  const std::int64_t now = options_.now();
+  for (const auto& [number, value] : oldest) {
+    if (r.evicted >= goal) break;
+    ++r.looked_at;
+    const std::string_view fpr = std::string_view(value).substr(0, Fingerprint::kBytes);
+    auto slot = fpr.size() == Fingerprint::kBytes ? get_slot(txn, fpr) : std::nullopt;
+    if (!slot || slot->record != number) {  // belongs to no key (verify reports these)
+      if (const int rc = txn.del(Table::records, record_key(number))) return rc;
+      continue;
+    }
+    // At most as many second chances as evictions (plus one chunk): a round rewrites about as
+    // many records as it deletes, even when nearly every key was read again.
+    if (slot->read_since_placed() && r.second_chances && r.moved < r.evicted + kEvictChunk) {
+      // A second chance: the record moves to the end, as if placed now.
+      if (const int rc = txn.del(Table::records, record_key(number))) return rc;
+      if (const int rc = place(txn, value, slot->record)) return rc;
+      slot->placed_at = now;
+      if (const int rc = txn.put(Table::keys, fpr, encode_slot(*slot))) return rc;
+      ++r.moved;
+      continue;
+    }
+    // The query records listing this key for its addresses go with it, in this transaction
+    // (so the measure after it sees their pages): an address's next lookup asks again rather
+    // than answer with part of its list.
+    if (const auto rec = decode_key_record(std::string_view(value).substr(Fingerprint::kBytes))) {
+      if (const auto info = decode_key_info(rec->info_bytes)) {
+        for (const auto& u : info->uids) {
+          if (u.email.empty()) continue;
+          std::string qkey = query_key(hkp::Op::get, hkp::Search{hkp::SearchKind::email, u.email});
+          if (!txn.get(Table::queries, qkey)) continue;
+          if (const int rc = txn.del(Table::queries, qkey)) return rc;
+          r.removed.queries.push_back(std::move(qkey));
+        }
+      }
+    }
+    if (const int rc = remove_key(txn, fpr)) return rc;
+    ++r.evicted;
+    r.newest_placed = std::max(r.newest_placed, slot->placed_at);
+    r.removed.keys.push_back(*Fingerprint::from_bytes(fpr));
   }
+  // (Record numbers handed out in a transaction that aborts are skipped, never reused: the
+  // table only needs them increasing.)
   if (const int rc = txn.commit()) return rc;
-  newest_evicted = newest;
-  for (const auto& k : oldest) removed.keys.push_back(*Fingerprint::from_bytes(std::string_view(k).substr(8)));
+  round = std::move(r);
   return MDB_SUCCESS;
 }
 
-bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
-  std::uint64_t used = 0;
-  std::size_t to_evict = 0;
-  {  // The common case after a commit: under the mark, and a read transaction is enough to see it.
+bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chances) {
+  std::uint64_t used = 0, before = 0;
+  std::size_t records = 0;
+  std::uint64_t per_record = 1;  // bytes of the records table per key
+  const auto measure = [&] {
     Txn r(env_, tables_, Txn::Mode::read);
     if (!r) return false;
     used = used_bytes(r);
-    const auto st = r.stat(Table::keys);
-    if (used <= above || !st || st->ms_entries == 0) return false;
-    // Page counts hardly fall inside the transactions that delete (LMDB frees a page only when
-    // it empties or merges), so the number of keys to evict is worked out up front from the
-    // average cost of a key; the next round corrects any shortfall.
-    const std::uint64_t per_key = std::max<std::uint64_t>(1, used / st->ms_entries);
-    const std::uint64_t excess = used > down_to ? used - down_to : used / 10;
-    to_evict = static_cast<std::size_t>(
-        std::min<std::uint64_t>(st->ms_entries, (excess + per_key - 1) / per_key));
-  }
-  // Small transactions: on a full map even a deletion needs free pages for its copy-on-write
-  // path, and one transaction deleting thousands of keys needs many. A chunk that still finds
-  // the map full is retried smaller, down to one key.
-  std::size_t done = 0, chunk = kEvictChunk;
-  std::int64_t newest_evicted = 0;
-  Committed removed;
-  removed.eviction = true;
-  while (done < to_evict) {
-    const std::size_t n = std::min(chunk, to_evict - done);
-    const int rc = evict_oldest(n, newest_evicted, removed);
-    if (rc == MDB_SUCCESS) {
-      done += n;
-    } else if (rc == MDB_MAP_FULL && chunk > 1) {
-      chunk = std::max<std::size_t>(1, chunk / 8);
-    } else {
+    const auto st = r.stat(Table::records);
+    records = st ? st->ms_entries : 0;
+    if (records > 0) {
+      per_record = std::max<std::uint64_t>(
+          1, (st->ms_branch_pages + st->ms_leaf_pages + st->ms_overflow_pages) * st->ms_psize / records);
+    }
+    return true;
+  };
+  if (!measure() || used <= above || records == 0) return false;  // the common case
+  before = used;
+  // Already under the target with the map full all the same: a tenth of the keys.
+  const bool to_size = used > down_to;
+  const std::size_t goal = to_size ? SIZE_MAX : std::max<std::size_t>(1, records / 10);
+  // Small transactions, measured after each: the oldest records lie together, so each chunk
+  // frees whole pages and the round stops as soon as the pages in use are under `down_to`.
+  // (Worked out up front instead, from the records' cost per key, it overshot: deleting most of
+  // the keys merges the pages of the other tables too.) On a full map even a deletion needs free
+  // pages for its copy-on-write path: a chunk that finds the map full is retried smaller, down
+  // to one record. The walk is bounded by two passes over the table.
+  EvictionRound round;
+  round.second_chances = second_chances;
+  round.removed.eviction = true;
+  const std::size_t walk = 2 * records;
+  std::size_t largest = kEvictChunk;
+  while ((to_size ? used > down_to : round.evicted < goal) && round.looked_at < walk) {
+    // No more records than deleting would take to reach the target if only the records table
+    // shrank (it shrinks most; the others may too): a chunk never overshoots by much.
+    const std::size_t needed = to_size ? static_cast<std::size_t>((used - down_to + per_record - 1) / per_record)
+                                       : goal - round.evicted;
+    const std::size_t chunk = std::clamp<std::size_t>(needed, 1, largest);
+    const int rc = evict_oldest(chunk, goal, round);
+    if (rc == MDB_MAP_FULL && largest > 1) {
+      largest = std::max<std::size_t>(1, chunk / 8);
+      round.second_chances = false;  // a move needs a free page; so does everything else now
+    } else if (rc != MDB_SUCCESS) {
       break;
     }
+    if (!measure()) break;
   }
-  if (done == 0) return false;
-  // Query records no newer than the keys just evicted go too (their answers are as cold).
-  // Stale query records only cost space: if this fails, the next round takes them.
+  if (round.evicted == 0) return false;
+  // Listings and "not found" records no newer than the keys just evicted go too: their answers
+  // are as cold. (An address's list of keys went with the keys.) Stale query records only cost
+  // space: if this fails, the next round takes them.
+  Committed& removed = round.removed;
   Txn txn(env_, tables_, Txn::Mode::write);
   std::vector<std::string> gone;
   {
     Cursor q(txn, Table::queries);
     for (bool more = q.first(); more; more = q.next()) {
-      auto record = decode_query_record(q.value());
-      if (record && record->fetched_at > newest_evicted) continue;
+      const auto record = decode_query_record(q.value());
+      if (record && (record->kind == QueryKind::fingerprints || record->fetched_at > round.newest_placed)) {
+        continue;
+      }
       std::string key(q.key());  // before the deletion moves the cursor's page
       if (q.del() == MDB_SUCCESS) gone.push_back(std::move(key));
     }
@@ -172,9 +235,10 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to) {
   if (txn && txn.commit() == MDB_SUCCESS) {
     for (auto& k : gone) removed.queries.push_back(std::move(k));
   }
-  evicted_ += done;
+  evicted_ += round.evicted;
+  moved_ += round.moved;
   if (options_.on_commit) options_.on_commit(removed);
-  if (options_.on_evict) options_.on_evict(done, used);
+  if (options_.on_evict) options_.on_evict(round.evicted, before);
   return true;
 }
 
@@ -236,12 +300,12 @@ void Store::writer_loop() {
       if (results.front() == MDB_MAP_FULL) {
         // Room for the batch: below 70% of max_size and below half the map, whichever is less.
         evict(0, std::min(static_cast<std::uint64_t>(options_.max_size * (kEvictDownTo - 0.1)),
-                          map_bytes_ / 2));
+                          map_bytes_ / 2),
+              /*second_chances=*/false);
       }
       for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
     }
     report(jobs, results);
-    evict_if_needed();
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (jobs[i].done) {
         jobs[i].done(results[i] ? std::error_code(results[i], lmdb_category()) : std::error_code());
@@ -252,6 +316,9 @@ void Store::writer_loop() {
       committed_ += jobs.size();
     }
     flushed_.notify_all();
+    // After the callbacks: the request whose write crossed the mark does not wait for the round
+    // (at a million keys one took 17.7 s before its answer went out).
+    evict_if_needed();
   }
 }
 

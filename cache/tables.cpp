@@ -54,24 +54,37 @@ std::optional<std::string> index_key_of(const hkp::Search& s) {
 
 using lmdb::Table;
 
-std::string encode_stamp(const Stamp& s) {
+std::string encode_slot(const Slot& s) {
   std::string out;
+  out.reserve(32);
+  codec::put_le(out, s.record, 8);
   codec::put_le(out, static_cast<std::uint64_t>(s.fetched_at), 8);
   codec::put_le(out, static_cast<std::uint64_t>(s.accessed_at), 8);
+  codec::put_le(out, static_cast<std::uint64_t>(s.placed_at), 8);
   return out;
 }
-std::optional<Stamp> decode_stamp(std::string_view b) {
-  if (b.size() != 16) return std::nullopt;
-  return Stamp{static_cast<std::int64_t>(codec::get_le(b, 8)),
-               static_cast<std::int64_t>(codec::get_le(b.substr(8), 8))};
+std::optional<Slot> decode_slot(std::string_view b) {
+  if (b.size() != 32) return std::nullopt;
+  return Slot{codec::get_le(b, 8), static_cast<std::int64_t>(codec::get_le(b.substr(8), 8)),
+              static_cast<std::int64_t>(codec::get_le(b.substr(16), 8)),
+              static_cast<std::int64_t>(codec::get_le(b.substr(24), 8))};
 }
-std::string lru_key(std::int64_t accessed_at, std::string_view fpr) {
+std::optional<Slot> get_slot(const lmdb::Txn& txn, std::string_view fpr) {
+  const auto v = txn.get(Table::keys, fpr);
+  return v ? decode_slot(*v) : std::nullopt;
+}
+std::string record_key(std::uint64_t number) {
   std::string k;
-  codec::put_be64(k, static_cast<std::uint64_t>(std::max<std::int64_t>(accessed_at, 0)));
-  k += fpr;
+  codec::put_be64(k, number);
   return k;
 }
-std::int64_t lru_time(std::string_view key) { return static_cast<std::int64_t>(codec::get_be64(key)); }
+std::uint64_t record_number(std::string_view key) { return codec::get_be64(key); }
+
+std::optional<std::string_view> get_record(const lmdb::Txn& txn, const Slot& slot) {
+  const auto v = txn.get(Table::records, record_key(slot.record));
+  if (!v || v->size() < Fingerprint::kBytes) return std::nullopt;
+  return v->substr(Fingerprint::kBytes);
+}
 
 std::string outbox_key(std::string_view upstream, std::string_view fpr) {
   std::string k(upstream);
@@ -98,37 +111,19 @@ std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v)
   return e;
 }
 
-// Moves `fpr`'s stamp to `s`, keeping the LRU table in step.
-int put_stamp(lmdb::Txn& txn, std::string_view fpr, const std::optional<Stamp>& old, const Stamp& s) {
-  const bool moved = !old || old->accessed_at != s.accessed_at;
-  if (old && moved) {
-    if (const int rc = txn.del(Table::lru, lru_key(old->accessed_at, fpr))) return rc;
-  }
-  if (const int rc = txn.put(Table::stamps, fpr, encode_stamp(s))) return rc;
-  if (moved) return txn.put(Table::lru, lru_key(s.accessed_at, fpr), {});
-  return MDB_SUCCESS;
-}
-
-std::optional<Stamp> get_stamp(const lmdb::Txn& txn, std::string_view fpr) {
-  const auto v = txn.get(Table::stamps, fpr);
-  return v ? decode_stamp(*v) : std::nullopt;
-}
-
-// Removes a key with its identifiers, stamp and LRU entry.
 int remove_key(lmdb::Txn& txn, std::string_view fpr) {
-  const auto rec = txn.get(Table::keys, fpr);
-  if (!rec) return MDB_SUCCESS;
+  const auto slot = get_slot(txn, fpr);
+  if (!slot) return MDB_SUCCESS;
   std::vector<std::string> ids;
-  if (auto r = decode_key_record(*rec)) {
-    if (auto info = decode_key_info(r->info_bytes)) ids = index_keys(*info);
+  if (const auto rec = get_record(txn, *slot)) {
+    if (auto r = decode_key_record(*rec)) {
+      if (auto info = decode_key_info(r->info_bytes)) ids = index_keys(*info);
+    }
   }
   for (const auto& id : ids) {
     if (const int rc = txn.del(Table::ids, id, fpr)) return rc;
   }
-  if (auto s = get_stamp(txn, fpr)) {
-    if (const int rc = txn.del(Table::lru, lru_key(s->accessed_at, fpr))) return rc;
-  }
-  if (const int rc = txn.del(Table::stamps, fpr)) return rc;
+  if (const int rc = txn.del(Table::records, record_key(slot->record))) return rc;
   return txn.del(Table::keys, fpr);
 }
 

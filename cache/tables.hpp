@@ -20,7 +20,7 @@ inline constexpr std::size_t kMaxEmailIndexBytes = 400;  // LMDB keys are at mos
 inline constexpr std::size_t kMaxPendingAccesses = 1 << 16;
 inline constexpr auto kAccessFoldInterval = std::chrono::seconds(1);
 inline constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
-inline constexpr std::size_t kEvictChunk = 512;  // keys deleted per eviction transaction
+inline constexpr std::size_t kEvictChunk = 512;  // records looked at per eviction transaction
 
 // Every index key of a key: 'F'+fpr (primary and subkeys), 'K'+64-bit id, 'S'+32-bit id,
 // 'E'+email.
@@ -28,26 +28,36 @@ std::vector<std::string> index_keys(const hkp::KeyInfo& info);
 // The index key a search looks up; nullopt for text searches and over-long addresses.
 std::optional<std::string> index_key_of(const hkp::Search& s);
 
-// Stamp (stamps table, key = fingerprint): i64 fetched_at | i64 accessed_at, little-endian.
-struct Stamp {
+// Slot (keys table, key = fingerprint): where a key's record is and its times, little-endian:
+//   u64 record number | i64 fetched_at | i64 accessed_at | i64 placed_at
+// fetched_at: when an upstream last confirmed the key; accessed_at: when a client was last
+// served it (to access_granularity); placed_at: when its record was written at the end of the
+// records table. Folding an access or a confirmation rewrites these 32 bytes, never the record.
+struct Slot {
+  std::uint64_t record = 0;
   std::int64_t fetched_at = 0;
   std::int64_t accessed_at = 0;
+  std::int64_t placed_at = 0;
+  // Read again after its record was placed: eviction gives it a second chance.
+  bool read_since_placed() const { return accessed_at > placed_at; }
 };
-std::string encode_stamp(const Stamp& s);
-std::optional<Stamp> decode_stamp(std::string_view b);
-// LRU table key: big-endian accessed_at (so LMDB's order is time order) | fingerprint.
-std::string lru_key(std::int64_t accessed_at, std::string_view fpr);
-inline constexpr std::size_t kLruKeyBytes = 8 + 20;
-std::int64_t lru_time(std::string_view key);  // key must be kLruKeyBytes long
+std::string encode_slot(const Slot& s);
+std::optional<Slot> decode_slot(std::string_view b);
+std::optional<Slot> get_slot(const lmdb::Txn& txn, std::string_view fpr);
+// Records table: key = big-endian record number (LMDB's order is placement order, and a new
+// record is always appended); value = 20-byte fingerprint | key record (record.hpp).
+inline constexpr std::size_t kRecordKeyBytes = 8;
+std::string record_key(std::uint64_t number);
+std::uint64_t record_number(std::string_view key);  // key must be kRecordKeyBytes long
+// A key's record through its slot (nullopt when either is missing or they disagree), without
+// the leading fingerprint.
+std::optional<std::string_view> get_record(const lmdb::Txn& txn, const Slot& slot);
 // Outbox (key = upstream '\0' fingerprint): i64 next_attempt | u32 attempts | error (rest).
 std::string outbox_key(std::string_view upstream, std::string_view fpr);
 std::string encode_outbox(const OutboxEntry& e);
 std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v);
 
-// Writes a key's stamp and moves its LRU entry; removes a key with its index entries, stamp and
-// LRU entry. Both return the LMDB result.
-int put_stamp(lmdb::Txn& txn, std::string_view fpr, const std::optional<Stamp>& old, const Stamp& s);
-std::optional<Stamp> get_stamp(const lmdb::Txn& txn, std::string_view fpr);
+// Removes a key with its record, slot and index entries. Returns the LMDB result.
 int remove_key(lmdb::Txn& txn, std::string_view fpr);
 
 }  // namespace hkpgw::cache::detail

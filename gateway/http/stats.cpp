@@ -46,6 +46,7 @@ std::vector<std::pair<std::string_view, std::uint64_t>> cache_figures(const cach
           {"cache_file_bytes", s.file_bytes},
           {"cache_max_bytes", s.max_bytes},
           {"evicted", s.evicted},
+          {"second_chances", s.second_chances},
           {"forward_queue", s.outbox}};
 }
 

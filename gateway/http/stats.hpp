@@ -34,7 +34,7 @@ StatsReport gather_stats(const cache::Store& store, const Snapshot& snap,
                          std::map<std::string, std::uint64_t> dropped = {});
 
 // The cache's figures under their contract names, in display order: keys, identifiers, queries,
-// cache_bytes, cache_file_bytes, cache_max_bytes, evicted, forward_queue.
+// cache_bytes, cache_file_bytes, cache_max_bytes, evicted, second_chances, forward_queue.
 std::vector<std::pair<std::string_view, std::uint64_t>> cache_figures(const cache::StoreStats& s);
 
 std::string stats_text(const StatsReport& r);  // op=stats

@@ -107,7 +107,7 @@ TEST_CASE("admin API: upstreams, probe, cache, key removal and reload", "[integr
   const std::string cache = admin(gw, "GET", "/admin/cache").body;
   const std::string stats = gw.get("/pks/lookup?op=stats&options=mr").body;
   for (const std::string name : {"keys", "identifiers", "queries", "cache_bytes", "cache_file_bytes",
-                                 "cache_max_bytes", "evicted", "forward_queue"}) {
+                                 "cache_max_bytes", "evicted", "second_chances", "forward_queue"}) {
     INFO(name);
     CHECK_THAT(cache, Contains("\"" + name + "\":"));
     CHECK_THAT(stats, Contains("\"" + name + "\":"));

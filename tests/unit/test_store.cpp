@@ -4,10 +4,15 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <numeric>
+#include <random>
+#include <set>
 
 #include <lmdb.h>
 
+#include "cache/codec.hpp"
 #include "cache/store.hpp"
+#include "cache/tables.hpp"
 #include "hkp/keyring.hpp"
 #include "support/harness.hpp"
 
@@ -35,6 +40,10 @@ std::error_code write_sync(Store& store, WriteBatch batch) {
   std::promise<std::error_code> done;
   store.write(std::move(batch), [&](std::error_code ec) { done.set_value(ec); });
   return done.get_future().get();
+}
+
+std::string address_key(const std::string& email) {
+  return query_key(hkp::Op::get, hkp::Search{SearchKind::email, email});
 }
 
 std::vector<std::string> found(const Store& store, SearchKind kind, const std::string& value) {
@@ -169,8 +178,9 @@ struct RawCache {
   MDB_env* env = nullptr;
   MDB_txn* txn = nullptr;
   RawCache(const std::string& path, bool read_only) {
+    std::filesystem::create_directories(path);
     REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_maxdbs(env, 12);
     REQUIRE(mdb_env_open(env, path.c_str(), read_only ? MDB_RDONLY : 0, 0640) == 0);
     REQUIRE(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn) == 0);
   }
@@ -178,10 +188,15 @@ struct RawCache {
     if (txn) mdb_txn_abort(txn);
     mdb_env_close(env);
   }
-  MDB_dbi table(const char* name) {
+  MDB_dbi table(const char* name, unsigned flags = 0) {  // MDB_CREATE to make it
     MDB_dbi dbi;
-    REQUIRE(mdb_dbi_open(txn, name, 0, &dbi) == 0);
+    REQUIRE(mdb_dbi_open(txn, name, flags, &dbi) == 0);
     return dbi;
+  }
+  std::optional<std::string_view> get(MDB_dbi dbi, std::string_view k) {
+    MDB_val kv{k.size(), const_cast<char*>(k.data())}, vv;
+    if (mdb_get(txn, dbi, &kv, &vv) != 0) return std::nullopt;
+    return std::string_view(static_cast<const char*>(vv.mv_data), vv.mv_size);
   }
   void put(MDB_dbi dbi, std::string_view k, std::string_view v) {
     MDB_val kv{k.size(), const_cast<char*>(k.data())}, vv{v.size(), const_cast<char*>(v.data())};
@@ -221,13 +236,15 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
                 [&](const KeyRecordView& v) { seen = v.fetched_at; });
     CHECK(seen == 2000);
   }
-  // The record itself still says 1000: it was not written again.
+  // The record itself still says 1000: it was not written again (only the key's slot was).
   RawCache raw(dir / "cache", true);
   const Fingerprint alice = fpr_of(fixture("ALICE_FPR"));
-  const std::string_view fpr = alice.bytes();
-  MDB_val k{fpr.size(), const_cast<char*>(fpr.data())}, v;
-  REQUIRE(mdb_get(raw.txn, raw.table("keys"), &k, &v) == 0);
-  auto rec = decode_key_record({static_cast<const char*>(v.mv_data), v.mv_size});
+  const auto slot = raw.get(raw.table("keymap"), alice.bytes());
+  REQUIRE(slot);
+  const auto record = raw.get(raw.table("records"), detail::record_key(detail::decode_slot(*slot)->record));
+  REQUIRE(record);
+  REQUIRE(record->starts_with(alice.bytes()));
+  auto rec = decode_key_record(record->substr(Fingerprint::kBytes));
   REQUIRE(rec);
   CHECK(rec->fetched_at == 1000);
 }
@@ -323,27 +340,157 @@ TEST_CASE("at max_size the least recently used keys are evicted", "[cache][unit]
   CHECK(store.verify().empty());
 }
 
-TEST_CASE("a cache written by schema 1 is migrated on open", "[cache][unit]") {
+TEST_CASE("one eviction round frees the space it aims for, whatever the access order",
+          "[cache][unit]") {
+  // Clients read keys in an order that has nothing to do with their fingerprints. Deleting in
+  // that order from a table sorted by fingerprint leaves every page partly full and frees next to
+  // nothing (at a million keys: 12.7% of the keys evicted for 1.5% of the space).
   TempDir dir;
+  std::atomic<std::int64_t> clock{1000};
+  const auto& keys = bulk_keys();
+  std::vector<std::size_t> read_order(keys.size());
+  std::iota(read_order.begin(), read_order.end(), 0);
+  std::shuffle(read_order.begin(), read_order.end(), std::mt19937(7));
+  read_order.resize(keys.size() / 2);  // a random half of the keys is read again later
+  std::uint64_t used = 0;
   {
-    Store store({dir / "cache", 64 << 20});
-    WriteBatch b;
-    for (auto& k : keys_of("alice.asc")) b.keys.push_back({k, 1234, "ubuntu"});
-    REQUIRE_FALSE(write_sync(store, std::move(b)));
+    StoreOptions o(dir / "cache", 64 << 20);
+    o.now = [&] { return clock.load(); };
+    o.access_granularity = 1;
+    Store store(o);
+    for (std::size_t at = 0; at < keys.size(); at += 100) {
+      WriteBatch b;
+      for (std::size_t i = at; i < at + 100; ++i) {
+        b.keys.push_back({keys[i], clock.load(), "bulk"});
+        for (const auto& u : keys[i].info.uids) {  // as `cache import` and upstream answers do
+          b.queries.emplace_back(address_key(u.email),
+                                 QueryRecord{clock.load(), "bulk", QueryKind::fingerprints,
+                                             {keys[i].info.fingerprint}, {}});
+        }
+      }
+      REQUIRE_FALSE(write_sync(store, std::move(b)));
+    }
+    for (const auto i : read_order) {
+      clock += 2;
+      store.note_access(fpr_of(keys[i].info.fingerprint));
+      REQUIRE_FALSE(write_sync(store, {}));  // folded one by one: a distinct time each
+    }
+    used = store.stats().used_bytes;
   }
-  {  // Make it what version 1 wrote: no stamps, LRU or outbox table, schema "1".
-    RawCache raw(dir / "cache", false);
-    for (const char* t : {"stamps", "lru", "outbox"}) REQUIRE(mdb_drop(raw.txn, raw.table(t), 1) == 0);
-    raw.put(raw.table("meta"), "schema", "1");
-    raw.commit();
+  // Reopened with max_size at the data's size: over the 90% mark, so one round aims for 80%.
+  StoreOptions o(dir / "cache", used);
+  o.now = [&] { return clock.load(); };
+  std::mutex mutex;
+  std::vector<std::pair<std::size_t, std::uint64_t>> rounds;  // (evicted, used before)
+  o.on_evict = [&](std::size_t n, std::uint64_t before) {
+    std::lock_guard lock(mutex);
+    rounds.emplace_back(n, before);
+  };
+  Store store(o);
+  REQUIRE(hkpgw::test::eventually([&] {
+    std::lock_guard lock(mutex);
+    return !rounds.empty();
+  }));
+  const auto after = store.stats();
+  {
+    std::lock_guard lock(mutex);
+    INFO("used " << used << " -> " << after.used_bytes << ", evicted " << rounds.front().first
+                 << " of " << keys.size() << " in " << rounds.size() << " round(s)");
+    CHECK(rounds.size() == 1);
+    CHECK(after.used_bytes <= used * 81 / 100);
+    // ...by evicting about a fifth of the keys, not most of them.
+    CHECK(rounds.front().first < keys.size() / 2);
   }
-  Store store({dir / "cache", 64 << 20});
-  CHECK(store.opened_schema() == 1);
+  // The keys read again are the ones kept, and an address's query record goes with its key.
+  std::set<std::size_t> read(read_order.begin(), read_order.end());
+  std::size_t read_evicted = 0, records_wrong = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const bool kept = !found(store, SearchKind::fingerprint, keys[i].info.fingerprint).empty();
+    if (read.contains(i)) read_evicted += !kept;
+    for (const auto& u : keys[i].info.uids) {
+      records_wrong += store.get_query(address_key(u.email)).has_value() != kept;
+    }
+  }
+  CHECK(read_evicted == 0);
+  CHECK(records_wrong == 0);
   CHECK(store.verify().empty());
-  std::int64_t seen = 0;
-  CHECK(store.visit({SearchKind::fingerprint, fixture("ALICE_FPR")},
-                    [&](const KeyRecordView& r) { seen = r.fetched_at; }) == 1);
-  CHECK(seen == 1234);
+}
+
+namespace {
+
+// A cache as schemas 1-3 wrote it: records in a `keys` table by fingerprint; since schema 2 a
+// stamp per key (fetched_at, accessed_at) and an LRU table; since 3 an outbox.
+void write_old_cache(const std::string& path, int schema,
+                     const std::vector<std::pair<hkp::ParsedKey, std::int64_t>>& keys_accessed_at) {
+  RawCache raw(path, false);
+  const MDB_dbi meta = raw.table("meta", MDB_CREATE), keys = raw.table("keys", MDB_CREATE);
+  const MDB_dbi ids = raw.table("ids", MDB_CREATE | MDB_DUPSORT);
+  raw.table("queries", MDB_CREATE);
+  const MDB_dbi stamps = schema >= 2 ? raw.table("stamps", MDB_CREATE) : 0;
+  const MDB_dbi lru = schema >= 2 ? raw.table("lru", MDB_CREATE) : 0;
+  if (schema >= 3) raw.table("outbox", MDB_CREATE);
+  for (const auto& [key, accessed_at] : keys_accessed_at) {
+    const std::string fpr(fpr_of(key.info.fingerprint).bytes());
+    raw.put(keys, fpr, encode_key_record(key, 1234, "ubuntu"));
+    for (const auto& id : detail::index_keys(key.info)) raw.put(ids, id, fpr);
+    if (schema >= 2) {
+      std::string stamp, order;
+      codec::put_le(stamp, 5678, 8);  // a later confirmation than the record's 1234
+      codec::put_le(stamp, static_cast<std::uint64_t>(accessed_at), 8);
+      codec::put_be64(order, static_cast<std::uint64_t>(accessed_at));
+      raw.put(stamps, fpr, stamp);
+      raw.put(lru, order + fpr, "");
+    }
+  }
+  raw.put(meta, "schema", std::to_string(schema));
+  raw.commit();
+}
+
+}  // namespace
+
+TEST_CASE("caches written by schemas 1 to 3 are migrated on open", "[cache][unit]") {
+  const int schema = GENERATE(1, 2, 3);
+  INFO("schema " << schema);
+  TempDir dir;
+  const auto& keys = bulk_keys();
+  // Read least recently: keys[2], then keys[0], then keys[1].
+  write_old_cache(dir / "cache", schema, {{keys[0], 2000}, {keys[1], 3000}, {keys[2], 1000}});
+  StoreOptions o(dir / "cache", 64 << 20);
+  o.on_evict = [](std::size_t, std::uint64_t) { FAIL("evicted"); };
+  {
+    Store store(o);
+    CHECK(store.opened_schema() == schema);
+    CHECK(store.stats().schema == 4);
+    CHECK(store.verify().empty());
+    std::vector<std::string> order;
+    std::vector<std::int64_t> fetched, accessed;
+    CHECK(store.visit_all([&](const KeyRecordView& r) {
+      order.push_back(r.fingerprint.hex());
+      fetched.push_back(r.fetched_at);
+      accessed.push_back(r.accessed_at);
+    }) == 3);
+    if (schema == 1) {  // no stamps: accessed and confirmed when fetched
+      CHECK(fetched == std::vector<std::int64_t>{1234, 1234, 1234});
+      CHECK(accessed == fetched);
+    } else {  // records in LRU order, the stamps' times kept
+      CHECK(order == std::vector<std::string>{keys[2].info.fingerprint, keys[0].info.fingerprint,
+                                              keys[1].info.fingerprint});
+      CHECK(fetched == std::vector<std::int64_t>{5678, 5678, 5678});
+      CHECK(accessed == std::vector<std::int64_t>{1000, 2000, 3000});
+    }
+    for (std::size_t i = 0; i < 3; ++i) {  // every identifier still finds its key
+      CHECK(found(store, SearchKind::long_keyid, keys[i].info.fingerprint.substr(24)) ==
+            std::vector<std::string>{keys[i].info.fingerprint});
+    }
+    WriteBatch b;  // and the migrated cache takes writes
+    b.keys.push_back({keys[3], 9000, "bulk"});
+    REQUIRE_FALSE(write_sync(store, std::move(b)));
+    CHECK(store.stats().keys == 4);
+    CHECK(store.verify().empty());
+  }
+  RawCache raw(dir / "cache", true);  // the old tables are gone
+  MDB_dbi gone;
+  for (const char* t : {"keys", "stamps", "lru"}) CHECK(mdb_dbi_open(raw.txn, t, 0, &gone) == MDB_NOTFOUND);
 }
 
 TEST_CASE("a cache from a newer build, or in use by another writer, is refused clearly",
