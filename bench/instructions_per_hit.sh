@@ -4,6 +4,9 @@
 # keep-alive connection sends 1,000 and then 3,000 requests in two runs, and the difference of
 # the totals divided by 2,000 is the cost of one request (startup cancels out).
 #   bench/instructions_per_hit.sh [BUILD_DIR] [GATEWAY_BINARY]
+# TARGETS=unique gives every request its own target (an extra `&n=<i>` parameter, which HKP
+# servers ignore), so none is a reused answer: the cost of a hit through the handler, as random
+# lookups over a large cache pay it.
 # Prints one line. Loopback only; installs valgrind when missing.
 set -euo pipefail
 build=${1:-build}
@@ -30,14 +33,14 @@ TOML
 "$binary" --config "$work/gw.toml" cache import "$data/alice.asc" >/dev/null
 
 client() {  # N keep-alive requests, each must be a 200
-  python3 - "$1" "$hkp" "$fpr" <<'PY'
+  python3 - "$1" "$hkp" "$fpr" "${TARGETS:-same}" <<'PY'
 import socket, sys
-n, port, fpr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n, port, fpr, targets = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 s = socket.create_connection(("127.0.0.1", port))
-req = ("GET /pks/lookup?op=get&options=mr&search=0x%s HTTP/1.1\r\nHost: x\r\n\r\n" % fpr).encode()
 buf = b""
-for _ in range(n):
-    s.sendall(req)
+for i in range(n):
+    extra = "&n=%06d" % i if targets == "unique" else ""
+    s.sendall(("GET /pks/lookup?op=get&options=mr&search=0x%s%s HTTP/1.1\r\nHost: x\r\n\r\n" % (fpr, extra)).encode())
     while True:
         end = buf.find(b"\r\n\r\n")
         if end >= 0:
@@ -65,4 +68,4 @@ for n in 1000 3000; do
   wait "$pid" || true
   total[$n]=$(cat "$work"/cg.$n* | awk '/^summary:/ {s += $2} END {print s}')
 done
-echo "cached op=get by fingerprint: $(( (total[3000] - total[1000]) / 2000 )) instructions per request (callgrind, one network thread)"
+echo "cached op=get by fingerprint ($([ "${TARGETS:-same}" = unique ] && echo "every target new: through the handler" || echo "one target: reused answers")): $(( (total[3000] - total[1000]) / 2000 )) instructions per request (callgrind, one network thread)"

@@ -79,8 +79,14 @@ struct StoreOptions {
   std::function<std::int64_t()> now;
   // How stale a key's stored access time may be before a read records a newer one (seconds).
   std::int64_t access_granularity = 600;
-  // Called on the writer thread after each eviction round (keys evicted, bytes in use before).
-  std::function<void(std::size_t, std::uint64_t)> on_evict;
+  // Called on the writer thread after each eviction round.
+  struct Evicted {
+    std::size_t keys = 0;            // evicted
+    std::size_t second_chances = 0;  // records moved to the end instead (read since placed)
+    std::uint64_t used_before = 0, used_after = 0;  // bytes in use
+    double seconds = 0;              // the round's duration
+  };
+  std::function<void(const Evicted&)> on_evict;
   // Called on the writer thread after each commit that changed keys or query records (write()
   // batches, eviction rounds), never for access-time folds. Must be quick and must not throw.
   std::function<void(const Committed&)> on_commit;

@@ -185,6 +185,7 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chance
   };
   if (!measure() || used <= above || records == 0) return false;  // the common case
   before = used;
+  const auto started = std::chrono::steady_clock::now();
   // Already under the target with the map full all the same: a tenth of the keys.
   const bool to_size = used > down_to;
   const std::size_t goal = to_size ? SIZE_MAX : std::max<std::size_t>(1, records / 10);
@@ -238,7 +239,11 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chance
   evicted_ += round.evicted;
   moved_ += round.moved;
   if (options_.on_commit) options_.on_commit(removed);
-  if (options_.on_evict) options_.on_evict(round.evicted, before);
+  if (options_.on_evict) {
+    measure();
+    options_.on_evict({round.evicted, round.moved, before, used,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
+  }
   return true;
 }
 

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <cstdio>
 #include <csignal>
 #include <thread>
 
@@ -74,10 +75,15 @@ void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::mi
 
 cache::StoreOptions store_options(const config::Config& cfg) {
   cache::StoreOptions o(cfg.cache.path, cfg.cache.max_size);
-  o.on_evict = [max = cfg.cache.max_size](std::size_t keys, std::uint64_t used) {
-    log::info("cache_evicted", {{"keys", std::to_string(keys)},
-                                {"used_bytes", std::to_string(used)},
-                                {"max_size", std::to_string(max)}});
+  o.on_evict = [max = cfg.cache.max_size](const cache::StoreOptions::Evicted& e) {
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", e.seconds);
+    log::info("cache_evicted", {{"keys", std::to_string(e.keys)},
+                                {"second_chances", std::to_string(e.second_chances)},
+                                {"used_bytes", std::to_string(e.used_before)},
+                                {"used_bytes_after", std::to_string(e.used_after)},
+                                {"max_size", std::to_string(max)},
+                                {"seconds", secs}});
   };
   return o;
 }

@@ -382,9 +382,9 @@ TEST_CASE("one eviction round frees the space it aims for, whatever the access o
   o.now = [&] { return clock.load(); };
   std::mutex mutex;
   std::vector<std::pair<std::size_t, std::uint64_t>> rounds;  // (evicted, used before)
-  o.on_evict = [&](std::size_t n, std::uint64_t before) {
+  o.on_evict = [&](const StoreOptions::Evicted& e) {
     std::lock_guard lock(mutex);
-    rounds.emplace_back(n, before);
+    rounds.emplace_back(e.keys, e.used_before);
   };
   Store store(o);
   REQUIRE(hkpgw::test::eventually([&] {
@@ -456,7 +456,7 @@ TEST_CASE("caches written by schemas 1 to 3 are migrated on open", "[cache][unit
   // Read least recently: keys[2], then keys[0], then keys[1].
   write_old_cache(dir / "cache", schema, {{keys[0], 2000}, {keys[1], 3000}, {keys[2], 1000}});
   StoreOptions o(dir / "cache", 64 << 20);
-  o.on_evict = [](std::size_t, std::uint64_t) { FAIL("evicted"); };
+  o.on_evict = [](const StoreOptions::Evicted&) { FAIL("evicted"); };
   {
     Store store(o);
     CHECK(store.opened_schema() == schema);
@@ -533,7 +533,7 @@ TEST_CASE("a write that finds the map full gets an eviction round, one retry, th
   o.map_bytes = 1 << 20;  // as the default would be (twice max_size), without the 64 MiB floor
   o.now = [&] { return clock.load(); };
   std::atomic<std::size_t> rounds{0};
-  o.on_evict = [&](std::size_t, std::uint64_t) { ++rounds; };
+  o.on_evict = [&](const StoreOptions::Evicted&) { ++rounds; };
   Store store(o);
   const auto& keys = bulk_keys();
   auto batch = [&](std::size_t from, std::size_t to) {
