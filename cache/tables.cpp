@@ -29,10 +29,23 @@ std::vector<std::string> index_keys(const hkp::KeyInfo& info) {
 
 namespace {
 
-std::optional<std::string> with_tag(char tag, const std::string& hex, std::size_t from) {
-  const auto f = Fingerprint::from_hex(hex);
-  if (!f) return std::nullopt;
-  return tag + std::string(f->bytes().substr(from));
+// tag + the bytes of `hex`, which is the low end of a fingerprint (40, 16 or 8 digits). One
+// allocation: this runs on every cached lookup.
+std::optional<std::string> with_tag(char tag, std::string_view hex) {
+  if (hex.size() % 2 != 0 || hex.size() > 2 * Fingerprint::kBytes) return std::nullopt;
+  const auto digit = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out(1 + hex.size() / 2, tag);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[1 + i / 2] = static_cast<char>(hi * 16 + lo);
+  }
+  return out;
 }
 
 }  // namespace
@@ -40,10 +53,11 @@ std::optional<std::string> with_tag(char tag, const std::string& hex, std::size_
 std::optional<std::string> index_key_of(const hkp::Search& s) {
   using hkp::SearchKind;
   switch (s.kind) {
-    // Key IDs are the fingerprint's low bytes: padded to a fingerprint, then cut.
-    case SearchKind::fingerprint: return with_tag('F', s.value, 0);
-    case SearchKind::long_keyid: return with_tag('K', std::string(24, '0') + s.value, 12);
-    case SearchKind::short_keyid: return with_tag('S', std::string(32, '0') + s.value, 16);
+    // Key IDs are the fingerprint's low bytes.
+    case SearchKind::fingerprint:
+      return s.value.size() == 40 ? with_tag('F', s.value) : std::nullopt;
+    case SearchKind::long_keyid: return s.value.size() == 16 ? with_tag('K', s.value) : std::nullopt;
+    case SearchKind::short_keyid: return s.value.size() == 8 ? with_tag('S', s.value) : std::nullopt;
     case SearchKind::email:
       if (s.value.size() > kMaxEmailIndexBytes) return std::nullopt;
       return "E" + s.value;

@@ -15,11 +15,56 @@ int hex_value(char c) {
   return -1;
 }
 
+// `s` equals `lower` (lower-case ASCII) ignoring the case of ASCII letters.
+bool equals_lower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i] >= 'A' && s[i] <= 'Z' ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+// A query-string part as text: decoded only when it has something to decode, so the common
+// part ("op", "get", "mr", a fingerprint) is not copied. Neither copyable nor movable: the view
+// may point into `decoded_`.
+class QueryText {
+ public:
+  QueryText(std::string_view raw, bool plus_is_space) : text_(raw) {
+    if (raw.find_first_of(plus_is_space ? std::string_view("%+") : std::string_view("%")) !=
+        std::string_view::npos) {
+      decoded_ = percent_decode(raw, plus_is_space);
+      text_ = decoded_;
+    }
+  }
+  QueryText(const QueryText&) = delete;
+  QueryText& operator=(const QueryText&) = delete;
+  std::string_view view() const { return text_; }
+
+ private:
+  std::string decoded_;
+  std::string_view text_;
+};
+
+// Calls fn(raw_key, raw_value) for each non-empty &-separated part of a query string.
+template <typename Fn>
+void for_each_part(std::string_view query, Fn&& fn) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const auto eq = part.find('=');
+    fn(part.substr(0, eq), eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
+  }
+}
+
 // Hex key id or fingerprint, "0x" optional. Returns nullopt when the text is not meant as hex
 // (then it is an email or text search); a Problem when it is meant as hex but is malformed.
 std::optional<Result<Search>> parse_hex(std::string_view s) {
   const bool prefixed = s.size() >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
   std::string hex;
+  hex.reserve(s.size());
   for (char c : prefixed ? s.substr(2) : s) {
     if (c == ' ') continue;  // "DEAD BEEF ..." as printed by gpg
     if (hex_value(c) < 0) {
@@ -117,18 +162,7 @@ std::string percent_encode(std::string_view in) {
 
 std::vector<std::pair<std::string_view, std::string_view>> split_query(std::string_view query) {
   std::vector<std::pair<std::string_view, std::string_view>> out;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    const auto eq = part.find('=');
-    if (eq == std::string_view::npos) {
-      out.emplace_back(part, std::string_view());
-    } else {
-      out.emplace_back(part.substr(0, eq), part.substr(eq + 1));
-    }
-  }
+  for_each_part(query, [&](std::string_view k, std::string_view v) { out.emplace_back(k, v); });
   return out;
 }
 
@@ -167,11 +201,16 @@ std::optional<std::string> extract_email(std::string_view text) {
 Result<Search> parse_search(std::string_view raw_encoded) {
   // A raw '+' is a plus inside an email (sq, older GpgFrontend send it unescaped) and a space
   // elsewhere (HTML forms); %2B is always a plus.
-  std::string decoded = percent_decode(raw_encoded, false);
-  if (decoded.find('@') == std::string::npos) {
-    decoded = percent_decode(raw_encoded, true);
+  // Without '%' or '+' (a key ID or fingerprint, nearly always) there is nothing to decode.
+  std::string decoded;
+  std::string_view plain = raw_encoded;
+  const bool plus = raw_encoded.find('+') != std::string_view::npos;
+  if (plus || raw_encoded.find('%') != std::string_view::npos) {
+    decoded = percent_decode(raw_encoded, false);
+    if (plus && decoded.find('@') == std::string::npos) decoded = percent_decode(raw_encoded, true);
+    plain = decoded;
   }
-  const std::string_view s = trim(decoded);
+  const std::string_view s = trim(plain);
   if (s.empty()) {
     return problem(400, GPG_ERR_INV_REQUEST, "empty search");
   }
@@ -200,7 +239,7 @@ Result<Search> parse_search(std::string_view raw_encoded) {
 bool has_option(std::string_view list, std::string_view name) {
   while (!list.empty()) {
     const auto comma = list.find(',');
-    if (ascii_lower(trim(list.substr(0, comma))) == name) return true;
+    if (equals_lower(trim(list.substr(0, comma)), name)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -211,20 +250,21 @@ Result<LookupRequest> parse_lookup(std::string_view query) {
   LookupRequest req;
   std::optional<std::string> op;
   std::optional<std::string_view> search;
-  for (const auto& [raw_key, raw_value] : split_query(query)) {
-    const std::string key = ascii_lower(percent_decode(raw_key, true));
-    if (key == "op") {
-      op = ascii_lower(percent_decode(raw_value, true));
-    } else if (key == "search") {
+  // No allocation for the usual parts (the hit path parses every request).
+  for_each_part(query, [&](std::string_view raw_key, std::string_view raw_value) {
+    const QueryText key(raw_key, true);
+    if (equals_lower(key.view(), "op")) {
+      op = ascii_lower(QueryText(raw_value, true).view());
+    } else if (equals_lower(key.view(), "search")) {
       search = raw_value;
-    } else if (key == "options") {
-      const std::string list = percent_decode(raw_value, true);
-      req.machine_readable |= has_option(list, "mr");
-      req.no_modify |= has_option(list, "nm");
+    } else if (equals_lower(key.view(), "options")) {
+      const QueryText list(raw_value, true);
+      req.machine_readable |= has_option(list.view(), "mr");
+      req.no_modify |= has_option(list.view(), "nm");
     }
     // Unknown variables are ignored (SHAW section 3), and so are exact= (an address lookup is
     // always exact here) and fingerprint= (listings always carry full fingerprints).
-  }
+  });
   if (!op || op->empty()) {
     return problem(400, GPG_ERR_INV_REQUEST, "missing op (expected op=get, op=index or op=vindex)");
   }

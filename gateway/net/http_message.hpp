@@ -51,11 +51,12 @@ struct HttpRequest {
 
 struct HttpResponse {
   unsigned status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
+  // Static text only (every content type is a literal): a view, so a response costs no copy.
+  std::string_view content_type = "text/plain; charset=utf-8";
   std::string body;
   // A body kept elsewhere (a cached key's armor), sent without a copy; when set, `body` is unused.
   std::shared_ptr<const std::string> shared_body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string_view, std::string>> headers;  // names: static text only
   bool close = false;  // close the connection after this response
 
   // Fields the access log line carries.
@@ -72,8 +73,10 @@ struct HttpResponse {
   // What is sent: the shared body when there is one.
   std::string_view payload() const { return shared_body ? std::string_view(*shared_body) : body; }
 
-  void set(std::string name, std::string value) {
-    headers.emplace_back(std::move(name), std::move(value));
+  // `name` must be static text (a literal): it is kept as a view.
+  void set(std::string_view name, std::string value) {
+    if (headers.capacity() == 0) headers.reserve(4);  // one allocation for a hit's few headers
+    headers.emplace_back(name, std::move(value));
   }
 };
 

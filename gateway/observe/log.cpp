@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -31,7 +32,14 @@ bool printable(char c) {
 // Values are ASCII on the wire whatever they held: control bytes, DEL and 8-bit bytes (from a
 // client, an upstream or a library) are written as \xNN inside quotes, so no input can forge a
 // line break, a terminal escape or a field.
-bool needs_quotes(char c) { return !printable(c) || c == ' ' || c == '"' || c == '=' || c == '\\'; }
+constexpr auto kNeedsQuotes = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = c < 0x20 || c >= 0x7f || c == ' ' || c == '"' || c == '=' || c == '\\';
+  }
+  return t;
+}();
+bool needs_quotes(char c) { return kNeedsQuotes[static_cast<unsigned char>(c)]; }  // per byte of every line
 
 void append_value(std::string& out, std::string_view v) {
   if (!v.empty() && std::none_of(v.begin(), v.end(), needs_quotes)) {

@@ -153,7 +153,7 @@ struct LookupService::KeyLookup {
   const hkp::LookupRequest& req;
   bool no_cache = false;
   std::int64_t now = 0;
-  std::string qkey;
+  std::string qkey;  // cache::query_key(): made only when needed (not for a cached ID's hit)
   Found found;
   std::optional<cache::QueryRecord> query;
   std::int64_t fetched_at = 0;  // when the cached answer was last confirmed (0 = none)
@@ -167,12 +167,18 @@ struct LookupService::KeyLookup {
 LookupService::Found LookupService::load_cached(const hkp::Search& search, bool need_info,
                                                bool need_packets) const {
   Found f;
-  auto take = [&](const cache::KeyRecordView& v) {
+  // One capture, so the std::function the store takes keeps it inline (no allocation).
+  struct {
+    const LookupService* self;
+    bool need_info, need_packets;
+    Found* f;
+  } const in{this, need_info, need_packets, &f};
+  auto take = [c = &in](const cache::KeyRecordView& v) {
     CachedKey k;
     // Read in the transaction, compared with the answer cache's copy: packets are copied (and
     // armored) only when the key changed since it was last served.
-    if (need_packets) k.key = answers_.prepared(v.fingerprint, v.packets);
-    if (need_info) {
+    if (c->need_packets) k.key = c->self->answers_.prepared(v.fingerprint, v.packets);
+    if (c->need_info) {
       k.info = cache::decode_key_info(v.info_bytes);
       if (k.info) k.fingerprint = k.info->fingerprint;
     }
@@ -180,7 +186,7 @@ LookupService::Found LookupService::load_cached(const hkp::Search& search, bool 
     k.fetched_at = v.fetched_at;
     k.accessed_at = v.accessed_at;
     k.upstream = std::string(v.upstream);
-    f.keys.push_back(std::move(k));
+    c->f->keys.push_back(std::move(k));
   };
   if (search.kind == SearchKind::text) {
     store_.visit_text(hkp::ascii_lower(search.value), kMaxLocalTextMatches, take, kMaxLocalTextScan);
@@ -265,20 +271,24 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
                                                          std::shared_ptr<const Snapshot> snap) {
   const hkp::Search& search = req.search;
   const bool email = search.kind == SearchKind::email;
-  KeyLookup l{req, no_cache, now_(), cache::query_key(Op::get, search), {}, {}, 0};
+  KeyLookup l{req, no_cache, now_(), {}, {}, {}, 0};
   l.generation = answers_.reused().generation();  // before the read: see ReusedAnswers
   l.queries_generation = answers_.reused().queries_generation();
   // Email answers merge cached and fetched keys, which needs their fingerprints.
   l.found = load_cached(search, req.op != Op::get || email, req.op == Op::get);
   // An email's answer is complete only if the upstreams were asked for that address recently;
   // an ID's answer is the key itself, so a cached ID needs no query record (hot path).
-  if (email || l.found.keys.empty()) l.query = store_.get_query(l.qkey);
+  if (email || l.found.keys.empty()) {
+    l.qkey = cache::query_key(Op::get, search);
+    l.query = store_.get_query(l.qkey);
+  }
   l.fetched_at = l.found.oldest;
   if (email) {
     l.fetched_at = l.query && l.query->kind != cache::QueryKind::not_found ? l.query->fetched_at : 0;
   }
   if (auto cached = keys_from_cache(l, snap)) co_return std::move(*cached);
 
+  if (l.qkey.empty()) l.qkey = cache::query_key(Op::get, search);
   const auto fetched = co_await shared_fetch(false, search, l.qkey, snap);
   cache::WriteBatch remember;
   HttpResponse r = keys_after_fetch(l, *fetched, *snap, remember);
@@ -325,7 +335,7 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   if (cache_only) return decorate(not_found(search), l.req, CacheResult::miss, "", -1);
   if (l.have_answer() && !l.no_cache &&
       l.age() < seconds(c.fresh_for) + seconds(c.stale_while_revalidate)) {
-    revalidate_in_background(false, search, l.qkey, snap);
+    revalidate_in_background(false, search, l.qkey.empty() ? cache::query_key(Op::get, search) : l.qkey, snap);
     return serve(CacheResult::stale);
   }
   return std::nullopt;
