@@ -31,6 +31,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -92,6 +93,8 @@ struct StoreOptions {
   std::function<void(const Committed&)> on_commit;
   // The LMDB map; 0 = twice max_size, at least 64 MiB. Tests set it small to reach a full map.
   std::uint64_t map_bytes = 0;
+  // Records an eviction transaction looks at, at most; 0 = the default (tests set it small).
+  std::size_t evict_chunk = 0;
 };
 
 // Thrown only by the constructor: the cache cannot be opened (foreign file, newer schema, no
@@ -213,13 +216,29 @@ class Store {
   // `down_to` (a tenth of the keys when already below it: the map is full all the same).
   // `second_chances`: whether keys read since their placement move to the end instead (not when
   // the map is full: a move needs a free page). True when it evicted something.
-  bool evict(std::uint64_t above, std::uint64_t down_to, bool second_chances = true);
+  // `yield`: return (true) when writes are queued, leaving the round to go on at the next call.
+  bool evict(std::uint64_t above, std::uint64_t down_to, bool second_chances = true, bool yield = true);
   struct EvictionRound {
     std::size_t evicted = 0, moved = 0, looked_at = 0;
     bool second_chances = true;         // keys read since placed move to the end
     std::int64_t newest_placed = 0;     // the newest placement among evicted keys
-    Committed removed;
+    Committed removed;                  // the current chunk's
   };
+  struct PendingRound {  // a round that yielded to writes, resumed by the next evict()
+    EvictionRound progress;
+    std::uint64_t down_to = 0, used_before = 0;
+    bool to_size = true;
+    std::size_t goal = 0, walk = 0;
+    std::chrono::steady_clock::time_point started;
+  };
+  struct EvictionMeasure {
+    bool ok = false;
+    std::uint64_t used = 0;        // bytes in use
+    std::size_t records = 0;
+    std::uint64_t per_record = 1;  // bytes of the records table per key
+  };
+  EvictionMeasure measure_for_eviction() const;
+  bool queue_waiting();
   // One transaction over the (at most) `n` oldest records, evicting or moving each, until
   // `round.evicted` reaches `goal`. Returns the LMDB result; `round` changes only on success.
   int evict_oldest(std::size_t n, std::size_t goal, EvictionRound& round);
@@ -237,6 +256,7 @@ class Store {
   MDB_env* env_ = nullptr;
   std::array<unsigned, 6> tables_{};  // LMDB handles, in lmdb::kTables order
   std::uint64_t next_record_ = 1;     // the writer's next record number (the last one + 1)
+  std::optional<PendingRound> round_;  // the writer's eviction round in progress, if it yielded
   int opened_schema_ = kSchemaVersion;
   int lock_fd_ = -1;
 

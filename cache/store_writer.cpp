@@ -167,82 +167,110 @@ int Store::evict_oldest(std::size_t n, std::size_t goal, EvictionRound& round) {
   return MDB_SUCCESS;
 }
 
-bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chances) {
-  std::uint64_t used = 0, before = 0;
-  std::size_t records = 0;
-  std::uint64_t per_record = 1;  // bytes of the records table per key
-  const auto measure = [&] {
-    Txn r(env_, tables_, Txn::Mode::read);
-    if (!r) return false;
-    used = used_bytes(r);
-    const auto st = r.stat(Table::records);
-    records = st ? st->ms_entries : 0;
-    if (records > 0) {
-      per_record = std::max<std::uint64_t>(
-          1, (st->ms_branch_pages + st->ms_leaf_pages + st->ms_overflow_pages) * st->ms_psize / records);
-    }
-    return true;
-  };
-  if (!measure() || used <= above || records == 0) return false;  // the common case
-  before = used;
-  const auto started = std::chrono::steady_clock::now();
-  // Already under the target with the map full all the same: a tenth of the keys.
-  const bool to_size = used > down_to;
-  const std::size_t goal = to_size ? SIZE_MAX : std::max<std::size_t>(1, records / 10);
+Store::EvictionMeasure Store::measure_for_eviction() const {
+  EvictionMeasure m;
+  Txn r(env_, tables_, Txn::Mode::read);
+  if (!r) return m;
+  m.ok = true;
+  m.used = used_bytes(r);
+  if (const auto st = r.stat(Table::records); st && st->ms_entries > 0) {
+    m.records = st->ms_entries;
+    m.per_record = std::max<std::uint64_t>(
+        1, (st->ms_branch_pages + st->ms_leaf_pages + st->ms_overflow_pages) * st->ms_psize / m.records);
+  }
+  return m;
+}
+
+bool Store::queue_waiting() {
+  std::lock_guard lock(mutex_);
+  return !queue_.empty();
+}
+
+bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chances, bool yield) {
+  auto m = measure_for_eviction();
+  if (!m.ok) return false;
+  if (!round_) {
+    if (m.used <= above || m.records == 0) return false;  // the common case
+    round_.emplace();
+    round_->down_to = down_to;
+    round_->used_before = m.used;
+    round_->started = std::chrono::steady_clock::now();
+    // Already under the target with the map full all the same: a tenth of the keys.
+    round_->to_size = m.used > down_to;
+    round_->goal = round_->to_size ? SIZE_MAX : std::max<std::size_t>(1, m.records / 10);
+    round_->walk = 2 * m.records;
+    round_->progress.second_chances = second_chances;
+    round_->progress.removed.eviction = true;
+  }
+  EvictionRound& round = round_->progress;
+  if (!second_chances) round.second_chances = false;
   // Small transactions, measured after each: the oldest records lie together, so each chunk
-  // frees whole pages and the round stops as soon as the pages in use are under `down_to`.
+  // frees whole pages and the round stops as soon as the pages in use are under its target.
   // (Worked out up front instead, from the records' cost per key, it overshot: deleting most of
-  // the keys merges the pages of the other tables too.) On a full map even a deletion needs free
-  // pages for its copy-on-write path: a chunk that finds the map full is retried smaller, down
-  // to one record. The walk is bounded by two passes over the table.
-  EvictionRound round;
-  round.second_chances = second_chances;
-  round.removed.eviction = true;
-  const std::size_t walk = 2 * records;
-  std::size_t largest = kEvictChunk;
-  while ((to_size ? used > down_to : round.evicted < goal) && round.looked_at < walk) {
+  // the keys merges the pages of the other tables too.) Each chunk is reported to on_commit as
+  // it commits. A round yields to queued writes between chunks (`yield`): the writer commits
+  // them and resumes the round, so a request's write waits for one chunk, not for the round
+  // (a million-key round takes tens of seconds). On a full map even a deletion needs free
+  // pages for its copy-on-write path: a chunk that finds the map full is retried smaller,
+  // down to one record. The walk is bounded by two passes over the table.
+  std::size_t largest = options_.evict_chunk ? options_.evict_chunk : kEvictChunk;
+  while ((round_->to_size ? m.used > round_->down_to : round.evicted < round_->goal) &&
+         round.looked_at < round_->walk) {
+    if (yield && queue_waiting()) return true;  // resumed after the queued writes
     // No more records than deleting would take to reach the target if only the records table
     // shrank (it shrinks most; the others may too): a chunk never overshoots by much.
-    const std::size_t needed = to_size ? static_cast<std::size_t>((used - down_to + per_record - 1) / per_record)
-                                       : goal - round.evicted;
+    const std::size_t needed =
+        round_->to_size ? static_cast<std::size_t>((m.used - round_->down_to + m.per_record - 1) / m.per_record)
+                        : round_->goal - round.evicted;
     const std::size_t chunk = std::clamp<std::size_t>(needed, 1, largest);
-    const int rc = evict_oldest(chunk, goal, round);
+    const std::size_t evicted_before = round.evicted;
+    const int rc = evict_oldest(chunk, round_->goal, round);
     if (rc == MDB_MAP_FULL && largest > 1) {
       largest = std::max<std::size_t>(1, chunk / 8);
       round.second_chances = false;  // a move needs a free page; so does everything else now
     } else if (rc != MDB_SUCCESS) {
       break;
     }
-    if (!measure()) break;
+    if (round.evicted > evicted_before) {
+      evicted_ += round.evicted - evicted_before;
+      if (options_.on_commit) options_.on_commit(round.removed);
+    }
+    round.removed.keys.clear();
+    round.removed.queries.clear();
+    m = measure_for_eviction();
+    if (!m.ok) break;
   }
-  if (round.evicted == 0) return false;
+  const PendingRound done = std::move(*round_);
+  round_.reset();
+  if (done.progress.evicted == 0) return false;
   // Listings and "not found" records no newer than the keys just evicted go too: their answers
   // are as cold. (An address's list of keys went with the keys.) Stale query records only cost
   // space: if this fails, the next round takes them.
-  Committed& removed = round.removed;
+  Committed removed;
+  removed.eviction = true;
   Txn txn(env_, tables_, Txn::Mode::write);
   std::vector<std::string> gone;
   {
     Cursor q(txn, Table::queries);
     for (bool more = q.first(); more; more = q.next()) {
       const auto record = decode_query_record(q.value());
-      if (record && (record->kind == QueryKind::fingerprints || record->fetched_at > round.newest_placed)) {
+      if (record && (record->kind == QueryKind::fingerprints ||
+                     record->fetched_at > done.progress.newest_placed)) {
         continue;
       }
       std::string key(q.key());  // before the deletion moves the cursor's page
       if (q.del() == MDB_SUCCESS) gone.push_back(std::move(key));
     }
   }
-  if (txn && txn.commit() == MDB_SUCCESS) {
-    for (auto& k : gone) removed.queries.push_back(std::move(k));
+  if (txn && txn.commit() == MDB_SUCCESS && !gone.empty()) {
+    removed.queries = std::move(gone);
+    if (options_.on_commit) options_.on_commit(removed);
   }
-  evicted_ += round.evicted;
-  moved_ += round.moved;
-  if (options_.on_commit) options_.on_commit(removed);
+  moved_ += done.progress.moved;
   if (options_.on_evict) {
-    measure();
-    options_.on_evict({round.evicted, round.moved, before, used,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
+    m = measure_for_eviction();
+    options_.on_evict({done.progress.evicted, done.progress.moved, done.used_before, m.used,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - done.started).count()});
   }
   return true;
 }
@@ -269,7 +297,9 @@ void Store::writer_loop() {
     std::vector<Job> jobs;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, kAccessFoldInterval, [&] { return stopping_ || !queue_.empty(); });
+      // A round of eviction in progress goes on at once (it yielded to writes).
+      wake_.wait_for(lock, round_ ? std::chrono::seconds(0) : kAccessFoldInterval,
+                     [&] { return stopping_ || !queue_.empty(); });
       if (stopping_ && queue_.empty()) {
         lock.unlock();
         fold_accesses();
@@ -304,9 +334,10 @@ void Store::writer_loop() {
     if (results.front() != MDB_SUCCESS) {
       if (results.front() == MDB_MAP_FULL) {
         // Room for the batch: below 70% of max_size and below half the map, whichever is less.
+        // (A round in progress is finished first, to its own target.)
         evict(0, std::min(static_cast<std::uint64_t>(options_.max_size * (kEvictDownTo - 0.1)),
                           map_bytes_ / 2),
-              /*second_chances=*/false);
+              /*second_chances=*/false, /*yield=*/false);
       }
       for (std::size_t i = 0; i < jobs.size(); ++i) results[i] = commit_jobs({&jobs[i], 1});
     }

@@ -20,7 +20,10 @@ inline constexpr std::size_t kMaxEmailIndexBytes = 400;  // LMDB keys are at mos
 inline constexpr std::size_t kMaxPendingAccesses = 1 << 16;
 inline constexpr auto kAccessFoldInterval = std::chrono::seconds(1);
 inline constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
-inline constexpr std::size_t kEvictChunk = 512;  // records looked at per eviction transaction
+// Records one eviction transaction looks at, at most. Each commit rewrites the pages its random
+// deletions in the index tables touch: at 200k keys one round wrote 17 GB (to the block layer)
+// in transactions of 512 and 7 GB in transactions of 2048, in 8.0 and 4.8 s.
+inline constexpr std::size_t kEvictChunk = 2048;
 
 // Every index key of a key: 'F'+fpr (primary and subkeys), 'K'+64-bit id, 'S'+32-bit id,
 // 'E'+email.
