@@ -459,6 +459,11 @@ std::error_code Store::write_and_wait(WriteBatch batch) {
   return result;
 }
 
+int Store::copy_compacted(const std::string& dir) {
+  flush();
+  return mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT);
+}
+
 void Store::flush() {
   if (options_.read_only) return;
   std::unique_lock lock(mutex_);

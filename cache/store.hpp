@@ -202,6 +202,11 @@ class Store {
   std::error_code write_and_wait(WriteBatch batch);
   // Blocks until everything queued before the call is committed.
   void flush();
+  // Writes a compacted copy of the cache (live pages only, renumbered) as `dir`/data.mdb; `dir`
+  // must exist and be empty. LMDB's file never shrinks (freed pages are reused, not returned),
+  // so after eviction or purges this is how the disk is given back: `cache compact`.
+  // Returns the LMDB result.
+  int copy_compacted(const std::string& dir);
 
  private:
   struct Job {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <algorithm>
@@ -275,11 +276,42 @@ int purge(const config::Config& cfg, const std::vector<std::string>& args) {
   return status;
 }
 
+// A compacted copy written next to data.mdb, then renamed over it, all while holding the
+// cache's writer lock (so no gateway is running): a crash leaves the old file whole.
+int compact(const config::Config& cfg) {
+  namespace fs = std::filesystem;
+  cache::Store store(options(cfg, false));
+  const fs::path dir = fs::path(cfg.cache.path) / "compact.tmp";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (!fs::create_directory(dir, ec)) {
+    std::cerr << "hkp-gateway: cannot create " << dir.string() << ": " << ec.message() << "\n";
+    return 1;
+  }
+  const auto before = fs::file_size(fs::path(cfg.cache.path) / "data.mdb", ec);
+  if (const int rc = store.copy_compacted(dir.string())) {
+    std::cerr << "hkp-gateway: compacting " << cfg.cache.path << " failed: "
+              << std::error_code(rc, cache::lmdb_category()).message() << "\n";
+    fs::remove_all(dir, ec);
+    return 1;
+  }
+  const auto after = fs::file_size(dir / "data.mdb", ec);
+  fs::rename(dir / "data.mdb", fs::path(cfg.cache.path) / "data.mdb", ec);
+  if (ec) {
+    std::cerr << "hkp-gateway: cannot replace " << cfg.cache.path << "/data.mdb: " << ec.message() << "\n";
+    fs::remove_all(dir, ec);
+    return 1;
+  }
+  fs::remove_all(dir, ec);
+  std::cout << "compacted " << cfg.cache.path << ": data.mdb " << before << " -> " << after << " bytes\n";
+  return 0;
+}
+
 }  // namespace
 
 int run_cache_command(const config::Config& cfg, const std::vector<std::string>& args) {
   if (args.empty()) {
-    std::cerr << "hkp-gateway: cache needs a command: import, export, stats, verify or purge\n";
+    std::cerr << "hkp-gateway: cache needs a command: import, export, stats, verify, purge or compact\n";
     return 2;
   }
   try {
@@ -289,8 +321,9 @@ int run_cache_command(const config::Config& cfg, const std::vector<std::string>&
     if (cmd == "export") return export_keys(cfg, args);
     if (cmd == "import") return import_keys(cfg, args);
     if (cmd == "purge") return purge(cfg, args);
+    if (cmd == "compact") return compact(cfg);
     std::cerr << "hkp-gateway: unknown cache command \"" << cmd
-              << "\" (import, export, stats, verify, purge)\n";
+              << "\" (import, export, stats, verify, purge, compact)\n";
     return 2;
   } catch (const cache::StoreError& e) {
     std::cerr << "hkp-gateway: " << e.what() << "\n";

@@ -18,7 +18,7 @@ constexpr std::string_view kUsage =
     "usage: hkp-gateway [--config FILE]\n"
     "       hkp-gateway --check-config FILE\n"
     "       hkp-gateway [--config FILE] cache import FILE... | export [FILE] | stats | verify\n"
-    "                                          | purge FINGERPRINT...\n"
+    "                                          | purge FINGERPRINT... | compact\n"
     "       hkp-gateway --version | --help\n"
     "\n"
     "An HKP keyserver gateway: serves OpenPGP keys to gpg, sq and other HKP clients from an\n"
@@ -35,7 +35,9 @@ constexpr std::string_view kUsage =
     "  cache stats          counts and sizes\n"
     "  cache verify         check every record and index entry; exit 1 on inconsistencies\n"
     "  cache purge FPR...   remove keys by fingerprint\n"
-    "stats, verify and export work next to a running gateway; import and purge need it stopped.\n"
+    "  cache compact        rewrite data.mdb without its free pages (LMDB never shrinks it)\n"
+    "stats, verify and export work next to a running gateway; import, purge and compact need it\n"
+    "stopped.\n"
     "\n"
     "Signals: SIGHUP reloads the config; SIGTERM/SIGINT stop gracefully.\n";
 

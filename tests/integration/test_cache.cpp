@@ -6,6 +6,7 @@
 #include <regex>
 
 #include <csignal>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <set>
@@ -107,6 +108,37 @@ TEST_CASE("cache import and export round-trip 300 keys", "[integration][cache]")
   CHECK(gpg.fingerprints().size() == 300);
 }
 
+TEST_CASE("cache compact gives back what purged and evicted keys left", "[integration][cache]") {
+  TempDir dir;
+  std::vector<std::string> fprs;
+  const std::string keys = bulk(dir, 300, "bulk", &fprs);
+  REQUIRE(fprs.size() == 300);
+  const std::string cfg = cache_config(dir, "cache");
+  REQUIRE(cache_cmd(cfg, {"import", keys}).exit_code == 0);
+  std::vector<std::string> purge = {"purge"};
+  purge.insert(purge.end(), fprs.begin(), fprs.begin() + 250);
+  REQUIRE(cache_cmd(cfg, purge).exit_code == 0);
+  const auto file_bytes = [&] { return std::stoull(stat_line(cache_cmd(cfg, {"stats"}), "cache_file_bytes")); };
+  const std::uint64_t before = file_bytes();  // LMDB keeps freed pages for reuse: no smaller
+
+  const auto r = cache_cmd(cfg, {"compact"});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Contains("compacted"));
+  const std::uint64_t after = file_bytes();
+  INFO("data.mdb " << before << " -> " << after);
+  CHECK(after * 2 < before);
+  CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "50");
+  CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(dir / "cache/compact.tmp"));
+  // The compacted cache serves and takes writes.
+  const std::string exported = dir / "left.asc";
+  REQUIRE(cache_cmd(cfg, {"export", exported}).exit_code == 0);
+  CHECK(fingerprints_in(read_file(exported)) == std::set<std::string>(fprs.begin() + 250, fprs.end()));
+  REQUIRE(cache_cmd(cfg, {"import", keys}).exit_code == 0);
+  CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "300");
+  CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+}
+
 TEST_CASE("cache import takes a large export a chunk of 1000 keys at a time", "[integration][cache]") {
   TempDir dir;
   const std::string keys = bulk(dir, 2500, "large");
@@ -155,7 +187,7 @@ TEST_CASE("cache commands refuse what they cannot do safely, with a clear messag
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.err, Contains("holds no OpenPGP keys"));
   }
-  SECTION("a running gateway holds the cache: import and purge refuse, stats and verify work") {
+  SECTION("a running gateway holds the cache: import, purge and compact refuse, stats and verify work") {
     REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/alice.asc"}).exit_code == 0);
     Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
     REQUIRE(gw.wait_for("event=started"));
@@ -163,6 +195,9 @@ TEST_CASE("cache commands refuse what they cannot do safely, with a clear messag
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.err, Contains("is in use by another process"));
     CHECK(cache_cmd(cfg, {"purge", fixture("ALICE_FPR")}).exit_code == 1);
+    const auto compacted = cache_cmd(cfg, {"compact"});
+    CHECK(compacted.exit_code == 1);
+    CHECK_THAT(compacted.err, Contains("is in use by another process"));
     CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "1");
     CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
   }
