@@ -41,17 +41,25 @@ constexpr auto kNeedsQuotes = [] {
 }();
 bool needs_quotes(char c) { return kNeedsQuotes[static_cast<unsigned char>(c)]; }  // per byte of every line
 
+constexpr auto kEscaped = [] {  // written as \" \\ or \xNN inside quotes
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
+  return t;
+}();
+
 void append_value(std::string& out, std::string_view v) {
-  if (!v.empty() && std::none_of(v.begin(), v.end(), needs_quotes)) {
+  // One pass up to the first byte that needs quotes (most values have none); every byte before
+  // it goes out as it is (what is escaped needs quotes too).
+  const auto first = std::find_if(v.begin(), v.end(), needs_quotes);
+  if (!v.empty() && first == v.end()) {
     out += v;
     return;
   }
   out.push_back('"');
   std::size_t run = 0;  // start of the bytes that go out as they are, appended in one piece
-  for (std::size_t i = 0; i < v.size(); ++i) {
+  for (std::size_t i = static_cast<std::size_t>(first - v.begin()); i < v.size(); ++i) {
     const char c = v[i];
-    const bool escape = c == '"' || c == '\\' || !printable(c);
-    if (!escape) continue;
+    if (!kEscaped[static_cast<unsigned char>(c)]) continue;
     out.append(v.data() + run, i - run);
     run = i + 1;
     if (printable(c)) {
