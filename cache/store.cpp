@@ -158,8 +158,14 @@ void Store::open_tables(const std::string& path) {
 
 void Store::migrate_to_4(Txn& txn, int schema) {
   const auto fail = [&](const std::string& what, int rc) {
+    // The old tables are dropped in the same transaction, after the copy: for a while both
+    // copies are in the map.
+    const std::string hint = rc == MDB_MAP_FULL
+                                 ? " (the migration holds two copies of the keys at once: start "
+                                   "once with a larger cache.max_size)"
+                                 : "";
     throw StoreError("cache \"" + options_.path + "\": cannot migrate from schema " +
-                     std::to_string(schema) + ": " + what + ": " + mdb_strerror(rc));
+                     std::to_string(schema) + ": " + what + ": " + mdb_strerror(rc) + hint);
   };
   MDB_dbi old_keys = 0, stamps = 0, lru = 0;
   if (const int rc = mdb_dbi_open(txn.raw(), "keys", 0, &old_keys)) fail("no keys table", rc);

@@ -240,7 +240,6 @@ class Store {
     bool ok = false;
     std::uint64_t used = 0;        // bytes in use
     std::size_t records = 0;
-    std::uint64_t per_record = 1;  // bytes of the records table per key
   };
   EvictionMeasure measure_for_eviction() const;
   bool queue_waiting();
