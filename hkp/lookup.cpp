@@ -78,9 +78,9 @@ std::optional<Result<Search>> parse_hex(std::string_view s) {
     hex.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
   switch (hex.size()) {
-    case 8: return Result<Search>(Search{SearchKind::short_keyid, hex});
-    case 16: return Result<Search>(Search{SearchKind::long_keyid, hex});
-    case 40: return Result<Search>(Search{SearchKind::fingerprint, hex});
+    case 8: return Result<Search>(Search{SearchKind::short_keyid, std::move(hex)});
+    case 16: return Result<Search>(Search{SearchKind::long_keyid, std::move(hex)});
+    case 40: return Result<Search>(Search{SearchKind::fingerprint, std::move(hex)});
     case 32:
       return Result<Search>(problem(501, GPG_ERR_NOT_SUPPORTED,
                                     "v3 (MD5) fingerprints are not supported; use the key ID"));
