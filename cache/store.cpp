@@ -418,7 +418,7 @@ std::vector<std::string> Store::verify() const {
       problems.push_back("identifier entry points to missing key " + hkp::hex_upper(ic.value()));
     }
   }
-  // Every record is its key's current one (a leftover would take space no eviction frees).
+  // Every record is its key's current one (a leftover takes space until eviction reaches it).
   for (bool more = rc.first(); more; more = rc.next()) {
     const auto k = rc.key();
     const auto slot = rc.value().size() >= Fingerprint::kBytes

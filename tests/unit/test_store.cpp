@@ -534,6 +534,45 @@ TEST_CASE("caches written by schemas 1 to 3 are migrated on open", "[cache][unit
   for (const char* t : {"keys", "stamps", "lru"}) CHECK(mdb_dbi_open(raw.txn, t, 0, &gone) == MDB_NOTFOUND);
 }
 
+TEST_CASE("verify names each inconsistency between the tables", "[cache][unit]") {
+  TempDir dir;
+  const auto& keys = bulk_keys();
+  const Fingerprint a = fpr_of(keys[0].info.fingerprint), b = fpr_of(keys[1].info.fingerprint);
+  {
+    Store store({dir / "cache", 64 << 20});
+    WriteBatch batch;
+    for (std::size_t i = 0; i < 3; ++i) batch.keys.push_back({keys[i], 1000, "bulk"});
+    REQUIRE_FALSE(write_sync(store, std::move(batch)));
+    REQUIRE(store.verify().empty());
+  }
+  {
+    RawCache raw(dir / "cache", false);
+    const MDB_dbi keymap = raw.table("keymap"), records = raw.table("records"), ids = raw.table("ids");
+    // a's record goes missing; b's identifier by long key ID goes missing; a record nobody owns
+    const auto slot = detail::decode_slot(*raw.get(keymap, a.bytes()));
+    REQUIRE(slot);
+    const std::string number = detail::record_key(slot->record);
+    MDB_val k = lmdb::val(number);
+    REQUIRE(mdb_del(raw.txn, records, &k, nullptr) == 0);
+    const std::string id = "K" + std::string(b.bytes().substr(12));
+    MDB_val ik = lmdb::val(id), iv = lmdb::val(b.bytes());
+    REQUIRE(mdb_del(raw.txn, ids, &ik, &iv) == 0);
+    raw.put(records, detail::record_key(999999), std::string(b.bytes()) + "junk");
+    raw.commit();
+  }
+  StoreOptions ro(dir / "cache", 64 << 20);
+  ro.read_only = true;
+  const auto problems = Store(ro).verify();
+  std::string all;
+  for (const auto& p : problems) all += p + "\n";
+  INFO(all);
+  CHECK(problems.size() == 3);
+  CHECK_THAT(all, Catch::Matchers::Contains("key " + a.hex() + ": record"));
+  CHECK_THAT(all, Catch::Matchers::Contains("missing"));
+  CHECK_THAT(all, Catch::Matchers::Contains("key " + b.hex() + ": identifier K entry missing"));
+  CHECK_THAT(all, Catch::Matchers::Contains("record 999999 belongs to no key"));
+}
+
 TEST_CASE("a cache from a newer build, or in use by another writer, is refused clearly",
           "[cache][unit]") {
   TempDir dir;
