@@ -212,7 +212,6 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chance
   std::size_t largest = options_.evict_chunk ? options_.evict_chunk : kEvictChunk;
   while ((round_->to_size ? m.used > round_->down_to : round.evicted < round_->goal) &&
          round.looked_at < round_->walk) {
-    if (yield && queue_waiting()) return true;  // resumed after the queued writes
     // No more records than reach the target if every table shrank with them (the average cost
     // of a key): a chunk cannot overshoot. When the other tables keep their pages (holes that
     // later keys fill), the next chunk takes more; the round closes in on the target from above.
@@ -239,6 +238,9 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chance
     round.removed.queries.clear();
     m = measure_for_eviction();
     if (!m.ok) break;
+    // After at least one transaction per call, so that writes arriving without pause cannot
+    // hold a round off (the cache would grow past max_size under a steady stream of misses).
+    if (yield && queue_waiting()) return true;  // resumed after the queued writes
   }
   const PendingRound done = std::move(*round_);
   round_.reset();
