@@ -95,6 +95,11 @@ struct StoreOptions {
   std::uint64_t map_bytes = 0;
   // Records an eviction transaction looks at, at most; 0 = the default (tests set it small).
   std::size_t evict_chunk = 0;
+  // Read data.mdb into the page cache in the background after opening, when it is under half of
+  // the memory available: a restarted gateway's first lookups otherwise fault pages in one at
+  // a time (200k keys: 3.8k lookups/s for the first 3 s, 45k once warm). The serving gateway
+  // sets it; the cache CLI does not.
+  bool warm_up = false;
 };
 
 // Thrown only by the constructor: the cache cannot be opened (foreign file, newer schema, no
@@ -214,6 +219,7 @@ class Store {
     Done done;
   };
   void writer_loop();
+  void warm_up() const;
   int apply(lmdb::Txn& txn, const WriteBatch& batch);
   int commit_jobs(std::span<Job> jobs);
   int fold_accesses();
@@ -270,6 +276,7 @@ class Store {
   std::uint64_t queued_ = 0, committed_ = 0;
   bool stopping_ = false;
   std::thread writer_;
+  std::thread warm_up_;  // reads the file ahead once (StoreOptions::warm_up)
 
   std::mutex access_mutex_;
   std::vector<Fingerprint> accesses_;

@@ -75,6 +75,7 @@ void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::mi
 
 cache::StoreOptions store_options(const config::Config& cfg) {
   cache::StoreOptions o(cfg.cache.path, cfg.cache.max_size);
+  o.warm_up = true;
   o.on_evict = [max = cfg.cache.max_size](const cache::StoreOptions::Evicted& e) {
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", e.seconds);

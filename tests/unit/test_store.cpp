@@ -8,7 +8,11 @@
 #include <random>
 #include <set>
 
+#include <fcntl.h>
 #include <lmdb.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cache/codec.hpp"
 #include "cache/store.hpp"
@@ -571,6 +575,54 @@ TEST_CASE("verify names each inconsistency between the tables", "[cache][unit]")
   CHECK_THAT(all, Catch::Matchers::Contains("missing"));
   CHECK_THAT(all, Catch::Matchers::Contains("key " + b.hex() + ": identifier K entry missing"));
   CHECK_THAT(all, Catch::Matchers::Contains("record 999999 belongs to no key"));
+}
+
+namespace {
+
+// The share of data.mdb's pages in the page cache, by mincore(2); after dropping them first
+// when `drop` (POSIX_FADV_DONTNEED: clean pages of this file only).
+double resident_share(const std::string& file, bool drop) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  struct stat st{};
+  REQUIRE(::fstat(fd, &st) == 0);
+  const auto size = static_cast<std::size_t>(st.st_size);
+  if (drop) {
+    ::fdatasync(fd);
+    REQUIRE(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+  }
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(map != MAP_FAILED);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> in((size + page - 1) / page);
+  REQUIRE(::mincore(map, size, in.data()) == 0);
+  ::munmap(map, size);
+  ::close(fd);
+  return static_cast<double>(std::count_if(in.begin(), in.end(), [](unsigned char c) { return c & 1; })) /
+         static_cast<double>(in.size());
+}
+
+}  // namespace
+
+TEST_CASE("warm_up reads the cache file into the page cache after opening", "[cache][unit]") {
+  TempDir dir;
+  {
+    Store store({dir / "cache", 64 << 20});
+    WriteBatch b;
+    for (const auto& k : bulk_keys()) b.keys.push_back({k, 1000, "bulk"});
+    REQUIRE_FALSE(write_sync(store, std::move(b)));
+  }
+  const std::string file = dir / "cache/data.mdb";
+  REQUIRE(resident_share(file, true) < 0.5);
+  {
+    Store cold({dir / "cache", 64 << 20});  // without warm_up: only what opening reads
+    CHECK(resident_share(file, false) < 0.5);
+  }
+  REQUIRE(resident_share(file, true) < 0.5);
+  StoreOptions o(dir / "cache", 64 << 20);
+  o.warm_up = true;
+  Store store(o);
+  CHECK(hkpgw::test::eventually([&] { return resident_share(file, false) > 0.9; }));
 }
 
 TEST_CASE("a cache from a newer build, or in use by another writer, is refused clearly",
