@@ -282,6 +282,15 @@ int App::run() {
                                  {"from_schema", std::to_string(store.opened_schema())},
                                  {"to_schema", std::to_string(cache::kSchemaVersion)}});
   }
+  {  // LMDB never shrinks data.mdb: say when `cache compact` would give back much of it.
+    const auto s = store.stats();
+    if (s.file_bytes > 64ULL << 20 && s.file_bytes > 2 * s.used_bytes) {
+      log::info("cache_file_oversized", {{"path", cfg->cache.path},
+                                         {"file_bytes", std::to_string(s.file_bytes)},
+                                         {"used_bytes", std::to_string(s.used_bytes)},
+                                         {"hint", "stop the gateway and run: hkp-gateway cache compact"}});
+    }
+  }
   std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
   const SnapshotSource snapshots = [&current] { return current.load(); };
   Metrics metrics(kVersion);
