@@ -120,6 +120,17 @@ TEST_CASE("cache compact gives back what purged and evicted keys left", "[integr
   REQUIRE(cache_cmd(cfg, purge).exit_code == 0);
   const auto file_bytes = [&] { return std::stoull(stat_line(cache_cmd(cfg, {"stats"}), "cache_file_bytes")); };
   const std::uint64_t before = file_bytes();  // LMDB keeps freed pages for reuse: no smaller
+  {  // A file far larger than its pages in use (made so here: extended, sparse) gets a hint.
+    std::filesystem::resize_file(dir / "cache/data.mdb", 100ULL << 20);
+    Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw-big");
+    const auto line = gw.wait_for("event=cache_file_oversized");
+    REQUIRE(line);
+    CHECK_THAT(*line, Contains("file_bytes=104857600"));
+    CHECK_THAT(*line, Contains("cache compact"));
+    REQUIRE(gw.wait_for("event=started"));
+    gw.signal(SIGTERM);
+    REQUIRE(gw.wait() == 0);
+  }
 
   const auto r = cache_cmd(cfg, {"compact"});
   REQUIRE(r.exit_code == 0);
@@ -127,6 +138,11 @@ TEST_CASE("cache compact gives back what purged and evicted keys left", "[integr
   const std::uint64_t after = file_bytes();
   INFO("data.mdb " << before << " -> " << after);
   CHECK(after * 2 < before);
+  {  // and is compact now: no hint
+    Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw-compact");
+    REQUIRE(gw.wait_for("event=started"));
+    CHECK_THAT(gw.err(), !Contains("cache_file_oversized"));
+  }
   CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "50");
   CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
   CHECK_FALSE(std::filesystem::exists(dir / "cache/compact.tmp"));
