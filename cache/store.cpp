@@ -280,7 +280,8 @@ Store::~Store() {
 namespace {
 
 // The record behind `slot` as a view, its times taken from the slot.
-bool read_record(const Txn& txn, const Fingerprint& fpr, const Slot& slot, const Store::Visitor& fn) {
+bool read_record(const Txn& txn, const Fingerprint& fpr, const Slot& slot,
+                 const Store::Visitor& fn) {
   const auto rec = get_record(txn, slot);
   if (!rec) return false;
   auto r = decode_key_record(*rec);
@@ -456,8 +457,9 @@ std::vector<std::string> Store::verify() const {
                           ? get_slot(t, rc.value().substr(0, Fingerprint::kBytes))
                           : std::nullopt;
     if (k.size() != kRecordKeyBytes || !slot || slot->record != record_number(k)) {
-      problems.push_back("record " + (k.size() == kRecordKeyBytes ? std::to_string(record_number(k)) : "?") +
-                         " belongs to no key");
+      const std::string number =
+          k.size() == kRecordKeyBytes ? std::to_string(record_number(k)) : "?";
+      problems.push_back("record " + number + " belongs to no key");
     }
   }
   Cursor qc(t, Table::queries);

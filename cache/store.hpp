@@ -228,7 +228,8 @@ class Store {
   // `second_chances`: whether keys read since their placement move to the end instead (not when
   // the map is full: a move needs a free page). True when it evicted something.
   // `yield`: return (true) when writes are queued, leaving the round to go on at the next call.
-  bool evict(std::uint64_t above, std::uint64_t down_to, bool second_chances = true, bool yield = true);
+  bool evict(std::uint64_t above, std::uint64_t down_to, bool second_chances = true,
+             bool yield = true);
   struct EvictionRound {
     std::size_t evicted = 0, moved = 0, looked_at = 0;
     bool second_chances = true;         // keys read since placed move to the end

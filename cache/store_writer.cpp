@@ -39,7 +39,8 @@ int Store::apply(Txn& txn, const WriteBatch& batch) {
     // The new copy goes to the end of the records table, as the newest placement.
     value.assign(fpr);
     value += encode_key_record(put.key, put.fetched_at, put.upstream);
-    Slot slot{0, put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at), options_.now()};
+    Slot slot{0, put.fetched_at, std::max(was ? was->accessed_at : 0, put.fetched_at),
+              options_.now()};
     if (int rc = place(txn, value, slot.record)) return rc;
     if (int rc = txn.put(Table::keys, fpr, encode_slot(slot))) return rc;
     for (const auto& id : index_keys(put.key.info)) {
@@ -141,21 +142,17 @@ int Store::evict_oldest(std::size_t n, std::size_t goal, EvictionRound& round) {
       ++r.moved;
       continue;
     }
+    std::vector<std::string> emails;
+    if (const int rc = remove_key(txn, fpr, &emails)) return rc;
     // The query records listing this key for its addresses go with it, in this transaction
     // (so the measure after it sees their pages): an address's next lookup asks again rather
     // than answer with part of its list.
-    if (const auto rec = decode_key_record(std::string_view(value).substr(Fingerprint::kBytes))) {
-      if (const auto info = decode_key_info(rec->info_bytes)) {
-        for (const auto& u : info->uids) {
-          if (u.email.empty()) continue;
-          std::string qkey = query_key(hkp::Op::get, hkp::Search{hkp::SearchKind::email, u.email});
-          if (!txn.get(Table::queries, qkey)) continue;
-          if (const int rc = txn.del(Table::queries, qkey)) return rc;
-          r.removed.queries.push_back(std::move(qkey));
-        }
-      }
+    for (const auto& email : emails) {
+      std::string qkey = query_key(hkp::Op::get, hkp::Search{hkp::SearchKind::email, email});
+      if (!txn.get(Table::queries, qkey)) continue;
+      if (const int rc = txn.del(Table::queries, qkey)) return rc;
+      r.removed.queries.push_back(std::move(qkey));
     }
-    if (const int rc = remove_key(txn, fpr)) return rc;
     ++r.evicted;
     r.newest_placed = std::max(r.newest_placed, slot->placed_at);
     r.removed.keys.push_back(*Fingerprint::from_bytes(fpr));
@@ -217,10 +214,9 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chance
     // later keys fill), the next chunk takes more; the round closes in on the target from above.
     // (Sized by the records table's cost alone, a chunk emptied a small cache whose other
     // tables did shrink: 404 of 409 keys for a target of half.)
-    const std::uint64_t per_key = std::max<std::uint64_t>(1, m.used / std::max<std::size_t>(1, m.records));
-    const std::size_t needed =
-        round_->to_size ? static_cast<std::size_t>((m.used - round_->down_to + per_key - 1) / per_key)
-                        : round_->goal - round.evicted;
+    const std::uint64_t per_key = m.records ? std::max<std::uint64_t>(1, m.used / m.records) : 1;
+    const std::size_t needed = round_->to_size ? (m.used - round_->down_to + per_key - 1) / per_key
+                                               : round_->goal - round.evicted;
     const std::size_t chunk = std::clamp<std::size_t>(needed, 1, largest);
     const std::size_t evicted_before = round.evicted;
     const int rc = evict_oldest(chunk, round_->goal, round);
@@ -271,8 +267,9 @@ bool Store::evict(std::uint64_t above, std::uint64_t down_to, bool second_chance
   moved_ += done.progress.moved;
   if (options_.on_evict) {
     m = measure_for_eviction();
-    options_.on_evict({done.progress.evicted, done.progress.moved, done.used_before, m.used,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - done.started).count()});
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - done.started;
+    options_.on_evict(
+        {done.progress.evicted, done.progress.moved, done.used_before, m.used, took.count()});
   }
   return true;
 }

@@ -56,8 +56,10 @@ std::optional<std::string> index_key_of(const hkp::Search& s) {
     // Key IDs are the fingerprint's low bytes.
     case SearchKind::fingerprint:
       return s.value.size() == 40 ? with_tag('F', s.value) : std::nullopt;
-    case SearchKind::long_keyid: return s.value.size() == 16 ? with_tag('K', s.value) : std::nullopt;
-    case SearchKind::short_keyid: return s.value.size() == 8 ? with_tag('S', s.value) : std::nullopt;
+    case SearchKind::long_keyid:
+      return s.value.size() == 16 ? with_tag('K', s.value) : std::nullopt;
+    case SearchKind::short_keyid:
+      return s.value.size() == 8 ? with_tag('S', s.value) : std::nullopt;
     case SearchKind::email:
       if (s.value.size() > kMaxEmailIndexBytes) return std::nullopt;
       return "E" + s.value;
@@ -125,13 +127,18 @@ std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v)
   return e;
 }
 
-int remove_key(lmdb::Txn& txn, std::string_view fpr) {
+int remove_key(lmdb::Txn& txn, std::string_view fpr, std::vector<std::string>* emails) {
   const auto slot = get_slot(txn, fpr);
   if (!slot) return MDB_SUCCESS;
   std::vector<std::string> ids;
   if (const auto rec = get_record(txn, *slot)) {
     if (auto r = decode_key_record(*rec)) {
-      if (auto info = decode_key_info(r->info_bytes)) ids = index_keys(*info);
+      if (auto info = decode_key_info(r->info_bytes)) {
+        ids = index_keys(*info);
+        for (auto& u : info->uids) {
+          if (emails && !u.email.empty()) emails->push_back(std::move(u.email));
+        }
+      }
     }
   }
   for (const auto& id : ids) {

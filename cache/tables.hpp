@@ -60,7 +60,8 @@ std::string outbox_key(std::string_view upstream, std::string_view fpr);
 std::string encode_outbox(const OutboxEntry& e);
 std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v);
 
-// Removes a key with its record, slot and index entries. Returns the LMDB result.
-int remove_key(lmdb::Txn& txn, std::string_view fpr);
+// Removes a key with its record, slot and index entries; `emails` (when given) gets the
+// addresses of its user IDs. Returns the LMDB result.
+int remove_key(lmdb::Txn& txn, std::string_view fpr, std::vector<std::string>* emails = nullptr);
 
 }  // namespace hkpgw::cache::detail

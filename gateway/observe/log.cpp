@@ -39,7 +39,8 @@ constexpr auto kNeedsQuotes = [] {
   }
   return t;
 }();
-bool needs_quotes(char c) { return kNeedsQuotes[static_cast<unsigned char>(c)]; }  // per byte of every line
+// Asked of every byte of every log line.
+bool needs_quotes(char c) { return kNeedsQuotes[static_cast<unsigned char>(c)]; }
 
 constexpr auto kEscaped = [] {  // written as \" \\ or \xNN inside quotes
   std::array<bool, 256> t{};

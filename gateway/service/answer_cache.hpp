@@ -6,9 +6,10 @@
 // memory for keys that are still served.
 //
 // Bounded: at most `max_bytes` of packets and armor, in 16 shards of their own mutex (held for a
-// lookup or an insert only); a full shard drops entries picked at random until the new one fits. Admission: a key is kept on its second miss within a while (a doorkeeper of
-// 64k fingerprint hashes), so a scan of a million keys seen once each does not flush the keys
-// that are asked for again and again.
+// lookup or an insert only); a full shard drops entries picked at random until the new one
+// fits. Admission: a key is kept on its second miss within a while (a doorkeeper of 64k
+// fingerprint hashes), so a scan of a million keys seen once each does not flush the keys that
+// are asked for again and again.
 #pragma once
 
 #include <array>

@@ -335,7 +335,8 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   if (cache_only) return decorate(not_found(search), l.req, CacheResult::miss, "", -1);
   if (l.have_answer() && !l.no_cache &&
       l.age() < seconds(c.fresh_for) + seconds(c.stale_while_revalidate)) {
-    revalidate_in_background(false, search, l.qkey.empty() ? cache::query_key(Op::get, search) : l.qkey, snap);
+    const std::string qkey = l.qkey.empty() ? cache::query_key(Op::get, search) : l.qkey;
+    revalidate_in_background(false, search, qkey, snap);
     return serve(CacheResult::stale);
   }
   return std::nullopt;

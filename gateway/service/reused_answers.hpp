@@ -2,8 +2,9 @@
 // for the same target without running the handler (net/answer_reuse.hpp): no parsing, no route,
 // no LMDB read, no lock. What makes that safe:
 //   - only fresh hits of op=get by fingerprint, key ID or address, and of listings (op=index)
-//     answered from a query record, are kept (LookupService gives them a Ticket), each until its fresh_for ends, and never once a stored access time is over
-//     access_granularity old (the handler then runs and notes the access for the LRU order);
+//     answered from a query record, are kept (LookupService gives them a Ticket), each until
+//     its fresh_for ends, and never once a stored access time is over access_granularity old
+//     (the handler then runs and notes the access for eviction's second chances);
 //   - an address's answer depends on which keys carry the address and on its query record: any
 //     commit that changes a key or a query record ends it;
 //   - every commit that changes a key (a write, a merge, a purge, an eviction) bumps that key's

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+
 #include "hkp/lookup.hpp"
 
 using namespace hkpgw::hkp;
@@ -90,6 +92,55 @@ TEST_CASE("lookup requests", "[hkp][unit]") {
     auto r = parse_lookup("op=stats");
     REQUIRE(r);
     CHECK(r->op == Op::stats);
+  }
+}
+
+TEST_CASE("query strings in hostile shapes parse as their decoded meaning", "[hkp][unit]") {
+  const std::string fpr = "F8864A8BB8E106B6F8864A8BB8E106B6F8864A8B";
+  SECTION("percent-encoded names and values, mixed case") {
+    auto r = parse_lookup("%6F%50=G%65t&%73earch=0x" + fpr + "&OPTIONS=m%52");
+    REQUIRE(r);
+    CHECK(r->op == Op::get);
+    CHECK(r->machine_readable);
+    CHECK(r->search == Search{SearchKind::fingerprint, fpr});
+  }
+  SECTION("a percent-encoded fingerprint") {
+    std::string encoded = "0x";
+    for (const unsigned char c : fpr) {  // every digit as %XX
+      char escaped[4];
+      std::snprintf(escaped, sizeof escaped, "%%%02X", c);
+      encoded += escaped;
+    }
+    auto r = parse_lookup("op=get&search=" + encoded);
+    REQUIRE(r);
+    CHECK(r->search == Search{SearchKind::fingerprint, fpr});
+  }
+  SECTION("empty parts, a part without '=', a repeated name: the last one counts") {
+    auto r = parse_lookup("&&op=index&&search&search=alice&&op=get&search=0x" + fpr + "&");
+    REQUIRE(r);
+    CHECK(r->op == Op::get);
+    CHECK(r->search.kind == SearchKind::fingerprint);
+  }
+  SECTION("'+' is a space in a name and in text, a plus inside an address") {
+    auto r = parse_lookup("op=index&search=Alice+Example");
+    REQUIRE(r);
+    CHECK(r->search == Search{SearchKind::text, "Alice Example"});
+    r = parse_lookup("op=get&search=bob%2Bx+y@example.org");
+    REQUIRE(r);
+    CHECK(r->search == Search{SearchKind::email, "bob+x+y@example.org"});
+    CHECK_FALSE(parse_lookup("o+p=get&search=0x" + fpr));  // "o p" is no name we know
+  }
+  SECTION("a hundred thousand unknown parameters: ignored, one pass") {
+    std::string many;
+    for (int i = 0; i < 100000; ++i) many += "x" + std::to_string(i) + "=%41&";
+    auto r = parse_lookup(many + "op=get&search=0x" + fpr);
+    REQUIRE(r);
+    CHECK(r->search.kind == SearchKind::fingerprint);
+  }
+  SECTION("truncated and invalid escapes stay as they are") {
+    auto r = parse_lookup("op=index&search=a%zz%4");
+    REQUIRE(r);
+    CHECK(r->search == Search{SearchKind::text, "a%zz%4"});
   }
 }
 
