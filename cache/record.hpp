@@ -75,6 +75,11 @@ struct QueryRecord {
   friend bool operator==(const QueryRecord&, const QueryRecord&) = default;
 };
 
+// "Every upstream asked said it has nothing", as of `now`.
+inline QueryRecord not_found_record(std::int64_t now) {
+  return QueryRecord{now, "", QueryKind::not_found, {}, {}};
+}
+
 std::string encode_query_record(const QueryRecord& q);
 std::optional<QueryRecord> decode_query_record(std::string_view bytes);
 

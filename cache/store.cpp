@@ -485,6 +485,8 @@ void Store::note_access(const Fingerprint& fingerprint, std::int64_t accessed_at
 void Store::write(WriteBatch batch, Done done) {
   {
     std::lock_guard lock(mutex_);
+    if (queue_.empty()) queued_since_ = std::chrono::steady_clock::now();
+    if (!batch.lazy) ++eager_queued_;
     queue_.push_back(Job{std::move(batch), std::move(done)});
     ++queued_;
   }

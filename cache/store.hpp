@@ -149,6 +149,9 @@ struct WriteBatch {
   std::vector<Fingerprint> purge;  // to remove with everything they index
   std::vector<OutboxEntry> outbox_put;                          // queued or rescheduled
   std::vector<std::pair<std::string, Fingerprint>> outbox_done;  // (upstream, fingerprint)
+  // Nobody waits for this commit (a remembered "not found"): it may wait up to
+  // kLazyWriteWindow for later writes to share its transaction (and its fsyncs).
+  bool lazy = false;
   bool empty() const {
     return keys.empty() && confirmed.empty() && queries.empty() && purge.empty() &&
            outbox_put.empty() && outbox_done.empty();
@@ -274,6 +277,8 @@ class Store {
   std::mutex mutex_;
   std::condition_variable wake_, flushed_;
   std::deque<Job> queue_;
+  std::size_t eager_queued_ = 0;                    // jobs in queue_ that are not lazy
+  std::chrono::steady_clock::time_point queued_since_;  // when queue_ last became non-empty
   std::uint64_t queued_ = 0, committed_ = 0;
   bool stopping_ = false;
   std::thread writer_;

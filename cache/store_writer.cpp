@@ -296,9 +296,20 @@ void Store::writer_loop() {
     std::vector<Job> jobs;
     {
       std::unique_lock lock(mutex_);
-      // A round of eviction in progress goes on at once (it yielded to writes).
-      wake_.wait_for(lock, round_ ? std::chrono::seconds(0) : kAccessFoldInterval,
-                     [&] { return stopping_ || !queue_.empty(); });
+      // A round of eviction in progress goes on at once (it yielded to writes). Otherwise: at
+      // once for a write someone waits for; within kLazyWriteWindow of the first queued write
+      // when all are lazy (those that come meanwhile share the transaction); after
+      // kAccessFoldInterval with nothing queued (the access fold).
+      while (!round_ && !stopping_ && eager_queued_ == 0) {
+        if (!queue_.empty()) {
+          const auto due = queued_since_ + kLazyWriteWindow;
+          if (std::chrono::steady_clock::now() >= due) break;
+          wake_.wait_until(lock, due);
+        } else if (wake_.wait_for(lock, kAccessFoldInterval) == std::cv_status::timeout &&
+                   queue_.empty()) {
+          break;
+        }
+      }
       if (stopping_ && queue_.empty()) {
         lock.unlock();
         fold_accesses();
@@ -306,6 +317,7 @@ void Store::writer_loop() {
       }
       jobs.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
+      eager_queued_ = 0;
     }
     // Accesses are folded about once a second, and before every write (so flush() covers them).
     if (!jobs.empty() || std::chrono::steady_clock::now() - last_fold >= kAccessFoldInterval) {

@@ -19,6 +19,8 @@ inline constexpr std::string_view kSchemaKey = "schema";
 inline constexpr std::size_t kMaxEmailIndexBytes = 400;  // LMDB keys are at most 511 bytes
 inline constexpr std::size_t kMaxPendingAccesses = 1 << 16;
 inline constexpr auto kAccessFoldInterval = std::chrono::seconds(1);
+// How long a lazy write (WriteBatch::lazy) may wait for company before it is committed.
+inline constexpr auto kLazyWriteWindow = std::chrono::milliseconds(100);
 inline constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
 // Records one eviction transaction looks at, at most. Each commit rewrites the pages its random
 // deletions in the index tables touch: at 200k keys one round wrote 17 GB (to the block layer)

@@ -96,10 +96,6 @@ HttpResponse decorate(HttpResponse r, const hkp::LookupRequest& req, CacheResult
   return r;
 }
 
-cache::QueryRecord not_found_record(std::int64_t now) {
-  return cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}};
-}
-
 }  // namespace
 
 // One key of an answer, cached or just fetched.
@@ -205,18 +201,24 @@ void LookupService::note_served(const Found& found) const {
   }
 }
 
-asio::awaitable<std::shared_ptr<const Fetched>> LookupService::shared_fetch(
+asio::awaitable<LookupService::SharedFetch> LookupService::shared_fetch(
     bool index, const hkp::Search& search, const std::string& qkey,
-    std::shared_ptr<const Snapshot> snap) {
+    std::shared_ptr<const Snapshot> snap, bool remember_not_found) {
   // Each co_await is a statement of its own with named operands (GCC 12 mishandles temporaries
   // that live across a suspension inside one full-expression).
-  std::shared_ptr<const Fetched> result;
+  // A remembered "not found" is committed after the answer: the fetch stays settled (new callers
+  // get it at once, as `negative`) until the commit ends.
+  auto settle = [this](Fetched& f) -> Coalescer<Fetched>::Tail {
+    if (f.settle.empty()) return std::nullopt;
+    return fetch_.store(std::move(f.settle));
+  };
+  SharedFetch result;
   if (index) {
     auto work = [&] { return fetch_.index(search, qkey, snap); };
-    result = co_await indexes_.run(qkey, work);
+    result = co_await indexes_.run(qkey, work, settle);
   } else {
-    auto work = [&] { return fetch_.keys(search, qkey, snap); };
-    result = co_await keys_.run(qkey, work);
+    auto work = [&] { return fetch_.keys(search, qkey, snap, remember_not_found); };
+    result = co_await keys_.run(qkey, work, settle);
   }
   co_return result;
 }
@@ -229,7 +231,8 @@ void LookupService::revalidate_in_background(bool index, const hkp::Search& sear
       asio::make_strand(background_),
       [this, index, search, qkey, snap]() -> asio::awaitable<void> {
         try {
-          auto f = co_await shared_fetch(index, search, qkey, snap);
+          const SharedFetch shared = co_await shared_fetch(index, search, qkey, snap, false);
+          const auto& f = shared.result;
           log::info("revalidated", {{"kind", hkp::kind_name(search.kind)},
                                     {"in", "background"},
                                     {"upstream", f->found() ? f->upstream : "-"},
@@ -289,11 +292,9 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   if (auto cached = keys_from_cache(l, snap)) co_return std::move(*cached);
 
   if (l.qkey.empty()) l.qkey = cache::query_key(Op::get, search);
-  const auto fetched = co_await shared_fetch(false, search, l.qkey, snap);
-  cache::WriteBatch remember;
-  HttpResponse r = keys_after_fetch(l, *fetched, *snap, remember);
-  if (!remember.empty()) co_await fetch_.store(std::move(remember));
-  co_return r;
+  const SharedFetch fetched =
+      co_await shared_fetch(false, search, l.qkey, snap, l.found.keys.empty());
+  co_return keys_after_fetch(l, fetched, *snap);
 }
 
 std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
@@ -342,9 +343,10 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   return std::nullopt;
 }
 
-HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const Fetched& fetched,
-                                             const Snapshot& snap, cache::WriteBatch& remember) {
+HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const SharedFetch& shared,
+                                             const Snapshot& snap) {
   const hkp::Search& search = l.req.search;
+  const Fetched& fetched = *shared.result;
   if (fetched.found()) {
     // The answer: what the upstreams sent (merged with our copy), plus any other cached key
     // carrying the address.
@@ -375,8 +377,10 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const Fetched& 
                     l.found.keys.front().upstream, l.now - l.found.oldest);
   }
   if (fetched.said_not_found()) {
-    if (fetched.definitive_not_found()) remember.queries.emplace_back(l.qkey, not_found_record(l.now));
-    return decorate(not_found(search), l.req, CacheResult::miss, "", -1);
+    // Settled: a "not found" fetched a moment ago and being remembered, so not asked again.
+    const bool remembered = shared.settled && fetched.definitive_not_found();
+    return decorate(not_found(search), l.req,
+                    remembered ? CacheResult::negative : CacheResult::miss, "", remembered ? 0 : -1);
   }
   return decorate(upstreams_failed(search, fetched, snap), l.req, CacheResult::miss, "", -1);
 }
@@ -440,12 +444,17 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
     }
   }
 
-  const auto fetched = co_await shared_fetch(true, search, qkey, snap);
+  const SharedFetch shared = co_await shared_fetch(true, search, qkey, snap, true);
+  const auto& fetched = shared.result;
   if (fetched->found()) {
     co_return respond(fetched->entries, have_answer ? CacheResult::revalidated : CacheResult::miss,
                       fetched->upstream, 0);
   }
-  if (fetched->said_not_found()) co_return respond({}, CacheResult::miss, "", -1);
+  if (fetched->said_not_found()) {
+    const bool remembered = shared.settled && fetched->definitive_not_found();
+    co_return respond({}, remembered ? CacheResult::negative : CacheResult::miss, "",
+                      remembered ? 0 : -1);
+  }
   if (have_answer && age <= seconds(c.stale_if_error)) {
     co_return respond(query->entries, CacheResult::stale, query->upstream, age);
   }

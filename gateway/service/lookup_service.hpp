@@ -58,11 +58,14 @@ class LookupService {
   // What the cache alone can answer for a key lookup (hit, negative, stale), or nullopt: ask.
   std::optional<HttpResponse> keys_from_cache(const KeyLookup& l,
                                               std::shared_ptr<const Snapshot> snapshot);
-  HttpResponse keys_after_fetch(const KeyLookup& l, const Fetched& fetched,
-                                const Snapshot& snapshot, cache::WriteBatch& remember);
-  boost::asio::awaitable<std::shared_ptr<const Fetched>> shared_fetch(
-      bool index, const hkp::Search& search, const std::string& qkey,
-      std::shared_ptr<const Snapshot> snapshot);
+  using SharedFetch = Coalescer<Fetched>::Shared;
+  HttpResponse keys_after_fetch(const KeyLookup& l, const SharedFetch& fetched,
+                                const Snapshot& snapshot);
+  // `remember_not_found`: see UpstreamFetch::keys (index lookups always remember).
+  boost::asio::awaitable<SharedFetch> shared_fetch(bool index, const hkp::Search& search,
+                                                   const std::string& qkey,
+                                                   std::shared_ptr<const Snapshot> snapshot,
+                                                   bool remember_not_found);
   void revalidate_in_background(bool index, const hkp::Search& search, const std::string& qkey,
                                 std::shared_ptr<const Snapshot> snapshot);
   // The cached keys of a search: their infos (listings, merging) and packets (key answers).

@@ -73,7 +73,8 @@ asio::awaitable<void> UpstreamFetch::ask(const Snapshot& snap, UpstreamQuery que
 }
 
 asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qkey,
-                                             std::shared_ptr<const Snapshot> snap) {
+                                             std::shared_ptr<const Snapshot> snap,
+                                             bool remember_not_found) {
   const auto& cfg = *snap->config;
   const bool merge_all = cfg.upstreams.merge == config::MergePolicy::all;
   Fetched out;
@@ -132,7 +133,13 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
   };
   UpstreamQuery query{UpstreamQuery::What::keys, search, {}};
   co_await ask(*snap, std::move(query), out, judge);
-  if (contributors.empty()) co_return out;
+  if (contributors.empty()) {
+    if (remember_not_found && out.definitive_not_found()) {
+      out.settle.queries.emplace_back(qkey, cache::not_found_record(d_.now()));
+      out.settle.lazy = true;
+    }
+    co_return out;
+  }
 
   out.upstream = join_names(contributors, *snap);
   if (merged_copies > 0) {
@@ -206,16 +213,16 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
   UpstreamQuery query{UpstreamQuery::What::index, search, {}};
   co_await ask(*snap, std::move(query), out, judge);
   const std::int64_t now = d_.now();
-  cache::WriteBatch batch;
   if (!contributors.empty()) {
     out.upstream = join_names(contributors, *snap);
+    cache::WriteBatch batch;
     batch.queries.emplace_back(
         qkey, cache::QueryRecord{now, out.upstream, cache::QueryKind::index, {}, out.entries});
+    co_await store(std::move(batch));
   } else if (out.definitive_not_found()) {
-    batch.queries.emplace_back(qkey,
-                               cache::QueryRecord{now, "", cache::QueryKind::not_found, {}, {}});
+    out.settle.queries.emplace_back(qkey, cache::not_found_record(now));
+    out.settle.lazy = true;
   }
-  if (!batch.empty()) co_await store(std::move(batch));
   co_return out;
 }
 

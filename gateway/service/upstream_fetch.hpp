@@ -2,7 +2,9 @@
 // per query, shared by every request waiting for it (LookupService coalesces). Keys are verified
 // to carry what was asked (a key that does not is never cached), cleaned and merged with the
 // cached copy on the work pool, and written through the cache's one write path before the
-// answer goes back, so a lookup that returned 200 is a cached key.
+// answer goes back, so a lookup that returned 200 is a cached key. A "not found" worth
+// remembering is the exception: its record is left in `settle`, written after the 404 goes
+// out (the coalescer answers the same search from the settled fetch until it is committed).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -27,6 +29,7 @@ struct Fetched {
   int asked = 0, failed = 0, timed_out = 0, not_found = 0;
   bool panic = false;     // every upstream was known unhealthy before asking
   std::string failures;   // "detail; ..." for the 503/504 message
+  cache::WriteBatch settle;  // to commit once the answer is out (taken before it is shared)
 
   bool found() const { return !upstream.empty(); }
   // Every upstream asked answered, and none had it: worth remembering as "not found".
@@ -44,9 +47,11 @@ class UpstreamFetch {
  public:
   explicit UpstreamFetch(ServiceDeps deps) : d_(std::move(deps)) {}
 
-  // `qkey` is the query record's key (cache::query_key).
+  // `qkey` is the query record's key (cache::query_key). `remember_not_found`: a definitive
+  // "not found" leaves its query record in `settle` (the caller holds no key for the search).
   boost::asio::awaitable<Fetched> keys(hkp::Search search, std::string qkey,
-                                       std::shared_ptr<const Snapshot> snapshot);
+                                       std::shared_ptr<const Snapshot> snapshot,
+                                       bool remember_not_found);
   boost::asio::awaitable<Fetched> index(hkp::Search search, std::string qkey,
                                         std::shared_ptr<const Snapshot> snapshot);
   // Writes through the cache and waits for the commit; a failure is logged once and the

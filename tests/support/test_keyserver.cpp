@@ -24,11 +24,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iostream>
 #include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "config/config.hpp"
 #include "gateway/net/http_server.hpp"
@@ -47,8 +49,58 @@ using gateway::text_response;
 
 namespace {
 
+// The keys served, indexed by fingerprint, key ID and address of the primary key, its subkeys
+// and its user IDs: a lookup costs the fixture a hash probe, not a walk of the corpus, so a
+// benchmark's upstream is bound by its artificial latency, not by the fixture's CPU.
+struct Keyring {
+  std::vector<hkp::ParsedKey> list;
+  std::unordered_multimap<std::string, std::size_t> by_id;  // "f:FPR" "k:KEYID" "s:SHORT" "e:addr"
+
+  explicit Keyring(std::vector<hkp::ParsedKey> keys) : list(std::move(keys)) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const auto& info = list[i].info;
+      auto ids = [&](const std::string& fpr) {
+        const std::string keyid = hkp::keyid_of(fpr);
+        by_id.emplace("f:" + fpr, i);
+        by_id.emplace("k:" + keyid, i);
+        if (keyid.size() >= 8) by_id.emplace("s:" + keyid.substr(keyid.size() - 8), i);
+      };
+      ids(info.fingerprint);
+      for (const auto& sub : info.subkeys) ids(sub.fingerprint);
+      for (const auto& uid : info.uids) {
+        if (!uid.email.empty()) by_id.emplace("e:" + uid.email, i);
+      }
+    }
+  }
+
+  // The keys matching a search, in list order (text searches walk the list).
+  std::vector<const hkp::ParsedKey*> find(const hkp::Search& search) const {
+    std::vector<const hkp::ParsedKey*> hits;
+    const char* prefix = search.kind == hkp::SearchKind::fingerprint   ? "f:"
+                         : search.kind == hkp::SearchKind::long_keyid  ? "k:"
+                         : search.kind == hkp::SearchKind::short_keyid ? "s:"
+                         : search.kind == hkp::SearchKind::email       ? "e:"
+                                                                        : nullptr;
+    if (!prefix) {
+      for (const auto& k : list) {
+        if (k.info.matches(search)) hits.push_back(&k);
+      }
+      return hits;
+    }
+    std::vector<std::size_t> at;
+    auto [from, to] = by_id.equal_range(prefix + search.value);
+    for (auto it = from; it != to; ++it) at.push_back(it->second);
+    std::sort(at.begin(), at.end());
+    at.erase(std::unique(at.begin(), at.end()), at.end());
+    for (std::size_t i : at) {
+      if (list[i].info.matches(search)) hits.push_back(&list[i]);
+    }
+    return hits;
+  }
+};
+
 struct State {
-  std::shared_ptr<const std::vector<hkp::ParsedKey>> keys;  // replaced whole on /pks/add
+  std::shared_ptr<const Keyring> keys;  // replaced whole on /pks/add
   std::mutex mutex;
   std::string mode = "normal";
   int delay_ms = 0;
@@ -157,7 +209,7 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     auto parsed = hkp::parse_keys(*keytext, keep_everything());
     if (parsed.keys.empty() || parsed.secret_material) co_return text_response(400, "no usable key");
     std::lock_guard lock(st.mutex);
-    auto next = std::make_shared<std::vector<hkp::ParsedKey>>(*st.keys);
+    auto next = std::make_shared<std::vector<hkp::ParsedKey>>(st.keys->list);
     for (auto& k : parsed.keys) {
       ++st.adds;
       auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
@@ -169,7 +221,7 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
         if (!merged.keys.empty()) *it = std::move(merged.keys.front());
       }
     }
-    st.keys = std::move(next);
+    st.keys = std::make_shared<const Keyring>(std::move(*next));
     co_return text_response(200, "key(s) added");
   }
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
@@ -190,20 +242,17 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
 
   auto parsed = hkp::parse_lookup(req.query());
   if (!parsed) co_return text_response(parsed.error().status, parsed.error().message());
-  std::shared_ptr<const std::vector<hkp::ParsedKey>> snapshot;
+  std::shared_ptr<const Keyring> snapshot;
   {
     std::lock_guard lock(st.mutex);
     snapshot = st.keys;
   }
-  std::vector<const hkp::ParsedKey*> hits;
-  for (const auto& k : *snapshot) {
-    if (k.info.matches(parsed->search)) hits.push_back(&k);
-  }
+  std::vector<const hkp::ParsedKey*> hits = snapshot->find(parsed->search);
   if (parsed->op == hkp::Op::get) {
     ++st.gets;
     if (mode == "wrongkey") {  // a real key, just not one that matches
       hits.clear();
-      for (const auto& k : *snapshot) {
+      for (const auto& k : snapshot->list) {
         if (!k.info.matches(parsed->search)) {
           hits.push_back(&k);
           break;
@@ -266,15 +315,15 @@ int main(int argc, char** argv) {
   }
   State st;
   st.mode = mode;
-  auto initial = std::make_shared<std::vector<hkp::ParsedKey>>();
+  std::vector<hkp::ParsedKey> initial;
   for (const auto& f : key_files) {
     std::ifstream in(f, std::ios::binary);
     std::stringstream s;
     s << in.rdbuf();
     auto parsed = hkp::parse_keys(s.str(), keep_everything());
-    for (auto& k : parsed.keys) initial->push_back(std::move(k));
+    for (auto& k : parsed.keys) initial.push_back(std::move(k));
   }
-  st.keys = initial;
+  st.keys = std::make_shared<const Keyring>(std::move(initial));
   asio::io_context io(1);
   auto tls = gateway::make_server_tls(cert, key);
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -282,7 +331,7 @@ int main(int argc, char** argv) {
   gateway::HttpServer control_server(io, {},
                                      [&st](const HttpRequest& r) { return control(st, r); });
   const auto control_addr = control_server.listen({"127.0.0.1", 0});
-  std::cout << "tls=127.0.0.1:" << acceptor.local_endpoint().port() << " control=" << control_addr << " keys=" << initial->size()
+  std::cout << "tls=127.0.0.1:" << acceptor.local_endpoint().port() << " control=" << control_addr << " keys=" << st.keys->list.size()
             << std::endl;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });

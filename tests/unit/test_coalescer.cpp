@@ -92,3 +92,51 @@ TEST_CASE("a failing run fails every waiter, and the next caller starts afresh",
   CHECK(h.done == 1);
   CHECK(h.runs == 2);
 }
+
+TEST_CASE("a run with a tail stays settled until the tail ends, and its waiters do not wait for it",
+          "[coalescer]") {
+  asio::io_context io;
+  Coalescer<std::string> coalescer;
+  int runs = 0;
+  bool tail_done = false;
+  std::vector<std::pair<std::string, bool>> seen;  // result, settled
+  asio::steady_timer tail_timer(io);
+  auto work = [&]() -> asio::awaitable<std::string> {
+    ++runs;
+    co_return "fetched " + std::to_string(runs);
+  };
+  auto tail = [&](std::string& value) -> Coalescer<std::string>::Tail {
+    value += " (remembered)";  // the tail sees the value before it is shared
+    return [](asio::steady_timer& t, bool& done) -> asio::awaitable<void> {
+      t.expires_after(std::chrono::milliseconds(200));
+      co_await t.async_wait(asio::use_awaitable);
+      done = true;
+    }(tail_timer, tail_done);
+  };
+  auto call = [&]() -> asio::awaitable<void> {
+    auto r = co_await coalescer.run("k", work, tail);
+    seen.emplace_back(*r.result, r.settled);
+  };
+  asio::co_spawn(io, call(), asio::detached);
+  io.run_for(std::chrono::milliseconds(50));
+  REQUIRE(seen.size() == 1);  // answered while the tail still runs
+  CHECK(seen[0] == std::pair<std::string, bool>{"fetched 1 (remembered)", false});
+  CHECK_FALSE(tail_done);
+  CHECK(coalescer.running("k"));
+
+  asio::co_spawn(io, call(), asio::detached);  // during the tail: the settled result, no run
+  io.run_for(std::chrono::milliseconds(50));
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1] == std::pair<std::string, bool>{"fetched 1 (remembered)", true});
+  CHECK(runs == 1);
+
+  io.run_for(std::chrono::milliseconds(300));  // the tail ends: the entry goes
+  CHECK(tail_done);
+  CHECK_FALSE(coalescer.running("k"));
+  io.restart();
+  asio::co_spawn(io, call(), asio::detached);
+  io.run();
+  REQUIRE(seen.size() == 3);
+  CHECK(runs == 2);
+  CHECK(seen[2].second == false);
+}

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <numeric>
 #include <random>
 #include <set>
@@ -158,6 +159,46 @@ TEST_CASE("flush waits for queued writes", "[cache][unit]") {
   }
   store.flush();
   CHECK(store.stats().keys == 7);
+}
+
+TEST_CASE("lazy writes wait for company and share one transaction, and an eager one goes at once",
+          "[cache][unit]") {
+  TempDir dir;
+  std::mutex mutex;
+  std::vector<Committed> seen;
+  StoreOptions o(dir / "cache", 64 << 20);
+  o.on_commit = [&](const Committed& c) {
+    std::lock_guard lock(mutex);
+    seen.push_back(c);
+  };
+  Store store(o);
+  auto lazy_not_found = [](const std::string& key) {
+    WriteBatch b;
+    b.queries.emplace_back(key, not_found_record(1000));
+    b.lazy = true;
+    return b;
+  };
+  store.write(lazy_not_found("get:f:A"), nullptr);
+  // Well inside kLazyWriteWindow: an eager writer would have committed the first one by now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  store.write(lazy_not_found("get:f:B"), nullptr);
+  store.flush();
+  {
+    std::lock_guard lock(mutex);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].queries == std::vector<std::string>{"get:f:A", "get:f:B"});
+    seen.clear();
+  }
+  CHECK(store.get_query("get:f:B"));
+
+  // A write someone waits for takes the lazy ones queued before it along, without waiting.
+  store.write(lazy_not_found("get:f:C"), nullptr);
+  WriteBatch eager;
+  eager.queries.emplace_back("get:f:D", not_found_record(1000));
+  REQUIRE_FALSE(store.write_and_wait(std::move(eager)));
+  std::lock_guard lock(mutex);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].queries == std::vector<std::string>{"get:f:C", "get:f:D"});
 }
 
 TEST_CASE("a foreign file at cache.path is a clear error", "[cache][unit]") {
