@@ -34,6 +34,18 @@ bool KeyInfo::matches(const Search& search) const {
   });
 }
 
+std::vector<std::pair<std::string, bool>> addresses_of(const KeyInfo& info) {
+  std::vector<std::pair<std::string, bool>> out;
+  for (const auto& uid : info.uids) {
+    if (uid.email.empty()) continue;
+    auto same = [&](const auto& a) { return a.first == uid.email; };
+    auto at = std::find_if(out.begin(), out.end(), same);
+    if (at == out.end()) out.emplace_back(uid.email, uid.revoked);
+    else at->second = at->second && uid.revoked;
+  }
+  return out;
+}
+
 std::uint8_t algo_number(std::string_view name) {
   if (name == "RSA") return 1;
   if (name == "ELGAMAL") return 16;

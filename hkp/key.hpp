@@ -53,6 +53,10 @@ struct ParsedKey {
   std::string packets;
 };
 
+// The addresses of a key's user IDs, once each, with whether every user ID carrying it is
+// revoked, in user ID order.
+std::vector<std::pair<std::string, bool>> addresses_of(const KeyInfo& info);
+
 // Key ID of a fingerprint (v4: the low 64 bits).
 std::string keyid_of(const std::string& fingerprint);
 

@@ -66,6 +66,7 @@ void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::mi
                         {"method", req.method},
                         {"target", logged_target(req.target, log_searches)},
                         {"status", status},
+                        {"front", front_of(req.path())},
                         {"op", res.log_op},
                         {"kind", res.log_kind},
                         {"cache", cache_result_name(res.log_cache)},
@@ -312,7 +313,8 @@ int App::run() {
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
                                                std::chrono::microseconds d) {
                           access_log(req, res, d, snapshots()->config->server.log_searches);
-                          metrics.request(res.log_op, res.status, cache_result_name(res.log_cache),
+                          metrics.request(front_of(req.path()), res.log_op, res.status,
+                                          cache_result_name(res.log_cache),
                                           static_cast<double>(d.count()) / 1e6, res.log_reused);
                         });
   hkp_server.reuse_answers(&answers.reused());  // cached-key hits sent again without the handler

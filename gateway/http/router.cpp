@@ -20,6 +20,10 @@ HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.m
 
 }  // namespace
 
+std::string_view front_of(std::string_view path) {
+  return path.starts_with("/vks/") ? "vks" : "hkp";
+}
+
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
                const CleaningTally& tally, SnapshotSource snapshot)
     : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)),
@@ -34,6 +38,9 @@ const std::vector<Router::Route>& Router::routes() {
       {"GET", "/index.html", &Router::serve_home},
       {"GET", "/pks/lookup", &Router::serve_lookup},
       {"POST", "/pks/add", &Router::serve_add},
+      {"GET", "/vks/v1/", &Router::serve_vks_lookup, true},
+      {"POST", "/vks/v1/upload", &Router::serve_vks_upload},
+      {"POST", "/vks/v1/request-verify", &Router::serve_vks_verify},
   };
   return table;
 }
@@ -44,7 +51,7 @@ asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {
   std::string allowed;  // methods the path knows, for 405 and OPTIONS
   RouteHandler handler = nullptr;
   for (const Route& r : routes()) {
-    if (r.path != path) continue;
+    if (r.prefix ? !path.starts_with(r.path) : r.path != path) continue;
     allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
     if (r.method == req.method) handler = r.handler;
   }

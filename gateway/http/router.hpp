@@ -18,6 +18,10 @@
 
 namespace hkpgw::gateway {
 
+// The front a request path belongs to, for metrics and access lines: "vks" under /vks/, else
+// "hkp" (the home page and unknown paths included). Static text.
+std::string_view front_of(std::string_view path);
+
 class Router {
  public:
   Router(LookupService& lookups, AddService& adds, cache::Store& store, const CleaningTally& tally,
@@ -40,12 +44,20 @@ class Router {
     std::string_view method;
     std::string_view path;
     RouteHandler handler;
+    bool prefix = false;  // `path` and everything under it (/vks/v1/by-fingerprint/<FPR>)
   };
   static const std::vector<Route>& routes();
   boost::asio::awaitable<HttpResponse> dispatch(const HttpRequest& request);
   boost::asio::awaitable<HttpResponse> serve_home(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_add(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  // The VKS front (vks.cpp): Hagrid's lookups, upload and request-verify.
+  boost::asio::awaitable<HttpResponse> serve_vks_lookup(const HttpRequest&,
+                                                        std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_vks_upload(const HttpRequest&,
+                                                        std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_vks_verify(const HttpRequest&,
+                                                        std::shared_ptr<const Snapshot>);
   static HttpResponse options(const std::string& allowed);
   HttpResponse home(const Snapshot& snap) const;
   HttpResponse stats(const hkp::LookupRequest& req, const Snapshot& snap) const;

@@ -26,7 +26,7 @@ struct Metrics::Impl {
   pm::Registry registry;
   pm::Family<pm::Counter>& requests = pm::BuildCounter()
                                           .Name("hkp_gateway_requests_total")
-                                          .Help("HKP requests answered, by op and status")
+                                          .Help("Requests answered, by front (hkp, vks), op and status")
                                           .Register(registry);
   pm::Family<pm::Histogram>& request_duration =
       pm::BuildHistogram()
@@ -129,12 +129,13 @@ Metrics& Metrics::none() {
 // The series one request touches, remembered per thread: Family::Add builds a label map, hashes
 // it and takes the family's mutex, a tenth of a cached answer's instructions. Bounded: ops,
 // statuses and cache results are small fixed sets.
-void Metrics::request(std::string_view op, unsigned status, std::string_view cache,
-                      double seconds, bool reused) {
+void Metrics::request(std::string_view front, std::string_view op, unsigned status,
+                      std::string_view cache, double seconds, bool reused) {
   if (!impl_) return;
   if (reused) impl_->answers_reused.Increment();
   struct Series {
     std::uint64_t owner;
+    std::string_view front;  // static text (front_of)
     std::string op;
     unsigned status;
     pm::Counter* count;
@@ -151,12 +152,14 @@ void Metrics::request(std::string_view op, unsigned status, std::string_view cac
   if (!lookups.empty() && lookups.front().owner != impl_->serial) lookups.clear();
   const std::string_view o = op.empty() || op == "-" ? std::string_view("other") : op;
   auto it = std::find_if(series.begin(), series.end(), [&](const Series& x) {
-    return x.owner == impl_->serial && x.status == status && x.op == o;
+    return x.owner == impl_->serial && x.status == status && x.op == o && x.front == front;
   });
   if (it == series.end()) {
     const std::string name(o);
-    series.push_back({impl_->serial, name, status,
-                      &impl_->requests.Add({{"op", name}, {"status", std::to_string(status)}}),
+    series.push_back({impl_->serial, front, name, status,
+                      &impl_->requests.Add({{"front", std::string(front)},
+                                            {"op", name},
+                                            {"status", std::to_string(status)}}),
                       &impl_->request_duration.Add({{"op", name}}, Impl::latency_buckets())});
     it = std::prev(series.end());
   }

@@ -28,11 +28,12 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // One answered request: op (get, index, vindex, stats, add, or "other"), HTTP status, cache
-  // result (hit, stale, miss, revalidated, negative, or "-"), seconds in the gateway.
+  // One answered request: the front it came in by (static text: "hkp", "vks"), op (get,
+  // index, vindex, stats, add, or "other"), HTTP status, cache result (hit, stale, miss,
+  // revalidated, negative, or "-"), seconds in the gateway.
   // `reused`: a prepared answer sent again without the handler (ReusedAnswers).
-  void request(std::string_view op, unsigned status, std::string_view cache, double seconds,
-               bool reused = false);
+  void request(std::string_view front, std::string_view op, unsigned status,
+               std::string_view cache, double seconds, bool reused = false);
   // One live upstream request (probes are not counted here).
   void upstream(const std::string& upstream, std::string_view outcome, double seconds);
   void key_mismatch(const std::string& upstream);

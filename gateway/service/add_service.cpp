@@ -190,14 +190,41 @@ AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
 
 asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
                                               std::shared_ptr<const Snapshot> snap) {
-  const auto& cfg = *snap->config;
   auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
   if (!sub) {
     co_return refuse(sub.error().status, sub.error().code, sub.error().detail);
   }
+  const bool kept_here_only = snap->config->upstreams.forward_adds == config::ForwardAdds::none;
+  const hkp::Submission& submission = *sub;
+  Submitted done = co_await submit(submission, req, std::move(snap));
+  if (auto* refused = std::get_if<HttpResponse>(&done)) co_return std::move(*refused);
+  const auto& keys = std::get<std::vector<AddedKey>>(done);
+  HttpResponse res;
+  res.log_op = "add";
+  std::string text, mr = "info:1:" + std::to_string(keys.size()) + "\n";
+  for (const AddedKey& k : keys) {
+    const std::string status = cache::change_name(k.change);
+    text += k.fingerprint + ": " + status;
+    if (kept_here_only) text += "; kept here only";
+    if (!k.forwarded.empty()) text += "; forwarded to " + join(k.forwarded);
+    if (!k.refused.empty()) text += "; refused by " + join(k.refused);
+    if (!k.queued.empty()) {
+      text += "; queued for " + join(k.queued) + " (upstream unavailable, retried)";
+    }
+    text += "\n";
+    mr += "key:" + k.fingerprint + ":" + status + ":" + join(k.forwarded) + ":" + join(k.queued) +
+          "\n";
+  }
+  res.body = sub->machine_readable ? mr : text;
+  co_return res;
+}
+
+asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission& submission,
+                                                          const HttpRequest& req,
+                                                          std::shared_ptr<const Snapshot> snap) {
+  const auto& cfg = *snap->config;
   // Parsing, verification and merging are the work pool's; a full queue is refused at once
   // rather than queued without bound (ARCHITECTURE.md, threads).
-  const hkp::Submission& submission = *sub;
   const std::string peer = req.peer.text();
   auto job = [this, &submission, &cfg, &peer] { return prepare(submission, cfg, peer); };
   std::optional<Prepared> prepared = co_await d_.pool.try_run(job);
@@ -224,22 +251,17 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
                        "the cache could not store the key (" + ec.message() + "); try again");
     }
   }
-
-  const bool machine_readable = sub->machine_readable;
-  HttpResponse res = co_await forward_all(items, machine_readable, req, std::move(snap));
-  co_return res;
+  std::vector<AddedKey> added = co_await forward_all(items, req, std::move(snap));
+  co_return added;
 }
 
-asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& items, bool mr_out,
-                                                      const HttpRequest& req,
-                                                      std::shared_ptr<const Snapshot> snap) {
+asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
+    const std::vector<Item>& items, const HttpRequest& req, std::shared_ptr<const Snapshot> snap) {
   const auto& cfg = *snap->config;
   const std::int64_t now = d_.now();
   const std::string peer = req.peer.text();
   // Forward, and keep what failed for the retrier.
-  HttpResponse res;
-  res.log_op = "add";
-  std::string text, mr = "info:1:" + std::to_string(items.size()) + "\n";
+  std::vector<AddedKey> added;
   cache::WriteBatch queue;
   const bool queue_full = d_.store.stats().outbox >= kMaxQueued;
   // Every upstream known unhealthy: queue at once instead of waiting for timeouts; the retrier
@@ -277,23 +299,16 @@ asio::awaitable<HttpResponse> AddService::forward_all(const std::vector<Item>& i
                fw.to.empty() && fw.refused.empty() && !snap->upstreams.empty()) {
       enqueue(snap->upstreams.front()->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
     }
-    const std::string status = cache::change_name(it.change);
-    text += fpr + ": " + status;
-    if (cfg.upstreams.forward_adds == config::ForwardAdds::none) text += "; kept here only";
-    if (!fw.to.empty()) text += "; forwarded to " + join(fw.to);
-    if (!fw.refused.empty()) text += "; refused by " + join(fw.refused);
-    if (!queued.empty()) text += "; queued for " + join(queued) + " (upstream unavailable, retried)";
-    text += "\n";
-    mr += "key:" + fpr + ":" + status + ":" + join(fw.to) + ":" + join(queued) + "\n";
     log::info("key_added", {{"peer", peer},
                             {"fingerprint", fpr},
-                            {"status", status},
+                            {"status", cache::change_name(it.change)},
                             {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
                             {"queued", queued.empty() ? "-" : join(queued)}});
+    added.push_back({fpr, it.change, std::move(fw.to), std::move(fw.refused), std::move(queued),
+                     hkp::addresses_of(it.key.info)});
   }
   if (!queue.empty()) co_await commit(d_.store, std::move(queue));
-  res.body = mr_out ? mr : text;
-  co_return res;
+  co_return added;
 }
 
 asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap) {

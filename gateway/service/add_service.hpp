@@ -16,8 +16,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
 #include <string_view>
-
 #include <variant>
 #include <vector>
 
@@ -41,7 +41,22 @@ class AddService {
   // submissions goes to the tally with the source "upload".
   explicit AddService(ServiceDeps deps) : d_(std::move(deps)) {}
 
+  // POST /pks/add: the form (or raw body) in, gpg's text or the mr summary out.
   boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
+                                           std::shared_ptr<const Snapshot> snapshot);
+
+  // What became of one accepted key, for each front to word its answer.
+  struct AddedKey {
+    std::string fingerprint;
+    cache::Change change;
+    std::vector<std::string> forwarded, refused, queued;  // upstream names
+    std::vector<std::pair<std::string, bool>> addresses;  // its user IDs' (address, revoked)
+  };
+  // The refusal to answer with (one line, the status of the problem), or the accepted keys.
+  using Submitted = std::variant<HttpResponse, std::vector<AddedKey>>;
+  // Any front's submission, decoded: verified, cleaned, merged, stored, forwarded.
+  boost::asio::awaitable<Submitted> submit(const hkp::Submission& submission,
+                                           const HttpRequest& request,
                                            std::shared_ptr<const Snapshot> snapshot);
 
   // The outbox retrier: every 500 ms, sends what is due. Runs until stop().
@@ -62,10 +77,10 @@ class AddService {
   // No key in the submission: bare revocation certificates for keys we hold.
   Prepared prepare_revocations(const hkp::Submission& sub, const config::Config& cfg,
                                bool not_openpgp);
-  // Forwards each accepted key per forward_adds, queues what failed; the client's answer.
-  boost::asio::awaitable<HttpResponse> forward_all(const std::vector<Item>& items, bool mr,
-                                                   const HttpRequest& req,
-                                                   std::shared_ptr<const Snapshot> snap);
+  // Forwards each accepted key per forward_adds, queues what failed.
+  boost::asio::awaitable<std::vector<AddedKey>> forward_all(const std::vector<Item>& items,
+                                                            const HttpRequest& req,
+                                                            std::shared_ptr<const Snapshot> snap);
   // Forwards per forward_adds, or only to `only_upstream` when it is not empty (an outbox retry).
   boost::asio::awaitable<Forwarded> forward(const std::string& fingerprint_hex,
                                             const std::string& packets, const Snapshot& snap,

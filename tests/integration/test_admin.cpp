@@ -39,8 +39,8 @@ TEST_CASE("/metrics passes promtool and counts requests, cache results and upstr
   const auto check = run({"sh", "-c", "promtool check metrics < " + dir / "metrics.txt"});
   INFO(check.out << check.err);
   CHECK(check.exit_code == 0);
-  CHECK_THAT(m.body, Contains("hkp_gateway_requests_total{op=\"get\",status=\"200\"} 2"));
-  CHECK_THAT(m.body, Contains("hkp_gateway_requests_total{op=\"get\",status=\"404\"} 1"));
+  CHECK_THAT(m.body, Contains("hkp_gateway_requests_total{front=\"hkp\",op=\"get\",status=\"200\"} 2"));
+  CHECK_THAT(m.body, Contains("hkp_gateway_requests_total{front=\"hkp\",op=\"get\",status=\"404\"} 1"));
   CHECK_THAT(m.body, Contains("hkp_gateway_cache_lookups_total{result=\"hit\"} 1"));
   CHECK_THAT(m.body, Contains("hkp_gateway_cache_lookups_total{result=\"miss\"} 2"));
   CHECK_THAT(m.body, Contains("hkp_gateway_upstream_requests_total{outcome=\"ok\",upstream=\"ks\"} 1"));

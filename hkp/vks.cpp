@@ -1,0 +1,160 @@
+#include "hkp/vks.hpp"
+
+#include <boost/json.hpp>
+
+#include "hkp/armor.hpp"
+
+namespace hkpgw::hkp {
+
+namespace {
+
+bool is_hex(std::string_view s) {
+  for (const char c : s) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return !s.empty();
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The hex of a by-fingerprint or by-keyid path: 0x dropped, upper-cased.
+Result<std::string> hex_value(std::string_view raw, std::string_view what) {
+  if (raw.starts_with("0x") || raw.starts_with("0X")) raw.remove_prefix(2);
+  if (!is_hex(raw)) {
+    return Problem{400, GPG_ERR_INV_VALUE,
+                   "not a " + std::string(what) + " (hexadecimal digits expected): \"" +
+                       std::string(raw.substr(0, 80)) + "\""};
+  }
+  return upper(raw);
+}
+
+// Base64 of a binary key, whitespace and line breaks allowed anywhere.
+std::optional<std::string> decode_base64(std::string_view text) {
+  std::string out, line;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  bool ended = false;
+  for (const char c : text) {
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') line += c;
+  }
+  if (line.empty() || !decode_base64_line(line, out, acc, bits, ended)) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+Result<LookupRequest> parse_vks_lookup(std::string_view path) {
+  if (!path.starts_with(kVksPrefix)) return Problem{404, GPG_ERR_NOT_FOUND, "not a VKS path"};
+  std::string_view rest = path.substr(kVksPrefix.size());
+  const auto slash = rest.find('/');
+  const std::string_view what = rest.substr(0, slash);
+  const std::string_view raw = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  LookupRequest req;
+  req.op = Op::get;
+  req.machine_readable = true;
+  if (what == "by-fingerprint") {
+    auto hex = hex_value(raw, "fingerprint");
+    if (!hex) return hex.error();
+    if (hex->size() == 64) {
+      return Problem{501, GPG_ERR_NOT_IMPLEMENTED,
+                     "v6 fingerprints are not supported yet (the OpenPGP library reads v4 keys)"};
+    }
+    if (hex->size() != 40) {
+      return Problem{400, GPG_ERR_INV_VALUE,
+                     "a fingerprint has 40 hexadecimal digits, not " + std::to_string(hex->size())};
+    }
+    req.search = {SearchKind::fingerprint, std::move(*hex)};
+    return req;
+  }
+  if (what == "by-keyid") {
+    auto hex = hex_value(raw, "key ID");
+    if (!hex) return hex.error();
+    if (hex->size() != 16) {
+      return Problem{400, GPG_ERR_INV_VALUE,
+                     "a key ID has 16 hexadecimal digits, not " + std::to_string(hex->size()) +
+                         " (short key IDs are forgeable)"};
+    }
+    req.search = {SearchKind::long_keyid, std::move(*hex)};
+    return req;
+  }
+  if (what == "by-email") {
+    const std::string decoded = percent_decode(raw, false);
+    const auto at = decoded.find('@');
+    if (decoded.empty() || at == 0 || at == std::string::npos || at + 1 == decoded.size() ||
+        decoded.find_first_of(" <>\t\r\n") != std::string::npos) {
+      return Problem{400, GPG_ERR_INV_VALUE,
+                     "not an email address: \"" + decoded.substr(0, 80) + "\""};
+    }
+    req.search = {SearchKind::email, ascii_lower(decoded)};
+    return req;
+  }
+  return Problem{404, GPG_ERR_NOT_FOUND,
+                 "no such VKS endpoint: use by-fingerprint, by-keyid, by-email or upload"};
+}
+
+namespace {
+
+Result<boost::json::object> parse_object(std::string_view body) {
+  boost::json::parse_options options;
+  options.max_depth = 32;
+  boost::system::error_code ec;
+  boost::json::value doc = boost::json::parse(body, ec, {}, options);
+  if (ec) return Problem{400, GPG_ERR_INV_VALUE, "the body is not JSON (" + ec.message() + ")"};
+  auto* object = doc.if_object();
+  if (!object) return Problem{400, GPG_ERR_INV_VALUE, "the body is not a JSON object"};
+  return std::move(*object);
+}
+
+}  // namespace
+
+Result<Submission> parse_vks_upload(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (!parsed) return parsed.error();
+  const boost::json::object* object = &*parsed;
+  const auto* keytext = object->if_contains("keytext");
+  if (!keytext || !keytext->is_string()) {
+    return Problem{400, GPG_ERR_NO_DATA, "no \"keytext\" string in the JSON object"};
+  }
+  const boost::json::string& text = keytext->get_string();
+  if (text.empty()) return Problem{400, GPG_ERR_NO_DATA, "keytext is empty: no key submitted"};
+  Submission s;
+  if (std::string_view(text).find("-----BEGIN PGP") != std::string_view::npos) {
+    s.keytext = std::string(text);
+    return s;
+  }
+  auto binary = decode_base64(text);
+  if (!binary) {
+    return Problem{400, GPG_ERR_INV_VALUE, "keytext is neither an armored key nor base64"};
+  }
+  s.keytext = std::move(*binary);
+  return s;
+}
+
+Result<VerifyRequest> parse_vks_verify(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (!parsed) return parsed.error();
+  VerifyRequest out;
+  const auto* token = parsed->if_contains("token");
+  if (!token || !token->is_string() || token->get_string().empty()) {
+    return Problem{400, GPG_ERR_NO_DATA, "no \"token\" string in the JSON object"};
+  }
+  out.token = std::string(token->get_string());
+  const auto* addresses = parsed->if_contains("addresses");
+  if (!addresses || !addresses->is_array()) {
+    return Problem{400, GPG_ERR_NO_DATA, "no \"addresses\" list in the JSON object"};
+  }
+  if (addresses->get_array().size() > 100) {
+    return Problem{400, GPG_ERR_TOO_LARGE, "more than 100 addresses"};
+  }
+  for (const auto& a : addresses->get_array()) {
+    if (!a.is_string()) return Problem{400, GPG_ERR_INV_VALUE, "an address is not a string"};
+    out.addresses.push_back(ascii_lower(std::string_view(a.get_string())));
+  }
+  return out;
+}
+
+}  // namespace hkpgw::hkp

@@ -1,0 +1,195 @@
+// The VKS front through the real binary, against a real-HTTPS test keyserver: the requests
+// GpgFrontend's key-server module sends (upload, refresh by key ID and by fingerprint, by
+// address), and curl as Hagrid's documentation shows it.
+#include <catch2/catch.hpp>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+std::string json_quoted(const std::string& s) {  // what QJsonDocument writes for keytext
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '"' || c == '\\') out += {'\\', c};
+    else out += c;
+  }
+  return out + "\"";
+}
+
+HttpResult vks_post(const Gateway& gw, const std::string& path, const std::string& json) {
+  return http_request(gw.address(), "POST", path, json, {"Content-Type: application/json"});
+}
+
+}  // namespace
+
+TEST_CASE("GpgFrontend's VKS flow: upload, then refresh by key ID and by fingerprint",
+          "[integration][vks]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});  // does not know alice
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string alice = fixture("ALICE_FPR");
+
+  const HttpResult up = vks_post(gw, "/vks/v1/upload",
+                                 "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice.asc")) + "}");
+  INFO(up.body);
+  REQUIRE(up.status == 200);
+  CHECK(up.header("content-type") == "application/json");
+  CHECK_THAT(up.body, StartsWith("{\"key_fpr\":\"" + alice + "\""));
+  CHECK_THAT(up.body, Contains("\"alice@example.org\":\"published\""));
+  CHECK_THAT(up.body, Contains("\"token\":\"hkpgw-" + alice + "\""));
+  CHECK(ks.count("adds") == 1);  // forwarded like any /pks/add
+
+  // Sync: GpgFrontend asks by fingerprint and by key ID; both come from the cache.
+  const HttpResult by_fpr = gw.get("/vks/v1/by-fingerprint/" + alice);
+  REQUIRE(by_fpr.status == 200);
+  CHECK(by_fpr.header("content-type") == "application/pgp-keys");
+  CHECK(by_fpr.header("content-disposition") == "attachment; filename=\"" + alice + ".asc\"");
+  CHECK(by_fpr.header("access-control-allow-origin") == "*");
+  CHECK_THAT(by_fpr.body, StartsWith("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+  const HttpResult by_id = gw.get("/vks/v1/by-keyid/" + alice.substr(24));
+  REQUIRE(by_id.status == 200);
+  CHECK(by_id.body == by_fpr.body);
+  CHECK(ks.count("gets") == 0);
+
+  // A subkey's fingerprint and key ID name the key too, as in Hagrid; the file is the primary's.
+  const std::string sub = fixture("ALICE_SUB_FPR");
+  const HttpResult by_sub = gw.get("/vks/v1/by-keyid/" + sub.substr(24));
+  REQUIRE(by_sub.status == 200);
+  CHECK(by_sub.header("content-disposition") == "attachment; filename=\"" + alice + ".asc\"");
+
+  // By address (percent-encoded, as QUrl::toPercentEncoding writes it).
+  const HttpResult by_email = gw.get("/vks/v1/by-email/alice%40example.org");
+  REQUIRE(by_email.status == 200);
+  CHECK(by_email.body == by_fpr.body);
+
+  // The token names the key for request-verify: the gateway serves the addresses already.
+  const HttpResult verify = vks_post(
+      gw, "/vks/v1/request-verify",
+      "{\"token\":\"hkpgw-" + alice + "\",\"addresses\":[\"alice@example.org\"],\"locale\":[\"en\"]}");
+  INFO(verify.body);
+  CHECK(verify.status == 200);
+  CHECK(verify.body == "{\"key_fpr\":\"" + alice + "\",\"status\":{\"alice@example.org\":\"published\"}}\n");
+
+  // Metrics and access lines carry the front.
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  CHECK_THAT(m, Contains("hkp_gateway_requests_total{front=\"vks\",op=\"get\",status=\"200\"} 4"));
+  CHECK_THAT(m, Contains("hkp_gateway_requests_total{front=\"vks\",op=\"add\",status=\"200\"} 1"));
+  CHECK(gw.process().wait_for("front=vks op=get"));
+
+  // Real gpg imports what the VKS front served.
+  Gpg reader;
+  const std::string file = dir / "served.asc";
+  write_file(file, by_fpr.body);
+  REQUIRE(reader({"--import", file}).exit_code == 0);
+  CHECK(reader.fingerprints() == std::vector<std::string>{alice});
+}
+
+TEST_CASE("VKS lookups of keys the cache lacks go upstream, and misses are 404 in plain text",
+          "[integration][vks]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string bob = fixture("BOB_FPR");
+  // Lower case and 0x: tolerated, as Hagrid's own front tolerates 0x.
+  std::string lower = bob;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const HttpResult fetched = gw.get("/vks/v1/by-fingerprint/0x" + lower);
+  REQUIRE(fetched.status == 200);
+  CHECK(fetched.header("content-disposition") == "attachment; filename=\"" + bob + ".asc\"");
+  CHECK(ks.count("gets") == 1);
+  CHECK(gw.get("/vks/v1/by-fingerprint/" + bob).header("x-hkp-cache") == "hit");
+
+  const HttpResult missing = gw.get("/vks/v1/by-fingerprint/" + fixture("CAROL_FPR"));
+  CHECK(missing.status == 404);
+  CHECK(missing.header("content-type") == "text/plain; charset=utf-8");
+  CHECK(std::count(missing.body.begin(), missing.body.end(), '\n') == 1);
+}
+
+TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps serving",
+          "[integration][vks]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  struct Case {
+    std::string target;
+    int status;
+    std::string says;
+  };
+  const std::vector<Case> gets = {
+      {"/vks/v1/by-keyid/CC373801", 400, "16 hexadecimal digits"},
+      {"/vks/v1/by-fingerprint/XYZ", 400, "hexadecimal digits expected"},
+      {"/vks/v1/by-fingerprint/" + std::string(64, 'A'), 501, "v6"},
+      {"/vks/v1/by-email/not-an-address", 400, "not an email address"},
+      {"/vks/v1/by-email/", 400, "not an email address"},
+      {"/vks/v1/by-name/alice", 404, "no such VKS endpoint"},
+  };
+  for (const auto& c : gets) {
+    const HttpResult r = gw.get(c.target);
+    INFO(c.target << " -> " << r.status << " " << r.body);
+    CHECK(r.status == c.status);
+    CHECK_THAT(r.body, Contains(c.says));
+    CHECK(std::count(r.body.begin(), r.body.end(), '\n') == 1);
+  }
+  const std::vector<Case> uploads = {
+      {"not json", 400, "not JSON"},
+      {"[1,2]", 400, "not a JSON object"},
+      {"{\"keytext\": 5}", 400, "keytext"},
+      {"{\"keytext\": \"\"}", 400, "empty"},
+      {"{\"keytext\": \"!!!not base64!!!\"}", 400, "neither an armored key nor base64"},
+      {std::string(100000, '[') , 400, "not JSON"},  // nesting far past the limit
+      {"{\"keytext\": \"bm90IGEga2V5\"}", 400, "no public key"},  // base64 of no key
+  };
+  for (const auto& c : uploads) {
+    const HttpResult r = vks_post(gw, "/vks/v1/upload", c.target);
+    INFO(c.target.substr(0, 60) << " -> " << r.status << " " << r.body);
+    CHECK(r.status == c.status);
+    CHECK(r.header("content-type") == "application/json");
+    CHECK_THAT(r.body, StartsWith("{\"error\":\""));
+    CHECK_THAT(r.body, Contains(c.says));
+  }
+  // A secret key is refused whole, as on /pks/add, and nothing is stored.
+  const HttpResult secret = vks_post(
+      gw, "/vks/v1/upload",
+      "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice-secret.asc")) + "}");
+  CHECK(secret.status == 422);
+  CHECK_THAT(secret.body, StartsWith("{\"error\":"));
+  CHECK(cached_keys(gw) == 0);
+  const HttpResult token = vks_post(gw, "/vks/v1/request-verify",
+                                    "{\"token\":\"forged\",\"addresses\":[\"a@b.example\"]}");
+  CHECK(token.status == 400);
+  CHECK_THAT(token.body, Contains("unknown token"));
+  CHECK(gw.get("/vks/v1/upload").status == 404);  // a GET of the upload path is no lookup
+  CHECK(gw.get("/").status == 200);               // still serving
+}
+
+TEST_CASE("curl as Hagrid's documentation shows it, and a base64 keytext", "[integration][vks]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string erin = fixture("ERIN_FPR");
+  // The binary key, base64 (Hagrid takes keytext in either form).
+  Gpg g;
+  REQUIRE(g({"--import", data_dir() + "/erin.asc"}).exit_code == 0);
+  const std::string binary = dir / "erin.gpg";
+  REQUIRE(g({"--output", binary, "--export", erin}).exit_code == 0);
+  const auto b64 = run({"base64", "-w", "76", binary});
+  REQUIRE(b64.exit_code == 0);
+  const std::string body = dir / "upload.json";
+  write_file(body, "{\"keytext\":" + json_quoted(b64.out) + "}");
+  const std::string base = "http://" + gw.address();
+  const auto up = run({"curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
+                       "--data-binary", "@" + body, base + "/vks/v1/upload"});
+  REQUIRE(up.exit_code == 0);
+  CHECK_THAT(up.out, StartsWith("{\"key_fpr\":\"" + erin + "\""));
+  const auto got = run({"curl", "-sS", "-f", base + "/vks/v1/by-fingerprint/" + erin});
+  REQUIRE(got.exit_code == 0);
+  CHECK_THAT(got.out, StartsWith("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+}
