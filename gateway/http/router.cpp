@@ -3,6 +3,7 @@
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/version.hpp"
 #include "hkp/index.hpp"
+#include "hkp/vks.hpp"
 
 namespace hkpgw::gateway {
 
@@ -21,6 +22,10 @@ HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.m
 }  // namespace
 
 std::string_view front_of(std::string_view path) {
+  if (path.starts_with(kRoutePrefix)) {  // /u/<name>/<front's path>
+    const auto slash = path.find('/', kRoutePrefix.size());
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+  }
   return path.starts_with("/vks/") ? "vks" : "hkp";
 }
 
@@ -41,6 +46,7 @@ const std::vector<Router::Route>& Router::routes() {
       {"GET", "/vks/v1/", &Router::serve_vks_lookup, true},
       {"POST", "/vks/v1/upload", &Router::serve_vks_upload},
       {"POST", "/vks/v1/request-verify", &Router::serve_vks_verify},
+      {"GET", kRoutePrefix, &Router::serve_routed, true},
   };
   return table;
 }
@@ -71,6 +77,37 @@ asio::awaitable<HttpResponse> Router::serve_home(const HttpRequest&,
 
 asio::awaitable<HttpResponse> Router::serve_lookup(const HttpRequest& req,
                                                    std::shared_ptr<const Snapshot> snap) {
+  HttpResponse r = co_await hkp_lookup(req, std::move(snap), {});
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::serve_routed(const HttpRequest& req,
+                                                   std::shared_ptr<const Snapshot> snap) {
+  const std::string_view path = req.path();
+  const auto slash = path.find('/', kRoutePrefix.size());
+  const std::string_view name = path.substr(kRoutePrefix.size(), slash - kRoutePrefix.size());
+  const std::string_view rest = slash == std::string_view::npos ? "" : path.substr(slash);
+  if (name.empty() || !snap->find(name)) {
+    co_return text_response(404, "Not found: no upstream named \"" +
+                                     std::string(name.substr(0, 80)) +
+                                     "\" (the home page lists them)");
+  }
+  std::string only(name);  // named: no temporaries across a suspension (GCC 12)
+  if (rest == "/pks/lookup") {
+    HttpResponse r = co_await hkp_lookup(req, std::move(snap), std::move(only));
+    co_return r;
+  }
+  if (rest.starts_with(hkp::kVksPrefix)) {
+    HttpResponse r = co_await vks_lookup(rest, req, std::move(snap), std::move(only));
+    co_return r;
+  }
+  co_return text_response(404, "Not found: a route takes /u/<upstream>/pks/lookup or "
+                               "/u/<upstream>/vks/v1/...");
+}
+
+asio::awaitable<HttpResponse> Router::hkp_lookup(const HttpRequest& req,
+                                                 std::shared_ptr<const Snapshot> snap,
+                                                 std::string only) {
   auto parsed = hkp::parse_lookup(req.query());
   if (!parsed) {
     HttpResponse r = from_problem(parsed.error());
@@ -78,7 +115,7 @@ asio::awaitable<HttpResponse> Router::serve_lookup(const HttpRequest& req,
     co_return r;
   }
   if (parsed->op == hkp::Op::stats) co_return stats(*parsed, *snap);
-  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap);
+  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
   co_return r;
 }
 
@@ -107,9 +144,13 @@ HttpResponse Router::home(const Snapshot& snap) const {
       "<input name=\"search\" size=\"50\" placeholder=\"email, key ID, fingerprint or name\">\n"
       "<input type=\"submit\" value=\"Search\"></form>\n<h2>Upstream keyservers</h2>\n<ol>\n";
   for (const auto& u : snap.upstreams) {
+    // Its own route: a client's server list can offer each upstream through this gateway.
+    const std::string route = std::string(kRoutePrefix) + hkp::percent_encode(u->name());
     body += "<li>" + hkp::html_escape(u->name()) + " &mdash; " + hkp::html_escape(u->config().url) +
             (u->name() == snap.config->upstreams.default_name ? " (default)" : "") + ": " +
-            (u->health().healthy() ? "healthy" : "<strong>unhealthy</strong>") + "</li>\n";
+            (u->health().healthy() ? "healthy" : "<strong>unhealthy</strong>") +
+            " &mdash; this upstream alone: <code>" + hkp::html_escape(route) +
+            "/pks/lookup</code>, <code>" + hkp::html_escape(route) + "/vks/v1/</code></li>\n";
   }
   body += "</ol>\n<p>" + std::string(kVersionString) + "</p></body></html>\n";
   HttpResponse r;

@@ -18,8 +18,11 @@
 
 namespace hkpgw::gateway {
 
-// The front a request path belongs to, for metrics and access lines: "vks" under /vks/, else
-// "hkp" (the home page and unknown paths included). Static text.
+// Per-upstream routes: /u/<name>/pks/lookup and /u/<name>/vks/v1/... ask that upstream alone.
+inline constexpr std::string_view kRoutePrefix = "/u/";
+
+// The front a request path belongs to, for metrics and access lines: "vks" under /vks/ (or
+// /u/<name>/vks/), else "hkp" (the home page and unknown paths included). Static text.
 std::string_view front_of(std::string_view path);
 
 class Router {
@@ -51,6 +54,12 @@ class Router {
   boost::asio::awaitable<HttpResponse> serve_home(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_add(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_routed(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  // A /pks/lookup query, or a VKS lookup path; `only`: one upstream's route.
+  boost::asio::awaitable<HttpResponse> hkp_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>,
+                                                  std::string only);
+  boost::asio::awaitable<HttpResponse> vks_lookup(std::string_view path, const HttpRequest&,
+                                                  std::shared_ptr<const Snapshot>, std::string only);
   // The VKS front (vks.cpp): Hagrid's lookups, upload and request-verify.
   boost::asio::awaitable<HttpResponse> serve_vks_lookup(const HttpRequest&,
                                                         std::shared_ptr<const Snapshot>);

@@ -57,13 +57,20 @@ std::string status_json(const std::vector<std::pair<std::string, bool>>& address
 
 asio::awaitable<HttpResponse> Router::serve_vks_lookup(const HttpRequest& req,
                                                        std::shared_ptr<const Snapshot> snap) {
-  auto parsed = hkp::parse_vks_lookup(req.path());
+  HttpResponse r = co_await vks_lookup(req.path(), req, std::move(snap), {});
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::vks_lookup(std::string_view path, const HttpRequest& req,
+                                                 std::shared_ptr<const Snapshot> snap,
+                                                 std::string only) {
+  auto parsed = hkp::parse_vks_lookup(path);
   if (!parsed) {
     HttpResponse r = text_response(parsed.error().status, parsed.error().message());
     r.log_op = "vks";
     co_return r;
   }
-  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap);
+  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
   if (r.status == 200) {  // named after the (first) key answered, as Hagrid names its files
     std::string fpr;
     store_.visit(parsed->search, [&fpr](const cache::KeyRecordView& v) {

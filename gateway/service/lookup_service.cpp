@@ -203,7 +203,7 @@ void LookupService::note_served(const Found& found) const {
 
 asio::awaitable<LookupService::SharedFetch> LookupService::shared_fetch(
     bool index, const hkp::Search& search, const std::string& qkey,
-    std::shared_ptr<const Snapshot> snap, bool remember_not_found) {
+    std::shared_ptr<const Snapshot> snap, bool remember_not_found, const std::string& only) {
   // Each co_await is a statement of its own with named operands (GCC 12 mishandles temporaries
   // that live across a suspension inside one full-expression).
   // A remembered "not found" is committed after the answer: the fetch stays settled (new callers
@@ -213,12 +213,13 @@ asio::awaitable<LookupService::SharedFetch> LookupService::shared_fetch(
     return fetch_.store(std::move(f.settle));
   };
   SharedFetch result;
+  const std::string shared_key = only.empty() ? qkey : "u/" + only + "/" + qkey;
   if (index) {
-    auto work = [&] { return fetch_.index(search, qkey, snap); };
-    result = co_await indexes_.run(qkey, work, settle);
+    auto work = [&] { return fetch_.index(search, qkey, snap, only); };
+    result = co_await indexes_.run(shared_key, work, settle);
   } else {
-    auto work = [&] { return fetch_.keys(search, qkey, snap, remember_not_found); };
-    result = co_await keys_.run(qkey, work, settle);
+    auto work = [&] { return fetch_.keys(search, qkey, snap, remember_not_found, only); };
+    result = co_await keys_.run(shared_key, work, settle);
   }
   co_return result;
 }
@@ -246,7 +247,8 @@ void LookupService::revalidate_in_background(bool index, const hkp::Search& sear
 
 asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& request,
                                                     bool client_no_cache,
-                                                    std::shared_ptr<const Snapshot> snapshot) {
+                                                    std::shared_ptr<const Snapshot> snapshot,
+                                                    std::string only) {
   const auto& cfg = *snapshot->config;
   // The lookup policy, whichever front the request came in by.
   if (request.search.kind == SearchKind::short_keyid &&
@@ -264,14 +266,15 @@ asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& re
   const bool key_shaped = request.search.is_key_id() ||
                           (request.op == Op::get && request.search.kind == SearchKind::email);
   if (key_shaped) {
-    co_return co_await lookup_keys(request, no_cache, std::move(snapshot));
+    co_return co_await lookup_keys(request, no_cache, std::move(snapshot), std::move(only));
   }
-  co_return co_await lookup_index(request, no_cache, std::move(snapshot));
+  co_return co_await lookup_index(request, no_cache, std::move(snapshot), std::move(only));
 }
 
 asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupRequest& req,
                                                          bool no_cache,
-                                                         std::shared_ptr<const Snapshot> snap) {
+                                                         std::shared_ptr<const Snapshot> snap,
+                                                         std::string only) {
   const hkp::Search& search = req.search;
   const bool email = search.kind == SearchKind::email;
   KeyLookup l{req, no_cache, now_(), {}, {}, {}, 0};
@@ -292,8 +295,8 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   if (auto cached = keys_from_cache(l, snap)) co_return std::move(*cached);
 
   if (l.qkey.empty()) l.qkey = cache::query_key(Op::get, search);
-  const SharedFetch fetched =
-      co_await shared_fetch(false, search, l.qkey, snap, l.found.keys.empty());
+  const bool remember = l.found.keys.empty() && only.empty();
+  const SharedFetch fetched = co_await shared_fetch(false, search, l.qkey, snap, remember, only);
   co_return keys_after_fetch(l, fetched, *snap);
 }
 
@@ -387,7 +390,8 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const SharedFet
 
 asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupRequest& req,
                                                           bool no_cache,
-                                                          std::shared_ptr<const Snapshot> snap) {
+                                                          std::shared_ptr<const Snapshot> snap,
+                                                          std::string only) {
   const auto& c = snap->config->cache;
   const hkp::Search& search = req.search;
   const std::int64_t now = now_();
@@ -444,7 +448,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
     }
   }
 
-  const SharedFetch shared = co_await shared_fetch(true, search, qkey, snap, true);
+  const SharedFetch shared = co_await shared_fetch(true, search, qkey, snap, only.empty(), only);
   const auto& fetched = shared.result;
   if (fetched->found()) {
     co_return respond(fetched->entries, have_answer ? CacheResult::revalidated : CacheResult::miss,

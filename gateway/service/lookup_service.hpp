@@ -41,31 +41,38 @@ class LookupService {
 
   // Answers one parsed lookup (any op but stats), from any front. Applies the lookup policy:
   // 32-bit key IDs per keys.short_key_ids (400 under "reject"), the client's no-cache only with
-  // server.honor_client_no_cache. Never throws for client or upstream input.
+  // server.honor_client_no_cache. Never throws for client or upstream input. `only`: a miss asks
+  // that upstream alone (a per-upstream route, /u/<name>/...: the caller checked the name);
+  // its "not found" is then not remembered, since the others were not asked.
   boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request,
                                               bool client_no_cache,
-                                              std::shared_ptr<const Snapshot> snapshot);
+                                              std::shared_ptr<const Snapshot> snapshot,
+                                              std::string only = {});
 
  private:
   struct Found;
   struct KeyLookup;
   boost::asio::awaitable<HttpResponse> lookup_keys(const hkp::LookupRequest& request,
                                                    bool no_cache,
-                                                   std::shared_ptr<const Snapshot> snapshot);
+                                                   std::shared_ptr<const Snapshot> snapshot,
+                                                   std::string only);
   boost::asio::awaitable<HttpResponse> lookup_index(const hkp::LookupRequest& request,
                                                     bool no_cache,
-                                                    std::shared_ptr<const Snapshot> snapshot);
+                                                    std::shared_ptr<const Snapshot> snapshot,
+                                                    std::string only);
   // What the cache alone can answer for a key lookup (hit, negative, stale), or nullopt: ask.
   std::optional<HttpResponse> keys_from_cache(const KeyLookup& l,
                                               std::shared_ptr<const Snapshot> snapshot);
   using SharedFetch = Coalescer<Fetched>::Shared;
   HttpResponse keys_after_fetch(const KeyLookup& l, const SharedFetch& fetched,
                                 const Snapshot& snapshot);
-  // `remember_not_found`: see UpstreamFetch::keys (index lookups always remember).
+  // `remember_not_found`: see UpstreamFetch::keys (index lookups remember unless `only` is set).
+  // `only`: one upstream is asked (its fetches coalesce apart from the others').
   boost::asio::awaitable<SharedFetch> shared_fetch(bool index, const hkp::Search& search,
                                                    const std::string& qkey,
                                                    std::shared_ptr<const Snapshot> snapshot,
-                                                   bool remember_not_found);
+                                                   bool remember_not_found,
+                                                   const std::string& only = {});
   void revalidate_in_background(bool index, const hkp::Search& search, const std::string& qkey,
                                 std::shared_ptr<const Snapshot> snapshot);
   // The cached keys of a search: their infos (listings, merging) and packets (key answers).

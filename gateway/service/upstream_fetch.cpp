@@ -63,9 +63,15 @@ asio::awaitable<void> UpstreamFetch::store(cache::WriteBatch batch) {
 }
 
 asio::awaitable<void> UpstreamFetch::ask(const Snapshot& snap, UpstreamQuery query, Fetched& out,
-                                         Judge judge) {
-  auto candidates = d_.fleet.candidates(snap);
-  out.panic = Fleet::none_healthy(snap);
+                                         Judge judge, const std::string& only) {
+  std::vector<std::shared_ptr<Upstream>> candidates;
+  if (only.empty()) {
+    candidates = d_.fleet.candidates(snap);
+    out.panic = Fleet::none_healthy(snap);
+  } else if (auto u = snap.find(only)) {  // gone in a reload since the route was checked: none
+    out.panic = !u->health().healthy();
+    candidates.push_back(std::move(u));
+  }
   const UpstreamLimits limits = upstream_limits(*snap.config, out.panic);
   const bool all = snap.config->upstreams.merge == config::MergePolicy::all || out.panic;
   co_await d_.fleet.fan_out(snap, std::move(candidates), std::move(query), limits, all,
@@ -74,7 +80,7 @@ asio::awaitable<void> UpstreamFetch::ask(const Snapshot& snap, UpstreamQuery que
 
 asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qkey,
                                              std::shared_ptr<const Snapshot> snap,
-                                             bool remember_not_found) {
+                                             bool remember_not_found, std::string only) {
   const auto& cfg = *snap->config;
   const bool merge_all = cfg.upstreams.merge == config::MergePolicy::all;
   Fetched out;
@@ -132,7 +138,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
     co_return Verdict::go_on;
   };
   UpstreamQuery query{UpstreamQuery::What::keys, search, {}};
-  co_await ask(*snap, std::move(query), out, judge);
+  co_await ask(*snap, std::move(query), out, judge, only);
   if (contributors.empty()) {
     if (remember_not_found && out.definitive_not_found()) {
       out.settle.queries.emplace_back(qkey, cache::not_found_record(d_.now()));
@@ -191,7 +197,8 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
 }
 
 asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qkey,
-                                              std::shared_ptr<const Snapshot> snap) {
+                                              std::shared_ptr<const Snapshot> snap,
+                                              std::string only) {
   const bool merge_all = snap->config->upstreams.merge == config::MergePolicy::all;
   Fetched out;
   std::vector<std::string> contributors;
@@ -211,7 +218,7 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
     co_return merge_all ? Verdict::go_on : Verdict::done;
   };
   UpstreamQuery query{UpstreamQuery::What::index, search, {}};
-  co_await ask(*snap, std::move(query), out, judge);
+  co_await ask(*snap, std::move(query), out, judge, only);
   const std::int64_t now = d_.now();
   if (!contributors.empty()) {
     out.upstream = join_names(contributors, *snap);
@@ -219,7 +226,7 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
     batch.queries.emplace_back(
         qkey, cache::QueryRecord{now, out.upstream, cache::QueryKind::index, {}, out.entries});
     co_await store(std::move(batch));
-  } else if (out.definitive_not_found()) {
+  } else if (out.definitive_not_found() && only.empty()) {
     out.settle.queries.emplace_back(qkey, cache::not_found_record(now));
     out.settle.lazy = true;
   }

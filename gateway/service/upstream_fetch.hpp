@@ -49,11 +49,14 @@ class UpstreamFetch {
 
   // `qkey` is the query record's key (cache::query_key). `remember_not_found`: a definitive
   // "not found" leaves its query record in `settle` (the caller holds no key for the search).
+  // `only` (both): ask that upstream alone, even when it is unhealthy (then as in panic mode,
+  // for at most panic_timeout); index() then remembers no "not found" either.
   boost::asio::awaitable<Fetched> keys(hkp::Search search, std::string qkey,
                                        std::shared_ptr<const Snapshot> snapshot,
-                                       bool remember_not_found);
+                                       bool remember_not_found, std::string only = {});
   boost::asio::awaitable<Fetched> index(hkp::Search search, std::string qkey,
-                                        std::shared_ptr<const Snapshot> snapshot);
+                                        std::shared_ptr<const Snapshot> snapshot,
+                                        std::string only = {});
   // Writes through the cache and waits for the commit; a failure is logged once and the
   // answer is served anyway.
   boost::asio::awaitable<void> store(cache::WriteBatch batch);
@@ -61,7 +64,7 @@ class UpstreamFetch {
  private:
   // The part both share: candidates in order, panic mode, limits, the fan-out.
   boost::asio::awaitable<void> ask(const Snapshot& snap, UpstreamQuery query, Fetched& out,
-                                   Judge judge);
+                                   Judge judge, const std::string& only);
   boost::asio::awaitable<void> store_keys(const hkp::Search& search, const std::string& qkey,
                                           const std::vector<std::string>& order,
                                           std::map<std::string, std::string>& copies,
