@@ -5,6 +5,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <numeric>
 #include <random>
 #include <set>
@@ -61,6 +62,22 @@ std::vector<std::string> found(const Store& store, SearchKind kind, const std::s
   std::sort(fprs.begin(), fprs.end());
   return fprs;
 }
+
+// What a store reports to on_commit, collected across the writer thread.
+struct CommitLog {
+  std::mutex mutex;
+  std::vector<Committed> seen;
+  void attach(StoreOptions& o) {
+    o.on_commit = [this](const Committed& c) {
+      std::lock_guard lock(mutex);
+      seen.push_back(c);
+    };
+  }
+  std::vector<Committed> take() {
+    std::lock_guard lock(mutex);
+    return std::exchange(seen, {});
+  }
+};
 
 }  // namespace
 
@@ -164,13 +181,9 @@ TEST_CASE("flush waits for queued writes", "[cache][unit]") {
 TEST_CASE("lazy writes wait for company and share one transaction, and an eager one goes at once",
           "[cache][unit]") {
   TempDir dir;
-  std::mutex mutex;
-  std::vector<Committed> seen;
+  CommitLog log;
   StoreOptions o(dir / "cache", 64 << 20);
-  o.on_commit = [&](const Committed& c) {
-    std::lock_guard lock(mutex);
-    seen.push_back(c);
-  };
+  log.attach(o);
   Store store(o);
   auto lazy_not_found = [](const std::string& key) {
     WriteBatch b;
@@ -183,12 +196,9 @@ TEST_CASE("lazy writes wait for company and share one transaction, and an eager 
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   store.write(lazy_not_found("get:f:B"), nullptr);
   store.flush();
-  {
-    std::lock_guard lock(mutex);
-    REQUIRE(seen.size() == 1);
-    CHECK(seen[0].queries == std::vector<std::string>{"get:f:A", "get:f:B"});
-    seen.clear();
-  }
+  auto seen = log.take();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].queries == std::vector<std::string>{"get:f:A", "get:f:B"});
   CHECK(store.get_query("get:f:B"));
 
   // A write someone waits for takes the lazy ones queued before it along, without waiting.
@@ -196,7 +206,7 @@ TEST_CASE("lazy writes wait for company and share one transaction, and an eager 
   WriteBatch eager;
   eager.queries.emplace_back("get:f:D", not_found_record(1000));
   REQUIRE_FALSE(store.write_and_wait(std::move(eager)));
-  std::lock_guard lock(mutex);
+  seen = log.take();
   REQUIRE(seen.size() == 1);
   CHECK(seen[0].queries == std::vector<std::string>{"get:f:C", "get:f:D"});
 }
@@ -733,20 +743,11 @@ TEST_CASE("a write that finds the map full gets an eviction round, one retry, th
 TEST_CASE("every commit reports what it changed to on_commit, eviction included",
           "[cache][unit]") {
   TempDir dir;
-  std::mutex mutex;
-  std::vector<Committed> seen;
+  CommitLog log;
   StoreOptions o(dir / "cache", 256 << 10);
-  o.on_commit = [&](const Committed& c) {
-    std::lock_guard lock(mutex);
-    seen.push_back(c);
-  };
+  log.attach(o);
   Store store(o);
-  auto reported = [&] {
-    std::lock_guard lock(mutex);
-    auto out = std::move(seen);
-    seen.clear();
-    return out;
-  };
+  auto reported = [&] { return log.take(); };
 
   const auto alice = keys_of("alice.asc");
   const Fingerprint fpr = fpr_of(alice.front().info.fingerprint);
