@@ -1,5 +1,7 @@
 #include "cache/store.hpp"
 
+#include <pthread.h>
+
 #include <fcntl.h>
 #include <lmdb.h>
 #include <sys/file.h>
@@ -83,8 +85,19 @@ Store::Store(const StoreOptions& options) : options_(options) {
     if (lock_fd_ >= 0) ::close(lock_fd_);
     throw;
   }
-  if (!options_.read_only) writer_ = std::thread([this] { writer_loop(); });
-  if (options_.warm_up) warm_up_ = std::thread([this] { warm_up(); });
+  // Named for top -H, perf and ps -T.
+  if (!options_.read_only) {
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "hkpgw-writer");
+      writer_loop();
+    });
+  }
+  if (options_.warm_up) {
+    warm_up_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "hkpgw-warm-up");
+      warm_up();
+    });
+  }
 }
 
 namespace {

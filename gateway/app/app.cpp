@@ -1,5 +1,7 @@
 #include "gateway/app/app.hpp"
 
+#include <pthread.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -178,7 +180,10 @@ class Contexts {
     for (auto& c : all_) asio::co_spawn(*c, flush_logs(*c), asio::detached);
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < all_.size(); ++i) {
-      threads.emplace_back([c = all_[i].get()] {
+      threads.emplace_back([c = all_[i].get(), i] {
+        // Named for top -H, perf and ps -T (the main thread keeps the process's name).
+        const std::string name = "hkpgw-net-" + std::to_string(i);
+        pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
         c->run();
         log::flush_batched();
       });

@@ -1,5 +1,7 @@
 #include "gateway/service/work_pool.hpp"
 
+#include <pthread.h>
+
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,7 +23,13 @@ constexpr int kPoolNice = 10;
 
 WorkPool::WorkPool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  for (std::size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, i] {
+      const std::string name = "hkpgw-pool-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+      work();
+    });
+  }
 }
 
 WorkPool::~WorkPool() {

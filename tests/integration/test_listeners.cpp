@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "support/actors.hpp"
@@ -158,4 +160,23 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[integration
   CHECK(gw.process().wait() == 0);
   CHECK_THAT(gw.log(), Contains("event=shutting_down signal=SIGTERM"));
   CHECK_THAT(gw.log(), Contains("event=stopped"));
+}
+
+TEST_CASE("the gateway's threads are named for top -H, perf and ps -T", "[integration][listeners]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "[keys]\nworkers = 2\n", "threads = 2\n");
+  REQUIRE(gw.started());
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(gw.process().pid()) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::string comm = read_file((t.path() / "comm").string());
+    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    names.insert(comm);
+  }
+  INFO("threads: " << names.size());
+  CHECK(names.contains("hkp-gateway"));  // the main thread keeps the process's name
+  CHECK(names.contains("hkpgw-net-1"));
+  CHECK(names.contains("hkpgw-writer"));
+  CHECK(names.contains("hkpgw-pool-0"));
+  CHECK(names.contains("hkpgw-pool-1"));
 }
