@@ -1,9 +1,12 @@
 // TOML -> Config. toml11 is expensive to compile (docs/build.md): it is included here only.
 #include "config/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <cstdio>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <map>
 #include <set>
@@ -109,12 +112,66 @@ void read_cache(Reader& r, const Value& t, CacheConfig& c) {
   r.duration(t, p, "negative_ttl", c.negative_ttl, Duration(0));
 }
 
+// "HOST:PORT:ADDRESS", ADDRESS an IPv4 or IPv6 literal ([::1] or ::1).
+std::optional<ResolveEntry> parse_resolve(std::string_view text) {
+  const auto first = text.find(':');
+  if (first == std::string_view::npos || first == 0) return std::nullopt;
+  const auto second = text.find(':', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  ResolveEntry e;
+  e.host = std::string(text.substr(0, first));
+  for (char& c : e.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string_view port = text.substr(first + 1, second - first - 1);
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
+    return std::nullopt;
+  }
+  e.port = static_cast<std::uint16_t>(value);
+  std::string_view address = text.substr(second + 1);
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  e.address = std::string(address);
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, e.address.c_str(), buf) != 1 &&
+      inet_pton(AF_INET6, e.address.c_str(), buf) != 1) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+void read_resolve(Reader& r, const Value& t, const std::string& p, std::vector<ResolveEntry>& out) {
+  const Value* v = r.child(t, "resolve");
+  if (!v) return;
+  if (!v->is_array()) {
+    r.problem(*v, p + "resolve", "expected a list of \"HOST:PORT:ADDRESS\" strings");
+    return;
+  }
+  out.clear();
+  const auto& arr = v->as_array();
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    const std::string where = p + "resolve[" + std::to_string(i) + "]";
+    std::optional<ResolveEntry> e;
+    if (arr[i].is_string()) e = parse_resolve(arr[i].as_string().str);
+    if (!e) {
+      r.problem(arr[i], where,
+                "expected \"HOST:PORT:ADDRESS\" with an IP address, e.g. "
+                "\"keys.example.org:443:192.0.2.7\"");
+      continue;
+    }
+    out.push_back(std::move(*e));
+  }
+}
+
 void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   const std::string p = "upstreams.";
   r.check_keys(t, p, {"default", "ca_file", "connect_timeout", "request_timeout", "hedge_after",
                       "panic_timeout", "merge", "forward_adds", "probe_interval", "probe_timeout",
-                      "unhealthy_threshold", "healthy_threshold", "max_connections"});
+                      "unhealthy_threshold", "healthy_threshold", "max_connections",
+                      "resolve"});
   r.string(t, p, "default", u.default_name);
+  read_resolve(r, t, p, u.resolve);
   r.string(t, p, "ca_file", u.ca_file);
   const Duration ms100 = std::chrono::milliseconds(100);
   r.duration(t, p, "connect_timeout", u.connect_timeout, ms100);
@@ -261,6 +318,15 @@ Config build(const Value& root, const std::string& source) {
 
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
+
+std::string UpstreamsConfig::pinned_address(std::string_view host, std::uint16_t port) const {
+  std::string lower(host);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto& e : resolve) {
+    if (e.host == lower && e.port == port) return e.address;
+  }
+  return "";
+}
 
 std::vector<std::size_t> UpstreamsConfig::try_order() const {
   std::vector<std::size_t> order;

@@ -61,6 +61,16 @@ struct UpstreamConfig {
 enum class MergePolicy { first, all };
 enum class ForwardAdds { default_upstream, all, none };
 
+// One `upstreams.resolve` entry, "HOST:PORT:ADDRESS" as curl's --resolve takes it: connections
+// to HOST:PORT go to ADDRESS (an IP literal); TLS still sends and verifies HOST.
+struct ResolveEntry {
+  std::string host;  // lower case
+  std::uint16_t port = 443;
+  std::string address;  // without brackets
+
+  friend bool operator==(const ResolveEntry&, const ResolveEntry&) = default;
+};
+
 struct UpstreamsConfig {
   std::string default_name;  // resolved: never empty when the list is not
   std::string ca_file;
@@ -78,8 +88,12 @@ struct UpstreamsConfig {
   unsigned max_connections = 16;  // per upstream, idle ones included; more requests wait their turn
   std::vector<UpstreamConfig> list;  // in file order
 
+  std::vector<ResolveEntry> resolve;  // pinned addresses for host names (split DNS, tests)
+
   // The order misses are tried in: the default first, then the others in list order.
   std::vector<std::size_t> try_order() const;
+  // The address `resolve` pins host:port to, or "" (resolve the name as usual).
+  std::string pinned_address(std::string_view host, std::uint16_t port) const;
 };
 
 enum class ThirdPartySigs { keep, strip, strip_if_oversize };

@@ -359,14 +359,20 @@ asio::awaitable<std::optional<UpstreamResponse>> HttpsClient::open(Connection& c
   auto& tcp_layer = beast::get_lowest_layer(conn.stream);
   SSL* ssl = conn.stream.native_handle();
   tcp::resolver resolver(conn.strand);
-  auto [rec, endpoints] = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), kTuple);
-  if (rec) co_return result(Outcome::connect_error, "cannot resolve " + ep.host + ": " + rec.message());
+  // Pinned (upstreams.resolve): a literal, no DNS; the name below is still what TLS checks.
+  const bool pinned = !options_.connect_address.empty();
+  const std::string& where = pinned ? options_.connect_address : ep.host;
+  const auto flags = pinned ? tcp::resolver::numeric_host : tcp::resolver::flags();
+  auto [rec, endpoints] =
+      co_await resolver.async_resolve(where, std::to_string(ep.port), flags, kTuple);
+  if (rec) co_return result(Outcome::connect_error, "cannot resolve " + where + ": " + rec.message());
   if (withdrawn(cancel)) co_return std::nullopt;
   tcp_layer.expires_after(limits.connect_timeout);
   auto [cec, connected] = co_await tcp_layer.async_connect(endpoints, kTuple);
   if (cec) {
     co_return io_failure(cec, Outcome::connect_error,
-                         "connect to " + ep.host + ":" + std::to_string(ep.port));
+                         "connect to " + ep.host + ":" + std::to_string(ep.port) +
+                             (pinned ? " at " + where : ""));
   }
   if (withdrawn(cancel)) co_return std::nullopt;
   // SNI (never for IP literals) and host name verification against the certificate. A saved

@@ -81,6 +81,9 @@ struct HttpsClientOptions {
   config::UpstreamUrl endpoint;
   std::vector<std::string> ca_files;  // extra trust anchors besides the system store; "" skipped
   unsigned max_connections = 8;
+  // An IP address to connect to instead of resolving endpoint.host (upstreams.resolve); the TLS
+  // name sent and verified stays endpoint.host.
+  std::string connect_address;
 };
 
 class HttpsClient {

@@ -10,7 +10,8 @@ namespace {
 
 HttpsClientOptions client_options(const config::UpstreamConfig& u,
                                   const config::UpstreamsConfig& all) {
-  return {u.name, u.endpoint, {all.ca_file, u.ca_file}, all.max_connections};
+  return {u.name, u.endpoint, {all.ca_file, u.ca_file}, all.max_connections,
+          all.pinned_address(u.endpoint.host, u.endpoint.port)};
 }
 
 }  // namespace
@@ -25,7 +26,8 @@ bool HkpUpstream::same_settings(const config::UpstreamConfig& u,
                                 const config::UpstreamsConfig& all) const {
   const auto& o = upstream_;
   return o.name == u.name && o.url == u.url && o.ca_file == u.ca_file && o.probe == u.probe &&
-         shared_ca_file_ == all.ca_file && client_.options().max_connections == all.max_connections;
+         shared_ca_file_ == all.ca_file && client_.options().max_connections == all.max_connections &&
+         client_.options().connect_address == all.pinned_address(u.endpoint.host, u.endpoint.port);
 }
 
 std::string HkpUpstream::keys_target(const hkp::Search& search) {

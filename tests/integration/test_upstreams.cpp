@@ -111,3 +111,30 @@ TEST_CASE("SIGTERM stops the gateway cleanly with exit 0", "[integration]") {
   CHECK(gw.process().wait() == 0);
   CHECK_THAT(gw.log(), Contains("event=stopped"));
 }
+
+TEST_CASE("upstreams.resolve pins an upstream's address, and its certificate is still checked by name",
+          "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  const std::string port = ks.url().substr(ks.url().rfind(':') + 1);
+  const std::string bob = fixture("BOB_FPR");
+  {  // keys.test.example is in the server certificate; no DNS is asked (it would not resolve)
+    Gateway gw(dir, {{"pinned", "https://keys.test.example:" + port}}, "",
+               "resolve = [\"keys.test.example:" + port + ":127.0.0.1\"]\n");
+    REQUIRE(gw.started());
+    const HttpResult r = gw.get(get_target(bob));
+    INFO(r.body << gw.log());
+    CHECK(r.status == 200);
+    CHECK(ks.count("gets") == 1);
+  }
+  {  // pinned to the same server, but a name its certificate does not carry: refused
+    TempDir other;
+    Gateway gw(other, {{"misnamed", "https://keys.elsewhere.example:" + port}}, "",
+               "resolve = [\"keys.elsewhere.example:" + port + ":127.0.0.1\"]\n");
+    REQUIRE(gw.started());
+    const HttpResult r = gw.get(get_target(bob));
+    CHECK(r.status == 503);
+    CHECK_THAT(gw.log(), Contains("outcome=tls_error"));
+    CHECK(ks.count("gets") == 1);
+  }
+}

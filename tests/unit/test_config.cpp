@@ -201,3 +201,24 @@ TEST_CASE("a file that is not UTF-8 is refused with its line, before the TOML pa
   CHECK_THROWS_AS(load_string("[server]\nthreads = 1 # caf\xc3\xa9 \xf0\x9f\x94\x91\nnope = 1\n", "ok.toml"),
                   ConfigError);  // valid UTF-8 passes on to the parser (and nope is unknown)
 }
+
+TEST_CASE("upstreams.resolve pins host names to addresses, as curl --resolve does",
+          "[config][unit]") {
+  const Config c = load_string(
+      "[upstreams]\nresolve = [\"Keys.Example.ORG:443:192.0.2.7\", \"v6.example:8443:[2001:db8::1]\"]\n",
+      "test.toml");
+  REQUIRE(c.upstreams.resolve.size() == 2);
+  CHECK(c.upstreams.resolve[0] == ResolveEntry{"keys.example.org", 443, "192.0.2.7"});
+  CHECK(c.upstreams.pinned_address("KEYS.example.org", 443) == "192.0.2.7");
+  CHECK(c.upstreams.pinned_address("keys.example.org", 444) == "");
+  CHECK(c.upstreams.pinned_address("v6.example", 8443) == "2001:db8::1");
+  for (const char* bad : {"keys.example.org", "keys.example.org:443", ":443:192.0.2.7",
+                          "keys.example.org:0:192.0.2.7", "keys.example.org:x:192.0.2.7",
+                          "keys.example.org:443:not-an-ip", "keys.example.org:443:"}) {
+    INFO(bad);
+    CHECK_THAT(problems_of(std::string("[upstreams]\nresolve = [\"") + bad + "\"]\n"),
+               Contains("test.toml:2: upstreams.resolve[0]: expected \"HOST:PORT:ADDRESS\""));
+  }
+  CHECK_THAT(problems_of("[upstreams]\nresolve = \"a:1:127.0.0.1\"\n"),
+             Contains("upstreams.resolve: expected a list"));
+}
