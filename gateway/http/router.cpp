@@ -61,6 +61,12 @@ asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {
     allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
     if (r.method == req.method) handler = r.handler;
   }
+  // HKP v2 (draft-ietf-openpgp-hkp) is not built yet: 501 tells a client's feature detection
+  // so (404 would read as "no such key"); OPTIONS included.
+  if (allowed.empty() && path.starts_with("/pks/v2/")) {
+    co_return text_response(501, "Not implemented: HKP v2 is not served yet; use /pks/lookup or "
+                                 "/vks/v1/");
+  }
   if (req.method == "OPTIONS") co_return options(allowed);  // CORS preflight, feature detection
   if (handler) {
     HttpResponse r = co_await (this->*handler)(req, snap);
