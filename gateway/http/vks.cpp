@@ -2,6 +2,7 @@
 // HKP. Lookups answer armored keys with Hagrid's Content-Disposition, errors in plain text;
 // upload and request-verify answer JSON, errors as {"error": "..."} (docs/contract.md).
 #include <boost/asio/awaitable.hpp>
+#include <algorithm>
 
 #include "gateway/http/router.hpp"
 #include "gateway/http/stats.hpp"
