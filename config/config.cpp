@@ -112,7 +112,23 @@ void read_cache(Reader& r, const Value& t, CacheConfig& c) {
   r.duration(t, p, "negative_ttl", c.negative_ttl, Duration(0));
 }
 
-// "HOST:PORT:ADDRESS", ADDRESS an IPv4 or IPv6 literal ([::1] or ::1).
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(value);
+}
+
+bool ip_literal(const std::string& address) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, address.c_str(), buf) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), buf) == 1;
+}
+
+// "HOST:PORT:ADDRESS[:PORT2]": ADDRESS an IPv4 or IPv6 literal; an IPv6 one followed by PORT2 is
+// bracketed ([::1]:8443), a lone one may be bare (::1).
 std::optional<ResolveEntry> parse_resolve(std::string_view text) {
   const auto first = text.find(':');
   if (first == std::string_view::npos || first == 0) return std::nullopt;
@@ -121,22 +137,32 @@ std::optional<ResolveEntry> parse_resolve(std::string_view text) {
   ResolveEntry e;
   e.host = std::string(text.substr(0, first));
   for (char& c : e.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::string_view port = text.substr(first + 1, second - first - 1);
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
-    return std::nullopt;
+  const auto port = parse_port(text.substr(first + 1, second - first - 1));
+  if (!port) return std::nullopt;
+  e.port = *port;
+  std::string_view rest = text.substr(second + 1);
+  std::string_view port2;
+  if (rest.starts_with('[')) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return std::nullopt;
+      port2 = rest.substr(close + 2);
+      if (port2.empty()) return std::nullopt;
+    }
+    rest = rest.substr(1, close - 1);
+  } else if (!ip_literal(std::string(rest))) {  // IPv4:PORT2
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    port2 = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
   }
-  e.port = static_cast<std::uint16_t>(value);
-  std::string_view address = text.substr(second + 1);
-  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
-    address = address.substr(1, address.size() - 2);
-  }
-  e.address = std::string(address);
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, e.address.c_str(), buf) != 1 &&
-      inet_pton(AF_INET6, e.address.c_str(), buf) != 1) {
-    return std::nullopt;
+  e.address = std::string(rest);
+  if (!ip_literal(e.address)) return std::nullopt;
+  if (!port2.empty()) {
+    const auto p2 = parse_port(port2);
+    if (!p2) return std::nullopt;
+    e.connect_port = *p2;
   }
   return e;
 }
@@ -156,8 +182,8 @@ void read_resolve(Reader& r, const Value& t, const std::string& p, std::vector<R
     if (arr[i].is_string()) e = parse_resolve(arr[i].as_string().str);
     if (!e) {
       r.problem(arr[i], where,
-                "expected \"HOST:PORT:ADDRESS\" with an IP address, e.g. "
-                "\"keys.example.org:443:192.0.2.7\"");
+                "expected \"HOST:PORT:ADDRESS\" or \"HOST:PORT:ADDRESS:PORT2\" with an IP "
+                "address, e.g. \"keys.example.org:443:192.0.2.7\"");
       continue;
     }
     out.push_back(std::move(*e));
@@ -319,13 +345,13 @@ Config build(const Value& root, const std::string& source) {
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
 
-std::string UpstreamsConfig::pinned_address(std::string_view host, std::uint16_t port) const {
+const ResolveEntry* UpstreamsConfig::pinned(std::string_view host, std::uint16_t port) const {
   std::string lower(host);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const auto& e : resolve) {
-    if (e.host == lower && e.port == port) return e.address;
+    if (e.host == lower && e.port == port) return &e;
   }
-  return "";
+  return nullptr;
 }
 
 std::vector<std::size_t> UpstreamsConfig::try_order() const {

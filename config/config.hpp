@@ -61,12 +61,15 @@ struct UpstreamConfig {
 enum class MergePolicy { first, all };
 enum class ForwardAdds { default_upstream, all, none };
 
-// One `upstreams.resolve` entry, "HOST:PORT:ADDRESS" as curl's --resolve takes it: connections
-// to HOST:PORT go to ADDRESS (an IP literal); TLS still sends and verifies HOST.
+// One `upstreams.resolve` entry, "HOST:PORT:ADDRESS" as curl's --resolve takes it, or
+// "HOST:PORT:ADDRESS:PORT2" as its --connect-to does: connections to HOST:PORT go to ADDRESS (an
+// IP literal; IPv6 in brackets when PORT2 follows), on PORT2 if given; TLS still sends and
+// verifies HOST.
 struct ResolveEntry {
   std::string host;  // lower case
   std::uint16_t port = 443;
   std::string address;  // without brackets
+  std::uint16_t connect_port = 0;  // 0: `port`
 
   friend bool operator==(const ResolveEntry&, const ResolveEntry&) = default;
 };
@@ -92,8 +95,8 @@ struct UpstreamsConfig {
 
   // The order misses are tried in: the default first, then the others in list order.
   std::vector<std::size_t> try_order() const;
-  // The address `resolve` pins host:port to, or "" (resolve the name as usual).
-  std::string pinned_address(std::string_view host, std::uint16_t port) const;
+  // The `resolve` entry for host:port, or null (resolve the name as usual).
+  const ResolveEntry* pinned(std::string_view host, std::uint16_t port) const;
 };
 
 enum class ThirdPartySigs { keep, strip, strip_if_oversize };

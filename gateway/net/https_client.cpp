@@ -363,8 +363,9 @@ asio::awaitable<std::optional<UpstreamResponse>> HttpsClient::open(Connection& c
   const bool pinned = !options_.connect_address.empty();
   const std::string& where = pinned ? options_.connect_address : ep.host;
   const auto flags = pinned ? tcp::resolver::numeric_host : tcp::resolver::flags();
+  const std::uint16_t port = options_.connect_port ? options_.connect_port : ep.port;
   auto [rec, endpoints] =
-      co_await resolver.async_resolve(where, std::to_string(ep.port), flags, kTuple);
+      co_await resolver.async_resolve(where, std::to_string(port), flags, kTuple);
   if (rec) co_return result(Outcome::connect_error, "cannot resolve " + where + ": " + rec.message());
   if (withdrawn(cancel)) co_return std::nullopt;
   tcp_layer.expires_after(limits.connect_timeout);
@@ -372,7 +373,7 @@ asio::awaitable<std::optional<UpstreamResponse>> HttpsClient::open(Connection& c
   if (cec) {
     co_return io_failure(cec, Outcome::connect_error,
                          "connect to " + ep.host + ":" + std::to_string(ep.port) +
-                             (pinned ? " at " + where : ""));
+                             (pinned ? " at " + where + ":" + std::to_string(port) : ""));
   }
   if (withdrawn(cancel)) co_return std::nullopt;
   // SNI (never for IP literals) and host name verification against the certificate. A saved

@@ -81,9 +81,10 @@ struct HttpsClientOptions {
   config::UpstreamUrl endpoint;
   std::vector<std::string> ca_files;  // extra trust anchors besides the system store; "" skipped
   unsigned max_connections = 8;
-  // An IP address to connect to instead of resolving endpoint.host (upstreams.resolve); the TLS
-  // name sent and verified stays endpoint.host.
+  // An IP address (and port, when not 0) to connect to instead of resolving endpoint.host
+  // (upstreams.resolve); the TLS name sent and verified stays endpoint.host.
   std::string connect_address;
+  std::uint16_t connect_port = 0;
 };
 
 class HttpsClient {

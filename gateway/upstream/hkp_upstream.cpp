@@ -10,8 +10,12 @@ namespace {
 
 HttpsClientOptions client_options(const config::UpstreamConfig& u,
                                   const config::UpstreamsConfig& all) {
-  return {u.name, u.endpoint, {all.ca_file, u.ca_file}, all.max_connections,
-          all.pinned_address(u.endpoint.host, u.endpoint.port)};
+  HttpsClientOptions o{u.name, u.endpoint, {all.ca_file, u.ca_file}, all.max_connections, {}, 0};
+  if (const auto* pin = all.pinned(u.endpoint.host, u.endpoint.port)) {
+    o.connect_address = pin->address;
+    o.connect_port = pin->connect_port;
+  }
+  return o;
 }
 
 }  // namespace
@@ -27,7 +31,8 @@ bool HkpUpstream::same_settings(const config::UpstreamConfig& u,
   const auto& o = upstream_;
   return o.name == u.name && o.url == u.url && o.ca_file == u.ca_file && o.probe == u.probe &&
          shared_ca_file_ == all.ca_file && client_.options().max_connections == all.max_connections &&
-         client_.options().connect_address == all.pinned_address(u.endpoint.host, u.endpoint.port);
+         client_.options().connect_address == client_options(u, all).connect_address &&
+         client_.options().connect_port == client_options(u, all).connect_port;
 }
 
 std::string HkpUpstream::keys_target(const hkp::Search& search) {

@@ -127,6 +127,14 @@ TEST_CASE("upstreams.resolve pins an upstream's address, and its certificate is 
     CHECK(r.status == 200);
     CHECK(ks.count("gets") == 1);
   }
+  {  // curl --connect-to's form: the URL's default port, the connection to the test port
+    TempDir moved;
+    Gateway gw(moved, {{"moved", "https://moved.test.example"}}, "",
+               "resolve = [\"moved.test.example:443:127.0.0.1:" + port + "\"]\n");
+    REQUIRE(gw.started());
+    CHECK(gw.get(get_target(bob)).status == 200);
+    CHECK(ks.count("gets") == 2);
+  }
   {  // pinned to the same server, but a name its certificate does not carry: refused
     TempDir other;
     Gateway gw(other, {{"misnamed", "https://keys.elsewhere.example:" + port}}, "",
@@ -135,6 +143,6 @@ TEST_CASE("upstreams.resolve pins an upstream's address, and its certificate is 
     const HttpResult r = gw.get(get_target(bob));
     CHECK(r.status == 503);
     CHECK_THAT(gw.log(), Contains("outcome=tls_error"));
-    CHECK(ks.count("gets") == 1);
+    CHECK(ks.count("gets") == 2);
   }
 }

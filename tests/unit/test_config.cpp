@@ -205,16 +205,25 @@ TEST_CASE("a file that is not UTF-8 is refused with its line, before the TOML pa
 TEST_CASE("upstreams.resolve pins host names to addresses, as curl --resolve does",
           "[config][unit]") {
   const Config c = load_string(
-      "[upstreams]\nresolve = [\"Keys.Example.ORG:443:192.0.2.7\", \"v6.example:8443:[2001:db8::1]\"]\n",
+      "[upstreams]\nresolve = [\"Keys.Example.ORG:443:192.0.2.7\", \"v6.example:8443:[2001:db8::1]\",\n"
+      "  \"bare.example:443:::1\", \"moved.example:443:127.0.0.1:18443\", \"m6.example:443:[::1]:9443\"]\n",
       "test.toml");
-  REQUIRE(c.upstreams.resolve.size() == 2);
-  CHECK(c.upstreams.resolve[0] == ResolveEntry{"keys.example.org", 443, "192.0.2.7"});
-  CHECK(c.upstreams.pinned_address("KEYS.example.org", 443) == "192.0.2.7");
-  CHECK(c.upstreams.pinned_address("keys.example.org", 444) == "");
-  CHECK(c.upstreams.pinned_address("v6.example", 8443) == "2001:db8::1");
-  for (const char* bad : {"keys.example.org", "keys.example.org:443", ":443:192.0.2.7",
-                          "keys.example.org:0:192.0.2.7", "keys.example.org:x:192.0.2.7",
-                          "keys.example.org:443:not-an-ip", "keys.example.org:443:"}) {
+  REQUIRE(c.upstreams.resolve.size() == 5);
+  CHECK(c.upstreams.resolve[0] == ResolveEntry{"keys.example.org", 443, "192.0.2.7", 0});
+  REQUIRE(c.upstreams.pinned("KEYS.example.org", 443));
+  CHECK(c.upstreams.pinned("KEYS.example.org", 443)->address == "192.0.2.7");
+  CHECK_FALSE(c.upstreams.pinned("keys.example.org", 444));
+  CHECK(c.upstreams.pinned("v6.example", 8443)->address == "2001:db8::1");
+  CHECK(c.upstreams.resolve[2] == ResolveEntry{"bare.example", 443, "::1", 0});
+  // curl --connect-to's form: another port too.
+  CHECK(c.upstreams.resolve[3] == ResolveEntry{"moved.example", 443, "127.0.0.1", 18443});
+  CHECK(c.upstreams.resolve[4] == ResolveEntry{"m6.example", 443, "::1", 9443});
+  for (const char* bad :
+       {"keys.example.org", "keys.example.org:443", ":443:192.0.2.7", "keys.example.org:0:192.0.2.7",
+        "keys.example.org:x:192.0.2.7", "keys.example.org:443:not-an-ip",
+        "keys.example.org:443:", "keys.example.org:443:127.0.0.1:0",
+        "keys.example.org:443:127.0.0.1:99999", "keys.example.org:443:[::1",
+        "keys.example.org:443:[::1]:", "keys.example.org:443:[::1]x"}) {
     INFO(bad);
     CHECK_THAT(problems_of(std::string("[upstreams]\nresolve = [\"") + bad + "\"]\n"),
                Contains("test.toml:2: upstreams.resolve[0]: expected \"HOST:PORT:ADDRESS\""));
