@@ -167,6 +167,15 @@ TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps ser
   CHECK(token.status == 400);
   CHECK_THAT(token.body, Contains("unknown token"));
   CHECK(gw.get("/vks/v1/upload").status == 404);  // a GET of the upload path is no lookup
+  // A browser's preflight for the JSON upload (keys.openpgp.org's web clients post from pages).
+  const HttpResult preflight = http_request(gw.address(), "OPTIONS", "/vks/v1/upload", "",
+                                            {"Origin: https://app.example",
+                                             "Access-Control-Request-Method: POST",
+                                             "Access-Control-Request-Headers: content-type"});
+  CHECK(preflight.status == 200);
+  CHECK_THAT(preflight.header("access-control-allow-methods"), Contains("POST"));
+  CHECK(preflight.header("access-control-allow-headers") == "Content-Type");
+  CHECK(preflight.header("access-control-allow-origin") == "*");
   // HKP v2 is not served yet: 501 for its paths and its feature detection, not 404.
   CHECK(gw.get("/pks/v2/certs/by-keyid/116CE4D8CC373801").status == 501);
   CHECK(http_request(gw.address(), "OPTIONS", "/pks/v2/certs/by-keyid").status == 501);
