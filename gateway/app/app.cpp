@@ -55,8 +55,8 @@ std::string logged_target(std::string_view target, bool log_searches) {
   return out;
 }
 
-void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::microseconds d,
-                bool log_searches) {
+void access_log(const HttpRequest& req, const HttpResponse& res, std::string_view front,
+                std::chrono::microseconds d, bool log_searches) {
   const std::string status = std::to_string(res.status);
   char ms[32];  // "12.345": milliseconds to the microsecond, without printf's cost
   const long long us = std::max<long long>(d.count(), 0);
@@ -68,7 +68,7 @@ void access_log(const HttpRequest& req, const HttpResponse& res, std::chrono::mi
                         {"method", req.method},
                         {"target", logged_target(req.target, log_searches)},
                         {"status", status},
-                        {"front", front_of(req.path())},
+                        {"front", front},
                         {"op", res.log_op},
                         {"kind", res.log_kind},
                         {"cache", cache_result_name(res.log_cache)},
@@ -317,8 +317,10 @@ int App::run() {
                         [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
                                                std::chrono::microseconds d) {
-                          access_log(req, res, d, snapshots()->config->server.log_searches);
-                          metrics.request(front_of(req.path()), res.log_op, res.status,
+                          const std::string_view front = front_of(req.path());
+                          access_log(req, res, front, d,
+                                     snapshots()->config->server.log_searches);
+                          metrics.request(front, res.log_op, res.status,
                                           cache_result_name(res.log_cache),
                                           static_cast<double>(d.count()) / 1e6, res.log_reused);
                         });

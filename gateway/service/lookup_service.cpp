@@ -215,7 +215,7 @@ asio::awaitable<LookupService::SharedFetch> LookupService::shared_fetch(
   SharedFetch result;
   const std::string shared_key = only.empty() ? qkey : "u/" + only + "/" + qkey;
   if (index) {
-    auto work = [&] { return fetch_.index(search, qkey, snap, only); };
+    auto work = [&] { return fetch_.index(search, qkey, snap, remember_not_found, only); };
     result = co_await indexes_.run(shared_key, work, settle);
   } else {
     auto work = [&] { return fetch_.keys(search, qkey, snap, remember_not_found, only); };
@@ -232,7 +232,8 @@ void LookupService::revalidate_in_background(bool index, const hkp::Search& sear
       asio::make_strand(background_),
       [this, index, search, qkey, snap]() -> asio::awaitable<void> {
         try {
-          const SharedFetch shared = co_await shared_fetch(index, search, qkey, snap, false);
+          // A listing's "not found" replaces the stale listing; a key lookup had keys cached.
+          const SharedFetch shared = co_await shared_fetch(index, search, qkey, snap, index);
           const auto& f = shared.result;
           log::info("revalidated", {{"kind", hkp::kind_name(search.kind)},
                                     {"in", "background"},

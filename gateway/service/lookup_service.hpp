@@ -66,8 +66,8 @@ class LookupService {
   using SharedFetch = Coalescer<Fetched>::Shared;
   HttpResponse keys_after_fetch(const KeyLookup& l, const SharedFetch& fetched,
                                 const Snapshot& snapshot);
-  // `remember_not_found`: see UpstreamFetch::keys (index lookups remember unless `only` is set).
-  // `only`: one upstream is asked (its fetches coalesce apart from the others').
+  // `remember_not_found`, `only`: see UpstreamFetch::keys (a routed fetch coalesces apart from
+  // the others').
   boost::asio::awaitable<SharedFetch> shared_fetch(bool index, const hkp::Search& search,
                                                    const std::string& qkey,
                                                    std::shared_ptr<const Snapshot> snapshot,

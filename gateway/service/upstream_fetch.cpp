@@ -40,6 +40,12 @@ std::string join_names(const std::vector<std::string>& names, const Snapshot& sn
 
 }  // namespace
 
+void Fetched::remember_if_not_found(const std::string& qkey, std::int64_t now) {
+  if (!definitive_not_found()) return;
+  settle.queries.emplace_back(qkey, cache::not_found_record(now));
+  settle.lazy = true;  // nobody waits for it (the coalescer answers meanwhile)
+}
+
 void Fetched::record_unusable(const std::string& name, const UpstreamResponse& r) {
   ++asked;
   if (r.outcome == Outcome::not_found) {
@@ -140,10 +146,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
   UpstreamQuery query{UpstreamQuery::What::keys, search, {}};
   co_await ask(*snap, std::move(query), out, judge, only);
   if (contributors.empty()) {
-    if (remember_not_found && out.definitive_not_found()) {
-      out.settle.queries.emplace_back(qkey, cache::not_found_record(d_.now()));
-      out.settle.lazy = true;
-    }
+    if (remember_not_found) out.remember_if_not_found(qkey, d_.now());
     co_return out;
   }
 
@@ -198,7 +201,7 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
 
 asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qkey,
                                               std::shared_ptr<const Snapshot> snap,
-                                              std::string only) {
+                                              bool remember_not_found, std::string only) {
   const bool merge_all = snap->config->upstreams.merge == config::MergePolicy::all;
   Fetched out;
   std::vector<std::string> contributors;
@@ -226,9 +229,8 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
     batch.queries.emplace_back(
         qkey, cache::QueryRecord{now, out.upstream, cache::QueryKind::index, {}, out.entries});
     co_await store(std::move(batch));
-  } else if (out.definitive_not_found() && only.empty()) {
-    out.settle.queries.emplace_back(qkey, cache::not_found_record(now));
-    out.settle.lazy = true;
+  } else if (remember_not_found) {
+    out.remember_if_not_found(qkey, now);
   }
   co_return out;
 }

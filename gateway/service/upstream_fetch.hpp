@@ -31,6 +31,9 @@ struct Fetched {
   std::string failures;   // "detail; ..." for the 503/504 message
   cache::WriteBatch settle;  // to commit once the answer is out (taken before it is shared)
 
+  // Leaves a "not found" for `qkey` in `settle` when nobody had it and nobody failed.
+  void remember_if_not_found(const std::string& qkey, std::int64_t now);
+
   bool found() const { return !upstream.empty(); }
   // Every upstream asked answered, and none had it: worth remembering as "not found".
   bool definitive_not_found() const { return !found() && failed == 0; }
@@ -48,15 +51,15 @@ class UpstreamFetch {
   explicit UpstreamFetch(ServiceDeps deps) : d_(std::move(deps)) {}
 
   // `qkey` is the query record's key (cache::query_key). `remember_not_found`: a definitive
-  // "not found" leaves its query record in `settle` (the caller holds no key for the search).
-  // `only` (both): ask that upstream alone, even when it is unhealthy (then as in panic mode,
-  // for at most panic_timeout); index() then remembers no "not found" either.
+  // "not found" leaves its query record in `settle` (the caller holds no answer for the search,
+  // and every upstream was asked). `only`: ask that upstream alone, even when it is unhealthy
+  // (then as in panic mode, for at most panic_timeout).
   boost::asio::awaitable<Fetched> keys(hkp::Search search, std::string qkey,
                                        std::shared_ptr<const Snapshot> snapshot,
                                        bool remember_not_found, std::string only = {});
   boost::asio::awaitable<Fetched> index(hkp::Search search, std::string qkey,
                                         std::shared_ptr<const Snapshot> snapshot,
-                                        std::string only = {});
+                                        bool remember_not_found, std::string only = {});
   // Writes through the cache and waits for the commit; a failure is logged once and the
   // answer is served anyway.
   boost::asio::awaitable<void> store(cache::WriteBatch batch);

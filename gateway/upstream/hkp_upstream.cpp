@@ -29,10 +29,11 @@ HkpUpstream::HkpUpstream(asio::any_io_executor executor, config::UpstreamConfig 
 bool HkpUpstream::same_settings(const config::UpstreamConfig& u,
                                 const config::UpstreamsConfig& all) const {
   const auto& o = upstream_;
+  const HttpsClientOptions& have = client_.options();
+  const HttpsClientOptions want = client_options(u, all);
   return o.name == u.name && o.url == u.url && o.ca_file == u.ca_file && o.probe == u.probe &&
-         shared_ca_file_ == all.ca_file && client_.options().max_connections == all.max_connections &&
-         client_.options().connect_address == client_options(u, all).connect_address &&
-         client_.options().connect_port == client_options(u, all).connect_port;
+         shared_ca_file_ == all.ca_file && have.max_connections == want.max_connections &&
+         have.connect_address == want.connect_address && have.connect_port == want.connect_port;
 }
 
 std::string HkpUpstream::keys_target(const hkp::Search& search) {

@@ -46,6 +46,9 @@ TEST_CASE("a route asks its upstream alone, through the shared cache", "[integra
   const HttpResult unknown = gw.get("/u/nosuch" + get_target(bob));
   CHECK(unknown.status == 404);
   CHECK_THAT(unknown.body, Contains("no upstream named \"nosuch\""));
+  const HttpResult long_name = gw.get("/u/" + std::string(6000, 'n') + get_target(bob));
+  CHECK(long_name.status == 404);
+  CHECK(long_name.body.size() < 200);  // the name is echoed cut short
   CHECK(gw.get("/u/a/pks/nothing").status == 404);
   CHECK(gw.get("/u/").status == 404);
   CHECK(http_request(gw.address(), "POST", "/u/a/pks/add", "keytext=x",

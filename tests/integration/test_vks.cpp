@@ -130,6 +130,11 @@ TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps ser
       {"/vks/v1/by-email/not-an-address", 400, "not an email address"},
       {"/vks/v1/by-email/", 400, "not an email address"},
       {"/vks/v1/by-name/alice", 404, "no such VKS endpoint"},
+      // Hostile shapes: an encoded line break and NUL (echoed escaped, still one line), and a
+      // value far longer than any fingerprint (echoed cut short).
+      {"/vks/v1/by-email/evil%0AX-Injected:%201%00@b.example", 400, "not an email address"},
+      {"/vks/v1/by-fingerprint/" + std::string(6000, 'Z'), 400, "hexadecimal digits expected"},
+      {"/vks/v1/by-fingerprint/" + std::string(6000, 'A'), 400, "not 6000"},
   };
   for (const auto& c : gets) {
     const HttpResult r = gw.get(c.target);
@@ -137,6 +142,8 @@ TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps ser
     CHECK(r.status == c.status);
     CHECK_THAT(r.body, Contains(c.says));
     CHECK(std::count(r.body.begin(), r.body.end(), '\n') == 1);
+    CHECK(r.body.size() < 300);
+    CHECK(r.header("x-injected").empty());
   }
   const std::vector<Case> uploads = {
       {"not json", 400, "not JSON"},
@@ -166,6 +173,11 @@ TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps ser
                                     "{\"token\":\"forged\",\"addresses\":[\"a@b.example\"]}");
   CHECK(token.status == 400);
   CHECK_THAT(token.body, Contains("unknown token"));
+  std::string many = "{\"token\":\"hkpgw-" + fixture("ALICE_FPR") + "\",\"addresses\":[";
+  for (int i = 0; i <= 100; ++i) many += (i ? ",\"" : "\"") + std::to_string(i) + "@x.example\"";
+  const HttpResult too_many = vks_post(gw, "/vks/v1/request-verify", many + "]}");
+  CHECK(too_many.status == 400);
+  CHECK_THAT(too_many.body, Contains("more than 100 addresses"));
   CHECK(gw.get("/vks/v1/upload").status == 404);  // a GET of the upload path is no lookup
   // A browser's preflight for the JSON upload (keys.openpgp.org's web clients post from pages).
   const HttpResult preflight = http_request(gw.address(), "OPTIONS", "/vks/v1/upload", "",
