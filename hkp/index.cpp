@@ -25,19 +25,20 @@ void append_int(std::string& out, std::int64_t v) {
   if (v != 0) out += std::to_string(v);
 }
 
-// YYYY-MM-DD, or "" for a time that is not a date of years 1970 to 9999. Times come from
-// upstream listings: one far in the future used to make strftime fill the buffer without a
-// terminating NUL, and the copy read past it (fuzz_mr_index).
-std::string date(std::int64_t t) {
-  constexpr std::int64_t kYear10000 = 253402300800;  // 10000-01-01T00:00:00Z
-  if (t <= 0 || t >= kYear10000) return "";
+// `t` in UTC per the strftime format, or "" for a time outside the years 1970 to 9999. Times
+// come from upstream listings: one far in the future used to make strftime fill the buffer
+// without a terminating NUL, and the copy read past it (fuzz_mr_index).
+std::string utc_time(std::int64_t t, const char* format) {
+  if (t <= 0 || t > kMaxRfc3339) return "";
   const std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
   if (!gmtime_r(&tt, &tm)) return "";
-  char buf[16];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  char buf[32];
+  const std::size_t n = std::strftime(buf, sizeof buf, format, &tm);
   return std::string(buf, n);
 }
+
+std::string date(std::int64_t t) { return utc_time(t, "%Y-%m-%d"); }  // YYYY-MM-DD
 
 std::int64_t to_int(std::string_view s) {
   std::int64_t v = 0;
@@ -113,6 +114,75 @@ std::string format_mr_index(std::span<const IndexEntry> entries, std::int64_t no
       out += '\n';
     }
   }
+  return out;
+}
+
+namespace {
+
+// The names RFC 9580 section 9.1 gives the public-key algorithms.
+const char* algo_long_name(std::uint8_t algo) {
+  switch (algo) {
+    case 1: return "RSA (Encrypt or Sign)";
+    case 2: return "RSA Encrypt-Only";
+    case 3: return "RSA Sign-Only";
+    case 16: return "Elgamal (Encrypt-Only)";
+    case 17: return "DSA";
+    case 18: return "ECDH";
+    case 19: return "ECDSA";
+    case 22: return "EdDSALegacy";
+    case 25: return "X25519";
+    case 26: return "X448";
+    case 27: return "Ed25519";
+    case 28: return "Ed448";
+    default: return "unknown";
+  }
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::string rfc3339(std::int64_t t) { return utc_time(t, "%Y-%m-%dT%H:%M:%SZ"); }
+
+std::string format_json_index(std::span<const IndexEntry> entries, std::int64_t now) {
+  std::string out = "[";
+  bool first = true;
+  for (const auto& e : entries) {
+    if (e.id.size() != 40) continue;  // a key ID alone names no v2 certificate
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += "{\"version\":4,\"fingerprint\":\"" + lower(e.id) + "\",\"algorithm\":{\"code\":" +
+           std::to_string(e.algo) + ",\"name\":" + json_string(algo_long_name(e.algo)) +
+           ",\"bitLength\":" + std::to_string(e.bits) + "}";
+    // Times only when known and of a four-digit year (an upstream's listing may say anything).
+    const auto time_field = [&out](const char* name, std::int64_t t) {
+      if (const std::string text = rfc3339(t); !text.empty()) {
+        out += std::string(",\"") + name + "\":\"" + text + "\"";
+      }
+    };
+    time_field("creation", e.created);
+    time_field("expiration", e.expires);
+    out += std::string(",\"isRevoked\":") + (e.revoked ? "true" : "false");
+    out += std::string(",\"isExpired\":") + (e.expires != 0 && e.expires <= now ? "true" : "false");
+    out += ",\"userIDs\":[";
+    for (std::size_t i = 0; i < e.uids.size(); ++i) {
+      const IndexUid& u = e.uids[i];
+      out += (i ? ",{" : "{") + std::string("\"uidString\":") + json_string(u.text);
+      time_field("creation", u.created);
+      out += std::string(",\"isRevoked\":") + (u.revoked ? "true" : "false") + "}";
+    }
+    out += "],\"subkeys\":[";
+    for (std::size_t i = 0; i < e.subkeys.size(); ++i) {
+      out += (i ? "," : "") + std::string("{\"version\":4,\"fingerprint\":\"") +
+             lower(e.subkeys[i]) + "\"}";
+    }
+    out += "]}";
+  }
+  out += first ? "]\n" : "\n]\n";
   return out;
 }
 

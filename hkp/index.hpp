@@ -59,6 +59,18 @@ inline constexpr std::size_t kMaxIndexUidBytes = 2048;
 // above, and linear in the body.
 Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body);
 
+// The JSON listing of HKP v2 (index/<identity>): an array of certificates, each with `version`,
+// lower-case `fingerprint`, `algorithm` {code, name, bitLength}, `creation` and `expiration`
+// (RFC 3339, UTC; expiration only when set), `isRevoked`, `isExpired`, `userIDs` [{uidString,
+// creation, isRevoked}] and `subkeys` [{version, fingerprint}]. Entries known only by key ID
+// (some upstream listings) are left out: v2 names a certificate by its fingerprint.
+std::string format_json_index(std::span<const IndexEntry> entries, std::int64_t now);
+
+// Seconds since the epoch as RFC 3339 in UTC: "2019-01-22T11:56:25Z"; "" for 0 and for times
+// past the year 9999 (an upstream's listing may carry any number).
+inline constexpr std::int64_t kMaxRfc3339 = 253402300799;  // 9999-12-31T23:59:59Z
+std::string rfc3339(std::int64_t t);
+
 std::string html_escape(std::string_view s);
 
 }  // namespace hkpgw::hkp

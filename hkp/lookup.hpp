@@ -41,6 +41,7 @@ struct LookupRequest {
   Search search;             // empty value for op=stats
   bool machine_readable = false;  // options=mr
   bool no_modify = false;         // options=nm (accepted, has no effect on lookups)
+  bool v2 = false;  // HKP v2 (hkp/v2.hpp): keys answered binary, listings as JSON
 };
 
 const char* op_name(Op op);

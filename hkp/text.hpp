@@ -1,4 +1,4 @@
-// Small text helpers the parsers and formatters share: hex digits and trimming. Pure.
+// Small text helpers the parsers and formatters share: hex digits, trimming, JSON strings. Pure.
 #pragma once
 
 #include <string>
@@ -16,5 +16,9 @@ inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c ==
 
 // Without spaces, tabs, CR and LF at either end.
 std::string_view trim(std::string_view s);
+
+// `s` as a quoted JSON string: quotes, backslashes and controls escaped; bytes that are not
+// UTF-8 (a user ID may hold anything) each become U+FFFD, so the document always parses.
+std::string json_string(std::string_view s);
 
 }  // namespace hkpgw::hkp

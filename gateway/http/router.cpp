@@ -3,6 +3,7 @@
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/version.hpp"
 #include "hkp/index.hpp"
+#include "hkp/v2.hpp"
 #include "hkp/vks.hpp"
 
 namespace hkpgw::gateway {
@@ -26,7 +27,8 @@ std::string_view front_of(std::string_view path) {
     const auto slash = path.find('/', kRoutePrefix.size());
     path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
   }
-  return path.starts_with("/vks/") ? "vks" : "hkp";
+  if (path.starts_with("/vks/")) return "vks";
+  return path.starts_with(hkp::kV2Prefix) ? "v2" : "hkp";
 }
 
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
@@ -46,6 +48,8 @@ const std::vector<Router::Route>& Router::routes() {
       {"GET", "/vks/v1/", &Router::serve_vks_lookup, true},
       {"POST", "/vks/v1/upload", &Router::serve_vks_upload},
       {"POST", "/vks/v1/request-verify", &Router::serve_vks_verify},
+      {"GET", hkp::kV2Prefix, &Router::serve_v2_lookup, true},
+      {"POST", "/pks/v2/certs", &Router::serve_v2_submit},
       {"GET", kRoutePrefix, &Router::serve_routed, true},
   };
   return table;
@@ -61,13 +65,10 @@ asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {
     allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
     if (r.method == req.method) handler = r.handler;
   }
-  // HKP v2 (draft-ietf-openpgp-hkp) is not built yet: 501 tells a client's feature detection
-  // so (404 would read as "no such key"); OPTIONS included.
-  if (allowed.empty() && path.starts_with("/pks/v2/")) {
-    co_return text_response(501, "Not implemented: HKP v2 is not served yet; use /pks/lookup or "
-                                 "/vks/v1/");
+  if (req.method == "OPTIONS") {  // CORS preflight, feature detection
+    if (path.starts_with(hkp::kV2Prefix)) co_return v2_options(path);  // per category
+    co_return options(allowed);
   }
-  if (req.method == "OPTIONS") co_return options(allowed);  // CORS preflight, feature detection
   if (handler) {
     HttpResponse r = co_await (this->*handler)(req, snap);
     co_return r;
@@ -107,8 +108,12 @@ asio::awaitable<HttpResponse> Router::serve_routed(const HttpRequest& req,
     HttpResponse r = co_await vks_lookup(rest, req, std::move(snap), std::move(only));
     co_return r;
   }
-  co_return text_response(404, "Not found: a route takes /u/<upstream>/pks/lookup or "
-                               "/u/<upstream>/vks/v1/...");
+  if (rest.starts_with(hkp::kV2Prefix)) {
+    HttpResponse r = co_await v2_lookup(rest, req, std::move(snap), std::move(only));
+    co_return r;
+  }
+  co_return text_response(404, "Not found: a route takes /u/<upstream>/pks/lookup, "
+                               "/u/<upstream>/vks/v1/... or /u/<upstream>/pks/v2/...");
 }
 
 asio::awaitable<HttpResponse> Router::hkp_lookup(const HttpRequest& req,
@@ -156,7 +161,8 @@ HttpResponse Router::home(const Snapshot& snap) const {
             (u->name() == snap.config->upstreams.default_name ? " (default)" : "") + ": " +
             (u->health().healthy() ? "healthy" : "<strong>unhealthy</strong>") +
             " &mdash; this upstream alone: <code>" + hkp::html_escape(route) +
-            "/pks/lookup</code>, <code>" + hkp::html_escape(route) + "/vks/v1/</code></li>\n";
+            "/pks/lookup</code>, <code>" + hkp::html_escape(route) + "/vks/v1/</code>, <code>" +
+            hkp::html_escape(route) + "/pks/v2/</code></li>\n";
   }
   body += "</ol>\n<p>" + std::string(kVersionString) + "</p></body></html>\n";
   HttpResponse r;

@@ -21,8 +21,9 @@ namespace hkpgw::gateway {
 // Per-upstream routes: /u/<name>/pks/lookup and /u/<name>/vks/v1/... ask that upstream alone.
 inline constexpr std::string_view kRoutePrefix = "/u/";
 
-// The front a request path belongs to, for metrics and access lines: "vks" under /vks/ (or
-// /u/<name>/vks/), else "hkp" (the home page and unknown paths included). Static text.
+// The front a request path belongs to, for metrics and access lines: "vks" under /vks/, "v2"
+// under /pks/v2/ (either also under /u/<name>/), else "hkp" (the home page and unknown paths
+// included). Static text.
 std::string_view front_of(std::string_view path);
 
 class Router {
@@ -67,6 +68,14 @@ class Router {
                                                         std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_vks_verify(const HttpRequest&,
                                                         std::shared_ptr<const Snapshot>);
+  // The HKP v2 front (v2.cpp): lookups, submission, feature detection per category.
+  boost::asio::awaitable<HttpResponse> serve_v2_lookup(const HttpRequest&,
+                                                       std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> v2_lookup(std::string_view path, const HttpRequest&,
+                                                 std::shared_ptr<const Snapshot>, std::string only);
+  boost::asio::awaitable<HttpResponse> serve_v2_submit(const HttpRequest&,
+                                                       std::shared_ptr<const Snapshot>);
+  static HttpResponse v2_options(std::string_view path);
   static HttpResponse options(const std::string& allowed);
   HttpResponse home(const Snapshot& snap) const;
   HttpResponse stats(const hkp::LookupRequest& req, const Snapshot& snap) const;

@@ -13,6 +13,7 @@
 #include "cache/store.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/upstream/snapshot.hpp"
+#include "hkp/text.hpp"
 
 namespace hkpgw::gateway {
 
@@ -42,7 +43,6 @@ std::string stats_json(const StatsReport& r);  // op=stats&options=mr
 std::string cache_json(const cache::StoreStats& s);  // /admin/cache
 MetricsSample metrics_sample(const StatsReport& r);  // /metrics
 
-// A JSON string literal (quotes, backslashes and control bytes escaped).
-std::string json_string(std::string_view s);
+using hkp::json_string;  // every JSON answer quotes its strings one way (hkp/text.hpp)
 
 }  // namespace hkpgw::gateway

@@ -8,6 +8,7 @@
 #include "gateway/observe/log.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "hkp/armor.hpp"
+#include "hkp/v2.hpp"
 #include "hkp/index.hpp"
 
 namespace hkpgw::gateway {
@@ -38,7 +39,10 @@ std::int64_t seconds(std::chrono::milliseconds d) { return d.count() / 1000; }
 HttpResponse index_response(const hkp::LookupRequest& req, std::vector<hkp::IndexEntry> entries,
                             std::int64_t now) {
   HttpResponse r;
-  if (req.machine_readable) {
+  if (req.v2) {
+    r.content_type = "application/json";
+    r.body = hkp::format_json_index(entries, now);
+  } else if (req.machine_readable) {
     r.body = hkp::format_mr_index(entries, now);
   } else {
     r.content_type = "text/html; charset=utf-8";
@@ -116,17 +120,17 @@ HttpResponse LookupService::render(const hkp::LookupRequest& req, const std::vec
     return index_response(req, std::move(entries), now);
   }
   HttpResponse r;
-  r.content_type = "application/pgp-keys";
+  r.content_type = req.v2 ? hkp::kV2KeysType : std::string_view("application/pgp-keys");
   if (keys.size() == 1 && (keys.front().prepared || keys.front().id)) {  // armored once, shared
     const Served& k = keys.front();
     auto p = k.prepared ? k.prepared : answers_.prepared(*k.id, *k.packets);
-    const std::string* armor = &p->armor;
-    r.shared_body = std::shared_ptr<const std::string>(std::move(p), armor);
+    const std::string* body = req.v2 ? &p->packets : &p->armor;  // v2: the binary bundle
+    r.shared_body = std::shared_ptr<const std::string>(std::move(p), body);
     return r;
   }
   std::string all;
   for (const auto& k : keys) all += *k.packets;
-  r.body = hkp::armor_public_keys(all);
+  r.body = req.v2 ? std::move(all) : hkp::armor_public_keys(all);
   return r;
 }
 

@@ -1,9 +1,12 @@
 // /pks/lookup query strings: parse_lookup must answer a request or a Problem, never crash, and a
-// parsed search must survive its own upstream form.
+// parsed search must survive its own upstream form. The same bytes as a VKS and an HKP v2 path:
+// a lookup or a 4xx/5xx Problem, nothing else.
 #include <cstdint>
 #include <string_view>
 
 #include "hkp/lookup.hpp"
+#include "hkp/v2.hpp"
+#include "hkp/vks.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view query(reinterpret_cast<const char*>(data), size);
@@ -13,6 +16,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)hkpgw::hkp::parse_lookup(again);
   } else if (parsed.error().status < 400 || parsed.error().status > 599) {
     __builtin_trap();  // a refusal is always a 4xx or 5xx
+  }
+  const std::string tail(query);
+  for (const std::string& path : {std::string(hkpgw::hkp::kVksPrefix) + tail,
+                                  std::string(hkpgw::hkp::kV2Prefix) + tail}) {
+    auto p = path.starts_with(hkpgw::hkp::kV2Prefix) ? hkpgw::hkp::parse_v2_lookup(path)
+                                                     : hkpgw::hkp::parse_vks_lookup(path);
+    if (p ? p->search.value.empty() : (p.error().status < 400 || p.error().status > 599)) {
+      __builtin_trap();  // a lookup always names something; a refusal is a 4xx or 5xx
+    }
+    (void)hkpgw::hkp::v2_allowed_methods(path);
   }
   return 0;
 }

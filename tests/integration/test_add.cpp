@@ -167,8 +167,14 @@ TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[in
     CHECK(cached_keys(gw) == 0);
   }
   SECTION("an unknown content type: 415") {
-    const HttpResult r = post_add(gw, "keytext=x", "multipart/form-data; boundary=x");
+    const HttpResult r = post_add(gw, "keytext=x", "text/xml");
     CHECK(r.status == 415);
+    CHECK_THAT(r.body, Contains("unsupported content type \"text/xml\""));
+  }
+  SECTION("a multipart form that is no form: 400 saying why") {
+    const HttpResult r = post_add(gw, "keytext=x", "multipart/form-data; boundary=x");
+    CHECK(r.status == 400);
+    CHECK_THAT(r.body, Contains("multipart body without its boundary"));
   }
   SECTION("a subkey without its primary key: 422 naming the subkey") {
     const std::string key = key_packets(read_file(data_dir() + "/alice.asc"));

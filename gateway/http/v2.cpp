@@ -1,0 +1,82 @@
+// The HKP v2 front (draft-ietf-openpgp-hkp; docs/contract.md): lookups by versioned
+// fingerprint, key ID and address over the same lookup service as every front, answered as the
+// binary bundle (application/pgp-keys;armor=no) or, for index/, as JSON; POST /pks/v2/certs onto
+// the submission path, answered with the draft's five lists; OPTIONS per category (501 for a
+// category not served). Errors are one line of plain text, as on every front.
+#include <boost/asio/awaitable.hpp>
+
+#include "gateway/http/router.hpp"
+#include "hkp/text.hpp"
+#include "hkp/v2.hpp"
+
+namespace hkpgw::gateway {
+
+namespace asio = boost::asio;
+
+asio::awaitable<HttpResponse> Router::serve_v2_lookup(const HttpRequest& req,
+                                                      std::shared_ptr<const Snapshot> snap) {
+  HttpResponse r = co_await v2_lookup(req.path(), req, std::move(snap), {});
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::v2_lookup(std::string_view path, const HttpRequest& req,
+                                                std::shared_ptr<const Snapshot> snap,
+                                                std::string only) {
+  auto parsed = hkp::parse_v2_lookup(path);
+  if (!parsed) {
+    HttpResponse r = text_response(parsed.error().status, parsed.error().message());
+    r.log_op = "v2";
+    co_return r;
+  }
+  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
+  co_return r;
+}
+
+HttpResponse Router::v2_options(std::string_view path) {
+  const std::string_view methods = hkp::v2_allowed_methods(path);
+  if (methods.empty()) {
+    return text_response(501, "Not implemented: HKP v2 category not served here (served: "
+                              "certs/by-vfingerprint, certs/by-keyid, certs/by-identity, index, "
+                              "certs)");
+  }
+  HttpResponse r = options(std::string(methods.substr(0, methods.rfind(", OPTIONS"))));
+  if (methods.starts_with("POST")) r.set("Accept", std::string(hkp::kV2KeysType));
+  return r;
+}
+
+asio::awaitable<HttpResponse> Router::serve_v2_submit(const HttpRequest& req,
+                                                      std::shared_ptr<const Snapshot> snap) {
+  auto sub = hkp::parse_submission(req.content_type, req.body, {});
+  if (!sub) {
+    // "Not well formed" is 422 in v2 (400 is reserved for the request itself).
+    const unsigned status = sub.error().status == 400 ? 422 : sub.error().status;
+    HttpResponse r = text_response(status, sub.error().message());
+    r.log_op = "add";
+    co_return r;
+  }
+  const hkp::Submission& submission = *sub;
+  AddService::Submitted done = co_await adds_.submit(submission, req, std::move(snap));
+  if (auto* refused = std::get_if<HttpResponse>(&done)) {
+    if (refused->status == 400) refused->status = 422;
+    co_return std::move(*refused);
+  }
+  std::string inserted, updated, ignored;
+  for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
+    const std::string cert = "{\"version\":4,\"fingerprint\":\"" + hkp::ascii_lower(k.fingerprint) + "\"";
+    std::string& list = k.change == cache::Change::added     ? inserted
+                        : k.change == cache::Change::updated ? updated
+                                                             : ignored;
+    list += (list.empty() ? "" : ",") + cert +
+            (k.change == cache::Change::unchanged
+                 ? ",\"comment\":\"nothing new: the cached copy already holds all of it\"}"
+                 : "}");
+  }
+  HttpResponse r;
+  r.content_type = "application/json";
+  r.body = "{\"inserted\":[" + inserted + "],\"updated\":[" + updated + "],\"deleted\":[]," +
+           "\"ignored\":[" + ignored + "],\"invalid\":[]}\n";
+  r.log_op = "add";
+  co_return r;
+}
+
+}  // namespace hkpgw::gateway
