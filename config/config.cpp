@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <map>
@@ -216,6 +217,36 @@ void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   r.integer(t, p, "max_connections", u.max_connections, 1, 10000);
 }
 
+void read_wkd_upstream(Reader& r, const Value& t, const std::string& p, UpstreamConfig& up) {
+  for (const char* key : {"url", "probe"}) {
+    if (const Value* v = r.child(t, key)) {
+      r.problem(*v, p + key,
+                "a kind = \"wkd\" upstream asks each address's own domain: it has no " +
+                    std::string(key));
+    }
+  }
+  up.url.clear();
+  r.boolean(t, p, "ask_first", up.ask_first);
+  r.duration(t, p, "absent_for", up.absent_for, Duration(0));
+  if (const Value* v = r.child(t, "domains")) {
+    if (!v->is_array()) {
+      r.problem(*v, p + "domains", "expected a list of domain names");
+      return;
+    }
+    const auto& arr = v->as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+      std::string d = arr[i].is_string() ? arr[i].as_string().str : std::string();
+      for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!valid_domain_name(d)) {
+        r.problem(arr[i], p + "domains[" + std::to_string(i) + "]",
+                  "expected a domain name such as \"example.org\"");
+        continue;
+      }
+      up.domains.push_back(std::move(d));
+    }
+  }
+}
+
 void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& out) {
   if (!v.is_array()) {
     r.problem(v, "upstream", "expected [[upstream]] tables");
@@ -231,9 +262,11 @@ void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& 
       continue;
     }
     const Value& t = arr[i];
-    r.check_keys(t, p, {"name", "url", "ca_file", "probe"});
+    r.check_keys(t, p, {"name", "kind", "url", "ca_file", "probe", "domains", "ask_first",
+                        "absent_for"});
     UpstreamConfig up;
     r.string(t, p, "name", up.name);
+    r.choice(t, p, "kind", up.kind, {{"hkp", UpstreamKind::hkp}, {"wkd", UpstreamKind::wkd}});
     r.string(t, p, "url", up.url);
     r.string(t, p, "ca_file", up.ca_file);
     r.string(t, p, "probe", up.probe);
@@ -243,6 +276,16 @@ void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& 
                                 : "\"" + up.name + "\" is not a valid name (letters, digits, . _ -)");
     } else if (!names.insert(up.name).second) {
       r.problem(*r.child(t, "name"), p + "name", "duplicate upstream name \"" + up.name + "\"");
+    }
+    if (up.kind == UpstreamKind::wkd) {
+      read_wkd_upstream(r, t, p, up);
+      out.push_back(std::move(up));
+      continue;
+    }
+    for (const char* key : {"domains", "ask_first", "absent_for"}) {
+      if (const Value* v = r.child(t, key)) {
+        r.problem(*v, p + key, "only a kind = \"wkd\" upstream takes this key");
+      }
     }
     auto url = parse_upstream_url(up.url);
     if (!url.ok()) {
@@ -315,12 +358,20 @@ Config build(const Value& root, const std::string& source) {
   if (!u.default_name.empty()) {
     const bool known = std::any_of(u.list.begin(), u.list.end(),
                                    [&](const auto& up) { return up.name == u.default_name; });
+    const auto named = std::find_if(u.list.begin(), u.list.end(),
+                                    [&](const auto& up) { return up.name == u.default_name; });
     if (!known) {
       r.problem(*r.child(*r.child(root, "upstreams"), "default"), "upstreams.default",
                 "no [[upstream]] is named \"" + u.default_name + "\"");
+    } else if (!named->keyserver()) {
+      r.problem(*r.child(*r.child(root, "upstreams"), "default"), "upstreams.default",
+                "\"" + u.default_name + "\" is a wkd upstream; the default must be a keyserver "
+                "(kind = \"hkp\"): it takes the submissions");
     }
-  } else if (!u.list.empty()) {
-    u.default_name = u.list.front().name;
+  } else {
+    const auto first = std::find_if(u.list.begin(), u.list.end(),
+                                    [](const auto& up) { return up.keyserver(); });
+    if (first != u.list.end()) u.default_name = first->name;
   }
   if (c.server.listen.empty() && c.server.hkps_listen.empty()) {
     r.problem_at_top("server.listen", "at least one listener (listen or hkps_listen) is needed");
@@ -344,6 +395,8 @@ Config build(const Value& root, const std::string& source) {
 
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
+
+const char* upstream_kind_name(UpstreamKind k) { return k == UpstreamKind::wkd ? "wkd" : "hkp"; }
 
 const ResolveEntry* UpstreamsConfig::pinned(std::string_view host, std::uint16_t port) const {
   std::string lower(host);

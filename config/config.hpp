@@ -50,12 +50,25 @@ struct CacheConfig {
   Duration negative_ttl = std::chrono::minutes(5);
 };
 
+// What an upstream speaks: a keyserver over HKP, or each address's own domain over WKD.
+enum class UpstreamKind { hkp, wkd };
+const char* upstream_kind_name(UpstreamKind k);
+
 struct UpstreamConfig {
   std::string name;
-  std::string url;  // as written, for logs and the status page
+  std::string url;  // as written, for logs and the status page ("" for wkd)
   UpstreamUrl endpoint;
   std::string ca_file;
   std::string probe = "/";
+  UpstreamKind kind = UpstreamKind::hkp;
+  // wkd only: the domains asked (lower case; empty: every address's domain), whether it is
+  // asked before the keyservers for addresses (else in list order), and how long a domain whose
+  // WKD could not be reached is not asked again.
+  std::vector<std::string> domains;
+  bool ask_first = true;
+  Duration absent_for = std::chrono::hours(1);
+
+  bool keyserver() const { return kind == UpstreamKind::hkp; }
 };
 
 enum class MergePolicy { first, all };
@@ -75,7 +88,7 @@ struct ResolveEntry {
 };
 
 struct UpstreamsConfig {
-  std::string default_name;  // resolved: never empty when the list is not
+  std::string default_name;  // resolved: never empty when the list holds a keyserver (hkp)
   std::string ca_file;
   Duration connect_timeout = std::chrono::seconds(3);
   Duration request_timeout = std::chrono::seconds(10);

@@ -1,5 +1,7 @@
 #include "config/units.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 #include <limits>
 
@@ -167,6 +169,20 @@ Parsed<UpstreamUrl> parse_upstream_url(std::string_view text) {
     path.remove_suffix(1);
   }
   return {UpstreamUrl{hp.value().host, hp.value().port, std::string(path)}};
+}
+
+bool valid_domain_name(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.' ||
+      d.find("..") != std::string_view::npos || d.find('.') == std::string_view::npos) {
+    return false;
+  }
+  for (const char c : d) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  const std::string_view tld = d.substr(d.rfind('.') + 1);
+  const bool letter = std::any_of(tld.begin(), tld.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+  return letter && tld != "localhost";
 }
 
 }  // namespace hkpgw::config

@@ -47,4 +47,9 @@ struct UpstreamUrl {
 // included, is refused: upstream traffic is encrypted and authenticated or it does not happen.
 Parsed<UpstreamUrl> parse_upstream_url(std::string_view text);
 
+// A DNS name the gateway may connect to for a name taken from input (a WKD address's domain):
+// lower-case labels of [a-z0-9-], at least two of them, at most 253 characters, the last label
+// not all digits and not "localhost" (no IP literal, no single-label intranet name).
+bool valid_domain_name(std::string_view d);
+
 }  // namespace hkpgw::config

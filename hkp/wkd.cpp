@@ -1,5 +1,7 @@
 #include "hkp/wkd.hpp"
 
+#include "config/units.hpp"
+
 #include <openssl/sha.h>
 
 #include "hkp/lookup.hpp"
@@ -36,16 +38,12 @@ std::optional<WkdUrls> wkd_urls(std::string_view address) {
   if (at == std::string_view::npos || at == 0 || at + 1 == address.size()) return std::nullopt;
   const std::string_view local = address.substr(0, at);
   const std::string domain = ascii_lower(address.substr(at + 1));
-  for (const char c : domain) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
-    if (!ok) return std::nullopt;
-  }
-  if (domain.front() == '.' || domain.back() == '.') return std::nullopt;
+  if (!config::valid_domain_name(domain)) return std::nullopt;
   const std::string hash = wkd_hash(local);
   const std::string l = "?l=" + percent_encode(local);
-  return WkdUrls{"https://openpgpkey." + domain + "/.well-known/openpgpkey/" + domain + "/hu/" +
-                     hash + l,
-                 "https://" + domain + "/.well-known/openpgpkey/hu/" + hash + l};
+  return WkdUrls{domain,
+                 {"openpgpkey." + domain, "/.well-known/openpgpkey/" + domain + "/hu/" + hash + l},
+                 {domain, "/.well-known/openpgpkey/hu/" + hash + l}};
 }
 
 }  // namespace hkpgw::hkp

@@ -15,13 +15,22 @@ std::string zbase32(std::string_view bytes);
 // The hashed local part: ASCII letters lower-cased (others untouched), SHA-1, z-base-32.
 std::string wkd_hash(std::string_view local_part);
 
-struct WkdUrls {
-  std::string advanced;  // https://openpgpkey.<domain>/.well-known/openpgpkey/<domain>/hu/<hash>?l=<local>
-  std::string direct;    // https://<domain>/.well-known/openpgpkey/hu/<hash>?l=<local>
+// One place to ask: the host to connect to (port 443) and the request target on it.
+struct WkdLocation {
+  std::string host;
+  std::string target;
+  std::string url() const { return "https://" + host + target; }
 };
 
-// Both URLs for an address (local@domain; the domain lower-cased), or nothing when it is no
-// address: no '@', an empty part, or a domain with characters outside [a-z0-9.-].
+struct WkdUrls {
+  std::string domain;  // lower case
+  WkdLocation advanced;  // openpgpkey.<domain>, /.well-known/openpgpkey/<domain>/hu/<hash>?l=<local>
+  WkdLocation direct;    // <domain>, /.well-known/openpgpkey/hu/<hash>?l=<local>
+};
+
+// Both places for an address (local@domain; the domain lower-cased), or nothing when it is no
+// address WKD can serve: no '@', an empty part, or a domain config::valid_domain_name refuses
+// (an IP literal or a single-label name: input never makes the gateway connect to those).
 std::optional<WkdUrls> wkd_urls(std::string_view address);
 
 }  // namespace hkpgw::hkp

@@ -72,15 +72,19 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
                                                            const std::string& only_upstream) {
   Forwarded out;
   const auto& cfg = snap.config->upstreams;
+  // Named operands: no temporaries across a co_await (GCC 12, ARCHITECTURE.md).
+  UpstreamQuery query{UpstreamQuery::What::submit, {}, packets};
   std::vector<std::shared_ptr<Upstream>> targets;
   bool all = false;
   if (!only_upstream.empty()) {  // a retry from the outbox
     if (auto u = snap.find(only_upstream)) targets.push_back(std::move(u));
   } else if (cfg.forward_adds == config::ForwardAdds::all) {
-    targets = snap.upstreams;
+    for (const auto& u : snap.upstreams) {
+      if (u->answers(query)) targets.push_back(u);  // the keyservers: WKD takes no uploads
+    }
     all = true;
   } else if (cfg.forward_adds == config::ForwardAdds::default_upstream) {
-    targets = d_.fleet.candidates(snap);
+    targets = d_.fleet.candidates(snap, query);
   }
   if (targets.empty()) co_return out;
   auto judge = [&](Upstream& upstream, UpstreamAnswer& r) -> asio::awaitable<Verdict> {
@@ -99,8 +103,6 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
     co_return Verdict::go_on;
   };
   const UpstreamLimits limits{cfg.connect_timeout, cfg.request_timeout, 64 << 10};
-  // Named operands: no temporaries across a co_await (GCC 12, ARCHITECTURE.md).
-  UpstreamQuery query{UpstreamQuery::What::submit, {}, packets};
   co_await d_.fleet.fan_out(snap, std::move(targets), std::move(query), limits, all, judge);
   // Answers arrive in any order; report them in try order.
   auto rank = [&](const std::string& name) { return snap.rank(name); };
@@ -268,6 +270,9 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
   // sends it when one is back.
   const bool panic = Fleet::none_healthy(*snap);
   const std::string unhealthy = "every upstream is unhealthy";
+  // Who keeps a submission nobody took: the default (the first keyserver in the try order).
+  const auto keeper = std::find_if(snap->upstreams.begin(), snap->upstreams.end(),
+                                   [](const auto& u) { return u->keyserver(); });
   for (const auto& it : items) {
     const std::string& fpr = it.key.info.fingerprint;
     const auto id = cache::Fingerprint::from_hex(fpr);  // accepted keys are v4: always one
@@ -277,9 +282,11 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
       if (!panic) {
         fw = co_await forward(fpr, it.key.packets, *snap, any_upstream);
       } else if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
-        for (const auto& u : snap->upstreams) fw.failed.emplace_back(u->name(), unhealthy);
+        for (const auto& u : snap->upstreams) {
+          if (u->keyserver()) fw.failed.emplace_back(u->name(), unhealthy);
+        }
       } else {
-        fw.failed.emplace_back(snap->upstreams.front()->name(), unhealthy);
+        fw.failed.emplace_back((*keeper)->name(), unhealthy);  // panic: there is a keyserver
       }
     }
     std::vector<std::string> queued;
@@ -296,8 +303,8 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
     if (cfg.upstreams.forward_adds == config::ForwardAdds::all) {
       for (const auto& [name, why] : fw.failed) enqueue(name, why);
     } else if (cfg.upstreams.forward_adds == config::ForwardAdds::default_upstream &&
-               fw.to.empty() && fw.refused.empty() && !snap->upstreams.empty()) {
-      enqueue(snap->upstreams.front()->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
+               fw.to.empty() && fw.refused.empty() && keeper != snap->upstreams.end()) {
+      enqueue((*keeper)->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
     }
     log::info("key_added", {{"peer", peer},
                             {"fingerprint", fpr},

@@ -72,11 +72,11 @@ asio::awaitable<void> UpstreamFetch::ask(const Snapshot& snap, UpstreamQuery que
                                          Judge judge, const std::string& only) {
   std::vector<std::shared_ptr<Upstream>> candidates;
   if (only.empty()) {
-    candidates = d_.fleet.candidates(snap);
+    candidates = d_.fleet.candidates(snap, query);
     out.panic = Fleet::none_healthy(snap);
   } else if (auto u = snap.find(only)) {  // gone in a reload since the route was checked: none
     out.panic = !u->health().healthy();
-    candidates.push_back(std::move(u));
+    if (u->answers(query)) candidates.push_back(std::move(u));
   }
   const UpstreamLimits limits = upstream_limits(*snap.config, out.panic);
   const bool all = snap.config->upstreams.merge == config::MergePolicy::all || out.panic;
@@ -202,10 +202,27 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
 asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qkey,
                                               std::shared_ptr<const Snapshot> snap,
                                               bool remember_not_found, std::string only) {
-  const bool merge_all = snap->config->upstreams.merge == config::MergePolicy::all;
+  const auto& cfg = *snap->config;
+  const bool merge_all = cfg.upstreams.merge == config::MergePolicy::all;
   Fetched out;
   std::vector<std::string> contributors;
   auto judge = [&](Upstream& upstream, UpstreamAnswer& r) -> asio::awaitable<Verdict> {
+    if (r.outcome == Outcome::ok && r.keys_to_list) {
+      // Keys rather than a listing (WKD): listed here, only those carrying the search, and
+      // parsed on the pool like every key from outside.
+      const std::string& body = r.body;
+      auto list = [&body, &cfg, &search] {
+        std::vector<hkp::IndexEntry> entries;
+        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys);
+        if (parsed.secret_material || parsed.bad_input) return entries;
+        for (const auto& k : parsed.keys) {
+          if (k.info.matches(search)) entries.push_back(hkp::to_index_entry(k.info));
+        }
+        return entries;
+      };
+      r.entries = co_await d_.pool.run(list);
+      if (r.entries.empty()) r.outcome = Outcome::not_found;
+    }
     if (r.outcome != Outcome::ok) {
       out.record_unusable(upstream.name(), r);
       co_return Verdict::go_on;

@@ -63,17 +63,25 @@ void log_health_event(const HealthEvent& e) {
 }
 
 bool Fleet::none_healthy(const Snapshot& snap) {
-  return !snap.upstreams.empty() &&
-         std::none_of(snap.upstreams.begin(), snap.upstreams.end(),
-                      [](const auto& u) { return u->health().healthy(); });
+  bool any = false;
+  for (const auto& u : snap.upstreams) {
+    if (!u->keyserver()) continue;
+    if (u->health().healthy()) return false;
+    any = true;
+  }
+  return any;
 }
 
-std::vector<std::shared_ptr<Upstream>> Fleet::candidates(const Snapshot& snap) {
+std::vector<std::shared_ptr<Upstream>> Fleet::candidates(const Snapshot& snap,
+                                                         const UpstreamQuery& query) {
+  const bool panic = none_healthy(snap);
   std::vector<std::shared_ptr<Upstream>> out;
   for (const auto& u : snap.upstreams) {
-    if (u->health().healthy()) out.push_back(u);
+    if (!u->answers(query)) continue;
+    if (panic || !u->keyserver() || u->health().healthy()) out.push_back(u);
   }
-  const bool panic = out.empty() && !snap.upstreams.empty();
+  std::stable_partition(out.begin(), out.end(),
+                        [&query](const auto& u) { return u->asked_first(query); });
   if (panic != panic_.exchange(panic)) {
     if (panic) {
       log::warn("upstream_panic", {{"state", "entered"},
@@ -82,7 +90,7 @@ std::vector<std::shared_ptr<Upstream>> Fleet::candidates(const Snapshot& snap) {
       log::info("upstream_panic", {{"state", "left"}});
     }
   }
-  return panic ? snap.upstreams : out;
+  return out;
 }
 
 void Fleet::record(Upstream& upstream, const UpstreamResponse& r,

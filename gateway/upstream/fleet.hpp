@@ -3,7 +3,10 @@
 //
 //  - Order: the default first, then list order, skipping unhealthy upstreams; when every one is
 //    unhealthy all are tried in order anyway (panic mode: never "no upstream" while one might
-//    answer). Entering and leaving panic mode is logged once each.
+//    answer). Entering and leaving panic mode is logged once each. Only upstreams that answer
+//    the question take part (Upstream::answers: a WKD upstream, address lookups only), and
+//    those asked first (WKD by default) go before the keyservers. Health and panic mode are
+//    the keyservers' (a WKD upstream is never unhealthy: a domain's trouble is not its own).
 //  - Failover: a 404 or an unusable answer moves on to the next upstream; so does a failure,
 //    which also counts against that upstream's health.
 //  - Hedging: with hedge_after > 0, an upstream that has not answered after that long gets
@@ -53,9 +56,10 @@ class Fleet {
   explicit Fleet(Metrics& metrics = Metrics::none(), HealthListener on_change = {})
       : metrics_(metrics), on_change_(std::move(on_change)) {}
 
-  // The upstreams a request asks, in order. Healthy ones; all of them in panic mode.
-  std::vector<std::shared_ptr<Upstream>> candidates(const Snapshot& snap);
-  // Panic mode: there are upstreams and none is healthy.
+  // The upstreams asked `query`, in order: those that answer it, healthy ones (all of them in
+  // panic mode), the ones asked first in front.
+  std::vector<std::shared_ptr<Upstream>> candidates(const Snapshot& snap, const UpstreamQuery& query);
+  // Panic mode: there are keyservers and none is healthy.
   static bool none_healthy(const Snapshot& snap);
 
   // Asks `candidates` the query per the snapshot's policy (sequential with optional hedging, or

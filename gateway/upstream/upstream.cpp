@@ -1,6 +1,7 @@
 #include "gateway/upstream/upstream.hpp"
 
 #include "gateway/upstream/hkp_upstream.hpp"
+#include "gateway/upstream/wkd_upstream.hpp"
 
 namespace hkpgw::gateway {
 
@@ -22,6 +23,10 @@ asio::awaitable<UpstreamAnswer> Upstream::ask(const UpstreamQuery& query, Upstre
 std::shared_ptr<Upstream> make_upstream(asio::any_io_executor executor,
                                         const config::UpstreamConfig& u,
                                         const config::UpstreamsConfig& all) {
+  switch (u.kind) {
+    case config::UpstreamKind::wkd: return std::make_shared<WkdUpstream>(std::move(executor), u, all);
+    case config::UpstreamKind::hkp: break;
+  }
   return std::make_shared<HkpUpstream>(std::move(executor), u, all);
 }
 

@@ -28,6 +28,9 @@ namespace hkpgw::gateway {
 struct UpstreamAnswer : UpstreamResponse {
   // index(): the listing, when the outcome is ok (never empty then: an empty one is not_found).
   std::vector<hkp::IndexEntry> entries;
+  // index() of a kind that has keys, not listings (WKD): `body` holds the keys and the caller
+  // lists those carrying the search (parsing keys is the work pool's, not the network's).
+  bool keys_to_list = false;
 };
 
 // What a fan-out asks every candidate.
@@ -44,6 +47,13 @@ class Upstream {
 
   virtual const config::UpstreamConfig& config() const = 0;
   const std::string& name() const { return config().name; }
+  // A keyserver (one server that takes submissions, whose health panic mode weighs); false for
+  // a kind that asks each address's own domain (WKD).
+  virtual bool keyserver() const { return true; }
+  // Whether this upstream is asked `query` at all (a WKD upstream: address lookups only).
+  virtual bool answers(const UpstreamQuery&) const { return true; }
+  // Asked before the keyservers (the fleet moves it to the front of the order).
+  virtual bool asked_first(const UpstreamQuery&) const { return false; }
   HealthState& health() { return health_; }
   const HealthState& health() const { return health_; }
 

@@ -44,7 +44,8 @@ Gateway::Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
                  const std::string& cache_toml, const std::string& upstreams_toml,
                  const std::string& server_toml, const std::string& admin_toml) {
   // Top-level keys must precede the first table header.
-  std::string toml = upstreams.empty() ? "upstream = []\n\n" : "";
+  const bool own_tables = upstreams_toml.find("[[upstream]]") != std::string::npos;
+  std::string toml = upstreams.empty() && !own_tables ? "upstream = []\n\n" : "";
   // A test that names its own listeners replaces the default one.
   const bool own_listen = server_toml.starts_with("listen =") ||
                           server_toml.find("\nlisten =") != std::string::npos;

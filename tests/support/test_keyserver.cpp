@@ -5,8 +5,13 @@
 //     fail (HTTP 500), reset (TCP reset, no answer) and hang apply to every path (the health
 //     probe's too); delay_ms delays lookups only;
 //     close=1 closes the connection after every answer (each request a new TLS handshake).
-//   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N adds=N"
+//   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N adds=N
+//     wkd=N"
 //   POST /pks/add (keytext=) merges the submitted keys into what it serves; adds counts them.
+//   GET /.well-known/openpgpkey/<domain>/hu/<hash> (WKD's advanced place) and
+//     /.well-known/openpgpkey/hu/<hash> (the direct one, the domain from the Host header): the
+//     binary keys with a user ID of that domain whose hashed local part is <hash>; wkd counts
+//     them. wrongkey serves a key of another address instead.
 //     resumed: requests that arrived on a TLS connection resumed from an earlier session;
 //     max_concurrent: the most lookups in flight at once.
 // Prints "tls=ADDR control=ADDR" on stdout once listening.
@@ -37,6 +42,7 @@
 #include "gateway/net/tls.hpp"
 #include "hkp/index.hpp"
 #include "hkp/keyring.hpp"
+#include "hkp/wkd.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -105,7 +111,8 @@ struct State {
   std::string mode = "normal";
   int delay_ms = 0;
   bool close = false;
-  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0}, adds{0};
+  std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0}, adds{0},
+      wkd{0};
   std::atomic<int> concurrent{0}, max_concurrent{0};
 
   std::tuple<std::string, int, bool> current() {
@@ -154,6 +161,7 @@ asio::awaitable<void> keyserver_session(State& st, beast::ssl_stream<beast::tcp_
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
+    req.host = std::string(msg[http::field::host]);
     req.body = std::move(msg.body());
     ++st.requests;
     if (resumed) ++st.resumed;
@@ -192,6 +200,43 @@ asio::awaitable<void> keyserver_accept(State& st, tcp::acceptor& acceptor, asio:
   }
 }
 
+constexpr std::string_view kWkdPrefix = "/.well-known/openpgpkey/";
+
+HttpResponse wkd_answer(State& st, const HttpRequest& req, const std::string& mode) {
+  ++st.wkd;
+  std::string_view rest = req.path().substr(kWkdPrefix.size());
+  std::string domain;
+  if (rest.starts_with("hu/")) {  // direct: the domain is the host asked
+    domain = req.host.substr(0, req.host.find(':'));
+  } else {
+    domain = std::string(rest.substr(0, rest.find('/')));
+    rest.remove_prefix(std::min(rest.size(), domain.size() + 1));
+  }
+  if (!rest.starts_with("hu/")) return text_response(404, "not a WKD key path");
+  const std::string hash(rest.substr(std::min<std::size_t>(3, rest.size())));
+  std::shared_ptr<const Keyring> keys;
+  {
+    std::lock_guard lock(st.mutex);
+    keys = st.keys;
+  }
+  std::string packets;
+  for (const auto& k : keys->list) {
+    bool carries = false;
+    for (const auto& uid : k.info.uids) {
+      const auto at = uid.email.rfind('@');
+      if (at == std::string::npos || uid.email.substr(at + 1) != domain) continue;
+      carries = carries || hkp::wkd_hash(uid.email.substr(0, at)) == hash;
+    }
+    if (carries != (mode == "wrongkey")) packets += k.packets;
+    if (mode == "wrongkey" && !packets.empty()) break;
+  }
+  if (packets.empty()) return text_response(404, "no key for this address");
+  HttpResponse r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(packets);
+  return r;
+}
+
 asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const std::string& mode,
                                      int delay) {
   const bool lookup = req.path() == "/pks/lookup";
@@ -224,6 +269,7 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     st.keys = std::make_shared<const Keyring>(std::move(*next));
     co_return text_response(200, "key(s) added");
   }
+  if (req.path().starts_with(kWkdPrefix)) co_return wkd_answer(st, req, mode);
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
   struct InFlight {
     State& st;
@@ -288,7 +334,8 @@ asio::awaitable<HttpResponse> control(State& st, const HttpRequest& req) {
                                      " probes=" + std::to_string(st.probes) +
                                      " resumed=" + std::to_string(st.resumed) +
                                      " max_concurrent=" + std::to_string(st.max_concurrent) +
-                                     " adds=" + std::to_string(st.adds));
+                                     " adds=" + std::to_string(st.adds) +
+                                     " wkd=" + std::to_string(st.wkd));
   }
   if (req.path() == "/mode") {
     std::lock_guard lock(st.mutex);

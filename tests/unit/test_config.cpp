@@ -231,3 +231,40 @@ TEST_CASE("upstreams.resolve pins host names to addresses, as curl --resolve doe
   CHECK_THAT(problems_of("[upstreams]\nresolve = \"a:1:127.0.0.1\"\n"),
              Contains("upstreams.resolve: expected a list"));
 }
+
+TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config][unit]") {
+  const Config c = load_string(
+      "[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\ndomains = [\"Example.ORG\", \"test.example\"]\n"
+      "ask_first = false\nabsent_for = \"10m\"\n"
+      "[[upstream]]\nname = \"ks\"\nurl = \"https://keys.example.org\"\n",
+      "test.toml");
+  REQUIRE(c.upstreams.list.size() == 2);
+  const auto& w = c.upstreams.list[0];
+  CHECK(w.kind == UpstreamKind::wkd);
+  CHECK_FALSE(w.keyserver());
+  CHECK(w.url.empty());
+  CHECK(w.domains == std::vector<std::string>{"example.org", "test.example"});
+  CHECK_FALSE(w.ask_first);
+  CHECK(w.absent_for == std::chrono::minutes(10));
+  CHECK(c.upstreams.list[1].kind == UpstreamKind::hkp);
+  CHECK(c.upstreams.default_name == "ks");  // the first keyserver, not the first upstream
+  // WKD alone: no keyserver, no default (submissions are kept, not forwarded).
+  CHECK(load_string("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\n", "t.toml").upstreams.default_name.empty());
+
+  CHECK_THAT(problems_of("[upstreams]\ndefault = \"w\"\n[[upstream]]\nname = \"w\"\nkind = \"wkd\"\n"),
+             Contains("upstreams.default: \"w\" is a wkd upstream; the default must be a keyserver"));
+  CHECK_THAT(problems_of("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\nurl = \"https://x.example\"\n"),
+             Contains("test.toml:4: upstream[0].url: a kind = \"wkd\" upstream asks each "
+                      "address's own domain: it has no url"));
+  CHECK_THAT(problems_of("[[upstream]]\nname = \"k\"\nurl = \"https://x.example\"\ndomains = []\n"),
+             Contains("upstream[0].domains: only a kind = \"wkd\" upstream takes this key"));
+  CHECK_THAT(problems_of("[[upstream]]\nname = \"w\"\nkind = \"finger\"\n"),
+             Contains("upstream[0].kind"));
+  for (const char* bad : {"127.0.0.1", "localhost", "intranet", "a..example", "x.localhost",
+                          "-", "exa mple.org", ""}) {
+    INFO(bad);
+    CHECK_THAT(problems_of(std::string("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\ndomains = [\"") +
+                           bad + "\"]\n"),
+               Contains("upstream[0].domains[0]: expected a domain name"));
+  }
+}

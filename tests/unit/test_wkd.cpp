@@ -17,15 +17,27 @@ TEST_CASE("z-base-32 and the WKD hash match the published test vectors", "[wkd][
 TEST_CASE("an address's advanced and direct WKD URLs", "[wkd][unit]") {
   auto u = wkd_urls("Joe.Doe@Example.ORG");
   REQUIRE(u.has_value());
-  CHECK(u->advanced ==
+  CHECK(u->advanced.url() ==
         "https://openpgpkey.example.org/.well-known/openpgpkey/example.org/hu/"
         "iy9q119eutrkn8s1mk4r39qejnbu3n5q?l=Joe.Doe");
-  CHECK(u->direct ==
+  CHECK(u->direct.url() ==
         "https://example.org/.well-known/openpgpkey/hu/iy9q119eutrkn8s1mk4r39qejnbu3n5q?l=Joe.Doe");
-  CHECK(wkd_urls("a+b@x.example")->direct.ends_with("?l=a%2Bb"));
+  CHECK(u->domain == "example.org");
+  CHECK(u->advanced.host == "openpgpkey.example.org");
+  CHECK(u->direct.host == "example.org");
+  CHECK(wkd_urls("a+b@x.example")->direct.target.ends_with("?l=a%2Bb"));
   CHECK_FALSE(wkd_urls("no-at-sign"));
   CHECK_FALSE(wkd_urls("@example.org"));
   CHECK_FALSE(wkd_urls("joe@"));
   CHECK_FALSE(wkd_urls("joe@exa_mple.org"));
   CHECK_FALSE(wkd_urls("joe@evil.example/../x"));
+  // Input never names a host the gateway should not connect to.
+  CHECK_FALSE(wkd_urls("joe@127.0.0.1"));
+  CHECK_FALSE(wkd_urls("joe@localhost"));
+  CHECK_FALSE(wkd_urls("joe@intranet"));
+  CHECK_FALSE(wkd_urls("joe@db.localhost"));
+  CHECK_FALSE(wkd_urls("joe@[::1]"));
+  CHECK_FALSE(wkd_urls("joe@a..example"));
+  CHECK(wkd_urls("joe@10.example"));  // a name whose labels are digits, but for the last
+
 }

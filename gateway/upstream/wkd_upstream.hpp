@@ -1,0 +1,74 @@
+// The WKD kind of upstream ([[upstream]] kind = "wkd"): an address's key from the address's own
+// domain (Web Key Directory, hkp/wkd.hpp), the one source that speaks for the domain. It answers
+// address lookups only (keys, and listings made from the keys: the fetch parses them on the
+// pool); every other question is none of its business (Upstream::answers), submissions
+// included.
+//
+//  - Where: the advanced place (openpgpkey.<domain>) first, the direct one (<domain>) only when
+//    the advanced host cannot be reached at all (no such name, connection refused), as the
+//    draft and GnuPG do. HTTPS only, certificate and host name verified like every upstream;
+//    upstreams.resolve pins test or split-horizon hosts to addresses.
+//  - A domain whose WKD cannot be used (unreachable, TLS failure, timeout, an unexpected status)
+//    is remembered for absent_for and not asked again meanwhile. None of this is the
+//    upstream's failure: the answer is "not found" (the keyservers are asked next), so one
+//    broken domain never marks the kind unhealthy for every other one.
+//  - Bounded: one HTTPS client per host for at most kMaxHosts hosts (an idle one is dropped to
+//    make room), kMaxConnectionsPerHost connections each, kMaxAbsent remembered domains.
+//  - domains = [...] restricts it to those domains (asking a domain tells its owner who looks up
+//    its addresses, and an address's domain is input: see docs/contract.md).
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+#include "gateway/upstream/upstream.hpp"
+
+namespace hkpgw::gateway {
+
+class WkdUpstream final : public Upstream {
+ public:
+  static constexpr std::size_t kMaxHosts = 256;
+  static constexpr unsigned kMaxConnectionsPerHost = 2;
+  static constexpr std::size_t kMaxAbsent = 10000;
+
+  WkdUpstream(boost::asio::any_io_executor executor, config::UpstreamConfig upstream,
+              const config::UpstreamsConfig& all);
+
+  const config::UpstreamConfig& config() const override { return upstream_; }
+  bool keyserver() const override { return false; }
+  bool answers(const UpstreamQuery& query) const override;
+  bool asked_first(const UpstreamQuery& query) const override {
+    return upstream_.ask_first && answers(query);
+  }
+  boost::asio::awaitable<UpstreamAnswer> keys(const hkp::Search& search, UpstreamLimits limits,
+                                              std::shared_ptr<CancelToken> cancel) override;
+  // The address's keys in `body`, with keys_to_list set: the caller lists them.
+  boost::asio::awaitable<UpstreamAnswer> index(const hkp::Search& search, UpstreamLimits limits,
+                                               std::shared_ptr<CancelToken> cancel) override;
+  // Refused without a request (HTTP 405 in the answer): a domain's directory takes no uploads.
+  boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
+                                                UpstreamLimits limits) override;
+  // Local: there is no one server to probe; always alive.
+  boost::asio::awaitable<UpstreamAnswer> probe(UpstreamLimits limits) override;
+  bool same_settings(const config::UpstreamConfig& u,
+                     const config::UpstreamsConfig& all) const override;
+  std::size_t open_connections() const override;
+  std::uint64_t resumed_handshakes() const override;
+
+ private:
+  std::shared_ptr<HttpsClient> client_for(const std::string& host);
+  bool remembered_absent(const std::string& domain);
+  void remember_absent(const std::string& domain, const UpstreamAnswer& why);
+
+  boost::asio::any_io_executor executor_;
+  config::UpstreamConfig upstream_;
+  std::string shared_ca_file_;
+  std::vector<config::ResolveEntry> resolve_;
+  mutable std::mutex mutex_;  // guards clients_ and absent_
+  std::unordered_map<std::string, std::shared_ptr<HttpsClient>> clients_;  // by host
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> absent_;  // until
+  std::uint64_t retired_resumed_ = 0;  // resumed handshakes of dropped clients
+};
+
+}  // namespace hkpgw::gateway

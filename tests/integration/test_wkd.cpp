@@ -1,0 +1,167 @@
+// The WKD kind of upstream through the real binary: a test WKD server over real HTTPS (the test
+// CA's certificate for test.example and *.test.example), reached through upstreams.resolve as
+// curl --resolve would (never real DNS). The advanced place first, the direct one when the
+// advanced host cannot be reached, a domain without WKD remembered, a key that does not carry
+// the address never cached, and the keyservers still asked for everything else.
+#include <catch2/catch.hpp>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::string port_of(const TestKeyserver& ks) { return ks.url().substr(ks.url().rfind(':') + 1); }
+
+// [upstreams] keys pinning hosts (HOST -> PORT on 127.0.0.1), then a WKD upstream for
+// test.example and its subdomain broken.test.example only (no lookup may reach real DNS).
+std::string wkd_toml(const std::vector<std::pair<std::string, std::string>>& pins,
+                     const std::string& extra = "") {
+  std::string resolve = "resolve = [";
+  for (std::size_t i = 0; i < pins.size(); ++i) {
+    resolve += (i ? ", \"" : "\"") + pins[i].first + ":443:127.0.0.1:" + pins[i].second + "\"";
+  }
+  return resolve + "]\n\n[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n" +
+         "domains = [\"test.example\", \"broken.test.example\"]\n" + extra;
+}
+
+std::string get_email(const std::string& address) {
+  return "/pks/lookup?op=get&options=mr&search=" + percent_encode_all(address);
+}
+
+}  // namespace
+
+TEST_CASE("an address is asked of its own domain first, and what WKD serves is cached",
+          "[integration][wkd]") {
+  TempDir dir;
+  TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc", "alice.asc"});
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc", "wendy.asc"});
+  const std::string p = port_of(directory);
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  REQUIRE(gw.started());
+  const std::string wendy = fixture("WENDY_FPR");
+
+  const HttpResult got = gw.get(get_email("Wendy@Test.Example"));
+  INFO(got.body.substr(0, 300) << gw.log());
+  REQUIRE(got.status == 200);
+  CHECK(got.header("x-hkp-cache") == "miss");
+  CHECK(directory.count("wkd") == 1);  // the advanced place answered
+  CHECK(ks.count("gets") == 0);        // the domain spoke: no keyserver asked
+  CHECK(gw.process().wait_for("upstream=wkd"));
+  Gpg reader;
+  const std::string file = dir / "wendy.asc";
+  write_file(file, got.body);
+  REQUIRE(reader({"--import", file}).exit_code == 0);
+  CHECK(reader.fingerprints() == std::vector<std::string>{wendy});
+
+  // Cached like any key: every front serves it, and nobody is asked again.
+  CHECK(gw.get(get_email("wendy@test.example")).header("x-hkp-cache") == "hit");
+  CHECK(gw.get("/vks/v1/by-email/wendy%40test.example").status == 200);
+  CHECK(gw.get("/pks/v2/certs/by-identity/wendy@test.example").status == 200);
+  CHECK(gw.get(get_target(wendy)).header("x-hkp-cache") == "hit");
+  CHECK(directory.count("wkd") == 1);
+
+  // A listing by address: from the domain's keys too.
+  const HttpResult listing =
+      gw.get("/pks/lookup?op=index&options=mr&search=wendy%40test.example");
+  INFO(listing.body);
+  REQUIRE(listing.status == 200);
+  CHECK_THAT(listing.body, Contains("pub:" + wendy + ":"));
+  CHECK(directory.count("wkd") == 2);
+  CHECK(ks.count("indexes") == 0);
+
+  // Not an address, or another domain: the keyservers alone, the directory never.
+  CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
+  CHECK(gw.get(get_email("bob+keys@example.org")).status == 200);
+  CHECK(directory.count("wkd") == 2);
+  // An address the domain does not publish: 404 there, then the keyservers (who lack it too).
+  CHECK(gw.get(get_email("nobody@test.example")).status == 404);
+  CHECK(directory.count("wkd") == 3);
+  CHECK(ks.count("gets") == 3);
+
+  // Uploads go to the keyservers only; the WKD upstream is no target and no queue.
+  const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")));
+  INFO(add.body);
+  CHECK(add.status == 200);
+  CHECK_THAT(add.body, Contains("forwarded to ks"));
+  CHECK(add.body.find("wkd") == std::string::npos);
+
+  // Its health is its own and stays good; it has no connections of a server to count.
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  CHECK_THAT(m, Contains("hkp_gateway_upstream_healthy{upstream=\"wkd\"} 1"));
+  CHECK_THAT(m, Contains("hkp_gateway_upstream_requests_total{outcome=\"ok\",upstream=\"wkd\"}"));
+  CHECK_THAT(gw.get("/").body, Contains("wkd"));
+}
+
+TEST_CASE("the direct place when the advanced host is unreachable - a domain without WKD is "
+          "remembered and the keyservers answer",
+          "[integration][wkd]") {
+  TempDir dir;
+  TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc"});
+  TestKeyserver broken(dir, "broken", "server", "fail", {});  // HTTP 500 to everything
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  const std::string closed = std::to_string(free_loopback_port());  // nobody listens
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             wkd_toml({{"openpgpkey.test.example", closed},
+                       {"test.example", port_of(directory)},
+                       {"openpgpkey.broken.test.example", closed},
+                       {"broken.test.example", port_of(broken)}}));
+  REQUIRE(gw.started());
+
+  const HttpResult direct = gw.get(get_email("wendy@test.example"));
+  INFO(direct.body.substr(0, 200) << gw.log());
+  CHECK(direct.status == 200);
+  CHECK(directory.count("wkd") == 1);
+
+  // broken.test.example: advanced unreachable, direct answers 500. Not the gateway's failure:
+  // the keyservers are asked, the client hears their 404, the domain is remembered.
+  const HttpResult first = gw.get(get_email("someone@broken.test.example"));
+  CHECK(first.status == 404);
+  CHECK(broken.count("requests") == 1);
+  CHECK(ks.count("gets") == 1);
+  CHECK(gw.process().wait_for("event=wkd_domain_absent upstream=wkd domain=broken.test.example"));
+  const HttpResult second = gw.get(get_email("another@broken.test.example"));
+  CHECK(second.status == 404);
+  CHECK(broken.count("requests") == 1);  // remembered: not asked again
+  CHECK(ks.count("gets") == 2);
+  CHECK(occurrences(gw.log(), "event=wkd_domain_absent") == 1);
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  CHECK_THAT(m, Contains("hkp_gateway_upstream_healthy{upstream=\"wkd\"} 1"));
+  CHECK(http_get(gw.admin(), "/readyz").status == 200);
+}
+
+TEST_CASE("a key from WKD that does not carry the address is never cached", "[integration][wkd]") {
+  TempDir dir;
+  TestKeyserver directory(dir, "wkd-server", "server", "wrongkey", {"wendy.asc", "alice.asc"});
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  const std::string p = port_of(directory);
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  REQUIRE(gw.started());
+  const HttpResult r = gw.get(get_email("wendy@test.example"));
+  CHECK(r.status == 404);  // the directory's answer was alice's key; the keyserver has none
+  CHECK(directory.count("wkd") == 1);
+  CHECK(cached_keys(gw) == 0);
+  CHECK_THAT(http_get(gw.admin(), "/metrics").body,
+             Contains("hkp_gateway_upstream_key_mismatch_total{upstream=\"wkd\"} 1"));
+}
+
+TEST_CASE("a gateway with WKD alone keeps submissions and serves addresses",
+          "[integration][wkd]") {
+  TempDir dir;
+  TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc"});
+  const std::string p = port_of(directory);
+  Gateway gw(dir, {}, "", wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  REQUIRE(gw.started());
+  CHECK(gw.get(get_email("wendy@test.example")).status == 200);
+  // A key ID: nobody to ask, 404 (not 503: no keyserver is down, there is none).
+  CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 404);
+  const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")));
+  INFO(add.body);
+  CHECK(add.status == 200);
+  CHECK(add.body.find("queued") == std::string::npos);
+  CHECK(gw.get(get_target(fixture("ERIN_FPR"))).header("x-hkp-cache") == "hit");
+}
