@@ -266,7 +266,8 @@ void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& 
                         "absent_for"});
     UpstreamConfig up;
     r.string(t, p, "name", up.name);
-    r.choice(t, p, "kind", up.kind, {{"hkp", UpstreamKind::hkp}, {"wkd", UpstreamKind::wkd}});
+    r.choice(t, p, "kind", up.kind,
+             {{"hkp", UpstreamKind::hkp}, {"vks", UpstreamKind::vks}, {"wkd", UpstreamKind::wkd}});
     r.string(t, p, "url", up.url);
     r.string(t, p, "ca_file", up.ca_file);
     r.string(t, p, "probe", up.probe);
@@ -366,7 +367,7 @@ Config build(const Value& root, const std::string& source) {
     } else if (!named->keyserver()) {
       r.problem(*r.child(*r.child(root, "upstreams"), "default"), "upstreams.default",
                 "\"" + u.default_name + "\" is a wkd upstream; the default must be a keyserver "
-                "(kind = \"hkp\"): it takes the submissions");
+                "(kind = \"hkp\" or \"vks\"): it takes the submissions");
     }
   } else {
     const auto first = std::find_if(u.list.begin(), u.list.end(),
@@ -396,7 +397,14 @@ Config build(const Value& root, const std::string& source) {
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
 
-const char* upstream_kind_name(UpstreamKind k) { return k == UpstreamKind::wkd ? "wkd" : "hkp"; }
+const char* upstream_kind_name(UpstreamKind k) {
+  switch (k) {
+    case UpstreamKind::vks: return "vks";
+    case UpstreamKind::wkd: return "wkd";
+    case UpstreamKind::hkp: break;
+  }
+  return "hkp";
+}
 
 const ResolveEntry* UpstreamsConfig::pinned(std::string_view host, std::uint16_t port) const {
   std::string lower(host);

@@ -50,8 +50,9 @@ struct CacheConfig {
   Duration negative_ttl = std::chrono::minutes(5);
 };
 
-// What an upstream speaks: a keyserver over HKP, or each address's own domain over WKD.
-enum class UpstreamKind { hkp, wkd };
+// What an upstream speaks: a keyserver over HKP or over Hagrid's VKS, or each address's own
+// domain over WKD.
+enum class UpstreamKind { hkp, vks, wkd };
 const char* upstream_kind_name(UpstreamKind k);
 
 struct UpstreamConfig {
@@ -68,7 +69,7 @@ struct UpstreamConfig {
   bool ask_first = true;
   Duration absent_for = std::chrono::hours(1);
 
-  bool keyserver() const { return kind == UpstreamKind::hkp; }
+  bool keyserver() const { return kind != UpstreamKind::wkd; }
 };
 
 enum class MergePolicy { first, all };
@@ -88,7 +89,7 @@ struct ResolveEntry {
 };
 
 struct UpstreamsConfig {
-  std::string default_name;  // resolved: never empty when the list holds a keyserver (hkp)
+  std::string default_name;  // resolved: never empty when the list holds a keyserver (hkp, vks)
   std::string ca_file;
   Duration connect_timeout = std::chrono::seconds(3);
   Duration request_timeout = std::chrono::seconds(10);

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "hkp/armor.hpp"
+#include "hkp/text.hpp"
 
 namespace hkpgw::hkp {
 
@@ -154,7 +155,62 @@ Result<VerifyRequest> parse_vks_verify(std::string_view body) {
     if (!a.is_string()) return Problem{400, GPG_ERR_INV_VALUE, "an address is not a string"};
     out.addresses.push_back(ascii_lower(std::string_view(a.get_string())));
   }
+  if (const auto* locale = parsed->if_contains("locale")) {
+    if (!locale->is_array() || locale->get_array().size() > 10) {
+      return Problem{400, GPG_ERR_INV_VALUE, "locale is not a list of at most 10 strings"};
+    }
+    for (const auto& l : locale->get_array()) {
+      if (!l.is_string() || l.get_string().size() > 35) {
+        return Problem{400, GPG_ERR_INV_VALUE, "a locale is not a language tag"};
+      }
+      out.locale.emplace_back(l.get_string());
+    }
+  }
   return out;
+}
+
+std::string vks_verify_json(const VerifyRequest& r) {
+  const auto list = [](const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + json_string(items[i]);
+    return out + "]";
+  };
+  return "{\"token\":" + json_string(r.token) + ",\"addresses\":" + list(r.addresses) +
+         ",\"locale\":" + list(r.locale) + "}";
+}
+
+Result<VksReply> parse_vks_reply(std::string_view body) {
+  constexpr std::size_t kMaxString = 512, kMaxStates = 100;
+  auto parsed = parse_object(body);
+  if (!parsed) return Problem{502, GPG_ERR_INV_VALUE, "not a JSON object"};
+  VksReply out;
+  const auto text = [&](const char* key, std::string& to) {
+    const auto* v = parsed->if_contains(key);
+    if (v && v->is_string() && v->get_string().size() <= kMaxString) to = v->get_string();
+  };
+  text("key_fpr", out.key_fpr);
+  text("token", out.token);
+  if (const auto* status = parsed->if_contains("status"); status && status->is_object()) {
+    for (const auto& [address, state] : status->get_object()) {
+      if (out.status.size() == kMaxStates) break;
+      if (!state.is_string() || address.size() > kMaxString || state.get_string().size() > kMaxString) {
+        continue;
+      }
+      out.status.emplace_back(std::string(address), std::string(state.get_string()));
+    }
+  }
+  if (out.key_fpr.empty() && out.token.empty() && out.status.empty()) {
+    return Problem{502, GPG_ERR_INV_VALUE, "no key_fpr, token or status in the answer"};
+  }
+  return out;
+}
+
+std::optional<std::string> parse_vks_error(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (!parsed) return std::nullopt;
+  const auto* e = parsed->if_contains("error");
+  if (!e || !e->is_string()) return std::nullopt;
+  return std::string(std::string_view(e->get_string()).substr(0, 512));
 }
 
 }  // namespace hkpgw::hkp

@@ -2,6 +2,7 @@
 // bodies, parsed into the types the lookup and submission services take. Pure functions.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,9 +30,24 @@ Result<Submission> parse_vks_upload(std::string_view body);
 struct VerifyRequest {
   std::string token;
   std::vector<std::string> addresses;  // lower-cased
+  std::vector<std::string> locale;     // as given (passed on to an upstream that verifies)
 };
 // Errors (400): not a JSON object, no string token, addresses not a list of strings (at most
-// 100 of them).
+// 100 of them), locale not a list of at most 10 strings.
 Result<VerifyRequest> parse_vks_verify(std::string_view body);
+// The body of a request-verify, as an upstream is sent it.
+std::string vks_verify_json(const VerifyRequest& r);
+
+// What a VKS server answers an upload or a request-verify: {"key_fpr", "status": {address:
+// state}, "token"}. Read from an upstream, so bounded: at most 100 states, strings of at most
+// 512 bytes, nesting 32 deep. Errors (502 in spirit: the upstream's answer is unusable) say why.
+struct VksReply {
+  std::string key_fpr;
+  std::string token;
+  std::vector<std::pair<std::string, std::string>> status;  // in the answer's order
+};
+Result<VksReply> parse_vks_reply(std::string_view body);
+// Hagrid's {"error": "..."}, or nothing.
+std::optional<std::string> parse_vks_error(std::string_view body);
 
 }  // namespace hkpgw::hkp

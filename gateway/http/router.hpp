@@ -15,6 +15,7 @@
 #include "gateway/service/add_service.hpp"
 #include "gateway/service/cleaning_tally.hpp"
 #include "gateway/service/lookup_service.hpp"
+#include "hkp/vks.hpp"
 
 namespace hkpgw::gateway {
 
@@ -68,6 +69,9 @@ class Router {
                                                         std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_vks_verify(const HttpRequest&,
                                                         std::shared_ptr<const Snapshot>);
+  // request-verify for a token a VKS upstream issued, relayed to that upstream.
+  boost::asio::awaitable<HttpResponse> relay_verify(hkp::VerifyRequest request,
+                                                    std::shared_ptr<const Snapshot>);
   // The HKP v2 front (v2.cpp): lookups, submission, feature detection per category.
   boost::asio::awaitable<HttpResponse> serve_v2_lookup(const HttpRequest&,
                                                        std::shared_ptr<const Snapshot>);

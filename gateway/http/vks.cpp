@@ -37,9 +37,30 @@ HttpResponse as_json_error(HttpResponse refused) {
   return r;
 }
 
-// The token an upload answers with: the gateway verifies no address (it serves what it was
-// given), so the token only names the key for request-verify.
+// The token an upload answers with. The gateway verifies no address (it serves what it was
+// given), so its own token only names the key for request-verify: "hkpgw-<FPR>". A VKS upstream
+// that took the upload issued a token of its own, passed back as "hkpgw:<upstream>:<token>" so
+// that request-verify reaches the upstream that issued it (no state kept here: any replica of
+// the gateway can relay it).
 constexpr std::string_view kTokenPrefix = "hkpgw-";
+constexpr std::string_view kRelayedPrefix = "hkpgw:";
+
+// The first upstream reply to an upload that is Hagrid's JSON with a token.
+std::optional<std::pair<std::string, hkp::VksReply>> vks_reply(const AddService::AddedKey& k) {
+  for (const auto& [upstream, body] : k.replies) {
+    auto reply = hkp::parse_vks_reply(body);
+    if (reply && !reply->token.empty()) return std::make_pair(upstream, std::move(*reply));
+  }
+  return std::nullopt;
+}
+
+std::string states_json(const std::vector<std::pair<std::string, std::string>>& states) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    out += (i ? "," : "") + json_string(states[i].first) + ":" + json_string(states[i].second);
+  }
+  return out + "}";
+}
 
 std::string status_json(const std::vector<std::pair<std::string, bool>>& addresses,
                         const std::vector<std::string>& only) {
@@ -102,9 +123,15 @@ asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
   HttpResponse r;
   if (keys.size() == 1) {
     const auto& k = keys.front();
+    // A VKS upstream's states (its addresses are unpublished until verified) and token, or ours.
+    const auto upstream = vks_reply(k);
+    const std::string status =
+        upstream ? states_json(upstream->second.status) : status_json(k.addresses, {});
+    const std::string token = upstream ? std::string(kRelayedPrefix) + upstream->first + ":" +
+                                             upstream->second.token
+                                       : std::string(kTokenPrefix) + k.fingerprint;
     r = json_answer(200, "{\"key_fpr\":" + json_string(k.fingerprint) + ",\"status\":" +
-                             status_json(k.addresses, {}) + ",\"token\":" +
-                             json_string(std::string(kTokenPrefix) + k.fingerprint) + "}");
+                             status + ",\"token\":" + json_string(token) + "}");
   } else {
     std::string list;
     for (const auto& k : keys) list += (list.empty() ? "" : ",") + json_string(k.fingerprint);
@@ -115,9 +142,13 @@ asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
 }
 
 asio::awaitable<HttpResponse> Router::serve_vks_verify(const HttpRequest& req,
-                                                       std::shared_ptr<const Snapshot>) {
+                                                       std::shared_ptr<const Snapshot> snap) {
   auto parsed = hkp::parse_vks_verify(req.body);
   if (!parsed) co_return json_error(parsed.error().status, parsed.error().message());
+  if (parsed->token.starts_with(kRelayedPrefix)) {
+    HttpResponse r = co_await relay_verify(*parsed, std::move(snap));
+    co_return r;
+  }
   std::string_view token = parsed->token;
   const auto fpr = token.starts_with(kTokenPrefix)
                        ? cache::Fingerprint::from_hex(token.substr(kTokenPrefix.size()))
@@ -132,6 +163,40 @@ asio::awaitable<HttpResponse> Router::serve_vks_verify(const HttpRequest& req,
   if (status == "{}") co_return json_error(400, "the key carries none of these addresses");
   co_return json_answer(200, "{\"key_fpr\":" + json_string(fpr->hex()) + ",\"status\":" + status +
                                  "}");
+}
+
+asio::awaitable<HttpResponse> Router::relay_verify(hkp::VerifyRequest request,
+                                                   std::shared_ptr<const Snapshot> snap) {
+  const std::string_view rest = std::string_view(request.token).substr(kRelayedPrefix.size());
+  const auto colon = rest.find(':');
+  const std::string name(rest.substr(0, colon));
+  auto upstream = colon == std::string_view::npos ? nullptr : snap->find(name);
+  if (!upstream) {
+    co_return json_error(400, "unknown token: no upstream named \"" + name.substr(0, 80) +
+                                  "\" issued it (any more)");
+  }
+  request.token = std::string(rest.substr(colon + 1));
+  std::string body = hkp::vks_verify_json(request);
+  const auto& u = snap->config->upstreams;
+  const UpstreamLimits limits{u.connect_timeout, u.request_timeout, 64 << 10};
+  const UpstreamAnswer a = co_await upstream->request_verify(std::move(body), limits);
+  if (a.outcome == Outcome::ok) {
+    auto reply = hkp::parse_vks_reply(a.body);
+    if (!reply) {
+      co_return json_error(503, upstream->name() + " answered request-verify with no VKS reply: " +
+                                    reply.error().message());
+    }
+    std::string out = "{\"key_fpr\":" + json_string(reply->key_fpr) +
+                      ",\"status\":" + states_json(reply->status) + "}";
+    co_return json_answer(200, std::move(out));
+  }
+  if (a.status >= 400 && a.status < 500) {  // it answered, and said no: its words, its status
+    const auto why = hkp::parse_vks_error(a.body);
+    co_return json_error(a.status, upstream->name() + ": " +
+                                       (why ? *why : "HTTP " + std::to_string(a.status)));
+  }
+  co_return json_error(a.outcome == Outcome::timeout ? 504 : 503,
+                       "request-verify could not be relayed: " + a.detail);
 }
 
 }  // namespace hkpgw::gateway

@@ -227,9 +227,10 @@ asio::awaitable<UpstreamResponse> HttpsClient::get(std::string path_and_query,
   co_return r;
 }
 
-asio::awaitable<UpstreamResponse> HttpsClient::post_form(std::string path, std::string body,
-                                                            UpstreamLimits limits) {
-  Request req{true, options_.endpoint.base_path + path, std::move(body)};
+asio::awaitable<UpstreamResponse> HttpsClient::post(std::string path, std::string body,
+                                                       std::string_view content_type,
+                                                       UpstreamLimits limits) {
+  Request req{true, options_.endpoint.base_path + path, std::move(body), content_type};
   UpstreamResponse r = co_await send(std::move(req), limits, nullptr);
   co_return r;
 }
@@ -400,7 +401,7 @@ asio::awaitable<HttpsClient::Exchanged> HttpsClient::exchange(Connection& conn, 
   req.set(http::field::user_agent, kUserAgent);
   req.set(http::field::accept, "*/*");
   if (request.post) {
-    req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.set(http::field::content_type, request.content_type);
     req.body() = std::move(request.body);
     req.prepare_payload();
   }

@@ -100,10 +100,12 @@ class HttpsClient {
   // GET base_path + path_and_query. Thread-safe; many requests may run at once.
   boost::asio::awaitable<UpstreamResponse> get(std::string path_and_query, UpstreamLimits limits,
                                                std::shared_ptr<CancelToken> cancel = nullptr);
-  // POST base_path + path with a form body (/pks/add). Never retried on a fresh connection once
-  // the request may have been sent: a key submission is not repeated behind the caller's back.
-  boost::asio::awaitable<UpstreamResponse> post_form(std::string path, std::string body,
-                                                     UpstreamLimits limits);
+  // POST base_path + path with a body of `content_type` (static text: a form for /pks/add, JSON
+  // for VKS). Never retried on a fresh connection once the request may have been sent: a key
+  // submission is not repeated behind the caller's back.
+  boost::asio::awaitable<UpstreamResponse> post(std::string path, std::string body,
+                                                std::string_view content_type,
+                                                UpstreamLimits limits);
 
   // Connections open right now (in use or idle), and how many handshakes were resumed.
   std::size_t open_connections() const;
@@ -115,7 +117,8 @@ class HttpsClient {
   struct Request {
     bool post = false;
     std::string target;
-    std::string body;  // form body for POST
+    std::string body;  // for POST
+    std::string_view content_type;  // for POST; static text
   };
   struct Exchanged {
     UpstreamResponse response;

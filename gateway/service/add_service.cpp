@@ -62,6 +62,7 @@ std::int64_t forward_backoff(std::uint32_t attempts) {
 // Where a key went.
 struct AddService::Forwarded {
   std::vector<std::string> to;       // accepted (200)
+  std::vector<std::pair<std::string, std::string>> replies;  // (name, body) of each in `to`
   std::vector<std::string> refused;  // "name (HTTP 4xx)": the upstream will not take it
   std::vector<std::pair<std::string, std::string>> failed;  // (name, reason): retried later
 };
@@ -90,6 +91,7 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
   auto judge = [&](Upstream& upstream, UpstreamAnswer& r) -> asio::awaitable<Verdict> {
     if (r.outcome == Outcome::ok) {
       out.to.push_back(upstream.name());
+      out.replies.emplace_back(upstream.name(), std::move(r.body));
       co_return all ? Verdict::go_on : Verdict::done;
     }
     if (r.status >= 400 && r.status < 500) {  // it answered, and said no: not retried
@@ -108,6 +110,8 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
   auto rank = [&](const std::string& name) { return snap.rank(name); };
   std::sort(out.to.begin(), out.to.end(),
             [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  std::sort(out.replies.begin(), out.replies.end(),
+            [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
   std::sort(out.failed.begin(), out.failed.end(),
             [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
   co_return out;
@@ -312,7 +316,7 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
                             {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
                             {"queued", queued.empty() ? "-" : join(queued)}});
     added.push_back({fpr, it.change, std::move(fw.to), std::move(fw.refused), std::move(queued),
-                     hkp::addresses_of(it.key.info)});
+                     hkp::addresses_of(it.key.info), std::move(fw.replies)});
   }
   if (!queue.empty()) co_await commit(d_.store, std::move(queue));
   co_return added;

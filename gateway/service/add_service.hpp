@@ -51,6 +51,9 @@ class AddService {
     cache::Change change;
     std::vector<std::string> forwarded, refused, queued;  // upstream names
     std::vector<std::pair<std::string, bool>> addresses;  // its user IDs' (address, revoked)
+    // What each upstream that took it answered (name, body; at most 64 KiB each), in try order:
+    // a VKS upstream's token and address states, for the VKS front to pass back.
+    std::vector<std::pair<std::string, std::string>> replies;
   };
   // The refusal to answer with (one line, the status of the problem), or the accepted keys.
   using Submitted = std::variant<HttpResponse, std::vector<AddedKey>>;

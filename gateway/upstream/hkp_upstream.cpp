@@ -5,6 +5,7 @@
 namespace hkpgw::gateway {
 
 namespace asio = boost::asio;
+constexpr std::string_view kForm = "application/x-www-form-urlencoded";
 
 namespace {
 
@@ -85,7 +86,7 @@ asio::awaitable<UpstreamAnswer> HkpUpstream::submit(std::string_view packets,
   std::string body = "keytext=" + hkp::percent_encode(hkp::armor_public_keys(packets));
   std::string path = "/pks/add";
   UpstreamAnswer a;
-  static_cast<UpstreamResponse&>(a) = co_await client_.post_form(std::move(path), std::move(body), limits);
+  static_cast<UpstreamResponse&>(a) = co_await client_.post(std::move(path), std::move(body), kForm, limits);
   co_return a;
 }
 

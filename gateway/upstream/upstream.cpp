@@ -1,6 +1,7 @@
 #include "gateway/upstream/upstream.hpp"
 
 #include "gateway/upstream/hkp_upstream.hpp"
+#include "gateway/upstream/vks_upstream.hpp"
 #include "gateway/upstream/wkd_upstream.hpp"
 
 namespace hkpgw::gateway {
@@ -19,12 +20,21 @@ asio::awaitable<UpstreamAnswer> Upstream::ask(const UpstreamQuery& query, Upstre
   co_return a;
 }
 
+asio::awaitable<UpstreamAnswer> Upstream::request_verify(std::string, UpstreamLimits) {
+  UpstreamAnswer a;
+  a.outcome = Outcome::http_error;
+  a.status = 501;
+  a.detail = name() + " speaks no VKS: it issues no tokens";
+  co_return a;
+}
+
 // The one place that knows every kind: a new kind is a case here and a class of its own.
 std::shared_ptr<Upstream> make_upstream(asio::any_io_executor executor,
                                         const config::UpstreamConfig& u,
                                         const config::UpstreamsConfig& all) {
   switch (u.kind) {
     case config::UpstreamKind::wkd: return std::make_shared<WkdUpstream>(std::move(executor), u, all);
+    case config::UpstreamKind::vks: return std::make_shared<VksUpstream>(std::move(executor), u, all);
     case config::UpstreamKind::hkp: break;
   }
   return std::make_shared<HkpUpstream>(std::move(executor), u, all);

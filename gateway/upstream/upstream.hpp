@@ -1,7 +1,7 @@
 // One upstream keyserver, whatever protocol it speaks. The services ask it for what they need
 // ("the keys for this search", "the index for this search", "take this key", "are you alive")
-// and each kind turns that into its own requests: HKP over HTTPS is the first kind
-// (hkp_upstream.hpp); a WKD or VKS kind is another implementation of this interface, created by
+// and each kind turns that into its own requests: HKP over HTTPS (hkp_upstream.hpp), Hagrid's
+// VKS (vks_upstream.hpp) and WKD, an address's own domain (wkd_upstream.hpp), each created by
 // make_upstream() from its [[upstream]] table.
 //
 // Every answer is an UpstreamAnswer: the transport's outcome plus, for index searches, the
@@ -68,6 +68,10 @@ class Upstream {
   // Submits one key. Never retried behind the caller's back once it may have been sent.
   virtual boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
                                                         UpstreamLimits limits) = 0;
+  // VKS's request-verify (a JSON body, the upstream's own token in it) for a token this
+  // upstream issued; other kinds answer HTTP 501 without a request.
+  virtual boost::asio::awaitable<UpstreamAnswer> request_verify(std::string json,
+                                                                UpstreamLimits limits);
   // The active health probe: any answer below 500 counts as alive.
   virtual boost::asio::awaitable<UpstreamAnswer> probe(UpstreamLimits limits) = 0;
 

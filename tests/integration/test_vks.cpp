@@ -214,3 +214,65 @@ TEST_CASE("curl as Hagrid's documentation shows it, and a base64 keytext", "[int
   REQUIRE(got.exit_code == 0);
   CHECK_THAT(got.out, StartsWith("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
 }
+
+TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request-verify relayed",
+          "[integration][vks]") {
+  TempDir dir;
+  TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc"});  // speaks VKS too
+  Gateway gw(dir, {}, "",
+             "[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" + hagrid.url() + "\"\n");
+  REQUIRE(gw.started());
+  const std::string bob = fixture("BOB_FPR"), alice = fixture("ALICE_FPR");
+
+  // Lookups become /vks/v1/by-* requests; listings come from the keys.
+  CHECK(gw.get(get_target(bob)).status == 200);
+  CHECK(gw.get("/pks/lookup?op=index&options=mr&search=bob%2Bkeys%40example.org").status == 200);
+  CHECK(hagrid.count("gets") == 2);
+  CHECK(hagrid.count("lookups") == 0);  // never /pks/lookup
+  // A short key ID or free text is nothing VKS answers: not asked.
+  CHECK(gw.get("/pks/lookup?op=index&search=Bob").status == 404);
+  CHECK(hagrid.count("gets") == 2);
+
+  // GpgFrontend's upload: the upstream's states and token come back.
+  const HttpResult up = vks_post(
+      gw, "/vks/v1/upload", "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice.asc")) + "}");
+  INFO(up.body);
+  REQUIRE(up.status == 200);
+  CHECK(hagrid.count("adds") == 1);
+  CHECK_THAT(up.body, Contains("\"alice@example.org\":\"unpublished\""));
+  const std::string token = "hkpgw:hagrid:tok-" + alice;
+  CHECK_THAT(up.body, Contains("\"token\":\"" + token + "\""));
+
+  // request-verify goes to the upstream that issued the token, with its own token.
+  const HttpResult verify = vks_post(
+      gw, "/vks/v1/request-verify",
+      "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"],\"locale\":[\"de\"]}");
+  INFO(verify.body);
+  CHECK(verify.status == 200);
+  CHECK(verify.body == "{\"key_fpr\":\"" + alice + "\",\"status\":{\"alice@example.org\":\"pending\"}}\n");
+  CHECK(hagrid.count("verifies") == 1);
+  // Its refusal is passed on in its words; a token naming no upstream never leaves the gateway.
+  const HttpResult refused = vks_post(
+      gw, "/vks/v1/request-verify", "{\"token\":\"hkpgw:hagrid:forged\",\"addresses\":[\"a@b.example\"]}");
+  CHECK(refused.status == 400);
+  CHECK(refused.body == "{\"error\":\"hagrid: invalid token\"}\n");
+  const HttpResult nobody = vks_post(
+      gw, "/vks/v1/request-verify", "{\"token\":\"hkpgw:gone:tok-x\",\"addresses\":[\"a@b.example\"]}");
+  CHECK(nobody.status == 400);
+  CHECK_THAT(nobody.body, Contains("no upstream named \\\"gone\\\""));
+  CHECK(hagrid.count("verifies") == 2);
+
+  // An HKP client's upload reaches it as a VKS upload too.
+  const HttpResult add =
+      post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")));
+  CHECK(add.status == 200);
+  CHECK_THAT(add.body, Contains("forwarded to hagrid"));
+  CHECK(hagrid.count("adds") == 2);
+
+  // The upstream down: request-verify says so, as JSON.
+  hagrid.set_mode("fail");
+  const HttpResult down = vks_post(
+      gw, "/vks/v1/request-verify", "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"]}");
+  CHECK(down.status == 503);
+  CHECK_THAT(down.body, StartsWith("{\"error\":\"request-verify could not be relayed"));
+}

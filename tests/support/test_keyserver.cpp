@@ -6,12 +6,15 @@
 //     probe's too); delay_ms delays lookups only;
 //     close=1 closes the connection after every answer (each request a new TLS handshake).
 //   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N adds=N
-//     wkd=N"
+//     wkd=N verifies=N"
 //   POST /pks/add (keytext=) merges the submitted keys into what it serves; adds counts them.
 //   GET /.well-known/openpgpkey/<domain>/hu/<hash> (WKD's advanced place) and
 //     /.well-known/openpgpkey/hu/<hash> (the direct one, the domain from the Host header): the
 //     binary keys with a user ID of that domain whose hashed local part is <hash>; wkd counts
 //     them. wrongkey serves a key of another address instead.
+//   Hagrid's VKS: GET /vks/v1/by-fingerprint|by-keyid|by-email/... (gets counts them), POST
+//     /vks/v1/upload (JSON keytext; addresses "unpublished", token "tok-<FPR>"; adds counts the
+//     keys) and POST /vks/v1/request-verify (verifies counts them; addresses become "pending").
 //     resumed: requests that arrived on a TLS connection resumed from an earlier session;
 //     max_concurrent: the most lookups in flight at once.
 // Prints "tls=ADDR control=ADDR" on stdout once listening.
@@ -42,6 +45,7 @@
 #include "gateway/net/tls.hpp"
 #include "hkp/index.hpp"
 #include "hkp/keyring.hpp"
+#include "hkp/vks.hpp"
 #include "hkp/wkd.hpp"
 
 namespace asio = boost::asio;
@@ -112,7 +116,7 @@ struct State {
   int delay_ms = 0;
   bool close = false;
   std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0}, adds{0},
-      wkd{0};
+      wkd{0}, verifies{0};
   std::atomic<int> concurrent{0}, max_concurrent{0};
 
   std::tuple<std::string, int, bool> current() {
@@ -200,6 +204,89 @@ asio::awaitable<void> keyserver_accept(State& st, tcp::acceptor& acceptor, asio:
   }
 }
 
+// Merges submitted keys into what is served; the keys taken (none: not a usable submission).
+std::vector<hkp::KeyInfo> add_keys(State& st, const std::string& keytext) {
+  auto parsed = hkp::parse_keys(keytext, keep_everything());
+  if (parsed.keys.empty() || parsed.secret_material) return {};
+  std::vector<hkp::KeyInfo> taken;
+  std::lock_guard lock(st.mutex);
+  auto next = std::make_shared<std::vector<hkp::ParsedKey>>(st.keys->list);
+  for (auto& k : parsed.keys) {
+    ++st.adds;
+    taken.push_back(k.info);
+    auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
+    auto it = std::find_if(next->begin(), next->end(), same);
+    if (it == next->end()) {
+      next->push_back(std::move(k));
+    } else {
+      auto merged = hkp::parse_keys(it->packets + k.packets, keep_everything());
+      if (!merged.keys.empty()) *it = std::move(merged.keys.front());
+    }
+  }
+  st.keys = std::make_shared<const Keyring>(std::move(*next));
+  return taken;
+}
+
+HttpResponse json(unsigned status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+// Hagrid's VKS, as keys.openpgp.org answers it: addresses unpublished until verified, tokens
+// "tok-<FPR>", request-verify making the asked addresses pending.
+HttpResponse vks_answer(State& st, const HttpRequest& req) {
+  const auto states = [](const hkp::KeyInfo& info, const std::vector<std::string>& only,
+                         const char* state) {
+    std::string out = "{";
+    for (const auto& [address, revoked] : hkp::addresses_of(info)) {
+      if (!only.empty() && std::find(only.begin(), only.end(), address) == only.end()) continue;
+      out += (out.size() > 1 ? ",\"" : "\"") + address + "\":\"" + state + "\"";
+    }
+    return out + "}";
+  };
+  if (req.method == "POST" && req.path() == "/vks/v1/upload") {
+    auto sub = hkp::parse_vks_upload(req.body);
+    if (!sub) return json(400, "{\"error\":\"" + sub.error().detail + "\"}");
+    const auto taken = add_keys(st, sub->keytext);
+    if (taken.empty()) return json(400, "{\"error\":\"no usable key\"}");
+    return json(200, "{\"key_fpr\":\"" + taken[0].fingerprint + "\",\"status\":" +
+                         states(taken[0], {}, "unpublished") + ",\"token\":\"tok-" +
+                         taken[0].fingerprint + "\"}");
+  }
+  if (req.method == "POST" && req.path() == "/vks/v1/request-verify") {
+    ++st.verifies;
+    auto v = hkp::parse_vks_verify(req.body);
+    if (!v || !v->token.starts_with("tok-")) return json(400, "{\"error\":\"invalid token\"}");
+    std::shared_ptr<const Keyring> keys;
+    {
+      std::lock_guard lock(st.mutex);
+      keys = st.keys;
+    }
+    const auto hits = keys->find({hkp::SearchKind::fingerprint, v->token.substr(4)});
+    if (hits.empty()) return json(400, "{\"error\":\"invalid token\"}");
+    return json(200, "{\"key_fpr\":\"" + hits[0]->info.fingerprint + "\",\"status\":" +
+                         states(hits[0]->info, v->addresses, "pending") + ",\"token\":\"" +
+                         v->token + "\"}");
+  }
+  auto parsed = hkp::parse_vks_lookup(req.path());
+  if (!parsed) return text_response(parsed.error().status, parsed.error().message());
+  ++st.gets;
+  std::shared_ptr<const Keyring> keys;
+  {
+    std::lock_guard lock(st.mutex);
+    keys = st.keys;
+  }
+  const auto hits = keys->find(parsed->search);
+  if (hits.empty()) return text_response(404, "No key found");
+  HttpResponse r;
+  r.content_type = "application/pgp-keys";
+  r.body = hkp::armor_public_keys(hits[0]->packets);
+  return r;
+}
+
 constexpr std::string_view kWkdPrefix = "/.well-known/openpgpkey/";
 
 HttpResponse wkd_answer(State& st, const HttpRequest& req, const std::string& mode) {
@@ -251,24 +338,10 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
   if (req.path() == "/pks/add" && req.method == "POST") {
     auto keytext = hkp::form_field(req.body, "keytext");
     if (!keytext) co_return text_response(400, "no keytext");
-    auto parsed = hkp::parse_keys(*keytext, keep_everything());
-    if (parsed.keys.empty() || parsed.secret_material) co_return text_response(400, "no usable key");
-    std::lock_guard lock(st.mutex);
-    auto next = std::make_shared<std::vector<hkp::ParsedKey>>(st.keys->list);
-    for (auto& k : parsed.keys) {
-      ++st.adds;
-      auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
-      auto it = std::find_if(next->begin(), next->end(), same);
-      if (it == next->end()) {
-        next->push_back(std::move(k));
-      } else {
-        auto merged = hkp::parse_keys(it->packets + k.packets, keep_everything());
-        if (!merged.keys.empty()) *it = std::move(merged.keys.front());
-      }
-    }
-    st.keys = std::make_shared<const Keyring>(std::move(*next));
+    if (add_keys(st, *keytext).empty()) co_return text_response(400, "no usable key");
     co_return text_response(200, "key(s) added");
   }
+  if (req.path().starts_with(hkp::kVksPrefix)) co_return vks_answer(st, req);
   if (req.path().starts_with(kWkdPrefix)) co_return wkd_answer(st, req, mode);
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
   struct InFlight {
@@ -335,7 +408,8 @@ asio::awaitable<HttpResponse> control(State& st, const HttpRequest& req) {
                                      " resumed=" + std::to_string(st.resumed) +
                                      " max_concurrent=" + std::to_string(st.max_concurrent) +
                                      " adds=" + std::to_string(st.adds) +
-                                     " wkd=" + std::to_string(st.wkd));
+                                     " wkd=" + std::to_string(st.wkd) +
+                                     " verifies=" + std::to_string(st.verifies));
   }
   if (req.path() == "/mode") {
     std::lock_guard lock(st.mutex);

@@ -260,6 +260,15 @@ TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config
              Contains("upstream[0].domains: only a kind = \"wkd\" upstream takes this key"));
   CHECK_THAT(problems_of("[[upstream]]\nname = \"w\"\nkind = \"finger\"\n"),
              Contains("upstream[0].kind"));
+  // kind = "vks": a keyserver like hkp, with a url; it may be the default.
+  const Config v = load_string("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\n[[upstream]]\n"
+                               "name = \"k\"\nkind = \"vks\"\nurl = \"https://keys.example\"\n",
+                               "t.toml");
+  CHECK(v.upstreams.list[1].kind == UpstreamKind::vks);
+  CHECK(v.upstreams.list[1].keyserver());
+  CHECK(v.upstreams.default_name == "k");
+  CHECK_THAT(problems_of("[[upstream]]\nname = \"k\"\nkind = \"vks\"\n"),
+             Contains("upstream[0].url: every upstream needs a url"));
   for (const char* bad : {"127.0.0.1", "localhost", "intranet", "a..example", "x.localhost",
                           "-", "exa mple.org", ""}) {
     INFO(bad);

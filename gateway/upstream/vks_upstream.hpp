@@ -1,0 +1,43 @@
+// The VKS kind of upstream ([[upstream]] kind = "vks"): a keyserver speaking Hagrid's VKS API
+// (keys.openpgp.org) over HTTPS. Lookups by fingerprint, 64-bit key ID and exact address
+// (/vks/v1/by-*); listings are made from the keys (VKS has no index: the fetch lists them on the
+// work pool); submissions are JSON uploads whose answer (Hagrid's key_fpr, status, token) goes
+// back to the client that uploaded; request-verify is relayed for the tokens it issued. Short
+// key IDs and free text are not asked (VKS answers neither).
+#pragma once
+
+#include "gateway/upstream/upstream.hpp"
+
+namespace hkpgw::gateway {
+
+class VksUpstream final : public Upstream {
+ public:
+  VksUpstream(boost::asio::any_io_executor executor, config::UpstreamConfig upstream,
+              const config::UpstreamsConfig& all);
+
+  const config::UpstreamConfig& config() const override { return upstream_; }
+  bool answers(const UpstreamQuery& query) const override;
+  boost::asio::awaitable<UpstreamAnswer> keys(const hkp::Search& search, UpstreamLimits limits,
+                                              std::shared_ptr<CancelToken> cancel) override;
+  boost::asio::awaitable<UpstreamAnswer> index(const hkp::Search& search, UpstreamLimits limits,
+                                               std::shared_ptr<CancelToken> cancel) override;
+  boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
+                                                UpstreamLimits limits) override;
+  boost::asio::awaitable<UpstreamAnswer> request_verify(std::string json,
+                                                        UpstreamLimits limits) override;
+  boost::asio::awaitable<UpstreamAnswer> probe(UpstreamLimits limits) override;
+  bool same_settings(const config::UpstreamConfig& u,
+                     const config::UpstreamsConfig& all) const override;
+  std::size_t open_connections() const override { return client_.open_connections(); }
+  std::uint64_t resumed_handshakes() const override { return client_.resumed_handshakes(); }
+
+  // The request target of a key lookup, for tests: /vks/v1/by-fingerprint/<FPR> and so on.
+  static std::string keys_target(const hkp::Search& search);
+
+ private:
+  config::UpstreamConfig upstream_;
+  std::string shared_ca_file_;
+  HttpsClient client_;
+};
+
+}  // namespace hkpgw::gateway
