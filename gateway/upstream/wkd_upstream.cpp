@@ -1,5 +1,7 @@
 #include "gateway/upstream/wkd_upstream.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "gateway/net/tls.hpp"
@@ -26,14 +28,31 @@ bool is_address_lookup(const UpstreamQuery& q) {
 
 }  // namespace
 
-WkdUpstream::WkdUpstream(asio::any_io_executor executor, config::UpstreamConfig upstream,
+WkdUpstream::WkdUpstream(asio::any_io_executor, config::UpstreamConfig upstream,
                          const config::UpstreamsConfig& all)
-    : executor_(std::move(executor)),
+    : work_(asio::make_work_guard(io_)),
       upstream_(std::move(upstream)),
       shared_ca_file_(all.ca_file),
       resolve_(all.resolve) {
   // The CA files are loaded now: one that cannot be read fails the config load, not a lookup.
   make_client_tls({shared_ca_file_, upstream_.ca_file});
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hkpgw-wkd");
+    io_.run();
+  });
+}
+
+WkdUpstream::~WkdUpstream() {
+  // The last reference goes with the last request or snapshot that held it, on a network thread
+  // (a fetch holds its candidates until it ends; its coroutines resume on their own executor),
+  // never on this kind's thread, whose handlers hold no reference to it.
+  {
+    std::lock_guard lock(mutex_);
+    clients_.clear();  // their connections close on the thread below
+  }
+  work_.reset();
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
 }
 
 bool WkdUpstream::answers(const UpstreamQuery& query) const {
@@ -76,7 +95,7 @@ std::shared_ptr<HttpsClient> WkdUpstream::client_for(const std::string& host) {
       o.connect_port = e.connect_port;
     }
   }
-  auto client = std::make_shared<HttpsClient>(executor_, std::move(o));
+  auto client = std::make_shared<HttpsClient>(io_.get_executor(), std::move(o));
   clients_.emplace(host, client);
   return client;
 }

@@ -14,12 +14,18 @@
 //    broken domain never marks the kind unhealthy for every other one.
 //  - Bounded: one HTTPS client per host for at most kMaxHosts hosts (an idle one is dropped to
 //    make room), kMaxConnectionsPerHost connections each, kMaxAbsent remembered domains.
+//  - Its own I/O thread ("hkpgw-wkd"): the names it resolves come from input, and Asio resolves
+//    with one blocking getaddrinfo thread per I/O context. A domain whose DNS answers slowly
+//    must only ever delay other WKD lookups, never a keyserver's connection or a cached answer.
 //  - domains = [...] restricts it to those domains (asking a domain tells its owner who looks up
 //    its addresses, and an address's domain is input: see docs/contract.md).
 #pragma once
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "gateway/upstream/upstream.hpp"
@@ -32,8 +38,10 @@ class WkdUpstream final : public Upstream {
   static constexpr unsigned kMaxConnectionsPerHost = 2;
   static constexpr std::size_t kMaxAbsent = 10000;
 
+  // `executor` is not used: the kind runs its own I/O context (see above).
   WkdUpstream(boost::asio::any_io_executor executor, config::UpstreamConfig upstream,
               const config::UpstreamsConfig& all);
+  ~WkdUpstream() override;
 
   const config::UpstreamConfig& config() const override { return upstream_; }
   bool keyserver() const override { return false; }
@@ -61,7 +69,9 @@ class WkdUpstream final : public Upstream {
   bool remembered_absent(const std::string& domain);
   void remember_absent(const std::string& domain, const UpstreamAnswer& why);
 
-  boost::asio::any_io_executor executor_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
   config::UpstreamConfig upstream_;
   std::string shared_ca_file_;
   std::vector<config::ResolveEntry> resolve_;

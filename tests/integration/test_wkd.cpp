@@ -4,6 +4,9 @@
 // advanced host cannot be reached, a domain without WKD remembered, a key that does not carry
 // the address never cached, and the keyservers still asked for everything else.
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <filesystem>
+#include <set>
 
 #include "support/actors.hpp"
 
@@ -81,6 +84,14 @@ TEST_CASE("an address is asked of its own domain first, and what WKD serves is c
   CHECK(gw.get(get_email("nobody@test.example")).status == 404);
   CHECK(directory.count("wkd") == 3);
   CHECK(ks.count("gets") == 3);
+
+  // gpg's own address lookup, through the gateway as its keyserver (what the README shows).
+  Gpg locator;
+  const RunResult located = locator({"--auto-key-locate", "clear,keyserver", "--locate-keys",
+                                     "wendy@test.example"}, gw.hkp_url());
+  INFO(located.err);
+  CHECK(located.exit_code == 0);
+  CHECK(locator.fingerprints() == std::vector<std::string>{wendy});
 
   // Uploads go to the keyservers only; the WKD upstream is no target and no queue.
   const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")));
@@ -164,4 +175,44 @@ TEST_CASE("a gateway with WKD alone keeps submissions and serves addresses",
   CHECK(add.status == 200);
   CHECK(add.body.find("queued") == std::string::npos);
   CHECK(gw.get(get_target(fixture("ERIN_FPR"))).header("x-hkp-cache") == "hit");
+}
+
+namespace {
+
+std::set<std::string> thread_names(Gateway& gw) {
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(gw.process().pid()) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::string comm = read_file((t.path() / "comm").string());
+    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    names.insert(comm);
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("WKD resolves and connects on a thread of its own, which a reload ends cleanly",
+          "[integration][wkd]") {
+  TempDir dir;
+  TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc"});
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  const std::string p = port_of(directory);
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  REQUIRE(gw.started());
+  // Names from input are resolved there: a domain with slow DNS holds up WKD lookups only.
+  CHECK(thread_names(gw).contains("hkpgw-wkd"));
+  REQUIRE(gw.get(get_email("wendy@test.example")).status == 200);
+
+  // A reload without the WKD upstream: its thread and connections go; serving goes on.
+  std::string toml = read_file(gw.config_path());
+  toml = toml.substr(0, toml.find("\n[[upstream]]\nname = \"wkd\"")) + "\n[[upstream]]\nname = \"ks\"\nurl = \"" +
+         ks.url() + "\"\n";
+  write_file(gw.config_path(), toml);
+  gw.process().signal(SIGHUP);
+  REQUIRE(gw.process().wait_for("event=config_reload result=success"));
+  CHECK(eventually([&] { return !thread_names(gw).contains("hkpgw-wkd"); }));
+  CHECK(gw.get(get_email("wendy@test.example")).header("x-hkp-cache") == "hit");
+  CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
 }
