@@ -2,6 +2,8 @@
 // GpgFrontend's key-server module sends (upload, refresh by key ID and by fingerprint, by
 // address), and curl as Hagrid's documentation shows it.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <sstream>
 
 #include "support/actors.hpp"
 
@@ -89,6 +91,65 @@ TEST_CASE("GpgFrontend's VKS flow: upload, then refresh by key ID and by fingerp
   write_file(file, by_fpr.body);
   REQUIRE(reader({"--import", file}).exit_code == 0);
   CHECK(reader.fingerprints() == std::vector<std::string>{alice});
+}
+
+// GpgFrontend's whole key-server session, request for request as its module sends them: the
+// Test button, a search and an import over HKP, an upload and a sync over VKS.
+TEST_CASE("GpgFrontend end to end: test, search, import, upload, sync", "[integration][vks]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string bob = fixture("BOB_FPR"), alice = fixture("ALICE_FPR");
+
+  CHECK(gw.get("/").status == 200);  // "Test": any 2xx is "Reachable"
+
+  // Search: QUrl::toPercentEncoding of the address, op=index, options=mr.
+  const HttpResult found = gw.get("/pks/lookup?search=bob%2Bkeys%40example.org&op=index&options=mr");
+  REQUIRE(found.status == 200);
+  // Its parser: split on '\n' only, pub lines of at least 7 fields, the key ID in field 1.
+  std::string listed;
+  std::istringstream lines(found.body);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::string> fields;
+    std::istringstream in(line);
+    for (std::string f; std::getline(in, f, ':');) fields.push_back(f);
+    if (line.back() == ':') fields.emplace_back();
+    if (fields.size() >= 7 && fields[0] == "pub") listed = fields[1];
+  }
+  REQUIRE(listed == bob);
+
+  // Import: search=0x<pub field 1>&op=get&options=mr, the body handed to GPGME's import.
+  const HttpResult got = gw.get("/pks/lookup?search=0x" + listed + "&op=get&options=mr");
+  REQUIRE(got.status == 200);
+  Gpg gpgme;
+  const std::string file = dir / "import.asc";
+  write_file(file, got.body);
+  REQUIRE(gpgme({"--import", file}).exit_code == 0);
+  CHECK(gpgme.fingerprints() == std::vector<std::string>{bob});
+
+  // Publish the user's own key over VKS, then "sync all": each key by fingerprint and key ID.
+  const HttpResult up = vks_post(
+      gw, "/vks/v1/upload", "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice.asc")) + "}");
+  REQUIRE(up.status == 200);
+  CHECK_THAT(up.body, Contains("\"key_fpr\":\"" + alice + "\""));
+  for (const std::string& fpr : {alice, bob}) {
+    const HttpResult by_fpr = gw.get("/vks/v1/by-fingerprint/" + fpr);
+    const HttpResult by_id = gw.get("/vks/v1/by-keyid/" + fpr.substr(24));
+    INFO(fpr);
+    CHECK(by_fpr.status == 200);
+    CHECK(by_id.body == by_fpr.body);
+    write_file(file, by_fpr.body);
+    CHECK(gpgme({"--import", file}).exit_code == 0);
+  }
+  auto have = gpgme.fingerprints();
+  std::sort(have.begin(), have.end());
+  std::vector<std::string> want = {alice, bob};
+  std::sort(want.begin(), want.end());
+  CHECK(have == want);
+  CHECK(ks.count("indexes") == 1);  // the search
+  CHECK(ks.count("gets") == 1);     // the import; the sync came from the cache
+  CHECK(ks.count("adds") == 1);
 }
 
 TEST_CASE("VKS lookups of keys the cache lacks go upstream, and misses are 404 in plain text",
