@@ -6,16 +6,16 @@
 // key IDs and free text are not asked (VKS answers neither).
 #pragma once
 
-#include "gateway/upstream/upstream.hpp"
+#include "gateway/upstream/server_upstream.hpp"
 
 namespace hkpgw::gateway {
 
-class VksUpstream final : public Upstream {
+class VksUpstream final : public ServerUpstream {
  public:
   VksUpstream(boost::asio::any_io_executor executor, config::UpstreamConfig upstream,
-              const config::UpstreamsConfig& all);
+              const config::UpstreamsConfig& all)
+      : ServerUpstream(std::move(executor), std::move(upstream), all) {}
 
-  const config::UpstreamConfig& config() const override { return upstream_; }
   bool answers(const UpstreamQuery& query) const override;
   boost::asio::awaitable<UpstreamAnswer> keys(const hkp::Search& search, UpstreamLimits limits,
                                               std::shared_ptr<CancelToken> cancel) override;
@@ -25,19 +25,9 @@ class VksUpstream final : public Upstream {
                                                 UpstreamLimits limits) override;
   boost::asio::awaitable<UpstreamAnswer> request_verify(std::string json,
                                                         UpstreamLimits limits) override;
-  boost::asio::awaitable<UpstreamAnswer> probe(UpstreamLimits limits) override;
-  bool same_settings(const config::UpstreamConfig& u,
-                     const config::UpstreamsConfig& all) const override;
-  std::size_t open_connections() const override { return client_.open_connections(); }
-  std::uint64_t resumed_handshakes() const override { return client_.resumed_handshakes(); }
 
   // The request target of a key lookup, for tests: /vks/v1/by-fingerprint/<FPR> and so on.
   static std::string keys_target(const hkp::Search& search);
-
- private:
-  config::UpstreamConfig upstream_;
-  std::string shared_ca_file_;
-  HttpsClient client_;
 };
 
 }  // namespace hkpgw::gateway

@@ -166,13 +166,7 @@ TEST_CASE("the gateway's threads are named for top -H, perf and ps -T", "[integr
   TempDir dir;
   Gateway gw(dir, {}, "", "[keys]\nworkers = 2\n", "threads = 2\n");
   REQUIRE(gw.started());
-  std::set<std::string> names;
-  const std::string tasks = "/proc/" + std::to_string(gw.process().pid()) + "/task";
-  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
-    std::string comm = read_file((t.path() / "comm").string());
-    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
-    names.insert(comm);
-  }
+  const std::set<std::string> names = thread_names(gw.process().pid());
   INFO("threads: " << names.size());
   CHECK(names.contains("hkp-gateway"));  // the main thread keeps the process's name
   CHECK(names.contains("hkpgw-net-1"));

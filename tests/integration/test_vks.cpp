@@ -2,6 +2,7 @@
 // GpgFrontend's key-server module sends (upload, refresh by key ID and by fingerprint, by
 // address), and curl as Hagrid's documentation shows it.
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <algorithm>
 #include <sstream>
 
@@ -336,4 +337,23 @@ TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request
       gw, "/vks/v1/request-verify", "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"]}");
   CHECK(down.status == 503);
   CHECK_THAT(down.body, StartsWith("{\"error\":\"request-verify could not be relayed"));
+}
+
+TEST_CASE("a reload that changes an upstream's kind gets an upstream of the new kind",
+          "[integration][vks]") {
+  TempDir dir;
+  TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc", "alice.asc"});  // both APIs
+  Gateway gw(dir, {{"hagrid", hagrid.url()}});
+  REQUIRE(gw.started());
+  REQUIRE(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
+  CHECK(hagrid.count("lookups") == 1);  // HKP: /pks/lookup
+
+  std::string toml = read_file(gw.config_path());
+  toml.replace(toml.find("name = \"hagrid\"\n"), 16, "name = \"hagrid\"\nkind = \"vks\"\n");
+  write_file(gw.config_path(), toml);
+  gw.process().signal(SIGHUP);
+  REQUIRE(gw.process().wait_for("event=config_reload result=success"));
+  REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
+  CHECK(hagrid.count("lookups") == 1);  // same name and url, new kind: /vks/v1/ now
+  CHECK(hagrid.count("gets") == 2);
 }

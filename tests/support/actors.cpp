@@ -1,6 +1,7 @@
 #include "support/actors.hpp"
 
 #include <csignal>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
@@ -141,6 +142,17 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
     ++n;
   }
   return n;
+}
+
+std::set<std::string> thread_names(pid_t pid) {
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::string comm = read_file((t.path() / "comm").string());
+    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    names.insert(comm);
+  }
+  return names;
 }
 
 }  // namespace hkpgw::test

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,8 @@ HttpResult post_add(const Gateway& gw, const std::string& body,
                     const std::string& content_type = "application/x-www-form-urlencoded");
 // "keys" of op=stats&options=mr; -1 when the answer has none.
 int cached_keys(const Gateway& gw);
+// The names of a process's threads (/proc/PID/task/*/comm).
+std::set<std::string> thread_names(pid_t pid);
 // Occurrences of `needle` in `haystack` (overlapping ones too).
 std::size_t count_of(const std::string& haystack, const std::string& needle);
 
