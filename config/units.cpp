@@ -181,7 +181,8 @@ bool valid_domain_name(std::string_view d) {
     if (!ok) return false;
   }
   const std::string_view tld = d.substr(d.rfind('.') + 1);
-  const bool letter = std::any_of(tld.begin(), tld.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+  const bool letter =
+      std::any_of(tld.begin(), tld.end(), [](char c) { return c >= 'a' && c <= 'z'; });
   return letter && tld != "localhost";
 }
 

@@ -55,7 +55,8 @@ Result<std::string> multipart_keytext(std::string_view content_type, std::string
     const auto headers_start = body.find("\r\n", at);
     const auto headers_end = body.find("\r\n\r\n", at);
     if (headers_start == std::string_view::npos || headers_end == std::string_view::npos) break;
-    const std::string headers = ascii_lower(body.substr(headers_start, headers_end - headers_start));
+    const std::string headers =
+        ascii_lower(body.substr(headers_start, headers_end - headers_start));
     const std::size_t content = headers_end + 4;
     const auto end = body.find(separator, content);
     if (end == std::string_view::npos) {
@@ -63,8 +64,8 @@ Result<std::string> multipart_keytext(std::string_view content_type, std::string
     }
     const auto disposition = headers.find("content-disposition:");
     if (disposition != std::string::npos) {
-      const std::string_view line =
-          std::string_view(headers).substr(disposition, headers.find("\r\n", disposition) - disposition);
+      const std::string_view line = std::string_view(headers).substr(
+          disposition, headers.find("\r\n", disposition) - disposition);
       if (line.find("name=\"keytext\"") != std::string_view::npos ||
           line.find("name=keytext") != std::string_view::npos) {
         return std::string(body.substr(content, end - content));
@@ -92,7 +93,9 @@ Result<Submission> parse_submission(std::string_view content_type, std::string_v
   if (type == "multipart/form-data") {
     auto keytext = multipart_keytext(content_type, body);
     if (!keytext) return keytext.error();
-    if (keytext->empty()) return Problem{400, GPG_ERR_NO_DATA, "keytext is empty: no key submitted"};
+    if (keytext->empty()) {
+      return Problem{400, GPG_ERR_NO_DATA, "keytext is empty: no key submitted"};
+    }
     s.keytext = std::move(*keytext);
     return s;
   }

@@ -67,7 +67,9 @@ Result<Search> by_vfingerprint(std::string_view id) {
   }
   const std::string shape = "a versioned fingerprint is its version octet and the fingerprint, "
                             "in hex without 0x (04 and 40 digits for v4)";
-  if (id.size() < 2 || !all_hex(id)) return not_found("not a versioned fingerprint: " + shown(id) + "; " + shape);
+  if (id.size() < 2 || !all_hex(id)) {
+    return not_found("not a versioned fingerprint: " + shown(id) + "; " + shape);
+  }
   const std::string_view version = id.substr(0, 2), fpr = id.substr(2);
   if ((version == "05" || version == "06") && fpr.size() == 64) {
     return Problem{501, GPG_ERR_NOT_IMPLEMENTED,

@@ -193,9 +193,9 @@ Result<VksReply> parse_vks_reply(std::string_view body) {
   if (const auto* status = parsed->if_contains("status"); status && status->is_object()) {
     for (const auto& [address, state] : status->get_object()) {
       if (out.status.size() == kMaxStates) break;
-      if (!state.is_string() || address.size() > kMaxString || state.get_string().size() > kMaxString) {
-        continue;
-      }
+      const bool fits = address.size() <= kMaxString && state.is_string() &&
+                        state.get_string().size() <= kMaxString;
+      if (!fits) continue;
       out.status.emplace_back(std::string(address), std::string(state.get_string()));
     }
   }

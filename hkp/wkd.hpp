@@ -24,8 +24,9 @@ struct WkdLocation {
 
 struct WkdUrls {
   std::string domain;  // lower case
-  WkdLocation advanced;  // openpgpkey.<domain>, /.well-known/openpgpkey/<domain>/hu/<hash>?l=<local>
-  WkdLocation direct;    // <domain>, /.well-known/openpgpkey/hu/<hash>?l=<local>
+  // openpgpkey.<domain>, /.well-known/openpgpkey/<domain>/hu/<hash>?l=<local>
+  WkdLocation advanced;
+  WkdLocation direct;  // <domain>, /.well-known/openpgpkey/hu/<hash>?l=<local>
 };
 
 // Both places for an address (local@domain; the domain lower-cased), or nothing when it is no

@@ -62,7 +62,8 @@ asio::awaitable<HttpResponse> Router::serve_v2_submit(const HttpRequest& req,
   }
   std::string inserted, updated, ignored;
   for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
-    const std::string cert = "{\"version\":4,\"fingerprint\":\"" + hkp::ascii_lower(k.fingerprint) + "\"";
+    const std::string cert =
+        "{\"version\":4,\"fingerprint\":\"" + hkp::ascii_lower(k.fingerprint) + "\"";
     std::string& list = k.change == cache::Change::added     ? inserted
                         : k.change == cache::Change::updated ? updated
                                                              : ignored;

@@ -222,7 +222,7 @@ SSL_SESSION* HttpsClient::saved_session() {
 asio::awaitable<UpstreamResponse> HttpsClient::get(std::string path_and_query,
                                                       UpstreamLimits limits,
                                                       std::shared_ptr<CancelToken> cancel) {
-  Request req{false, options_.endpoint.base_path + path_and_query, {}};
+  Request req{false, options_.endpoint.base_path + path_and_query, {}, {}};
   UpstreamResponse r = co_await send(std::move(req), limits, std::move(cancel));
   co_return r;
 }

@@ -58,7 +58,8 @@ class Fleet {
 
   // The upstreams asked `query`, in order: those that answer it, healthy ones (all of them in
   // panic mode), the ones asked first in front.
-  std::vector<std::shared_ptr<Upstream>> candidates(const Snapshot& snap, const UpstreamQuery& query);
+  std::vector<std::shared_ptr<Upstream>> candidates(const Snapshot& snap,
+                                                    const UpstreamQuery& query);
   // Panic mode: there are keyservers and none is healthy.
   static bool none_healthy(const Snapshot& snap);
 

@@ -33,8 +33,10 @@ std::shared_ptr<Upstream> make_upstream(asio::any_io_executor executor,
                                         const config::UpstreamConfig& u,
                                         const config::UpstreamsConfig& all) {
   switch (u.kind) {
-    case config::UpstreamKind::wkd: return std::make_shared<WkdUpstream>(std::move(executor), u, all);
-    case config::UpstreamKind::vks: return std::make_shared<VksUpstream>(std::move(executor), u, all);
+    case config::UpstreamKind::wkd:
+      return std::make_shared<WkdUpstream>(std::move(executor), u, all);
+    case config::UpstreamKind::vks:
+      return std::make_shared<VksUpstream>(std::move(executor), u, all);
     case config::UpstreamKind::hkp: break;
   }
   return std::make_shared<HkpUpstream>(std::move(executor), u, all);

@@ -25,6 +25,11 @@ std::string json_quoted(const std::string& s) {  // what QJsonDocument writes fo
   return out + "\"";
 }
 
+// The upload body GpgFrontend sends for a key file of the test data.
+std::string upload_json(const std::string& file) {
+  return "{\"keytext\":" + json_quoted(read_file(data_dir() + "/" + file)) + "}";
+}
+
 HttpResult vks_post(const Gateway& gw, const std::string& path, const std::string& json) {
   return http_request(gw.address(), "POST", path, json, {"Content-Type: application/json"});
 }
@@ -39,8 +44,7 @@ TEST_CASE("GpgFrontend's VKS flow: upload, then refresh by key ID and by fingerp
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
 
-  const HttpResult up = vks_post(gw, "/vks/v1/upload",
-                                 "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice.asc")) + "}");
+  const HttpResult up = vks_post(gw, "/vks/v1/upload", upload_json("alice.asc"));
   INFO(up.body);
   REQUIRE(up.status == 200);
   CHECK(up.header("content-type") == "application/json");
@@ -106,7 +110,8 @@ TEST_CASE("GpgFrontend end to end: test, search, import, upload, sync", "[integr
   CHECK(gw.get("/").status == 200);  // "Test": any 2xx is "Reachable"
 
   // Search: QUrl::toPercentEncoding of the address, op=index, options=mr.
-  const HttpResult found = gw.get("/pks/lookup?search=bob%2Bkeys%40example.org&op=index&options=mr");
+  const HttpResult found =
+      gw.get("/pks/lookup?search=bob%2Bkeys%40example.org&op=index&options=mr");
   REQUIRE(found.status == 200);
   // Its parser: split on '\n' only, pub lines of at least 7 fields, the key ID in field 1.
   std::string listed;
@@ -131,7 +136,7 @@ TEST_CASE("GpgFrontend end to end: test, search, import, upload, sync", "[integr
 
   // Publish the user's own key over VKS, then "sync all": each key by fingerprint and key ID.
   const HttpResult up = vks_post(
-      gw, "/vks/v1/upload", "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice.asc")) + "}");
+      gw, "/vks/v1/upload", upload_json("alice.asc"));
   REQUIRE(up.status == 200);
   CHECK_THAT(up.body, Contains("\"key_fpr\":\"" + alice + "\""));
   for (const std::string& fpr : {alice, bob}) {
@@ -297,7 +302,7 @@ TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request
 
   // GpgFrontend's upload: the upstream's states and token come back.
   const HttpResult up = vks_post(
-      gw, "/vks/v1/upload", "{\"keytext\":" + json_quoted(read_file(data_dir() + "/alice.asc")) + "}");
+      gw, "/vks/v1/upload", upload_json("alice.asc"));
   INFO(up.body);
   REQUIRE(up.status == 200);
   CHECK(hagrid.count("adds") == 1);
@@ -311,15 +316,18 @@ TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request
       "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"],\"locale\":[\"de\"]}");
   INFO(verify.body);
   CHECK(verify.status == 200);
-  CHECK(verify.body == "{\"key_fpr\":\"" + alice + "\",\"status\":{\"alice@example.org\":\"pending\"}}\n");
+  CHECK(verify.body ==
+        "{\"key_fpr\":\"" + alice + "\",\"status\":{\"alice@example.org\":\"pending\"}}\n");
   CHECK(hagrid.count("verifies") == 1);
   // Its refusal is passed on in its words; a token naming no upstream never leaves the gateway.
   const HttpResult refused = vks_post(
-      gw, "/vks/v1/request-verify", "{\"token\":\"hkpgw:hagrid:forged\",\"addresses\":[\"a@b.example\"]}");
+      gw, "/vks/v1/request-verify",
+      "{\"token\":\"hkpgw:hagrid:forged\",\"addresses\":[\"a@b.example\"]}");
   CHECK(refused.status == 400);
   CHECK(refused.body == "{\"error\":\"hagrid: invalid token\"}\n");
   const HttpResult nobody = vks_post(
-      gw, "/vks/v1/request-verify", "{\"token\":\"hkpgw:gone:tok-x\",\"addresses\":[\"a@b.example\"]}");
+      gw, "/vks/v1/request-verify",
+      "{\"token\":\"hkpgw:gone:tok-x\",\"addresses\":[\"a@b.example\"]}");
   CHECK(nobody.status == 400);
   CHECK_THAT(nobody.body, Contains("no upstream named \\\"gone\\\""));
   CHECK(hagrid.count("verifies") == 2);
@@ -334,7 +342,8 @@ TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request
   // The upstream down: request-verify says so, as JSON.
   hagrid.set_mode("fail");
   const HttpResult down = vks_post(
-      gw, "/vks/v1/request-verify", "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"]}");
+      gw, "/vks/v1/request-verify",
+      "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"]}");
   CHECK(down.status == 503);
   CHECK_THAT(down.body, StartsWith("{\"error\":\"request-verify could not be relayed"));
 }

@@ -94,7 +94,8 @@ TEST_CASE("an address is asked of its own domain first, and what WKD serves is c
   CHECK(locator.fingerprints() == std::vector<std::string>{wendy});
 
   // Uploads go to the keyservers only; the WKD upstream is no target and no queue.
-  const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")));
+  const std::string erin = read_file(data_dir() + "/erin.asc");
+  const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(erin));
   INFO(add.body);
   CHECK(add.status == 200);
   CHECK_THAT(add.body, Contains("forwarded to ks"));
@@ -170,7 +171,8 @@ TEST_CASE("a gateway with WKD alone keeps submissions and serves addresses",
   CHECK(gw.get(get_email("wendy@test.example")).status == 200);
   // A key ID: nobody to ask, 404 (not 503: no keyserver is down, there is none).
   CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 404);
-  const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")));
+  const std::string erin = read_file(data_dir() + "/erin.asc");
+  const HttpResult add = post_add(gw, "keytext=" + percent_encode_all(erin));
   INFO(add.body);
   CHECK(add.status == 200);
   CHECK(add.body.find("queued") == std::string::npos);
@@ -192,8 +194,8 @@ TEST_CASE("WKD resolves and connects on a thread of its own, which a reload ends
 
   // A reload without the WKD upstream: its thread and connections go; serving goes on.
   std::string toml = read_file(gw.config_path());
-  toml = toml.substr(0, toml.find("\n[[upstream]]\nname = \"wkd\"")) + "\n[[upstream]]\nname = \"ks\"\nurl = \"" +
-         ks.url() + "\"\n";
+  toml = toml.substr(0, toml.find("\n[[upstream]]\nname = \"wkd\"")) +
+         "\n[[upstream]]\nname = \"ks\"\nurl = \"" + ks.url() + "\"\n";
   write_file(gw.config_path(), toml);
   gw.process().signal(SIGHUP);
   REQUIRE(gw.process().wait_for("event=config_reload result=success"));

@@ -234,8 +234,8 @@ TEST_CASE("upstreams.resolve pins host names to addresses, as curl --resolve doe
 
 TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config][unit]") {
   const Config c = load_string(
-      "[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\ndomains = [\"Example.ORG\", \"test.example\"]\n"
-      "ask_first = false\nabsent_for = \"10m\"\n"
+      "[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n"
+      "domains = [\"Example.ORG\", \"test.example\"]\nask_first = false\nabsent_for = \"10m\"\n"
       "[[upstream]]\nname = \"ks\"\nurl = \"https://keys.example.org\"\n",
       "test.toml");
   REQUIRE(c.upstreams.list.size() == 2);
@@ -249,11 +249,13 @@ TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config
   CHECK(c.upstreams.list[1].kind == UpstreamKind::hkp);
   CHECK(c.upstreams.default_name == "ks");  // the first keyserver, not the first upstream
   // WKD alone: no keyserver, no default (submissions are kept, not forwarded).
-  CHECK(load_string("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\n", "t.toml").upstreams.default_name.empty());
+  const std::string wkd = "[[upstream]]\nname = \"w\"\nkind = \"wkd\"\n";
+  CHECK(load_string(wkd, "t.toml").upstreams.default_name.empty());
 
-  CHECK_THAT(problems_of("[upstreams]\ndefault = \"w\"\n[[upstream]]\nname = \"w\"\nkind = \"wkd\"\n"),
-             Contains("upstreams.default: \"w\" is a wkd upstream; the default must be a keyserver"));
-  CHECK_THAT(problems_of("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\nurl = \"https://x.example\"\n"),
+  CHECK_THAT(problems_of("[upstreams]\ndefault = \"w\"\n" + wkd),
+             Contains("upstreams.default: \"w\" is a wkd upstream; the default must be a "
+                      "keyserver"));
+  CHECK_THAT(problems_of(wkd + "url = \"https://x.example\"\n"),
              Contains("test.toml:4: upstream[0].url: a kind = \"wkd\" upstream asks each "
                       "address's own domain: it has no url"));
   CHECK_THAT(problems_of("[[upstream]]\nname = \"k\"\nurl = \"https://x.example\"\ndomains = []\n"),
@@ -272,8 +274,7 @@ TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config
   for (const char* bad : {"127.0.0.1", "localhost", "intranet", "a..example", "x.localhost",
                           "-", "exa mple.org", ""}) {
     INFO(bad);
-    CHECK_THAT(problems_of(std::string("[[upstream]]\nname = \"w\"\nkind = \"wkd\"\ndomains = [\"") +
-                           bad + "\"]\n"),
+    CHECK_THAT(problems_of(wkd + "domains = [\"" + bad + "\"]\n"),
                Contains("upstream[0].domains[0]: expected a domain name"));
   }
 }

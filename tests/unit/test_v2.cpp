@@ -148,13 +148,16 @@ TEST_CASE("multipart/form-data submissions: the keytext part, hostile shapes ref
   CHECK_THAT(refused("multipart/form-data; boundary=b", "no delimiter here"),
              Catch::Contains("without its boundary"));
   CHECK_THAT(refused("multipart/form-data; boundary=b",
-                     "--b\r\nContent-Disposition: form-data; name=\"keytext\"\r\n\r\nK, never ended"),
+                     "--b\r\nContent-Disposition: form-data; name=\"keytext\"\r\n\r\n"
+                     "K, never ended"),
              Catch::Contains("cut short"));
   CHECK_THAT(refused("multipart/form-data; boundary=b",
                      "--b\r\nContent-Disposition: form-data; name=\"keytext\"\r\n\r\n\r\n--b--"),
              Catch::Contains("empty"));
   std::string many;  // more parts than are looked at, keytext last
-  for (int i = 0; i < 100; ++i) many += "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n";
+  for (int i = 0; i < 100; ++i) {
+    many += "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n";
+  }
   many += "--b\r\nContent-Disposition: form-data; name=\"keytext\"\r\n\r\nK\r\n--b--";
   CHECK_THAT(refused("multipart/form-data; boundary=b", many), Catch::Contains("no keytext part"));
   // v2's media type parameter is no reason to refuse a raw body.
