@@ -435,12 +435,15 @@ Config defaults() {
   Config c;
   c.server.listen = {ListenAddress{"127.0.0.1", 11371}};
   c.admin.listen = ListenAddress{"127.0.0.1", 11380};
-  c.upstreams.list = {
-      UpstreamConfig{"ubuntu", "https://keyserver.ubuntu.com",
-                     UpstreamUrl{"keyserver.ubuntu.com", 443, ""}, "", "/"},
-      UpstreamConfig{"openpgp", "https://keys.openpgp.org",
-                     UpstreamUrl{"keys.openpgp.org", 443, ""}, "", "/"},
+  const auto keyserver = [](std::string name, std::string host) {
+    UpstreamConfig u;  // kind hkp, probe "/", the defaults of the struct
+    u.name = std::move(name);
+    u.url = "https://" + host;
+    u.endpoint = UpstreamUrl{std::move(host), 443, ""};
+    return u;
   };
+  c.upstreams.list = {keyserver("ubuntu", "keyserver.ubuntu.com"),
+                      keyserver("openpgp", "keys.openpgp.org")};
   c.upstreams.default_name = "ubuntu";
   return c;
 }
