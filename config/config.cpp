@@ -304,6 +304,46 @@ void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& 
   }
 }
 
+void read_budget(Reader& r, const Value& t, const std::string& p, const char* key, Budget& b) {
+  if (const Value* v = r.child(t, key)) {
+    if (!v->is_string()) {
+      r.problem(*v, p + key, "expected a rate such as \"5/s\" or \"1/min\", or \"0\"");
+    } else if (auto rate = parse_rate(v->as_string().str); !rate.ok()) {
+      r.problem(*v, p + key, rate.error());
+    } else {
+      b.rate = rate.value();
+    }
+  }
+  r.integer(t, p, std::string(key) + "_burst", b.burst, 1, 1'000'000'000);
+}
+
+void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
+  const std::string p = "limits.";
+  r.check_keys(t, p, {"key_lookups", "key_lookups_burst", "searches", "searches_burst",
+                      "submissions", "submissions_burst", "exempt", "max_clients"});
+  read_budget(r, t, p, "key_lookups", l.key_lookups);
+  read_budget(r, t, p, "searches", l.searches);
+  read_budget(r, t, p, "submissions", l.submissions);
+  r.integer(t, p, "max_clients", l.max_clients, 16, 100'000'000);
+  if (const Value* v = r.child(t, "exempt")) {
+    if (!v->is_array()) {
+      r.problem(*v, p + "exempt", "expected a list of networks such as \"10.0.0.0/8\"");
+      return;
+    }
+    l.exempt.clear();
+    const auto& arr = v->as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+      auto n = arr[i].is_string() ? parse_network(arr[i].as_string().str)
+                                  : Parsed<Network>{std::string("expected a string")};
+      if (!n.ok()) {
+        r.problem(arr[i], p + "exempt[" + std::to_string(i) + "]", n.error());
+        continue;
+      }
+      l.exempt.push_back(n.value());
+    }
+  }
+}
+
 void check_readable(Reader& r, const std::string& path, const std::string& file) {
   if (!file.empty() && !std::ifstream(file).good()) {
     r.problem_at_top(path, "cannot read \"" + file + "\"");
@@ -316,7 +356,7 @@ Config build(const Value& root, const std::string& source) {
   c.source = source;
   // "default" is resolved against the list the file ends up with (the embedded list or its own).
   c.upstreams.default_name.clear();
-  r.check_keys(root, "", {"server", "admin", "cache", "upstreams", "upstream", "keys"});
+  r.check_keys(root, "", {"server", "admin", "cache", "upstreams", "upstream", "keys", "limits"});
   auto section = [&](const char* name, auto&& fn) {
     if (const Value* v = r.child(root, name)) {
       if (v->is_table()) {
@@ -330,6 +370,7 @@ Config build(const Value& root, const std::string& source) {
   section("admin", [&](const Value& t) { read_admin(r, t, c.admin); });
   section("cache", [&](const Value& t) { read_cache(r, t, c.cache); });
   section("upstreams", [&](const Value& t) { read_upstreams(r, t, c.upstreams); });
+  section("limits", [&](const Value& t) { read_limits(r, t, c.limits); });
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
     r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
@@ -445,6 +486,7 @@ Config defaults() {
   c.upstreams.list = {keyserver("ubuntu", "keyserver.ubuntu.com"),
                       keyserver("openpgp", "keys.openpgp.org")};
   c.upstreams.default_name = "ubuntu";
+  c.limits.exempt = {parse_network("127.0.0.0/8").value(), parse_network("::1").value()};
   return c;
 }
 

@@ -134,12 +134,28 @@ struct KeysConfig {
   std::uint64_t work_queue = 64;
 };
 
+// Per-client rate limits (token buckets per client address, IPv6 per /64): a rate in events per
+// second (0: no limit) and the burst a client may spend at once, for each budget.
+struct Budget {
+  double rate = 0;
+  std::uint64_t burst = 1;
+  bool limited() const { return rate > 0; }
+};
+struct LimitsConfig {
+  Budget key_lookups{5.0, 1000};       // by fingerprint or key ID (keys.openpgp.org: ~5/s, 1000)
+  Budget searches{1.0 / 60, 50};       // by address or text (keys.openpgp.org: ~1/min, 50)
+  Budget submissions{10.0 / 60, 20};   // uploads and request-verify
+  std::vector<Network> exempt;         // never limited (defaults: loopback)
+  std::uint64_t max_clients = 100000;  // clients tracked at once; memory is bounded by it
+};
+
 struct Config {
   ServerConfig server;
   AdminConfig admin;
   CacheConfig cache;
   UpstreamsConfig upstreams;
   KeysConfig keys;
+  LimitsConfig limits;
   std::string source = "<defaults>";  // file the config came from
 };
 

@@ -1,6 +1,8 @@
 #include "config/units.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <arpa/inet.h>
 
 #include <charconv>
 #include <limits>
@@ -184,6 +186,77 @@ bool valid_domain_name(std::string_view d) {
   const bool letter =
       std::any_of(tld.begin(), tld.end(), [](char c) { return c >= 'a' && c <= 'z'; });
   return letter && tld != "localhost";
+}
+
+Parsed<double> parse_rate(std::string_view text) {
+  if (text == "0" || text == "off") return {0.0};
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return {std::string("expected a rate such as \"5/s\", \"30/min\" or \"100/h\", or \"0\"")};
+  }
+  double n = 0;
+  const std::string_view number = text.substr(0, slash), unit = text.substr(slash + 1);
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+  if (ec != std::errc() || end != number.data() + number.size() || !(n > 0) || n > 1e9) {
+    return {"\"" + std::string(number) + "\" is not a positive number of events"};
+  }
+  if (unit == "s") return {n};
+  if (unit == "min") return {n / 60};
+  if (unit == "h") return {n / 3600};
+  return {"unknown unit \"" + std::string(unit) + "\" (s, min or h)"};
+}
+
+namespace {
+
+// The bytes of an address literal (IPv4-mapped IPv6 folded to IPv4), or family 0.
+int address_bytes(std::string_view text, unsigned char out[16]) {
+  const std::string s(text);
+  if (inet_pton(AF_INET, s.c_str(), out) == 1) return 4;
+  if (inet_pton(AF_INET6, s.c_str(), out) != 1) return 0;
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kMapped, kMapped + 12, out)) {
+    std::memmove(out, out + 12, 4);
+    return 4;
+  }
+  return 6;
+}
+
+}  // namespace
+
+Parsed<Network> parse_network(std::string_view text) {
+  Network n;
+  n.text = std::string(text);
+  const auto slash = text.find('/');
+  n.family = address_bytes(text.substr(0, slash), n.bytes);
+  if (n.family == 0) return {"\"" + std::string(text) + "\" is not an IP address or network"};
+  const unsigned max = n.family == 4 ? 32 : 128;
+  n.prefix = max;
+  if (slash != std::string_view::npos) {
+    const std::string_view bits = text.substr(slash + 1);
+    unsigned p = 0;
+    const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), p);
+    if (ec != std::errc() || end != bits.data() + bits.size() || bits.empty() || p > max) {
+      return {"\"" + std::string(text) + "\": the prefix length must be 0 to " +
+              std::to_string(max)};
+    }
+    n.prefix = p;
+  }
+  return {std::move(n)};
+}
+
+bool Network::contains(std::string_view address) const {
+  unsigned char a[16];
+  const int f = address_bytes(address, a);
+  return f != 0 && contains(f, a);
+}
+
+bool Network::contains(int address_family, const unsigned char* a) const {
+  if (address_family != family) return false;
+  const unsigned whole = prefix / 8, rest = prefix % 8;
+  if (!std::equal(bytes, bytes + whole, a)) return false;
+  if (rest == 0) return true;
+  const unsigned char mask = static_cast<unsigned char>(0xff << (8 - rest));
+  return (bytes[whole] & mask) == (a[whole] & mask);
 }
 
 }  // namespace hkpgw::config

@@ -28,6 +28,22 @@ Parsed<Duration> parse_duration(std::string_view text);
 // "1048576", "512B", "16KiB", "1MiB", "1GiB" (binary units only: a "KB" is refused as ambiguous).
 Parsed<std::uint64_t> parse_size(std::string_view text);
 
+// "5/s", "30/min", "100/h": events per second; "0" (or "off") is no limit.
+Parsed<double> parse_rate(std::string_view text);
+
+// An address block in CIDR notation: "192.0.2.0/24", "2001:db8::/32", or one address ("::1").
+struct Network {
+  int family = 4;          // 4 or 6
+  unsigned char bytes[16] = {};
+  unsigned prefix = 32;    // bits
+  // Whether `address` ("192.0.2.7", "2001:db8::1"; IPv4-mapped IPv6 counts as IPv4) is inside.
+  bool contains(std::string_view address) const;
+  // The same for an address already in bytes (family 4: the first 4 bytes).
+  bool contains(int address_family, const unsigned char* address) const;
+  std::string text;        // as written
+};
+Parsed<Network> parse_network(std::string_view text);
+
 struct ListenAddress {
   std::string host;  // without brackets for IPv6
   std::uint16_t port = 0;

@@ -17,6 +17,7 @@
 
 #include "cache/store.hpp"
 #include "gateway/http/admin.hpp"
+#include "gateway/http/rate_limit.hpp"
 #include "gateway/http/router.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/tls.hpp"
@@ -98,9 +99,9 @@ class Reloader {
  public:
   Reloader(asio::io_context& io, std::string path, std::shared_ptr<const config::Config> started,
            std::atomic<std::shared_ptr<const Snapshot>>& current, Metrics& metrics,
-           ReusedAnswers& reused)
+           ReusedAnswers& reused, RateLimiter& limiter)
       : io_(io), path_(std::move(path)), started_(std::move(started)), current_(current),
-        metrics_(metrics), reused_(reused) {}
+        metrics_(metrics), reused_(reused), limiter_(limiter) {}
 
   ReloadResult operator()() {
     ReloadResult result;
@@ -120,6 +121,7 @@ class Reloader {
       for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
       current_.store(build_snapshot(io_.get_executor(), next, old.get()));
       reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go
+      limiter_.configure(next->limits);
       result.ok = true;
       log::info("config_reload", {{"result", "success"},
                                   {"file", path_},
@@ -143,6 +145,7 @@ class Reloader {
   std::atomic<std::shared_ptr<const Snapshot>>& current_;
   Metrics& metrics_;
   ReusedAnswers& reused_;
+  RateLimiter& limiter_;
 };
 
 // Writes this thread's batched access lines every 100 ms (log::write_batched).
@@ -313,6 +316,9 @@ int App::run() {
   AddService adds(deps);
   Router router(lookups, adds, store, tally, snapshots);
 
+  // [limits]: asked before every answer, reused ones included; outlives the server.
+  RateLimiter limiter(metrics);
+  limiter.configure(cfg->limits);
   HttpServer hkp_server(contexts.each(), server_limits(*cfg),
                         [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
@@ -325,9 +331,10 @@ int App::run() {
                                           static_cast<double>(d.count()) / 1e6, res.log_reused);
                         });
   hkp_server.reuse_answers(&answers.reused());  // cached-key hits sent again without the handler
+  hkp_server.admit_with([&limiter](const HttpRequest& r) { return limiter.admit(r); });
   listen_hkp(hkp_server, *cfg);
 
-  Reloader reload(io, config_path_, cfg, current, metrics, answers.reused());
+  Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }};
   HttpServer admin_server(io,

@@ -20,6 +20,10 @@ struct Peer {
   std::string address;     // "192.0.2.1", "2001:db8::1" (IPv4-mapped IPv6 is shown as IPv4)
   std::uint16_t port = 0;
   std::string client;      // what per-client limits count: the IPv4 address, or the IPv6 /64
+  // The address as bytes (IPv4-mapped IPv6 as IPv4), for network matches without parsing:
+  // family 4 (first 4 bytes) or 6, 0 when unknown.
+  int family = 0;
+  unsigned char ip[16] = {};
   // "192.0.2.1:5", "[2001:db8::1]:5": the port can never be read as part of the address.
   std::string text() const {
     if (address.empty()) return "?";

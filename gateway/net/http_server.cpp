@@ -52,6 +52,7 @@ struct HttpServer::Impl {
   RequestHandler handler;
   AccessHook on_response;
   AnswerReuse* reuse = nullptr;
+  Admission admission;
   std::shared_ptr<std::atomic<std::size_t>> active;
 
   std::mutex mutex;
@@ -334,7 +335,10 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
     if (!in.request) break;  // the client went away or idled out: close quietly
     HttpRequest& req = *in.request;
     const auto started = std::chrono::steady_clock::now();
-    const bool reusable = !in.early && reuse && in.keep_alive && req.version == 11 &&
+    // Asked first, before a reused answer too: a limit the hit path skipped would be none.
+    std::optional<HttpResponse> refused;
+    if (!in.early && admission) refused = admission(req);
+    const bool reusable = !in.early && !refused && reuse && in.keep_alive && req.version == 11 &&
                           (req.method == "GET" || req.method == "HEAD");
     if (reusable && !stopping.load()) {
       const std::shared_ptr<const PreparedAnswer> prepared = reuse->find(req);
@@ -354,6 +358,8 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
     if (in.early) {
       res = std::move(*in.early);
       res.close = true;
+    } else if (refused) {
+      res = std::move(*refused);
     } else {
       res = co_await answer(req);
       if (reusable && res.reuse) reuse->keep(req, res);
@@ -453,6 +459,8 @@ HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits l
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::reuse_answers(AnswerReuse* reuse) { impl_->reuse = reuse; }
+
+void HttpServer::admit_with(Admission admission) { impl_->admission = std::move(admission); }
 
 std::string HttpServer::listen(const config::ListenAddress& address,
                                std::shared_ptr<asio::ssl::context> tls) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -40,6 +41,10 @@ struct ServerLimits {
 // Must not throw; an exception that escapes anyway becomes a 500 and is logged. The request
 // lives in the session until the answer is complete.
 using RequestHandler = std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&)>;
+// Asked about every request before it is answered (a reused answer included): nothing lets it
+// go on, a response is the answer instead (a rate limit's 429). Runs on the connection's thread;
+// must be cheap and must not throw.
+using Admission = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 // Called once per answered request (access log, metrics).
 using AccessHook =
     std::function<void(const HttpRequest&, const HttpResponse&, std::chrono::microseconds)>;
@@ -64,6 +69,8 @@ class HttpServer {
   // Answers sent again without the handler (the cached-key hit path); null = none. Set before
   // listen(); must outlive the server.
   void reuse_answers(AnswerReuse* reuse);
+  // Who may be answered at all (the rate limits); empty = everyone. Set before listen().
+  void admit_with(Admission admission);
 
   // Stops accepting and closes idle keep-alive connections; requests in flight finish.
   // Thread-safe.

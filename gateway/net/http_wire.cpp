@@ -139,6 +139,16 @@ Peer peer_of(const tcp::endpoint& ep) {
                   : a.to_string();
   p.port = ep.port();
   p.client = client_key(a);
+  if (a.is_v4() || a.to_v6().is_v4_mapped()) {
+    const auto v4 = a.is_v4() ? a.to_v4() : asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    const auto b = v4.to_bytes();
+    std::copy(b.begin(), b.end(), p.ip);
+    p.family = 4;
+  } else {
+    const auto b = a.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), p.ip);
+    p.family = 6;
+  }
   return p;
 }
 

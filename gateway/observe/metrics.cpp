@@ -76,6 +76,16 @@ struct Metrics::Impl {
           .Name("hkp_gateway_upstream_key_mismatch_total")
           .Help("Upstream answers holding no key that matches the query")
           .Register(registry);
+  pm::Family<pm::Counter>& rate_limited =
+      pm::BuildCounter()
+          .Name("hkp_gateway_rate_limited_total")
+          .Help("Requests answered 429 because their client was over a budget, by budget")
+          .Register(registry);
+  pm::Family<pm::Gauge>& rate_limit_clients =
+      pm::BuildGauge()
+          .Name("hkp_gateway_rate_limit_clients")
+          .Help("Client addresses (IPv6: /64 networks) the rate limiter tracks")
+          .Register(registry);
   pm::Family<pm::Counter>& keys_rejected =
       pm::BuildCounter()
           .Name("hkp_gateway_keys_rejected_total")
@@ -187,6 +197,16 @@ void Metrics::upstream(const std::string& upstream, std::string_view outcome, do
 void Metrics::key_mismatch(const std::string& upstream) {
   if (!impl_) return;
   impl_->key_mismatch.Add({{"upstream", upstream}}).Increment();
+}
+
+void Metrics::rate_limited(std::string_view budget) {
+  if (!impl_) return;
+  impl_->rate_limited.Add({{"budget", std::string(budget)}}).Increment();
+}
+
+void Metrics::rate_limit_clients(std::size_t n) {
+  if (!impl_) return;
+  impl_->rate_limit_clients.Add({}).Set(static_cast<double>(n));
 }
 
 void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {

@@ -40,6 +40,10 @@ class Metrics {
   // Keys refused, or parts of keys dropped by cleaning, by reason.
   void keys_rejected(std::string_view reason, std::uint64_t n = 1);
   void config_reload(bool ok, std::int64_t unix_time);
+  // A request refused for its client's budget ("key_lookups", "searches", "submissions"), and
+  // how many clients the rate limiter tracks now.
+  void rate_limited(std::string_view budget);
+  void rate_limit_clients(std::size_t n);
   // An upstream left (healthy = false) or rejoined the rotation.
   void health_change(const std::string& upstream, bool healthy);
 

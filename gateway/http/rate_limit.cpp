@@ -1,0 +1,112 @@
+#include "gateway/http/rate_limit.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hkpgw::gateway {
+
+namespace {
+
+const config::Budget& budget(const config::LimitsConfig& l, int i) {
+  return i == 0 ? l.key_lookups : i == 1 ? l.searches : l.submissions;
+}
+
+const char* kWhat[3] = {"key lookups", "searches by address or text", "submissions"};
+
+// "5 per second", "1 per minute", "0.5 per hour": the budget as people say it.
+std::string rate_text(double per_second) {
+  const auto shown = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  if (per_second >= 1) return shown(per_second) + " per second";
+  if (per_second * 60 >= 1) return shown(per_second * 60) + " per minute";
+  return shown(per_second * 3600) + " per hour";
+}
+
+}  // namespace
+
+RateLimiter::RateLimiter(Metrics& metrics, Clock now)
+    : metrics_(metrics), now_(std::move(now)) {
+  configure(config::LimitsConfig{});
+}
+
+void RateLimiter::configure(const config::LimitsConfig& limits) {
+  limits_.store(std::make_shared<const config::LimitsConfig>(limits));
+}
+
+double RateLimiter::spend(const std::string& client, int b, const config::LimitsConfig& limits) {
+  const auto now = now_();
+  Shard& shard = shards_[std::hash<std::string>{}(client) % kShards];
+  const std::size_t capacity = std::max<std::size_t>(1, limits.max_clients / kShards);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.clients.find(client);
+  if (it == shard.clients.end()) {
+    if (shard.clients.size() >= capacity) {
+      // Forget a client whose buckets are full again (nothing is lost), looking at a few; else
+      // the first one (an arbitrary one: its budget starts over).
+      auto victim = shard.clients.begin();
+      int looked = 0;
+      for (auto c = shard.clients.begin(); c != shard.clients.end() && looked < 8; ++c, ++looked) {
+        const double idle = std::chrono::duration<double>(now - c->second.last).count();
+        bool refilled = true;
+        for (int i = 0; i < 3 && refilled; ++i) {
+          const auto& bud = budget(limits, i);
+          refilled = !bud.limited() || c->second.tokens[i] + idle * bud.rate >= bud.burst;
+        }
+        if (refilled) {
+          victim = c;
+          break;
+        }
+      }
+      shard.clients.erase(victim);
+      --tracked_;
+    }
+    Client fresh{};
+    for (int i = 0; i < 3; ++i) fresh.tokens[i] = static_cast<float>(budget(limits, i).burst);
+    fresh.last = now;
+    it = shard.clients.emplace(client, fresh).first;
+    metrics_.rate_limit_clients(++tracked_);
+  }
+  Client& c = it->second;
+  const double idle = std::chrono::duration<double>(now - c.last).count();
+  c.last = now;
+  for (int i = 0; i < 3; ++i) {  // every bucket refills with time, whichever is spent
+    const auto& bud = budget(limits, i);
+    c.tokens[i] = static_cast<float>(
+        std::min<double>(bud.burst, c.tokens[i] + std::max(0.0, idle) * bud.rate));
+  }
+  if (c.tokens[b] >= 1) {
+    c.tokens[b] -= 1;
+    return 0;
+  }
+  return (1 - c.tokens[b]) / budget(limits, b).rate;
+}
+
+std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req) {
+  if (req.peer.client.empty()) return std::nullopt;
+  const std::shared_ptr<const config::LimitsConfig> limits = limits_.load();
+  // Exempt clients first: the organisation's own ranges pay a few compares, not a target scan.
+  for (const auto& n : limits->exempt) {
+    if (n.contains(req.peer.family, req.peer.ip)) return std::nullopt;
+  }
+  const hkp::Budget kind = hkp::budget_of(req.method, req.path(), req.query());
+  if (kind == hkp::Budget::none) return std::nullopt;
+  const int b = static_cast<int>(kind) - 1;  // key_lookup = 0, search = 1, submission = 2
+  const config::Budget& bud = budget(*limits, b);
+  if (!bud.limited()) return std::nullopt;
+  const double wait = spend(req.peer.client, b, *limits);
+  if (wait <= 0) return std::nullopt;
+  metrics_.rate_limited(hkp::budget_name(kind));
+  const long long after = std::max(1LL, static_cast<long long>(std::ceil(wait)));
+  HttpResponse r = text_response(
+      429, "Too many requests: this address is over its budget of " + std::string(kWhat[b]) +
+               " (" + rate_text(bud.rate) + ", bursts of " + std::to_string(bud.burst) +
+               "); retry after " + std::to_string(after) + " s");
+  r.set("Retry-After", std::to_string(after));
+  r.log_op = "limited";
+  return r;
+}
+
+}  // namespace hkpgw::gateway

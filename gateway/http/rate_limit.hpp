@@ -1,0 +1,67 @@
+// Per-client rate limits ([limits], docs/contract.md): a token bucket per client address (IPv4
+// address, IPv6 /64: HttpRequest::peer.client) for each budget hkp::budget_of names (key
+// lookups, searches, submissions). A request over its budget gets 429 with Retry-After (the
+// seconds until a token is back) and one line; never 503 (dirmngr retries it) nor 502. Clients
+// in `exempt` networks are never limited.
+//
+// The HKP server asks admit() before anything else, the reused-answer path included (a limit
+// the cached hit path skipped would be no limit). Cost per limited request: a scan of the
+// target, one hash and one short lock of one of 16 shards.
+//
+// Bounded: at most limits.max_clients clients are tracked. A full shard first forgets a client
+// whose buckets have refilled (it is indistinguishable from a new one), else one at random; so
+// many addresses cost memory up to the bound and then only reset some strangers' budgets.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "config/config.hpp"
+#include "gateway/net/http_message.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "hkp/budget.hpp"
+
+namespace hkpgw::gateway {
+
+class RateLimiter {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  static constexpr std::size_t kShards = 16;
+
+  explicit RateLimiter(Metrics& metrics = Metrics::none(),
+                       Clock now = [] { return std::chrono::steady_clock::now(); });
+
+  // Takes the limits of a (re)loaded config; buckets keep their tokens, capped at the new burst.
+  void configure(const config::LimitsConfig& limits);
+  // Nothing when `request` may go on; else the 429 to answer.
+  std::optional<HttpResponse> admit(const HttpRequest& request);
+  // Clients tracked now (all shards).
+  std::size_t tracked() const { return tracked_.load(); }
+
+ private:
+  struct Client {
+    float tokens[3];  // key lookups, searches, submissions
+    std::chrono::steady_clock::time_point last;
+  };
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<std::string, Client> clients;
+  };
+  // Seconds to wait, or 0 when the request may go on (and a token is taken).
+  double spend(const std::string& client, int budget, const config::LimitsConfig& limits);
+
+  Metrics& metrics_;
+  Clock now_;
+  std::atomic<std::shared_ptr<const config::LimitsConfig>> limits_;
+  std::array<Shard, kShards> shards_;
+  std::atomic<std::size_t> tracked_{0};
+};
+
+}  // namespace hkpgw::gateway

@@ -1,0 +1,215 @@
+// Per-client rate limits: which budget a request spends, the token buckets (a fake clock), the
+// 429 they answer, exemptions, reloads, and the bound on memory however many addresses appear.
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+
+#include "gateway/http/rate_limit.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::gateway;
+using hkp::Budget;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// The peer as the server fills it in (http_wire's peer_of): the address as text and as bytes.
+void set_address(Peer& p, const std::string& address) {
+  p.address = address;
+  p.family = inet_pton(AF_INET, address.c_str(), p.ip) == 1    ? 4
+             : inet_pton(AF_INET6, address.c_str(), p.ip) == 1 ? 6
+                                                                 : 0;
+}
+
+HttpRequest request(const std::string& method, const std::string& target,
+                    const std::string& address = "192.0.2.7") {
+  HttpRequest r;
+  r.method = method;
+  r.target = target;
+  set_address(r.peer, address);
+  r.peer.client = address;
+  return r;
+}
+
+struct FakeClock {
+  std::chrono::steady_clock::time_point t{std::chrono::hours(1)};
+  RateLimiter::Clock clock() {
+    return [this] { return t; };
+  }
+};
+
+config::LimitsConfig limits(double rate, std::uint64_t burst) {
+  config::LimitsConfig l;
+  l.key_lookups = {rate, burst};
+  l.searches = {rate, burst};
+  l.submissions = {rate, burst};
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("each request spends the budget of what it asks for", "[limits][unit]") {
+  const std::string fpr = "A2D09A19150279F966C7DE0E116CE4D8CC373801";
+  const std::vector<std::tuple<std::string, std::string, Budget>> cases = {
+      {"GET", "/pks/lookup?op=get&search=0x" + fpr, Budget::key_lookup},
+      {"GET", "/pks/lookup?search=" + fpr.substr(24) + "&op=get&options=mr", Budget::key_lookup},
+      {"GET", "/pks/lookup?op=get&search=A2D0%209A19%201502%2079F9%2066C7", Budget::key_lookup},
+      {"HEAD", "/pks/lookup?OP=get&SEARCH=0x" + fpr, Budget::key_lookup},
+      {"GET", "/pks/lookup?op=get&search=alice%40example.org", Budget::search},
+      {"GET", "/pks/lookup?op=index&search=Alice", Budget::search},
+      {"GET", "/pks/lookup?op=stats", Budget::none},
+      {"GET", "/pks/lookup?op=get", Budget::none},  // a 400 anyway
+      {"GET", "/vks/v1/by-fingerprint/" + fpr, Budget::key_lookup},
+      {"GET", "/vks/v1/by-keyid/" + fpr.substr(24), Budget::key_lookup},
+      {"GET", "/vks/v1/by-email/alice%40example.org", Budget::search},
+      {"GET", "/pks/v2/certs/by-vfingerprint/04" + fpr, Budget::key_lookup},
+      {"GET", "/pks/v2/certs/by-identity/alice@example.org", Budget::search},
+      {"GET", "/pks/v2/index/alice@example.org", Budget::search},
+      {"GET", "/pks/v2/index/04" + fpr, Budget::key_lookup},
+      {"GET", "/u/ubuntu/pks/lookup?op=get&search=alice@example.org", Budget::search},
+      {"GET", "/u/ubuntu/vks/v1/by-keyid/" + fpr.substr(24), Budget::key_lookup},
+      {"POST", "/pks/add", Budget::submission},
+      {"POST", "/vks/v1/upload", Budget::submission},
+      {"POST", "/vks/v1/request-verify", Budget::submission},
+      {"POST", "/pks/v2/certs", Budget::submission},
+      {"GET", "/", Budget::none},
+      {"OPTIONS", "/pks/lookup", Budget::none},
+      {"POST", "/pks/lookup", Budget::none},
+  };
+  for (const auto& [method, target, want] : cases) {
+    const HttpRequest r = request(method, target);
+    INFO(method << " " << target);
+    CHECK(hkp::budget_of(r.method, r.path(), r.query()) == want);
+  }
+}
+
+TEST_CASE("rates and networks in the config", "[limits][unit]") {
+  CHECK(config::parse_rate("5/s").value() == 5.0);
+  CHECK(config::parse_rate("30/min").value() == 0.5);
+  CHECK(config::parse_rate("36/h").value() == Approx(0.01));
+  CHECK(config::parse_rate("0").value() == 0.0);
+  CHECK(config::parse_rate("off").value() == 0.0);
+  for (const char* bad : {"5", "5/day", "-1/s", "x/s", "0/s", "/s", "1e99/s"}) {
+    INFO(bad);
+    CHECK_FALSE(config::parse_rate(bad).ok());
+  }
+  const auto v4 = config::parse_network("10.1.0.0/16").value();
+  CHECK(v4.contains("10.1.200.3"));
+  CHECK_FALSE(v4.contains("10.2.0.1"));
+  CHECK(v4.contains("::ffff:10.1.0.9"));  // IPv4-mapped is IPv4
+  const auto v6 = config::parse_network("2001:db8:1::/48").value();
+  CHECK(v6.contains("2001:db8:1:ffff::1"));
+  CHECK_FALSE(v6.contains("2001:db8:2::1"));
+  CHECK_FALSE(v6.contains("10.1.0.1"));
+  CHECK(config::parse_network("192.0.2.7").value().contains("192.0.2.7"));
+  CHECK_FALSE(config::parse_network("192.0.2.7").value().contains("192.0.2.8"));
+  CHECK(config::parse_network("10.0.0.0/9").value().contains("10.127.0.1"));
+  CHECK_FALSE(config::parse_network("10.0.0.0/9").value().contains("10.128.0.1"));
+  for (const char* bad : {"10.0.0.0/33", "::/129", "not-an-ip", "10.0.0.0/", "10.0.0.0/x"}) {
+    INFO(bad);
+    CHECK_FALSE(config::parse_network(bad).ok());
+  }
+  const auto c = config::load_string(
+      "[limits]\nkey_lookups = \"2/s\"\nkey_lookups_burst = 7\nsearches = \"0\"\n"
+      "exempt = [\"10.0.0.0/8\"]\nmax_clients = 5000\n",
+      "t.toml");
+  CHECK(c.limits.key_lookups.rate == 2.0);
+  CHECK(c.limits.key_lookups.burst == 7);
+  CHECK_FALSE(c.limits.searches.limited());
+  CHECK(c.limits.exempt.size() == 1);
+  CHECK(c.limits.max_clients == 5000);
+  // The defaults: keys.openpgp.org's budgets, loopback exempt.
+  const auto d = config::load_string("", "t.toml");
+  CHECK(d.limits.key_lookups.rate == 5.0);
+  CHECK(d.limits.key_lookups.burst == 1000);
+  CHECK(d.limits.searches.rate == Approx(1.0 / 60));
+  CHECK(d.limits.searches.burst == 50);
+  CHECK(d.limits.exempt.size() == 2);
+  try {
+    config::load_string("[limits]\nsearches = \"5/day\"\nexempt = [\"10.0.0.0/40\"]\n", "t.toml");
+    FAIL("accepted");
+  } catch (const config::ConfigError& e) {
+    CHECK_THAT(e.what(), Contains("t.toml:2: limits.searches: unknown unit \"day\""));
+    CHECK_THAT(e.what(), Contains("limits.exempt[0]"));
+  }
+}
+
+TEST_CASE("a burst, then 429 with Retry-After until tokens come back", "[limits][unit]") {
+  FakeClock fake;
+  Metrics metrics("test");
+  RateLimiter limiter(metrics, fake.clock());
+  limiter.configure(limits(0.5, 3));  // a token every 2 s, bursts of 3
+  const HttpRequest get = request("GET", "/vks/v1/by-keyid/116CE4D8CC373801");
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(limiter.admit(get));
+  auto refused = limiter.admit(get);
+  REQUIRE(refused);
+  CHECK(refused->status == 429);
+  CHECK(refused->payload() ==
+        "Too many requests: this address is over its budget of key lookups (30 per minute, "
+        "bursts of 3); retry after 2 s\n");
+  const auto retry = std::find_if(refused->headers.begin(), refused->headers.end(),
+                                  [](const auto& h) { return h.first == "Retry-After"; });
+  REQUIRE(retry != refused->headers.end());
+  CHECK(retry->second == "2");
+  // Other budgets and other clients are untouched.
+  CHECK_FALSE(limiter.admit(request("GET", "/vks/v1/by-email/a%40b.example")));
+  CHECK_FALSE(limiter.admit(request("GET", "/vks/v1/by-keyid/116CE4D8CC373801", "192.0.2.8")));
+  // Time gives tokens back, at the rate.
+  fake.t += std::chrono::seconds(2);
+  CHECK_FALSE(limiter.admit(get));
+  CHECK(limiter.admit(get));
+  fake.t += std::chrono::hours(1);  // capped at the burst, however long the pause
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(limiter.admit(get));
+  CHECK(limiter.admit(get));
+  CHECK_THAT(metrics.render({}),
+             Contains("hkp_gateway_rate_limited_total{budget=\"key_lookups\"} 3"));
+
+  // A reload that raises the budget lets the client on; one that turns it off, everyone.
+  limiter.configure(limits(0, 1));
+  for (int i = 0; i < 10; ++i) CHECK_FALSE(limiter.admit(get));
+}
+
+TEST_CASE("exempt networks are never limited, and requests of no budget never", "[limits][unit]") {
+  FakeClock fake;
+  RateLimiter limiter(Metrics::none(), fake.clock());
+  auto l = limits(1.0 / 3600, 1);
+  l.exempt = {config::parse_network("10.0.0.0/8").value(), config::parse_network("::1").value()};
+  limiter.configure(l);
+  for (int i = 0; i < 100; ++i) {
+    CHECK_FALSE(limiter.admit(request("POST", "/pks/add", "10.20.30.40")));
+    CHECK_FALSE(limiter.admit(request("POST", "/pks/add", "::1")));
+    CHECK_FALSE(limiter.admit(request("GET", "/", "192.0.2.1")));
+  }
+  CHECK_FALSE(limiter.admit(request("POST", "/pks/add", "192.0.2.1")));
+  CHECK(limiter.admit(request("POST", "/pks/add", "192.0.2.1")));
+  CHECK(limiter.tracked() == 1);  // exempt and unlimited requests are not even tracked
+}
+
+TEST_CASE("memory is bounded however many addresses appear", "[limits][unit]") {
+  FakeClock fake;
+  RateLimiter limiter(Metrics::none(), fake.clock());
+  auto l = limits(1.0, 5);
+  l.max_clients = 1600;  // 100 per shard
+  limiter.configure(l);
+  for (int i = 0; i < 200000; ++i) {
+    const std::string a =
+        "2001:db8:" + std::to_string(i / 65536) + ":" + std::to_string(i % 65536) + "::/64";
+    HttpRequest r = request("GET", "/vks/v1/by-email/a%40b.example", a);
+    set_address(r.peer, "2001:db8::1");
+    (void)limiter.admit(r);
+    if (i % 1000 == 0) fake.t += std::chrono::milliseconds(1);
+  }
+  CHECK(limiter.tracked() <= 1600);
+  CHECK(limiter.tracked() >= 1500);
+  // A client spending its budget right now is still limited amid the churn of strangers
+  // whose buckets are full again (they are forgotten first).
+  const HttpRequest heavy = request("GET", "/vks/v1/by-email/a%40b.example", "198.51.100.1");
+  for (int i = 0; i < 5; ++i) CHECK_FALSE(limiter.admit(heavy));
+  fake.t += std::chrono::seconds(10);  // every stranger has refilled; the heavy client spends on
+  for (int i = 0; i < 5; ++i) (void)limiter.admit(heavy);
+  for (int i = 0; i < 1000; ++i) {
+    const std::string stranger = "203.0.113." + std::to_string(i % 250) + "." + std::to_string(i);
+    (void)limiter.admit(request("GET", "/vks/v1/by-email/a%40b.example", stranger));
+  }
+  CHECK(limiter.admit(heavy));
+}
