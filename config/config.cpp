@@ -44,12 +44,34 @@ bool valid_upstream_name(const std::string& name) {
 
 constexpr std::uint64_t kTiB = 1ULL << 40;
 
+// A list of networks ("10.0.0.0/8", "::1"), replacing `out` when the key is present.
+void read_networks(Reader& r, const Value& t, const std::string& p, const char* key,
+                   std::vector<Network>& out) {
+  const Value* v = r.child(t, key);
+  if (!v) return;
+  if (!v->is_array()) {
+    r.problem(*v, p + key, "expected a list of networks such as \"10.0.0.0/8\"");
+    return;
+  }
+  out.clear();
+  const auto& arr = v->as_array();
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    auto n = arr[i].is_string() ? parse_network(arr[i].as_string().str)
+                                : Parsed<Network>{std::string("expected a string")};
+    if (!n.ok()) {
+      r.problem(arr[i], p + key + "[" + std::to_string(i) + "]", n.error());
+      continue;
+    }
+    out.push_back(n.value());
+  }
+}
+
 void read_server(Reader& r, const Value& t, ServerConfig& s) {
   const std::string p = "server.";
   r.check_keys(t, p, {"listen", "hkps_listen", "tls_cert", "tls_key", "threads",
                       "max_header_bytes", "max_body_bytes", "client_timeout", "max_connections",
                       "max_connections_per_client",
-                      "honor_client_no_cache", "log_searches"});
+                      "honor_client_no_cache", "log_searches", "proxy_protocol", "proxy_trusted"});
   r.listen_list(t, p, "listen", s.listen);
   r.listen_list(t, p, "hkps_listen", s.hkps_listen);
   r.string(t, p, "tls_cert", s.tls_cert);
@@ -62,6 +84,8 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.integer(t, p, "max_connections_per_client", s.max_connections_per_client, 0, 1'000'000);
   r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
   r.boolean(t, p, "log_searches", s.log_searches);
+  r.boolean(t, p, "proxy_protocol", s.proxy_protocol);
+  read_networks(r, t, p, "proxy_trusted", s.proxy_trusted);
   if (!s.hkps_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty())) {
     r.problem(*r.child(t, "hkps_listen"), p + "hkps_listen",
               "TLS listeners need server.tls_cert and server.tls_key");
@@ -325,23 +349,7 @@ void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
   read_budget(r, t, p, "searches", l.searches);
   read_budget(r, t, p, "submissions", l.submissions);
   r.integer(t, p, "max_clients", l.max_clients, 16, 100'000'000);
-  if (const Value* v = r.child(t, "exempt")) {
-    if (!v->is_array()) {
-      r.problem(*v, p + "exempt", "expected a list of networks such as \"10.0.0.0/8\"");
-      return;
-    }
-    l.exempt.clear();
-    const auto& arr = v->as_array();
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-      auto n = arr[i].is_string() ? parse_network(arr[i].as_string().str)
-                                  : Parsed<Network>{std::string("expected a string")};
-      if (!n.ok()) {
-        r.problem(arr[i], p + "exempt[" + std::to_string(i) + "]", n.error());
-        continue;
-      }
-      l.exempt.push_back(n.value());
-    }
-  }
+  read_networks(r, t, p, "exempt", l.exempt);
 }
 
 void check_readable(Reader& r, const std::string& path, const std::string& file) {
@@ -487,6 +495,7 @@ Config defaults() {
                       keyserver("openpgp", "keys.openpgp.org")};
   c.upstreams.default_name = "ubuntu";
   c.limits.exempt = {parse_network("127.0.0.0/8").value(), parse_network("::1").value()};
+  c.server.proxy_trusted = c.limits.exempt;
   return c;
 }
 
@@ -579,6 +588,15 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   if (a.server.tls_cert != b.server.tls_cert) changed.push_back("server.tls_cert");
   if (a.server.tls_key != b.server.tls_key) changed.push_back("server.tls_key");
   if (a.server.threads != b.server.threads) changed.push_back("server.threads");
+  if (a.server.proxy_protocol != b.server.proxy_protocol) changed.push_back("server.proxy_protocol");
+  auto networks = [](const std::vector<Network>& l) {
+    std::vector<std::string> out;
+    for (const auto& n : l) out.push_back(n.text);
+    return out;
+  };
+  if (networks(a.server.proxy_trusted) != networks(b.server.proxy_trusted)) {
+    changed.push_back("server.proxy_trusted");
+  }
   if (a.keys.workers != b.keys.workers) changed.push_back("keys.workers");
   if (a.admin.listen.text() != b.admin.listen.text()) changed.push_back("admin.listen");
   if (a.cache.path != b.cache.path) changed.push_back("cache.path");

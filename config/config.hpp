@@ -30,6 +30,11 @@ struct ServerConfig {
   bool honor_client_no_cache = false;
   // false: access log lines show search=<redacted> (who looks up which address is personal data).
   bool log_searches = true;
+  // Every HKP listener expects a PROXY protocol header (v1 or v2) first, from a sender in
+  // proxy_trusted (the load balancers; default loopback); its client address is the one logs
+  // and limits use. Others are closed. Restart-only.
+  bool proxy_protocol = false;
+  std::vector<Network> proxy_trusted;
 };
 
 struct AdminConfig {

@@ -38,9 +38,12 @@ constexpr auto kGracePeriod = std::chrono::seconds(10);
 
 ServerLimits server_limits(const config::Config& c) {
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
-                      static_cast<std::size_t>(c.server.max_body_bytes), c.server.client_timeout,
+                      static_cast<std::size_t>(c.server.max_body_bytes),
+                      c.server.client_timeout,
                       static_cast<std::size_t>(c.server.max_connections),
-                      static_cast<std::size_t>(c.server.max_connections_per_client)};
+                      static_cast<std::size_t>(c.server.max_connections_per_client),
+                      c.server.proxy_protocol,
+                      c.server.proxy_trusted};
 }
 
 // The target as logged: with log_searches = false, the value of search= is replaced.
@@ -339,7 +342,8 @@ int App::run() {
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }};
   HttpServer admin_server(io,
                           ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10),
-                                       static_cast<std::size_t>(cfg->admin.max_connections), 0},
+                                       static_cast<std::size_t>(cfg->admin.max_connections), 0,
+                                       false, {}},
                           [&admin](const HttpRequest& r) { return handle_admin(admin, r); });
   listen_admin(admin_server, *cfg);
 

@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -22,6 +23,7 @@
 #include <optional>
 
 #include "gateway/net/http_wire.hpp"
+#include "gateway/net/proxy_protocol.hpp"
 #include "gateway/observe/log.hpp"
 
 namespace hkpgw::gateway {
@@ -75,6 +77,12 @@ struct HttpServer::Impl {
   asio::awaitable<Incoming> read_request(Stream& stream, beast::flat_buffer& buffer,
                                          const Peer& peer, const std::function<void()>& closer);
   asio::awaitable<HttpResponse> answer(HttpRequest& req);
+  // The client a PROXY protocol header names (the sender itself for LOCAL/UNKNOWN), consumed
+  // from the socket to the byte; nothing when the sender is not trusted or sends no valid
+  // header within client_timeout (logged at most every 10 s).
+  asio::awaitable<std::optional<Peer>> read_proxy_header(beast::tcp_stream& tcp, const Peer& sender);
+  void proxy_refused(const Peer& sender, const std::string& why);
+  std::atomic<std::int64_t> proxy_logged{0};  // seconds (steady clock) of the last refusal line
   template <class Stream>
   asio::awaitable<beast::error_code> write_response(Stream& stream, const HttpResponse& res,
                                                     std::string& head_buf, unsigned version,
@@ -129,6 +137,82 @@ bool HttpServer::Impl::evict_idle() {
   }
   close();
   return true;
+}
+
+void HttpServer::Impl::proxy_refused(const Peer& sender, const std::string& why) {
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = proxy_logged.load();
+  if (now - last < 10 || !proxy_logged.compare_exchange_strong(last, now)) return;
+  log::warn("proxy_header_refused",
+            {{"peer", sender.text()}, {"reason", why},
+             {"effect", "connection closed (this line at most every 10 s)"}});
+}
+
+asio::awaitable<std::optional<Peer>> HttpServer::Impl::read_proxy_header(beast::tcp_stream& tcp,
+                                                                         const Peer& sender) {
+  const bool trusted = std::any_of(limits.proxy_trusted.begin(), limits.proxy_trusted.end(),
+                                   [&](const auto& n) { return n.contains(sender.family, sender.ip); });
+  if (!trusted) {
+    proxy_refused(sender, "not in server.proxy_trusted");
+    co_return std::nullopt;
+  }
+  auto& socket = tcp.socket();
+  // The deadline cancels the socket's waits. Its handler may run after this function is done
+  // (it fired just as the header arrived): then `waiting` is false and it touches nothing.
+  auto waiting = std::make_shared<bool>(true);
+  struct Done {
+    std::shared_ptr<bool>& waiting;
+    ~Done() { *waiting = false; }
+  } done{waiting};
+  asio::steady_timer deadline(socket.get_executor());
+  deadline.expires_after(limits.client_timeout);
+  deadline.async_wait([&socket, waiting](const beast::error_code& ec) {
+    if (!ec && *waiting) {
+      beast::error_code ignored;
+      socket.cancel(ignored);
+    }
+  });
+  // Peek what has arrived; keep only bytes that are surely the header's (all of an incomplete
+  // one), so the client's own bytes stay in the socket for TLS or HTTP.
+  std::string got;
+  char buf[16 + kMaxProxyV2Length];
+  while (true) {
+    auto [ec, n] = co_await socket.async_receive(asio::buffer(buf, sizeof buf - got.size()),
+                                                 tcp::socket::message_peek, kTuple);
+    if (ec || n == 0) {
+      proxy_refused(sender, ec ? "no PROXY header within client_timeout or connection lost"
+                               : "closed before its PROXY header");
+      co_return std::nullopt;
+    }
+    std::string seen = got;
+    seen.append(buf, n);
+    const ProxyHeader h = parse_proxy_header(seen);
+    if (h.status == ProxyHeader::Status::invalid) {
+      proxy_refused(sender, h.error);
+      co_return std::nullopt;
+    }
+    const std::size_t take = h.status == ProxyHeader::Status::ok ? h.length - got.size() : n;
+    beast::error_code rec;
+    asio::read(socket, asio::buffer(buf, take), rec);  // already arrived: does not block
+    if (rec) co_return std::nullopt;
+    got.append(buf, take);
+    if (h.status != ProxyHeader::Status::ok) continue;
+    deadline.cancel();
+    if (h.family == 0) co_return sender;  // LOCAL / UNKNOWN: the balancer's own check
+    tcp::endpoint ep;
+    if (h.family == 4) {
+      asio::ip::address_v4::bytes_type b;
+      std::copy(h.ip, h.ip + 4, b.begin());
+      ep = tcp::endpoint(asio::ip::address_v4(b), h.port);
+    } else {
+      asio::ip::address_v6::bytes_type b;
+      std::copy(h.ip, h.ip + 16, b.begin());
+      ep = tcp::endpoint(asio::ip::address_v6(b), h.port);
+    }
+    co_return peer_of(ep);
+  }
 }
 
 bool HttpServer::Impl::admit_client(const std::string& client) {
@@ -300,9 +384,16 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
       --*impl.active;
       impl.release_client(client);
     }
-  } count{*this, peer.client};
+  } count{*this, limits.proxy_protocol ? std::string() : peer.client};
   auto& tcp_layer = lowest(stream);
   auto executor = co_await asio::this_coro::executor;
+  if (limits.proxy_protocol) {
+    std::optional<Peer> client = co_await read_proxy_header(tcp_layer, peer);
+    if (!client) co_return;  // closed: untrusted sender, or no valid header in time
+    peer = std::move(*client);
+    if (!admit_client(peer.client)) co_return;  // this client holds its share already
+    count.client = peer.client;
+  }
   // The closer may run after this session ended: it runs on the session's strand and checks
   // `alive`, which the session clears on that same strand before its frame goes away.
   auto alive = std::make_shared<bool>(true);
@@ -416,7 +507,9 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
       socket.close(ignored);  // full of busy connections: refuse at once rather than queue
       continue;
     }
-    if (!admit_client(client)) {
+    // Behind a PROXY protocol balancer the sender is the balancer: the client is known, and
+    // counted, once its header is read (session).
+    if (!limits.proxy_protocol && !admit_client(client)) {
       beast::error_code ignored;
       socket.close(ignored);  // this client holds its share already
       if (!refusal_logged.exchange(true)) {

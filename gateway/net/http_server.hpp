@@ -36,6 +36,11 @@ struct ServerLimits {
   // only when none is idle is the new one refused.
   std::size_t max_connections = 10000;
   std::size_t max_per_client = 0;  // per client address (IPv6: per /64); 0 = no limit
+  // A PROXY protocol header (v1 or v2) first on every connection, from a sender in
+  // proxy_trusted only; its client address is the peer (net/proxy_protocol.hpp). Read within
+  // client_timeout; a missing, malformed or untrusted one closes the connection.
+  bool proxy_protocol = false;
+  std::vector<config::Network> proxy_trusted;
 };
 
 // Must not throw; an exception that escapes anyway becomes a 500 and is logged. The request

@@ -1,9 +1,12 @@
 // /pks/lookup query strings: parse_lookup must answer a request or a Problem, never crash, and a
 // parsed search must survive its own upstream form. The same bytes as a VKS and an HKP v2 path:
-// a lookup or a 4xx/5xx Problem, nothing else.
+// a lookup or a 4xx/5xx Problem, nothing else. The same bytes as what a balancer sends first
+// (a PROXY protocol header: its length within what was received) and as a query's budget.
 #include <cstdint>
 #include <string_view>
 
+#include "gateway/net/proxy_protocol.hpp"
+#include "hkp/budget.hpp"
 #include "hkp/lookup.hpp"
 #include "hkp/v2.hpp"
 #include "hkp/vks.hpp"
@@ -27,5 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     (void)hkpgw::hkp::v2_allowed_methods(path);
   }
+  const auto proxy = hkpgw::gateway::parse_proxy_header(query);
+  if (proxy.status == hkpgw::gateway::ProxyHeader::Status::ok &&
+      (proxy.length == 0 || proxy.length > size ||
+       (proxy.family != 0 && proxy.family != 4 && proxy.family != 6))) {
+    __builtin_trap();
+  }
+  (void)hkpgw::hkp::budget_of("GET", "/pks/lookup", query);
+  (void)hkpgw::hkp::budget_of("GET", query, query);
   return 0;
 }

@@ -1,0 +1,105 @@
+// The PROXY protocol on the HKP listeners through the real binary: the client a balancer names
+// is the one logs and rate limits see (v1 and v2, plain and TLS, as curl --haproxy-protocol and
+// HAProxy send it); a connection from an untrusted sender or without a header is closed.
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+std::string status_line(const std::string& raw) { return raw.substr(0, raw.find("\r\n")); }
+
+std::string get_via(const Gateway& gw, const std::string& proxy_header, const std::string& target) {
+  return raw_exchange(gw.address(), proxy_header + "GET " + target +
+                                        " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+}
+
+std::string v2_ipv4(const unsigned char (&src)[4], std::uint16_t port) {
+  std::string h("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c", 16);
+  h.append(reinterpret_cast<const char*>(src), 4);
+  h += std::string("\x7f\x00\x00\x01", 4);
+  h += static_cast<char>(port >> 8);
+  h += static_cast<char>(port & 0xff);
+  h += std::string("\x2c\x6b", 2);
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("behind a PROXY protocol balancer the named client is the one logged and limited",
+          "[integration][proxy]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             "\n[limits]\nexempt = []\nkey_lookups = \"1/h\"\nkey_lookups_burst = 2\n",
+             "proxy_protocol = true\nproxy_trusted = [\"127.0.0.1\"]\n");
+  REQUIRE(gw.started());
+  const std::string target = get_target(fixture("ALICE_FPR"));
+  const std::string one = "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n";
+  const std::string two = "PROXY TCP6 2001:db8:1:2::9 ::1 40002 11371\r\n";
+
+  // Two budgets, one per named client; the balancer's own address spends none.
+  CHECK(status_line(get_via(gw, one, target)) == "HTTP/1.1 200 OK");
+  CHECK(status_line(get_via(gw, one, target)) == "HTTP/1.1 200 OK");
+  CHECK(status_line(get_via(gw, one, target)) == "HTTP/1.1 429 Too Many Requests");
+  CHECK(status_line(get_via(gw, two, target)) == "HTTP/1.1 200 OK");
+  // v2, binary: a third client.
+  const unsigned char third[4] = {203, 0, 113, 5};
+  CHECK(status_line(get_via(gw, v2_ipv4(third, 5555), target)) == "HTTP/1.1 200 OK");
+  // LOCAL / UNKNOWN (the balancer's health check): the sender's own address.
+  CHECK(status_line(get_via(gw, "PROXY UNKNOWN\r\n", "/")) == "HTTP/1.1 200 OK");
+  CHECK(gw.process().wait_for("peer=198.51.100.7:40001"));
+  CHECK(gw.process().wait_for("peer=[2001:db8:1:2::9]:40002"));
+  CHECK(gw.process().wait_for("peer=203.0.113.5:5555"));
+
+  // curl speaks it too (v1), as an operator's check would.
+  const auto curl = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                         "--haproxy-protocol", "http://" + gw.address() + "/"});
+  CHECK(curl.out == "200");
+
+  // No header, a broken one, or a plain request: closed without an answer.
+  CHECK(get_via(gw, "", "/").empty());
+  CHECK(get_via(gw, "PROXY TCP4 nonsense\r\n", "/").empty());
+  CHECK(gw.process().wait_for("event=proxy_header_refused"));
+  CHECK(gw.get("/").status == 0);
+}
+
+TEST_CASE("a PROXY header from an untrusted sender closes the connection, and TLS follows the "
+          "header",
+          "[integration][proxy]") {
+  TempDir dir;
+  const std::string d = data_dir();
+  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n",
+             "proxy_protocol = true\nproxy_trusted = [\"192.0.2.1\"]\nhkps_listen = "
+             "[\"127.0.0.1:0\"]\ntls_cert = \"" + d + "/gateway.pem\"\ntls_key = \"" + d +
+                 "/gateway.key\"\n");
+  REQUIRE(gw.started());
+  CHECK(get_via(gw, "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n", "/").empty());
+  CHECK(gw.process().wait_for("reason=\"not in server.proxy_trusted\""));
+
+  TempDir dir2;
+  Gateway tls(dir2, {}, "", "forward_adds = \"none\"\n",
+              "proxy_protocol = true\nhkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d +
+                  "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n");
+  REQUIRE(tls.started());
+  std::string hkps;
+  std::istringstream in(tls.log());
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("event=listening") != std::string::npos && field(line, "listener") == "hkps") {
+      hkps = field(line, "addr");
+    }
+  }
+  REQUIRE_FALSE(hkps.empty());
+  const std::string port = hkps.substr(hkps.rfind(':') + 1);
+  const auto curl = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                         "--haproxy-protocol", "--cacert", d + "/ca.pem", "--resolve",
+                         "gateway.test:" + port + ":127.0.0.1", "https://gateway.test:" + port + "/"});
+  INFO(curl.err);
+  CHECK(curl.out == "200");
+}
