@@ -11,8 +11,9 @@ packages=(
   # test and operator tools: real GnuPG drives the integration tests, openssl makes the test CA,
   # curl sends hand-written requests, promtool checks /metrics, mdb_stat inspects the cache,
   # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)
-  # is the second OpenPGP client the submission tests drive.
-  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks sq
+  # is the second OpenPGP client the submission tests drive; haproxy is the load balancer the
+  # replica test puts in front of three gateways (deploy/haproxy/).
+  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks sq haproxy
   # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
