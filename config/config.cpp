@@ -125,7 +125,7 @@ void read_admin(Reader& r, const Value& t, AdminConfig& a) {
 void read_cache(Reader& r, const Value& t, CacheConfig& c) {
   const std::string p = "cache.";
   r.check_keys(t, p, {"path", "max_size", "fresh_for", "stale_while_revalidate", "stale_if_error",
-                      "negative_ttl"});
+                      "negative_ttl", "blocklist"});
   r.string(t, p, "path", c.path);
   if (c.path.empty()) {
     r.problem(*r.child(t, "path"), p + "path", "must not be empty");
@@ -135,6 +135,7 @@ void read_cache(Reader& r, const Value& t, CacheConfig& c) {
   r.duration(t, p, "stale_while_revalidate", c.stale_while_revalidate, Duration(0));
   r.duration(t, p, "stale_if_error", c.stale_if_error, Duration(0));
   r.duration(t, p, "negative_ttl", c.negative_ttl, Duration(0));
+  r.string(t, p, "blocklist", c.blocklist);
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
@@ -427,6 +428,7 @@ Config build(const Value& root, const std::string& source) {
     r.problem_at_top("server.listen", "at least one listener (listen or hkps_listen) is needed");
   }
   check_readable(r, "upstreams.ca_file", u.ca_file);
+  check_readable(r, "cache.blocklist", c.cache.blocklist);
   for (std::size_t i = 0; i < u.list.size(); ++i) {
     check_readable(r, "upstream[" + std::to_string(i) + "].ca_file", u.list[i].ca_file);
   }

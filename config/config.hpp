@@ -53,6 +53,7 @@ struct CacheConfig {
   Duration stale_while_revalidate = std::chrono::hours(24);
   Duration stale_if_error = std::chrono::hours(24 * 30);
   Duration negative_ttl = std::chrono::minutes(5);
+  std::string blocklist;  // a file of fingerprints never cached, served or forwarded ("" = none)
 };
 
 // What an upstream speaks: a keyserver over HKP or over Hagrid's VKS, or each address's own

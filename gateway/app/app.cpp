@@ -24,6 +24,7 @@
 #include "gateway/observe/clock.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/version.hpp"
+#include "gateway/service/cache_writer.hpp"
 #include "gateway/service/cleaning_tally.hpp"
 #include "gateway/service/lookup_service.hpp"
 #include "gateway/service/work_pool.hpp"
@@ -102,9 +103,9 @@ class Reloader {
  public:
   Reloader(asio::io_context& io, std::string path, std::shared_ptr<const config::Config> started,
            std::atomic<std::shared_ptr<const Snapshot>>& current, Metrics& metrics,
-           ReusedAnswers& reused, RateLimiter& limiter)
+           ReusedAnswers& reused, RateLimiter& limiter, cache::Store& store)
       : io_(io), path_(std::move(path)), started_(std::move(started)), current_(current),
-        metrics_(metrics), reused_(reused), limiter_(limiter) {}
+        metrics_(metrics), reused_(reused), limiter_(limiter), store_(store) {}
 
   ReloadResult operator()() {
     ReloadResult result;
@@ -122,7 +123,9 @@ class Reloader {
       result.restart_required = config::restart_only_changes(*started_, *next);
       std::string restart;
       for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
-      current_.store(build_snapshot(io_.get_executor(), next, old.get()));
+      auto snap = build_snapshot(io_.get_executor(), next, old.get());
+      purge_blocked(store_, snap->blocked);  // a key blocked now goes from every replica
+      current_.store(std::move(snap));
       reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go
       limiter_.configure(next->limits);
       result.ok = true;
@@ -149,6 +152,7 @@ class Reloader {
   Metrics& metrics_;
   ReusedAnswers& reused_;
   RateLimiter& limiter_;
+  cache::Store& store_;
 };
 
 // Writes this thread's batched access lines every 100 ms (log::write_batched).
@@ -304,6 +308,7 @@ int App::run() {
     }
   }
   std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
+  purge_blocked(store, current.load()->blocked);
   const SnapshotSource snapshots = [&current] { return current.load(); };
   Metrics metrics(kVersion);
   Fleet fleet(metrics, [&metrics](const HealthEvent& e) {
@@ -337,7 +342,7 @@ int App::run() {
   hkp_server.admit_with([&limiter](const HttpRequest& r) { return limiter.admit(r); });
   listen_hkp(hkp_server, *cfg);
 
-  Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter);
+  Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter, store);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }};
   HttpServer admin_server(io,

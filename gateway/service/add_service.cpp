@@ -118,6 +118,7 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
 }
 
 AddService::Prepared AddService::prepare(const hkp::Submission& sub, const config::Config& cfg,
+                                        const cache::Blocklist& blocked,
                                         const std::string& peer) {
   auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission);
   if (parsed.secret_material) {
@@ -144,6 +145,16 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                       r.reason + "; nothing of this submission was stored");
   }
 
+  for (const auto& k : parsed.keys) {
+    if (!blocked.contains_hex(k.info.fingerprint)) continue;
+    d_.metrics.keys_rejected("blocked");
+    log::warn("key_add_refused", {{"peer", peer}, {"fingerprint", k.info.fingerprint},
+                                  {"reason", "blocked"}});
+    return refuse(403, GPG_ERR_FORBIDDEN,
+                  "key " + k.info.fingerprint +
+                      " is blocked on this gateway: nothing of this submission was stored or "
+                      "forwarded");
+  }
   d_.tally.add(parsed.dropped, "upload");
   if (parsed.keys.empty()) return prepare_revocations(sub, cfg, parsed.not_openpgp);
   std::vector<Item> items;
@@ -232,7 +243,10 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
   // Parsing, verification and merging are the work pool's; a full queue is refused at once
   // rather than queued without bound (ARCHITECTURE.md, threads).
   const std::string peer = req.peer.text();
-  auto job = [this, &submission, &cfg, &peer] { return prepare(submission, cfg, peer); };
+  const cache::Blocklist& blocked = snap->blocked;
+  auto job = [this, &submission, &cfg, &blocked, &peer] {
+    return prepare(submission, cfg, blocked, peer);
+  };
   std::optional<Prepared> prepared = co_await d_.pool.try_run(job);
   if (!prepared) {
     d_.metrics.keys_rejected("work_queue_full");

@@ -76,7 +76,9 @@ class AddService {
   // What the pool made of a submission: its accepted keys, or the refusal to answer with.
   using Prepared = std::variant<HttpResponse, std::vector<Item>>;
   // Parse, verify, merge with the cached copies (runs on the pool; reads the store).
-  Prepared prepare(const hkp::Submission& sub, const config::Config& cfg, const std::string& peer);
+  // `blocked`: keys the operator removed, refused whole (cache/blocklist.hpp).
+  Prepared prepare(const hkp::Submission& sub, const config::Config& cfg,
+                   const cache::Blocklist& blocked, const std::string& peer);
   // No key in the submission: bare revocation certificates for keys we hold.
   Prepared prepare_revocations(const hkp::Submission& sub, const config::Config& cfg,
                                bool not_openpgp);

@@ -90,6 +90,9 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
   const auto& cfg = *snap->config;
   const bool merge_all = cfg.upstreams.merge == config::MergePolicy::all;
   Fetched out;
+  const cache::Blocklist& blocked = snap->blocked;
+  // A blocked key is never asked for (cache/blocklist.hpp): "not found", as if it did not exist.
+  if (search.kind == SearchKind::fingerprint && blocked.contains_hex(search.value)) co_return out;
   // Every useful answer, in arrival order. With merge = "first" the first copy carrying user
   // IDs wins; a copy without any (keys.openpgp.org strips unverified ones) is kept, but the next
   // upstream is asked for a better one and the two are merged.
@@ -113,8 +116,13 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
       } else {
         d_.tally.add(parsed.dropped, upstream.name());
         bool any = false, with_uids = false;
+        std::size_t withheld = 0;
         for (auto& k : parsed.keys) {
           if (!k.info.matches(search)) continue;
+          if (blocked.contains_hex(k.info.fingerprint)) {  // never kept, never served
+            ++withheld;
+            continue;
+          }
           any = true;
           with_uids = with_uids || !k.info.uids.empty();
           auto [it, fresh] = copies.try_emplace(k.info.fingerprint);
@@ -129,6 +137,11 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
           if (with_uids) co_return Verdict::done;
           log::info("upstream_key_without_uids",
                     {{"upstream", upstream.name()}, {"effect", "asking the next upstream too"}});
+          co_return Verdict::go_on;
+        }
+        if (withheld > 0) {  // what it had is blocked here: as if it had nothing
+          r.outcome = Outcome::not_found;
+          out.record_unusable(upstream.name(), r);
           co_return Verdict::go_on;
         }
         // Answered, but nothing in the answer carries what we asked for: never cached.
@@ -221,6 +234,9 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
         return entries;
       };
       r.entries = co_await d_.pool.run(list);
+    }
+    if (r.outcome == Outcome::ok) {  // blocked keys are listed nowhere
+      std::erase_if(r.entries, [&](const auto& e) { return snap->blocked.contains_hex(e.id); });
       if (r.entries.empty()) r.outcome = Outcome::not_found;
     }
     if (r.outcome != Outcome::ok) {

@@ -45,6 +45,7 @@ std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor exec
   auto snap = std::make_shared<Snapshot>();
   snap->config = cfg;
   snap->admin_token = read_token(cfg->admin.token_file);
+  snap->blocked = cache::Blocklist::load(cfg->cache.blocklist);
   const auto& ups = cfg->upstreams;
   for (const std::size_t i : ups.try_order()) {
     const auto& u = ups.list[i];

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/blocklist.hpp"
 #include "config/config.hpp"
 #include "gateway/upstream/upstream.hpp"
 
@@ -18,6 +19,7 @@ struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<std::shared_ptr<Upstream>> upstreams;  // in try order: default first
   std::string admin_token;  // from admin.token_file, read with the config; "" = admin API off
+  cache::Blocklist blocked;  // from cache.blocklist, read with the config
 
   // The upstream of that name, or null; its place in the try order (size() when absent).
   std::shared_ptr<Upstream> find(std::string_view name) const;
@@ -26,8 +28,8 @@ struct Snapshot {
 using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
 
 // Builds the snapshot for `cfg`, reusing upstreams of `previous` whose settings match, and reads
-// the admin token. Throws std::runtime_error when a CA file cannot be loaded or the token file
-// holds no token of at least 16 characters.
+// the admin token and the blocklist. Throws std::runtime_error when a CA file cannot be loaded,
+// the token file holds no token of at least 16 characters, or the blocklist cannot be read.
 std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
                                                const Snapshot* previous);
