@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# deploy/k8s checked offline: the replicas' config is valid (hkp-gateway --check-config), the
+# ports, probe paths and mount paths of the manifests are the config's, HAProxy's environment
+# points at them, the PrometheusRule holds deploy/prometheus-rules.yml line for line, and the
+# whole set renders with kubectl kustomize (when kubectl is installed; no cluster is needed).
+#   check_k8s.sh SOURCE_DIR GATEWAY_BINARY
+set -euo pipefail
+src=$1
+gateway=$2
+k8s=$src/deploy/k8s
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "deploy/k8s: $*" >&2; exit 1; }
+
+# The config, with the container's file paths pointed at the repository's files.
+sed -e "s|/etc/hkp-gateway/blocklist|$k8s/blocklist|" "$k8s/gateway.toml" > "$work/gateway.toml"
+"$gateway" --check-config "$work/gateway.toml" >/dev/null || fail "gateway.toml does not load"
+
+hkp_port=$(sed -n 's/^listen = \["0\.0\.0\.0:\([0-9]*\)"\].*/\1/p' "$k8s/gateway.toml")
+admin_port=$(sed -n 's/^listen = "0\.0\.0\.0:\([0-9]*\)".*/\1/p' "$k8s/gateway.toml")
+[ -n "$hkp_port" ] && [ -n "$admin_port" ] || fail "gateway.toml listens on no 0.0.0.0 ports"
+grep -q "name: hkp, containerPort: $hkp_port}" "$k8s/statefulset.yaml" || fail "hkp port is not $hkp_port"
+grep -q "name: admin, containerPort: $admin_port}" "$k8s/statefulset.yaml" ||
+  fail "admin port is not $admin_port"
+for path in /healthz /readyz; do
+  grep -q "path: $path, port: admin" "$k8s/statefulset.yaml" || fail "no probe on $path"
+  grep -q "GET $path" "$src/docs/contract.md" || fail "$path is no endpoint of the contract"
+done
+grep -q '"--config", "/etc/hkp-gateway/gateway.toml"' "$k8s/statefulset.yaml" ||
+  fail "the container does not read /etc/hkp-gateway/gateway.toml"
+grep -q 'mountPath: /etc/hkp-gateway,' "$k8s/statefulset.yaml" || fail "config not mounted"
+cache=$(sed -n 's/^path = "\([^"]*\)".*/\1/p' "$k8s/gateway.toml")
+grep -q "mountPath: $(dirname "$cache")}" "$k8s/statefulset.yaml" ||
+  fail "cache.path $cache is not on the volume"
+for i in 1 2 3; do
+  grep -q "HKPGW_R$i, value: \"hkp-gateway-$((i - 1)).hkp-gateway-replicas:$hkp_port\"" \
+    "$k8s/haproxy.yaml" || fail "HAProxy's HKPGW_R$i is not replica $((i - 1)) on $hkp_port"
+  grep -q "HKPGW_A$i, value: \"$admin_port\"" "$k8s/haproxy.yaml" || fail "HKPGW_A$i is not $admin_port"
+done
+
+# The PrometheusRule's groups are the rules file's.
+sed -n '/^spec:$/,$p' "$k8s/prometheusrule.yaml" | tail -n +2 | sed -e 's/^  //' > "$work/embedded"
+grep -v '^#' "$src/deploy/prometheus-rules.yml" > "$work/rules"
+diff -u "$work/rules" "$work/embedded" >&2 || fail "prometheusrule.yaml differs from prometheus-rules.yml"
+
+if command -v kubectl >/dev/null; then
+  kubectl kustomize --load-restrictor LoadRestrictionsNone "$k8s" > "$work/all.yaml" ||
+    fail "kubectl kustomize failed"
+  kinds=$(grep -c '^kind:' "$work/all.yaml")
+  [ "$kinds" -eq 11 ] || fail "rendered $kinds objects, expected 11"
+  grep -q 'haproxy.cfg: |' "$work/all.yaml" || fail "HAProxy's ConfigMap lacks haproxy.cfg"
+  echo "deploy/k8s: consistent; kubectl kustomize renders $kinds objects"
+else
+  echo "deploy/k8s: consistent (kubectl not installed: the rendering was not checked)"
+fi

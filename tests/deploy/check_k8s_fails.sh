@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The deploy/k8s check can fail: copies with a probe port that is not the config's, and with a
+# PrometheusRule that drifted from prometheus-rules.yml, must each be refused.
+#   check_k8s_fails.sh SOURCE_DIR GATEWAY_BINARY
+set -uo pipefail
+src=$1
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+copy() {
+  rm -rf "$work/src" && mkdir -p "$work/src/deploy" "$work/src/docs"
+  cp -r "$src/deploy/k8s" "$src/deploy/haproxy" "$src/deploy/prometheus-rules.yml" "$work/src/deploy/"
+  cp "$src/docs/contract.md" "$work/src/docs/"
+}
+copy
+sed -i 's/containerPort: 11380/containerPort: 11381/' "$work/src/deploy/k8s/statefulset.yaml"
+if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then echo "a wrong port passed" >&2; exit 1; fi
+copy
+sed -i 's/for: 10m/for: 11m/' "$work/src/deploy/prometheus-rules.yml"
+if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then echo "a drifted rule passed" >&2; exit 1; fi
+echo "the deploy/k8s check refuses both broken copies"
