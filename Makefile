@@ -31,6 +31,7 @@ bench: build
 	./$(BUILD_DIR)/bench/bench_keys
 	./$(BUILD_DIR)/bench/bench_hardening
 	./$(BUILD_DIR)/bench/bench_cold
+	./$(BUILD_DIR)/bench/bench_limits
 	./bench/instructions_per_hit.sh $(BUILD_DIR)
 
 # The gateway against nginx proxy_cache and nginx static on loopback; writes bench/RESULTS.md.
