@@ -339,7 +339,8 @@ void read_budget(Reader& r, const Value& t, const std::string& p, const char* ke
       b.rate = rate.value();
     }
   }
-  r.integer(t, p, std::string(key) + "_burst", b.burst, 1, 1'000'000'000);
+  // Token counts are floats (12 bytes per client): exact up to 2^24, so bursts stop at 10^7.
+  r.integer(t, p, std::string(key) + "_burst", b.burst, 1, 10'000'000);
 }
 
 void read_limits(Reader& r, const Value& t, LimitsConfig& l) {

@@ -283,8 +283,11 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key, const Fi
   return pk;
 }
 
-// One filtered key through RNP: verification and cleaning, then the facts. depth 1 = the second
-// look at a key cleaning changed; it never recurses further.
+// One filtered key through RNP: verification and cleaning, then the facts. A key cleaning changed
+// is looked at again (depth + 1) until cleaning leaves it as it is, at most kMaxCleanRounds
+// times: what is kept must stand alone (fuzz_keys found a key whose once-cleaned packets held a
+// user ID without its signature and no valid self-signature any more).
+constexpr int kMaxCleanRounds = 3;
 void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int depth,
                 ParseOutcome& out) {
   Ffi ffi = make_ffi();
@@ -313,8 +316,13 @@ void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int dep
     return;
   }
   auto& pk = std::get<ParsedKey>(taken);
-  if (!modified || depth > 0) {
+  if (!modified) {
     out.keys.push_back(std::move(pk));
+    return;
+  }
+  if (depth >= kMaxCleanRounds) {
+    out.rejected.push_back({pk.info.fingerprint, GPG_ERR_BAD_SIGNATURE,
+                            "cleaning does not leave a key that stands on its own"});
     return;
   }
   // Parse the cleaned key again: validity and facts may have changed.
