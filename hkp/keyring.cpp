@@ -208,8 +208,11 @@ void clean(rnp_key_handle_t key, const std::string& primary_keyid,
       unbound.push_back(std::move(sub));  // no valid binding: not provably this key's subkey
     }
   }
-  for (auto& uid : forged) {
-    if (rnp_uid_remove(key, uid.get()) == RNP_SUCCESS) ++dropped["invalid_user_id"];
+  // Last first: a user ID handle names its position, and removing one moves those after it, so
+  // removing front to back took the wrong user IDs (a valid one went, a forged one stayed:
+  // found by fuzz_keys).
+  for (auto uid = forged.rbegin(); uid != forged.rend(); ++uid) {
+    if (rnp_uid_remove(key, uid->get()) == RNP_SUCCESS) ++dropped["invalid_user_id"];
   }
   for (auto& sub : unbound) {
     if (rnp_key_remove(sub.get(), RNP_KEY_REMOVE_PUBLIC) == RNP_SUCCESS) ++dropped["invalid_subkey"];

@@ -41,6 +41,22 @@ TEST_CASE("a forged user ID (its self-signature does not verify) is dropped", "[
   CHECK(out.dropped.at("invalid_user_id") == 1);
 }
 
+TEST_CASE("removing forged user IDs takes no valid one along", "[keys][unit]") {
+  // Found by fuzz_keys (its input is this seed): user IDs were removed by position front to
+  // back, so once positions had moved a valid user ID went in place of a forged one, and the
+  // forged one stayed without a signature. The one valid user ID must survive, alone.
+  const std::string input =
+      read_file(std::string(HKPGW_SOURCE_DIR) + "/tests/fuzz/corpus/keys/cleaning-must-settle");
+  const auto out = parse_keys(input, {});
+  const ParsedKey& k = only_key(out);
+  REQUIRE(k.info.uids.size() == 1);
+  CHECK(k.info.uids[0].text == "Alice Example <alice@example.org>");
+  CHECK(out.dropped.at("invalid_user_id") >= 3);
+  const auto again = parse_keys(k.packets, {});
+  CHECK(only_key(again).info.uids.size() == 1);
+  CHECK(again.dropped.empty());  // the cleaned copy is clean
+}
+
 TEST_CASE("a subkey bound by another key is dropped", "[keys][unit]") {
   // Bob's key with Alice's subkey and Alice's binding signature appended.
   const std::string mixed = with_foreign_subkey(packets_of("bob.asc"), packets_of("alice.asc"));
