@@ -20,6 +20,13 @@ asio::awaitable<UpstreamAnswer> Upstream::ask(const UpstreamQuery& query, Upstre
   co_return a;
 }
 
+asio::awaitable<UpstreamAnswer> Upstream::index(const hkp::Search& search, UpstreamLimits limits,
+                                                std::shared_ptr<CancelToken> cancel) {
+  UpstreamAnswer a = co_await keys(search, limits, std::move(cancel));
+  a.keys_to_list = a.outcome == Outcome::ok;
+  co_return a;
+}
+
 asio::awaitable<UpstreamAnswer> Upstream::request_verify(std::string, UpstreamLimits) {
   UpstreamAnswer a;
   a.outcome = Outcome::http_error;

@@ -61,10 +61,11 @@ class Upstream {
   virtual boost::asio::awaitable<UpstreamAnswer> keys(const hkp::Search& search,
                                                       UpstreamLimits limits,
                                                       std::shared_ptr<CancelToken> cancel) = 0;
-  // An index listing for any search.
+  // An index listing for any search. By default, for kinds that have keys but no listings
+  // (VKS, WKD): keys(), with keys_to_list set so the caller lists them.
   virtual boost::asio::awaitable<UpstreamAnswer> index(const hkp::Search& search,
                                                        UpstreamLimits limits,
-                                                       std::shared_ptr<CancelToken> cancel) = 0;
+                                                       std::shared_ptr<CancelToken> cancel);
   // Submits one key. Never retried behind the caller's back once it may have been sent.
   virtual boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
                                                         UpstreamLimits limits) = 0;

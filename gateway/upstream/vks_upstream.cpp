@@ -35,13 +35,6 @@ asio::awaitable<UpstreamAnswer> VksUpstream::keys(const hkp::Search& search, Ups
   co_return a;
 }
 
-asio::awaitable<UpstreamAnswer> VksUpstream::index(const hkp::Search& search, UpstreamLimits limits,
-                                                   std::shared_ptr<CancelToken> cancel) {
-  UpstreamAnswer a = co_await keys(search, limits, std::move(cancel));
-  a.keys_to_list = a.outcome == Outcome::ok;
-  co_return a;
-}
-
 asio::awaitable<UpstreamAnswer> VksUpstream::submit(std::string_view packets,
                                                     UpstreamLimits limits) {
   std::string body = "{\"keytext\":" + hkp::json_string(hkp::armor_public_keys(packets)) + "}";

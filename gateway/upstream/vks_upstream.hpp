@@ -19,8 +19,6 @@ class VksUpstream final : public ServerUpstream {
   bool answers(const UpstreamQuery& query) const override;
   boost::asio::awaitable<UpstreamAnswer> keys(const hkp::Search& search, UpstreamLimits limits,
                                               std::shared_ptr<CancelToken> cancel) override;
-  boost::asio::awaitable<UpstreamAnswer> index(const hkp::Search& search, UpstreamLimits limits,
-                                               std::shared_ptr<CancelToken> cancel) override;
   boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
                                                 UpstreamLimits limits) override;
   boost::asio::awaitable<UpstreamAnswer> request_verify(std::string json,

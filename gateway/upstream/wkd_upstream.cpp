@@ -163,13 +163,6 @@ asio::awaitable<UpstreamAnswer> WkdUpstream::keys(const hkp::Search& search, Ups
   co_return a;
 }
 
-asio::awaitable<UpstreamAnswer> WkdUpstream::index(const hkp::Search& search, UpstreamLimits limits,
-                                                   std::shared_ptr<CancelToken> cancel) {
-  UpstreamAnswer a = co_await keys(search, limits, std::move(cancel));
-  a.keys_to_list = a.outcome == Outcome::ok;
-  co_return a;
-}
-
 asio::awaitable<UpstreamAnswer> WkdUpstream::submit(std::string_view, UpstreamLimits) {
   co_return answer(Outcome::http_error, 405, name() + " is a WKD upstream: it takes no uploads");
 }

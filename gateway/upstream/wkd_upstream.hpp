@@ -51,9 +51,6 @@ class WkdUpstream final : public Upstream {
   }
   boost::asio::awaitable<UpstreamAnswer> keys(const hkp::Search& search, UpstreamLimits limits,
                                               std::shared_ptr<CancelToken> cancel) override;
-  // The address's keys in `body`, with keys_to_list set: the caller lists them.
-  boost::asio::awaitable<UpstreamAnswer> index(const hkp::Search& search, UpstreamLimits limits,
-                                               std::shared_ptr<CancelToken> cancel) override;
   // Refused without a request (HTTP 405 in the answer): a domain's directory takes no uploads.
   boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
                                                 UpstreamLimits limits) override;
