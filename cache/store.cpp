@@ -1,7 +1,5 @@
 #include "cache/store.hpp"
 
-#include <pthread.h>
-
 #include <fcntl.h>
 #include <lmdb.h>
 #include <sys/file.h>
@@ -20,6 +18,7 @@
 #include "cache/codec.hpp"
 #include "cache/lmdb.hpp"
 #include "cache/tables.hpp"
+#include "config/named_thread.hpp"
 #include "hkp/text.hpp"
 
 namespace hkpgw::cache {
@@ -87,16 +86,10 @@ Store::Store(const StoreOptions& options) : options_(options) {
   }
   // Named for top -H, perf and ps -T.
   if (!options_.read_only) {
-    writer_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "hkpgw-writer");
-      writer_loop();
-    });
+    writer_ = named_thread("hkpgw-writer", [this] { writer_loop(); });
   }
   if (options_.warm_up) {
-    warm_up_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "hkpgw-warm-up");
-      warm_up();
-    });
+    warm_up_ = named_thread("hkpgw-warm-up", [this] { warm_up(); });
   }
 }
 

@@ -1,7 +1,5 @@
 #include "gateway/app/app.hpp"
 
-#include <pthread.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -16,6 +14,7 @@
 #include <thread>
 
 #include "cache/store.hpp"
+#include "config/named_thread.hpp"
 #include "gateway/http/admin.hpp"
 #include "gateway/http/rate_limit.hpp"
 #include "gateway/http/router.hpp"
@@ -186,18 +185,19 @@ class Contexts {
   }
   // Runs every context on its own thread (the caller runs the first) until stop(). Each thread
   // writes its batched access lines at least every 100 ms, and what is left when it stops.
-  void run() {
+  // `running` is called once every thread has started and has its name, before the first runs.
+  template <class F>
+  void run(F&& running) {
     for (auto& c : all_) asio::co_spawn(*c, flush_logs(*c), asio::detached);
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < all_.size(); ++i) {
-      threads.emplace_back([c = all_[i].get(), i] {
-        // Named for top -H, perf and ps -T (the main thread keeps the process's name).
-        const std::string name = "hkpgw-net-" + std::to_string(i);
-        pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+      // The main thread keeps the process's name.
+      threads.push_back(named_thread("hkpgw-net-" + std::to_string(i), [c = all_[i].get()] {
         c->run();
         log::flush_batched();
-      });
+      }));
     }
+    running();
     all_.front()->run();
     log::flush_batched();
     for (auto& t : threads) t.join();
@@ -358,12 +358,13 @@ int App::run() {
                  asio::detached);
   fleet.start_probing(io.get_executor(), snapshots);
   adds.start(io.get_executor(), snapshots);
-  log::info("started", {{"version", kVersion},
-                        {"threads", std::to_string(threads)},
-                        {"config", cfg->source},
-                        {"cache", cfg->cache.path},
-                        {"upstreams", std::to_string(cfg->upstreams.list.size())}});
-  contexts.run();
+  contexts.run([&] {
+    log::info("started", {{"version", kVersion},
+                          {"threads", std::to_string(threads)},
+                          {"config", cfg->source},
+                          {"cache", cfg->cache.path},
+                          {"upstreams", std::to_string(cfg->upstreams.list.size())}});
+  });
   store.flush();
   log::info("stopped");
   return 0;

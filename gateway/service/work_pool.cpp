@@ -1,7 +1,5 @@
 #include "gateway/service/work_pool.hpp"
 
-#include <pthread.h>
-
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,6 +9,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <memory>
+
+#include "config/named_thread.hpp"
 
 namespace hkpgw::gateway {
 
@@ -24,11 +24,7 @@ constexpr int kPoolNice = 10;
 WorkPool::WorkPool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < threads; ++i) {
-    threads_.emplace_back([this, i] {
-      const std::string name = "hkpgw-pool-" + std::to_string(i);
-      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-      work();
-    });
+    threads_.push_back(named_thread("hkpgw-pool-" + std::to_string(i), [this] { work(); }));
   }
 }
 

@@ -1,9 +1,8 @@
 #include "gateway/upstream/wkd_upstream.hpp"
 
-#include <pthread.h>
-
 #include <algorithm>
 
+#include "config/named_thread.hpp"
 #include "gateway/net/tls.hpp"
 #include "gateway/observe/log.hpp"
 #include "hkp/wkd.hpp"
@@ -36,10 +35,7 @@ WkdUpstream::WkdUpstream(asio::any_io_executor, config::UpstreamConfig upstream,
       resolve_(all.resolve) {
   // The CA files are loaded now: one that cannot be read fails the config load, not a lookup.
   make_client_tls({shared_ca_file_, upstream_.ca_file});
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hkpgw-wkd");
-    io_.run();
-  });
+  thread_ = named_thread("hkpgw-wkd", [this] { io_.run(); });
 }
 
 WkdUpstream::~WkdUpstream() {

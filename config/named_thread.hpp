@@ -1,0 +1,23 @@
+// A thread named for top -H, perf and ps -T before it runs. The name is set by the thread that
+// starts it, so it is in place when the constructor that started it returns: a probe of the
+// process (a test, an operator's ps -T right after start-up) never sees an unnamed worker.
+// Here because config is the one library every folder links.
+#pragma once
+
+#include <pthread.h>
+
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace hkpgw {
+
+// Linux keeps 15 bytes of a thread's name; longer names are cut.
+template <class F>
+std::thread named_thread(const std::string& name, F&& body) {
+  std::thread t(std::forward<F>(body));
+  pthread_setname_np(t.native_handle(), name.substr(0, 15).c_str());
+  return t;
+}
+
+}  // namespace hkpgw
