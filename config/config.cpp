@@ -55,6 +55,11 @@ void read_networks(Reader& r, const Value& t, const std::string& p, const char* 
   }
   out.clear();
   const auto& arr = v->as_array();
+  constexpr std::size_t kMaxNetworks = 1'000'000;
+  if (arr.size() > kMaxNetworks) {
+    r.problem(*v, p + key, "at most " + std::to_string(kMaxNetworks) + " networks");
+    return;
+  }
   for (std::size_t i = 0; i < arr.size(); ++i) {
     auto n = arr[i].is_string() ? parse_network(arr[i].as_string().str)
                                 : Parsed<Network>{std::string("expected a string")};
@@ -346,12 +351,13 @@ void read_budget(Reader& r, const Value& t, const std::string& p, const char* ke
 void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
   const std::string p = "limits.";
   r.check_keys(t, p, {"key_lookups", "key_lookups_burst", "searches", "searches_burst",
-                      "submissions", "submissions_burst", "exempt", "max_clients"});
+                      "submissions", "submissions_burst", "exempt", "deny", "max_clients"});
   read_budget(r, t, p, "key_lookups", l.key_lookups);
   read_budget(r, t, p, "searches", l.searches);
   read_budget(r, t, p, "submissions", l.submissions);
   r.integer(t, p, "max_clients", l.max_clients, 16, 100'000'000);
   read_networks(r, t, p, "exempt", l.exempt);
+  read_networks(r, t, p, "deny", l.deny);
 }
 
 void check_readable(Reader& r, const std::string& path, const std::string& file) {

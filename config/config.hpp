@@ -152,6 +152,7 @@ struct LimitsConfig {
   Budget searches{1.0 / 60, 50};       // by address or text (keys.openpgp.org: ~1/min, 50)
   Budget submissions{10.0 / 60, 20};   // uploads and request-verify
   std::vector<Network> exempt;         // never limited (defaults: loopback)
+  std::vector<Network> deny;           // refused outright with 403, exempt or not (default none)
   std::uint64_t max_clients = 100000;  // clients tracked at once; memory is bounded by it
 };
 

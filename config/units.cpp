@@ -259,4 +259,61 @@ bool Network::contains(int address_family, const unsigned char* a) const {
   return (bytes[whole] & mask) == (a[whole] & mask);
 }
 
+namespace {
+// bench_limits: a scan of 8 networks costs more than probing 2 prefix lengths; of 2, less.
+constexpr std::size_t kScanUpTo = 4;
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+std::size_t NetworkSet::MaskedHash::operator()(const Masked& m) const noexcept {
+  return static_cast<std::size_t>(mix(m.hi ^ mix(m.lo)));
+}
+
+NetworkSet::Masked NetworkSet::mask(const unsigned char* address, unsigned prefix) {
+  unsigned char b[16] = {};
+  const unsigned whole = prefix / 8, rest = prefix % 8;
+  std::memcpy(b, address, whole);
+  if (rest != 0) b[whole] = static_cast<unsigned char>(address[whole] & (0xff << (8 - rest)));
+  Masked m;
+  std::memcpy(&m.hi, b, 8);
+  std::memcpy(&m.lo, b + 8, 8);
+  return m;
+}
+
+NetworkSet::NetworkSet(const std::vector<Network>& networks) {
+  if (networks.size() <= kScanUpTo) {
+    few_ = networks;
+    return;
+  }
+  for (const Network& n : networks) {
+    auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) {
+      return x.family == n.family && x.prefix == n.prefix;
+    });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{n.family, n.prefix, {}});
+    g->networks.insert(mask(n.bytes, n.prefix));
+  }
+  // Longest prefixes first: a single address listed is found in the first probe.
+  std::sort(groups_.begin(), groups_.end(),
+            [](const Group& a, const Group& b) { return a.prefix > b.prefix; });
+}
+
+bool NetworkSet::contains(int address_family, const unsigned char* address) const {
+  for (const Network& n : few_) {
+    if (n.contains(address_family, address)) return true;
+  }
+  for (const Group& g : groups_) {
+    if (g.family == address_family && g.networks.contains(mask(address, g.prefix))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace hkpgw::config

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <variant>
+#include <vector>
 
 namespace hkpgw::config {
 
@@ -43,6 +45,35 @@ struct Network {
   std::string text;        // as written
 };
 Parsed<Network> parse_network(std::string_view text);
+
+// Whether an address is inside any of a list of networks, at a cost that does not grow with the
+// list: one hash probe per distinct prefix length the list uses (a deny list of 100,000
+// networks in /24s and /64s is two probes). A short list is scanned, which is cheaper still.
+class NetworkSet {
+ public:
+  NetworkSet() = default;
+  explicit NetworkSet(const std::vector<Network>& networks);
+  bool contains(int address_family, const unsigned char* address) const;
+  bool empty() const { return few_.empty() && groups_.empty(); }
+
+ private:
+  struct Masked {
+    std::uint64_t hi = 0, lo = 0;
+    bool operator==(const Masked&) const = default;
+  };
+  struct MaskedHash {
+    std::size_t operator()(const Masked& m) const noexcept;
+  };
+  struct Group {  // the networks of one family and prefix length, by their masked bytes
+    int family;
+    unsigned prefix;
+    std::unordered_set<Masked, MaskedHash> networks;
+  };
+  // The first `prefix` bits of an address (4 or 16 bytes), the rest zero.
+  static Masked mask(const unsigned char* address, unsigned prefix);
+  std::vector<Network> few_;   // a short list, scanned
+  std::vector<Group> groups_;  // a long one, probed
+};
 
 struct ListenAddress {
   std::string host;  // without brackets for IPv6

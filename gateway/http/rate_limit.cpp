@@ -33,7 +33,8 @@ RateLimiter::RateLimiter(Metrics& metrics, Clock now)
 }
 
 void RateLimiter::configure(const config::LimitsConfig& limits) {
-  limits_.store(std::make_shared<const config::LimitsConfig>(limits));
+  settings_.store(std::make_shared<const Settings>(
+      Settings{limits, config::NetworkSet(limits.exempt), config::NetworkSet(limits.deny)}));
 }
 
 double RateLimiter::spend(const std::string& client, int b, const config::LimitsConfig& limits) {
@@ -86,17 +87,23 @@ double RateLimiter::spend(const std::string& client, int b, const config::Limits
 
 std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req) {
   if (req.peer.client.empty()) return std::nullopt;
-  const std::shared_ptr<const config::LimitsConfig> limits = limits_.load();
-  // Exempt clients first: the organisation's own ranges pay a few compares, not a target scan.
-  for (const auto& n : limits->exempt) {
-    if (n.contains(req.peer.family, req.peer.ip)) return std::nullopt;
+  const std::shared_ptr<const Settings> settings = settings_.load();
+  const config::LimitsConfig& limits = settings->limits;
+  if (settings->deny.contains(req.peer.family, req.peer.ip)) {
+    metrics_.denied();
+    HttpResponse r = text_response(
+        403, "Forbidden: this gateway's operator refuses requests from this address");
+    r.log_op = "denied";
+    return r;
   }
+  // Exempt clients next: the organisation's own ranges pay a few compares, not a target scan.
+  if (settings->exempt.contains(req.peer.family, req.peer.ip)) return std::nullopt;
   const hkp::Budget kind = hkp::budget_of(req.method, req.path(), req.query());
   if (kind == hkp::Budget::none) return std::nullopt;
   const int b = static_cast<int>(kind) - 1;  // key_lookup = 0, search = 1, submission = 2
-  const config::Budget& bud = budget(*limits, b);
+  const config::Budget& bud = budget(limits, b);
   if (!bud.limited()) return std::nullopt;
-  const double wait = spend(req.peer.client, b, *limits);
+  const double wait = spend(req.peer.client, b, limits);
   if (wait <= 0) return std::nullopt;
   metrics_.rate_limited(hkp::budget_name(kind));
   const long long after = std::max(1LL, static_cast<long long>(std::ceil(wait)));

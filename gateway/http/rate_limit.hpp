@@ -2,7 +2,9 @@
 // address, IPv6 /64: HttpRequest::peer.client) for each budget hkp::budget_of names (key
 // lookups, searches, submissions). A request over its budget gets 429 with Retry-After (the
 // seconds until a token is back) and one line; never 503 (dirmngr retries it) nor 502. Clients
-// in `exempt` networks are never limited.
+// in `exempt` networks are never limited; clients in `deny` networks (a harvester the operator
+// banned) get 403 and one line for every request, whatever it asks, exempt or not. Both lists
+// cost a few hash probes however long they are (config::NetworkSet).
 //
 // The HKP server asks admit() before anything else, the reused-answer path included (a limit
 // the cached hit path skipped would be no limit). Cost per limited request: a scan of the
@@ -54,12 +56,16 @@ class RateLimiter {
     std::mutex mutex;
     std::unordered_map<std::string, Client> clients;
   };
+  struct Settings {
+    config::LimitsConfig limits;
+    config::NetworkSet exempt, deny;
+  };
   // Seconds to wait, or 0 when the request may go on (and a token is taken).
   double spend(const std::string& client, int budget, const config::LimitsConfig& limits);
 
   Metrics& metrics_;
   Clock now_;
-  std::atomic<std::shared_ptr<const config::LimitsConfig>> limits_;
+  std::atomic<std::shared_ptr<const Settings>> settings_;
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> tracked_{0};
 };

@@ -86,6 +86,11 @@ struct Metrics::Impl {
           .Name("hkp_gateway_rate_limit_clients")
           .Help("Client addresses (IPv6: /64 networks) the rate limiter tracks")
           .Register(registry);
+  pm::Family<pm::Counter>& denied =
+      pm::BuildCounter()
+          .Name("hkp_gateway_denied_total")
+          .Help("Requests answered 403 because their client is in a limits.deny network")
+          .Register(registry);
   pm::Family<pm::Counter>& keys_rejected =
       pm::BuildCounter()
           .Name("hkp_gateway_keys_rejected_total")
@@ -207,6 +212,11 @@ void Metrics::rate_limited(std::string_view budget) {
 void Metrics::rate_limit_clients(std::size_t n) {
   if (!impl_) return;
   impl_->rate_limit_clients.Add({}).Set(static_cast<double>(n));
+}
+
+void Metrics::denied() {
+  if (!impl_) return;
+  impl_->denied.Add({}).Increment();
 }
 
 void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {

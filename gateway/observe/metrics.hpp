@@ -44,6 +44,7 @@ class Metrics {
   // how many clients the rate limiter tracks now.
   void rate_limited(std::string_view budget);
   void rate_limit_clients(std::size_t n);
+  void denied();
   // An upstream left (healthy = false) or rejoined the rotation.
   void health_change(const std::string& upstream, bool healthy);
 

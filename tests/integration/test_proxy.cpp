@@ -1,7 +1,9 @@
 // The PROXY protocol on the HKP listeners through the real binary: the client a balancer names
 // is the one logs and rate limits see (v1 and v2, plain and TLS, as curl --haproxy-protocol and
-// HAProxy send it); a connection from an untrusted sender or without a header is closed.
+// HAProxy send it); a connection from an untrusted sender or without a header is closed; a
+// denied network is refused by the address the balancer names.
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <sstream>
 
 #include "support/actors.hpp"
@@ -102,4 +104,46 @@ TEST_CASE("a PROXY header from an untrusted sender closes the connection, and TL
                          "gateway.test:" + port + ":127.0.0.1", "https://gateway.test:" + port + "/"});
   INFO(curl.err);
   CHECK(curl.out == "200");
+}
+
+TEST_CASE("a denied network gets 403 on every path, by the address the balancer names, until a "
+          "reload lifts it",
+          "[integration][proxy][limits]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             "\n[limits]\ndeny = [\"198.51.100.0/24\", \"2001:db8:bad::/48\"]\n",
+             "proxy_protocol = true\nproxy_trusted = [\"127.0.0.1\"]\n");
+  REQUIRE(gw.started());
+  const std::string target = get_target(fixture("ALICE_FPR"));
+  const std::string banned = "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n";
+  const std::string banned6 = "PROXY TCP6 2001:db8:bad:7::1 ::1 40002 11371\r\n";
+  const std::string other = "PROXY TCP4 198.51.101.7 127.0.0.1 40003 11371\r\n";
+
+  for (const std::string& path : {std::string("/"), target,
+                                  std::string("/vks/v1/by-email/alice%40example.org"),
+                                  std::string("/pks/lookup?op=stats")}) {
+    INFO(path);
+    const std::string answer = get_via(gw, banned, path);
+    CHECK(status_line(answer) == "HTTP/1.1 403 Forbidden");
+    CHECK_THAT(answer, Contains("\r\n\r\nForbidden: this gateway's operator refuses requests "
+                                "from this address\n"));
+  }
+  CHECK(status_line(get_via(gw, banned6, target)) == "HTTP/1.1 403 Forbidden");
+  CHECK(ks.count("gets") == 0);  // nothing of a denied client's reaches an upstream
+  // Its neighbour, and the balancer itself (loopback, exempt), are served.
+  CHECK(status_line(get_via(gw, other, target)) == "HTTP/1.1 200 OK");
+  CHECK(status_line(get_via(gw, "PROXY UNKNOWN\r\n", "/")) == "HTTP/1.1 200 OK");
+  CHECK(gw.process().wait_for("peer=198.51.100.7:40001"));
+  CHECK(gw.process().wait_for("op=denied"));
+  CHECK_THAT(http_get(gw.admin(), "/metrics").body, Contains("hkp_gateway_denied_total 5"));
+
+  // The list lives in the config: every replica that reloads it agrees.
+  std::string toml = read_file(gw.config_path());
+  toml.replace(toml.find("\"198.51.100.0/24\", "), 19, "");
+  write_file(gw.config_path(), toml);
+  gw.process().signal(SIGHUP);
+  REQUIRE(gw.process().wait_for("event=config_reload result=success"));
+  CHECK(status_line(get_via(gw, banned, target)) == "HTTP/1.1 200 OK");
+  CHECK(status_line(get_via(gw, banned6, target)) == "HTTP/1.1 403 Forbidden");
 }

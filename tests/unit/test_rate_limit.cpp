@@ -2,7 +2,10 @@
 // 429 they answer, exemptions, reloads, and the bound on memory however many addresses appear.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <random>
 
 #include "gateway/http/rate_limit.hpp"
 
@@ -111,13 +114,15 @@ TEST_CASE("rates and networks in the config", "[limits][unit]") {
   }
   const auto c = config::load_string(
       "[limits]\nkey_lookups = \"2/s\"\nkey_lookups_burst = 7\nsearches = \"0\"\n"
-      "exempt = [\"10.0.0.0/8\"]\nmax_clients = 5000\n",
+      "exempt = [\"10.0.0.0/8\"]\nmax_clients = 5000\n"
+      "deny = [\"203.0.113.0/24\", \"2001:db8::/32\"]\n",
       "t.toml");
   CHECK(c.limits.key_lookups.rate == 2.0);
   CHECK(c.limits.key_lookups.burst == 7);
   CHECK_FALSE(c.limits.searches.limited());
   CHECK(c.limits.exempt.size() == 1);
   CHECK(c.limits.max_clients == 5000);
+  CHECK(c.limits.deny.size() == 2);
   // The defaults: keys.openpgp.org's budgets, loopback exempt.
   const auto d = config::load_string("", "t.toml");
   CHECK(d.limits.key_lookups.rate == 5.0);
@@ -125,12 +130,16 @@ TEST_CASE("rates and networks in the config", "[limits][unit]") {
   CHECK(d.limits.searches.rate == Approx(1.0 / 60));
   CHECK(d.limits.searches.burst == 50);
   CHECK(d.limits.exempt.size() == 2);
+  CHECK(d.limits.deny.empty());
   try {
-    config::load_string("[limits]\nsearches = \"5/day\"\nexempt = [\"10.0.0.0/40\"]\n", "t.toml");
+    config::load_string(
+        "[limits]\nsearches = \"5/day\"\nexempt = [\"10.0.0.0/40\"]\ndeny = [\"nowhere\"]\n",
+        "t.toml");
     FAIL("accepted");
   } catch (const config::ConfigError& e) {
     CHECK_THAT(e.what(), Contains("t.toml:2: limits.searches: unknown unit \"day\""));
     CHECK_THAT(e.what(), Contains("limits.exempt[0]"));
+    CHECK_THAT(e.what(), Contains("t.toml:4: limits.deny[0]: \"nowhere\" is not an IP address"));
   }
 }
 
@@ -212,4 +221,87 @@ TEST_CASE("memory is bounded however many addresses appear", "[limits][unit]") {
     (void)limiter.admit(request("GET", "/vks/v1/by-email/a%40b.example", stranger));
   }
   CHECK(limiter.admit(heavy));
+}
+
+TEST_CASE("denied networks get 403 for everything, exempt or not, until a reload lifts it",
+          "[limits][unit]") {
+  Metrics metrics("test");
+  RateLimiter limiter(metrics);
+  auto l = limits(0, 1);  // no budget limited: only the deny list can refuse
+  l.exempt = {config::parse_network("10.0.0.0/8").value()};
+  l.deny = {config::parse_network("10.9.0.0/16").value(),
+            config::parse_network("2001:db8:bad::/48").value()};
+  limiter.configure(l);
+  for (const char* target : {"/", "/pks/lookup?op=stats", "/vks/v1/by-keyid/116CE4D8CC373801"}) {
+    INFO(target);
+    auto refused = limiter.admit(request("GET", target, "10.9.1.2"));  // exempt and denied
+    REQUIRE(refused);
+    CHECK(refused->status == 403);
+    CHECK(refused->payload() ==
+          "Forbidden: this gateway's operator refuses requests from this address\n");
+    CHECK(refused->log_op == "denied");
+  }
+  CHECK(limiter.admit(request("POST", "/pks/add", "2001:db8:bad:1::7")));
+  CHECK_FALSE(limiter.admit(request("GET", "/", "10.8.255.255")));
+  CHECK_FALSE(limiter.admit(request("GET", "/", "2001:db8:bae::1")));
+  CHECK_THAT(metrics.render({}), Contains("hkp_gateway_denied_total 4"));
+  CHECK(limiter.tracked() == 0);  // a denied client costs no bucket
+
+  l.deny.clear();
+  limiter.configure(l);
+  CHECK_FALSE(limiter.admit(request("GET", "/", "10.9.1.2")));
+}
+
+TEST_CASE("a long network list answers as a scan of it would", "[limits][unit]") {
+  // 3,000 networks of six prefix lengths in both families, against a plain scan, on addresses
+  // inside, beside and far from them.
+  std::vector<config::Network> list;
+  std::mt19937 rng(7);
+  const auto v4 = [&](unsigned prefix) {
+    return std::to_string(rng() % 256) + "." + std::to_string(rng() % 256) + "." +
+           std::to_string(rng() % 256) + "." + std::to_string(rng() % 256) + "/" +
+           std::to_string(prefix);
+  };
+  const auto hex = [&] {
+    char b[5];
+    std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(rng() % 65536));
+    return std::string(b);
+  };
+  const auto v6 = [&](unsigned prefix) {
+    return "2001:" + hex() + ":" + hex() + ":" + hex() + ":" + hex() + "::" + hex() + "/" +
+           std::to_string(prefix);
+  };
+  for (int i = 0; i < 500; ++i) {
+    for (unsigned p : {32u, 24u, 13u}) list.push_back(config::parse_network(v4(p)).value());
+    for (unsigned p : {128u, 64u, 37u}) list.push_back(config::parse_network(v6(p)).value());
+  }
+  const config::NetworkSet set(list);
+  const auto scan = [&](int family, const unsigned char* a) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const config::Network& n) { return n.contains(family, a); });
+  };
+  int inside = 0, checked = 0;
+  for (const config::Network& n : list) {
+    unsigned char a[16];
+    std::copy(n.bytes, n.bytes + 16, a);
+    for (int flip : {-1, static_cast<int>(n.prefix) - 1, static_cast<int>(n.prefix),
+                     static_cast<int>(n.family == 4 ? 31 : 127)}) {
+      unsigned char b[16];
+      std::copy(a, a + 16, b);
+      if (flip >= 0 && flip < (n.family == 4 ? 32 : 128)) b[flip / 8] ^= 0x80 >> (flip % 8);
+      const bool expected = scan(n.family, b);
+      CHECK(set.contains(n.family, b) == expected);
+      inside += expected;
+      ++checked;
+    }
+  }
+  for (int i = 0; i < 2000; ++i) {  // elsewhere
+    unsigned char a[16];
+    for (auto& c : a) c = static_cast<unsigned char>(rng());
+    const int family = i % 2 ? 4 : 6;
+    CHECK(set.contains(family, a) == scan(family, a));
+  }
+  CHECK(checked == 12000);
+  CHECK(inside > 6000);            // the networks' own addresses, and flips past their prefix
+  CHECK(inside < checked);         // flips inside their prefix leave (most of) them
 }
