@@ -360,6 +360,32 @@ void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
   read_networks(r, t, p, "deny", l.deny);
 }
 
+void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
+  const std::string p = "cluster.";
+  r.check_keys(t, p, {"peers", "trusted"});
+  read_networks(r, t, p, "trusted", c.trusted);
+  const Value* v = r.child(t, "peers");
+  if (!v) return;
+  constexpr std::size_t kMaxPeers = 64;
+  if (!v->is_array() || v->as_array().size() > kMaxPeers) {
+    r.problem(*v, p + "peers",
+              "expected a list of at most " + std::to_string(kMaxPeers) +
+                  " admin listeners such as \"10.0.0.12:11380\"");
+    return;
+  }
+  const auto& arr = v->as_array();
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    auto a = arr[i].is_string() ? parse_listen(arr[i].as_string().str)
+                                : Parsed<ListenAddress>{std::string("expected a string")};
+    if (a.ok() && a.value().port == 0) a = {std::string("a peer needs its admin port, not 0")};
+    if (!a.ok()) {
+      r.problem(arr[i], p + "peers[" + std::to_string(i) + "]", a.error());
+      continue;
+    }
+    c.peers.push_back(a.value());
+  }
+}
+
 void check_readable(Reader& r, const std::string& path, const std::string& file) {
   if (!file.empty() && !std::ifstream(file).good()) {
     r.problem_at_top(path, "cannot read \"" + file + "\"");
@@ -372,7 +398,8 @@ Config build(const Value& root, const std::string& source) {
   c.source = source;
   // "default" is resolved against the list the file ends up with (the embedded list or its own).
   c.upstreams.default_name.clear();
-  r.check_keys(root, "", {"server", "admin", "cache", "upstreams", "upstream", "keys", "limits"});
+  r.check_keys(root, "",
+               {"server", "admin", "cache", "upstreams", "upstream", "keys", "limits", "cluster"});
   auto section = [&](const char* name, auto&& fn) {
     if (const Value* v = r.child(root, name)) {
       if (v->is_table()) {
@@ -387,6 +414,7 @@ Config build(const Value& root, const std::string& source) {
   section("cache", [&](const Value& t) { read_cache(r, t, c.cache); });
   section("upstreams", [&](const Value& t) { read_upstreams(r, t, c.upstreams); });
   section("limits", [&](const Value& t) { read_limits(r, t, c.limits); });
+  section("cluster", [&](const Value& t) { read_cluster(r, t, c.cluster); });
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
     r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
@@ -505,6 +533,7 @@ Config defaults() {
   c.upstreams.default_name = "ubuntu";
   c.limits.exempt = {parse_network("127.0.0.0/8").value(), parse_network("::1").value()};
   c.server.proxy_trusted = c.limits.exempt;
+  c.cluster.trusted = c.limits.exempt;
   return c;
 }
 

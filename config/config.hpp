@@ -156,6 +156,15 @@ struct LimitsConfig {
   std::uint64_t max_clients = 100000;  // clients tracked at once; memory is bounded by it
 };
 
+// Replicas of one cluster (behind one balancer) keep each other's caches in step: every key a
+// client submits to one replica is pushed to each peer's admin listener (POST /cluster/keys),
+// where it is merged like a submission and never forwarded again. A peer is "host:port"; pushes
+// are accepted only from `trusted` networks (default: loopback).
+struct ClusterConfig {
+  std::vector<ListenAddress> peers;
+  std::vector<Network> trusted;
+};
+
 struct Config {
   ServerConfig server;
   AdminConfig admin;
@@ -163,6 +172,7 @@ struct Config {
   UpstreamsConfig upstreams;
   KeysConfig keys;
   LimitsConfig limits;
+  ClusterConfig cluster;
   std::string source = "<defaults>";  // file the config came from
 };
 

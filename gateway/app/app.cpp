@@ -344,9 +344,12 @@ int App::run() {
 
   Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter, store);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
-  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }};
+  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds};
   HttpServer admin_server(io,
-                          ServerLimits{8 << 10, 64 << 10, std::chrono::seconds(10),
+                          // Bodies: what /pks/add takes, for keys other replicas push.
+                          ServerLimits{8 << 10,
+                                       std::max<std::size_t>(64 << 10, cfg->server.max_body_bytes),
+                                       std::chrono::seconds(10),
                                        static_cast<std::size_t>(cfg->admin.max_connections), 0,
                                        false, {}},
                           [&admin](const HttpRequest& r) { return handle_admin(admin, r); });

@@ -11,6 +11,7 @@
 #include "gateway/http/stats.hpp"
 #include "gateway/service/cache_writer.hpp"
 #include "hkp/lookup.hpp"
+#include "hkp/submission.hpp"
 
 namespace hkpgw::gateway {
 
@@ -91,6 +92,39 @@ bool host_allowed(std::string_view host, const std::vector<std::string>& allowed
   });
 }
 
+// POST /cluster/keys: another replica's push. Trusted by its network, not by a token: what it
+// can do (merge public keys that are verified here as any submission is) is what /pks/add
+// allows anyone, less the forwarding, and without the submission budget.
+asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest& req) {
+  if (req.method != "POST") {
+    HttpResponse r = text_response(405, "Method not allowed: POST keys to /cluster/keys");
+    r.set("Allow", "POST");
+    co_return r;
+  }
+  auto snap = ctx.snapshots();
+  const auto& trusted = snap->config->cluster.trusted;
+  const bool from_trusted = std::any_of(trusted.begin(), trusted.end(), [&](const auto& n) {
+    return n.contains(req.peer.family, req.peer.ip);
+  });
+  if (!from_trusted || ctx.adds == nullptr) {
+    co_return text_response(403, "Forbidden: " + req.peer.address +
+                                     " is not in cluster.trusted, so it may not push keys");
+  }
+  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
+  if (!sub) co_return text_response(sub.error().status, sub.error().detail);
+  const hkp::Submission& submission = *sub;
+  AddService::Submitted done = co_await ctx.adds->submit(submission, req, std::move(snap), true);
+  if (auto* refused = std::get_if<HttpResponse>(&done)) co_return std::move(*refused);
+  std::string text;
+  for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
+    text += k.fingerprint + " " + cache::change_name(k.change) + "\n";
+  }
+  HttpResponse r = text_response(200, "");
+  r.body = std::move(text);
+  r.log_op = "cluster_push";
+  co_return r;
+}
+
 asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& req) {
   const std::string_view path = req.path();
   if (!host_allowed(req.host, ctx.snapshots()->config->admin.allowed_hosts)) {
@@ -114,6 +148,10 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = ctx.metrics.render(metrics_sample(gather_stats(ctx.store, *ctx.snapshots())));
     co_return r;
+  }
+  if (path == "/cluster/keys") {
+    HttpResponse pushed = co_await merge_pushed(ctx, req);
+    co_return pushed;
   }
   if (!path.starts_with("/admin/")) {
     co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));

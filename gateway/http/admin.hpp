@@ -7,6 +7,9 @@
 //   POST   /admin/upstreams/probe   probe every upstream now
 //   GET    /admin/cache             cache counts and sizes
 //   DELETE /admin/keys/<fingerprint> remove one key from the cache
+// and, without the token but only from cluster.trusted networks:
+//   POST   /cluster/keys            keys another replica accepted (peer_push.hpp): merged like a
+//                                   submission, never forwarded nor pushed on
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -17,6 +20,7 @@
 #include "cache/store.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/metrics.hpp"
+#include "gateway/service/add_service.hpp"
 #include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
@@ -33,6 +37,7 @@ struct AdminContext {
   Metrics& metrics;
   SnapshotSource snapshots;
   std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
+  AddService* adds = nullptr;             // merges what other replicas push (/cluster/keys)
 };
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);

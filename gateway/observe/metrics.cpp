@@ -91,6 +91,11 @@ struct Metrics::Impl {
           .Name("hkp_gateway_denied_total")
           .Help("Requests answered 403 because their client is in a limits.deny network")
           .Register(registry);
+  pm::Family<pm::Counter>& peer_pushes =
+      pm::BuildCounter()
+          .Name("hkp_gateway_cluster_pushes_total")
+          .Help("Submitted keys pushed to the other replicas ([cluster] peers), by result")
+          .Register(registry);
   pm::Family<pm::Counter>& keys_rejected =
       pm::BuildCounter()
           .Name("hkp_gateway_keys_rejected_total")
@@ -217,6 +222,11 @@ void Metrics::rate_limit_clients(std::size_t n) {
 void Metrics::denied() {
   if (!impl_) return;
   impl_->denied.Add({}).Increment();
+}
+
+void Metrics::peer_push(std::string_view result) {
+  if (!impl_) return;
+  impl_->peer_pushes.Add({{"result", std::string(result)}}).Increment();
 }
 
 void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {

@@ -45,6 +45,7 @@ class Metrics {
   void rate_limited(std::string_view budget);
   void rate_limit_clients(std::size_t n);
   void denied();
+  void peer_push(std::string_view result);  // delivered, refused, failed
   // An upstream left (healthy = false) or rejoined the rotation.
   void health_change(const std::string& upstream, bool healthy);
 

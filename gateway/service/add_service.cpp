@@ -8,10 +8,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "cache/merge.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
+#include "gateway/service/peer_push.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/submission.hpp"
@@ -21,6 +23,16 @@ namespace hkpgw::gateway {
 namespace asio = boost::asio;
 
 namespace {
+
+// The [cluster] peer an outbox entry named "peer:HOST:PORT" is for, while the config lists it.
+std::optional<config::ListenAddress> peer_of(std::string_view target, const config::Config& cfg) {
+  if (!target.starts_with(kPeerTarget)) return std::nullopt;
+  target.remove_prefix(kPeerTarget.size());
+  for (const auto& p : cfg.cluster.peers) {
+    if (p.text() == target) return p;
+  }
+  return std::nullopt;
+}
 
 constexpr auto kRetryTick = std::chrono::milliseconds(500);
 constexpr std::int64_t kMaxBackoff = 3600;
@@ -238,7 +250,8 @@ asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
 
 asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission& submission,
                                                           const HttpRequest& req,
-                                                          std::shared_ptr<const Snapshot> snap) {
+                                                          std::shared_ptr<const Snapshot> snap,
+                                                          bool from_replica) {
   const auto& cfg = *snap->config;
   // Parsing, verification and merging are the work pool's; a full queue is refused at once
   // rather than queued without bound (ARCHITECTURE.md, threads).
@@ -270,6 +283,16 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
       co_return refuse(503, GPG_ERR_GENERAL,
                        "the cache could not store the key (" + ec.message() + "); try again");
     }
+  }
+  if (from_replica) {  // its replica forwarded it and pushed it to every peer: merged, done
+    std::vector<AddedKey> merged;
+    for (const auto& it : items) {
+      log::info("key_merged_from_replica", {{"peer", req.peer.text()},
+                                            {"fingerprint", it.key.info.fingerprint},
+                                            {"status", cache::change_name(it.change)}});
+      merged.push_back({it.key.info.fingerprint, it.change, {}, {}, {}, {}, {}});
+    }
+    co_return merged;
   }
   std::vector<AddedKey> added = co_await forward_all(items, req, std::move(snap));
   co_return added;
@@ -324,11 +347,20 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
                fw.to.empty() && fw.refused.empty() && keeper != snap->upstreams.end()) {
       enqueue((*keeper)->name(), fw.failed.empty() ? "no upstream tried" : fw.failed.back().second);
     }
+    // The other replicas get it too, from the outbox (so a replica that is down gets it when it
+    // is back, and the client does not wait on them).
+    std::size_t peers = 0;
+    for (const auto& p : cfg.cluster.peers) {
+      if (queue_full || !id) break;
+      queue.outbox_put.push_back({std::string(kPeerTarget) + p.text(), *id, now, 0, "not sent yet"});
+      ++peers;
+    }
     log::info("key_added", {{"peer", peer},
                             {"fingerprint", fpr},
                             {"status", cache::change_name(it.change)},
                             {"forwarded", fw.to.empty() ? "-" : join(fw.to)},
-                            {"queued", queued.empty() ? "-" : join(queued)}});
+                            {"queued", queued.empty() ? "-" : join(queued)},
+                            {"replicas", std::to_string(peers)}});
     added.push_back({fpr, it.change, std::move(fw.to), std::move(fw.refused), std::move(queued),
                      hkp::addresses_of(it.key.info), std::move(fw.replies)});
   }
@@ -346,12 +378,42 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
     std::string packets;
     d_.store.visit_fingerprints(std::span(&e.fingerprint, 1),
                               [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
-    const bool known = snap->find(e.upstream) != nullptr;
+    const std::optional<config::ListenAddress> replica = peer_of(e.upstream, *snap->config);
+    const bool to_peer = e.upstream.starts_with(kPeerTarget);
+    const bool known = to_peer ? replica.has_value() : snap->find(e.upstream) != nullptr;
     if (packets.empty() || !known) {  // evicted or purged, or the upstream left the config
       log::warn("key_forward_dropped", {{"upstream", e.upstream},
                                         {"fingerprint", fpr},
                                         {"reason", packets.empty() ? "key no longer cached" : "upstream no longer configured"}});
       changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
+      continue;
+    }
+    if (to_peer) {
+      const UpstreamLimits limits{snap->config->upstreams.connect_timeout,
+                                  snap->config->upstreams.request_timeout, 64 << 10};
+      const PeerPush pushed = co_await push_to_peer(*replica, packets, limits);
+      d_.metrics.peer_push(pushed.delivered() ? "delivered"
+                           : pushed.refused() ? "refused"
+                                              : "failed");
+      if (pushed.delivered() || pushed.refused()) {
+        if (pushed.refused()) {
+          log::warn("key_push_refused", {{"replica", replica->text()},
+                                         {"fingerprint", fpr},
+                                         {"status", std::to_string(pushed.status)},
+                                         {"detail", pushed.detail}});
+        }
+        changes.outbox_done.emplace_back(e.upstream, e.fingerprint);
+        continue;
+      }
+      if (e.attempts == 0) {  // one line when a replica first cannot be reached, not per retry
+        log::warn("key_push_failed", {{"replica", replica->text()},
+                                      {"fingerprint", fpr},
+                                      {"error", pushed.detail}});
+      }
+      e.last_error = pushed.detail;
+      e.next_attempt = now + forward_backoff(e.attempts);
+      ++e.attempts;
+      changes.outbox_put.push_back(std::move(e));
       continue;
     }
     const Forwarded fw = co_await forward(fpr, packets, *snap, e.upstream);

@@ -5,9 +5,10 @@
 // forwarded per `upstreams.forward_adds`: "default" (the default upstream, falling back along
 // the try order while upstreams are down), "all" (every upstream at once) or "none". A forward
 // that fails is kept in the cache's outbox and retried with backoff (1 s, doubling, at most
-// 1 h) by a background coroutine, across restarts. Bare revocation certificates for a cached key
-// are merged into it. The client always gets 200 on success (gpg accepts nothing else) with one
-// line per key, or a colon-separated summary with options=mr.
+// 1 h) by a background coroutine, across restarts; so is the push of every accepted key to each
+// other replica in [cluster] peers (peer_push.hpp), whatever forward_adds says. Bare revocation
+// certificates for a cached key are merged into it. The client always gets 200 on success (gpg
+// accepts nothing else) with one line per key, or a colon-separated summary with options=mr.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -57,10 +58,13 @@ class AddService {
   };
   // The refusal to answer with (one line, the status of the problem), or the accepted keys.
   using Submitted = std::variant<HttpResponse, std::vector<AddedKey>>;
-  // Any front's submission, decoded: verified, cleaned, merged, stored, forwarded.
+  // Any front's submission, decoded: verified, cleaned, merged, stored, forwarded, and queued
+  // for every [cluster] peer. `from_replica`: a peer's push (POST /cluster/keys), verified,
+  // cleaned, merged and stored like any, but neither forwarded nor pushed on.
   boost::asio::awaitable<Submitted> submit(const hkp::Submission& submission,
                                            const HttpRequest& request,
-                                           std::shared_ptr<const Snapshot> snapshot);
+                                           std::shared_ptr<const Snapshot> snapshot,
+                                           bool from_replica = false);
 
   // The outbox retrier: every 500 ms, sends what is due. Runs until stop().
   void start(boost::asio::any_io_executor executor, SnapshotSource snapshots);

@@ -278,3 +278,30 @@ TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config
                Contains("upstream[0].domains[0]: expected a domain name"));
   }
 }
+
+TEST_CASE("[cluster]: the peers' admin listeners and who may push", "[config][unit]") {
+  const Config c = load_string(
+      "[cluster]\npeers = [\"10.0.0.11:11380\", \"gw-1.replicas:11380\", \"[fd00::3]:11380\"]\n"
+      "trusted = [\"10.0.0.0/24\"]\n",
+      "test.toml");
+  REQUIRE(c.cluster.peers.size() == 3);
+  CHECK(c.cluster.peers[1].host == "gw-1.replicas");
+  CHECK(c.cluster.peers[2].text() == "[fd00::3]:11380");
+  REQUIRE(c.cluster.trusted.size() == 1);
+  CHECK(c.cluster.trusted[0].contains("10.0.0.200"));
+  // Without the table: no peers, and only loopback may push.
+  const Config d = load_string("", "test.toml");
+  CHECK(d.cluster.peers.empty());
+  REQUIRE(d.cluster.trusted.size() == 2);
+  CHECK(d.cluster.trusted[0].contains("127.0.0.1"));
+
+  CHECK_THAT(problems_of("[cluster]\npeers = [\"10.0.0.11\"]\n"),
+             Contains("test.toml:2: cluster.peers[0]: missing port"));
+  CHECK_THAT(problems_of("[cluster]\npeers = [\"10.0.0.11:0\"]\n"),
+             Contains("cluster.peers[0]: a peer needs its admin port, not 0"));
+  CHECK_THAT(problems_of("[cluster]\npeers = \"10.0.0.11:11380\"\n"),
+             Contains("cluster.peers: expected a list of at most 64 admin listeners"));
+  CHECK_THAT(problems_of("[cluster]\ntrusted = [\"10.0.0.0/99\"]\n"),
+             Contains("cluster.trusted[0]"));
+  CHECK_THAT(problems_of("[cluster]\npeer = []\n"), Contains("cluster.peer"));
+}

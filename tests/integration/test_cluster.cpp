@@ -1,0 +1,143 @@
+// Replicas that do not drift apart ([cluster] peers): a key submitted to one replica is pushed
+// to every peer's admin listener and merged there, so a revocation sent through any replica is
+// what every replica serves at once, with no upstream asked again and no second upload. Pushes
+// come only from cluster.trusted networks, are verified like any submission, and a peer that
+// cannot be reached keeps its pushes queued.
+#include <catch2/catch.hpp>
+#include <csignal>
+
+#include "support/actors.hpp"
+
+using namespace hkpgw;
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Sets the [cluster] table of a running replica's config (the file's last) and reloads it.
+void set_cluster(Gateway& gw, const std::string& table) {
+  std::string toml = read_file(gw.config_path());
+  toml = toml.substr(0, toml.find("\n[cluster]\n"));
+  write_file(gw.config_path(), toml + "\n[cluster]\n" + table);
+  gw.process().signal(SIGHUP);
+  REQUIRE(gw.process().wait_for("event=config_reload result=success"));
+}
+
+bool revoked_on(const Gateway& gw, const std::string& fpr) {
+  return gw.get(index_target(fpr)).body.find(":r\n") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("a revocation sent to one replica is served by every replica at once",
+          "[integration][cluster]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  TempDir d1, d2, d3;
+  std::vector<std::unique_ptr<Gateway>> replicas;
+  for (const TempDir* d : {&d1, &d2, &d3}) {
+    replicas.push_back(
+        std::make_unique<Gateway>(*d, std::vector<UpstreamSpec>{{"ks", ks.url()}}));
+    REQUIRE(replicas.back()->started());
+  }
+  const std::string carol = fixture("CAROL_FPR");
+  for (auto& r : replicas) {
+    REQUIRE(r->get(get_target(carol)).status == 200);
+    CHECK_FALSE(revoked_on(*r, carol));
+  }
+  CHECK(ks.count("gets") == 3);
+  // One list for all (the same ConfigMap everywhere): a replica that lists itself merges its
+  // own push, which changes nothing.
+  std::string peers = "peers = [";
+  for (auto& r : replicas) peers += "\"" + r->admin() + "\", ";
+  peers += "]\n";
+  for (auto& r : replicas) set_cluster(*r, peers);
+
+  const HttpResult sent = post_add(
+      *replicas[0], "keytext=" + percent_encode_all(read_file(data_dir() + "/carol-revocation.asc")));
+  CHECK(sent.status == 200);
+  CHECK(sent.body == carol + ": updated; forwarded to ks\n");
+  for (auto& r : replicas) {
+    CHECK(eventually([&] { return revoked_on(*r, carol); }));
+  }
+  CHECK(ks.count("gets") == 3);  // no replica asked the upstream: the push brought it
+  CHECK(ks.count("adds") == 1);  // and only the replica the client used forwarded it
+  CHECK(replicas[0]->process().wait_for("event=key_added"));
+  CHECK_THAT(replicas[0]->log(), Contains("replicas=3"));
+  for (int i = 1; i < 3; ++i) {
+    CHECK(replicas[i]->process().wait_for("event=key_merged_from_replica"));
+    CHECK(replicas[i]->process().wait_for("status=updated"));
+  }
+  CHECK(eventually([&] {
+    return http_get(replicas[0]->admin(), "/metrics")
+               .body.find("hkp_gateway_cluster_pushes_total{result=\"delivered\"} 3") !=
+           std::string::npos;
+  }));
+  // gpg through another replica sees the revocation.
+  Gpg user;
+  const auto got = user({"--recv-keys", carol}, replicas[2]->hkp_url());
+  INFO(got.err);
+  CHECK(got.exit_code == 0);
+  CHECK_THAT(user({"--list-keys", carol}).out, Contains("revoked"));
+
+  // A new key submitted to the second replica: the others hold it without ever fetching it.
+  const std::string erin = fixture("ERIN_FPR");
+  CHECK(post_add(*replicas[1], "keytext=" + percent_encode_all(read_file(data_dir() + "/erin.asc")))
+            .status == 200);
+  for (int i : {0, 2}) {
+    CHECK(replicas[i]->process().wait_for("fingerprint=" + erin + " status=added"));
+  }
+  for (auto& r : replicas) CHECK(r->get(index_target(erin)).status == 200);
+  CHECK(ks.count("gets") == 3);
+}
+
+TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and wait for a peer "
+          "that is down",
+          "[integration][cluster]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
+  TempDir d1, d2;
+  Gateway a(d1, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway b(d2, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(a.started());
+  REQUIRE(b.started());
+  const std::string key = read_file(data_dir() + "/erin.asc");
+  const std::vector<std::string> pgp = {"Content-Type: application/pgp-keys"};
+
+  // Loopback is trusted by default; anything else has to be listed.
+  set_cluster(b, "trusted = [\"192.0.2.0/24\"]\n");
+  const HttpResult untrusted = http_request(b.admin(), "POST", "/cluster/keys", key, pgp);
+  CHECK(untrusted.status == 403);
+  CHECK(untrusted.body ==
+        "Forbidden: 127.0.0.1 is not in cluster.trusted, so it may not push keys\n");
+  CHECK(cached_keys(b) == 0);
+  set_cluster(b, "trusted = [\"127.0.0.1\"]\n");
+
+  // Verified like any submission: junk and secret keys are refused, nothing stored.
+  const HttpResult junk = http_request(b.admin(), "POST", "/cluster/keys", "not a key", pgp);
+  CHECK(junk.status == 400);
+  CHECK_THAT(junk.body, Contains("OpenPGP"));
+  const HttpResult secret = http_request(b.admin(), "POST", "/cluster/keys",
+                                         read_file(data_dir() + "/alice-secret.asc"), pgp);
+  CHECK(secret.status == 422);
+  CHECK_THAT(secret.body, Contains("secret key material"));
+  CHECK(http_request(b.admin(), "GET", "/cluster/keys").status == 405);
+  CHECK(cached_keys(b) == 0);
+  const HttpResult merged = http_request(b.admin(), "POST", "/cluster/keys", key, pgp);
+  CHECK(merged.status == 200);
+  CHECK(merged.body == fixture("ERIN_FPR") + " added\n");
+  CHECK(cached_keys(b) == 1);
+  CHECK(ks.count("adds") == 0);  // a push is never forwarded
+
+  // A peer that does not answer: the push stays queued and is retried, the client is not kept.
+  const std::string nobody = "127.0.0.1:" + std::to_string(free_loopback_port());
+  set_cluster(a, "peers = [\"" + nobody + "\"]\n");
+  CHECK(post_add(a, "keytext=" + percent_encode_all(key)).status == 200);
+  CHECK(a.process().wait_for("event=key_push_failed replica=" + nobody));
+  CHECK(eventually([&] {
+    return http_get(a.admin(), "/metrics")
+               .body.find("hkp_gateway_cluster_pushes_total{result=\"failed\"}") !=
+           std::string::npos;
+  }));
+  CHECK_THAT(a.get("/pks/lookup?op=stats&options=mr").body, Contains("\"forward_queue\":1"));
+}
