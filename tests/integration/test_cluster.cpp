@@ -19,8 +19,11 @@ void set_cluster(Gateway& gw, const std::string& table) {
   std::string toml = read_file(gw.config_path());
   toml = toml.substr(0, toml.find("\n[cluster]\n"));
   write_file(gw.config_path(), toml + "\n[cluster]\n" + table);
+  // This reload's line, not an earlier one's.
+  const auto reloads = [&] { return occurrences(gw.log(), "event=config_reload result=success"); };
+  const std::size_t before = reloads();
   gw.process().signal(SIGHUP);
-  REQUIRE(gw.process().wait_for("event=config_reload result=success"));
+  REQUIRE(eventually([&] { return reloads() > before; }));
 }
 
 bool revoked_on(const Gateway& gw, const std::string& fpr) {
