@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "hkp/keyring.hpp"
+#include "hkp/packets.hpp"
 #include "key_fixtures.hpp"
 #include "support/forge.hpp"
 #include "support/harness.hpp"
@@ -249,4 +250,22 @@ TEST_CASE("a keyring export is cut into chunks of whole keys", "[keys][unit]") {
   const auto junk = keyring_chunks("not a key", 10);
   REQUIRE(junk.size() == 1);
   CHECK(junk[0] == "not a key");
+}
+
+TEST_CASE("forged user IDs in front of the real ones go, and only they", "[keys][unit]") {
+  // Two user IDs with copied (non-verifying) self-signatures right after the primary key: every
+  // position after them moves when one is removed, the case removing front to back got wrong.
+  const std::string key = packets_of("alice.asc");
+  const std::string forged = hkp::make_packet(13, "Mallory <m1@alice.example>") +
+                             first_uid_self_signature(key) +
+                             hkp::make_packet(13, "Mallory <m2@alice.example>") +
+                             first_uid_self_signature(key);
+  const auto out = parse_keys(with_after_primary(key, forged), {});
+  const ParsedKey& k = only_key(out);
+  const auto real = only_key(parse_keys(key, {})).info.uids;
+  REQUIRE(k.info.uids.size() == real.size());
+  for (std::size_t i = 0; i < real.size(); ++i) CHECK(k.info.uids[i].text == real[i].text);
+  CHECK(out.dropped.at("invalid_user_id") == 2);
+  CHECK(k.packets.find("alice.example") == std::string::npos);
+  CHECK(parse_keys(k.packets, {}).dropped.empty());
 }
