@@ -16,6 +16,7 @@
 #include "cache/store.hpp"
 #include "config/named_thread.hpp"
 #include "gateway/http/admin.hpp"
+#include "gateway/http/cluster_spends.hpp"
 #include "gateway/http/rate_limit.hpp"
 #include "gateway/http/router.hpp"
 #include "gateway/net/http_server.hpp"
@@ -126,7 +127,7 @@ class Reloader {
       purge_blocked(store_, snap->blocked);  // a key blocked now goes from every replica
       current_.store(std::move(snap));
       reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go
-      limiter_.configure(next->limits);
+      limiter_.configure(next->limits, !next->cluster.peers.empty());
       result.ok = true;
       log::info("config_reload", {{"result", "success"},
                                   {"file", path_},
@@ -220,6 +221,7 @@ struct Running {
   HttpServer& admin;
   Fleet& fleet;
   AddService& adds;
+  ClusterSpends& spends;
   Reloader& reload;
 };
 
@@ -239,6 +241,7 @@ asio::awaitable<void> handle_signals(asio::signal_set& signals, Running r) {
     r.admin.stop();
     r.fleet.stop_probing();
     r.adds.stop();
+    r.spends.stop();
     asio::steady_timer t(r.contexts.main());
     const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
     while (r.hkp.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -326,7 +329,8 @@ int App::run() {
 
   // [limits]: asked before every answer, reused ones included; outlives the server.
   RateLimiter limiter(metrics);
-  limiter.configure(cfg->limits);
+  limiter.configure(cfg->limits, !cfg->cluster.peers.empty());
+  ClusterSpends spends(limiter, metrics);
   HttpServer hkp_server(contexts.each(), server_limits(*cfg),
                         [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
@@ -344,7 +348,8 @@ int App::run() {
 
   Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter, store);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
-  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds};
+  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds,
+                     &spends};
   HttpServer admin_server(io,
                           // Bodies: what /pks/add takes, for keys other replicas push.
                           ServerLimits{8 << 10,
@@ -357,10 +362,12 @@ int App::run() {
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   asio::co_spawn(io,
-                 handle_signals(signals, Running{contexts, hkp_server, admin_server, fleet, adds, reload}),
+                 handle_signals(signals, Running{contexts, hkp_server, admin_server, fleet, adds,
+                                                 spends, reload}),
                  asio::detached);
   fleet.start_probing(io.get_executor(), snapshots);
   adds.start(io.get_executor(), snapshots);
+  spends.start(io.get_executor(), snapshots);
   contexts.run([&] {
     log::info("started", {{"version", kVersion},
                           {"threads", std::to_string(threads)},

@@ -92,6 +92,30 @@ bool host_allowed(std::string_view host, const std::vector<std::string>& allowed
   });
 }
 
+bool from_trusted(const Snapshot& snap, const HttpRequest& req) {
+  const auto& trusted = snap.config->cluster.trusted;
+  return std::any_of(trusted.begin(), trusted.end(),
+                     [&](const auto& n) { return n.contains(req.peer.family, req.peer.ip); });
+}
+
+HttpResponse untrusted(const HttpRequest& req, std::string_view what) {
+  return text_response(403, "Forbidden: " + req.peer.address +
+                                " is not in cluster.trusted, so it may not " + std::string(what));
+}
+
+// POST /cluster/spends: another replica's report of what its clients spent.
+HttpResponse charge_spends(AdminContext& ctx, const HttpRequest& req) {
+  if (req.method != "POST") {
+    HttpResponse r = text_response(405, "Method not allowed: POST reports to /cluster/spends");
+    r.set("Allow", "POST");
+    return r;
+  }
+  if (!from_trusted(*ctx.snapshots(), req) || ctx.spends == nullptr) {
+    return untrusted(req, "report spends");
+  }
+  return ctx.spends->receive(req);
+}
+
 // POST /cluster/keys: another replica's push. Trusted by its network, not by a token: what it
 // can do (merge public keys that are verified here as any submission is) is what /pks/add
 // allows anyone, less the forwarding, and without the submission budget.
@@ -102,14 +126,7 @@ asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest&
     co_return r;
   }
   auto snap = ctx.snapshots();
-  const auto& trusted = snap->config->cluster.trusted;
-  const bool from_trusted = std::any_of(trusted.begin(), trusted.end(), [&](const auto& n) {
-    return n.contains(req.peer.family, req.peer.ip);
-  });
-  if (!from_trusted || ctx.adds == nullptr) {
-    co_return text_response(403, "Forbidden: " + req.peer.address +
-                                     " is not in cluster.trusted, so it may not push keys");
-  }
+  if (!from_trusted(*snap, req) || ctx.adds == nullptr) co_return untrusted(req, "push keys");
   auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
   if (!sub) co_return text_response(sub.error().status, sub.error().detail);
   const hkp::Submission& submission = *sub;
@@ -153,6 +170,7 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
     HttpResponse pushed = co_await merge_pushed(ctx, req);
     co_return pushed;
   }
+  if (path == "/cluster/spends") co_return charge_spends(ctx, req);
   if (!path.starts_with("/admin/")) {
     co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
   }

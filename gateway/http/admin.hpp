@@ -10,6 +10,7 @@
 // and, without the token but only from cluster.trusted networks:
 //   POST   /cluster/keys            keys another replica accepted (peer_push.hpp): merged like a
 //                                   submission, never forwarded nor pushed on
+//   POST   /cluster/spends          what another replica's clients spent (cluster_spends.hpp)
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -19,6 +20,7 @@
 
 #include "cache/store.hpp"
 #include "gateway/net/http_message.hpp"
+#include "gateway/http/cluster_spends.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/service/add_service.hpp"
 #include "gateway/upstream/fleet.hpp"
@@ -38,6 +40,7 @@ struct AdminContext {
   SnapshotSource snapshots;
   std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
   AddService* adds = nullptr;             // merges what other replicas push (/cluster/keys)
+  ClusterSpends* spends = nullptr;        // charges what their clients spent (/cluster/spends)
 };
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);

@@ -32,16 +32,15 @@ RateLimiter::RateLimiter(Metrics& metrics, Clock now)
   configure(config::LimitsConfig{});
 }
 
-void RateLimiter::configure(const config::LimitsConfig& limits) {
-  settings_.store(std::make_shared<const Settings>(
-      Settings{limits, config::NetworkSet(limits.exempt), config::NetworkSet(limits.deny)}));
+void RateLimiter::configure(const config::LimitsConfig& limits, bool shared) {
+  settings_.store(std::make_shared<const Settings>(Settings{
+      limits, config::NetworkSet(limits.exempt), config::NetworkSet(limits.deny), shared}));
 }
 
-double RateLimiter::spend(const std::string& client, int b, const config::LimitsConfig& limits) {
-  const auto now = now_();
-  Shard& shard = shards_[std::hash<std::string>{}(client) % kShards];
+RateLimiter::Client& RateLimiter::touch(Shard& shard, const std::string& client,
+                                        const config::LimitsConfig& limits,
+                                        std::chrono::steady_clock::time_point now) {
   const std::size_t capacity = std::max<std::size_t>(1, limits.max_clients / kShards);
-  std::lock_guard lock(shard.mutex);
   auto it = shard.clients.find(client);
   if (it == shard.clients.end()) {
     if (shard.clients.size() >= capacity) {
@@ -78,11 +77,51 @@ double RateLimiter::spend(const std::string& client, int b, const config::Limits
     c.tokens[i] = static_cast<float>(
         std::min<double>(bud.burst, c.tokens[i] + std::max(0.0, idle) * bud.rate));
   }
+  return c;
+}
+
+double RateLimiter::spend(const std::string& client, int b, const config::LimitsConfig& limits,
+                          bool shared) {
+  const auto now = now_();
+  Shard& shard = shards_[std::hash<std::string>{}(client) % kShards];
+  std::lock_guard lock(shard.mutex);
+  Client& c = touch(shard, client, limits, now);
   if (c.tokens[b] >= 1) {
     c.tokens[b] -= 1;
+    if (shared && c.unreported[b] < UINT16_MAX) ++c.unreported[b];  // for the other replicas
     return 0;
   }
   return (1 - c.tokens[b]) / budget(limits, b).rate;
+}
+
+std::vector<RateLimiter::Spent> RateLimiter::take_spent(std::size_t max_clients) {
+  std::vector<Spent> out;
+  for (Shard& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    for (auto& [client, c] : shard.clients) {
+      if ((c.unreported[0] | c.unreported[1] | c.unreported[2]) == 0) continue;
+      if (out.size() >= max_clients) return out;  // the rest wait for the next report
+      out.push_back({client, {c.unreported[0], c.unreported[1], c.unreported[2]}});
+      c.unreported[0] = c.unreported[1] = c.unreported[2] = 0;
+    }
+  }
+  return out;
+}
+
+void RateLimiter::charge(const std::string& client, const std::array<std::uint32_t, 3>& n) {
+  const std::shared_ptr<const Settings> settings = settings_.load();
+  const config::LimitsConfig& limits = settings->limits;
+  const auto now = now_();
+  Shard& shard = shards_[std::hash<std::string>{}(client) % kShards];
+  std::lock_guard lock(shard.mutex);
+  Client& c = touch(shard, client, limits, now);
+  for (int i = 0; i < 3; ++i) {
+    if (!budget(limits, i).limited() || n[i] == 0) continue;
+    // Below zero if need be (a debt repaid at the rate), but never more than one burst deep:
+    // a replica's report cannot lock a client out for longer than a burst takes to refill.
+    const double floor = -static_cast<double>(budget(limits, i).burst);
+    c.tokens[i] = static_cast<float>(std::max(floor, c.tokens[i] - static_cast<double>(n[i])));
+  }
 }
 
 std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req) {
@@ -103,7 +142,7 @@ std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req) {
   const int b = static_cast<int>(kind) - 1;  // key_lookup = 0, search = 1, submission = 2
   const config::Budget& bud = budget(limits, b);
   if (!bud.limited()) return std::nullopt;
-  const double wait = spend(req.peer.client, b, limits);
+  const double wait = spend(req.peer.client, b, limits, settings->shared);
   if (wait <= 0) return std::nullopt;
   metrics_.rate_limited(hkp::budget_name(kind));
   const long long after = std::max(1LL, static_cast<long long>(std::ceil(wait)));

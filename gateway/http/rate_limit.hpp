@@ -18,12 +18,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.hpp"
 #include "gateway/net/http_message.hpp"
@@ -41,15 +43,32 @@ class RateLimiter {
                        Clock now = [] { return std::chrono::steady_clock::now(); });
 
   // Takes the limits of a (re)loaded config; buckets keep their tokens, capped at the new burst.
-  void configure(const config::LimitsConfig& limits);
+  // `shared`: the budgets are the cluster's ([cluster] peers): what clients spend here is kept
+  // for take_spent(), so the other replicas charge it too.
+  void configure(const config::LimitsConfig& limits, bool shared = false);
   // Nothing when `request` may go on; else the 429 to answer.
   std::optional<HttpResponse> admit(const HttpRequest& request);
   // Clients tracked now (all shards).
   std::size_t tracked() const { return tracked_.load(); }
 
+  // Sharing budgets across replicas (ClusterSpends, gateway/http/cluster_spends.hpp).
+  struct Spent {
+    std::string client;
+    std::array<std::uint32_t, 3> n;  // tokens taken: key lookups, searches, submissions
+  };
+  // What clients spent here since the last call, for at most `max_clients` clients (a look at
+  // every tracked client, shard by shard).
+  std::vector<Spent> take_spent(std::size_t max_clients);
+  // What a client spent at another replica: taken from its buckets here too, below zero if need
+  // be (at most one burst deep), so its next requests here wait for the cluster's budget.
+  void charge(const std::string& client, const std::array<std::uint32_t, 3>& n);
+
  private:
   struct Client {
     float tokens[3];  // key lookups, searches, submissions
+    // Spent here since the last report (shared budgets only); counted in place, so sharing
+    // costs a spend no allocation.
+    std::uint16_t unreported[3];
     std::chrono::steady_clock::time_point last;
   };
   struct Shard {
@@ -59,9 +78,15 @@ class RateLimiter {
   struct Settings {
     config::LimitsConfig limits;
     config::NetworkSet exempt, deny;
+    bool shared = false;
   };
+  // The client's entry (made, evicting another at capacity), its buckets refilled to `now`.
+  // Called with the shard's lock held.
+  Client& touch(Shard& shard, const std::string& client, const config::LimitsConfig& limits,
+                std::chrono::steady_clock::time_point now);
   // Seconds to wait, or 0 when the request may go on (and a token is taken).
-  double spend(const std::string& client, int budget, const config::LimitsConfig& limits);
+  double spend(const std::string& client, int budget, const config::LimitsConfig& limits,
+               bool shared);
 
   Metrics& metrics_;
   Clock now_;

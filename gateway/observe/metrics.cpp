@@ -96,6 +96,12 @@ struct Metrics::Impl {
           .Name("hkp_gateway_cluster_pushes_total")
           .Help("Submitted keys pushed to the other replicas ([cluster] peers), by result")
           .Register(registry);
+  pm::Family<pm::Counter>& cluster_spends =
+      pm::BuildCounter()
+          .Name("hkp_gateway_cluster_spends_total")
+          .Help("Client budget spends reported to the other replicas or charged from their "
+                "reports, by direction, in clients per report")
+          .Register(registry);
   pm::Family<pm::Counter>& keys_rejected =
       pm::BuildCounter()
           .Name("hkp_gateway_keys_rejected_total")
@@ -227,6 +233,12 @@ void Metrics::denied() {
 void Metrics::peer_push(std::string_view result) {
   if (!impl_) return;
   impl_->peer_pushes.Add({{"result", std::string(result)}}).Increment();
+}
+
+void Metrics::cluster_spends(std::string_view direction, std::size_t clients) {
+  if (!impl_) return;
+  impl_->cluster_spends.Add({{"direction", std::string(direction)}})
+      .Increment(static_cast<double>(clients));
 }
 
 void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {

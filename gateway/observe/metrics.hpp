@@ -46,6 +46,7 @@ class Metrics {
   void rate_limit_clients(std::size_t n);
   void denied();
   void peer_push(std::string_view result);  // delivered, refused, failed
+  void cluster_spends(std::string_view direction, std::size_t clients);  // sent, received
   // An upstream left (healthy = false) or rejoined the rotation.
   void health_change(const std::string& upstream, bool healthy);
 

@@ -20,7 +20,7 @@ namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
-asio::awaitable<PeerPush> push_to_peer(const config::ListenAddress& peer, std::string_view packets,
+asio::awaitable<PeerPush> post_to_peer(const config::ListenAddress& peer, PeerPost post,
                                        UpstreamLimits limits) {
   PeerPush out;
   const std::string where = peer.text();
@@ -39,7 +39,7 @@ asio::awaitable<PeerPush> push_to_peer(const config::ListenAddress& peer, std::s
     out.detail = "connect to " + where + ": " + cec.message();
     co_return out;
   }
-  http::request<http::string_body> req{http::verb::post, "/cluster/keys", 11};
+  http::request<http::string_body> req{http::verb::post, std::string(post.target), 11};
   // The address connected to, as an IP literal: the admin listener answers those whatever
   // admin.allowed_hosts says (its check is against browsers sent there by DNS rebinding).
   const tcp::endpoint ep = connected;
@@ -47,8 +47,8 @@ asio::awaitable<PeerPush> push_to_peer(const config::ListenAddress& peer, std::s
                                               : ep.address().to_string();
   req.set(http::field::host, ip + ":" + port);
   req.set(http::field::user_agent, "hkp-gateway/" + std::string(kVersion) + " (cluster push)");
-  req.set(http::field::content_type, "application/pgp-keys");
-  req.body() = std::string(packets);
+  req.set(http::field::content_type, std::string(post.content_type));
+  req.body() = std::string(post.body);
   req.prepare_payload();
   req.keep_alive(false);
   stream.expires_after(limits.request_timeout);
@@ -71,6 +71,13 @@ asio::awaitable<PeerPush> push_to_peer(const config::ListenAddress& peer, std::s
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   co_return out;
+}
+
+asio::awaitable<PeerPush> push_to_peer(const config::ListenAddress& peer, std::string_view packets,
+                                       UpstreamLimits limits) {
+  const PeerPost post{"/cluster/keys", "application/pgp-keys", packets};
+  PeerPush pushed = co_await post_to_peer(peer, post, limits);
+  co_return pushed;
 }
 
 }  // namespace hkpgw::gateway

@@ -144,3 +144,38 @@ TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and 
   }));
   CHECK_THAT(a.get("/pks/lookup?op=stats&options=mr").body, Contains("\"forward_queue\":1"));
 }
+
+TEST_CASE("with peers, a client's budget is the cluster's, not one per replica",
+          "[integration][cluster][limits]") {
+  TempDir d1, d2;
+  const std::string limits =
+      "forward_adds = \"none\"\n\n[limits]\nexempt = []\nsearches = \"1/h\"\nsearches_burst = 4\n";
+  Gateway a(d1, {}, "", limits);
+  Gateway b(d2, {}, "", limits);
+  REQUIRE(a.started());
+  REQUIRE(b.started());
+  const auto search = [](const Gateway& gw, int i) {
+    return gw.get("/pks/lookup?op=index&options=mr&search=nobody" + std::to_string(i) +
+                  "%40example.org")
+        .status;
+  };
+  const std::string peers = "peers = [\"" + a.admin() + "\", \"" + b.admin() + "\"]\n";
+  set_cluster(a, peers);
+  set_cluster(b, peers);
+  // Two searches at each: on their own, each replica would leave the client two more.
+  for (int i = 0; i < 2; ++i) CHECK(search(a, i) == 404);
+  for (int i = 2; i < 4; ++i) CHECK(search(b, i) == 404);
+  const auto received = [](const Gateway& gw) {
+    const std::string m = http_get(gw.admin(), "/metrics").body;
+    const std::string name = "hkp_gateway_cluster_spends_total{direction=\"received\"} ";
+    const auto at = m.find(name);
+    return at == std::string::npos ? 0 : std::stoi(m.substr(at + name.size()));
+  };
+  REQUIRE(eventually([&] { return received(a) >= 1 && received(b) >= 1; }));
+  // The cluster's four are spent: both refuse, and say how long the client waits.
+  const HttpResult at_a = a.get("/pks/lookup?op=index&options=mr&search=x%40example.org");
+  CHECK(at_a.status == 429);
+  CHECK(at_a.header("retry-after") == "3600");
+  CHECK(search(b, 4) == 429);
+  CHECK(b.process().wait_for("op=limited"));
+}

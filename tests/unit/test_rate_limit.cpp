@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <random>
 
+#include "gateway/http/cluster_spends.hpp"
 #include "gateway/http/rate_limit.hpp"
 
 using namespace hkpgw;
@@ -304,4 +305,92 @@ TEST_CASE("a long network list answers as a scan of it would", "[limits][unit]")
   CHECK(checked == 12000);
   CHECK(inside > 6000);            // the networks' own addresses, and flips past their prefix
   CHECK(inside < checked);         // flips inside their prefix leave (most of) them
+}
+
+TEST_CASE("shared budgets: what clients spend here is reported, what they spent elsewhere charged",
+          "[limits][unit]") {
+  FakeClock fake;
+  Metrics metrics("test");
+  RateLimiter here(metrics, fake.clock()), there(Metrics::none(), fake.clock());
+  const auto l = limits(1.0 / 3600, 5);
+  here.configure(l, /*shared=*/true);
+  there.configure(l, true);
+  const HttpRequest search = request("GET", "/vks/v1/by-email/a%40b.example");
+  const HttpRequest lookup = request("GET", "/vks/v1/by-keyid/116CE4D8CC373801");
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(here.admit(search));
+  for (int i = 0; i < 2; ++i) CHECK_FALSE(here.admit(lookup));
+
+  ClusterSpends reporter(here, metrics), receiver(there, metrics);
+  const std::string report = reporter.report();
+  CHECK(report == "hkpgw-spends 1 " + reporter.instance() + "\n192.0.2.7 2 3 0\n");
+  CHECK(reporter.report().empty());  // taken: the next report is about what comes next
+  HttpRequest post = request("POST", "/cluster/spends");
+  post.body = report;
+  const HttpResponse charged = receiver.receive(post);
+  CHECK(charged.status == 200);
+  CHECK(charged.payload() == "charged 1 clients\n");
+  // The client has the cluster's budget left there: 5 - 3 searches, 5 - 2 lookups.
+  for (int i = 0; i < 2; ++i) CHECK_FALSE(there.admit(search));
+  CHECK(there.admit(search));
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(there.admit(lookup));
+  CHECK(there.admit(lookup));
+  CHECK(receiver.report() == "hkpgw-spends 1 " + receiver.instance() +
+                                 "\n192.0.2.7 3 2 0\n");  // charges are not reported back
+
+  // A replica that lists itself gets its own report: ignored, not charged twice.
+  post.body = reporter.report();
+  CHECK(post.body.empty());
+  CHECK_FALSE(here.admit(search));
+  post.body = reporter.report();
+  CHECK(reporter.receive(post).payload() == "my own report: ignored\n");
+  CHECK_FALSE(here.admit(search));  // its fifth: the fourth was counted here once, not twice
+  CHECK(here.admit(search));
+
+  // A debt is at most one burst deep: a lying report cannot lock a client out for days.
+  post.body = "hkpgw-spends 1 0123456789abcdef\n198.51.100.9 0 1000000 0\n";
+  CHECK(receiver.receive(post).status == 200);
+  auto refused = there.admit(request("GET", "/vks/v1/by-email/a%40b.example", "198.51.100.9"));
+  REQUIRE(refused);
+  CHECK_THAT(std::string(refused->payload()), Contains("retry after 21600 s"));  // (1 + 5) tokens at 1/h
+  CHECK_THAT(metrics.render({}), Contains("hkp_gateway_cluster_spends_total{direction=\"sent\"} 3"));
+  CHECK_THAT(metrics.render({}),
+             Contains("hkp_gateway_cluster_spends_total{direction=\"received\"} 2"));
+
+  // Not shared: nothing is kept for a report.
+  RateLimiter alone(Metrics::none(), fake.clock());
+  alone.configure(l);
+  CHECK_FALSE(alone.admit(search));
+  CHECK(ClusterSpends(alone, metrics).report().empty());
+}
+
+TEST_CASE("a spend report that is not whole charges nothing", "[limits][unit]") {
+  RateLimiter limiter;
+  limiter.configure(limits(1.0 / 3600, 2), true);
+  ClusterSpends spends(limiter, Metrics::none());
+  HttpRequest post = request("POST", "/cluster/spends");
+  const std::string head = "hkpgw-spends 1 0123456789abcdef\n";
+  for (const std::string& bad :
+       {std::string("nonsense\n"), std::string("hkpgw-spends 2 0123456789abcdef\n"),
+        head + "192.0.2.7 0 2 0\n192.0.2.7 0 2\n", head + "192.0.2.7 0 -1 0\n",
+        head + "192.0.2.7  0 2 0\n", head + "192.0.2.7 0 2000000 0\n",
+        head + "<script> 0 2 0\n", head + std::string(65, 'a') + " 0 2 0\n"}) {
+    INFO(bad);
+    post.body = bad;
+    const HttpResponse r = spends.receive(post);
+    CHECK(r.status == 400);
+    CHECK_THAT(std::string(r.payload()), Contains("Bad spend report: line "));
+  }
+  std::string many = head;
+  for (int i = 0; i < 20001; ++i) {
+    many += "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256) + " 0 1 0\n";
+  }
+  post.body = many;
+  CHECK_THAT(std::string(spends.receive(post).payload()),
+             Contains("line 20002: more than 20000 clients"));
+  // The one good line of the third report was not charged: the client has both searches.
+  const HttpRequest search = request("GET", "/vks/v1/by-email/a%40b.example");
+  CHECK_FALSE(limiter.admit(search));
+  CHECK_FALSE(limiter.admit(search));
+  CHECK(limiter.admit(search));
+  CHECK(limiter.tracked() == 1);
 }

@@ -1,0 +1,55 @@
+// Budgets shared by the replicas of a cluster ([cluster] peers, docs/contract.md). With peers
+// configured, [limits] are the cluster's: every second each replica sends what its clients
+// spent (RateLimiter::take_spent) to every peer's POST /cluster/spends, and charges what the
+// peers send it (RateLimiter::charge). A client spreading its requests over the replicas (as the
+// balancer's hashing on the key does) gets the cluster's budget, not N times it, give or take
+// what it spends in the second before the others hear of it.
+//
+// Best effort by design: a report a peer does not take is not sent again (the next second's
+// report is about the next second). A report names at most 20,000 clients; a replica's own
+// report (it lists itself among the peers) is recognised by its instance and ignored. Clients
+// past 20,000 in one second wait for the next report.
+//
+// Report (text/plain):
+//   hkpgw-spends 1 <instance: 16 hex digits>
+//   <client> <key lookups> <searches> <submissions>     one line per client
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "gateway/http/rate_limit.hpp"
+#include "gateway/net/http_message.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "gateway/upstream/snapshot.hpp"
+
+namespace hkpgw::gateway {
+
+class ClusterSpends {
+ public:
+  static constexpr std::size_t kMaxClients = 20000;
+
+  ClusterSpends(RateLimiter& limiter, Metrics& metrics);
+
+  // The report of what clients spent, for peers; "" when nobody spent anything.
+  std::string report();
+  // POST /cluster/spends (its sender already found trusted): 200 with one line, or 400 naming
+  // the first line that is not a report's; nothing is charged from a report that is not whole.
+  HttpResponse receive(const HttpRequest& request);
+
+  // Every second, the report goes to every peer of the current config. Runs until stop().
+  void start(boost::asio::any_io_executor executor, SnapshotSource snapshots);
+  void stop() { running_ = false; }
+
+  const std::string& instance() const { return instance_; }
+
+ private:
+  RateLimiter& limiter_;
+  Metrics& metrics_;
+  std::string instance_;  // random, per process: a replica knows its own reports
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace hkpgw::gateway
