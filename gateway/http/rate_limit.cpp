@@ -111,6 +111,9 @@ std::vector<RateLimiter::Spent> RateLimiter::take_spent(std::size_t max_clients)
 void RateLimiter::charge(const std::string& client, const std::array<std::uint32_t, 3>& n) {
   const std::shared_ptr<const Settings> settings = settings_.load();
   const config::LimitsConfig& limits = settings->limits;
+  bool any = false;  // a client that spent only what is not limited here costs no entry
+  for (int i = 0; i < 3; ++i) any = any || (budget(limits, i).limited() && n[i] != 0);
+  if (!any) return;
   const auto now = now_();
   Shard& shard = shards_[std::hash<std::string>{}(client) % kShards];
   std::lock_guard lock(shard.mutex);
