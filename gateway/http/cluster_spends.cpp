@@ -107,6 +107,29 @@ HttpResponse ClusterSpends::receive(const HttpRequest& req) {
   return text_response(200, "charged " + std::to_string(spent.size()) + " clients");
 }
 
+asio::awaitable<void> ClusterSpends::send_report(const std::vector<config::ListenAddress>& peers,
+                                                 std::chrono::steady_clock::time_point& logged) {
+  if (peers.empty()) co_return;
+  const std::string body = report();
+  if (body.empty()) co_return;
+  // Short waits: a peer that is down must not hold up the next second's report.
+  const UpstreamLimits limits{std::chrono::milliseconds(500), std::chrono::seconds(2), 4 << 10};
+  for (const auto& peer : peers) {
+    const PeerPost post{"/cluster/spends", "text/plain", body};
+    const PeerPush sent = co_await post_to_peer(peer, post, limits);
+    const auto now = std::chrono::steady_clock::now();
+    if (!sent.delivered() && now - logged >= std::chrono::minutes(1)) {
+      logged = now;
+      log::warn("cluster_spends_not_delivered",
+                {{"replica", peer.text()},
+                 {"status", std::to_string(sent.status)},
+                 {"detail", sent.detail},
+                 {"effect", "that second's spends are not charged there (this line at most "
+                            "every minute)"}});
+    }
+  }
+}
+
 void ClusterSpends::start(asio::any_io_executor executor, SnapshotSource snapshots) {
   running_ = true;
   auto strand = asio::make_strand(executor);
@@ -114,32 +137,16 @@ void ClusterSpends::start(asio::any_io_executor executor, SnapshotSource snapsho
       strand,
       [this, strand, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
         asio::steady_timer tick(strand);
-        std::chrono::steady_clock::time_point logged{};  // a peer down: a line a minute, not a second
+        std::chrono::steady_clock::time_point logged{};  // a peer down: a line a minute
         while (running_) {
           tick.expires_after(kEvery);
           co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
           if (!running_) break;
-          const auto snap = snapshots();
-          const auto& peers = snap->config->cluster.peers;
-          if (peers.empty()) continue;
-          const std::string body = report();
-          if (body.empty()) continue;
-          // Short waits: a peer that is down must not hold up the next second's report.
-          const UpstreamLimits limits{std::chrono::milliseconds(500), std::chrono::seconds(2),
-                                      4 << 10};
-          for (const auto& peer : peers) {
-            const PeerPost post{"/cluster/spends", "text/plain", body};
-            const PeerPush sent = co_await post_to_peer(peer, post, limits);
-            const auto now = std::chrono::steady_clock::now();
-            if (!sent.delivered() && now - logged >= std::chrono::minutes(1)) {
-              logged = now;
-              log::warn("cluster_spends_not_delivered",
-                        {{"replica", peer.text()},
-                         {"status", std::to_string(sent.status)},
-                         {"detail", sent.detail},
-                         {"effect", "that second's spends are not charged there (this line at "
-                                    "most every minute)"}});
-            }
+          try {
+            const auto snap = snapshots();
+            co_await send_report(snap->config->cluster.peers, logged);
+          } catch (const std::exception& e) {  // the next second tries again
+            log::error("cluster_spends_failed", {{"error", e.what()}});
           }
         }
       },

@@ -16,7 +16,9 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,10 @@ class ClusterSpends {
   const std::string& instance() const { return instance_; }
 
  private:
+  // One second's report to every peer; `logged`: when a failure was last logged.
+  boost::asio::awaitable<void> send_report(const std::vector<config::ListenAddress>& peers,
+                                           std::chrono::steady_clock::time_point& logged);
+
   RateLimiter& limiter_;
   Metrics& metrics_;
   std::string instance_;  // random, per process: a replica knows its own reports
