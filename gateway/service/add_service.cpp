@@ -130,8 +130,8 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
 }
 
 AddService::Prepared AddService::prepare(const hkp::Submission& sub, const config::Config& cfg,
-                                        const cache::Blocklist& blocked,
-                                        const std::string& peer) {
+                                        const cache::Blocklist& blocked, const std::string& peer,
+                                        std::vector<std::string>& missing) {
   auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission);
   if (parsed.secret_material) {
     d_.metrics.keys_rejected("secret_key_material");
@@ -168,7 +168,7 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                       "forwarded");
   }
   d_.tally.add(parsed.dropped, "upload");
-  if (parsed.keys.empty()) return prepare_revocations(sub, cfg, parsed.not_openpgp);
+  if (parsed.keys.empty()) return prepare_revocations(sub, cfg, parsed.not_openpgp, missing);
   std::vector<Item> items;
   const auto changes = cache::merge_with_cached(d_.store, parsed.keys, cfg.keys);
   for (std::size_t i = 0; i < parsed.keys.size(); ++i) {
@@ -178,7 +178,8 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
 }
 
 AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
-                                                     const config::Config& cfg, bool not_openpgp) {
+                                                     const config::Config& cfg, bool not_openpgp,
+                                                     std::vector<std::string>& missing) {
   auto revocations = hkp::bare_revocations(sub.keytext);
   if (!revocations) {
     return refuse(400, GPG_ERR_NO_PUBKEY,
@@ -202,9 +203,8 @@ AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
       packets = std::string(v.packets);
     });
     if (fpr.empty()) {
-      return refuse(422, GPG_ERR_NO_PUBKEY,
-                    "revocation certificate for key 0x" + keyid +
-                        ", which is not cached here: send it together with the key");
+      missing.push_back(keyid);
+      continue;
     }
     auto applied = hkp::apply_signatures(packets, sub.keytext, fpr, cfg.keys);
     if (!applied || (!applied->changed && !applied->key.info.revoked)) {
@@ -213,6 +213,12 @@ AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
     }
     items.push_back({std::move(applied->key),
                      applied->changed ? cache::Change::updated : cache::Change::unchanged});
+  }
+  if (!missing.empty()) {
+    return refuse(422, GPG_ERR_NO_PUBKEY,
+                  "revocation certificate for key 0x" + missing.front() +
+                      ", which neither this gateway nor its upstreams have: send it together "
+                      "with the key");
   }
   return items;
 }
@@ -257,17 +263,39 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
   // rather than queued without bound (ARCHITECTURE.md, threads).
   const std::string peer = req.peer.text();
   const cache::Blocklist& blocked = snap->blocked;
-  auto job = [this, &submission, &cfg, &blocked, &peer] {
-    return prepare(submission, cfg, blocked, peer);
+  std::vector<std::string> missing;
+  auto job = [this, &submission, &cfg, &blocked, &peer, &missing] {
+    missing.clear();
+    return prepare(submission, cfg, blocked, peer, missing);
+  };
+  auto busy = [this] {
+    d_.metrics.keys_rejected("work_queue_full");
+    HttpResponse r = refuse(503, GPG_ERR_EAGAIN,
+                            "the gateway is busy verifying other keys; try again in a few "
+                            "seconds");
+    r.set("Retry-After", "5");
+    return r;
   };
   std::optional<Prepared> prepared = co_await d_.pool.try_run(job);
-  if (!prepared) {
-    d_.metrics.keys_rejected("work_queue_full");
-    HttpResponse busy = refuse(503, GPG_ERR_EAGAIN,
-                               "the gateway is busy verifying other keys; try again in a few "
-                               "seconds");
-    busy.set("Retry-After", "5");
-    co_return busy;
+  if (!prepared) co_return busy();
+  // Bare revocations for keys not cached here (behind a balancer, the replica a submission
+  // lands on may not hold the key): fetch those keys as a lookup would, then try once more.
+  // Not for a peer's push, which is always a key; at most a few keys per submission.
+  constexpr std::size_t kMaxFetched = 4;
+  if (!from_replica && !missing.empty() && missing.size() <= kMaxFetched) {
+    bool fetched = false;
+    const std::vector<std::string> wanted = missing;
+    for (const std::string& keyid : wanted) {
+      const hkp::Search search{hkp::SearchKind::long_keyid, keyid};
+      const std::string qkey = cache::query_key(hkp::Op::get, search);
+      Fetched f = co_await fetch_.keys(search, qkey, snap, false);
+      if (!f.settle.empty()) co_await fetch_.store(std::move(f.settle));
+      fetched = fetched || f.found();
+    }
+    if (fetched) {
+      prepared = co_await d_.pool.try_run(job);
+      if (!prepared) co_return busy();
+    }
   }
   if (auto* refused = std::get_if<HttpResponse>(&*prepared)) co_return std::move(*refused);
   std::vector<Item> items = std::get<std::vector<Item>>(std::move(*prepared));

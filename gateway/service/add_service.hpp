@@ -7,7 +7,7 @@
 // that fails is kept in the cache's outbox and retried with backoff (1 s, doubling, at most
 // 1 h) by a background coroutine, across restarts; so is the push of every accepted key to each
 // other replica in [cluster] peers (peer_push.hpp), whatever forward_adds says. Bare revocation
-// certificates for a cached key are merged into it. The client always gets 200 on success (gpg
+// certificates are merged into the key they name, fetched first when it is not cached. The client always gets 200 on success (gpg
 // accepts nothing else) with one line per key, or a colon-separated summary with options=mr.
 #pragma once
 
@@ -28,6 +28,7 @@
 #include "hkp/submission.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/service/deps.hpp"
+#include "gateway/service/upstream_fetch.hpp"
 #include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
@@ -40,7 +41,7 @@ class AddService {
  public:
   // A submission finding the work pool's queue full gets 503. What cleaning drops from
   // submissions goes to the tally with the source "upload".
-  explicit AddService(ServiceDeps deps) : d_(std::move(deps)) {}
+  explicit AddService(ServiceDeps deps) : d_(deps), fetch_(deps) {}
 
   // POST /pks/add: the form (or raw body) in, gpg's text or the mr summary out.
   boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
@@ -81,11 +82,14 @@ class AddService {
   using Prepared = std::variant<HttpResponse, std::vector<Item>>;
   // Parse, verify, merge with the cached copies (runs on the pool; reads the store).
   // `blocked`: keys the operator removed, refused whole (cache/blocklist.hpp).
+  // `missing`: the key IDs of bare revocations whose key is not cached here (then refused).
   Prepared prepare(const hkp::Submission& sub, const config::Config& cfg,
-                   const cache::Blocklist& blocked, const std::string& peer);
-  // No key in the submission: bare revocation certificates for keys we hold.
+                   const cache::Blocklist& blocked, const std::string& peer,
+                   std::vector<std::string>& missing);
+  // No key in the submission: bare revocation certificates for keys we hold (`missing`: those
+  // we do not).
   Prepared prepare_revocations(const hkp::Submission& sub, const config::Config& cfg,
-                               bool not_openpgp);
+                               bool not_openpgp, std::vector<std::string>& missing);
   // Forwards each accepted key per forward_adds, queues what failed.
   boost::asio::awaitable<std::vector<AddedKey>> forward_all(const std::vector<Item>& items,
                                                             const HttpRequest& req,
@@ -97,6 +101,10 @@ class AddService {
   boost::asio::awaitable<void> retry_due(std::shared_ptr<const Snapshot> snap);
 
   ServiceDeps d_;
+  // A bare revocation for a key not cached here: the key is fetched first (as a lookup would:
+  // verified, cleaned, stored), so the revocation is not refused by the replica that happened
+  // to receive it.
+  UpstreamFetch fetch_;
   std::atomic<bool> running_{false};
 };
 

@@ -307,7 +307,36 @@ TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integra
   REQUIRE(empty.started());
   const HttpResult unknown = post_add(empty, "keytext=" + gpg_style(rev));
   CHECK(unknown.status == 422);
-  CHECK_THAT(unknown.body, Contains("which is not cached here"));
+  CHECK_THAT(unknown.body, Contains("which neither this gateway nor its upstreams have"));
+}
+
+TEST_CASE("a bare revocation for a key not cached yet revokes the key its upstream has",
+          "[integration][add]") {
+  // Behind a balancer the replica a revocation lands on may never have been asked for the key:
+  // it fetches the key as a lookup would, applies the revocation and forwards the revoked key.
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string carol = fixture("CAROL_FPR");
+  const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
+  const HttpResult r = post_add(gw, "keytext=" + gpg_style(rev));
+  CHECK(r.status == 200);
+  CHECK(r.body == carol + ": updated; forwarded to ks\n");
+  CHECK(ks.count("gets") == 1);
+  CHECK(ks.count("adds") == 1);
+  CHECK_THAT(gw.get(index_target(carol)).body, Contains(":r\n"));
+  CHECK(ks.count("gets") == 1);  // served from the cache, revoked
+  // A revocation whose key nobody has is still refused, after one question upstream.
+  TempDir other;
+  TestKeyserver none(other, "none", "server", "normal", {"alice.asc"});
+  Gateway gw2(other, {{"none", none.url()}});
+  REQUIRE(gw2.started());
+  const HttpResult refused = post_add(gw2, "keytext=" + gpg_style(rev));
+  CHECK(refused.status == 422);
+  CHECK_THAT(refused.body, Contains("which neither this gateway nor its upstreams have"));
+  CHECK(none.count("gets") == 1);
+  CHECK(none.count("adds") == 0);
 }
 
 TEST_CASE("sq publishes and fetches through the gateway", "[integration][add]") {

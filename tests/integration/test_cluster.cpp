@@ -14,18 +14,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Sets the [cluster] table of a running replica's config (the file's last) and reloads it.
-void set_cluster(Gateway& gw, const std::string& table) {
-  std::string toml = read_file(gw.config_path());
-  toml = toml.substr(0, toml.find("\n[cluster]\n"));
-  write_file(gw.config_path(), toml + "\n[cluster]\n" + table);
-  // This reload's line, not an earlier one's.
-  const auto reloads = [&] { return occurrences(gw.log(), "event=config_reload result=success"); };
-  const std::size_t before = reloads();
-  gw.process().signal(SIGHUP);
-  REQUIRE(eventually([&] { return reloads() > before; }));
-}
-
 bool revoked_on(const Gateway& gw, const std::string& fpr) {
   return gw.get(index_target(fpr)).body.find(":r\n") != std::string::npos;
 }

@@ -155,4 +155,16 @@ std::set<std::string> thread_names(pid_t pid) {
   return names;
 }
 
+void set_cluster(Gateway& gw, const std::string& table) {
+  std::string toml = read_file(gw.config_path());
+  toml = toml.substr(0, toml.find("\n[cluster]\n"));
+  write_file(gw.config_path(), toml + "\n[cluster]\n" + table);
+  const auto reloads = [&] { return occurrences(gw.log(), "event=config_reload result=success"); };
+  const std::size_t before = reloads();
+  gw.process().signal(SIGHUP);
+  if (!eventually([&] { return reloads() > before; })) {
+    throw std::runtime_error("set_cluster: no successful reload of " + gw.config_path());
+  }
+}
+
 }  // namespace hkpgw::test

@@ -81,6 +81,9 @@ std::string index_target(const std::string& fpr);  // op=index&options=mr&search
 std::string percent_encode_all(const std::string& s);
 HttpResult post_add(const Gateway& gw, const std::string& body,
                     const std::string& content_type = "application/x-www-form-urlencoded");
+// Sets the [cluster] table of a running gateway's config (written last in the file, replacing an
+// earlier one) and reloads it, waiting for this reload's success line.
+void set_cluster(Gateway& gw, const std::string& table);
 // "keys" of op=stats&options=mr; -1 when the answer has none.
 int cached_keys(const Gateway& gw);
 // The names of a process's threads (/proc/PID/task/*/comm).
