@@ -1,17 +1,12 @@
 #include "gateway/http/cluster_spends.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <cstdio>
 #include <random>
 
 #include "gateway/observe/log.hpp"
 #include "gateway/service/peer_push.hpp"
+#include "gateway/service/periodic.hpp"
 
 namespace hkpgw::gateway {
 
@@ -132,25 +127,11 @@ asio::awaitable<void> ClusterSpends::send_report(const std::vector<config::Liste
 
 void ClusterSpends::start(asio::any_io_executor executor, SnapshotSource snapshots) {
   running_ = true;
-  auto strand = asio::make_strand(executor);
-  asio::co_spawn(
-      strand,
-      [this, strand, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
-        asio::steady_timer tick(strand);
-        std::chrono::steady_clock::time_point logged{};  // a peer down: a line a minute
-        while (running_) {
-          tick.expires_after(kEvery);
-          co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
-          if (!running_) break;
-          try {
-            const auto snap = snapshots();
-            co_await send_report(snap->config->cluster.peers, logged);
-          } catch (const std::exception& e) {  // the next second tries again
-            log::error("cluster_spends_failed", {{"error", e.what()}});
-          }
-        }
-      },
-      asio::detached);
+  run_periodically(executor, kEvery, running_, "cluster_spends_failed",
+                   [this, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
+                     const auto snap = snapshots();
+                     co_await send_report(snap->config->cluster.peers, logged_);
+                   });
 }
 
 }  // namespace hkpgw::gateway

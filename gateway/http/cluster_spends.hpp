@@ -56,6 +56,7 @@ class ClusterSpends {
   Metrics& metrics_;
   std::string instance_;  // random, per process: a replica knows its own reports
   std::atomic<bool> running_{false};
+  std::chrono::steady_clock::time_point logged_{};  // a peer down: a line a minute, not a second
 };
 
 }  // namespace hkpgw::gateway

@@ -1,11 +1,5 @@
 #include "gateway/service/add_service.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -14,6 +8,7 @@
 #include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
 #include "gateway/service/peer_push.hpp"
+#include "gateway/service/periodic.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/submission.hpp"
@@ -463,23 +458,11 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
 
 void AddService::start(asio::any_io_executor executor, SnapshotSource snapshots) {
   running_ = true;
-  auto strand = asio::make_strand(executor);
-  asio::co_spawn(
-      strand,
-      [this, strand, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
-        asio::steady_timer tick(strand);
-        while (running_) {
-          try {
-            auto snap = snapshots();
-            co_await retry_due(std::move(snap));
-          } catch (const std::exception& e) {
-            log::error("key_forward_retry_failed", {{"error", e.what()}});
-          }
-          tick.expires_after(kRetryTick);
-          co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
-      },
-      asio::detached);
+  run_periodically(executor, kRetryTick, running_, "key_forward_retry_failed",
+                   [this, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
+                     auto snap = snapshots();
+                     co_await retry_due(std::move(snap));
+                   });
 }
 
 }  // namespace hkpgw::gateway
