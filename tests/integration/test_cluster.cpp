@@ -2,7 +2,8 @@
 // to every peer's admin listener and merged there, so a revocation sent through any replica is
 // what every replica serves at once, with no upstream asked again and no second upload. Pushes
 // come only from cluster.trusted networks, are verified like any submission, and a peer that
-// cannot be reached keeps its pushes queued.
+// cannot be reached keeps its pushes queued. Rate-limit budgets are the cluster's: what a client
+// spends at one replica is charged at the others.
 #include <catch2/catch.hpp>
 #include <csignal>
 
