@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deploy/k8s checked offline: the replicas' config is valid (hkp-gateway --check-config), the
 # ports, probe paths and mount paths of the manifests are the config's, HAProxy's environment
-# points at them, the PrometheusRule holds deploy/prometheus-rules.yml line for line, and the
+# points at them, cluster.peers names every replica, the PrometheusRule holds
+# deploy/prometheus-rules.yml line for line, and the
 # whole set renders with kubectl kustomize (when kubectl is installed; no cluster is needed).
 #   check_k8s.sh SOURCE_DIR GATEWAY_BINARY
 set -euo pipefail
@@ -37,6 +38,17 @@ for i in 1 2 3; do
     "$k8s/haproxy.yaml" || fail "HAProxy's HKPGW_R$i is not replica $((i - 1)) on $hkp_port"
   grep -q "HKPGW_A$i, value: \"$admin_port\"" "$k8s/haproxy.yaml" || fail "HKPGW_A$i is not $admin_port"
 done
+
+# [cluster] peers: every replica of the StatefulSet, by its stable name, on the admin port.
+replicas=$(sed -n 's/^  replicas: \([0-9]*\)$/\1/p' "$k8s/statefulset.yaml")
+[ -n "$replicas" ] || fail "statefulset.yaml sets no replicas"
+peers=$(sed -n '/^\[cluster\]/,/^\[/p' "$k8s/gateway.toml" | tr -d ' \n' |
+  sed -n 's/.*peers=\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | tr -d '"' | sed '/^$/d')
+expected=$(for ((i = 0; i < replicas; i++)); do
+  echo "hkp-gateway-$i.hkp-gateway-replicas:$admin_port"
+done)
+[ "$peers" = "$expected" ] ||
+  fail "cluster.peers is not the $replicas replicas' admin listeners: $(echo $peers)"
 
 # The PrometheusRule's groups are the rules file's.
 sed -n '/^spec:$/,$p' "$k8s/prometheusrule.yaml" | tail -n +2 | sed -e 's/^  //' > "$work/embedded"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The deploy/k8s check can fail: copies with a probe port that is not the config's, and with a
-# PrometheusRule that drifted from prometheus-rules.yml, must each be refused.
+# The deploy/k8s check can fail: copies with a probe port that is not the config's, with a
+# PrometheusRule that drifted from prometheus-rules.yml, and with more replicas than
+# cluster.peers names, must each be refused.
 #   check_k8s_fails.sh SOURCE_DIR GATEWAY_BINARY
 set -uo pipefail
 src=$1
@@ -18,4 +19,10 @@ if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then echo "a wrong port pa
 copy
 sed -i 's/for: 10m/for: 11m/' "$work/src/deploy/prometheus-rules.yml"
 if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then echo "a drifted rule passed" >&2; exit 1; fi
-echo "the deploy/k8s check refuses both broken copies"
+copy
+sed -i 's/^  replicas: 3$/  replicas: 4/' "$work/src/deploy/k8s/statefulset.yaml"
+if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then
+  echo "a peer list short of a replica passed" >&2
+  exit 1
+fi
+echo "the deploy/k8s check refuses the three broken copies"
