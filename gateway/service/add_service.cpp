@@ -387,7 +387,10 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
     added.push_back({fpr, it.change, std::move(fw.to), std::move(fw.refused), std::move(queued),
                      hkp::addresses_of(it.key.info), std::move(fw.replies)});
   }
+  const bool to_peers = !cfg.cluster.peers.empty() && !queue.outbox_put.empty();
   if (!queue.empty()) co_await commit(d_.store, std::move(queue));
+  // The pushes are due now: the retrier sends them at once instead of at its next tick.
+  if (to_peers && wake_retrier_) wake_retrier_();
   co_return added;
 }
 
@@ -458,11 +461,12 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
 
 void AddService::start(asio::any_io_executor executor, SnapshotSource snapshots) {
   running_ = true;
-  run_periodically(executor, kRetryTick, running_, "key_forward_retry_failed",
-                   [this, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
-                     auto snap = snapshots();
-                     co_await retry_due(std::move(snap));
-                   });
+  auto step = [this, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
+    auto snap = snapshots();
+    co_await retry_due(std::move(snap));
+  };
+  wake_retrier_ =
+      run_periodically(executor, kRetryTick, running_, "key_forward_retry_failed", std::move(step));
 }
 
 }  // namespace hkpgw::gateway

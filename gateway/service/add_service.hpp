@@ -106,6 +106,7 @@ class AddService {
   // to receive it.
   UpstreamFetch fetch_;
   std::atomic<bool> running_{false};
+  std::function<void()> wake_retrier_;  // set by start(), before any request is served
 };
 
 }  // namespace hkpgw::gateway

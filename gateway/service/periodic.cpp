@@ -3,9 +3,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <memory>
 
 #include "gateway/observe/log.hpp"
 
@@ -13,26 +15,36 @@ namespace hkpgw::gateway {
 
 namespace asio = boost::asio;
 
-void run_periodically(asio::any_io_executor executor, std::chrono::milliseconds period,
-                      const std::atomic<bool>& running, std::string event,
-                      std::function<asio::awaitable<void>()> step) {
+std::function<void()> run_periodically(asio::any_io_executor executor,
+                                       std::chrono::milliseconds period,
+                                       const std::atomic<bool>& running, std::string event,
+                                       std::function<asio::awaitable<void>()> step) {
   auto strand = asio::make_strand(executor);
+  auto tick = std::make_shared<asio::steady_timer>(strand);
+  auto woken = std::make_shared<std::atomic<bool>>(false);
   asio::co_spawn(
       strand,
-      [strand, period, &running, event = std::move(event),
+      [tick, woken, period, &running, event = std::move(event),
        step = std::move(step)]() -> asio::awaitable<void> {
-        asio::steady_timer tick(strand);
         while (running) {
           try {
             co_await step();
           } catch (const std::exception& e) {
             log::error(event, {{"error", e.what()}});
           }
-          tick.expires_after(period);
-          co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (woken->exchange(false)) continue;  // woken while the step ran: once more, now
+          tick->expires_after(period);
+          co_await tick->async_wait(asio::as_tuple(asio::use_awaitable));
+          woken->store(false);
         }
       },
       asio::detached);
+  // The cancel runs on the strand, so it finds the loop either waiting (and ends the wait) or
+  // between a step and its wait, where the flag is read first.
+  return [strand, tick, woken] {
+    woken->store(true);
+    asio::post(strand, [tick] { tick->cancel(); });
+  };
 }
 
 }  // namespace hkpgw::gateway

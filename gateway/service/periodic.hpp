@@ -13,8 +13,11 @@
 
 namespace hkpgw::gateway {
 
-void run_periodically(boost::asio::any_io_executor executor, std::chrono::milliseconds period,
-                      const std::atomic<bool>& running, std::string event,
-                      std::function<boost::asio::awaitable<void>()> step);
+// Returns what runs the next step now rather than at the end of the period (from any thread;
+// a step running when it is called is followed by another at once).
+std::function<void()> run_periodically(boost::asio::any_io_executor executor,
+                                       std::chrono::milliseconds period,
+                                       const std::atomic<bool>& running, std::string event,
+                                       std::function<boost::asio::awaitable<void>()> step);
 
 }  // namespace hkpgw::gateway
