@@ -10,9 +10,7 @@
 // report (it lists itself among the peers) is recognised by its instance and ignored. Clients
 // past 20,000 in one second wait for the next report.
 //
-// Report (text/plain):
-//   hkpgw-spends 1 <instance: 16 hex digits>
-//   <client> <key lookups> <searches> <submissions>     one line per client
+// The report's wire form: spend_report.hpp.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -23,6 +21,7 @@
 #include <vector>
 
 #include "gateway/http/rate_limit.hpp"
+#include "gateway/http/spend_report.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/upstream/snapshot.hpp"
@@ -31,8 +30,6 @@ namespace hkpgw::gateway {
 
 class ClusterSpends {
  public:
-  static constexpr std::size_t kMaxClients = 20000;
-
   ClusterSpends(RateLimiter& limiter, Metrics& metrics);
 
   // The report of what clients spent, for peers; "" when nobody spent anything.

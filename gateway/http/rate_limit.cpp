@@ -94,8 +94,8 @@ double RateLimiter::spend(const std::string& client, int b, const config::Limits
   return (1 - c.tokens[b]) / budget(limits, b).rate;
 }
 
-std::vector<RateLimiter::Spent> RateLimiter::take_spent(std::size_t max_clients) {
-  std::vector<Spent> out;
+std::vector<ClientSpend> RateLimiter::take_spent(std::size_t max_clients) {
+  std::vector<ClientSpend> out;
   for (Shard& shard : shards_) {
     std::lock_guard lock(shard.mutex);
     for (auto& [client, c] : shard.clients) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "gateway/http/spend_report.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "hkp/budget.hpp"
@@ -52,13 +53,9 @@ class RateLimiter {
   std::size_t tracked() const { return tracked_.load(); }
 
   // Sharing budgets across replicas (ClusterSpends, gateway/http/cluster_spends.hpp).
-  struct Spent {
-    std::string client;
-    std::array<std::uint32_t, 3> n;  // tokens taken: key lookups, searches, submissions
-  };
   // What clients spent here since the last call, for at most `max_clients` clients (a look at
   // every tracked client, shard by shard).
-  std::vector<Spent> take_spent(std::size_t max_clients);
+  std::vector<ClientSpend> take_spent(std::size_t max_clients);
   // What a client spent at another replica: taken from its buckets here too, below zero if need
   // be (at most one burst deep), so its next requests here wait for the cluster's budget.
   void charge(const std::string& client, const std::array<std::uint32_t, 3>& n);
