@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/http/cluster_spends.hpp"
 #include "gateway/http/rate_limit.hpp"
 
 using namespace hkpgw;
@@ -106,8 +107,31 @@ void deny_list(int n) {
 
 }  // namespace
 
+// The largest report a peer may send (20,000 clients), parsed and charged, as the admin
+// listener's thread does it.
+void biggest_report() {
+  RateLimiter limiter;
+  config::LimitsConfig l;
+  l.max_clients = 100000;
+  l.exempt.clear();
+  limiter.configure(l, /*shared=*/true);
+  ClusterSpends spends(limiter, Metrics::none());
+  std::vector<ClientSpend> spent;
+  for (int i = 0; i < static_cast<int>(kMaxReportClients); ++i) spent.push_back({v4(i), {3, 1, 0}});
+  HttpRequest post = lookup("192.0.2.1");
+  post.method = "POST";
+  post.body = format_spend_report("0123456789abcdef", spent);
+  constexpr int kRounds = 20;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) (void)spends.receive(post);
+  const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - t0;
+  std::printf("spend report of %zu clients (%zu bytes): %.2f ms to parse and charge\n",
+              spent.size(), post.body.size(), ms.count() / kRounds);
+}
+
 int main() {
   per_client("IPv4 clients", v4);
   per_client("IPv6 /64 clients", v6);
+  biggest_report();
   for (int n : {0, 2, 4, 5, 1000, 100000}) deny_list(n);
 }

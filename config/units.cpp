@@ -304,10 +304,15 @@ NetworkSet::NetworkSet(const std::vector<Network>& networks) {
             [](const Group& a, const Group& b) { return a.prefix > b.prefix; });
 }
 
+bool any_contains(const std::vector<Network>& networks, int address_family,
+                  const unsigned char* address) {
+  return std::any_of(networks.begin(), networks.end(), [&](const Network& n) {
+    return n.contains(address_family, address);
+  });
+}
+
 bool NetworkSet::contains(int address_family, const unsigned char* address) const {
-  for (const Network& n : few_) {
-    if (n.contains(address_family, address)) return true;
-  }
+  if (any_contains(few_, address_family, address)) return true;
   for (const Group& g : groups_) {
     if (g.family == address_family && g.networks.contains(mask(address, g.prefix))) {
       return true;

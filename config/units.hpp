@@ -45,6 +45,10 @@ struct Network {
   std::string text;        // as written
 };
 Parsed<Network> parse_network(std::string_view text);
+// Whether any of `networks` holds the address (bytes, as Network::contains takes them): a scan,
+// for the short lists (trusted senders); NetworkSet below for lists of any length.
+bool any_contains(const std::vector<Network>& networks, int address_family,
+                  const unsigned char* address);
 
 // Whether an address is inside any of a list of networks, at a cost that does not grow with the
 // list: one hash probe per distinct prefix length the list uses (a deny list of 100,000

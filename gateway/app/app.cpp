@@ -127,7 +127,7 @@ class Reloader {
       purge_blocked(store_, snap->blocked);  // a key blocked now goes from every replica
       current_.store(std::move(snap));
       reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go
-      limiter_.configure(next->limits, !next->cluster.peers.empty());
+      limiter_.configure(*next);
       result.ok = true;
       log::info("config_reload", {{"result", "success"},
                                   {"file", path_},
@@ -329,7 +329,7 @@ int App::run() {
 
   // [limits]: asked before every answer, reused ones included; outlives the server.
   RateLimiter limiter(metrics);
-  limiter.configure(cfg->limits, !cfg->cluster.peers.empty());
+  limiter.configure(*cfg);
   ClusterSpends spends(limiter, metrics);
   HttpServer hkp_server(contexts.each(), server_limits(*cfg),
                         [&router](const HttpRequest& r) { return router.handle(r); },
@@ -349,7 +349,7 @@ int App::run() {
   Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter, store);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds,
-                     &spends};
+                     &spends, &pool};
   HttpServer admin_server(io,
                           // Bodies: what /pks/add takes, for keys other replicas push.
                           ServerLimits{8 << 10,

@@ -93,9 +93,7 @@ bool host_allowed(std::string_view host, const std::vector<std::string>& allowed
 }
 
 bool from_trusted(const Snapshot& snap, const HttpRequest& req) {
-  const auto& trusted = snap.config->cluster.trusted;
-  return std::any_of(trusted.begin(), trusted.end(),
-                     [&](const auto& n) { return n.contains(req.peer.family, req.peer.ip); });
+  return config::any_contains(snap.config->cluster.trusted, req.peer.family, req.peer.ip);
 }
 
 HttpResponse untrusted(const HttpRequest& req, std::string_view what) {
@@ -103,17 +101,25 @@ HttpResponse untrusted(const HttpRequest& req, std::string_view what) {
                                 " is not in cluster.trusted, so it may not " + std::string(what));
 }
 
-// POST /cluster/spends: another replica's report of what its clients spent.
-HttpResponse charge_spends(AdminContext& ctx, const HttpRequest& req) {
+// POST /cluster/spends: another replica's report of what its clients spent. The largest one
+// takes milliseconds to parse and charge (bench_limits): the work pool's, like keys.
+asio::awaitable<HttpResponse> charge_spends(AdminContext& ctx, const HttpRequest& req) {
   if (req.method != "POST") {
     HttpResponse r = text_response(405, "Method not allowed: POST reports to /cluster/spends");
     r.set("Allow", "POST");
-    return r;
+    co_return r;
   }
-  if (!from_trusted(*ctx.snapshots(), req) || ctx.spends == nullptr) {
-    return untrusted(req, "report spends");
+  if (!from_trusted(*ctx.snapshots(), req) || ctx.spends == nullptr || ctx.pool == nullptr) {
+    co_return untrusted(req, "report spends");
   }
-  return ctx.spends->receive(req);
+  auto job = [&ctx, &req] { return ctx.spends->receive(req); };
+  std::optional<HttpResponse> charged = co_await ctx.pool->try_run(job);
+  if (!charged) {
+    HttpResponse busy = text_response(503, "Busy verifying keys: this report is not charged");
+    busy.set("Retry-After", "1");
+    co_return busy;
+  }
+  co_return std::move(*charged);
 }
 
 // POST /cluster/keys: another replica's push. Trusted by its network, not by a token: what it
@@ -170,7 +176,10 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
     HttpResponse pushed = co_await merge_pushed(ctx, req);
     co_return pushed;
   }
-  if (path == "/cluster/spends") co_return charge_spends(ctx, req);
+  if (path == "/cluster/spends") {
+    HttpResponse charged = co_await charge_spends(ctx, req);
+    co_return charged;
+  }
   if (!path.starts_with("/admin/")) {
     co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
   }

@@ -23,6 +23,7 @@
 #include "gateway/http/cluster_spends.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/service/add_service.hpp"
+#include "gateway/service/work_pool.hpp"
 #include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
@@ -41,6 +42,8 @@ struct AdminContext {
   std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
   AddService* adds = nullptr;             // merges what other replicas push (/cluster/keys)
   ClusterSpends* spends = nullptr;        // charges what their clients spent (/cluster/spends)
+  WorkPool* pool = nullptr;               // where a report is parsed and charged (not the
+                                          // network thread, which serves cached answers too)
 };
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);

@@ -36,6 +36,7 @@ class ClusterSpends {
   std::string report();
   // POST /cluster/spends (its sender already found trusted): 200 with one line, or 400 naming
   // the first line that is not a report's; nothing is charged from a report that is not whole.
+  // Thread-safe; the admin handler runs it on the work pool.
   HttpResponse receive(const HttpRequest& request);
 
   // Every second, the report goes to every peer of the current config. Runs until stop().

@@ -47,6 +47,8 @@ class RateLimiter {
   // `shared`: the budgets are the cluster's ([cluster] peers): what clients spend here is kept
   // for take_spent(), so the other replicas charge it too.
   void configure(const config::LimitsConfig& limits, bool shared = false);
+  // A whole config's: its [limits], shared when it names [cluster] peers.
+  void configure(const config::Config& cfg) { configure(cfg.limits, !cfg.cluster.peers.empty()); }
   // Nothing when `request` may go on; else the 429 to answer.
   std::optional<HttpResponse> admit(const HttpRequest& request);
   // Clients tracked now (all shards).

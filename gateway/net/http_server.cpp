@@ -152,9 +152,7 @@ void HttpServer::Impl::proxy_refused(const Peer& sender, const std::string& why)
 
 asio::awaitable<std::optional<Peer>> HttpServer::Impl::read_proxy_header(beast::tcp_stream& tcp,
                                                                          const Peer& sender) {
-  const bool trusted = std::any_of(limits.proxy_trusted.begin(), limits.proxy_trusted.end(),
-                                   [&](const auto& n) { return n.contains(sender.family, sender.ip); });
-  if (!trusted) {
+  if (!config::any_contains(limits.proxy_trusted, sender.family, sender.ip)) {
     proxy_refused(sender, "not in server.proxy_trusted");
     co_return std::nullopt;
   }

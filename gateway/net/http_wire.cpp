@@ -133,15 +133,17 @@ std::string client_key(const asio::ip::address& a) {
 
 Peer peer_of(const tcp::endpoint& ep) {
   Peer p;
-  const auto& a = ep.address();
-  p.address = a.is_v6() && a.to_v6().is_v4_mapped()
-                  ? asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string()
-                  : a.to_string();
+  // An IPv4 client of a dual-stack listener (IPv4-mapped IPv6) is IPv4 in text, key and bytes.
+  const auto& raw = ep.address();
+  const asio::ip::address a =
+      raw.is_v6() && raw.to_v6().is_v4_mapped()
+          ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, raw.to_v6()))
+          : raw;
+  p.address = a.to_string();
   p.port = ep.port();
   p.client = client_key(a);
-  if (a.is_v4() || a.to_v6().is_v4_mapped()) {
-    const auto v4 = a.is_v4() ? a.to_v4() : asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-    const auto b = v4.to_bytes();
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
     std::copy(b.begin(), b.end(), p.ip);
     p.family = 4;
   } else {
