@@ -132,6 +132,23 @@ TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and 
            std::string::npos;
   }));
   CHECK_THAT(a.get("/pks/lookup?op=stats&options=mr").body, Contains("\"forward_queue\":1"));
+
+  // A "peer" that answers, but refuses (here b's HKP listener, which has no /cluster/keys): the
+  // push is logged once and dropped, not retried for ever.
+  set_cluster(a, "peers = [\"" + b.address() + "\"]\n");
+  CHECK(post_add(a, "keytext=" + percent_encode_all(read_file(data_dir() + "/alice.asc")))
+            .status == 200);
+  CHECK(a.process().wait_for("event=key_push_refused replica=" + b.address()));
+  CHECK(eventually([&] {
+    return http_get(a.admin(), "/metrics")
+               .body.find("hkp_gateway_cluster_pushes_total{result=\"refused\"} 1") !=
+           std::string::npos;
+  }));
+  // The push to the peer that left the config is dropped with it; the refused one is gone.
+  CHECK(eventually([&] {
+    return a.get("/pks/lookup?op=stats&options=mr").body.find("\"forward_queue\":0") !=
+           std::string::npos;
+  }));
 }
 
 TEST_CASE("with peers, a client's budget is the cluster's, not one per replica",
