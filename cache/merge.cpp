@@ -1,5 +1,6 @@
 #include "cache/merge.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "hkp/keyring.hpp"
@@ -39,6 +40,26 @@ std::vector<Change> merge_with_cached(const Store& store, std::vector<hkp::Parse
     }
   }
   return changes;
+}
+
+std::size_t apply_refused_revocations(const Store& store, hkp::ParseOutcome& parsed,
+                                      const config::KeysConfig& limits) {
+  std::size_t applied = 0;
+  for (const auto& rev : parsed.revocations) {
+    const auto id = Fingerprint::from_hex(rev.fingerprint);
+    if (!id) continue;
+    std::string cached;
+    store.visit_fingerprints(std::span(&*id, 1),
+                             [&](const KeyRecordView& v) { cached.assign(v.packets); });
+    if (cached.empty()) continue;
+    auto merged = hkp::merge_key(cached, rev.packets, rev.fingerprint, limits);
+    if (!merged || !merged->changed) continue;
+    std::erase_if(parsed.rejected,
+                  [&](const hkp::RejectedKey& r) { return r.fingerprint == rev.fingerprint; });
+    parsed.keys.push_back(std::move(merged->key));
+    ++applied;
+  }
+  return applied;
 }
 
 }  // namespace hkpgw::cache

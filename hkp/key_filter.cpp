@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -19,8 +20,9 @@ namespace {
 // costs RNP one verification (up to ~1.5 ms for RSA). A real key gathers a handful per user ID
 // or subkey over its life (one per expiry extension); these leave room for decades of that.
 constexpr std::size_t kMaxNewSelfSigsPerComponent = 16;
-constexpr std::size_t kMaxNewRevocationsPerComponent = 8;
+constexpr std::size_t kMaxNewRevocationsPerComponent = 16;
 constexpr std::size_t kMaxNewSelfSigsPerKey = 500;
+constexpr std::size_t kMaxNewRevocationsPerKey = 64;
 
 namespace sigtype {
 constexpr std::uint8_t generic_cert = 0x10, positive_cert = 0x13;
@@ -151,6 +153,220 @@ std::optional<SignatureFacts> read_signature(std::string_view b) {
   if (!each_subpacket(b.substr(8 + hashed, unhashed), look)) return std::nullopt;
   return f;
 }
+
+namespace {
+
+// Decisions an attacker must not be able to steer: which of too many unverified signatures
+// get verified. Seeded once per thread from the system's entropy.
+std::mt19937_64& chance() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+// Keeps `keep` of `sigs`, chosen uniformly at random; marks the others dropped.
+void keep_random(std::vector<Sig*>& sigs, std::size_t keep, FilterOutcome& out) {
+  if (sigs.size() <= keep) return;
+  std::shuffle(sigs.begin(), sigs.end(), chance());
+  for (std::size_t i = keep; i < sigs.size(); ++i) {
+    sigs[i]->keep = false;
+    ++out.dropped["excess_signature"];
+  }
+  sigs.resize(keep);
+}
+
+// The left 16 bits of the hash a v4 signature over `component` would sign (RFC 4880 section
+// 5.2.4): the primary key, then the user ID, attribute or subkey the signature's type names,
+// then the signature's hashed part and trailer. No public-key mathematics: a few microseconds.
+// nullopt when the hash algorithm is not one this build knows (the signature is left alone).
+std::optional<std::uint16_t> hash_prefix(std::string_view primary_body, const Component& component,
+                                         std::string_view sig_body) {
+  if (sig_body.size() < 6 || sig_body[0] != 4) return std::nullopt;
+  const char* name = nullptr;
+  switch (static_cast<unsigned char>(sig_body[3])) {
+    case 1: name = "MD5"; break;
+    case 2: name = "SHA1"; break;
+    case 3: name = "RIPEMD160"; break;
+    case 8: name = "SHA256"; break;
+    case 9: name = "SHA384"; break;
+    case 10: name = "SHA512"; break;
+    case 11: name = "SHA224"; break;
+    case 12: name = "SHA3-256"; break;
+    case 14: name = "SHA3-512"; break;
+    default: return std::nullopt;
+  }
+  const std::size_t hashed = 6 + be(sig_body, 4, 2);
+  if (hashed > sig_body.size()) return std::nullopt;
+  const std::size_t unhashed = be(sig_body, hashed, 2);
+  if (hashed + 2 + unhashed + 2 > sig_body.size()) return std::nullopt;
+  EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = md && ctx && EVP_DigestInit_ex(ctx, md, nullptr) == 1;
+  auto feed = [&](std::string_view data) {
+    ok = ok && EVP_DigestUpdate(ctx, data.data(), data.size()) == 1;
+  };
+  auto key_packet = [&](std::string_view body) {
+    const char head[3] = {static_cast<char>(0x99), static_cast<char>(body.size() >> 8),
+                          static_cast<char>(body.size() & 0xFF)};
+    feed({head, 3});
+    feed(body);
+  };
+  key_packet(primary_body);
+  if (!component.whole.empty()) {
+    const auto packet = first_packet(component.whole);
+    if (!packet) ok = false;
+    if (ok && component.tag == tag::public_subkey) {
+      key_packet(packet->body);
+    } else if (ok) {
+      const std::size_t n = packet->body.size();
+      const char head[5] = {static_cast<char>(component.tag == tag::user_id ? 0xB4 : 0xD1),
+                            static_cast<char>(n >> 24), static_cast<char>((n >> 16) & 0xFF),
+                            static_cast<char>((n >> 8) & 0xFF), static_cast<char>(n & 0xFF)};
+      feed({head, 5});
+      feed(packet->body);
+    }
+  }
+  feed(sig_body.substr(0, hashed));
+  const char trailer[6] = {4, static_cast<char>(0xFF), static_cast<char>(hashed >> 24),
+                           static_cast<char>((hashed >> 16) & 0xFF),
+                           static_cast<char>((hashed >> 8) & 0xFF), static_cast<char>(hashed & 0xFF)};
+  feed({trailer, 6});
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  ok = ok && EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len >= 2;
+  EVP_MD_CTX_free(ctx);
+  EVP_MD_free(md);
+  if (!ok) return std::nullopt;
+  return static_cast<std::uint16_t>((digest[0] << 8) | digest[1]);
+}
+
+// One signature's exact bytes under several components (a copy of a real self-signature put under
+// a forged user ID: anyone can make one). Its hash covers one component only, so it belongs to at
+// most one; RNP folds identical signatures into one and attributes it to the last place it saw,
+// which made the real user ID read as unsigned and the whole key unreadable. Each copy stays only
+// where the hash prefix the signature carries matches; a copy whose prefix matches several places
+// (16 bits: a collision costs 65,536 tries) stays in the first of them (the cached copy's first).
+void drop_copied_signatures(Build& b, const std::vector<Component*>& all, FilterOutcome& out) {
+  std::unordered_map<std::string_view, std::vector<std::pair<Component*, Sig*>>> places;
+  for (auto* c : all) {
+    for (auto& s : c->sigs) places[s.whole].emplace_back(c, &s);
+  }
+  const auto primary = first_packet(b.primary);
+  if (!primary) return;
+  for (auto& [bytes, at] : places) {
+    if (at.size() < 2) continue;
+    bool kept = false;
+    for (auto& [c, s] : at) {
+      const auto sig = first_packet(s->whole);
+      const std::string_view body = sig ? sig->body : std::string_view();
+      std::optional<std::uint16_t> want;
+      if (body.size() >= 8) {
+        const std::size_t hashed = 6 + be(body, 4, 2);
+        if (hashed + 2 <= body.size()) {
+          const std::size_t unhashed = be(body, hashed, 2);
+          if (hashed + 4 + unhashed <= body.size()) {
+            want = static_cast<std::uint16_t>(be(body, hashed + 2 + unhashed, 2));
+          }
+        }
+      }
+      const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
+      const bool belongs = got && *got == *want;
+      if (belongs && !kept) {
+        kept = true;
+        continue;
+      }
+      if (s->keep) {
+        s->keep = false;
+        ++out.dropped["copied_signature"];
+      }
+    }
+  }
+}
+
+// User IDs, attributes and subkeys that not even a claimed self-signature binds cannot be part of
+// the key (verification would drop them): they go before anything is counted, so padding a key
+// with bare packets never refuses it (and never keeps a revocation from arriving).
+void drop_unbound(Build& b, FilterOutcome& out) {
+  auto unbound = [](const Component& c) {
+    return std::none_of(c.sigs.begin(), c.sigs.end(), [](const Sig& s) { return s.self && s.keep; });
+  };
+  const std::size_t users = std::erase_if(b.users, unbound);
+  const std::size_t subkeys = std::erase_if(b.subkeys, unbound);
+  if (users) out.dropped["unbound_user_id"] += users;
+  if (subkeys) out.dropped["unbound_subkey"] += subkeys;
+}
+
+// Budgets for the new (not trusted) signatures that claim the primary key as issuer: each costs a
+// verification, so their number is bounded. What decides which ones are verified must not be an
+// order the sender controls (dates, positions): eight forged revocations dated after the owner's
+// genuine one would otherwise push it out before verification. So revocations are kept at
+// random within their budget, and other self-signatures half by date (the newest carry a key's
+// current expiry) and half at random. What verification proves then stays in the cached copy
+// (trusted, never dropped again), so a later copy cannot undo it and a refresh that missed a
+// genuine signature in a flood of forgeries finds it at a later one.
+void select_new_self_signatures(const std::vector<Component*>& all, FilterOutcome& out) {
+  std::vector<Sig*> revocations, others;  // kept per component, the key's budgets next
+  std::size_t direct_revocations = 0;
+  for (auto* c : all) {
+    std::vector<Sig*> rev, other;
+    for (auto& s : c->sigs) {
+      if (!s.self || s.trusted || !s.keep) continue;
+      (is_revocation(s.facts.type) ? rev : other).push_back(&s);
+    }
+    keep_random(rev, kMaxNewRevocationsPerComponent, out);
+    if (other.size() > kMaxNewSelfSigsPerComponent) {
+      std::stable_sort(other.begin(), other.end(),
+                       [](const Sig* x, const Sig* y) { return x->facts.created > y->facts.created; });
+      std::vector<Sig*> rest(other.begin() + kMaxNewSelfSigsPerComponent / 2, other.end());
+      other.resize(kMaxNewSelfSigsPerComponent / 2);
+      keep_random(rest, kMaxNewSelfSigsPerComponent - other.size(), out);
+      other.insert(other.end(), rest.begin(), rest.end());
+    }
+    if (c == all.front()) direct_revocations = rev.size();
+    revocations.insert(revocations.end(), rev.begin(), rev.end());
+    others.insert(others.end(), other.begin(), other.end());
+  }
+  // The key's revocation budget: the primary key's own revocations (the direct slot, first in
+  // `revocations`) first, then the other components' at random.
+  if (revocations.size() > kMaxNewRevocationsPerKey) {
+    std::vector<Sig*> rest(revocations.begin() + static_cast<std::ptrdiff_t>(direct_revocations),
+                           revocations.end());
+    keep_random(rest, kMaxNewRevocationsPerKey - direct_revocations, out);
+  }
+  keep_random(others, kMaxNewSelfSigsPerKey, out);
+}
+
+// The key's packets: the primary key, then each component followed by its signatures that `take`.
+template <class Take>
+std::string packets_of(const Build& b, const std::vector<Component*>& all, Take take) {
+  std::string packets(b.primary);
+  for (auto* c : all) {
+    packets += c->whole;
+    for (const auto& s : c->sigs) {
+      if (take(s)) packets += s.whole;
+    }
+  }
+  return packets;
+}
+
+// A refused key's revocations by its primary key (each after the packet it revokes, within the
+// budgets), or nullopt when it has none.
+std::optional<FilteredKey> revocations_only(const Build& b, const std::vector<Component*>& all) {
+  std::vector<Component*> revoked;
+  for (auto* c : all) {
+    const bool any = std::any_of(c->sigs.begin(), c->sigs.end(), [](const Sig& s) {
+      return s.keep && s.self && is_revocation(s.facts.type);
+    });
+    if (any) revoked.push_back(c);
+  }
+  if (revoked.empty()) return std::nullopt;
+  FilteredKey k;
+  k.fingerprint = b.fingerprint;
+  k.packets = packets_of(b, revoked,
+                         [](const Sig& s) { return s.keep && s.self && is_revocation(s.facts.type); });
+  return k;
+}
+
+}  // namespace
 
 FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
                           std::size_t trusted_prefix, std::size_t max_keys) {
@@ -308,6 +524,18 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
       out.rejected.push_back(std::move(*b.refused));
       continue;
     }
+    {
+      std::vector<Component*> every{&b.direct};
+      for (auto& c : b.users) every.push_back(&c);
+      for (auto& c : b.subkeys) every.push_back(&c);
+      drop_copied_signatures(b, every, out);
+    }
+    drop_unbound(b, out);
+    std::vector<Component*> all{&b.direct};
+    for (auto& c : b.users) all.push_back(&c);
+    for (auto& c : b.subkeys) all.push_back(&c);
+    select_new_self_signatures(all, out);
+
     auto over = [&](std::size_t n, std::uint64_t limit, const char* what, const char* key) {
       if (n <= limit) return false;
       out.rejected.push_back({b.fingerprint, GPG_ERR_TOO_LARGE,
@@ -317,11 +545,11 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
     };
     if (over(b.users.size(), limits.max_user_ids, "user IDs", "max_user_ids") ||
         over(b.subkeys.size(), limits.max_subkeys, "subkeys", "max_subkeys")) {
+      // Refused, but its revocations are kept aside: whatever else is wrong with a copy, the
+      // caller may still apply them to the copy it has (keys_with_revocations_only).
+      if (auto rev = revocations_only(b, all)) out.revocations.push_back(std::move(*rev));
       continue;
     }
-    std::vector<Component*> all{&b.direct};
-    for (auto& c : b.users) all.push_back(&c);
-    for (auto& c : b.subkeys) all.push_back(&c);
 
     // Third-party policy, counted over the whole key.
     using config::ThirdPartySigs;
@@ -334,37 +562,14 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
       }
       strip = b.third_party > limits.max_third_party_sigs || bytes > limits.max_key_bytes;
     }
-    // Budgets for new self-issued signatures: revocations first, then the newest.
-    std::size_t new_self = 0;
-    for (auto* c : all) {
-      std::vector<Sig*> fresh;
-      for (auto& s : c->sigs) {
-        if (!s.self) {
-          if (strip) {
+    if (strip) {
+      for (auto* c : all) {
+        for (auto& s : c->sigs) {
+          if (!s.self && s.keep) {
             s.keep = false;
             drop("third_party_signature");
           }
-        } else if (!s.trusted) {
-          fresh.push_back(&s);
         }
-      }
-      std::stable_sort(fresh.begin(), fresh.end(), [](const Sig* x, const Sig* y) {
-        const bool rx = is_revocation(x->facts.type), ry = is_revocation(y->facts.type);
-        if (rx != ry) return rx;
-        return x->facts.created > y->facts.created;
-      });
-      std::size_t revocations = 0, others = 0;
-      for (Sig* s : fresh) {
-        const bool rev = is_revocation(s->facts.type);
-        std::size_t& used = rev ? revocations : others;
-        const std::size_t cap = rev ? kMaxNewRevocationsPerComponent : kMaxNewSelfSigsPerComponent;
-        if (used == cap || new_self == kMaxNewSelfSigsPerKey) {
-          s->keep = false;
-          drop("excess_signature");
-          continue;
-        }
-        ++used;
-        ++new_self;
       }
     }
 
@@ -372,13 +577,7 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
     k.fingerprint = b.fingerprint;
     k.oversize_user_ids = b.oversize_user_ids;
     k.largest_oversize_user_id = b.largest_oversize_user_id;
-    k.packets += b.primary;
-    for (auto* c : all) {
-      k.packets += c->whole;
-      for (const auto& s : c->sigs) {
-        if (s.keep) k.packets += s.whole;
-      }
-    }
+    k.packets = packets_of(b, all, [](const Sig& s) { return s.keep; });
     out.keys.push_back(std::move(k));
   }
   return out;

@@ -10,10 +10,14 @@
 //    unknown types, document signatures and unparseable ones go wherever they stand;
 //  - third-party certifications are counted wherever they stand and the policy
 //    (`third_party_sigs`) is applied to all of them;
+//  - user IDs and subkeys that no signature claiming the primary key binds are dropped before
+//    anything is counted (bare padding never refuses a key);
 //  - per-packet size limits, `max_user_ids` and `max_subkeys` (a key over either is refused
-//    whole: trimming would let an attacker choose what stays), and a bound on the new
+//    whole: trimming would let an attacker choose what stays; its revocations are kept aside in
+//    `revocations`, so a caller holding the key can still apply them), and a bound on the new
 //    self-issued signatures RNP will verify per component and per key (revocations have their
-//    own budget, so a flood of forged certifications cannot push one out).
+//    own budget, so a flood of forged certifications cannot push one out, and within a budget
+//    the choice is random, never an order the sender controls).
 //
 // Signatures from the first `trusted_prefix` bytes (the cached copy, verified when it was
 // stored) are never dropped for a budget, so an incoming copy cannot displace a revocation.
@@ -48,13 +52,16 @@ struct FilteredKey {
 struct FilterOutcome {
   std::vector<FilteredKey> keys;  // one per distinct primary key, in first-seen order
   std::vector<RejectedKey> rejected;
+  // Keys refused for max_user_ids or max_subkeys that carry revocations by their primary key:
+  // the primary key and each revoked component with those revocations only (not verified yet).
+  std::vector<FilteredKey> revocations;
   // Signature packets standing before any key (a bare revocation certificate), as they came.
   std::string leading_signatures;
   bool secret_material = false;  // a secret key packet anywhere: callers refuse all of it
   bool any_packet = false;       // at least one well-framed OpenPGP packet was read
   std::size_t primaries = 0;     // distinct primary keys seen (kept or refused)
   // What was dropped, by reason: misplaced_signature, malformed_signature, third_party_signature,
-  // excess_signature, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
+  // excess_signature, unbound_user_id, unbound_subkey, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
   // malformed_packet (the input stopped framing: the rest was ignored).
   std::map<std::string, std::size_t> dropped;
 };

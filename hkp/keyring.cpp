@@ -111,11 +111,52 @@ void each_uid_signature(rnp_uid_handle_t uid, F fn) {
   }
 }
 
-std::pair<bool, bool> valid_and_revoked(rnp_uid_handle_t uid) {
+// A signature RNP proved correct, whatever the key's state today (an expired signature is still a
+// correct one). RNP validates on demand, so this also answers for a revoked primary key's
+// subkey bindings, which its key validation skips.
+bool proven(rnp_signature_handle_t sig) {
+  const rnp_result_t valid = rnp_signature_is_valid(sig, 0);
+  return valid == RNP_SUCCESS || valid == RNP_ERROR_SIGNATURE_EXPIRED;
+}
+
+// Whether a user ID is the key's: RNP's own verdict, which asks only whether a certification or
+// revocation by the primary key verifies on this user ID (not whether the key is usable today),
+// so a revoked or expired key keeps its user IDs. A signature handle is not enough here: RNP
+// folds identical signatures, so a copy of a real self-signature under a forged user ID reads
+// as valid through the handle.
+bool uid_is_bound(rnp_uid_handle_t uid) {
   bool valid = false, revoked = false;
   rnp_uid_is_valid(uid, &valid);
   rnp_uid_is_revoked(uid, &revoked);
-  return {valid, revoked};
+  return valid || revoked;
+}
+
+// Whether a subkey is the key's: RNP's verdict (valid, revoked or expired), or else a binding or
+// subkey revocation by the primary key that verifies. RNP's verdict also asks whether the primary
+// key is usable, so alone it dropped every subkey of a revoked key, and with them the lookups by
+// a subkey's ID that a verifier makes (gpg --auto-key-retrieve asks for the signing subkey).
+bool subkey_is_bound(rnp_key_handle_t sub, const std::string& primary_keyid) {
+  if (flag(rnp_key_is_valid, sub) || flag(rnp_key_is_revoked, sub) ||
+      flag(rnp_key_is_expired, sub)) {
+    return true;
+  }
+  std::size_t count = 0;
+  rnp_key_get_signature_count(sub, &count);
+  for (std::size_t s = 0; s < count; ++s) {
+    rnp_signature_handle_t raw = nullptr;
+    if (rnp_key_get_signature_at(sub, s, &raw) != RNP_SUCCESS) continue;
+    SigHandle sig(raw);
+    RnpString signer;
+    rnp_signature_get_keyid(raw, &signer.p);
+    if (signer.str() == primary_keyid && proven(raw)) return true;
+  }
+  return false;
+}
+
+bool uid_is_revoked(rnp_uid_handle_t uid) {
+  bool revoked = false;
+  rnp_uid_is_revoked(uid, &revoked);
+  return revoked;
 }
 
 std::vector<UserId> read_uids(rnp_key_handle_t key, const std::string& primary_keyid) {
@@ -124,9 +165,9 @@ std::vector<UserId> read_uids(rnp_key_handle_t key, const std::string& primary_k
     std::uint32_t type = 0;
     rnp_uid_get_type(uid.get(), &type);
     if (type != RNP_USER_ID) return;  // photo IDs are not listed in indexes
-    const auto [valid, revoked] = valid_and_revoked(uid.get());
     // A user ID without a valid self-signature may be forged by anyone: never list it.
-    if (!valid && !revoked) return;
+    if (!uid_is_bound(uid.get())) return;
+    const bool revoked = uid_is_revoked(uid.get());
     void* data = nullptr;
     std::size_t size = 0;
     if (rnp_uid_get_data(uid.get(), &data, &size) != RNP_SUCCESS) return;
@@ -186,15 +227,16 @@ void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uin
 }
 
 // Cleaning with RNP, in place: signatures by the primary key that RNP does not prove valid, user
-// IDs without a valid (or revoking) self-signature, subkeys without a valid binding. Counts what
-// it removed in `dropped`.
+// IDs and subkeys that no valid signature by the primary key binds. One rule whatever the
+// primary key's state: cleaning asks whether a signature is correct, never whether the key is
+// usable today (a revoked key is served whole, so clients learn it is revoked). Counts what it
+// removed in `dropped`.
 void clean(rnp_key_handle_t key, const std::string& primary_keyid,
            std::map<std::string, std::size_t>& dropped) {
-  // Validity is read before anything is removed: RNP does not recompute it after a removal.
+  // Decided before anything is removed: RNP does not recompute validity after a removal.
   std::vector<UidHandle> forged;
   each_uid(key, [&](UidHandle& uid) {
-    const auto [valid, revoked] = valid_and_revoked(uid.get());
-    if (!valid && !revoked) forged.push_back(std::move(uid));
+    if (!uid_is_bound(uid.get())) forged.push_back(std::move(uid));
   });
   std::vector<KeyHandle> unbound;
   std::size_t subs = 0;
@@ -203,9 +245,8 @@ void clean(rnp_key_handle_t key, const std::string& primary_keyid,
     rnp_key_handle_t raw = nullptr;
     if (rnp_key_get_subkey_at(key, i, &raw) != RNP_SUCCESS) continue;
     KeyHandle sub(raw);
-    if (!flag(rnp_key_is_valid, raw) && !flag(rnp_key_is_revoked, raw) &&
-        !flag(rnp_key_is_expired, raw)) {
-      unbound.push_back(std::move(sub));  // no valid binding: not provably this key's subkey
+    if (!subkey_is_bound(raw, primary_keyid)) {
+      unbound.push_back(std::move(sub));  // not provably this key's subkey
     }
   }
   // Last first: a user ID handle names its position, and removing one moves those after it, so
@@ -346,6 +387,7 @@ ParseOutcome parse_binary(std::string_view binary, const config::KeysConfig& lim
   out.key_count = f.primaries;
   out.dropped = std::move(f.dropped);
   out.rejected = std::move(f.rejected);
+  out.revocations = std::move(f.revocations);
   if (out.secret_material || f.primaries > max_keys) return out;
   for (const auto& fk : f.keys) verify_key(fk, limits, depth, out);
   return out;
@@ -400,6 +442,19 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
     if (k.info.fingerprint == fingerprint) {
       const bool changed = !same_packets(k.packets, cached);
       return MergeResult{std::move(k), changed};
+    }
+  }
+  // Refused whole: the cached copy gains the incoming copy's revocations and nothing else.
+  for (const auto& rev : merged.revocations) {
+    if (rev.fingerprint != fingerprint) continue;
+    both.assign(cached);
+    both += rev.packets;
+    ParseOutcome revoked = parse_binary(both, limits, cached.size(), SIZE_MAX, 0);
+    for (auto& k : revoked.keys) {
+      if (k.info.fingerprint == fingerprint) {
+        const bool changed = !same_packets(k.packets, cached);
+        return MergeResult{std::move(k), changed};
+      }
     }
   }
   return std::nullopt;

@@ -25,6 +25,10 @@ struct ParseOutcome {
   bool not_openpgp = false;      // nothing in the input parsed as OpenPGP at all
   std::optional<Problem> bad_input;  // armor that is not a public key block, or damaged (400)
   std::size_t key_count = 0;         // distinct primary keys seen, kept or refused
+  // Refused keys' revocations by their own primary key, not verified yet (FilterOutcome): a
+  // caller that holds such a key applies them with merge_key, so no padding of a copy keeps a
+  // revocation from a cached key.
+  std::vector<FilteredKey> revocations;
   // What cleaning removed from the accepted keys, by reason: those of FilterOutcome::dropped,
   // and invalid_signature, invalid_user_id, invalid_subkey (RNP's verdicts).
   std::map<std::string, std::size_t> dropped;
@@ -43,7 +47,9 @@ ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
 
 // Merges two copies of one key (binary packets): the union of their user IDs, subkeys and
 // signatures, cleaned like parse_keys. `changed` is false when the result is byte for byte the
-// `cached` copy (the incoming copy added nothing), so the caller need not rewrite it.
+// `cached` copy (the incoming copy added nothing), so the caller need not rewrite it. When the
+// union is refused (over max_user_ids, say), the incoming copy's revocations by the primary key
+// are still applied to the cached copy: nothing else in a copy can block a revocation.
 struct MergeResult {
   ParsedKey key;
   bool changed = true;

@@ -144,6 +144,8 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                       " keys in one submission; at most " + std::to_string(kMaxKeysPerSubmission) +
                       " (import keyrings with hkp-gateway cache import)");
   }
+  // A key refused whole may still revoke the cached copy: that much of it is applied.
+  cache::apply_refused_revocations(d_.store, parsed, cfg.keys);
   for (const auto& r : parsed.rejected) {
     d_.metrics.keys_rejected(gpg_err_code_to_reason(r.code));
     log::warn("key_add_refused", {{"peer", peer}, {"fingerprint", r.fingerprint}, {"reason", r.reason}});

@@ -105,7 +105,13 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
       // Verification is the pool's work: an answer with thousands of signatures must not
       // hold up a network thread (ARCHITECTURE.md, threads).
       const std::string& body = r.body;
-      auto parse = [&body, &cfg] { return hkp::parse_keys(body, cfg.keys); };
+      // A copy refused whole (padded past max_user_ids, say) still brings its revocations to
+      // the cached key: nothing an upstream adds may keep a revocation out.
+      auto parse = [&body, &cfg, this] {
+        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys);
+        cache::apply_refused_revocations(d_.store, parsed, cfg.keys);
+        return parsed;
+      };
       hkp::ParseOutcome parsed = co_await d_.pool.run(parse);
       if (parsed.secret_material) {
         r.outcome = Outcome::bad_response;

@@ -28,6 +28,17 @@ void TestKeyserver::stop() {
   process_->wait(std::chrono::seconds(5));
 }
 
+bool TestKeyserver::serve_raw(const std::string& key) {
+  return http_request(control_, "POST", "/raw", key).status == 200;
+}
+
+bool TestKeyserver::publish(const std::string& armored) {
+  // The TLS port is the keyserver's; the control port takes the same submission in plain HTTP.
+  return http_request(control_, "POST", "/add", "keytext=" + percent_encode_all(armored),
+                      {"Content-Type: application/x-www-form-urlencoded"})
+             .status == 200;
+}
+
 void TestKeyserver::set_mode(const std::string& mode, int delay_ms, bool close) {
   http_get(control_, "/mode?set=" + mode + "&delay_ms=" + std::to_string(delay_ms) +
                          (close ? "&close=1" : ""));

@@ -23,6 +23,10 @@ class TestKeyserver {
   void stop();
   void set_mode(const std::string& mode, int delay_ms = 0, bool close = false);
   int lookups();  // /pks/lookup requests seen so far
+  // Serves `key` (armored or binary) byte for byte in place of its copy; false if refused.
+  bool serve_raw(const std::string& key);
+  // Publishes a key straight to this keyserver (its /pks/add: merged into what it serves).
+  bool publish(const std::string& armored);
   // "requests", "lookups", "gets", "indexes", "probes", "resumed", "max_concurrent"
   int count(const std::string& what);
 

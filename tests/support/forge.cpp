@@ -59,11 +59,22 @@ std::string key_packets(const std::string& data) {
   return parsed.keys.front().packets;
 }
 
+std::string altered_signature(const std::string& sig, int n) {
+  // The last bytes are the signature's MPIs: the packet still frames, claims the same issuer,
+  // type and hash prefix, and verifies for nothing.
+  std::string out = sig;
+  if (out.size() < 4) return out;
+  // (first_uid_signature already flips bit 0 of the last byte: never flip it back.)
+  out[out.size() - 1] = static_cast<char>(out[out.size() - 1] ^ (2 + n % 250));
+  out[out.size() - 2] = static_cast<char>(out[out.size() - 2] ^ (n / 250));
+  return out;
+}
+
 std::string with_forged_uid(const std::string& key, const std::string& uid_text) {
   const auto ps = split(key);
   const std::size_t at = after_first_uid(ps);
-  return join(ps, 0, at) + hkp::make_packet(tag::user_id, uid_text) + first_uid_signature(ps) +
-         join(ps, at, ps.size());
+  return join(ps, 0, at) + hkp::make_packet(tag::user_id, uid_text) +
+         altered_signature(first_uid_signature(ps), 0) + join(ps, at, ps.size());
 }
 
 std::string with_foreign_subkey(const std::string& key, const std::string& other) {
@@ -154,7 +165,31 @@ std::string with_fake_subkeys(const std::string& key, int count) {
     std::string b = body;  // v4: version, then the 4-byte creation time
     const std::uint32_t when = 1500000000u + static_cast<std::uint32_t>(n);
     for (int k = 0; k < 4; ++k) b[1 + k] = static_cast<char>((when >> (24 - 8 * k)) & 0xFF);
-    out += hkp::make_packet(tag::public_subkey, b) + binding;
+    out += hkp::make_packet(tag::public_subkey, b) + altered_signature(binding, n);
+  }
+  return out;
+}
+
+std::string with_bare_uids(const std::string& key, int count) {
+  std::string out = key;
+  for (int n = 0; n < count; ++n) {
+    out += hkp::make_packet(tag::user_id, "Padding " + std::to_string(n) + " <pad" +
+                                              std::to_string(n) + "@example.org>");
+  }
+  return out;
+}
+
+std::string with_bare_subkeys(const std::string& key, int count) {
+  const auto ps = split(key);
+  std::size_t i = 0;
+  while (i < ps.size() && ps[i].tag != tag::public_subkey) ++i;
+  if (i == ps.size()) throw std::runtime_error("forge: key has no subkey");
+  std::string out = key;
+  for (int n = 0; n < count; ++n) {
+    std::string b(ps[i].body);
+    const std::uint32_t when = 1400000000u + static_cast<std::uint32_t>(n);
+    for (int k = 0; k < 4; ++k) b[1 + k] = static_cast<char>((when >> (24 - 8 * k)) & 0xFF);
+    out += hkp::make_packet(tag::public_subkey, b);
   }
   return out;
 }
@@ -166,7 +201,7 @@ std::string with_fake_uids(const std::string& key, int count) {
   for (int n = 0; n < count; ++n) {
     uids += hkp::make_packet(tag::user_id, "Fake " + std::to_string(n) + " <fake" +
                                                std::to_string(n) + "@example.org>") +
-            sig;
+            altered_signature(sig, n);
   }
   const std::size_t at = after_first_uid(ps);
   return join(ps, 0, at) + uids + join(ps, at, ps.size());

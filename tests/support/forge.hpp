@@ -10,8 +10,12 @@ namespace hkpgw::test {
 // Binary packets of the first key in an armored or binary file (RNP, nothing cleaned).
 std::string key_packets(const std::string& armored_or_binary);
 
-// `key` plus a user ID whose "self-signature" is a copy of the key's first user ID's: it does
-// not verify, as anyone could have appended it.
+// `sig` (a whole signature packet) with its last bytes changed (`n` makes copies distinct): the
+// same issuer, type and hash prefix, and it verifies for nothing.
+std::string altered_signature(const std::string& sig, int n);
+
+// `key` plus a user ID whose "self-signature" is an altered copy of the key's first user ID's:
+// it does not verify, as anyone could have appended it.
 std::string with_forged_uid(const std::string& key, const std::string& uid_text);
 
 // `key` plus the first subkey of `other` with `other`'s binding signature.
@@ -50,11 +54,18 @@ std::string with_after_first_uid(const std::string& key, const std::string& sigs
 std::string first_uid_self_signature(const std::string& key);
 
 // `key` plus `count` made-up subkeys (the first subkey's packet with other creation times, so
-// other fingerprints), each with a copy of the real binding that does not verify for it.
+// other fingerprints), each with an altered copy of the real binding (distinct, verifying for
+// nothing: identical copies are dropped before verification, see copied_signature).
 std::string with_fake_subkeys(const std::string& key, int count);
 
-// `key` plus `count` made-up user IDs, each with a forged self-signature.
+// `key` plus `count` made-up user IDs, each with a forged (altered, distinct) self-signature.
 std::string with_fake_uids(const std::string& key, int count);
+
+// `key` plus `count` made-up user IDs without any signature (padding anyone can add upstream).
+std::string with_bare_uids(const std::string& key, int count);
+
+// `key` plus `count` made-up subkeys without any signature.
+std::string with_bare_subkeys(const std::string& key, int count);
 
 // Number of signature packets in binary key data.
 int signature_count(const std::string& packets);

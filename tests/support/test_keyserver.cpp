@@ -8,6 +8,9 @@
 //   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N adds=N
 //     wkd=N verifies=N"
 //   POST /pks/add (keytext=) merges the submitted keys into what it serves; adds counts them.
+//   POST /add (control port) does what /pks/add does, without counting as a request seen.
+//   POST /raw (control port; one key, armored or binary) serves those bytes as they are in place
+//     of that key's copy: padded or crowded copies as a hostile keyserver would serve them.
 //   GET /.well-known/openpgpkey/<domain>/hu/<hash> (WKD's advanced place) and
 //     /.well-known/openpgpkey/hu/<hash> (the direct one, the domain from the Host header): the
 //     binary keys with a user ID of that domain whose hashed local part is <hash>; wkd counts
@@ -227,6 +230,26 @@ std::vector<hkp::KeyInfo> add_keys(State& st, const std::string& keytext) {
   return taken;
 }
 
+// Serves `body` (one key, armored or binary) byte for byte in place of the key with its
+// fingerprint: a keyserver whose copy was padded or crowded by someone else. The facts the index
+// needs come from a parse with every limit lifted; the packets served are the raw ones.
+bool replace_raw(State& st, const std::string& body) {
+  auto limits = keep_everything();
+  limits.max_user_ids = limits.max_subkeys = 1ULL << 20;
+  auto parsed = hkp::parse_keys(body, limits);
+  auto decoded = hkp::dearmor(body);
+  if (parsed.keys.size() != 1 || !decoded) return false;
+  hkp::ParsedKey k = std::move(parsed.keys.front());
+  k.packets = decoded->binary;
+  std::lock_guard lock(st.mutex);
+  auto next = std::make_shared<std::vector<hkp::ParsedKey>>(st.keys->list);
+  auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
+  std::erase_if(*next, same);
+  next->push_back(std::move(k));
+  st.keys = std::make_shared<const Keyring>(std::move(*next));
+  return true;
+}
+
 HttpResponse json(unsigned status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -410,6 +433,16 @@ asio::awaitable<HttpResponse> control(State& st, const HttpRequest& req) {
                                      " adds=" + std::to_string(st.adds) +
                                      " wkd=" + std::to_string(st.wkd) +
                                      " verifies=" + std::to_string(st.verifies));
+  }
+  if (req.path() == "/add" && req.method == "POST") {  // /pks/add, from the test's side
+    auto keytext = hkp::form_field(req.body, "keytext");
+    if (!keytext) co_return text_response(400, "no keytext");
+    const bool added = !add_keys(st, *keytext).empty();
+    co_return text_response(added ? 200 : 400, added ? "key(s) added" : "no usable key");
+  }
+  if (req.path() == "/raw" && req.method == "POST") {
+    co_return replace_raw(st, req.body) ? text_response(200, "replaced")
+                                        : text_response(400, "not one key");
   }
   if (req.path() == "/mode") {
     std::lock_guard lock(st.mutex);

@@ -1,0 +1,158 @@
+// Revocations reach users through the gateway (issue: "revocations reach every user"): real gpg
+// verifying a signature by a subkey of a revoked or expired key, asking the gateway for the
+// issuer as gpg --auto-key-retrieve does; every lookup form of such keys; upstream copies padded
+// or crowded so that a cached key would have missed its revocation.
+#include <catch2/catch.hpp>
+
+#include "support/actors.hpp"
+#include "support/forge.hpp"
+
+using namespace hkpgw::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// A verifier in a fresh home: gpg --auto-key-retrieve fetches the signing (sub)key by the issuer
+// fingerprint in the signature, from the gateway.
+RunResult verify(const Gateway& gw, const std::string& name) {
+  Gpg verifier;
+  return verifier({"--auto-key-retrieve", "--verify", data_dir() + "/" + name + "-message.sig",
+                   data_dir() + "/" + name + "-message.txt"},
+                  gw.hkp_url());
+}
+
+// The mr index line of the primary key ("pub:FPR:algo:bits:created:expires:flags").
+std::string pub_line(const HttpResult& r) {
+  const auto at = r.body.find("pub:");
+  return at == std::string::npos ? "" : r.body.substr(at, r.body.find('\n', at) - at);
+}
+
+}  // namespace
+
+TEST_CASE("gpg verifying a signature by a revoked key's subkey is told it was revoked",
+          "[integration][gpg][revocation]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("FRANK_FPR");
+
+  // Before the revocation, the signature checks out (and the key is now cached).
+  const auto before = verify(gw, "frank");
+  INFO(before.err);
+  REQUIRE(before.exit_code == 0);
+  CHECK_THAT(before.err, Contains("Good signature from \"Frank Revoked <frank@example.org>\""));
+
+  // The owner revokes his key and sends it through the gateway, as gpg does.
+  Gpg owner;
+  REQUIRE(owner({"--import", data_dir() + "/frank.asc"}).exit_code == 0);
+  const auto sent = owner({"--send-keys", fpr}, gw.hkp_url());
+  INFO(sent.err);
+  REQUIRE(sent.exit_code == 0);
+
+  const auto after = verify(gw, "frank");
+  INFO(after.err);
+  CHECK_THAT(after.err, Contains("This key has been revoked by its owner!"));
+  CHECK_THAT(after.err, Contains("Frank Revoked <frank@example.org>"));
+
+  // Every lookup form finds the revoked key, its subkeys' IDs included, and says revoked.
+  for (const char* name : {"FRANK_FPR", "FRANK_SIGN_FPR", "FRANK_ENC_FPR"}) {
+    const std::string id = fixture(name);
+    for (const std::string& search : {id, id.substr(24)}) {
+      const auto got = gw.get("/pks/lookup?op=get&options=mr&search=0x" + search);
+      INFO(name << " " << search);
+      CHECK(got.status == 200);
+      const auto listed = gw.get("/pks/lookup?op=index&options=mr&search=0x" + search);
+      CHECK(listed.status == 200);
+      CHECK(pub_line(listed).ends_with(":r"));
+    }
+  }
+  const auto by_email = gw.get("/pks/lookup?op=get&options=mr&exact=on&search=frank@example.org");
+  CHECK(by_email.status == 200);
+  const auto vks = gw.get("/vks/v1/by-fingerprint/" + fixture("FRANK_SIGN_FPR"));
+  CHECK(vks.status == 200);
+}
+
+TEST_CASE("gpg verifying a signature by an expired key's subkey finds the key",
+          "[integration][gpg][revocation]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"gina.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const auto r = verify(gw, "gina");
+  INFO(r.err);
+  // The key is found and the signature checks out; gpg says the key has expired.
+  CHECK_THAT(r.err, Contains("Good signature from \"Gina Expired <gina@example.org>\""));
+  CHECK_THAT(r.err, Contains("expired"));
+  CHECK_FALSE(Catch::Matchers::Contains("No public key").match(r.err));
+  for (const char* name : {"GINA_FPR", "GINA_SIGN_FPR", "GINA_ENC_FPR"}) {
+    const std::string id = fixture(name);
+    for (const std::string& search : {id, id.substr(24)}) {
+      INFO(name << " " << search);
+      CHECK(gw.get("/pks/lookup?op=get&options=mr&search=0x" + search).status == 200);
+    }
+  }
+  CHECK(ks.lookups() == 1);  // every later lookup answered by the cache
+}
+
+TEST_CASE("a padded or crowded upstream copy still brings the revocation to the cached key",
+          "[integration][revocation]") {
+  const std::string fpr = fixture("FRANK_FPR");
+  const std::string revoked = key_packets(read_file(data_dir() + "/frank.asc"));
+  const std::string me = primary_keyid(revoked);
+  std::string newer_forgeries;
+  for (std::uint32_t i = 0; i < 8; ++i) newer_forgeries += forged_signature(0x20, me, 1900000000u + i);
+  struct Shape {
+    const char* name;
+    std::string copy;
+  };
+  const Shape shapes[] = {
+      {"100 bare user IDs", with_bare_uids(revoked, 100)},
+      {"101 bare subkeys", with_bare_subkeys(revoked, 101)},
+      {"101 user IDs with forged self-signatures (refused whole)", with_fake_uids(revoked, 101)},
+      {"8 forged revocations newer than the genuine one",
+       with_after_primary(revoked, newer_forgeries)},
+  };
+  for (const auto& shape : shapes) {
+    DYNAMIC_SECTION(shape.name) {
+      TempDir dir;
+      TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
+      // Cached copies are asked for again after a second, so the next lookup is a refresh.
+      Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"1s\"\nstale_while_revalidate = \"0s\"\n");
+      REQUIRE(gw.started());
+      const auto first = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fpr);
+      REQUIRE(first.status == 200);
+      CHECK_FALSE(pub_line(first).ends_with(":r"));
+
+      REQUIRE(ks.serve_raw(shape.copy));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past fresh_for
+      const auto refreshed = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fpr);
+      INFO(refreshed.body);
+      CHECK(refreshed.status == 200);
+      CHECK(pub_line(refreshed).ends_with(":r"));
+      CHECK(ks.lookups() == 2);
+      // Nothing of the padding was kept: one user ID, two subkeys.
+      const auto got = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fpr);
+      CHECK(count_of(got.body, "\nuid:") == 1);
+      CHECK_FALSE(Catch::Matchers::Contains("Padding").match(got.body));
+      CHECK_FALSE(Catch::Matchers::Contains("Fake").match(got.body));
+    }
+  }
+}
+
+TEST_CASE("a submission padded past max_user_ids still revokes the cached key",
+          "[integration][revocation]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("FRANK_FPR");
+  REQUIRE(gw.get(get_target(fpr)).status == 200);
+  const std::string padded = with_fake_uids(key_packets(read_file(data_dir() + "/frank.asc")), 101);
+  const auto r = post_add(gw, "keytext=" + percent_encode_all(padded));
+  INFO(r.body);
+  CHECK(r.status == 200);
+  CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
+  // Only the revocation was taken: what is served has the one real user ID.
+  CHECK(count_of(gw.get(index_target(fpr)).body, "\nuid:") == 1);
+}
