@@ -358,6 +358,22 @@ std::size_t Store::visit_all(const Visitor& fn) const {
   return n;
 }
 
+std::vector<Store::KeyTimes> Store::key_times(const std::optional<Fingerprint>& after,
+                                              std::size_t n) const {
+  std::vector<KeyTimes> out;
+  Txn t(env_, tables_, Txn::Mode::read);
+  if (!t) return out;
+  Cursor slots(t, Table::keys);
+  bool more = after ? slots.at_or_after(after->bytes()) : slots.first();
+  if (more && after && slots.key() == after->bytes()) more = slots.next();
+  for (; more && out.size() < n; more = slots.next()) {
+    const auto fpr = Fingerprint::from_bytes(slots.key());
+    const auto slot = decode_slot(slots.value());
+    if (fpr && slot) out.push_back({*fpr, slot->fetched_at, slot->accessed_at});
+  }
+  return out;
+}
+
 std::optional<QueryRecord> Store::get_query(std::string_view key) const {
   Txn t(env_, tables_, Txn::Mode::read);
   if (!t) return std::nullopt;

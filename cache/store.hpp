@@ -184,6 +184,15 @@ class Store {
   // Every key, in the order its record lies in the file (oldest placement first: a sequential
   // read). One read transaction for the whole walk (export).
   std::size_t visit_all(const Visitor& visit) const;
+  // The times of up to `n` cached keys in fingerprint order, the first after `after` (nullopt:
+  // from the first key): the refresher's walk, a bounded slice per call (one short read
+  // transaction over the slots, no record read). Empty at the end.
+  struct KeyTimes {
+    Fingerprint fingerprint;
+    std::int64_t fetched_at = 0;   // when an upstream last confirmed it
+    std::int64_t accessed_at = 0;  // when a client was last served it (to access_granularity)
+  };
+  std::vector<KeyTimes> key_times(const std::optional<Fingerprint>& after, std::size_t n) const;
   std::optional<QueryRecord> get_query(std::string_view key) const;
   // Every queued forward (a few, normally).
   std::vector<OutboxEntry> outbox() const;

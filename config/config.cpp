@@ -386,6 +386,21 @@ void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   }
 }
 
+void read_refresh(Reader& r, const Value& t, RefreshConfig& c) {
+  const std::string p = "refresh.";
+  r.check_keys(t, p, {"every", "max_rate"});
+  r.duration(t, p, "every", c.every, std::chrono::seconds(10));
+  if (const Value* v = r.child(t, "max_rate")) {
+    if (!v->is_string()) {
+      r.problem(*v, p + "max_rate", "expected a rate such as \"4/s\", or \"0\" (off)");
+    } else if (auto rate = parse_rate(v->as_string().str); !rate.ok()) {
+      r.problem(*v, p + "max_rate", rate.error());
+    } else {
+      c.max_rate = rate.value();
+    }
+  }
+}
+
 void check_readable(Reader& r, const std::string& path, const std::string& file) {
   if (!file.empty() && !std::ifstream(file).good()) {
     r.problem_at_top(path, "cannot read \"" + file + "\"");
@@ -399,7 +414,8 @@ Config build(const Value& root, const std::string& source) {
   // "default" is resolved against the list the file ends up with (the embedded list or its own).
   c.upstreams.default_name.clear();
   r.check_keys(root, "",
-               {"server", "admin", "cache", "upstreams", "upstream", "keys", "limits", "cluster"});
+               {"server", "admin", "cache", "upstreams", "upstream", "keys", "limits", "cluster",
+                "refresh"});
   auto section = [&](const char* name, auto&& fn) {
     if (const Value* v = r.child(root, name)) {
       if (v->is_table()) {
@@ -415,6 +431,7 @@ Config build(const Value& root, const std::string& source) {
   section("upstreams", [&](const Value& t) { read_upstreams(r, t, c.upstreams); });
   section("limits", [&](const Value& t) { read_limits(r, t, c.limits); });
   section("cluster", [&](const Value& t) { read_cluster(r, t, c.cluster); });
+  section("refresh", [&](const Value& t) { read_refresh(r, t, c.refresh); });
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
     r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",

@@ -165,6 +165,15 @@ struct ClusterConfig {
   std::vector<Network> trusted;
 };
 
+// The refresher: every cached key is asked of the upstreams again at least once per `every`,
+// on the gateway's own schedule (never a client's), at most `max_rate` keys a second, so a
+// revocation published upstream is served within about `every` even if nobody asks for the key.
+struct RefreshConfig {
+  Duration every = std::chrono::hours(1);
+  double max_rate = 4;  // keys a second, all upstreams together; 0 turns the refresher off
+  bool enabled() const { return max_rate > 0; }
+};
+
 struct Config {
   ServerConfig server;
   AdminConfig admin;
@@ -173,6 +182,7 @@ struct Config {
   KeysConfig keys;
   LimitsConfig limits;
   ClusterConfig cluster;
+  RefreshConfig refresh;
   std::string source = "<defaults>";  // file the config came from
 };
 

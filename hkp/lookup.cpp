@@ -288,10 +288,6 @@ Result<LookupRequest> parse_lookup(std::string_view query) {
     return s.error();
   }
   req.search = std::move(*s);
-  if (req.op == Op::get && req.search.kind == SearchKind::text) {
-    return problem(501, GPG_ERR_NOT_SUPPORTED,
-                   "op=get needs a key ID, fingerprint or email address; use op=index for text");
-  }
   return req;
 }
 

@@ -27,6 +27,7 @@
 #include "gateway/service/cache_writer.hpp"
 #include "gateway/service/cleaning_tally.hpp"
 #include "gateway/service/lookup_service.hpp"
+#include "gateway/service/refresher.hpp"
 #include "gateway/service/work_pool.hpp"
 
 namespace hkpgw::gateway {
@@ -222,6 +223,7 @@ struct Running {
   Fleet& fleet;
   AddService& adds;
   ClusterSpends& spends;
+  Refresher& refresher;
   Reloader& reload;
 };
 
@@ -242,6 +244,7 @@ asio::awaitable<void> handle_signals(asio::signal_set& signals, Running r) {
     r.fleet.stop_probing();
     r.adds.stop();
     r.spends.stop();
+    r.refresher.stop();
     asio::steady_timer t(r.contexts.main());
     const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
     while (r.hkp.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -325,6 +328,7 @@ int App::run() {
   const ServiceDeps deps{store, fleet, pool, unix_now, metrics, tally, answers};
   LookupService lookups(deps, io.get_executor());
   AddService adds(deps);
+  Refresher refresher(deps);
   Router router(lookups, adds, store, tally, snapshots);
 
   // [limits]: asked before every answer, reused ones included; outlives the server.
@@ -349,7 +353,7 @@ int App::run() {
   Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter, store);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds,
-                     &spends, &pool};
+                     &spends, &pool, &refresher};
   HttpServer admin_server(io,
                           // Bodies: what /pks/add takes, for keys other replicas push.
                           ServerLimits{8 << 10,
@@ -363,11 +367,12 @@ int App::run() {
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   asio::co_spawn(io,
                  handle_signals(signals, Running{contexts, hkp_server, admin_server, fleet, adds,
-                                                 spends, reload}),
+                                                 spends, refresher, reload}),
                  asio::detached);
   fleet.start_probing(io.get_executor(), snapshots);
   adds.start(io.get_executor(), snapshots);
   spends.start(io.get_executor(), snapshots);
+  refresher.start(io.get_executor(), snapshots);
   contexts.run([&] {
     log::info("started", {{"version", kVersion},
                           {"threads", std::to_string(threads)},

@@ -169,7 +169,14 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
   if (path == "/metrics") {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = ctx.metrics.render(metrics_sample(gather_stats(ctx.store, *ctx.snapshots())));
+    const auto snap = ctx.snapshots();
+    MetricsSample sample = metrics_sample(gather_stats(ctx.store, *snap));
+    const auto& refresh = snap->config->refresh;
+    if (ctx.refresher && refresh.enabled()) {
+      sample.refresh_oldest_seconds = ctx.refresher->oldest_seconds();
+      sample.refresh_period_seconds = std::chrono::duration<double>(refresh.every).count();
+    }
+    r.body = ctx.metrics.render(sample);
     co_return r;
   }
   if (path == "/cluster/keys") {
@@ -226,6 +233,28 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
       co_return json_error(503, "the cache could not remove it: " + ec.message());
     }
     co_return json(200, "{\"purged\":" + json_string(fpr) + "}");
+  }
+  if (path == "/admin/refresh" && req.method == "POST" && ctx.refresher) {
+    if (!snap->config->refresh.enabled()) {
+      co_return json_error(409, "the refresher is off: [refresh] max_rate is \"0\"");
+    }
+    ctx.refresher->request_all();
+    co_return json(202, "{\"result\":\"scheduled\",\"keys\":" +
+                            std::to_string(ctx.store.stats().keys) + ",\"max_rate\":" +
+                            std::to_string(snap->config->refresh.max_rate) + "}");
+  }
+  if (path.starts_with("/admin/refresh/") && req.method == "POST" && ctx.refresher) {
+    auto search = hkp::parse_search(path.substr(std::string_view("/admin/refresh/").size()));
+    const auto f = search && search->kind == hkp::SearchKind::fingerprint
+                       ? cache::Fingerprint::from_hex(search->value)
+                       : std::nullopt;
+    if (!f) co_return json_error(400, "expected /admin/refresh/<40 hex digit fingerprint>");
+    const auto done = co_await ctx.refresher->refresh_now(*f, snap);
+    if (!done) co_return json_error(404, "not cached: " + f->hex());
+    const bool failed = *done == RefreshOutcome::failed;
+    co_return json(failed ? 503 : 200, "{\"fingerprint\":" + json_string(f->hex()) +
+                                           ",\"outcome\":" +
+                                           json_string(refresh_outcome_name(*done)) + "}");
   }
   co_return json_error(404, "no such admin endpoint (or wrong method): " +
                                 std::string(req.method) + " " + std::string(path.substr(0, 200)));

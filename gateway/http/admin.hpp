@@ -7,6 +7,8 @@
 //   POST   /admin/upstreams/probe   probe every upstream now
 //   GET    /admin/cache             cache counts and sizes
 //   DELETE /admin/keys/<fingerprint> remove one key from the cache
+//   POST   /admin/refresh           every cached key due for a refresh now (at [refresh] max_rate)
+//   POST   /admin/refresh/<fingerprint> refresh one cached key now; answers what it did
 // and, without the token but only from cluster.trusted networks:
 //   POST   /cluster/keys            keys another replica accepted (peer_push.hpp): merged like a
 //                                   submission, never forwarded nor pushed on
@@ -23,6 +25,7 @@
 #include "gateway/http/cluster_spends.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/service/add_service.hpp"
+#include "gateway/service/refresher.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "gateway/upstream/fleet.hpp"
 
@@ -44,6 +47,7 @@ struct AdminContext {
   ClusterSpends* spends = nullptr;        // charges what their clients spent (/cluster/spends)
   WorkPool* pool = nullptr;               // where a report is parsed and charged (not the
                                           // network thread, which serves cached answers too)
+  Refresher* refresher = nullptr;         // POST /admin/refresh, refresh_oldest_seconds
 };
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);

@@ -304,6 +304,18 @@ UpstreamResponse read_failure(const beast::error_code& ec, const std::string& na
   return result(Outcome::bad_response, "malformed answer from " + name + ": " + ec.message());
 }
 
+std::chrono::seconds retry_after_seconds(std::string_view v) {
+  constexpr std::int64_t kDay = 86400;
+  std::int64_t n = 0;
+  std::size_t digits = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return v.empty() ? std::chrono::seconds(0) : std::chrono::seconds(60);
+    n = std::min<std::int64_t>(n * 10 + (c - '0'), kDay);
+    ++digits;
+  }
+  return std::chrono::seconds(digits ? n : 0);
+}
+
 UpstreamResponse from_status(unsigned status, std::string body, const std::string& name) {
   UpstreamResponse r;
   r.status = status;
@@ -421,7 +433,9 @@ asio::awaitable<HttpsClient::Exchanged> HttpsClient::exchange(Connection& conn, 
   } else {
     auto res = parser.release();
     x.keep_alive = res.keep_alive();
+    const auto retry = res.find(http::field::retry_after);
     x.response = from_status(res.result_int(), std::move(res.body()), options_.name);
+    if (retry != res.end()) x.response.retry_after = retry_after_seconds(retry->value());
   }
   x.response.sent = true;
   co_return x;

@@ -52,6 +52,9 @@ struct UpstreamResponse {
   std::string detail;  // one line for logs and the 503 message
   std::chrono::microseconds elapsed{0};
   bool sent = false;         // the request was written completely (the server may have acted)
+  // The server's Retry-After (RFC 9110 section 10.2.3), at most a day; 0 when it sent none. A
+  // date instead of seconds counts as a minute.
+  std::chrono::seconds retry_after{0};
 };
 
 struct UpstreamLimits {

@@ -102,6 +102,22 @@ struct Metrics::Impl {
           .Help("Client budget spends reported to the other replicas or charged from their "
                 "reports, by direction, in clients per report")
           .Register(registry);
+  pm::Family<pm::Counter>& refreshes =
+      pm::BuildCounter()
+          .Name("hkp_gateway_refresh_total")
+          .Help("Cached keys asked of the upstreams again by the refresher, by outcome "
+                "(unchanged, updated, revoked, absent, failed)")
+          .Register(registry);
+  pm::Family<pm::Gauge>& refresh_oldest =
+      pm::BuildGauge()
+          .Name("hkp_gateway_refresh_oldest_seconds")
+          .Help("Age of the oldest cached copy that should have been refreshed ([refresh] every)")
+          .Register(registry);
+  pm::Family<pm::Gauge>& refresh_period =
+      pm::BuildGauge()
+          .Name("hkp_gateway_refresh_period_seconds")
+          .Help("[refresh] every: each cached key is refreshed at least this often (0: off)")
+          .Register(registry);
   pm::Family<pm::Counter>& keys_rejected =
       pm::BuildCounter()
           .Name("hkp_gateway_keys_rejected_total")
@@ -142,6 +158,9 @@ Metrics::Metrics(std::string_view version) : impl_(std::make_unique<Impl>()) {
     impl_->cache_lookups.Add({{"result", r}});  // present at zero from the start
   }
   for (const char* r : {"success", "failure"}) impl_->reloads.Add({{"result", r}});
+  for (const char* o : {"unchanged", "updated", "revoked", "absent", "failed"}) {
+    impl_->refreshes.Add({{"outcome", o}});  // present at zero: rate() works from the start
+  }
 }
 
 Metrics::Metrics() = default;
@@ -241,6 +260,11 @@ void Metrics::cluster_spends(std::string_view direction, std::size_t clients) {
       .Increment(static_cast<double>(clients));
 }
 
+void Metrics::refresh(std::string_view outcome) {
+  if (!impl_) return;
+  impl_->refreshes.Add({{"outcome", std::string(outcome)}}).Increment();
+}
+
 void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {
   if (!impl_) return;
   impl_->keys_rejected.Add({{"reason", std::string(reason)}}).Increment(static_cast<double>(n));
@@ -264,6 +288,8 @@ std::string Metrics::render(const MetricsSample& s) {
   impl_->cache_keys.Add({}).Set(static_cast<double>(s.cache_keys));
   impl_->cache_bytes.Add({}).Set(static_cast<double>(s.cache_bytes));
   impl_->forward_queue.Add({}).Set(static_cast<double>(s.forward_queue));
+  impl_->refresh_oldest.Add({}).Set(s.refresh_oldest_seconds);
+  impl_->refresh_period.Add({}).Set(s.refresh_period_seconds);
   if (s.cache_evicted > impl_->evicted_seen) {
     impl_->cache_evicted.Add({}).Increment(static_cast<double>(s.cache_evicted - impl_->evicted_seen));
     impl_->evicted_seen = s.cache_evicted;

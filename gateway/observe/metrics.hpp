@@ -17,6 +17,9 @@ struct MetricsSample {  // what /metrics reads at scrape time
   std::uint64_t cache_bytes = 0;
   std::uint64_t cache_evicted = 0;  // since start
   std::uint64_t forward_queue = 0;
+  // Age of the oldest cached copy the refresher should have refreshed by now (0: none, or off).
+  double refresh_oldest_seconds = 0;
+  double refresh_period_seconds = 0;  // [refresh] every (0: the refresher is off)
   std::vector<std::pair<std::string, bool>> upstream_healthy;
 };
 
@@ -47,6 +50,8 @@ class Metrics {
   void denied();
   void peer_push(std::string_view result);  // delivered, refused, failed
   void cluster_spends(std::string_view direction, std::size_t clients);  // sent, received
+  // One key refreshed unasked: unchanged, updated, revoked, absent (no upstream has it), failed.
+  void refresh(std::string_view outcome);
   // An upstream left (healthy = false) or rejoined the rotation.
   void health_change(const std::string& upstream, bool healthy);
 

@@ -52,7 +52,9 @@ HttpResponse index_response(const hkp::LookupRequest& req, std::vector<hkp::Inde
 }
 
 HttpResponse not_found(const hkp::Search& s) {
-  return text_response(404, Problem{404, GPG_ERR_NO_DATA, "no key found for " + s.upstream_form()}
+  // "No keys found" is SKS's wording, which OpenKeychain looks for to tell "no such key" from
+  // "no such keyserver".
+  return text_response(404, Problem{404, GPG_ERR_NO_DATA, "No keys found for " + s.upstream_form()}
                                 .message());
 }
 
@@ -72,7 +74,9 @@ HttpResponse upstreams_failed(const hkp::Search& s, const Fetched& f, const Snap
                                    "every upstream is unreachable (all " +
                                        std::to_string(snap.upstreams.size()) +
                                        " marked unhealthy by probes and failed requests); " +
-                                       s.upstream_form() + " is not cached here"}
+                                       s.upstream_form() + " is not cached here" +
+                                       (f.asked == 0 && !f.failures.empty() ? "; " + f.failures
+                                                                           : std::string())}
                                .message());
   } else if (f.all_timed_out()) {
     r = text_response(504, Problem{504, GPG_ERR_TIMEOUT,
@@ -268,6 +272,9 @@ asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& re
     co_return r;
   }
   const bool no_cache = client_no_cache && cfg.server.honor_client_no_cache;
+  if (request.op == Op::get && request.search.kind == SearchKind::text) {
+    co_return co_await lookup_text_keys(request, no_cache, std::move(snapshot), std::move(only));
+  }
   const bool key_shaped = request.search.is_key_id() ||
                           (request.op == Op::get && request.search.kind == SearchKind::email);
   if (key_shaped) {
@@ -391,6 +398,45 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const SharedFet
                     remembered ? CacheResult::negative : CacheResult::miss, "", remembered ? 0 : -1);
   }
   return decorate(upstreams_failed(search, fetched, snap), l.req, CacheResult::miss, "", -1);
+}
+
+asio::awaitable<HttpResponse> LookupService::lookup_text_keys(const hkp::LookupRequest& req,
+                                                              bool no_cache,
+                                                              std::shared_ptr<const Snapshot> snap,
+                                                              std::string only) {
+  hkp::LookupRequest listing = req;
+  listing.op = Op::index;
+  listing.machine_readable = true;
+  listing.v2 = false;
+  HttpResponse listed = co_await lookup_index(listing, no_cache, snap, only);
+  if (listed.status != 200) {  // 404 ("No keys found"), 503, 504: the listing's, as op=get's
+    listed.log_op = hkp::op_name(req.op);
+    co_return listed;
+  }
+  std::vector<hkp::IndexEntry> entries;
+  if (auto parsed = hkp::parse_mr_index(listed.payload())) entries = std::move(*parsed);
+  std::string packets;
+  std::size_t taken = 0;
+  for (const auto& e : entries) {
+    if (taken == kMaxTextGetKeys) break;
+    if (e.id.size() != 40) continue;  // a listing without the fingerprint: cannot be fetched
+    hkp::LookupRequest one;
+    one.op = Op::get;
+    one.search.kind = SearchKind::fingerprint;
+    one.search.value = e.id;
+    one.machine_readable = true;
+    HttpResponse key = co_await lookup_keys(one, no_cache, snap, only);
+    if (key.status != 200) continue;
+    auto binary = hkp::dearmor(key.payload());
+    if (!binary) continue;
+    packets += binary->binary;
+    ++taken;
+  }
+  if (taken == 0) co_return decorate(not_found(req.search), req, CacheResult::miss, "", -1);
+  HttpResponse r;
+  r.content_type = req.v2 ? hkp::kV2KeysType : std::string_view("application/pgp-keys");
+  r.body = req.v2 ? std::move(packets) : hkp::armor_public_keys(packets);
+  co_return decorate(std::move(r), req, listed.log_cache, listed.log_upstream, -1);
 }
 
 asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupRequest& req,

@@ -56,6 +56,7 @@ void Fetched::record_unusable(const std::string& name, const UpstreamResponse& r
   log::warn("upstream_failed",
             {{"upstream", name}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}});
   ++failed;
+  retry_after = std::max(retry_after, r.retry_after);
   if (r.outcome == Outcome::timeout) ++timed_out;
   failures += (failures.empty() ? "" : "; ") + r.detail;
 }
@@ -80,6 +81,24 @@ asio::awaitable<void> UpstreamFetch::ask(const Snapshot& snap, UpstreamQuery que
   }
   const UpstreamLimits limits = upstream_limits(*snap.config, out.panic);
   const bool all = snap.config->upstreams.merge == config::MergePolicy::all || out.panic;
+  // In panic mode a miss is the circuit breaker's trial, or answered at once (Fleet).
+  const bool trial = out.panic && only.empty();
+  if (trial) {
+    std::chrono::seconds retry_in{0};
+    if (!d_.fleet.panic_trial_begin(std::chrono::steady_clock::now(), retry_in)) {
+      ++out.failed;
+      out.failures = "not asked: the last attempt failed, the next one is in " +
+                     std::to_string(retry_in.count()) + " s";
+      co_return;
+    }
+  }
+  struct TrialEnd {  // the verdict reaches the fleet however the fan-out ends
+    Fleet* fleet;
+    const Fetched& out;
+    ~TrialEnd() {
+      if (fleet) fleet->panic_trial_done(out.asked > out.failed, std::chrono::steady_clock::now());
+    }
+  } trial_end{trial ? &d_.fleet : nullptr, out};
   co_await d_.fleet.fan_out(snap, std::move(candidates), std::move(query), limits, all,
                           std::move(judge));
 }
@@ -207,6 +226,7 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
     if (changes[i] == cache::Change::unchanged && id) {
       batch.confirmed.emplace_back(*id, now);
     } else {
+      out.changed = true;
       batch.keys.push_back({k, now, out.upstream});
     }
   }

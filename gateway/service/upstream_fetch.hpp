@@ -9,6 +9,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct Fetched {
   std::vector<hkp::IndexEntry> entries;  // index lookups
   int asked = 0, failed = 0, timed_out = 0, not_found = 0;
   bool panic = false;     // every upstream was known unhealthy before asking
+  bool changed = false;   // the cache gained something (a key added or updated), not a stamp
+  std::chrono::seconds retry_after{0};  // the longest Retry-After a failing upstream sent
   std::string failures;   // "detail; ..." for the 503/504 message
   cache::WriteBatch settle;  // to commit once the answer is out (taken before it is shared)
 

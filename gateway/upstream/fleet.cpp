@@ -62,6 +62,31 @@ void log_health_event(const HealthEvent& e) {
   }
 }
 
+bool Fleet::panic_trial_begin(std::chrono::steady_clock::time_point now,
+                              std::chrono::seconds& retry_in) {
+  const std::int64_t until = open_until_;
+  const std::int64_t at = now.time_since_epoch().count();
+  if (at < until) {
+    retry_in = std::chrono::ceil<std::chrono::seconds>(
+        std::chrono::steady_clock::duration(until - at));
+    return false;
+  }
+  if (trial_running_.exchange(true)) {  // another miss is the trial: wait for its verdict
+    retry_in = std::chrono::seconds(1);
+    return false;
+  }
+  return true;
+}
+
+void Fleet::panic_trial_done(bool answered, std::chrono::steady_clock::time_point now) {
+  open_until_ = answered ? 0
+                         : (now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      kPanicOpenFor))
+                               .time_since_epoch()
+                               .count();
+  trial_running_ = false;
+}
+
 bool Fleet::none_healthy(const Snapshot& snap) {
   bool any = false;
   for (const auto& u : snap.upstreams) {
@@ -96,6 +121,8 @@ std::vector<std::shared_ptr<Upstream>> Fleet::candidates(const Snapshot& snap,
 void Fleet::record(Upstream& upstream, const UpstreamResponse& r,
                    const config::UpstreamsConfig& cfg, HealthState::Source source) {
   const auto change = upstream.health().record(r, source, std::chrono::steady_clock::now());
+  // An upstream that answers (a probe included) closes the panic circuit: the next miss asks.
+  if (r.outcome == Outcome::ok || r.outcome == Outcome::not_found) open_until_ = 0;
   if (change != HealthState::Change::none && on_change_) {
     on_change_(HealthEvent{upstream, change, source, r, cfg});
   }

@@ -19,6 +19,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -84,6 +85,19 @@ class Fleet {
   // Makes every upstream due for a probe at the next tick (the admin API's "probe now").
   void probe_soon() { probe_soon_ = true; }
 
+  // The panic circuit breaker. In panic mode one miss at a time is the trial that asks the
+  // upstreams (for at most panic_timeout); once a trial failed, every other miss for
+  // kPanicOpenFor is answered at once, without asking, so a keyring refresh with every upstream
+  // down ends in seconds rather than one panic_timeout per key (and gpg's five retries of each
+  // 503). Probes keep running, and the first healthy upstream ends panic mode and the circuit.
+  static constexpr std::chrono::seconds kPanicOpenFor{5};
+  // True: ask (this caller is the trial; it must call panic_trial_done). False: answer at once;
+  // `retry_in` says when the next trial may run.
+  bool panic_trial_begin(std::chrono::steady_clock::time_point now,
+                         std::chrono::seconds& retry_in);
+  // `answered`: some upstream answered (keys or "not found"), so the circuit closes.
+  void panic_trial_done(bool answered, std::chrono::steady_clock::time_point now);
+
  private:
   boost::asio::awaitable<void> probe_one(std::shared_ptr<Upstream> upstream,
                                          std::shared_ptr<const config::Config> cfg);
@@ -91,6 +105,8 @@ class Fleet {
   Metrics& metrics_;
   HealthListener on_change_;
   std::atomic<bool> panic_{false};
+  std::atomic<bool> trial_running_{false};
+  std::atomic<std::int64_t> open_until_{0};  // steady_clock ticks; 0: closed
   std::atomic<bool> probing_{false};
   std::atomic<bool> probe_soon_{false};
 };

@@ -1,7 +1,8 @@
 // A keyserver for tests: speaks real HTTPS (certificate from the test CA) with keys from .asc
 // files, and can be told to misbehave. A plain-HTTP control port on loopback changes the mode and
 // reports how many requests it saw:
-//   GET /mode?set=normal|fail|reset|notfound|hang|slow|wrongkey|nouids[&delay_ms=N][&close=1]
+//   GET /mode?set=normal|fail|busy|reset|notfound|hang|slow|wrongkey|nouids[&delay_ms=N][&close=1]
+//     busy answers lookups 429 with Retry-After: 30 (counted in lookups);
 //     fail (HTTP 500), reset (TCP reset, no answer) and hang apply to every path (the health
 //     probe's too); delay_ms delays lookups only;
 //     close=1 closes the connection after every answer (each request a new TLS handshake).
@@ -358,6 +359,12 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     co_return text_response(500, "hung");
   }
   if (mode == "fail") co_return text_response(500, "test keyserver failing on purpose");
+  if (mode == "busy" && lookup) {  // a keyserver's rate limit: come back in 30 s
+    ++st.lookups;
+    HttpResponse busy = text_response(429, "Too many requests");
+    busy.set("Retry-After", "30");
+    co_return busy;
+  }
   if (req.path() == "/pks/add" && req.method == "POST") {
     auto keytext = hkp::form_field(req.body, "keytext");
     if (!keytext) co_return text_response(400, "no keytext");

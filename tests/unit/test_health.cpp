@@ -108,3 +108,24 @@ TEST_CASE("what an answer says about an upstream's health", "[health]") {
     CHECK(fresh.record(bad, Source::probe, t0) == Change::went_down);
   }
 }
+
+#include "gateway/upstream/fleet.hpp"
+
+TEST_CASE("the panic circuit: one trial at a time, open after a failed one, closed by an answer",
+          "[gateway][unit]") {
+  using hkpgw::gateway::Fleet;
+  Fleet fleet(hkpgw::gateway::Metrics::none(), {});
+  const auto now = std::chrono::steady_clock::now();
+  std::chrono::seconds retry_in{0};
+  REQUIRE(fleet.panic_trial_begin(now, retry_in));        // the first miss is the trial
+  CHECK_FALSE(fleet.panic_trial_begin(now, retry_in));    // others meanwhile: at once
+  CHECK(retry_in == 1s);
+  fleet.panic_trial_done(false, now);                     // it failed: open
+  CHECK_FALSE(fleet.panic_trial_begin(now + 1s, retry_in));
+  CHECK(retry_in == 4s);
+  CHECK_FALSE(fleet.panic_trial_begin(now + 4900ms, retry_in));
+  REQUIRE(fleet.panic_trial_begin(now + Fleet::kPanicOpenFor, retry_in));  // the next trial
+  fleet.panic_trial_done(true, now + Fleet::kPanicOpenFor);               // answered: closed
+  REQUIRE(fleet.panic_trial_begin(now + Fleet::kPanicOpenFor, retry_in));
+  fleet.panic_trial_done(true, now + Fleet::kPanicOpenFor);
+}

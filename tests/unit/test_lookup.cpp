@@ -144,6 +144,14 @@ TEST_CASE("query strings in hostile shapes parse as their decoded meaning", "[hk
   }
 }
 
+TEST_CASE("op=get takes free text too (SKS and onak answer it with the matching keys)",
+          "[hkp][unit]") {
+  auto r = parse_lookup("op=get&search=Alice+Example");
+  REQUIRE(r);
+  CHECK(r->op == Op::get);
+  CHECK(r->search == Search{SearchKind::text, "Alice Example"});
+}
+
 TEST_CASE("lookup request errors", "[hkp][unit]") {
   auto [query, status, words] = GENERATE(table<std::string, unsigned, std::string>({
       {"search=alice", 400, "missing op"},
@@ -153,7 +161,6 @@ TEST_CASE("lookup request errors", "[hkp][unit]") {
       {"op=frobnicate&search=x", 501, "op=frobnicate"},
       {"op=x-private&search=x", 501, "op=x-private"},
       {"op=hget&search=x", 501, "op=hget"},
-      {"op=get&search=Alice+Example", 501, "use op=index"},
       {"op=get&search=0xnothex", 400, "malformed key ID"},
   }));
   auto r = parse_lookup(query);

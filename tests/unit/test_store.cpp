@@ -178,6 +178,45 @@ TEST_CASE("flush waits for queued writes", "[cache][unit]") {
   CHECK(store.stats().keys == 7);
 }
 
+TEST_CASE("key_times walks every key's times in fingerprint order, a slice at a time",
+          "[cache][unit]") {
+  TempDir dir;
+  Store store({dir / "cache", 64 << 20});
+  WriteBatch b;
+  std::int64_t when = 100;
+  for (auto& k : keys_of("upstream-keys.asc")) b.keys.push_back({k, when++, "x"});
+  REQUIRE_FALSE(store.write_and_wait(std::move(b)));
+  const auto confirmed = Fingerprint::from_hex(fixture("BOB_FPR"));
+  REQUIRE(confirmed);
+  WriteBatch c;
+  c.confirmed.emplace_back(*confirmed, 5000);
+  REQUIRE_FALSE(store.write_and_wait(std::move(c)));
+
+  std::vector<Store::KeyTimes> all;
+  std::optional<Fingerprint> after;
+  for (int slices = 0; slices < 10; ++slices) {
+    const auto slice = store.key_times(after, 3);
+    CHECK(slice.size() <= 3);
+    if (slice.empty()) break;
+    all.insert(all.end(), slice.begin(), slice.end());
+    after = slice.back().fingerprint;
+  }
+  REQUIRE(all.size() == 7);
+  // LMDB's order: the bytes as unsigned, as memcmp compares them.
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    CHECK(all[i - 1].fingerprint.bytes() < all[i].fingerprint.bytes());
+  }
+  for (const auto& k : all) {
+    if (k.fingerprint == *confirmed) {
+      CHECK(k.fetched_at == 5000);  // a confirmation moves the time the refresher reads
+    } else {
+      CHECK(k.fetched_at >= 100);
+      CHECK(k.fetched_at < 107);
+    }
+  }
+  CHECK(store.key_times(all.back().fingerprint, 3).empty());
+}
+
 TEST_CASE("lazy writes wait for company and share one transaction, and an eager one goes at once",
           "[cache][unit]") {
   TempDir dir;
