@@ -24,11 +24,26 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js runs OpenPGP.js, the second independent OpenPGP implementation the tests read answers
+# with (tests/js). Asked for by command, not package: a machine may have Node.js from elsewhere,
+# whose nodejs package bundles npm and conflicts with Debian's npm.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 
-sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The JavaScript test clients, exactly as tests/js/package-lock.json pins them (npm ci checks
+# each package's integrity hash); again only when the lock file changed since the last install.
+js="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
+if ! cmp -s "$js/package-lock.json" "$js/node_modules/.installed-lock.json"; then
+  echo "install-deps: npm ci in tests/js" >&2
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$js/package-lock.json" "$js/node_modules/.installed-lock.json"
+fi

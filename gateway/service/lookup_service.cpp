@@ -426,6 +426,14 @@ asio::awaitable<HttpResponse> LookupService::lookup_text_keys(const hkp::LookupR
     one.search.value = e.id;
     one.machine_readable = true;
     HttpResponse key = co_await lookup_keys(one, no_cache, snap, only);
+    if (key.status >= 500) {  // the upstreams fail: answer what was found, never wait ten times
+      if (taken == 0) {
+        key.log_op = hkp::op_name(req.op);
+        key.log_kind = hkp::kind_name(req.search.kind);
+        co_return key;
+      }
+      break;
+    }
     if (key.status != 200) continue;
     auto binary = hkp::dearmor(key.payload());
     if (!binary) continue;

@@ -58,7 +58,9 @@ class LookupService {
                                                    std::string only);
   // op=get with free text, as SKS and onak answer it (@openpgp/hkp-client's lookup({query})
   // sends it): the listing op=index gives, then its first kMaxTextGetKeys keys, each as op=get
-  // by fingerprint answers it (cache first), in one answer. Charged to the search budget.
+  // by fingerprint answers it (cache first), in one answer; the first key the upstreams fail
+  // to give ends the list (one request never waits for ten failures). Charged to the search
+  // budget.
   static constexpr std::size_t kMaxTextGetKeys = 10;
   boost::asio::awaitable<HttpResponse> lookup_text_keys(const hkp::LookupRequest& request,
                                                         bool no_cache,

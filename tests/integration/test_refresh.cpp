@@ -26,10 +26,6 @@ HttpResult admin_post(const Gateway& gw, const std::string& path) {
   return http_request(gw.admin(), "POST", path, "", {"Authorization: Bearer " + kToken});
 }
 
-std::string pub_line(const HttpResult& r) {
-  const auto at = r.body.find("pub:");
-  return at == std::string::npos ? "" : r.body.substr(at, r.body.find('\n', at) - at);
-}
 
 }  // namespace
 

@@ -4,6 +4,8 @@
 // or crowded so that a cached key would have missed its revocation.
 #include <catch2/catch.hpp>
 
+#include <ctime>
+
 #include "support/actors.hpp"
 #include "support/forge.hpp"
 
@@ -21,11 +23,6 @@ RunResult verify(const Gateway& gw, const std::string& name) {
                   gw.hkp_url());
 }
 
-// The mr index line of the primary key ("pub:FPR:algo:bits:created:expires:flags").
-std::string pub_line(const HttpResult& r) {
-  const auto at = r.body.find("pub:");
-  return at == std::string::npos ? "" : r.body.substr(at, r.body.find('\n', at) - at);
-}
 
 }  // namespace
 
@@ -155,4 +152,40 @@ TEST_CASE("a submission padded past max_user_ids still revokes the cached key",
   CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
   // Only the revocation was taken: what is served has the one real user ID.
   CHECK(count_of(gw.get(index_target(fpr)).body, "\nuid:") == 1);
+}
+
+TEST_CASE("OpenPGP.js reads the revoked and the expired key whole from the gateway",
+          "[integration][openpgpjs][revocation]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"frank.asc", "gina.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  // What a client built on OpenPGP.js sees of each served copy (tests/js/read_keys.mjs).
+  auto read = [&](const std::string& fpr) {
+    const auto r = gw.get(get_target(fpr));
+    REQUIRE(r.status == 200);
+    write_file(dir / (fpr + ".asc"), r.body);
+    const auto js = run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/read_keys.mjs",
+                         dir / (fpr + ".asc")});
+    INFO(js.err);
+    REQUIRE(js.exit_code == 0);
+    return js.out;
+  };
+  const std::string frank = read(fixture("FRANK_FPR"));
+  INFO(frank);
+  CHECK_THAT(frank, Contains("\"revoked\":true"));
+  CHECK_THAT(frank, Contains(fixture("FRANK_SIGN_FPR")));
+  CHECK_THAT(frank, Contains(fixture("FRANK_ENC_FPR")));
+  CHECK_THAT(frank, Contains("Frank Revoked <frank@example.org>"));
+
+  const std::string gina = read(fixture("GINA_FPR"));
+  INFO(gina);
+  CHECK_THAT(gina, Contains("\"revoked\":false"));
+  CHECK_THAT(gina, Contains(fixture("GINA_SIGN_FPR")));
+  CHECK_THAT(gina, Contains(fixture("GINA_ENC_FPR")));
+  const auto at = gina.find("\"expires\":");
+  REQUIRE(at != std::string::npos);
+  const long long expires = std::stoll(gina.substr(at + 10));
+  CHECK(expires > 0);
+  CHECK(expires < std::time(nullptr));  // expired in 2021, and OpenPGP.js says so
 }

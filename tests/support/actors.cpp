@@ -127,6 +127,12 @@ std::string index_target(const std::string& fpr) {
   return "/pks/lookup?op=index&options=mr&search=0x" + fpr;
 }
 
+std::string pub_line(const HttpResult& listing) {
+  const auto at = listing.body.find("pub:");
+  return at == std::string::npos ? ""
+                                 : listing.body.substr(at, listing.body.find('\n', at) - at);
+}
+
 std::string percent_encode_all(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;

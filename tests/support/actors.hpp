@@ -80,6 +80,9 @@ class Gpg {
 // What integration tests ask and read again and again.
 std::string get_target(const std::string& fpr);    // op=get&options=mr&search=0x<fpr>
 std::string index_target(const std::string& fpr);  // op=index&options=mr&search=0x<fpr>
+// The primary key's line of an mr listing ("pub:FPR:algo:bits:created:expires:flags"), "" when
+// the body has none: flags end in "r" for a revoked key.
+std::string pub_line(const HttpResult& listing);
 // POST /pks/add with this body and content type.
 // Everything but [A-Za-z0-9] as %XX, as gpg escapes a keytext.
 std::string percent_encode_all(const std::string& s);

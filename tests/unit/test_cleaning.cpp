@@ -17,11 +17,6 @@ using namespace hkpgw::test;
 
 namespace {
 
-const ParsedKey& only_key(const ParseOutcome& o) {
-  REQUIRE(o.keys.size() == 1);
-  return o.keys[0];
-}
-
 bool has_email(const KeyInfo& k, const std::string& email) {
   for (const auto& u : k.uids) {
     if (u.email == email) return true;

@@ -17,11 +17,6 @@ using namespace hkpgw::test;
 
 namespace {
 
-const ParsedKey& only_key(const ParseOutcome& o) {
-  REQUIRE(o.keys.size() == 1);
-  return o.keys[0];
-}
-
 bool has_subkey(const KeyInfo& k, const std::string& fpr) {
   for (const auto& s : k.subkeys) {
     if (s.fingerprint == fpr) return true;
