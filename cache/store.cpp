@@ -120,6 +120,29 @@ void Store::warm_up() const {
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 }
 
+// LMDB maps data.mdb and trusts its meta pages: a file cut short (a full disk during a copy, a
+// restore that stopped) makes the first read of a page past its end a SIGBUS, which killed the
+// gateway and `cache verify` with no word. The meta page says how many pages the file holds;
+// a shorter file is refused here, before any page is read.
+void Store::check_file_length(const std::string& path) const {
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  struct ::stat st {};
+  const std::string file = path + "/data.mdb";
+  if (mdb_env_info(env_, &info) != 0 || mdb_env_stat(env_, &stat) != 0 ||
+      ::stat(file.c_str(), &st) != 0) {
+    return;  // nothing to compare: the transaction below reports what is wrong
+  }
+  const std::uint64_t needed = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize;
+  if (static_cast<std::uint64_t>(st.st_size) >= needed) return;
+  throw StoreError("cache \"" + path + "\": data.mdb is truncated: " +
+                   std::to_string(st.st_size) + " bytes, its meta page says " +
+                   std::to_string(needed) +
+                   "; stop the gateway and move the directory aside (or restore a backup): a "
+                   "new cache starts empty and refills from the upstreams (keys that were only "
+                   "here, uploads not yet forwarded, are lost)");
+}
+
 void Store::open_tables(const std::string& path) {
   auto fail = [&](const std::string& what, int rc) {
     throw StoreError("cache \"" + path + "\": " + what + ": " + mdb_strerror(rc));
@@ -143,6 +166,7 @@ void Store::open_tables(const std::string& path) {
   } else if (rc) {
     fail("cannot open", rc);
   }
+  check_file_length(path);
   Txn txn(env_, tables_, options_.read_only ? Txn::Mode::read : Txn::Mode::write);
   if (!txn) fail("cannot begin a transaction", txn.error());
 

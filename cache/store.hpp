@@ -270,6 +270,7 @@ class Store {
   void report(std::span<const Job> jobs, const std::vector<int>& results) const;
   std::uint64_t used_bytes(const lmdb::Txn& txn) const;
   void open_tables(const std::string& path);
+  void check_file_length(const std::string& path) const;  // throws StoreError when cut short
   // Schemas 1-3 kept records in a table by fingerprint (with stamps and an LRU table since 2):
   // rewritten into records in LRU order and slots, in the opening transaction.
   void migrate_to_4(lmdb::Txn& txn, int schema);

@@ -454,6 +454,7 @@ Config build(const Value& root, const std::string& source) {
   });
   if (const Value* v = r.child(root, "upstream")) {
     read_upstream_list(r, *v, c.upstreams.list);
+    c.upstreams.embedded_list = false;
   }
 
   // Cross-field rules.
@@ -625,6 +626,18 @@ Config load_file(const std::string& path) {
   std::stringstream buf;
   buf << in.rdbuf();
   return load_string(buf.str(), path);
+}
+
+std::vector<std::string> notices(const Config& c) {
+  std::vector<std::string> out;
+  if (c.upstreams.embedded_list && c.source != "<defaults>") {
+    std::string names;
+    for (const auto& u : c.upstreams.list) names += (names.empty() ? "" : ", ") + u.url;
+    out.push_back(c.source + ": no [[upstream]] table, so misses go to the embedded public " +
+                  "keyservers (" + names + "); write `upstream = []` for a gateway that asks " +
+                  "nobody");
+  }
+  return out;
 }
 
 std::vector<std::string> restart_only_changes(const Config& a, const Config& b) {

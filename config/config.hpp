@@ -110,6 +110,7 @@ struct UpstreamsConfig {
   unsigned healthy_threshold = 2;
   unsigned max_connections = 16;  // per upstream, idle ones included; more requests wait their turn
   std::vector<UpstreamConfig> list;  // in file order
+  bool embedded_list = true;  // no [[upstream]] in the file: the embedded public keyservers
 
   std::vector<ResolveEntry> resolve;  // pinned addresses for host names (split DNS, tests)
 
@@ -202,6 +203,11 @@ Config defaults();
 // Parses and validates; throws ConfigError listing every problem (not just the first).
 Config load_file(const std::string& path);
 Config load_string(std::string_view toml_text, const std::string& source_name);
+
+// What a valid config does that its author may not expect, one line each ("FILE: ..."): a file
+// without [[upstream]] asks the embedded public keyservers. Printed by --check-config, logged at
+// start (event=config_notice).
+std::vector<std::string> notices(const Config& c);
 
 // Keys that only take effect on restart, named by path, that differ between a and b.
 std::vector<std::string> restart_only_changes(const Config& a, const Config& b);

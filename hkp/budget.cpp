@@ -1,5 +1,6 @@
 #include "hkp/budget.hpp"
 
+#include "hkp/lookup.hpp"
 
 namespace hkpgw::hkp {
 
@@ -38,14 +39,21 @@ bool is_name(std::string_view key, std::string_view name) {
   return true;
 }
 
-// The raw values of op and search in a query string ("" when absent), in one pass.
+// The raw values of op and search in a query string ("" when absent), in one pass. Names are
+// read as parse_lookup reads them, percent-decoded (`se%61rch=` is search= there, and spent no
+// budget here when names were compared raw); values stay raw, which can only charge more.
 void op_and_search(std::string_view query, std::string_view& op, std::string_view& search) {
   while (!query.empty()) {
     const auto amp = query.find('&');
     const std::string_view part = query.substr(0, amp);
     const auto eq = part.find('=');
     if (eq != std::string_view::npos) {
-      const std::string_view key = part.substr(0, eq);
+      std::string_view key = part.substr(0, eq);
+      std::string decoded;  // only for the rare name with an escape in it
+      if (key.find_first_of("%+") != std::string_view::npos) {
+        decoded = percent_decode(key, true);
+        key = decoded;
+      }
       if (is_name(key, "op")) op = part.substr(eq + 1);
       if (is_name(key, "search")) search = part.substr(eq + 1);
     }

@@ -2,7 +2,8 @@
 // (by fingerprint or key ID, on any front), a search (by address or text: what harvesting
 // addresses needs), a submission, or none (the home page, stats, OPTIONS, errors of shape).
 // Decided from the method and target alone, before any parsing, so it costs a scan of the
-// target and never allocates. Pure.
+// target; it allocates only to decode a parameter name that is escaped (read as the lookup
+// parser reads it, so no spelling of a name spends another budget). Pure.
 #pragma once
 
 #include <string_view>

@@ -24,6 +24,14 @@ constexpr std::size_t kMaxNewRevocationsPerComponent = 16;
 constexpr std::size_t kMaxNewSelfSigsPerKey = 500;
 constexpr std::size_t kMaxNewRevocationsPerKey = 64;
 
+// Public-key parameters beyond what any implementation makes (GnuPG: RSA up to 4096 bits, 16384
+// with --enable-large-rsa, e = 65537; DSA up to 3072/256). Verification cost grows with them: a
+// 16,383-bit RSA exponent made one forged signature cost over a second.
+constexpr std::size_t kMaxRsaModulusBits = 16384;
+constexpr std::size_t kMaxRsaExponentBits = 64;
+constexpr std::size_t kMaxDsaPrimeBits = 4096;
+constexpr std::size_t kMaxDsaSubgroupBits = 512;
+
 namespace sigtype {
 constexpr std::uint8_t generic_cert = 0x10, positive_cert = 0x13;
 constexpr std::uint8_t subkey_binding = 0x18, direct_key = 0x1F, key_revocation = 0x20;
@@ -154,6 +162,39 @@ std::optional<SignatureFacts> read_signature(std::string_view b) {
   return f;
 }
 
+std::optional<std::string> absurd_key_parameters(std::string_view body) {
+  // v4: version, creation time (4), algorithm, then the algorithm's MPIs (RFC 4880 section 5.5.2).
+  if (body.size() < 6 || body[0] != 4) return std::nullopt;
+  const auto algo = static_cast<unsigned char>(body[5]);
+  std::size_t at = 6;
+  auto next_bits = [&]() -> std::optional<std::size_t> {  // an MPI's bit count, then skip it
+    if (at + 2 > body.size()) return std::nullopt;
+    const std::size_t bits = be(body, at, 2);
+    at += 2 + (bits + 7) / 8;
+    return bits;
+  };
+  auto over = [](const char* what, std::size_t bits, std::size_t limit) {
+    return std::string("its ") + what + " has " + std::to_string(bits) + " bits, over the " +
+           std::to_string(limit) + " any OpenPGP implementation makes (refused before any " +
+           "signature is verified: each would cost seconds)";
+  };
+  if (algo == 1 || algo == 2 || algo == 3) {  // RSA: n, e
+    const auto n = next_bits();
+    const auto e = next_bits();
+    if (n && *n > kMaxRsaModulusBits) return over("RSA modulus", *n, kMaxRsaModulusBits);
+    if (e && *e > kMaxRsaExponentBits) return over("RSA public exponent", *e, kMaxRsaExponentBits);
+  } else if (algo == 17) {  // DSA: p, q, g, y
+    const auto p = next_bits();
+    const auto q = next_bits();
+    if (p && *p > kMaxDsaPrimeBits) return over("DSA prime p", *p, kMaxDsaPrimeBits);
+    if (q && *q > kMaxDsaSubgroupBits) return over("DSA subgroup q", *q, kMaxDsaSubgroupBits);
+  } else if (algo == 16 || algo == 20) {  // ElGamal: p, g, y
+    const auto p = next_bits();
+    if (p && *p > kMaxRsaModulusBits) return over("ElGamal prime p", *p, kMaxRsaModulusBits);
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // Decisions an attacker must not be able to steer: which of too many unverified signatures
@@ -172,6 +213,17 @@ void keep_random(std::vector<Sig*>& sigs, std::size_t keep, FilterOutcome& out) 
     ++out.dropped["excess_signature"];
   }
   sigs.resize(keep);
+}
+
+// The hash prefix a v4 signature carries (its left 16 bits, after the subpacket areas); nullopt
+// when the body does not frame that far.
+std::optional<std::uint16_t> carried_prefix(std::string_view body) {
+  if (body.size() < 8 || body[0] != 4) return std::nullopt;
+  const std::size_t hashed = 6 + be(body, 4, 2);
+  if (hashed + 2 > body.size()) return std::nullopt;
+  const std::size_t unhashed = be(body, hashed, 2);
+  if (hashed + 2 + unhashed + 2 > body.size()) return std::nullopt;
+  return static_cast<std::uint16_t>(be(body, hashed + 2 + unhashed, 2));
 }
 
 // The left 16 bits of the hash a v4 signature over `component` would sign (RFC 4880 section
@@ -195,9 +247,7 @@ std::optional<std::uint16_t> hash_prefix(std::string_view primary_body, const Co
     default: return std::nullopt;
   }
   const std::size_t hashed = 6 + be(sig_body, 4, 2);
-  if (hashed > sig_body.size()) return std::nullopt;
-  const std::size_t unhashed = be(sig_body, hashed, 2);
-  if (hashed + 2 + unhashed + 2 > sig_body.size()) return std::nullopt;
+  if (hashed + 2 > sig_body.size()) return std::nullopt;
   EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   bool ok = md && ctx && EVP_DigestInit_ex(ctx, md, nullptr) == 1;
@@ -258,16 +308,7 @@ void drop_copied_signatures(Build& b, const std::vector<Component*>& all, Filter
     for (auto& [c, s] : at) {
       const auto sig = first_packet(s->whole);
       const std::string_view body = sig ? sig->body : std::string_view();
-      std::optional<std::uint16_t> want;
-      if (body.size() >= 8) {
-        const std::size_t hashed = 6 + be(body, 4, 2);
-        if (hashed + 2 <= body.size()) {
-          const std::size_t unhashed = be(body, hashed, 2);
-          if (hashed + 4 + unhashed <= body.size()) {
-            want = static_cast<std::uint16_t>(be(body, hashed + 2 + unhashed, 2));
-          }
-        }
-      }
+      const auto want = carried_prefix(body);
       const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
       const bool belongs = got && *got == *want;
       if (belongs && !kept) {
@@ -429,6 +470,9 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
           cur->refused = RejectedKey{cur->fingerprint, GPG_ERR_TOO_LARGE,
                                      "the primary key packet is over max_packet_bytes (" +
                                          std::to_string(limits.max_packet_bytes) + ")"};
+        } else if (auto absurd = absurd_key_parameters(p.body)) {
+          cur->refused = RejectedKey{cur->fingerprint, GPG_ERR_BAD_PUBKEY,
+                                     "the primary key: " + *absurd};
         }
         skipping = cur->refused.has_value();
         continue;
@@ -450,6 +494,11 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
         const bool is_sub = p.tag == tag::public_subkey;
         slot = is_sub ? Slot::subkey : Slot::user;
         skipping = false;
+        if (is_sub && absurd_key_parameters(p.body)) {  // its back-signature would cost seconds
+          drop("absurd_subkey");
+          skipping = true;
+          continue;
+        }
         if (p.whole.size() > limits.max_packet_bytes) {
           drop(is_sub ? "oversize_subkey" : "oversize_user_id");
           if (!is_sub) {

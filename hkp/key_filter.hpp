@@ -61,7 +61,7 @@ struct FilterOutcome {
   bool any_packet = false;       // at least one well-framed OpenPGP packet was read
   std::size_t primaries = 0;     // distinct primary keys seen (kept or refused)
   // What was dropped, by reason: misplaced_signature, malformed_signature, third_party_signature,
-  // excess_signature, unbound_user_id, unbound_subkey, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
+  // excess_signature, unbound_user_id, unbound_subkey, absurd_subkey, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
   // malformed_packet (the input stopped framing: the rest was ignored).
   std::map<std::string, std::size_t> dropped;
 };
@@ -70,6 +70,11 @@ struct FilterOutcome {
 // callers that refuse large counts learn the count without paying for the rest.
 FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
                           std::size_t trusted_prefix = 0, std::size_t max_keys = SIZE_MAX);
+
+// Why a v4 public key (or subkey) packet body's parameters are beyond what any implementation
+// makes (an RSA exponent over 64 bits, a modulus over 16,384, a DSA prime over 4,096), or
+// nullopt: such a key would make every verification cost seconds, so it is refused before any.
+std::optional<std::string> absurd_key_parameters(std::string_view key_body);
 
 // The v4 fingerprint (upper-case hex) of a public key packet body; "" when it is not v4.
 std::string v4_fingerprint(std::string_view key_body);

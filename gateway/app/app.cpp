@@ -373,6 +373,7 @@ int App::run() {
   adds.start(io.get_executor(), snapshots);
   spends.start(io.get_executor(), snapshots);
   refresher.start(io.get_executor(), snapshots);
+  for (const auto& n : config::notices(*cfg)) log::warn("config_notice", {{"notice", n}});
   contexts.run([&] {
     log::info("started", {{"version", kVersion},
                           {"threads", std::to_string(threads)},

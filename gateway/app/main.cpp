@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
       const char* file = value(arg);
       if (!file) return usage_error("--check-config needs a FILE");
       try {
-        config::load_file(file);
+        const auto cfg = config::load_file(file);
+        for (const auto& n : config::notices(cfg)) std::cerr << n << "\n";
         std::cout << file << ": OK\n";
         return 0;
       } catch (const config::ConfigError& e) {

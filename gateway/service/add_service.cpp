@@ -56,6 +56,7 @@ const char* gpg_err_code_to_reason(gpg_err_code_t code) {
     case GPG_ERR_TOO_LARGE: return "too_large";
     case GPG_ERR_NO_PUBKEY: return "subkey_without_primary";
     case GPG_ERR_UNKNOWN_VERSION: return "unsupported_version";
+    case GPG_ERR_BAD_PUBKEY: return "absurd_key_parameters";
     default: return "unusable_key";
   }
 }

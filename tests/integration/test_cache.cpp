@@ -187,6 +187,27 @@ TEST_CASE("imported keys answer address lookups from the cache, without asking u
   CHECK(ks.lookups() == 0);
 }
 
+TEST_CASE("a truncated data.mdb is refused with one line, not a SIGBUS",
+          "[integration][cache][hardening]") {
+  TempDir dir;
+  const std::string cfg = cache_config(dir, "cache");
+  REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/upstream-keys.asc"}).exit_code == 0);
+  const std::string file = dir / "cache/data.mdb";
+  const auto size = std::filesystem::file_size(file);
+  REQUIRE(size > 4 * 4096);
+  std::filesystem::resize_file(file, size / 2);  // a copy that stopped halfway
+
+  const auto verify = cache_cmd(cfg, {"verify"});
+  INFO(verify.err);
+  CHECK(verify.exit_code == 1);  // 135 (SIGBUS) before
+  CHECK_THAT(verify.err, Contains("data.mdb is truncated"));
+  CHECK_THAT(verify.err, Contains("move the directory aside"));
+  const auto gw = run({HKPGW_BINARY, "--config", cfg});
+  INFO(gw.err);
+  CHECK(gw.exit_code == 1);
+  CHECK_THAT(gw.err, Contains("data.mdb is truncated"));
+}
+
 TEST_CASE("cache commands refuse what they cannot do safely, with a clear message",
           "[integration][cache]") {
   TempDir dir;

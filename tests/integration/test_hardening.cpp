@@ -469,3 +469,22 @@ TEST_CASE("bare revocations: each issuer's key is verified once, and their count
   CHECK(refused.status == 413);
   CHECK_THAT(refused.body, Contains("101 revocation signatures in one submission; at most 100"));
 }
+
+TEST_CASE("an RSA key with a 16,383-bit exponent is refused before any verification",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  // Sixteen forged self-signatures on it once cost 21 s of CPU; now none is verified.
+  const std::string pub = key_packets(read_file(data_dir() + "/bob.asc"));
+  const std::string me = primary_keyid(with_rsa_exponent(pub, 16383));
+  std::string forged;
+  for (std::uint32_t i = 0; i < 16; ++i) forged += forged_signature(0x13, me, 1600000000u + i);
+  const auto r = post_add(gw, "keytext=" + percent_encode_all(
+                                  with_after_first_uid(with_rsa_exponent(pub, 16383), forged)));
+  INFO(r.body);
+  CHECK(r.status == 422);
+  CHECK_THAT(r.body, Contains("RSA public exponent has 16383 bits"));
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  CHECK_THAT(m, Contains("hkp_gateway_keys_rejected_total{reason=\"absurd_key_parameters\"} 1"));
+}

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
 
 #include "support/actors.hpp"
 
@@ -140,4 +141,32 @@ TEST_CASE("a restart resumes the schedule: nothing is refreshed before it is due
   std::this_thread::sleep_for(std::chrono::seconds(2));  // several of the refresher's steps
   CHECK(ks.lookups() == before);
   CHECK(cached_keys(again) == 5);
+}
+
+TEST_CASE("a reload turns the refresher on, and it then brings the revocation",
+          "[integration][refresh]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10s\"\nmax_rate = \"0\"\n");
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("FRANK_FPR");
+  REQUIRE(gw.get(index_target(fpr)).status == 200);
+  REQUIRE(ks.publish(read_file(data_dir() + "/frank.asc")));
+  const int lookups = ks.lookups();
+  // Off: past its period (10 s) the key is not asked for again.
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  CHECK(ks.lookups() == lookups);
+  CHECK(metric(gw, "hkp_gateway_refresh_period_seconds") == 0);
+
+  std::string toml = read_file(gw.config_path());
+  const auto at = toml.find("max_rate = \"0\"");
+  REQUIRE(at != std::string::npos);
+  toml.replace(at, 14, "max_rate = \"10/s\"");
+  write_file(gw.config_path(), toml);
+  gw.process().signal(SIGHUP);
+  CHECK(gw.process().wait_for("event=config_reload result=success"));
+  CHECK(gw.process().wait_for("event=key_refreshed fingerprint=" + fpr + " outcome=revoked",
+                              std::chrono::seconds(20)));
+  CHECK(metric(gw, "hkp_gateway_refresh_period_seconds") == 10);
+  CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
 }

@@ -137,21 +137,35 @@ TEST_CASE("a padded or crowded upstream copy still brings the revocation to the 
   }
 }
 
-TEST_CASE("a submission padded past max_user_ids still revokes the cached key",
-          "[integration][revocation]") {
-  TempDir dir;
-  TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
-  REQUIRE(gw.started());
-  const std::string fpr = fixture("FRANK_FPR");
-  REQUIRE(gw.get(get_target(fpr)).status == 200);
-  const std::string padded = with_fake_uids(key_packets(read_file(data_dir() + "/frank.asc")), 101);
-  const auto r = post_add(gw, "keytext=" + percent_encode_all(padded));
-  INFO(r.body);
-  CHECK(r.status == 200);
-  CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
-  // Only the revocation was taken: what is served has the one real user ID.
-  CHECK(count_of(gw.get(index_target(fpr)).body, "\nuid:") == 1);
+TEST_CASE("a submission padded past max_user_ids or crowded with forgeries still revokes the "
+          "cached key", "[integration][revocation]") {
+  const std::string revoked = key_packets(read_file(data_dir() + "/frank.asc"));
+  std::string newer_forgeries;
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    newer_forgeries += forged_signature(0x20, primary_keyid(revoked), 1900000000u + i);
+  }
+  const std::pair<const char*, std::string> shapes[] = {
+      {"101 user IDs with forged self-signatures", with_fake_uids(revoked, 101)},
+      {"8 forged revocations newer than the genuine one",
+       with_after_primary(revoked, newer_forgeries)},
+  };
+  for (const auto& [name, copy] : shapes) {
+    DYNAMIC_SECTION(name) {
+      TempDir dir;
+      TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
+      Gateway gw(dir, {{"ks", ks.url()}});
+      REQUIRE(gw.started());
+      const std::string fpr = fixture("FRANK_FPR");
+      REQUIRE(gw.get(get_target(fpr)).status == 200);
+      const auto r = post_add(gw, "keytext=" + percent_encode_all(copy));
+      INFO(r.body);
+      CHECK(r.status == 200);
+      CHECK_THAT(r.body, Contains(fpr + ": updated"));
+      CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
+      // Only the revocation was taken: what is served has the one real user ID.
+      CHECK(count_of(gw.get(index_target(fpr)).body, "\nuid:") == 1);
+    }
+  }
 }
 
 TEST_CASE("OpenPGP.js reads the revoked and the expired key whole from the gateway",

@@ -26,6 +26,22 @@ TEST_CASE("an http:// upstream is refused at start and by --check-config", "[int
   CHECK_THAT(check.err, Contains("upstream[0].url"));
 }
 
+TEST_CASE("a config file without [[upstream]] says it asks the public keyservers",
+          "[integration][config]") {
+  TempDir dir;
+  write_file(dir / "none.toml", "[cache]\npath = \"" + dir / "cache" + "\"\n");
+  const auto check = run({HKPGW_BINARY, "--check-config", dir / "none.toml"});
+  CHECK(check.exit_code == 0);
+  CHECK_THAT(check.err, Contains("no [[upstream]] table"));
+  CHECK_THAT(check.err, Contains("https://keys.openpgp.org"));
+  CHECK_THAT(check.err, Contains("upstream = []"));
+  // Saying so is enough: an explicit empty list is quiet.
+  write_file(dir / "empty.toml", "upstream = []\n[cache]\npath = \"" + dir / "cache" + "\"\n");
+  const auto quiet = run({HKPGW_BINARY, "--check-config", dir / "empty.toml"});
+  CHECK(quiet.exit_code == 0);
+  CHECK(quiet.err.empty());
+}
+
 TEST_CASE("an upstream whose certificate we cannot verify is never used", "[integration]") {
   TempDir dir;
   auto cert = GENERATE(std::string("rogue"), std::string("wrongname"));

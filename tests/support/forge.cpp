@@ -194,6 +194,33 @@ std::string with_bare_subkeys(const std::string& key, int count) {
   return out;
 }
 
+std::string with_rsa_exponent(const std::string& key, std::size_t bits) {
+  const auto ps = split(key);
+  const int want = tag::public_key;
+  std::string out;
+  bool done = false;
+  for (const auto& p : ps) {
+    if (done || p.tag != want) {
+      out += p.whole;
+      continue;
+    }
+    std::string b(p.body);  // version, time (4), algorithm, n, e
+    if (b.size() < 8 || (b[5] != 1 && b[5] != 2 && b[5] != 3)) {
+      throw std::runtime_error("forge: not an RSA key");
+    }
+    const std::size_t n_bits = (static_cast<unsigned char>(b[6]) << 8) | static_cast<unsigned char>(b[7]);
+    const std::size_t e_at = 8 + (n_bits + 7) / 8;
+    std::string e(2, '\0');
+    e[0] = static_cast<char>(bits >> 8);
+    e[1] = static_cast<char>(bits & 0xFF);
+    std::string value((bits + 7) / 8, static_cast<char>(0xFF));  // odd, all ones
+    if (bits % 8) value[0] = static_cast<char>((1u << (bits % 8)) - 1);
+    out += hkp::make_packet(want, b.substr(0, e_at) + e + value);
+    done = true;
+  }
+  return out;
+}
+
 std::string with_fake_uids(const std::string& key, int count) {
   const auto ps = split(key);
   const std::string sig = first_uid_signature(ps);

@@ -67,6 +67,10 @@ std::string with_bare_uids(const std::string& key, int count);
 // `key` plus `count` made-up subkeys without any signature.
 std::string with_bare_subkeys(const std::string& key, int count);
 
+// `key` (RSA) with the public exponent of its primary key replaced by one of `bits` bits: every
+// verification with it costs a modular exponentiation that long.
+std::string with_rsa_exponent(const std::string& key, std::size_t bits);
+
 // Number of signature packets in binary key data.
 int signature_count(const std::string& packets);
 

@@ -30,7 +30,8 @@ struct Harness {
 
   asio::awaitable<std::string> work(std::string value, bool fail) {
     ++runs;
-    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+    const auto ex = co_await asio::this_coro::executor;  // one co_await per statement (GCC 12)
+    asio::steady_timer t(ex, std::chrono::milliseconds(50));
     co_await t.async_wait(asio::use_awaitable);
     if (fail) throw std::runtime_error("upstream exploded");
     co_return value;

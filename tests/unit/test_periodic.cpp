@@ -29,8 +29,10 @@ TEST_CASE("a periodic loop wakes on demand and survives a step that throws", "[u
                                  ++steps;
                                  if (throw_next.exchange(false)) throw std::runtime_error("boom");
                                  if (slow) {
-                                   asio::steady_timer t(co_await asio::this_coro::executor,
-                                                        std::chrono::milliseconds(300));
+                                   // One co_await per statement (ARCHITECTURE.md, GCC 12 traps):
+                                   // inside the timer's argument list it is miscompiled.
+                                   const auto ex = co_await asio::this_coro::executor;
+                                   asio::steady_timer t(ex, std::chrono::milliseconds(300));
                                    co_await t.async_wait(asio::use_awaitable);
                                  }
                                });

@@ -264,3 +264,28 @@ TEST_CASE("armor is decoded strictly", "[keys][unit]") {
     CHECK(d->binary == packets_of("alice.asc") + packets_of("bob.asc"));
   }
 }
+
+TEST_CASE("RSA and DSA parameters beyond any implementation's are refused before verification",
+          "[keys][unit]") {
+  const std::string pub = packets_of("bob.asc");  // RSA-2048 with an RSA subkey
+  // A 16,383-bit public exponent made each forged self-signature cost over a second.
+  const auto huge = parse_keys(with_rsa_exponent(pub, 16383), {});
+  CHECK(huge.keys.empty());
+  REQUIRE(huge.rejected.size() == 1);
+  CHECK(huge.rejected[0].code == GPG_ERR_BAD_PUBKEY);
+  CHECK_THAT(huge.rejected[0].reason,
+             Catch::Matchers::Contains("RSA public exponent has 16383 bits, over the 64"));
+  CHECK(absurd_key_parameters(split_packets(with_rsa_exponent(pub, 65))->at(0).body));
+  CHECK_FALSE(absurd_key_parameters(split_packets(with_rsa_exponent(pub, 64))->at(0).body));
+  CHECK_FALSE(absurd_key_parameters(split_packets(pub)->at(0).body));  // e = 65537
+
+  // As a subkey: it goes (its back-signature would cost as much), the key stays.
+  const std::string alice = packets_of("alice.asc");
+  const std::string absurd_sub =
+      make_packet(tag::public_subkey, std::string(split_packets(with_rsa_exponent(pub, 8192))->at(0).body)) +
+      forged_signature(0x18, primary_keyid(alice), 1700000000u);
+  const auto sub = parse_keys(alice + absurd_sub, {});
+  REQUIRE(sub.keys.size() == 1);
+  CHECK(sub.keys[0].info.subkeys.size() == 1);  // alice's own
+  CHECK(sub.dropped.at("absurd_subkey") == 1);
+}

@@ -63,6 +63,10 @@ TEST_CASE("each request spends the budget of what it asks for", "[limits][unit]"
       {"GET", "/pks/lookup?op=index&search=Alice", Budget::search},
       {"GET", "/pks/lookup?op=stats", Budget::none},
       {"GET", "/pks/lookup?op=get", Budget::none},  // a 400 anyway
+      // Names are read as the lookup parser reads them: escaped, they spend the same budget.
+      {"GET", "/pks/lookup?op=index&se%61rch=alice%40example.org", Budget::search},
+      {"GET", "/pks/lookup?%6fp=index&search=Alice", Budget::search},
+      {"GET", "/pks/lookup?%6F%70=get&%73earch=0x" + fpr, Budget::key_lookup},
       {"GET", "/vks/v1/by-fingerprint/" + fpr, Budget::key_lookup},
       {"GET", "/vks/v1/by-keyid/" + fpr.substr(24), Budget::key_lookup},
       {"GET", "/vks/v1/by-email/alice%40example.org", Budget::search},
