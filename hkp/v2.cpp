@@ -1,5 +1,6 @@
 #include "hkp/v2.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -151,6 +152,27 @@ Result<LookupRequest> parse_v2_lookup(std::string_view path) {
 std::string_view v2_allowed_methods(std::string_view path) {
   const Split s = split(path);
   return s.category ? s.category->methods : std::string_view();
+}
+
+std::vector<std::string> parse_prefix_log(std::string_view body, std::size_t max_prefixes) {
+  std::vector<std::string> out;
+  while (!body.empty() && out.size() < max_prefixes) {
+    const auto nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() < 4 || line.size() > 64) continue;
+    std::string prefix;
+    prefix.reserve(line.size());
+    for (const char c : line) {
+      if (!std::isxdigit(static_cast<unsigned char>(c))) break;
+      prefix.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    if (prefix.size() == line.size()) out.push_back(std::move(prefix));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 }  // namespace hkpgw::hkp

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hkp/lookup.hpp"
 #include "hkp/problem.hpp"
@@ -27,5 +28,11 @@ Result<LookupRequest> parse_v2_lookup(std::string_view path);
 // Feature detection: the methods a category (a path under /pks/v2/, with or without its
 // identifier) takes, "" when it is not served (501).
 std::string_view v2_allowed_methods(std::string_view path);
+
+// A prefix log (GET /pks/v2/prefixlog/<YYYY-MM-DD>, as Hockeypuck serves it): one hex
+// fingerprint prefix per line (CRLF or LF) of each certificate that changed that day. The
+// prefixes, lower case, sorted and unique; lines that are not 4 to 64 hex digits are skipped,
+// and at most `max_prefixes` are read (the rest of the body is ignored). Never throws.
+std::vector<std::string> parse_prefix_log(std::string_view body, std::size_t max_prefixes);
 
 }  // namespace hkpgw::hkp

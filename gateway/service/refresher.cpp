@@ -7,9 +7,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
+#include <ctime>
 #include <random>
 
 #include "gateway/observe/log.hpp"
+#include "hkp/v2.hpp"
 #include "gateway/service/cache_writer.hpp"
 #include "gateway/service/periodic.hpp"
 #include "gateway/service/work_pool.hpp"
@@ -27,6 +29,18 @@ constexpr int kMaxPerStep = 32;              // refreshes one step may start bef
 constexpr int kMaxInFlight = 4;              // refreshes waiting for upstreams at once
 constexpr auto kMaxSweepPause = std::chrono::seconds(30);
 constexpr auto kMaxBackoff = std::chrono::seconds(60);
+constexpr std::size_t kMaxChangedPrefixes = 200'000;  // all logs together
+constexpr std::int64_t kChangedKeptFor = 2 * 86400;   // a prefix is forgotten after two days
+
+// "YYYY-MM-DD" of a unix time, UTC.
+std::string utc_date(std::int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
 
 double seconds_of(config::Duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -93,8 +107,12 @@ asio::awaitable<std::optional<cache::Store::KeyTimes>> Refresher::next_due(
       if (phase_ == Phase::rest && !is_due) {
         sweep_oldest_ = sweep_oldest_ == 0 ? k.fetched_at : std::min(sweep_oldest_, k.fetched_at);
       }
+      if (phase_ == Phase::changed) {  // what changed upstream, whatever its age
+        if (!changed_upstream(k)) continue;
+        co_return slice_[at_++];
+      }
       if (!is_due) continue;
-      // First the keys clients were served since their copy was fetched, then the rest.
+      // Then the keys clients were served since their copy was fetched, then the rest.
       if (phase_ == Phase::served && k.accessed_at <= k.fetched_at) continue;
       co_return slice_[at_++];
     }
@@ -109,6 +127,10 @@ asio::awaitable<std::optional<cache::Store::KeyTimes>> Refresher::next_due(
       continue;
     }
     cursor_.reset();
+    if (phase_ == Phase::changed) {
+      phase_ = Phase::served;
+      continue;
+    }
     if (phase_ == Phase::served) {
       phase_ = Phase::rest;
       sweep_oldest_ = 0;
@@ -116,7 +138,7 @@ asio::awaitable<std::optional<cache::Store::KeyTimes>> Refresher::next_due(
     }
     // The sweep is over: what it saw is the oldest copy now, and the next one starts after a
     // pause (a tenth of the period, at most kMaxSweepPause: cheap, a read of the slots).
-    phase_ = Phase::served;
+    phase_ = Phase::changed;
     oldest_ = sweep_oldest_;
     next_sweep_ = Steady::now() + std::min<Steady::duration>(cfg.every / 10, kMaxSweepPause);
     co_return std::nullopt;
@@ -130,15 +152,23 @@ asio::awaitable<void> Refresher::step(std::shared_ptr<const Snapshot> snap) {
     co_return;
   }
   if (restart_sweep_.exchange(false)) {  // an operator asked for everything: from the start
-    phase_ = Phase::served;
+    phase_ = Phase::changed;
     cursor_.reset();
     slice_.clear();
     at_ = 0;
     next_sweep_ = {};
   }
   auto clock = Steady::now();
-  const bool between_sweeps = phase_ == Phase::served && !cursor_ && at_ >= slice_.size();
-  if (clock < paused_until_ || (between_sweeps && clock < next_sweep_)) co_return;
+  const bool between_sweeps = phase_ == Phase::changed && !cursor_ && at_ >= slice_.size();
+  if (clock < paused_until_) co_return;
+  // Between sweeps, the prefix logs are read when due; news in them starts a sweep at once.
+  if (between_sweeps && clock >= next_prefix_log_ && !Fleet::none_healthy(*snap)) {
+    next_prefix_log_ = clock + std::clamp<Steady::duration>(cfg.every / 60, std::chrono::seconds(10),
+                                                            std::chrono::minutes(5));
+    const std::size_t news = co_await read_prefix_logs(*snap);
+    if (news > 0) next_sweep_ = {};
+  }
+  if (between_sweeps && clock < next_sweep_) co_return;
   if (Fleet::none_healthy(*snap)) {  // health first: no refresh while nothing answers
     if (!pause_logged_) {
       log::warn("refresh_paused", {{"reason", "no upstream is healthy"}});
@@ -150,6 +180,7 @@ asio::awaitable<void> Refresher::step(std::shared_ptr<const Snapshot> snap) {
     log::info("refresh_resumed", {});
     pause_logged_ = false;
   }
+  if (between_sweeps && changed_.empty()) phase_ = Phase::served;  // nothing to look for
   // Twice the pace that covers the cache once per period, at least one a second, at most
   // max_rate; at max_rate while an operator asked for everything.
   const double keys = static_cast<double>(std::max<std::uint64_t>(d_.store.stats().keys, 1));
@@ -212,6 +243,52 @@ void Refresher::finished(const cache::Store::KeyTimes& key, RefreshOutcome outco
                                  {"seconds", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(backoff).count())}});
   }
   paused_until_ = std::max(paused_until_, Steady::now() + backoff);
+}
+
+bool Refresher::changed_upstream(const cache::Store::KeyTimes& k) const {
+  std::string hex = k.fingerprint.hex();
+  for (auto& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const std::size_t n : prefix_lengths_) {
+    const auto it = changed_.find(hex.substr(0, n));
+    if (it != changed_.end() && k.fetched_at < it->second) return true;
+  }
+  return false;
+}
+
+asio::awaitable<std::size_t> Refresher::read_prefix_logs(const Snapshot& snap) {
+  const std::int64_t now = d_.now();
+  std::size_t news = 0;
+  std::erase_if(changed_, [&](const auto& e) { return e.second < now - kChangedKeptFor; });
+  const auto& u = snap.config->upstreams;
+  const UpstreamLimits limits{u.connect_timeout, u.request_timeout, 1 << 20};
+  for (const auto& upstream : snap.upstreams) {
+    if (!upstream->keyserver() || !upstream->health().healthy()) continue;
+    auto until = no_prefix_log_until_.find(upstream->name());
+    if (until != no_prefix_log_until_.end() && Steady::now() < until->second) continue;
+    // Today's and yesterday's (UTC): a change late yesterday is in yesterday's log only.
+    for (const std::int64_t day : {now, now - 86400}) {
+      UpstreamAnswer a = co_await upstream->prefix_log(utc_date(day), limits);
+      if (a.outcome != Outcome::ok) {
+        no_prefix_log_until_[upstream->name()] = Steady::now() + std::chrono::hours(24);
+        log::info("prefix_log_unavailable", {{"upstream", upstream->name()},
+                                             {"detail", a.detail.empty() ? outcome_name(a.outcome) : a.detail},
+                                             {"effect", "asked again in a day; refreshes go by age"}});
+        break;
+      }
+      std::size_t fresh = 0;
+      for (auto& p : hkp::parse_prefix_log(a.body, kMaxChangedPrefixes)) {
+        if (changed_.size() >= kMaxChangedPrefixes) break;
+        prefix_lengths_.insert(p.size());
+        fresh += changed_.try_emplace(std::move(p), now).second;
+      }
+      news += fresh;
+      if (fresh > 0) {
+        log::info("prefix_log_read", {{"upstream", upstream->name()}, {"day", utc_date(day)},
+                                      {"new_prefixes", std::to_string(fresh)}});
+      }
+    }
+  }
+  co_return news;
 }
 
 asio::awaitable<std::optional<RefreshOutcome>> Refresher::refresh_now(

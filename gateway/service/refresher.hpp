@@ -4,8 +4,9 @@
 // revocation slower than the keyserver it fronts.
 //
 // The schedule is the gateway's own: a sweep walks the cache in fingerprint order (the store's
-// slots, a slice at a time, read on the work pool) and refreshes the keys that are due, first
-// those a client was served since their copy was fetched, then the rest. A key is due `every`
+// slots, a slice at a time, read on the work pool) and refreshes the keys that are due: first
+// those an upstream's prefix log says changed there (whatever their age), then those a client
+// was served since their copy was fetched, then the rest. A key is due `every`
 // after an upstream last confirmed it, less up to a tenth (fixed per key, from its fingerprint:
 // keys fetched together do not come due together). Refreshes are paced evenly, with jitter, at
 // twice the rate that covers the cache once per `every` (at least one a second, at most
@@ -24,7 +25,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,9 +82,22 @@ class Refresher {
   UpstreamFetch fetch_;
   std::atomic<bool> running_{false};
 
+  // The upstreams' prefix logs (HKP v2 draft, /pks/v2/prefixlog/<day>): fingerprint prefixes of
+  // keys that changed upstream, each with when it was first seen here; a cached key carrying
+  // one and confirmed before that is refreshed first. Read between sweeps every
+  // clamp(every / 60, 10 s, 5 min) (news starts a sweep at once); an upstream that serves none
+  // is asked again a day later.
+  // Returns how many prefixes were new.
+  boost::asio::awaitable<std::size_t> read_prefix_logs(const Snapshot& snap);
+  bool changed_upstream(const cache::Store::KeyTimes& k) const;
+
   // The sweep, touched by the loop's strand only.
-  enum class Phase { served, rest };
-  Phase phase_ = Phase::served;
+  enum class Phase { changed, served, rest };
+  Phase phase_ = Phase::changed;
+  std::map<std::string, std::int64_t> changed_;  // lower-case hex prefix -> first seen (unix)
+  std::set<std::size_t> prefix_lengths_;
+  std::map<std::string, std::chrono::steady_clock::time_point> no_prefix_log_until_;
+  std::chrono::steady_clock::time_point next_prefix_log_{};
   std::optional<cache::Fingerprint> cursor_;  // the last slot read
   std::vector<cache::Store::KeyTimes> slice_;
   std::size_t at_ = 0;                         // next entry of slice_ to look at

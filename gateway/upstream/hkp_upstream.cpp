@@ -54,4 +54,10 @@ asio::awaitable<UpstreamAnswer> HkpUpstream::submit(std::string_view packets,
   co_return a;
 }
 
+asio::awaitable<UpstreamAnswer> HkpUpstream::prefix_log(std::string date, UpstreamLimits limits) {
+  std::string target = "/pks/v2/prefixlog/" + date;  // named: no temporary across co_await
+  UpstreamAnswer a = co_await get(std::move(target), limits, nullptr);
+  co_return a;
+}
+
 }  // namespace hkpgw::gateway

@@ -19,6 +19,8 @@ class HkpUpstream final : public ServerUpstream {
                                                std::shared_ptr<CancelToken> cancel) override;
   boost::asio::awaitable<UpstreamAnswer> submit(std::string_view packets,
                                                 UpstreamLimits limits) override;
+  boost::asio::awaitable<UpstreamAnswer> prefix_log(std::string date,
+                                                    UpstreamLimits limits) override;
 
   // The request targets, for tests and the fuzzers: what each question becomes on the wire.
   static std::string keys_target(const hkp::Search& search);

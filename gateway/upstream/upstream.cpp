@@ -35,6 +35,14 @@ asio::awaitable<UpstreamAnswer> Upstream::request_verify(std::string, UpstreamLi
   co_return a;
 }
 
+asio::awaitable<UpstreamAnswer> Upstream::prefix_log(std::string, UpstreamLimits) {
+  UpstreamAnswer a;
+  a.outcome = Outcome::http_error;
+  a.status = 501;
+  a.detail = name() + " serves no prefix log";
+  co_return a;
+}
+
 // The one place that knows every kind: a new kind is a case here and a class of its own.
 std::shared_ptr<Upstream> make_upstream(asio::any_io_executor executor,
                                         const config::UpstreamConfig& u,

@@ -73,6 +73,11 @@ class Upstream {
   // upstream issued; other kinds answer HTTP 501 without a request.
   virtual boost::asio::awaitable<UpstreamAnswer> request_verify(std::string json,
                                                                 UpstreamLimits limits);
+  // The HKP v2 draft's prefix log for one UTC day ("YYYY-MM-DD"): the hex fingerprint prefixes
+  // of the certificates that changed that day, one per line (the refresher asks those first).
+  // Other kinds answer 501 without a request.
+  virtual boost::asio::awaitable<UpstreamAnswer> prefix_log(std::string date,
+                                                            UpstreamLimits limits);
   // The active health probe: any answer below 500 counts as alive.
   virtual boost::asio::awaitable<UpstreamAnswer> probe(UpstreamLimits limits) = 0;
 

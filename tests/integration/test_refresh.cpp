@@ -170,3 +170,36 @@ TEST_CASE("a reload turns the refresher on, and it then brings the revocation",
   CHECK(metric(gw, "hkp_gateway_refresh_period_seconds") == 10);
   CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
 }
+
+TEST_CASE("an upstream's prefix log brings a changed key ahead of its period",
+          "[integration][refresh]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc", "alice.asc"});
+  ks.serve_prefix_log(true);
+  // A ten-minute period: nothing comes due by age in this test; the log is read every 10 s.
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10m\"\nmax_rate = \"10/s\"\n");
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("FRANK_FPR");
+  REQUIRE(gw.get(index_target(fpr)).status == 200);
+  REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
+  const int gets_before = ks.count("gets");
+
+  REQUIRE(ks.publish(read_file(data_dir() + "/frank.asc")));  // the log now lists frank's prefix
+  CHECK(gw.process().wait_for("event=prefix_log_read upstream=ks", std::chrono::seconds(30)));
+  CHECK(gw.process().wait_for("event=key_refreshed fingerprint=" + fpr + " outcome=revoked",
+                              std::chrono::seconds(30)));
+  CHECK(pub_line(gw.get(index_target(fpr))).ends_with(":r"));
+  // Only the changed key was asked for: alice, not in the log and not due, was not.
+  CHECK(ks.count("gets") == gets_before + 1);
+}
+
+TEST_CASE("an upstream without a prefix log is asked once a day, refreshes go by age",
+          "[integration][refresh]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});  // its log is off: 404
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10m\"\n");
+  REQUIRE(gw.started());
+  CHECK(gw.process().wait_for("event=prefix_log_unavailable upstream=ks"));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(occurrences(gw.log(), "event=prefix_log_unavailable") == 1);
+}

@@ -32,6 +32,10 @@ bool TestKeyserver::serve_raw(const std::string& key) {
   return http_request(control_, "POST", "/raw", key).status == 200;
 }
 
+void TestKeyserver::serve_prefix_log(bool on) {
+  http_get(control_, std::string("/prefixlog?on=") + (on ? "1" : "0"));
+}
+
 bool TestKeyserver::publish(const std::string& armored) {
   // The TLS port is the keyserver's; the control port takes the same submission in plain HTTP.
   return http_request(control_, "POST", "/add", "keytext=" + percent_encode_all(armored),

@@ -25,6 +25,8 @@ class TestKeyserver {
   int lookups();  // /pks/lookup requests seen so far
   // Serves `key` (armored or binary) byte for byte in place of its copy; false if refused.
   bool serve_raw(const std::string& key);
+  // Serves the HKP v2 prefix log of the keys changed from now on (off: 404, as most servers).
+  void serve_prefix_log(bool on);
   // Publishes a key straight to this keyserver (its /pks/add: merged into what it serves).
   bool publish(const std::string& armored);
   // "requests", "lookups", "gets", "indexes", "probes", "resumed", "max_concurrent"

@@ -9,6 +9,8 @@
 //   GET /stats -> "requests=N lookups=N gets=N indexes=N probes=N resumed=N max_concurrent=N adds=N
 //     wkd=N verifies=N"
 //   POST /pks/add (keytext=) merges the submitted keys into what it serves; adds counts them.
+//   GET /prefixlog?on=1 (control port) serves GET /pks/v2/prefixlog/<YYYY-MM-DD> from then on
+//     (8-hex-digit prefixes of the keys changed that day, CRLF after each; 404 while off).
 //   POST /add (control port) does what /pks/add does, without counting as a request seen.
 //   POST /raw (control port; one key, armored or binary) serves those bytes as they are in place
 //     of that key's copy: padded or crowded copies as a hostile keyserver would serve them.
@@ -38,6 +40,8 @@
 #include <boost/beast/ssl.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -122,6 +126,10 @@ struct State {
   std::atomic<int> requests{0}, lookups{0}, gets{0}, indexes{0}, probes{0}, resumed{0}, adds{0},
       wkd{0}, verifies{0};
   std::atomic<int> concurrent{0}, max_concurrent{0};
+  // The prefix log (HKP v2 draft, as Hockeypuck serves it): keys changed by /add, /pks/add or
+  // /raw, with when; served at /pks/v2/prefixlog/<YYYY-MM-DD> once /prefixlog?on=1 said so.
+  std::vector<std::pair<std::string, std::time_t>> modified;  // under mutex
+  bool prefix_log = false;                                     // under mutex
 
   std::tuple<std::string, int, bool> current() {
     std::lock_guard lock(mutex);
@@ -218,6 +226,7 @@ std::vector<hkp::KeyInfo> add_keys(State& st, const std::string& keytext) {
   for (auto& k : parsed.keys) {
     ++st.adds;
     taken.push_back(k.info);
+    st.modified.emplace_back(k.info.fingerprint, std::time(nullptr));
     auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
     auto it = std::find_if(next->begin(), next->end(), same);
     if (it == next->end()) {
@@ -246,9 +255,31 @@ bool replace_raw(State& st, const std::string& body) {
   auto next = std::make_shared<std::vector<hkp::ParsedKey>>(st.keys->list);
   auto same = [&](const hkp::ParsedKey& x) { return x.info.fingerprint == k.info.fingerprint; };
   std::erase_if(*next, same);
+  st.modified.emplace_back(k.info.fingerprint, std::time(nullptr));
   next->push_back(std::move(k));
   st.keys = std::make_shared<const Keyring>(std::move(*next));
   return true;
+}
+
+// The first 8 hex digits (lower case) of each key changed on the day the path names, CRLF after
+// each; 404 while the log is off (a keyserver that has none).
+HttpResponse prefix_log_answer(State& st, const HttpRequest& req) {
+  const std::string day(req.path().substr(std::string_view("/pks/v2/prefixlog/").size()));
+  std::lock_guard lock(st.mutex);
+  if (!st.prefix_log) return text_response(404, "no prefix log here");
+  HttpResponse r;
+  for (const auto& [fpr, when] : st.modified) {
+    std::tm tm{};
+    gmtime_r(&when, &tm);
+    char date[16];
+    std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
+    if (day != date) continue;
+    for (std::size_t i = 0; i < 8 && i < fpr.size(); ++i) {
+      r.body.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(fpr[i]))));
+    }
+    r.body += "\r\n";
+  }
+  return r;
 }
 
 HttpResponse json(unsigned status, std::string body) {
@@ -371,6 +402,7 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     if (add_keys(st, *keytext).empty()) co_return text_response(400, "no usable key");
     co_return text_response(200, "key(s) added");
   }
+  if (req.path().starts_with("/pks/v2/prefixlog/")) co_return prefix_log_answer(st, req);
   if (req.path().starts_with(hkp::kVksPrefix)) co_return vks_answer(st, req);
   if (req.path().starts_with(kWkdPrefix)) co_return wkd_answer(st, req, mode);
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
@@ -446,6 +478,11 @@ asio::awaitable<HttpResponse> control(State& st, const HttpRequest& req) {
     if (!keytext) co_return text_response(400, "no keytext");
     const bool added = !add_keys(st, *keytext).empty();
     co_return text_response(added ? 200 : 400, added ? "key(s) added" : "no usable key");
+  }
+  if (req.path() == "/prefixlog") {
+    std::lock_guard lock(st.mutex);
+    st.prefix_log = query_value(req.query(), "on") == "1";
+    co_return text_response(200, st.prefix_log ? "prefix log on" : "prefix log off");
   }
   if (req.path() == "/raw" && req.method == "POST") {
     co_return replace_raw(st, req.body) ? text_response(200, "replaced")

@@ -165,3 +165,14 @@ TEST_CASE("multipart/form-data submissions: the keytext part, hostile shapes ref
   REQUIRE(s.has_value());
   CHECK(s->keytext == "\x99\x01");
 }
+
+TEST_CASE("a prefix log: hex prefixes, one per line, anything else skipped", "[hkp][unit]") {
+  using hkpgw::hkp::parse_prefix_log;
+  const auto p = parse_prefix_log("10fe8cf1\r\n5B74AE43\r\n646ad4c9\n10fe8cf1\r\nnot-hex!\r\nab\r\n"
+                                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0\r\n"
+                                  "2d4b8599",
+                                  100);
+  CHECK(p == std::vector<std::string>{"10fe8cf1", "2d4b8599", "5b74ae43", "646ad4c9"});
+  CHECK(parse_prefix_log("", 10).empty());
+  CHECK(parse_prefix_log("aaaa\nbbbb\ncccc\n", 2).size() == 2);  // at most as many as asked for
+}
