@@ -1,5 +1,7 @@
 #include "gateway/app/app.hpp"
 
+#include <sys/resource.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -38,11 +40,45 @@ namespace {
 
 constexpr auto kGracePeriod = std::chrono::seconds(10);
 
+// Descriptors beyond client connections: the upstreams' pools, LMDB, the log, each io_context's
+// epoll and eventfd, the work pool, and a margin.
+constexpr std::uint64_t kFdReserve = 128;
+
+// The client connections the process's descriptors allow (RLIMIT_NOFILE, raised to its hard
+// limit first). With fewer than max_connections + admin.max_connections + the upstreams' and
+// kFdReserve, max_connections is lowered to fit and the log says so: accept failing with EMFILE
+// at 20 a second while idle eviction never ran was the alternative.
+std::uint64_t fd_bounded_connections(const config::Config& c) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return c.server.max_connections;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  std::uint64_t upstream_fds = 0;
+  for (const auto& u : c.upstreams.list) {
+    (void)u;
+    upstream_fds += c.upstreams.max_connections;
+  }
+  const std::uint64_t others = c.admin.max_connections + upstream_fds + kFdReserve;
+  const std::uint64_t have = lim.rlim_cur == RLIM_INFINITY ? UINT64_MAX : lim.rlim_cur;
+  const std::uint64_t fit = have > others ? have - others : 16;
+  if (c.server.max_connections <= fit) return c.server.max_connections;
+  const std::uint64_t lowered = std::max<std::uint64_t>(fit, 16);
+  log::warn("fd_limit", {{"nofile", std::to_string(have)},
+                         {"max_connections", std::to_string(c.server.max_connections)},
+                         {"effective_max_connections", std::to_string(lowered)},
+                         {"hint", "raise LimitNOFILE (systemd) or ulimit -n to allow more"}});
+  return lowered;
+}
+
 ServerLimits server_limits(const config::Config& c) {
+  const std::uint64_t allowed = fd_bounded_connections(c);
   return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
                       static_cast<std::size_t>(c.server.max_body_bytes),
                       c.server.client_timeout,
-                      static_cast<std::size_t>(c.server.max_connections),
+                      static_cast<std::size_t>(std::min(c.server.max_connections, allowed)),
                       static_cast<std::size_t>(c.server.max_connections_per_client),
                       c.server.proxy_protocol,
                       c.server.proxy_trusted};

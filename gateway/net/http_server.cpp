@@ -481,6 +481,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
 asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
                                                     std::shared_ptr<asio::ssl::context> tls) {
   std::atomic<bool> refusal_logged{false};
+  std::chrono::steady_clock::time_point last_accept_failure_log{};
   while (true) {
     asio::io_context& io = *contexts[next_context++ % contexts.size()];
     const asio::any_io_executor strand =
@@ -489,8 +490,20 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
     auto [ec, socket] = co_await acceptor->async_accept(strand, kTuple);
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
-      // EMFILE and friends: do not spin; try again shortly.
-      log::warn("accept_failed", {{"error", ec.message()}});
+      // Out of descriptors (EMFILE, ENFILE): the connection idle longest gives its own back, and
+      // the accept is tried again at once; with none idle, shortly. Logged at most every 10 s.
+      const bool out_of_fds = ec == asio::error::no_descriptors ||
+                              ec.value() == ENFILE;
+      const bool evicted = out_of_fds && evict_idle();
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_accept_failure_log >= std::chrono::seconds(10)) {
+        last_accept_failure_log = now;
+        log::warn("accept_failed",
+                  {{"error", ec.message()},
+                   {"effect", evicted ? "closed the connection idle longest, accepting again"
+                                      : "accepting again in 50 ms (this line at most every 10 s)"}});
+      }
+      if (evicted) continue;
       asio::steady_timer t(io, std::chrono::milliseconds(50));
       co_await t.async_wait(kTuple);
       continue;

@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <future>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -487,4 +488,34 @@ TEST_CASE("an RSA key with a 16,383-bit exponent is refused before any verificat
   CHECK_THAT(r.body, Contains("RSA public exponent has 16383 bits"));
   const std::string m = http_get(gw.admin(), "/metrics").body;
   CHECK_THAT(m, Contains("hkp_gateway_keys_rejected_total{reason=\"absurd_key_parameters\"} 1"));
+}
+
+TEST_CASE("with few file descriptors the gateway sizes its connections to them and keeps "
+          "serving", "[integration][hardening]") {
+  TempDir dir;
+  const std::string cfg = dir / "gateway.toml";
+  write_file(cfg, "upstream = []\n[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = "
+                  "\"127.0.0.1:0\"\n[cache]\npath = \"" + dir / "cache" + "\"\n");
+  // 256 descriptors, hard limit included: max_connections (10,000) cannot be had.
+  Process gw({"prlimit", "--nofile=256:256", HKPGW_BINARY, "--config", cfg}, dir / "gw");
+  REQUIRE(gw.wait_for("event=started"));
+  const auto limited = gw.wait_for("event=fd_limit");
+  REQUIRE(limited);
+  CHECK(field(*limited, "nofile") == "256");
+  const int effective = std::stoi(field(*limited, "effective_max_connections"));
+  CHECK(effective < 256);
+  std::string addr;
+  std::istringstream in(gw.err());
+  for (std::string line; std::getline(in, line);) {
+    if (field(line, "listener") == "hkp") addr = field(line, "addr");
+  }
+  REQUIRE_FALSE(addr.empty());
+  // 400 idle connections from many addresses (each under its per-client share): the oldest idle
+  // ones make room, so a client still gets its answers (before: accept failed with EMFILE 20
+  // times a second and every client timed out).
+  std::vector<std::unique_ptr<IdleSockets>> idle;
+  for (int i = 0; i < 8; ++i) {
+    idle.push_back(std::make_unique<IdleSockets>(addr, 50, "127.0.1." + std::to_string(i + 1)));
+  }
+  CHECK(successes(addr, "/pks/lookup?op=stats", 20) == 20);
 }
