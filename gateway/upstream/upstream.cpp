@@ -27,20 +27,25 @@ asio::awaitable<UpstreamAnswer> Upstream::index(const hkp::Search& search, Upstr
   co_return a;
 }
 
-asio::awaitable<UpstreamAnswer> Upstream::request_verify(std::string, UpstreamLimits) {
+namespace {
+
+// What a kind answers, without a request, for a question it has no way to ask.
+UpstreamAnswer not_served(std::string detail) {
   UpstreamAnswer a;
   a.outcome = Outcome::http_error;
   a.status = 501;
-  a.detail = name() + " speaks no VKS: it issues no tokens";
-  co_return a;
+  a.detail = std::move(detail);
+  return a;
+}
+
+}  // namespace
+
+asio::awaitable<UpstreamAnswer> Upstream::request_verify(std::string, UpstreamLimits) {
+  co_return not_served(name() + " speaks no VKS: it issues no tokens");
 }
 
 asio::awaitable<UpstreamAnswer> Upstream::prefix_log(std::string, UpstreamLimits) {
-  UpstreamAnswer a;
-  a.outcome = Outcome::http_error;
-  a.status = 501;
-  a.detail = name() + " serves no prefix log";
-  co_return a;
+  co_return not_served(name() + " serves no prefix log");
 }
 
 // The one place that knows every kind: a new kind is a case here and a class of its own.
