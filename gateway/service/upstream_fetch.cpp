@@ -119,6 +119,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
   std::map<std::string, std::string> copies;  // fingerprint -> concatenated packets
   std::vector<std::string> order;             // fingerprints in first-seen order
   std::size_t merged_copies = 0;
+  std::size_t beyond = 0;  // matching keys past kMaxKeysPerAnswer, dropped
   auto judge = [&](Upstream& upstream, UpstreamAnswer& r) -> asio::awaitable<Verdict> {
     if (r.outcome == Outcome::ok) {
       // Verification is the pool's work: an answer with thousands of signatures must not
@@ -144,6 +145,10 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
         std::size_t withheld = 0;
         for (auto& k : parsed.keys) {
           if (!k.info.matches(search)) continue;
+          if (order.size() >= kMaxKeysPerAnswer && !copies.count(k.info.fingerprint)) {
+            ++beyond;  // an address flooded with keys: the first ones only, never all
+            continue;
+          }
           if (blocked.contains_hex(k.info.fingerprint)) {  // never kept, never served
             ++withheld;
             continue;
@@ -189,6 +194,12 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
   }
 
   out.upstream = join_names(contributors, *snap);
+  if (beyond > 0) {
+    log::warn("upstream_keys_capped", {{"upstreams", out.upstream},
+                                       {"search_kind", hkp::kind_name(search.kind)},
+                                       {"kept", std::to_string(order.size())},
+                                       {"dropped", std::to_string(beyond)}});
+  }
   if (merged_copies > 0) {
     log::info("upstream_copies_merged", {{"upstreams", out.upstream},
                                          {"copies", std::to_string(merged_copies + order.size())}});

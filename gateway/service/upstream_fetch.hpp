@@ -51,6 +51,11 @@ struct Fetched {
 
 class UpstreamFetch {
  public:
+  // Keys one search keeps from the upstreams' answers: an address can carry thousands (anyone
+  // can make keys with it), and each is verified, stored and served; the first ones, in answer
+  // order, are kept, the rest dropped and logged (event=upstream_keys_capped).
+  static constexpr std::size_t kMaxKeysPerAnswer = 100;
+
   explicit UpstreamFetch(ServiceDeps deps) : d_(std::move(deps)) {}
 
   // `qkey` is the query record's key (cache::query_key). `remember_not_found`: a definitive

@@ -519,3 +519,22 @@ TEST_CASE("with few file descriptors the gateway sizes its connections to them a
   }
   CHECK(successes(addr, "/pks/lookup?op=stats", 20) == 20);
 }
+
+TEST_CASE("an address flooded with keys upstream: the first hundred are kept, not all",
+          "[integration][hardening]") {
+  TempDir dir;
+  const auto made = run({HKPGW_KEYGEN, "150", dir / "flood.asc", "flood", "shared"});
+  REQUIRE(made.exit_code == 0);
+  TestKeyserver ks(dir, "ks", "server", "normal", {dir / "flood.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const auto r = gw.get("/pks/lookup?op=get&options=mr&search=flood@flood.example");
+  REQUIRE(r.status == 200);
+  write_file(dir / "answer.asc", r.body);
+  const auto js = run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/read_keys.mjs",
+                       dir / "answer.asc"});
+  REQUIRE(js.exit_code == 0);
+  CHECK(count_of(js.out, "\n") == 100);  // a line per key; 150 before: all stored and served
+  CHECK(gw.process().wait_for("event=upstream_keys_capped"));
+  CHECK(cached_keys(gw) == 100);
+}

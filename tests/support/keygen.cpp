@@ -1,7 +1,8 @@
 // Writes N fresh ed25519 keys (each with a cv25519 subkey and one user ID
 // "Bulk User I <bulk-I@PREFIX.example>") as one armored public keyring, fast enough for tests,
-// and prints their fingerprints, one per line:
-//   keygen N OUT.asc [PREFIX]
+// and prints their fingerprints, one per line. With "shared", every key carries the one address
+// <PREFIX@PREFIX.example> (a flooded address):
+//   keygen N OUT.asc [PREFIX [shared]]
 #include <fcntl.h>
 #include <rnp/rnp.h>
 #include <rnp/rnp_err.h>
@@ -17,12 +18,14 @@ int main(int argc, char** argv) {
   }
   const int n = std::stoi(argv[1]);
   const std::string prefix = argc > 3 ? argv[3] : "bulk";
+  const bool shared = argc > 4 && std::string(argv[4]) == "shared";
   rnp_ffi_t ffi = nullptr;
   if (rnp_ffi_create(&ffi, "GPG", "GPG") != RNP_SUCCESS) return 1;
   rnp_ffi_set_log_fd(ffi, ::open("/dev/null", O_WRONLY));
   for (int i = 0; i < n; ++i) {
-    const std::string uid = "Bulk User " + std::to_string(i) + " <" + prefix + "-" +
-                            std::to_string(i) + "@" + prefix + ".example>";
+    const std::string local = shared ? prefix : prefix + "-" + std::to_string(i);
+    const std::string uid =
+        "Bulk User " + std::to_string(i) + " <" + local + "@" + prefix + ".example>";
     rnp_key_handle_t key = nullptr;
     if (rnp_generate_key_25519(ffi, uid.c_str(), nullptr, &key) != RNP_SUCCESS) {
       std::fprintf(stderr, "keygen: generation failed at key %d\n", i);
