@@ -101,6 +101,14 @@ HttpResponse untrusted(const HttpRequest& req, std::string_view what) {
                                 " is not in cluster.trusted, so it may not " + std::string(what));
 }
 
+// A gateway with no [cluster] peers is in no cluster: nobody, trusted network or not, may push
+// keys or charge budgets there (anything in cluster.trusted could otherwise lock clients out or
+// push keys past the submission budget, with no replica configured to send them).
+HttpResponse no_cluster(std::string_view what) {
+  return text_response(403, "Forbidden: this gateway has no [cluster] peers, so nobody may " +
+                                std::string(what) + " here");
+}
+
 // POST /cluster/spends: another replica's report of what its clients spent. The largest one
 // takes milliseconds to parse and charge (bench_limits): the work pool's, like keys.
 asio::awaitable<HttpResponse> charge_spends(AdminContext& ctx, const HttpRequest& req) {
@@ -109,6 +117,7 @@ asio::awaitable<HttpResponse> charge_spends(AdminContext& ctx, const HttpRequest
     r.set("Allow", "POST");
     co_return r;
   }
+  if (ctx.snapshots()->config->cluster.peers.empty()) co_return no_cluster("report spends");
   if (!from_trusted(*ctx.snapshots(), req) || ctx.spends == nullptr || ctx.pool == nullptr) {
     co_return untrusted(req, "report spends");
   }
@@ -132,6 +141,7 @@ asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest&
     co_return r;
   }
   auto snap = ctx.snapshots();
+  if (snap->config->cluster.peers.empty()) co_return no_cluster("push keys");
   if (!from_trusted(*snap, req) || ctx.adds == nullptr) co_return untrusted(req, "push keys");
   auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
   if (!sub) co_return text_response(sub.error().status, sub.error().detail);

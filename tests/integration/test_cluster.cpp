@@ -96,14 +96,23 @@ TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and 
   const std::string key = read_file(data_dir() + "/erin.asc");
   const std::vector<std::string> pgp = {"Content-Type: application/pgp-keys"};
 
-  // Loopback is trusted by default; anything else has to be listed.
-  set_cluster(b, "trusted = [\"192.0.2.0/24\"]\n");
+  // With no peers, a gateway is in no cluster: nobody may push, loopback included.
+  const HttpResult alone = http_request(b.admin(), "POST", "/cluster/keys", key, pgp);
+  CHECK(alone.status == 403);
+  CHECK(alone.body == "Forbidden: this gateway has no [cluster] peers, so nobody may push keys "
+                      "here\n");
+  CHECK(http_request(b.admin(), "POST", "/cluster/spends", "hkpgw-spends 1 0123456789abcdef\n")
+            .status == 403);
+  // Loopback is trusted by default; anything else has to be listed. b lists itself, as every
+  // replica of a StatefulSet does with one shared list.
+  const std::string self = "peers = [\"" + b.admin() + "\"]\n";
+  set_cluster(b, self + "trusted = [\"192.0.2.0/24\"]\n");
   const HttpResult untrusted = http_request(b.admin(), "POST", "/cluster/keys", key, pgp);
   CHECK(untrusted.status == 403);
   CHECK(untrusted.body ==
         "Forbidden: 127.0.0.1 is not in cluster.trusted, so it may not push keys\n");
   CHECK(cached_keys(b) == 0);
-  set_cluster(b, "trusted = [\"127.0.0.1\"]\n");
+  set_cluster(b, self + "trusted = [\"127.0.0.1\"]\n");
 
   // Verified like any submission: junk and secret keys are refused, nothing stored.
   const HttpResult junk = http_request(b.admin(), "POST", "/cluster/keys", "not a key", pgp);
