@@ -306,12 +306,16 @@ void drop_copied_signatures(Build& b, const std::vector<Component*>& all, Filter
     if (at.size() < 2) continue;
     bool kept = false;
     for (auto& [c, s] : at) {
+      if (kept) {  // it belongs to one place at most: the rest go unhashed
+        if (s->keep) ++out.dropped["copied_signature"];
+        s->keep = false;
+        continue;
+      }
       const auto sig = first_packet(s->whole);
       const std::string_view body = sig ? sig->body : std::string_view();
       const auto want = carried_prefix(body);
       const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
-      const bool belongs = got && *got == *want;
-      if (belongs && !kept) {
+      if (got && *got == *want) {
         kept = true;
         continue;
       }
@@ -573,16 +577,15 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
       out.rejected.push_back(std::move(*b.refused));
       continue;
     }
-    {
-      std::vector<Component*> every{&b.direct};
-      for (auto& c : b.users) every.push_back(&c);
-      for (auto& c : b.subkeys) every.push_back(&c);
-      drop_copied_signatures(b, every, out);
-    }
+    auto components = [&b] {  // again after drop_unbound: erasing moves components
+      std::vector<Component*> all{&b.direct};
+      for (auto& c : b.users) all.push_back(&c);
+      for (auto& c : b.subkeys) all.push_back(&c);
+      return all;
+    };
+    drop_copied_signatures(b, components(), out);
     drop_unbound(b, out);
-    std::vector<Component*> all{&b.direct};
-    for (auto& c : b.users) all.push_back(&c);
-    for (auto& c : b.subkeys) all.push_back(&c);
+    const std::vector<Component*> all = components();
     select_new_self_signatures(all, out);
 
     auto over = [&](std::size_t n, std::uint64_t limit, const char* what, const char* key) {
@@ -595,7 +598,8 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
     if (over(b.users.size(), limits.max_user_ids, "user IDs", "max_user_ids") ||
         over(b.subkeys.size(), limits.max_subkeys, "subkeys", "max_subkeys")) {
       // Refused, but its revocations are kept aside: whatever else is wrong with a copy, the
-      // caller may still apply them to the copy it has (keys_with_revocations_only).
+      // caller may still apply them to the copy it has (merge_key,
+      // cache::apply_refused_revocations).
       if (auto rev = revocations_only(b, all)) out.revocations.push_back(std::move(*rev));
       continue;
     }

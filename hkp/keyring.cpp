@@ -119,16 +119,11 @@ bool proven(rnp_signature_handle_t sig) {
   return valid == RNP_SUCCESS || valid == RNP_ERROR_SIGNATURE_EXPIRED;
 }
 
-// Whether a user ID is the key's: RNP's own verdict, which asks only whether a certification or
-// revocation by the primary key verifies on this user ID (not whether the key is usable today),
-// so a revoked or expired key keeps its user IDs. A signature handle is not enough here: RNP
-// folds identical signatures, so a copy of a real self-signature under a forged user ID reads
-// as valid through the handle.
-bool uid_is_bound(rnp_uid_handle_t uid) {
+std::pair<bool, bool> valid_and_revoked(rnp_uid_handle_t uid) {
   bool valid = false, revoked = false;
   rnp_uid_is_valid(uid, &valid);
   rnp_uid_is_revoked(uid, &revoked);
-  return valid || revoked;
+  return {valid, revoked};
 }
 
 // Whether a subkey is the key's: RNP's verdict (valid, revoked or expired), or else a binding or
@@ -153,21 +148,15 @@ bool subkey_is_bound(rnp_key_handle_t sub, const std::string& primary_keyid) {
   return false;
 }
 
-bool uid_is_revoked(rnp_uid_handle_t uid) {
-  bool revoked = false;
-  rnp_uid_is_revoked(uid, &revoked);
-  return revoked;
-}
-
 std::vector<UserId> read_uids(rnp_key_handle_t key, const std::string& primary_keyid) {
   std::vector<UserId> out;
   each_uid(key, [&](UidHandle& uid) {
     std::uint32_t type = 0;
     rnp_uid_get_type(uid.get(), &type);
     if (type != RNP_USER_ID) return;  // photo IDs are not listed in indexes
+    const auto [valid, revoked] = valid_and_revoked(uid.get());
     // A user ID without a valid self-signature may be forged by anyone: never list it.
-    if (!uid_is_bound(uid.get())) return;
-    const bool revoked = uid_is_revoked(uid.get());
+    if (!valid && !revoked) return;
     void* data = nullptr;
     std::size_t size = 0;
     if (rnp_uid_get_data(uid.get(), &data, &size) != RNP_SUCCESS) return;
@@ -233,10 +222,14 @@ void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uin
 // removed in `dropped`.
 void clean(rnp_key_handle_t key, const std::string& primary_keyid,
            std::map<std::string, std::size_t>& dropped) {
-  // Decided before anything is removed: RNP does not recompute validity after a removal.
+  // Decided before anything is removed: RNP does not recompute validity after a removal. For a
+  // user ID, RNP's own verdict (a certification or revocation by the primary key verifies on it),
+  // which does not ask whether the key is usable today; a signature handle would not do, as RNP
+  // folds identical signatures and a copy under a forged user ID reads as valid through it.
   std::vector<UidHandle> forged;
   each_uid(key, [&](UidHandle& uid) {
-    if (!uid_is_bound(uid.get())) forged.push_back(std::move(uid));
+    const auto [valid, revoked] = valid_and_revoked(uid.get());
+    if (!valid && !revoked) forged.push_back(std::move(uid));
   });
   std::vector<KeyHandle> unbound;
   std::size_t subs = 0;
@@ -426,6 +419,19 @@ bool same_packets(std::string_view a, std::string_view b) {
   return va == vb;
 }
 
+// The key `fingerprint` of a parse of a cached copy with something added, and whether it is more
+// than the cached copy; nullopt when the parse refused it.
+std::optional<MergeResult> merged_result(ParseOutcome& parsed, const std::string& fingerprint,
+                                         std::string_view cached) {
+  for (auto& k : parsed.keys) {
+    if (k.info.fingerprint == fingerprint) {
+      const bool changed = !same_packets(k.packets, cached);
+      return MergeResult{std::move(k), changed};
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<MergeResult> merge_key(std::string_view cached, std::string_view incoming,
@@ -438,24 +444,14 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
   // filter_keys folds the two copies into one; the cached one's signatures are trusted (never
   // dropped for a budget), the incoming ones are checked like any upload.
   ParseOutcome merged = parse_binary(both, limits, cached.size(), SIZE_MAX, 0);
-  for (auto& k : merged.keys) {
-    if (k.info.fingerprint == fingerprint) {
-      const bool changed = !same_packets(k.packets, cached);
-      return MergeResult{std::move(k), changed};
-    }
-  }
+  if (auto result = merged_result(merged, fingerprint, cached)) return result;
   // Refused whole: the cached copy gains the incoming copy's revocations and nothing else.
   for (const auto& rev : merged.revocations) {
     if (rev.fingerprint != fingerprint) continue;
     both.assign(cached);
     both += rev.packets;
     ParseOutcome revoked = parse_binary(both, limits, cached.size(), SIZE_MAX, 0);
-    for (auto& k : revoked.keys) {
-      if (k.info.fingerprint == fingerprint) {
-        const bool changed = !same_packets(k.packets, cached);
-        return MergeResult{std::move(k), changed};
-      }
-    }
+    return merged_result(revoked, fingerprint, cached);
   }
   return std::nullopt;
 }
@@ -484,13 +480,8 @@ std::optional<MergeResult> apply_signatures(std::string_view cached, std::string
   KeyHandle key(raw);
   const std::string exported = export_public(raw);
   // Cleaned and read back like any other key.
-  for (auto& k : parse_keys(exported, limits).keys) {
-    if (k.info.fingerprint == fingerprint) {
-      const bool changed = !same_packets(k.packets, cached);
-      return MergeResult{std::move(k), changed};
-    }
-  }
-  return std::nullopt;
+  ParseOutcome parsed = parse_keys(exported, limits);
+  return merged_result(parsed, fingerprint, cached);
 }
 
 }  // namespace hkpgw::hkp

@@ -56,14 +56,10 @@ std::uint64_t fd_bounded_connections(const config::Config& c) {
     raised.rlim_cur = lim.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
   }
-  std::uint64_t upstream_fds = 0;
-  for (const auto& u : c.upstreams.list) {
-    (void)u;
-    upstream_fds += c.upstreams.max_connections;
-  }
-  const std::uint64_t others = c.admin.max_connections + upstream_fds + kFdReserve;
+  const std::uint64_t others = c.admin.max_connections +
+                               c.upstreams.list.size() * c.upstreams.max_connections + kFdReserve;
   const std::uint64_t have = lim.rlim_cur == RLIM_INFINITY ? UINT64_MAX : lim.rlim_cur;
-  const std::uint64_t fit = have > others ? have - others : 16;
+  const std::uint64_t fit = have > others ? have - others : 0;
   if (c.server.max_connections <= fit) return c.server.max_connections;
   const std::uint64_t lowered = std::max<std::uint64_t>(fit, 16);
   log::warn("fd_limit", {{"nofile", std::to_string(have)},

@@ -309,7 +309,7 @@ std::chrono::seconds retry_after_seconds(std::string_view v) {
   std::int64_t n = 0;
   std::size_t digits = 0;
   for (char c : v) {
-    if (c < '0' || c > '9') return v.empty() ? std::chrono::seconds(0) : std::chrono::seconds(60);
+    if (c < '0' || c > '9') return std::chrono::seconds(60);
     n = std::min<std::int64_t>(n * 10 + (c - '0'), kDay);
     ++digits;
   }

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "gateway/observe/log.hpp"
+#include "hkp/text.hpp"
 #include "hkp/v2.hpp"
 #include "gateway/service/cache_writer.hpp"
 #include "gateway/service/periodic.hpp"
@@ -213,7 +214,7 @@ asio::awaitable<void> Refresher::step(std::shared_ptr<const Snapshot> snap) {
           std::chrono::seconds retry_after{0};
           try {
             auto done = co_await refresh_one(key.fingerprint, snap, &retry_after);
-            outcome = done;
+            outcome = done.value_or(RefreshOutcome::absent);  // gone meanwhile: nothing to retry
           } catch (const std::exception& e) {
             log::error("refresh_failed", {{"fingerprint", key.fingerprint.hex()}, {"error", e.what()}});
           }
@@ -245,11 +246,17 @@ void Refresher::finished(const cache::Store::KeyTimes& key, RefreshOutcome outco
   paused_until_ = std::max(paused_until_, Steady::now() + backoff);
 }
 
+// On the loop's strand, once per slot in the first phase of a sweep: no allocation.
 bool Refresher::changed_upstream(const cache::Store::KeyTimes& k) const {
-  std::string hex = k.fingerprint.hex();
-  for (auto& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  char hex[2 * cache::Fingerprint::kBytes];
+  const auto bytes = k.fingerprint.bytes();
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    hex[2 * i] = hkp::kHexLower[static_cast<unsigned char>(bytes[i]) >> 4];
+    hex[2 * i + 1] = hkp::kHexLower[static_cast<unsigned char>(bytes[i]) & 15];
+  }
   for (const std::size_t n : prefix_lengths_) {
-    const auto it = changed_.find(hex.substr(0, n));
+    if (n > sizeof hex) continue;  // a v6 (64-digit) prefix matches no v4 key
+    const auto it = changed_.find(std::string_view(hex, n));
     if (it != changed_.end() && k.fetched_at < it->second) return true;
   }
   return false;
@@ -275,12 +282,19 @@ asio::awaitable<std::size_t> Refresher::read_prefix_logs(const Snapshot& snap) {
                                              {"effect", "asked again in a day; refreshes go by age"}});
         break;
       }
-      std::size_t fresh = 0;
-      for (auto& p : hkp::parse_prefix_log(a.body, kMaxChangedPrefixes)) {
-        if (changed_.size() >= kMaxChangedPrefixes) break;
-        prefix_lengths_.insert(p.size());
-        fresh += changed_.try_emplace(std::move(p), now).second;
-      }
+      // Parsed and merged on the pool: a log may be a megabyte, and this strand shares a network
+      // thread with cached answers. Nothing else touches changed_ while the loop waits here.
+      const std::string& body = a.body;
+      auto merge = [this, &body, now] {
+        std::size_t fresh = 0;
+        for (auto& p : hkp::parse_prefix_log(body, kMaxChangedPrefixes)) {
+          if (changed_.size() >= kMaxChangedPrefixes) break;
+          prefix_lengths_.insert(p.size());
+          fresh += changed_.try_emplace(std::move(p), now).second;
+        }
+        return fresh;
+      };
+      const std::size_t fresh = co_await d_.pool.run(merge);
       news += fresh;
       if (fresh > 0) {
         log::info("prefix_log_read", {{"upstream", upstream->name()}, {"day", utc_date(day)},
@@ -293,15 +307,12 @@ asio::awaitable<std::size_t> Refresher::read_prefix_logs(const Snapshot& snap) {
 
 asio::awaitable<std::optional<RefreshOutcome>> Refresher::refresh_now(
     cache::Fingerprint fpr, std::shared_ptr<const Snapshot> snap) {
-  bool cached = false;
-  d_.store.visit_fingerprints(std::span(&fpr, 1), [&](const cache::KeyRecordView&) { cached = true; });
-  if (!cached) co_return std::nullopt;
   std::chrono::seconds retry_after{0};
-  const RefreshOutcome outcome = co_await refresh_one(fpr, std::move(snap), &retry_after);
+  auto outcome = co_await refresh_one(fpr, std::move(snap), &retry_after);
   co_return outcome;
 }
 
-asio::awaitable<RefreshOutcome> Refresher::refresh_one(cache::Fingerprint fpr,
+asio::awaitable<std::optional<RefreshOutcome>> Refresher::refresh_one(cache::Fingerprint fpr,
                                                        std::shared_ptr<const Snapshot> snap,
                                                        std::chrono::seconds* retry_after) {
   bool was_revoked = false;
@@ -320,7 +331,7 @@ asio::awaitable<RefreshOutcome> Refresher::refresh_one(cache::Fingerprint fpr,
       revoked_parts = count_revoked(*info);
     }
   });
-  if (!cached) co_return RefreshOutcome::absent;  // evicted or purged meanwhile: nothing to do
+  if (!cached) co_return std::nullopt;  // evicted or purged meanwhile: nothing to do
   const std::string hex = fpr.hex();
   hkp::Search search{hkp::SearchKind::fingerprint, hex};
   Fetched fetched = co_await fetch_.keys(search, std::string(), snap, false);

@@ -68,8 +68,9 @@ class Refresher {
   // The next due key of the sweep, reading slices as needed; nullopt when the sweep ended.
   boost::asio::awaitable<std::optional<cache::Store::KeyTimes>> next_due(
       const config::RefreshConfig& cfg);
-  // `retry_after`: the longest Retry-After a failing upstream sent (0: none).
-  boost::asio::awaitable<RefreshOutcome> refresh_one(cache::Fingerprint fpr,
+  // `retry_after`: the longest Retry-After a failing upstream sent (0: none). nullopt when the
+  // key is not cached (any more).
+  boost::asio::awaitable<std::optional<RefreshOutcome>> refresh_one(cache::Fingerprint fpr,
                                                      std::shared_ptr<const Snapshot> snap,
                                                      std::chrono::seconds* retry_after);
   // A refresh the loop started has ended (on the loop's strand).
@@ -94,7 +95,8 @@ class Refresher {
   // The sweep, touched by the loop's strand only.
   enum class Phase { changed, served, rest };
   Phase phase_ = Phase::changed;
-  std::map<std::string, std::int64_t> changed_;  // lower-case hex prefix -> first seen (unix)
+  // lower-case hex prefix -> first seen (unix); found by string_view (std::less<>)
+  std::map<std::string, std::int64_t, std::less<>> changed_;
   std::set<std::size_t> prefix_lengths_;
   std::map<std::string, std::chrono::steady_clock::time_point> no_prefix_log_until_;
   std::chrono::steady_clock::time_point next_prefix_log_{};

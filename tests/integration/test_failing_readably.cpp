@@ -93,3 +93,20 @@ TEST_CASE("op=get with free text answers the matching keys, as SKS does",
   CHECK(none.status == 404);
   CHECK_THAT(none.body, Contains("No keys found"));
 }
+
+TEST_CASE("op=get with free text that matches 150 keys answers the first 10",
+          "[integration][hkp-client]") {
+  TempDir dir;
+  REQUIRE(run({HKPGW_KEYGEN, "150", dir / "many.asc", "many", "shared"}).exit_code == 0);
+  TestKeyserver ks(dir, "ks", "server", "normal", {dir / "many.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}});
+  REQUIRE(gw.started());
+  const auto r = gw.get("/pks/lookup?op=get&options=mr&search=Bulk+User");
+  REQUIRE(r.status == 200);
+  write_file(dir / "answer.asc", r.body);
+  const auto js = run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/read_keys.mjs",
+                       dir / "answer.asc"});
+  REQUIRE(js.exit_code == 0);
+  CHECK(count_of(js.out, "\n") == 10);  // one line per key: the first 10 of the listing
+  CHECK(ks.count("gets") <= 10);        // one upstream fetch per key answered, at most
+}
