@@ -62,7 +62,10 @@ struct HttpServer::Impl {
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   std::uint64_t next_idle = 0;
   // Idle connections (waiting for a request), by the order they became idle -> how to close
-  // them from any thread. The first one is the one idle longest.
+  // them from any thread. The first one is the one idle longest; those whose request bytes were
+  // already waiting come after every silent one (kHasBytes), so a flood of silent sockets being
+  // accepted cannot evict a real client between its accept and the read of its request.
+  static constexpr std::uint64_t kHasBytes = std::uint64_t{1} << 62;
   std::map<std::uint64_t, std::function<void()>> idle;
   // Connections per client (address, IPv6 by /64); entries go when their count reaches 0, so
   // there are never more than max_connections of them.
@@ -94,7 +97,7 @@ struct HttpServer::Impl {
   asio::awaitable<beast::error_code> send(Stream& stream, std::array<asio::const_buffer, N> parts);
   asio::awaitable<void> drain(beast::tcp_stream& tcp_layer);
   // Returns the ticket to clear it with.
-  std::uint64_t set_idle(std::function<void()> closer);
+  std::uint64_t set_idle(std::function<void()> closer, bool has_bytes);
   void clear_idle(std::uint64_t ticket);
   // At max_connections: closes the connection idle longest; false when none is idle.
   bool evict_idle();
@@ -111,13 +114,13 @@ auto& lowest(beast::ssl_stream<beast::tcp_stream>& s) { return beast::get_lowest
 
 }  // namespace
 
-std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer) {
+std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer, bool has_bytes) {
   std::lock_guard lock(mutex);
   if (stopping) {
     closer();
     return 0;
   }
-  const std::uint64_t ticket = ++next_idle;
+  const std::uint64_t ticket = ++next_idle | (has_bytes ? kHasBytes : 0);
   idle.emplace(ticket, std::move(closer));
   return ticket;
 }
@@ -247,7 +250,10 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
   parser.body_limit(limits.max_body_bytes);
   tcp_layer.expires_after(limits.client_timeout);
-  const std::uint64_t idle_ticket = set_idle(closer);
+  beast::error_code avail_ec;
+  const bool has_bytes =
+      buffer.size() > 0 || tcp_layer.socket().available(avail_ec) > 0;
+  const std::uint64_t idle_ticket = set_idle(closer, has_bytes);
   auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
   clear_idle(idle_ticket);
 
@@ -484,6 +490,16 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
   std::chrono::steady_clock::time_point last_accept_failure_log{};
   while (true) {
     asio::io_context& io = *contexts[next_context++ % contexts.size()];
+    // Full: the connection idle longest makes room. With none idle (every one busy, or just
+    // accepted and not yet reading), the next client waits in the kernel's backlog until one
+    // ends or goes idle; accepting it only to close it refused clients that a moment later
+    // would have had room.
+    if (active->load() >= limits.max_connections && !evict_idle()) {
+      asio::steady_timer t(io, std::chrono::milliseconds(5));
+      co_await t.async_wait(kTuple);
+      if (!acceptor->is_open()) co_return;
+      continue;
+    }
     const asio::any_io_executor strand =
         single_threaded ? asio::any_io_executor(io.get_executor())
                         : asio::any_io_executor(asio::make_strand(io));
@@ -513,11 +529,6 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
     Peer peer;
     if (!pec) peer = peer_of(ep); else peer.client = "?";
     const std::string& client = peer.client;
-    if (active->load() >= limits.max_connections && !evict_idle()) {
-      beast::error_code ignored;
-      socket.close(ignored);  // full of busy connections: refuse at once rather than queue
-      continue;
-    }
     // Behind a PROXY protocol balancer the sender is the balancer: the client is known, and
     // counted, once its header is read (session).
     if (!limits.proxy_protocol && !admit_client(client)) {

@@ -517,7 +517,9 @@ TEST_CASE("with few file descriptors the gateway sizes its connections to them a
   for (int i = 0; i < 8; ++i) {
     idle.push_back(std::make_unique<IdleSockets>(addr, 50, "127.0.1." + std::to_string(i + 1)));
   }
-  CHECK(successes(addr, "/pks/lookup?op=stats", 20) == 20);
+  const int got = successes(addr, "/pks/lookup?op=stats", 20);
+  INFO(gw.err());
+  CHECK(got == 20);
 }
 
 TEST_CASE("an address flooded with keys upstream: the first hundred are kept, not all",
