@@ -8,7 +8,14 @@
 #include <cstdio>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hkp/key_filter.hpp"
 #include "hkp/keyring.hpp"
+#include "hkp/packets.hpp"
 #include "bench_util.hpp"
 #include "support/actors.hpp"
 #include "support/forge.hpp"
@@ -63,12 +70,32 @@ void cleaning_cost() {
     const auto out = hkp::parse_keys(key, defaults);
     row("4999 subkeys with the default max_subkeys (100): refused in", fmt(ms_since(t)));
   }
+  // The verification cost model (hkp::verification_cost_us) against what RNP really spends on
+  // forged RSA self-signatures whose hash prefixes are right: the budgets hold only if the
+  // estimate is not far below.
+  for (const auto& [n_bits, e_bits] : {std::pair{2048, 17}, std::pair{4096, 17}, std::pair{8192, 64},
+                                       std::pair{16384, 17}}) {
+    config::KeysConfig lifted;
+    lifted.verify_budget_per_key = std::chrono::hours(1);
+    lifted.verify_budget_per_submission = std::chrono::hours(1);
+    const int sigs = 64;
+    const std::string key = forged_rsa_key(n_bits, e_bits, 4, sigs / 4, 1);
+    const auto t = Clock::now();
+    hkp::parse_keys(key, lifted);
+    const double per_sig = ms_since(t) * 1000 / sigs;
+    const auto primary = hkp::split_packets(key)->at(0);
+    row("RSA-" + std::to_string(n_bits) + ", " + std::to_string(e_bits) +
+            "-bit exponent: per forged signature (estimate)",
+        fmt(per_sig, "us") + " (" +
+            std::to_string(hkp::verification_cost_us(primary.body)) + " us)");
+  }
   {
     const std::string key = worst_case_upload(pub);
     const auto t = Clock::now();
     const auto out = hkp::parse_keys(key, defaults);
     row("worst case within the defaults (" + std::to_string(key.size() / 1024) + " KiB)",
-        fmt(ms_since(t)) + ", served " + std::to_string(out.keys.at(0).packets.size()) + " B");
+        fmt(ms_since(t)) + (out.keys.empty() ? std::string(", refused")
+                                              : ", served " + std::to_string(out.keys[0].packets.size()) + " B"));
   }
 }
 
@@ -115,10 +142,107 @@ void lookups_under_load() {
       std::to_string(uploads.load()) + " (" + std::to_string(busy.load()) + ")");
 }
 
+// POST /pks/add from `source` (a loopback address: each is its own client); the status, 0 when
+// no answer.
+int post_from(const std::string& source, const std::string& host_port, const std::string& key) {
+  const auto colon = host_port.rfind(':');
+  sockaddr_in to{}, from{};
+  to.sin_family = from.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1))));
+  inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &to.sin_addr);
+  inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  timeval tv{120, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return 0;
+  }
+  const std::string req = "POST /pks/add HTTP/1.0\r\nHost: x\r\nContent-Type: application/pgp-keys"
+                          "\r\nContent-Length: " + std::to_string(key.size()) + "\r\n\r\n" + key;
+  for (std::size_t at = 0; at < req.size();) {
+    const ssize_t n = ::send(fd, req.data() + at, req.size() - at, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    at += static_cast<std::size_t>(n);
+  }
+  char head[16] = {};
+  const ssize_t got = ::recv(fd, head, sizeof head - 1, 0);
+  ::close(fd);
+  return got >= 12 ? std::atoi(head + 9) : 0;
+}
+
+// Issue 22 item 1's figure: a normal upload and a cache miss while two clients keep uploading
+// submissions built to cost the most verification the defaults allow (four keys, each an 8,192-bit
+// RSA key with a 64-bit exponent and 128 forged self-signatures whose hash prefixes are right).
+// `budgets` are the [keys] lines under test: the defaults, or budgets too large to matter.
+void misses_and_uploads_under_costly_uploads(const std::string& label, const std::string& budgets) {
+  TempDir dir;
+  run({HKPGW_KEYGEN, "8", dir / "miss.asc", "miss"});
+  TestKeyserver ks(dir, "ks", "server", "normal", {dir / "miss.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n[keys]\nworkers = 2\n" + budgets);
+  std::string costly;
+  for (int k = 0; k < 4; ++k) costly += forged_rsa_key(8192, 64, 8, 16, 7 + k);
+  std::vector<std::string> plain;  // one ordinary key per upload
+  for (int i = 0; i < 8; ++i) {
+    const std::string file = dir / ("plain-" + std::to_string(i) + ".asc");
+    run({HKPGW_KEYGEN, "1", file, "plain" + std::to_string(i)});
+    plain.push_back(read_file(file));
+  }
+  auto one = [&](auto&& f) {
+    const auto t = Clock::now();
+    const int status = f();
+    return std::make_pair(ms_since(t), status);
+  };
+  auto sample = [&](int first) {
+    Stats miss, upload;
+    int failures = 0;
+    for (int i = first; i < first + 4; ++i) {
+      auto [m, ms] = one([&] {
+        return gw.get("/pks/lookup?op=get&search=miss-" + std::to_string(i) + "@miss.example").status;
+      });
+      miss.v.push_back(m);
+      auto [u, us] = one([&] { return post_from("127.0.0.1", gw.address(), plain.at(i)); });
+      upload.v.push_back(u);
+      failures += (ms != 200) + (us != 200);
+    }
+    return std::make_tuple(miss, upload, failures);
+  };
+  auto [idle_miss, idle_upload, idle_failures] = sample(0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> costly_done{0};
+  std::vector<std::thread> attackers;
+  for (const char* source : {"127.0.3.1", "127.0.3.2"}) {
+    attackers.emplace_back([&, source] {
+      const auto until = Clock::now() + std::chrono::seconds(120);  // bound, whatever happens
+      while (!stop && Clock::now() < until) {
+        post_from(source, gw.address(), costly);
+        ++costly_done;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto [busy_miss, busy_upload, busy_failures] = sample(4);
+  stop = true;
+  for (auto& t : attackers) t.join();
+  std::printf("%s:\n", label.c_str());
+  row("idle: miss max / upload max", fmt(idle_miss.pct(100)) + " / " + fmt(idle_upload.pct(100)));
+  row("2 clients uploading costly keys: miss max / upload max",
+      fmt(busy_miss.pct(100)) + " / " + fmt(busy_upload.pct(100)));
+  row("failed requests (idle, loaded); costly uploads answered",
+      std::to_string(idle_failures) + ", " + std::to_string(busy_failures) + "; " +
+          std::to_string(costly_done.load()));
+}
+
 }  // namespace
 
 int main() {
   cleaning_cost();
   lookups_under_load();
+  misses_and_uploads_under_costly_uploads("verification budgets at their defaults", "");
+  misses_and_uploads_under_costly_uploads(
+      "verification budgets lifted (as before issue 22)",
+      "verify_budget_per_key = \"1000s\"\nverify_budget_per_submission = \"1000s\"\n");
   return 0;
 }

@@ -22,6 +22,11 @@ struct ServerConfig {
   unsigned threads = 0;  // 0 = one per core
   std::uint64_t max_header_bytes = 16 << 10;
   std::uint64_t max_body_bytes = 1 << 20;
+  // Request bodies being received at once, in bytes (each counted at its Content-Length, or
+  // max_body_bytes when chunked): past it an upload is answered 503 before its body is read.
+  std::uint64_t max_body_memory = 256ULL << 20;
+  // Bytes per second a body must arrive at, on average, after a 5 s grace: slower is 408.
+  std::uint64_t min_body_rate = 1024;
   Duration client_timeout = std::chrono::seconds(15);
   std::uint64_t max_connections = 10000;
   // Connections one client address may hold (IPv6: one /64); 0 = no limit. Behind a load
@@ -41,6 +46,7 @@ struct AdminConfig {
   ListenAddress listen;
   std::string token_file;
   std::uint64_t max_connections = 64;  // its own budget: HKP clients can never use it up
+  std::uint64_t max_connections_per_client = 16;  // 0 = no limit
   // Host names the admin listener answers besides IP literals and "localhost" (a browser tricked
   // by DNS rebinding sends a name that is none of these).
   std::vector<std::string> allowed_hosts;
@@ -74,6 +80,11 @@ struct UpstreamConfig {
   std::vector<std::string> domains;
   bool ask_first = true;
   Duration absent_for = std::chrono::hours(1);
+  // wkd only: networks besides the public internet it may connect to (an organisation's own WKD
+  // server on a private address); by default a domain resolving only to loopback, private,
+  // link-local or reserved addresses is refused. Addresses pinned in upstreams.resolve are the
+  // operator's choice and always allowed.
+  std::vector<Network> allow_networks;
 
   bool keyserver() const { return kind != UpstreamKind::wkd; }
 };
@@ -139,6 +150,11 @@ struct KeysConfig {
   // jobs may wait for it; past that /pks/add answers 503 with Retry-After.
   std::uint64_t workers = 0;
   std::uint64_t work_queue = 64;
+  // Estimated CPU of verifying the new self-signatures of one key, and of one submission (or one
+  // upstream answer): past the first, signatures are dropped at random (revocations last); past
+  // the second, a submission is refused with 413 and an answer's further keys are not verified.
+  Duration verify_budget_per_key = std::chrono::milliseconds(250);
+  Duration verify_budget_per_submission = std::chrono::seconds(1);
 };
 
 // Per-client rate limits (token buckets per client address, IPv6 per /64): a rate in events per

@@ -173,6 +173,31 @@ Parsed<UpstreamUrl> parse_upstream_url(std::string_view text) {
   return {UpstreamUrl{hp.value().host, hp.value().port, std::string(path)}};
 }
 
+bool is_public_address(int family, const unsigned char* a) {
+  static const std::vector<Network> special = [] {
+    std::vector<Network> v;
+    for (const char* n :
+         {"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+          "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+          "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+          "::/128", "::1/128", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16",
+          "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"}) {
+      v.push_back(parse_network(n).value());
+    }
+    return v;
+  }();
+  if (family == 6) {
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    static const unsigned char nat64[12] = {0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (std::equal(mapped, mapped + 12, a) || std::equal(nat64, nat64 + 12, a)) {
+      return is_public_address(4, a + 12);
+    }
+    static const unsigned char compat[12] = {};  // ::a.b.c.d (deprecated): never public
+    if (std::equal(compat, compat + 12, a)) return false;
+  }
+  return !any_contains(special, family, a);
+}
+
 bool valid_domain_name(std::string_view d) {
   if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.' ||
       d.find("..") != std::string_view::npos || d.find('.') == std::string_view::npos) {
@@ -182,10 +207,10 @@ bool valid_domain_name(std::string_view d) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
     if (!ok) return false;
   }
+  // A top-level domain begins with a letter (punycode ones with "xn--"): "127.0.0.0x5" or
+  // "0xa.0x63.0x63.0x1" would otherwise pass, and resolvers read such names as IP addresses.
   const std::string_view tld = d.substr(d.rfind('.') + 1);
-  const bool letter =
-      std::any_of(tld.begin(), tld.end(), [](char c) { return c >= 'a' && c <= 'z'; });
-  return letter && tld != "localhost";
+  return tld.front() >= 'a' && tld.front() <= 'z' && tld != "localhost";
 }
 
 Parsed<double> parse_rate(std::string_view text) {

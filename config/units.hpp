@@ -50,6 +50,13 @@ Parsed<Network> parse_network(std::string_view text);
 bool any_contains(const std::vector<Network>& networks, int address_family,
                   const unsigned char* address);
 
+// Whether an address (bytes, as Network::contains takes them) is one of the public internet's:
+// not loopback, private (RFC 1918, fc00::/7), link-local, shared (100.64/10), documentation,
+// benchmarking, multicast, reserved or unspecified; IPv4-mapped and NAT64 (64:ff9b::/96)
+// addresses are judged by the IPv4 address inside. What a name from outside may make the
+// gateway connect to (WKD).
+bool is_public_address(int address_family, const unsigned char* address);
+
 // Whether an address is inside any of a list of networks, at a cost that does not grow with the
 // list: one hash probe per distinct prefix length the list uses (a deny list of 100,000
 // networks in /24s and /64s is two probes). A short list is scanned, which is cheaper still.

@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <deque>
 #include <optional>
 #include <random>
@@ -195,6 +197,58 @@ std::optional<std::string> absurd_key_parameters(std::string_view body) {
   return std::nullopt;
 }
 
+std::uint64_t verification_cost_us(std::string_view body) {
+  // What parse_keys spends per new self-signature (RNP validates a key's signatures more than
+  // once: import, the validity checks, cleaning, the cleaned key read back), measured with forged
+  // RSA signatures whose hash prefixes are right (bench_hardening prints the figures next to
+  // these estimates): RSA-2048 with e = 65537 ~490 us, 4096 ~1.7 ms, 8192 with a 64-bit e
+  // ~8.4 ms, 16384 ~25 ms. The others scale OpenSSL's figures by the same factor (~10).
+  // Over-estimating is the safe side: it only lowers how many forged signatures get verified.
+  constexpr std::uint64_t kUnknown = 20000;
+  if (body.size() < 6 || body[0] != 4) return kUnknown;
+  const auto algo = static_cast<unsigned char>(body[5]);
+  std::size_t at = 6;
+  auto next_bits = [&]() -> std::optional<double> {  // an MPI's bit count, then skip it
+    if (at + 2 > body.size()) return std::nullopt;
+    const std::size_t bits = be(body, at, 2);
+    if (at + 2 + (bits + 7) / 8 > body.size()) return std::nullopt;
+    at += 2 + (bits + 7) / 8;
+    return static_cast<double>(bits);
+  };
+  auto size = [](double modulus_bits) { return std::pow(std::max(modulus_bits, 1024.0) / 2048, 1.9); };
+  auto us = [](double v) { return static_cast<std::uint64_t>(std::max(1.0, v)); };
+  if (algo == 1 || algo == 3) {  // RSA: the modulus's size to the power 1.9, the exponent's length
+    const auto n = next_bits();
+    const auto e = next_bits();
+    if (!n || !e) return kUnknown;
+    return us(430 * size(*n) * (1 + *e / 128));
+  }
+  if (algo == 17) {  // DSA: two exponentiations mod p by q-bit exponents (2048/256: ~3 ms)
+    const auto p = next_bits();
+    const auto q = next_bits();
+    if (!p || !q) return kUnknown;
+    return us(3200 * size(*p) * std::max(*q, 160.0) / 256);
+  }
+  if (algo == 16 || algo == 20) {  // ElGamal: exponents as long as p
+    const auto p = next_bits();
+    if (!p) return kUnknown;
+    return us(3200 * size(*p) * std::max(*p, 1024.0) / 256);
+  }
+  if (algo == 18 || algo == 19 || algo == 22) {  // ECDH, ECDSA, EdDSA: by the curve
+    if (at >= body.size()) return kUnknown;
+    const std::size_t oid_len = static_cast<unsigned char>(body[at]);
+    const std::string_view oid = body.substr(at + 1, std::min(oid_len, body.size() - at - 1));
+    // P-256 (8 bytes), Curve25519 (10) and Ed25519 (9, below) ~1.5 ms; P-384, P-521,
+    // secp256k1 and the brainpool curves up to ~13 ms.
+    if (oid_len == 8 || oid_len == 10 ||
+        oid == std::string_view("\x2B\x06\x01\x04\x01\xDA\x47\x0F\x01", 9)) {
+      return 1500;
+    }
+    return 13000;
+  }
+  return kUnknown;
+}
+
 namespace {
 
 // Decisions an attacker must not be able to steer: which of too many unverified signatures
@@ -327,6 +381,27 @@ void drop_copied_signatures(Build& b, const std::vector<Component*>& all, Filter
   }
 }
 
+// A new signature claiming the primary key whose carried hash prefix is not the hash of what it
+// claims to sign cannot verify: dropped for the price of a hash, before any budget counts it (a
+// forger must try 65,536 variants of each signature to get past this; random junk never does).
+void drop_wrong_prefix(const Build& b, const std::vector<Component*>& all, FilterOutcome& out) {
+  const auto primary = first_packet(b.primary);
+  if (!primary) return;
+  for (auto* c : all) {
+    for (auto& s : c->sigs) {
+      if (!s.self || s.trusted || !s.keep) continue;
+      const auto sig = first_packet(s.whole);
+      const std::string_view body = sig ? sig->body : std::string_view();
+      const auto want = carried_prefix(body);
+      const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
+      if (got && *got != *want) {
+        s.keep = false;
+        ++out.dropped["wrong_hash_prefix"];
+      }
+    }
+  }
+}
+
 // User IDs, attributes and subkeys that not even a claimed self-signature binds cannot be part of
 // the key (verification would drop them): they go before anything is counted, so padding a key
 // with bare packets never refuses it (and never keeps a revocation from arriving).
@@ -378,6 +453,52 @@ void select_new_self_signatures(const std::vector<Component*>& all, FilterOutcom
     keep_random(rest, kMaxNewRevocationsPerKey - direct_revocations, out);
   }
   keep_random(others, kMaxNewSelfSigsPerKey, out);
+}
+
+// The estimated CPU of verifying a key's new self-signatures (each costs a verification with the
+// primary key; a subkey binding one more with the subkey, its back-signature) kept within
+// `budget_us`: what counts cannot bound, a key whose every verification costs milliseconds
+// (an 8,192-bit modulus, a 64-bit exponent) can. Revocations are kept first (the primary key's
+// own before the others'), each group in random order. Returns the cost of what is kept.
+std::uint64_t fit_verification_budget(const Build& b, const std::vector<Component*>& all,
+                                      std::uint64_t budget_us, FilterOutcome& out) {
+  const auto primary = first_packet(b.primary);
+  const std::uint64_t by_primary = verification_cost_us(primary ? primary->body : "");
+  struct Costed {
+    Sig* sig;
+    std::uint64_t cost;
+  };
+  std::vector<Costed> direct_revocations, revocations, others;
+  for (auto* c : all) {
+    std::uint64_t backsig = 0;
+    if (c->tag == tag::public_subkey) {
+      const auto sub = first_packet(c->whole);
+      backsig = verification_cost_us(sub ? sub->body : "");
+    }
+    for (auto& s : c->sigs) {
+      if (!s.self || s.trusted || !s.keep) continue;
+      const std::uint64_t cost =
+          by_primary + (s.facts.type == sigtype::subkey_binding ? backsig : 0);
+      if (!is_revocation(s.facts.type)) {
+        others.push_back({&s, cost});
+      } else {
+        (c == all.front() ? direct_revocations : revocations).push_back({&s, cost});
+      }
+    }
+  }
+  std::uint64_t spent = 0;
+  for (auto* group : {&direct_revocations, &revocations, &others}) {
+    std::shuffle(group->begin(), group->end(), chance());
+    for (const Costed& c : *group) {
+      if (spent + c.cost <= budget_us) {
+        spent += c.cost;
+      } else {
+        c.sig->keep = false;
+        ++out.dropped["verification_budget"];
+      }
+    }
+  }
+  return spent;
 }
 
 // The key's packets: the primary key, then each component followed by its signatures that `take`.
@@ -584,9 +705,12 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
       return all;
     };
     drop_copied_signatures(b, components(), out);
+    drop_wrong_prefix(b, components(), out);
     drop_unbound(b, out);
     const std::vector<Component*> all = components();
     select_new_self_signatures(all, out);
+    const std::uint64_t cost = fit_verification_budget(
+        b, all, static_cast<std::uint64_t>(limits.verify_budget_per_key.count()) * 1000, out);
 
     auto over = [&](std::size_t n, std::uint64_t limit, const char* what, const char* key) {
       if (n <= limit) return false;
@@ -631,6 +755,8 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
     k.oversize_user_ids = b.oversize_user_ids;
     k.largest_oversize_user_id = b.largest_oversize_user_id;
     k.packets = packets_of(b, all, [](const Sig& s) { return s.keep; });
+    k.verify_cost_us = cost;
+    out.verify_cost_us += cost;
     out.keys.push_back(std::move(k));
   }
   return out;

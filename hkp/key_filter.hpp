@@ -47,6 +47,8 @@ struct FilteredKey {
   // Why user IDs were dropped, for a precise refusal when none is left.
   std::size_t oversize_user_ids = 0;
   std::size_t largest_oversize_user_id = 0;
+  // The estimated CPU (microseconds) of verifying its new self-signatures (verification_cost_us).
+  std::uint64_t verify_cost_us = 0;
 };
 
 struct FilterOutcome {
@@ -60,8 +62,9 @@ struct FilterOutcome {
   bool secret_material = false;  // a secret key packet anywhere: callers refuse all of it
   bool any_packet = false;       // at least one well-framed OpenPGP packet was read
   std::size_t primaries = 0;     // distinct primary keys seen (kept or refused)
+  std::uint64_t verify_cost_us = 0;  // the kept keys' verify_cost_us, summed
   // What was dropped, by reason: misplaced_signature, malformed_signature, third_party_signature,
-  // excess_signature, unbound_user_id, unbound_subkey, absurd_subkey, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
+  // excess_signature, verification_budget, unbound_user_id, unbound_subkey, absurd_subkey, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
   // malformed_packet (the input stopped framing: the rest was ignored).
   std::map<std::string, std::size_t> dropped;
 };
@@ -75,6 +78,11 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
 // makes (an RSA exponent over 64 bits, a modulus over 16,384, a DSA prime over 4,096), or
 // nullopt: such a key would make every verification cost seconds, so it is refused before any.
 std::optional<std::string> absurd_key_parameters(std::string_view key_body);
+
+// The estimated CPU (microseconds, one core) of verifying one signature with the key whose v4
+// packet body this is: RSA by its modulus and exponent, DSA and ElGamal by their primes, the
+// elliptic curves by size; 20 ms for anything unreadable. No mathematics, a scan of the MPIs.
+std::uint64_t verification_cost_us(std::string_view key_body);
 
 // The v4 fingerprint (upper-case hex) of a public key packet body; "" when it is not v4.
 std::string v4_fingerprint(std::string_view key_body);

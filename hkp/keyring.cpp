@@ -260,7 +260,8 @@ void clean(rnp_key_handle_t key, const std::string& primary_keyid,
 }
 
 ParseOutcome parse_binary(std::string_view binary, const config::KeysConfig& limits,
-                          std::size_t trusted_prefix, std::size_t max_keys, int depth);
+                          std::size_t trusted_prefix, std::size_t max_keys, int depth,
+                          VerifyBudget budget = VerifyBudget::unbounded);
 
 std::size_t total(const std::map<std::string, std::size_t>& m) {
   std::size_t n = 0;
@@ -372,7 +373,8 @@ void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int dep
 }
 
 ParseOutcome parse_binary(std::string_view binary, const config::KeysConfig& limits,
-                          std::size_t trusted_prefix, std::size_t max_keys, int depth) {
+                          std::size_t trusted_prefix, std::size_t max_keys, int depth,
+                          VerifyBudget budget) {
   ParseOutcome out;
   FilterOutcome f = filter_keys(binary, limits, trusted_prefix, max_keys);
   out.secret_material = f.secret_material;
@@ -381,15 +383,33 @@ ParseOutcome parse_binary(std::string_view binary, const config::KeysConfig& lim
   out.dropped = std::move(f.dropped);
   out.rejected = std::move(f.rejected);
   out.revocations = std::move(f.revocations);
+  out.verify_cost_us = f.verify_cost_us;
   if (out.secret_material || f.primaries > max_keys) return out;
-  for (const auto& fk : f.keys) verify_key(fk, limits, depth, out);
+  const std::uint64_t allowed =
+      budget == VerifyBudget::unbounded
+          ? UINT64_MAX
+          : static_cast<std::uint64_t>(limits.verify_budget_per_submission.count()) * 1000;
+  if (budget == VerifyBudget::all_or_nothing && f.verify_cost_us > allowed) {
+    out.over_budget_keys = f.keys.size();
+    return out;
+  }
+  std::uint64_t spent = 0;
+  for (const auto& fk : f.keys) {
+    if (fk.verify_cost_us > allowed - spent) {  // the rest of an answer, not looked at
+      ++out.over_budget_keys;
+      continue;
+    }
+    spent += fk.verify_cost_us;
+    verify_key(fk, limits, depth, out);
+  }
+  if (out.over_budget_keys) out.dropped["verification_budget_key"] += out.over_budget_keys;
   return out;
 }
 
 }  // namespace
 
 ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
-                        std::size_t max_keys) {
+                        std::size_t max_keys, VerifyBudget budget) {
   auto decoded = dearmor(data);
   if (!decoded) {
     ParseOutcome out;
@@ -401,7 +421,7 @@ ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
     out.secret_material = true;
     return out;
   }
-  return parse_binary(decoded->binary, limits, 0, max_keys, 0);
+  return parse_binary(decoded->binary, limits, 0, max_keys, 0, budget);
 }
 
 namespace {
@@ -480,7 +500,7 @@ std::optional<MergeResult> apply_signatures(std::string_view cached, std::string
   KeyHandle key(raw);
   const std::string exported = export_public(raw);
   // Cleaned and read back like any other key.
-  ParseOutcome parsed = parse_keys(exported, limits);
+  ParseOutcome parsed = parse_keys(exported, limits, SIZE_MAX, VerifyBudget::unbounded);
   return merged_result(parsed, fingerprint, cached);
 }
 

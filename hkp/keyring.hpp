@@ -32,7 +32,16 @@ struct ParseOutcome {
   // What cleaning removed from the accepted keys, by reason: those of FilterOutcome::dropped,
   // and invalid_signature, invalid_user_id, invalid_subkey (RNP's verdicts).
   std::map<std::string, std::size_t> dropped;
+  // The estimated CPU of verifying the keys (key_filter.hpp, verification_cost_us), and how many
+  // were left unverified (absent from `keys`) for verify_budget_per_submission.
+  std::uint64_t verify_cost_us = 0;
+  std::size_t over_budget_keys = 0;
 };
+
+// What parse_keys does with input whose keys together would cost more than
+// verify_budget_per_submission to verify: verify none (a client's submission, refused whole),
+// the first keys that fit (an upstream's answer), or all (the operator's own import).
+enum class VerifyBudget { all_or_nothing, first_keys, unbounded };
 
 // Thread-safe (each call has its own RNP context). Never throws for bad input.
 // The input is dearmored strictly (dearmor) and filtered structurally (filter_keys: placement,
@@ -43,7 +52,8 @@ struct ParseOutcome {
 // kind is rejected; a key without user IDs is kept. With more than `max_keys` primary keys
 // nothing is verified (key_count says how many there were, up to max_keys + 1).
 ParseOutcome parse_keys(std::string_view data, const config::KeysConfig& limits,
-                        std::size_t max_keys = SIZE_MAX);
+                        std::size_t max_keys = SIZE_MAX,
+                        VerifyBudget budget = VerifyBudget::unbounded);
 
 // Merges two copies of one key (binary packets): the union of their user IDs, subkeys and
 // signatures, cleaned like parse_keys. `changed` is false when the result is byte for byte the

@@ -71,13 +71,17 @@ std::uint64_t fd_bounded_connections(const config::Config& c) {
 
 ServerLimits server_limits(const config::Config& c) {
   const std::uint64_t allowed = fd_bounded_connections(c);
-  return ServerLimits{static_cast<std::size_t>(c.server.max_header_bytes),
-                      static_cast<std::size_t>(c.server.max_body_bytes),
-                      c.server.client_timeout,
-                      static_cast<std::size_t>(std::min(c.server.max_connections, allowed)),
-                      static_cast<std::size_t>(c.server.max_connections_per_client),
-                      c.server.proxy_protocol,
-                      c.server.proxy_trusted};
+  ServerLimits l;
+  l.max_header_bytes = static_cast<std::size_t>(c.server.max_header_bytes);
+  l.max_body_bytes = static_cast<std::size_t>(c.server.max_body_bytes);
+  l.client_timeout = c.server.client_timeout;
+  l.max_connections = static_cast<std::size_t>(std::min(c.server.max_connections, allowed));
+  l.max_per_client = static_cast<std::size_t>(c.server.max_connections_per_client);
+  l.max_body_memory = c.server.max_body_memory;
+  l.min_body_rate = c.server.min_body_rate;
+  l.proxy_protocol = c.server.proxy_protocol;
+  l.proxy_trusted = c.server.proxy_trusted;
+  return l;
 }
 
 // The target as logged: with log_searches = false, the value of search= is replaced.
@@ -386,14 +390,19 @@ int App::run() {
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds,
                      &spends, &pool, &refresher};
-  HttpServer admin_server(io,
-                          // Bodies: what /pks/add takes, for keys other replicas push.
-                          ServerLimits{8 << 10,
-                                       std::max<std::size_t>(64 << 10, cfg->server.max_body_bytes),
-                                       std::chrono::seconds(10),
-                                       static_cast<std::size_t>(cfg->admin.max_connections), 0,
-                                       false, {}},
+  ServerLimits admin_limits;
+  admin_limits.max_header_bytes = 8 << 10;
+  // Bodies: what /pks/add takes, for keys other replicas push.
+  admin_limits.max_body_bytes = std::max<std::size_t>(64 << 10, cfg->server.max_body_bytes);
+  admin_limits.client_timeout = std::chrono::seconds(10);
+  admin_limits.max_connections = static_cast<std::size_t>(cfg->admin.max_connections);
+  admin_limits.max_per_client = static_cast<std::size_t>(cfg->admin.max_connections_per_client);
+  admin_limits.max_body_memory = cfg->server.max_body_memory;
+  admin_limits.min_body_rate = cfg->server.min_body_rate;
+  HttpServer admin_server(io, admin_limits,
                           [&admin](const HttpRequest& r) { return handle_admin(admin, r); });
+  // Trust and token before a body: nobody may make it read a megabyte only to be refused.
+  admin_server.gate_bodies_with([&admin](const HttpRequest& r) { return admin_gate(admin, r); });
   listen_admin(admin_server, *cfg);
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);

@@ -160,7 +160,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
     while (!secret) {
       auto chunk = stream.next();
       if (!chunk) break;
-      auto parsed = hkp::parse_keys(*chunk, cfg.keys);
+      auto parsed = hkp::parse_keys(*chunk, cfg.keys);  // the operator's own keyring: no budget
       if (parsed.secret_material) {
         secret = true;
         break;

@@ -1,4 +1,6 @@
 // hkp-gateway's command line (docs/contract.md). Wiring only: everything else is in App.
+#include <malloc.h>
+
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -50,6 +52,10 @@ int usage_error(const std::string& what) {
 
 int main(int argc, char** argv) {
   using namespace hkpgw;
+  // Request bodies (up to max_body_bytes each, max_body_memory together) get mappings of their
+  // own, returned to the system when freed: glibc otherwise raises this threshold to the largest
+  // block freed so far, after which a burst of large uploads stays resident once it is over.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   std::string config_path;
   std::vector<std::string> cache_args;  // the words after "cache"
   bool cache_command = false;

@@ -158,13 +158,41 @@ asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest&
   co_return r;
 }
 
+std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& req) {
+  const std::string_view path = req.path();
+  const auto snap = ctx.snapshots();
+  if (!host_allowed(req.host, snap->config->admin.allowed_hosts)) {
+    return text_response(403, "Forbidden: Host \"" + req.host.substr(0, 100) +
+                                  "\" is not an IP address, localhost or one of "
+                                  "admin.allowed_hosts");
+  }
+  if (path == "/cluster/keys" || path == "/cluster/spends") {
+    const char* what = path == "/cluster/keys" ? "push keys" : "report spends";
+    if (snap->config->cluster.peers.empty()) return no_cluster(what);
+    if (!from_trusted(*snap, req)) return untrusted(req, what);
+    return std::nullopt;
+  }
+  if (path.starts_with("/admin/")) {
+    if (snap->admin_token.empty()) {
+      return json_error(403, "the admin API is disabled: set admin.token_file");
+    }
+    if (!authorized(snap->admin_token, req)) {
+      HttpResponse r = json_error(401, "missing or wrong bearer token");
+      r.set("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    return std::nullopt;
+  }
+  if (req.method == "POST" || req.method == "PUT") {  // nothing else here takes a body
+    return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& req) {
   const std::string_view path = req.path();
-  if (!host_allowed(req.host, ctx.snapshots()->config->admin.allowed_hosts)) {
-    co_return text_response(403, "Forbidden: Host \"" + req.host.substr(0, 100) +
-                                     "\" is not an IP address, localhost or one of "
-                                     "admin.allowed_hosts");
-  }
+  // Asked again for requests without a body (the server asks it before reading one).
+  if (auto refused = admin_gate(ctx, req)) co_return std::move(*refused);
   if (path == "/healthz") co_return text_response(200, "ok");
   if (path == "/readyz") {
     // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
@@ -200,15 +228,7 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
   if (!path.starts_with("/admin/")) {
     co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
   }
-  const auto snap = ctx.snapshots();
-  if (snap->admin_token.empty()) {
-    co_return json_error(403, "the admin API is disabled: set admin.token_file");
-  }
-  if (!authorized(snap->admin_token, req)) {
-    HttpResponse r = json_error(401, "missing or wrong bearer token");
-    r.set("WWW-Authenticate", "Bearer");
-    co_return r;
-  }
+  const auto snap = ctx.snapshots();  // admin_gate checked the token
   if (path == "/admin/reload" && req.method == "POST") {
     const ReloadResult r = ctx.reload();
     if (!r.ok) {

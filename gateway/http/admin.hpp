@@ -52,4 +52,10 @@ struct AdminContext {
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);
 
+// Whether a request may be answered at all, from its head: the Host, cluster trust (peers
+// configured, sender in cluster.trusted) for /cluster/*, the bearer token for /admin/*; a POST
+// anywhere else is 404. The admin listener asks it before reading a body, so an untrusted sender
+// cannot make it read one. Cheap; never throws.
+std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& request);
+
 }  // namespace hkpgw::gateway

@@ -65,7 +65,12 @@ struct HttpServer::Impl {
   // them from any thread. The first one is the one idle longest; those whose request bytes were
   // already waiting come after every silent one (kHasBytes), so a flood of silent sockets being
   // accepted cannot evict a real client between its accept and the read of its request.
+  // Connections inside a body come between the two: evictable, after every silent one.
+  static constexpr std::uint64_t kInBody = std::uint64_t{1} << 61;
   static constexpr std::uint64_t kHasBytes = std::uint64_t{1} << 62;
+  // Body bytes reserved by requests being received (max_body_memory).
+  std::atomic<std::uint64_t> body_bytes{0};
+  Admission body_gate;
   std::map<std::uint64_t, std::function<void()>> idle;
   // Connections per client (address, IPv6 by /64); entries go when their count reaches 0, so
   // there are never more than max_connections of them.
@@ -79,6 +84,14 @@ struct HttpServer::Impl {
   template <class Stream>
   asio::awaitable<Incoming> read_request(Stream& stream, beast::flat_buffer& buffer,
                                          const Peer& peer, const std::function<void()>& closer);
+  struct BodyRead {
+    std::optional<HttpResponse> refusal;  // 400, 408, 413
+    bool gone = false;                    // the client went away (or was evicted): close
+  };
+  template <class Stream>
+  asio::awaitable<BodyRead> read_body(Stream& stream, beast::flat_buffer& buffer,
+                                      http::request_parser<http::string_body>& parser,
+                                      const std::function<void()>& closer);
   asio::awaitable<HttpResponse> answer(HttpRequest& req);
   // The client a PROXY protocol header names (the sender itself for LOCAL/UNKNOWN), consumed
   // from the socket to the byte; nothing when the sender is not trusted or sends no valid
@@ -97,7 +110,7 @@ struct HttpServer::Impl {
   asio::awaitable<beast::error_code> send(Stream& stream, std::array<asio::const_buffer, N> parts);
   asio::awaitable<void> drain(beast::tcp_stream& tcp_layer);
   // Returns the ticket to clear it with.
-  std::uint64_t set_idle(std::function<void()> closer, bool has_bytes);
+  std::uint64_t set_idle(std::function<void()> closer, std::uint64_t rank);
   void clear_idle(std::uint64_t ticket);
   // At max_connections: closes the connection idle longest; false when none is idle.
   bool evict_idle();
@@ -114,13 +127,13 @@ auto& lowest(beast::ssl_stream<beast::tcp_stream>& s) { return beast::get_lowest
 
 }  // namespace
 
-std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer, bool has_bytes) {
+std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer, std::uint64_t rank) {
   std::lock_guard lock(mutex);
   if (stopping) {
     closer();
     return 0;
   }
-  const std::uint64_t ticket = ++next_idle | (has_bytes ? kHasBytes : 0);
+  const std::uint64_t ticket = ++next_idle | rank;
   idle.emplace(ticket, std::move(closer));
   return ticket;
 }
@@ -235,10 +248,27 @@ void HttpServer::Impl::release_client(const std::string& client) {
 
 
 // One request read from the connection: complete, refused early, or none (the client left).
+// Body bytes a request holds against max_body_memory, given back when it goes.
+struct BodyCharge {
+  std::atomic<std::uint64_t>* pool = nullptr;
+  std::uint64_t bytes = 0;
+  BodyCharge() = default;
+  BodyCharge(BodyCharge&& o) noexcept : pool(std::exchange(o.pool, nullptr)), bytes(o.bytes) {}
+  BodyCharge& operator=(BodyCharge&& o) noexcept {
+    std::swap(pool, o.pool);
+    std::swap(bytes, o.bytes);
+    return *this;
+  }
+  ~BodyCharge() {
+    if (pool) pool->fetch_sub(bytes);
+  }
+};
+
 struct HttpServer::Impl::Incoming {
   std::optional<HttpRequest> request;
   std::optional<HttpResponse> early;  // with `request` describing what was read of it
   bool keep_alive = false;
+  BodyCharge charge;
 };
 
 template <class Stream>
@@ -253,7 +283,7 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   beast::error_code avail_ec;
   const bool has_bytes =
       buffer.size() > 0 || tcp_layer.socket().available(avail_ec) > 0;
-  const std::uint64_t idle_ticket = set_idle(closer, has_bytes);
+  const std::uint64_t idle_ticket = set_idle(closer, has_bytes ? kHasBytes : 0);
   auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
   clear_idle(idle_ticket);
 
@@ -270,16 +300,28 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   } else {
     in.early = check_header(parser, limits);
   }
+  // Before any body byte: whether this request may send one at all (the admin listener's trust
+  // and token), then room for it in max_body_memory.
+  if (!in.early && !parser.is_done() && body_gate) {
+    in.early = body_gate(partial_request(parser, peer));
+  }
   if (!in.early && !parser.is_done()) {
-    tcp_layer.expires_after(limits.client_timeout);
-    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
-    if (bec == http::error::body_limit) {
-      in.early = too_large(limits);
-    } else if (client_gone(bec)) {
-      co_return in;  // the client went away mid-body
-    } else if (bec) {
-      in.early = text_response(400, "Bad request: malformed body (" + bec.message() + ")");
+    const std::uint64_t want = parser.content_length().value_or(limits.max_body_bytes);
+    if (body_bytes.fetch_add(want) + want > limits.max_body_memory) {
+      body_bytes.fetch_sub(want);
+      in.early = text_response(503, "Service unavailable: the gateway is receiving too many "
+                                    "uploads at once (server.max_body_memory); try again in a few "
+                                    "seconds");
+      in.early->set("Retry-After", "5");
+    } else {
+      in.charge.pool = &body_bytes;
+      in.charge.bytes = want;
     }
+  }
+  if (!in.early && !parser.is_done()) {
+    auto body = co_await read_body(stream, buffer, parser, closer);
+    if (body.gone) co_return in;  // the client went away, or was evicted, mid-body
+    in.early = std::move(body.refusal);
   }
   if (in.early) {
     in.request = partial_request(parser, peer);
@@ -289,6 +331,77 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   in.keep_alive = msg.keep_alive();
   in.request = to_request(std::move(msg), peer);
   co_return in;
+}
+
+// The body, read as it arrives: evictable (after every silent connection) while it waits, and
+// cut off with 408 when it arrives slower than min_body_rate on average after a grace: a
+// connection trickling a byte a second held its place for client_timeout and was never idle.
+template <class Stream>
+asio::awaitable<HttpServer::Impl::BodyRead> HttpServer::Impl::read_body(
+    Stream& stream, beast::flat_buffer& buffer, http::request_parser<http::string_body>& parser,
+    const std::function<void()>& closer) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kGrace = std::chrono::seconds(5);
+  auto& tcp_layer = lowest(stream);
+  const auto started = Clock::now();
+  const auto give_up = started + limits.client_timeout;
+  std::uint64_t received = 0;
+  BodyRead out;
+  // The moment `received` bytes fall under the minimum rate.
+  auto too_slow_at = [&] {
+    if (limits.min_body_rate == 0) return Clock::time_point::max();
+    return started + kGrace +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+               static_cast<double>(received) / static_cast<double>(limits.min_body_rate)));
+  };
+  // The rate's deadline cancels the read (the stream's own timeout would close the socket, and
+  // the client could not be told why); it runs on this session's strand, as the read does.
+  asio::steady_timer rate_timer(tcp_layer.get_executor());
+  auto armed = std::make_shared<bool>(false);
+  auto cut_off = std::make_shared<bool>(false);
+  while (!parser.is_done()) {
+    const auto slow = too_slow_at();
+    tcp_layer.expires_at(give_up);
+    *armed = true;
+    if (slow < give_up) {
+      rate_timer.expires_at(slow);
+      rate_timer.async_wait([&tcp_layer, armed, cut_off](const beast::error_code& tec) {
+        if (tec || !*armed) return;
+        *cut_off = true;
+        beast::error_code ignored;
+        tcp_layer.socket().cancel(ignored);
+      });
+    }
+    const std::uint64_t ticket = set_idle(closer, kInBody);
+    auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, kTuple);
+    clear_idle(ticket);
+    *armed = false;
+    rate_timer.cancel();
+    received += n;
+    if (*cut_off) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      out.refusal = text_response(
+          408, "Request timeout: the body arrived at " +
+                   std::to_string(static_cast<std::uint64_t>(static_cast<double>(received) /
+                                                             std::max(seconds, 1.0))) +
+                   " bytes/s, under server.min_body_rate (" +
+                   std::to_string(limits.min_body_rate) + " bytes/s after 5 s)");
+      co_return out;
+    }
+    if (ec == http::error::body_limit) {
+      out.refusal = too_large(limits);
+      co_return out;
+    }
+    if (client_gone(ec)) {
+      out.gone = true;
+      co_return out;
+    }
+    if (ec) {
+      out.refusal = text_response(400, "Bad request: malformed body (" + ec.message() + ")");
+      co_return out;
+    }
+  }
+  co_return out;
 }
 
 // One gather write of the head and the body. On plain TCP the socket is tried first without
@@ -576,6 +689,8 @@ HttpServer::~HttpServer() { stop(); }
 void HttpServer::reuse_answers(AnswerReuse* reuse) { impl_->reuse = reuse; }
 
 void HttpServer::admit_with(Admission admission) { impl_->admission = std::move(admission); }
+
+void HttpServer::gate_bodies_with(Admission gate) { impl_->body_gate = std::move(gate); }
 
 std::string HttpServer::listen(const config::ListenAddress& address,
                                std::shared_ptr<asio::ssl::context> tls) {

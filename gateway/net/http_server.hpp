@@ -36,6 +36,11 @@ struct ServerLimits {
   // only when none is idle is the new one refused.
   std::size_t max_connections = 10000;
   std::size_t max_per_client = 0;  // per client address (IPv6: per /64); 0 = no limit
+  // Body bytes being received at once (each request counted at its Content-Length, chunked ones
+  // at max_body_bytes): past it 503 before the body is read.
+  std::uint64_t max_body_memory = 256ULL << 20;
+  // Bytes per second a body must average after a 5 s grace, or 408; 0 = no minimum.
+  std::uint64_t min_body_rate = 1024;
   // A PROXY protocol header (v1 or v2) first on every connection, from a sender in
   // proxy_trusted only; its client address is the peer (net/proxy_protocol.hpp). Read within
   // client_timeout; a missing, malformed or untrusted one closes the connection.
@@ -76,6 +81,9 @@ class HttpServer {
   void reuse_answers(AnswerReuse* reuse);
   // Who may be answered at all (the rate limits); empty = everyone. Set before listen().
   void admit_with(Admission admission);
+  // Asked about a request's head before its body is read (only when it has one): a response
+  // answers it instead, and the body is never read (the admin listener's trust and token).
+  void gate_bodies_with(Admission gate);
 
   // Stops accepting and closes idle keep-alive connections; requests in flight finish.
   // Thread-safe.

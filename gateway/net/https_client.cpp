@@ -186,7 +186,7 @@ void CancelToken::on_cancel(std::function<void()> fn) {
 HttpsClient::HttpsClient(asio::any_io_executor executor, HttpsClientOptions options)
     : executor_(std::move(executor)), options_(std::move(options)) {
   options_.max_connections = std::max(1u, options_.max_connections);
-  tls_ = make_client_tls(options_.ca_files);
+  tls_ = options_.tls ? options_.tls : make_client_tls(options_.ca_files);
   pool_ = std::make_shared<Pool>(options_.max_connections);
   const auto& ep = options_.endpoint;
   const bool v6 = ep.host.find(':') != std::string::npos;
@@ -381,8 +381,22 @@ asio::awaitable<std::optional<UpstreamResponse>> HttpsClient::open(Connection& c
       co_await resolver.async_resolve(where, std::to_string(port), flags, kTuple);
   if (rec) co_return result(Outcome::connect_error, "cannot resolve " + where + ": " + rec.message());
   if (withdrawn(cancel)) co_return std::nullopt;
+  std::vector<tcp::endpoint> allowed;
+  std::string refused;
+  for (const auto& e : endpoints) {
+    if (pinned || !options_.allow_address || options_.allow_address(e.endpoint().address())) {
+      allowed.push_back(e.endpoint());
+    } else if (refused.size() < 200) {
+      refused += (refused.empty() ? "" : ", ") + e.endpoint().address().to_string();
+    }
+  }
+  if (allowed.empty()) {
+    co_return result(Outcome::connect_error,
+                     "refused: " + where + " resolves only to non-public addresses (" + refused +
+                         ")");
+  }
   tcp_layer.expires_after(limits.connect_timeout);
-  auto [cec, connected] = co_await tcp_layer.async_connect(endpoints, kTuple);
+  auto [cec, connected] = co_await tcp_layer.async_connect(allowed, kTuple);
   if (cec) {
     co_return io_failure(cec, Outcome::connect_error,
                          "connect to " + ep.host + ":" + std::to_string(ep.port) +

@@ -128,7 +128,8 @@ asio::awaitable<AddService::Forwarded> AddService::forward(const std::string& fp
 AddService::Prepared AddService::prepare(const hkp::Submission& sub, const config::Config& cfg,
                                         const cache::Blocklist& blocked, const std::string& peer,
                                         std::vector<std::string>& missing) {
-  auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission);
+  auto parsed = hkp::parse_keys(sub.keytext, cfg.keys, kMaxKeysPerSubmission,
+                                hkp::VerifyBudget::all_or_nothing);
   if (parsed.secret_material) {
     d_.metrics.keys_rejected("secret_key_material");
     log::warn("key_add_refused", {{"peer", peer}, {"reason", "secret_key_material"}});
@@ -144,6 +145,20 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                   "at least " + std::to_string(parsed.key_count) +
                       " keys in one submission; at most " + std::to_string(kMaxKeysPerSubmission) +
                       " (import keyrings with hkp-gateway cache import)");
+  }
+  // What cleaning dropped is counted whether or not the submission is accepted.
+  d_.tally.add(parsed.dropped, "upload");
+  if (parsed.over_budget_keys) {
+    d_.metrics.keys_rejected("verification_budget");
+    log::warn("key_add_refused", {{"peer", peer},
+                                  {"reason", "verification_budget"},
+                                  {"estimated_ms", std::to_string(parsed.verify_cost_us / 1000)}});
+    return refuse(413, GPG_ERR_TOO_LARGE,
+                  "verifying this submission would take about " +
+                      std::to_string(parsed.verify_cost_us / 1000) +
+                      " ms of signature verification, over the " +
+                      std::to_string(cfg.keys.verify_budget_per_submission.count()) +
+                      " ms one submission may cost: send fewer keys at a time");
   }
   // A key refused whole may still revoke the cached copy: that much of it is applied.
   cache::apply_refused_revocations(d_.store, parsed, cfg.keys);
@@ -165,7 +180,6 @@ AddService::Prepared AddService::prepare(const hkp::Submission& sub, const confi
                       " is blocked on this gateway: nothing of this submission was stored or "
                       "forwarded");
   }
-  d_.tally.add(parsed.dropped, "upload");
   if (parsed.keys.empty()) return prepare_revocations(sub, cfg, parsed.not_openpgp, missing);
   std::vector<Item> items;
   const auto changes = cache::merge_with_cached(d_.store, parsed.keys, cfg.keys);
@@ -274,7 +288,7 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
     r.set("Retry-After", "5");
     return r;
   };
-  std::optional<Prepared> prepared = co_await d_.pool.try_run(job);
+  std::optional<Prepared> prepared = co_await d_.pool.try_run(job, req.peer.client);
   if (!prepared) co_return busy();
   // Bare revocations for keys not cached here (behind a balancer, the replica a submission
   // lands on may not hold the key): fetch those keys as a lookup would, then try once more.
@@ -291,7 +305,7 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
       fetched = fetched || f.found();
     }
     if (fetched) {
-      prepared = co_await d_.pool.try_run(job);
+      prepared = co_await d_.pool.try_run(job, req.peer.client);
       if (!prepared) co_return busy();
     }
   }

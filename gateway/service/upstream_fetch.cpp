@@ -128,7 +128,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
       // A copy refused whole (padded past max_user_ids, say) still brings its revocations to
       // the cached key: nothing an upstream adds may keep a revocation out.
       auto parse = [&body, &cfg, this] {
-        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys);
+        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
         cache::apply_refused_revocations(d_.store, parsed, cfg.keys);
         return parsed;
       };
@@ -217,7 +217,7 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
   auto fold = [&] {
     std::vector<hkp::ParsedKey> keys;
     for (const auto& fpr : order) {
-      auto parsed = hkp::parse_keys(copies[fpr], cfg.keys);
+      auto parsed = hkp::parse_keys(copies[fpr], cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
       for (auto& k : parsed.keys) {
         if (k.info.fingerprint == fpr) keys.push_back(std::move(k));
       }
@@ -263,7 +263,7 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
       const std::string& body = r.body;
       auto list = [&body, &cfg, &search] {
         std::vector<hkp::IndexEntry> entries;
-        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys);
+        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
         if (parsed.secret_material || parsed.bad_input) return entries;
         for (const auto& k : parsed.keys) {
           if (k.info.matches(search)) entries.push_back(hkp::to_index_entry(k.info));

@@ -8,7 +8,11 @@ namespace {
 
 HttpsClientOptions client_options(const config::UpstreamConfig& u,
                                   const config::UpstreamsConfig& all) {
-  HttpsClientOptions o{u.name, u.endpoint, {all.ca_file, u.ca_file}, all.max_connections, {}, 0};
+  HttpsClientOptions o;
+  o.name = u.name;
+  o.endpoint = u.endpoint;
+  o.ca_files = {all.ca_file, u.ca_file};
+  o.max_connections = all.max_connections;
   if (const auto* pin = all.pinned(u.endpoint.host, u.endpoint.port)) {
     o.connect_address = pin->address;
     o.connect_port = pin->connect_port;

@@ -1,6 +1,10 @@
 #include "gateway/upstream/wkd_upstream.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+
 #include <algorithm>
+#include <atomic>
 
 #include "config/named_thread.hpp"
 #include "gateway/net/tls.hpp"
@@ -21,6 +25,24 @@ UpstreamAnswer answer(Outcome outcome, unsigned status, std::string detail) {
   return a;
 }
 
+// New domains faster than kNewHostsPerSecond: this one is not asked now (nor remembered as
+// absent: it is asked again next time), and the keyservers answer.
+UpstreamAnswer new_hosts_limited(const std::string& domain) {
+  static std::atomic<std::int64_t> last_logged{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = last_logged.load();
+  if (now - last >= 10 && last_logged.compare_exchange_strong(last, now)) {
+    log::warn("wkd_new_domains_limited",
+              {{"domain", domain},
+               {"limit", std::to_string(static_cast<int>(WkdUpstream::kNewHostsPerSecond)) + "/s"},
+               {"effect", "not asked now; the keyservers answer (this line at most every 10 s)"}});
+  }
+  return answer(Outcome::not_found, 404,
+                "too many new WKD domains at once; " + domain + " not asked");
+}
+
 bool is_address_lookup(const UpstreamQuery& q) {
   return q.what != UpstreamQuery::What::submit && q.search.kind == hkp::SearchKind::email;
 }
@@ -34,7 +56,7 @@ WkdUpstream::WkdUpstream(asio::any_io_executor, config::UpstreamConfig upstream,
       shared_ca_file_(all.ca_file),
       resolve_(all.resolve) {
   // The CA files are loaded now: one that cannot be read fails the config load, not a lookup.
-  make_client_tls({shared_ca_file_, upstream_.ca_file});
+  tls_ = make_client_tls({shared_ca_file_, upstream_.ca_file});
   thread_ = named_thread("hkpgw-wkd", [this] { io_.run(); });
 }
 
@@ -71,6 +93,14 @@ bool WkdUpstream::same_settings(const config::UpstreamConfig& u,
 std::shared_ptr<HttpsClient> WkdUpstream::client_for(const std::string& host) {
   std::lock_guard lock(mutex_);
   if (auto it = clients_.find(host); it != clients_.end()) return it->second;
+  const auto now = std::chrono::steady_clock::now();
+  new_host_tokens_ = std::min(
+      kNewHostsBurst,
+      new_host_tokens_ + std::chrono::duration<double>(now - new_host_refill_).count() *
+                             kNewHostsPerSecond);
+  new_host_refill_ = now;
+  if (new_host_tokens_ < 1) return nullptr;
+  new_host_tokens_ -= 1;
   if (clients_.size() >= kMaxHosts) {
     // Room for the new host: drop one nobody is using (requests in flight hold their own
     // reference, so even a busy one could go; an idle one loses nothing but its connections).
@@ -85,6 +115,15 @@ std::shared_ptr<HttpsClient> WkdUpstream::client_for(const std::string& host) {
   o.endpoint = config::UpstreamUrl{host, 443, ""};
   o.ca_files = {shared_ca_file_, upstream_.ca_file};
   o.max_connections = kMaxConnectionsPerHost;
+  o.tls = tls_;
+  o.allow_address = [allowed = upstream_.allow_networks](const asio::ip::address& a) {
+    if (a.is_v4()) {
+      const auto b = a.to_v4().to_bytes();
+      return config::is_public_address(4, b.data()) || config::any_contains(allowed, 4, b.data());
+    }
+    const auto b = a.to_v6().to_bytes();
+    return config::is_public_address(6, b.data()) || config::any_contains(allowed, 6, b.data());
+  };
   for (const auto& e : resolve_) {
     if (e.host == host && e.port == 443) {
       o.connect_address = e.address;
@@ -138,11 +177,13 @@ asio::awaitable<UpstreamAnswer> WkdUpstream::keys(const hkp::Search& search, Ups
     co_return answer(Outcome::not_found, 404, where->domain + " has no usable WKD (remembered)");
   }
   std::shared_ptr<HttpsClient> advanced = client_for(where->advanced.host);
+  if (!advanced) co_return new_hosts_limited(where->domain);
   std::string target = where->advanced.target;
   UpstreamAnswer a;
   static_cast<UpstreamResponse&>(a) = co_await advanced->get(std::move(target), limits, cancel);
   if (a.outcome == Outcome::connect_error) {  // no openpgpkey. host: the direct place
     std::shared_ptr<HttpsClient> direct = client_for(where->direct.host);
+    if (!direct) co_return new_hosts_limited(where->domain);
     std::string direct_target = where->direct.target;
     static_cast<UpstreamResponse&>(a) =
         co_await direct->get(std::move(direct_target), limits, std::move(cancel));

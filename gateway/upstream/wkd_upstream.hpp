@@ -13,7 +13,14 @@
 //    upstream's failure: the answer is "not found" (the keyservers are asked next), so one
 //    broken domain never marks the kind unhealthy for every other one.
 //  - Bounded: one HTTPS client per host for at most kMaxHosts hosts (an idle one is dropped to
-//    make room), kMaxConnectionsPerHost connections each, kMaxAbsent remembered domains.
+//    make room), kMaxConnectionsPerHost connections each, kMaxAbsent remembered domains; new
+//    hosts at kNewHostsPerSecond (burst kNewHostsBurst), past which a lookup is answered "busy"
+//    and asked again next time. All clients share one TLS context (the system CA store loaded
+//    once, not ~50 ms of CPU per new domain).
+//  - Not a way into the gateway's own network: a name whose addresses are all loopback,
+//    private, link-local or reserved (config::is_public_address) is not connected to, unless
+//    allow_networks holds them or upstreams.resolve pins the host; names a resolver would read
+//    as numbers ("127.0.0.0x5") are not domain names (config::valid_domain_name).
 //  - Its own I/O thread ("hkpgw-wkd"): the names it resolves come from input, and Asio resolves
 //    with one blocking getaddrinfo thread per I/O context. A domain whose DNS answers slowly
 //    must only ever delay other WKD lookups, never a keyserver's connection or a cached answer.
@@ -37,6 +44,8 @@ class WkdUpstream final : public Upstream {
   static constexpr std::size_t kMaxHosts = 256;
   static constexpr unsigned kMaxConnectionsPerHost = 2;
   static constexpr std::size_t kMaxAbsent = 10000;
+  static constexpr double kNewHostsPerSecond = 20;
+  static constexpr double kNewHostsBurst = 50;
 
   // `executor` is not used: the kind runs its own I/O context (see above).
   WkdUpstream(boost::asio::any_io_executor executor, config::UpstreamConfig upstream,
@@ -62,6 +71,7 @@ class WkdUpstream final : public Upstream {
   std::uint64_t resumed_handshakes() const override;
 
  private:
+  // The client for `host`; null when new hosts come faster than kNewHostsPerSecond.
   std::shared_ptr<HttpsClient> client_for(const std::string& host);
   bool remembered_absent(const std::string& domain);
   void remember_absent(const std::string& domain, const UpstreamAnswer& why);
@@ -76,6 +86,9 @@ class WkdUpstream final : public Upstream {
   std::unordered_map<std::string, std::shared_ptr<HttpsClient>> clients_;  // by host
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> absent_;  // until
   std::uint64_t retired_resumed_ = 0;  // resumed handshakes of dropped clients
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // shared by every client
+  double new_host_tokens_ = kNewHostsBurst;
+  std::chrono::steady_clock::time_point new_host_refill_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace hkpgw::gateway

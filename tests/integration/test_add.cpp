@@ -381,8 +381,11 @@ TEST_CASE("what RNP prints about a broken key becomes a log line and not a stray
   TempDir dir;
   Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
   REQUIRE(gw.started());
-  const std::string forged =
-      with_forged_uid(key_packets(read_file(data_dir() + "/alice.asc")), "Eve <boss@alice.example>");
+  // A forged self-signature with a right hash prefix: RNP has to verify it, and says why not.
+  const std::string pub = key_packets(read_file(data_dir() + "/alice.asc"));
+  const std::string uid = "Eve <boss@alice.example>";
+  const std::string forged = with_after_first_uid(
+      pub, hkp::make_packet(13, uid) + forged_signature_on(pub, uid, 0x13, 1700000000u));
   const HttpResult r = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(forged)));
   CHECK(r.status == 200);  // accepted without the forged user ID
   CHECK(gw.get("/pks/lookup?op=get&search=boss%40alice.example").status == 404);

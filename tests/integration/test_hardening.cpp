@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -539,4 +540,183 @@ TEST_CASE("an address flooded with keys upstream: the first hundred are kept, no
   CHECK(count_of(js.out, "\n") == 100);  // a line per key; 150 before: all stored and served
   CHECK(gw.process().wait_for("event=upstream_keys_capped"));
   CHECK(cached_keys(gw) == 100);
+}
+
+namespace {
+
+// The value of one sample line of the gateway's /metrics ("name{labels}"), 0 when absent.
+double metric(const Gateway& gw, const std::string& sample) {
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  const auto at = m.find("\n" + sample + " ");
+  return at == std::string::npos ? 0 : std::stod(m.substr(at + sample.size() + 2));
+}
+
+}  // namespace
+
+TEST_CASE("a key whose every signature costs milliseconds gets a verification budget, not 500",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  // An 8,192-bit modulus with a 64-bit exponent (both allowed) and 496 forged RSA self-signatures,
+  // 16 per user ID: within every count, each one ~3 ms of CPU to verify, and each verified
+  // again on merge. It cost the pool seconds; now about a quarter second is spent on it.
+  const std::string key = forged_rsa_key(8192, 64, 31, 16, 1);
+  const HttpResult r = post_key(gw, key);
+  INFO(r.body);
+  CHECK(r.status == 422);  // none verifies
+  const double dropped =
+      metric(gw, "hkp_gateway_keys_rejected_total{reason=\"verification_budget\"}");
+  CHECK(dropped >= 350);  // ~90 of 496 are verified (0 dropped before)
+  CHECK(dropped < 496);   // some are: a budget, not a refusal
+}
+
+TEST_CASE("a submission that would cost over a second of verification is refused before any",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  // Six keys, each within its own budget (a quarter second), together 1.5 s: refused whole with
+  // 413 before RNP sees any of them.
+  std::string keys;
+  for (int i = 0; i < 6; ++i) keys += forged_rsa_key(8192, 64, 8, 16, 100 + i);
+  const HttpResult r = post_key(gw, keys);
+  INFO(r.body);
+  CHECK(r.status == 413);
+  CHECK_THAT(r.body, Contains("of signature verification"));
+  CHECK_THAT(r.body, Contains("send fewer keys at a time"));
+  CHECK(metric(gw, "hkp_gateway_keys_rejected_total{reason=\"verification_budget\"}") > 0);
+  // The same keys one at a time are each verified (and refused for their forged signatures).
+  const HttpResult one = post_key(gw, forged_rsa_key(8192, 64, 8, 16, 100));
+  CHECK(one.status == 422);
+}
+
+namespace {
+
+// `n` connections from `source` that each send a POST head announcing `length` body bytes, then
+// `sent` of them, and stall.
+struct SlowBodies {
+  std::vector<int> fds;
+  SlowBodies(const std::string& host_port, int n, const std::string& source, std::size_t length,
+             std::size_t sent = 1, const std::string& target = "/pks/add") {
+    IdleSockets sockets(host_port, n, source);
+    const std::string head = "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: " +
+                             "application/x-www-form-urlencoded\r\nContent-Length: " +
+                             std::to_string(length) + "\r\n\r\n" + std::string(sent, 'k');
+    for (const int fd : sockets.fds) {
+      if (::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size())) {
+        fds.push_back(fd);
+      } else {
+        ::close(fd);
+      }
+    }
+    sockets.fds.clear();
+  }
+  ~SlowBodies() {
+    for (const int fd : fds) ::close(fd);
+  }
+};
+
+// The resident set of a process, in KiB.
+long rss_kib(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("connections stalled inside a body cannot lock others out", "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "",
+             "max_connections = 40\nmax_connections_per_client = 30\nclient_timeout = \"60s\"\n");
+  REQUIRE(gw.started());
+  // 4 addresses x 15 connections past their header, each announcing 100 kB and sending a byte:
+  // not idle, so never evicted, they held every place until client_timeout (before: every other
+  // client waited or was refused).
+  std::vector<std::unique_ptr<SlowBodies>> slow;
+  for (int i = 0; i < 4; ++i) {
+    slow.push_back(std::make_unique<SlowBodies>(gw.address(), 15, "127.0.2." + std::to_string(i + 1),
+                                                100000));
+  }
+  CHECK(successes(gw.address(), "/pks/lookup?op=stats", 3) == 3);
+}
+
+TEST_CASE("a body arriving slower than server.min_body_rate is cut off with 408",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "", "client_timeout = \"60s\"\n");
+  REQUIRE(gw.started());
+  SlowBodies one(gw.address(), 1, "127.0.0.1", 100000);
+  REQUIRE(one.fds.size() == 1);
+  // A byte a second: under the default minimum (1 KiB/s after a 5 s grace), answered and closed
+  // long before client_timeout (the bounded wait is the socket's 30 s receive timeout).
+  const int fd = one.fds.front();
+  std::string answer;
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (int i = 0; i < 30; ++i) {
+    if (::send(fd, "k", 1, MSG_NOSIGNAL) != 1) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) == 1) break;
+  }
+  char buf[512];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  INFO(answer);
+  CHECK(answer.starts_with("HTTP/1.1 408"));
+  CHECK_THAT(answer, Contains("server.min_body_rate"));
+}
+
+TEST_CASE("bodies held in memory at once are bounded, and their memory comes back",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "",
+             "max_body_memory = \"16MiB\"\nclient_timeout = \"60s\"\nmax_connections_per_client = 0\n");
+  REQUIRE(gw.started());
+  const pid_t pid = gw.process().pid();
+  // One whole upload of that size first: glibc then stops giving blocks this large their own
+  // mapping (its threshold follows the largest freed block) unless told otherwise.
+  http_request(gw.address(), "POST", "/pks/add", "keytext=" + std::string(999000, 'k'),
+               {"Content-Type: application/x-www-form-urlencoded"});
+  const long before = rss_kib(pid);
+  {
+    // 16 bodies of 999,999 bytes, all sent but the last byte: 16 MB held, within the budget.
+    SlowBodies held(gw.address(), 16, "127.0.0.1", 999999, 999998);
+    REQUIRE(held.fds.size() == 16);
+    REQUIRE(eventually([&] { return rss_kib(pid) > before + 10 * 1024; }));
+    // The next upload does not fit: refused at once with 503, before its body is read.
+    const HttpResult r = http_request(gw.address(), "POST", "/pks/add",
+                                      "keytext=" + std::string(999000, 'k'),
+                                      {"Content-Type: application/x-www-form-urlencoded"});
+    CHECK(r.status == 503);
+    CHECK_THAT(r.body, Contains("server.max_body_memory"));
+    CHECK(r.header("retry-after") == "5");
+  }
+  // Closed: the gateway gives the memory back to the system (it kept ~all of it before).
+  CHECK(eventually([&] { return rss_kib(pid) < before + 6 * 1024; }));
+}
+
+TEST_CASE("the admin listener checks trust before it reads a body, and shares per client",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {});
+  REQUIRE(gw.started());
+  // A push from a gateway with no peers: answered 403 on its head alone (before: the body was
+  // read first, 1 MB at a byte a second).
+  {
+    SlowBodies push(gw.admin(), 1, "127.0.0.1", 1000000, 1, "/cluster/keys");
+    REQUIRE(push.fds.size() == 1);
+    timeval tv{30, 0};
+    ::setsockopt(push.fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[512];
+    const ssize_t n = ::recv(push.fds[0], buf, sizeof buf, 0);
+    const std::string answer(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    CHECK(answer.starts_with("HTTP/1.1 403"));
+  }
+  // 80 connections from one address take its share (16), not the listener.
+  IdleSockets hog(gw.admin(), 80, "127.0.0.9");
+  CHECK(gw.process().wait_for("event=client_connection_limit client=127.0.0.9 limit=16"));
+  CHECK(successes(gw.admin(), "/healthz", 20) == 20);
 }

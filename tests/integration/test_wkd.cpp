@@ -7,6 +7,9 @@
 #include <csignal>
 #include <filesystem>
 #include <set>
+#include <sstream>
+
+#include <unistd.h>
 
 #include "support/actors.hpp"
 
@@ -202,4 +205,81 @@ TEST_CASE("WKD resolves and connects on a thread of its own, which a reload ends
   CHECK(eventually([&] { return !thread_names(gw.process().pid()).contains("hkpgw-wkd"); }));
   CHECK(gw.get(get_email("wendy@test.example")).header("x-hkp-cache") == "hit");
   CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
+}
+
+namespace {
+
+// The gateway in a mount namespace of its own whose /etc/hosts says `hosts` (lines "ADDR NAME"):
+// real name resolution (getaddrinfo), no DNS server, nothing outside changed.
+struct GatewayWithHosts {
+  std::string admin, hkp;
+  std::unique_ptr<Process> process;
+  GatewayWithHosts(const TempDir& dir, const std::string& hosts, const std::string& upstream) {
+    write_file(dir / "hosts", "127.0.0.1 localhost\n" + hosts);
+    const std::string cfg = dir / "gateway.toml";
+    write_file(cfg, "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+                    "[cache]\npath = \"" + dir / "cache" + "\"\n[[upstream]]\n" + upstream);
+    process = std::make_unique<Process>(
+        std::vector<std::string>{"unshare", "-m", "sh", "-c",
+                                 "mount --bind \"$0\" /etc/hosts && exec \"$@\"", dir / "hosts",
+                                 HKPGW_BINARY, "--config", cfg},
+        dir / "gw");
+    if (!process->wait_for("event=started")) return;
+    std::istringstream in(process->err());
+    for (std::string line; std::getline(in, line);) {
+      const auto at = line.find(" addr=");
+      if (at == std::string::npos) continue;
+      const std::string addr = line.substr(at + 6, line.find(' ', at + 6) - at - 6);
+      if (line.find("listener=hkp") != std::string::npos) hkp = addr;
+      if (line.find("listener=admin") != std::string::npos) admin = addr;
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a WKD domain resolving to the gateway's own network is never connected to",
+          "[integration][wkd]") {
+  if (::geteuid() != 0) {
+    WARN("needs root for a mount namespace (CI runs as root): not run");
+    return;
+  }
+  const std::string hosts = "127.0.0.5 openpgpkey.test.example\n10.99.99.1 test.example\n";
+  const std::string wkd = "name = \"wkd\"\nkind = \"wkd\"\ndomains = [\"test.example\"]\n";
+  SECTION("by default: refused after resolution, naming the addresses") {
+    TempDir dir;
+    GatewayWithHosts gw(dir, hosts, wkd);
+    REQUIRE_FALSE(gw.hkp.empty());
+    CHECK(http_get(gw.hkp, get_email("wendy@test.example")).status == 404);
+    // Before: a connection to 127.0.0.5:443, then to 10.99.99.1:443.
+    const auto refused = gw.process->wait_for("resolves only to non-public addresses");
+    INFO(gw.process->err());
+    REQUIRE(refused);
+    // The advanced host first, then the direct one: each refused (the line names the last).
+    CHECK_THAT(gw.process->err(), Contains("(10.99.99.1)"));
+    CHECK_THAT(gw.process->err(), !Contains("Connection refused"));
+  }
+  SECTION("allow_networks lets an organisation's own WKD server be reached") {
+    TempDir dir;
+    GatewayWithHosts gw(dir, hosts, wkd + "allow_networks = [\"127.0.0.0/8\", \"10.0.0.0/8\"]\n");
+    REQUIRE_FALSE(gw.hkp.empty());
+    CHECK(http_get(gw.hkp, get_email("wendy@test.example")).status == 404);
+    CHECK(gw.process->wait_for("wkd_domain_absent"));  // it tried: nothing listens there
+    CHECK_THAT(gw.process->err(), !Contains("non-public"));
+  }
+}
+
+TEST_CASE("addresses whose domain a resolver would read as a number never reach WKD",
+          "[integration][wkd]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "",
+             "[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n");  // every domain
+  REQUIRE(gw.started());
+  for (const char* address : {"x@127.0.0.0x5", "x@0xa.0x63.0x63.0x1", "x@127.1", "x@2130706433.0"}) {
+    INFO(address);
+    CHECK(gw.get(get_email(address)).status == 404);
+  }
+  CHECK_THAT(gw.log(), !Contains("upstream=wkd"));
+  CHECK_THAT(gw.log(), !Contains("wkd_domain_absent"));
 }

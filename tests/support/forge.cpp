@@ -1,5 +1,7 @@
 #include "support/forge.hpp"
 
+#include <openssl/evp.h>
+
 #include <stdexcept>
 
 #include "hkp/keyring.hpp"
@@ -104,6 +106,96 @@ std::string forged_signature(int type, const std::string& issuer, std::uint32_t 
   return hkp::make_packet(tag::signature, b);
 }
 
+namespace {
+
+// An MPI of exactly `bits` bits: top bit set, the rest filled from `fill`, odd.
+std::string mpi(std::size_t bits, unsigned fill) {
+  std::string m{static_cast<char>(bits >> 8), static_cast<char>(bits & 0xFF)};
+  std::string value((bits + 7) / 8, '\0');
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    fill = fill * 1103515245u + 12345u;
+    value[i] = static_cast<char>(fill >> 16);
+  }
+  const unsigned top = (bits - 1) % 8;
+  value[0] = static_cast<char>((static_cast<unsigned char>(value[0]) & ((1u << top) - 1)) |
+                               (1u << top));
+  value.back() = static_cast<char>(value.back() | 1);
+  return m + value;
+}
+
+}  // namespace
+
+// The left 16 bits of SHA-256 over what a v4 signature on `key_body` signs (RFC 4880 section
+// 5.2.4): with a user ID (`uid`) or a subkey (`subkey_body`) when given, then the signature's
+// hashed part `hashed` and its trailer. With them right, no implementation can refuse the
+// signature without the public-key mathematics.
+std::string left16(const std::string& key_body, const std::string& uid, const std::string& hashed,
+                   const std::string& subkey_body = {}) {
+  auto key_packet = [](const std::string& body) {
+    return std::string{static_cast<char>(0x99), static_cast<char>(body.size() >> 8),
+                       static_cast<char>(body.size() & 0xFF)} + body;
+  };
+  std::string data = key_packet(key_body);
+  if (!uid.empty()) {
+    data += {static_cast<char>(0xB4), 0, 0, static_cast<char>(uid.size() >> 8),
+             static_cast<char>(uid.size() & 0xFF)};
+    data += uid;
+  } else if (!subkey_body.empty()) {
+    data += key_packet(subkey_body);
+  }
+  data += hashed;
+  data += {4, static_cast<char>(0xFF), 0, 0, static_cast<char>(hashed.size() >> 8),
+           static_cast<char>(hashed.size() & 0xFF)};
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("forge: SHA-256 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(digest), 2);
+}
+
+std::string forged_rsa_key(std::size_t n_bits, std::size_t e_bits, int user_ids, int sigs_per_uid,
+                           int seed) {
+  std::string body = {4, 0x60, 0, 0, 0, 1};  // v4, 2021, RSA
+  body += mpi(n_bits, static_cast<unsigned>(seed));
+  std::string e{static_cast<char>(e_bits >> 8), static_cast<char>(e_bits & 0xFF)};
+  e += std::string((e_bits + 7) / 8, static_cast<char>(0xFF));  // all ones: the costliest
+  if (e_bits % 8) e[2] = static_cast<char>((1u << (e_bits % 8)) - 1);
+  body += e;
+  std::string key = hkp::make_packet(tag::public_key, body);
+  const std::string id = primary_keyid(key);
+  std::uint32_t when = 1700000000u;
+  for (int u = 0; u < user_ids; ++u) {
+    const std::string uid =
+        "Costly " + std::to_string(u) + " <costly" + std::to_string(u) + "@example.org>";
+    key += hkp::make_packet(tag::user_id, uid);
+    for (int s = 0; s < sigs_per_uid; ++s, ++when) {
+      // v4, positive certification, RSA, SHA-256; hashed: creation time; unhashed: issuer.
+      std::string b = {4, 0x13, 1, 8, 0, 6, 5, 2};
+      for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
+      b += std::string{0, 10, 9, 16} + id + left16(body, uid, b);
+      b += mpi(n_bits - 1, when);
+      key += hkp::make_packet(tag::signature, b);
+    }
+  }
+  return key;
+}
+
+std::string forged_signature_on(const std::string& key, const std::string& uid, int type,
+                                std::uint32_t when) {
+  const auto ps = split(key);
+  const std::string body(ps.at(0).body);
+  // v4, `type`, the key's own algorithm, SHA-256; hashed: creation time; unhashed: issuer.
+  std::string b = {4, static_cast<char>(type), body.at(5), 8, 0, 6, 5, 2};
+  for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
+  b += std::string{0, 10, 9, 16} + primary_keyid(key) + left16(body, uid, b);
+  for (int mpi = 0; mpi < 2; ++mpi) {
+    b += std::string{1, 0};  // 256 bits
+    b += std::string(32, static_cast<char>(0xC1 + mpi));
+  }
+  return hkp::make_packet(tag::signature, b);
+}
+
 std::string primary_keyid(const std::string& key) {
   const std::string hex = hkp::v4_fingerprint(split(key).at(0).body).substr(24);
   std::string raw;
@@ -159,13 +251,19 @@ std::string with_fake_subkeys(const std::string& key, int count) {
   std::size_t i = 0;
   while (i < ps.size() && ps[i].tag != tag::public_subkey) ++i;
   if (i + 1 >= ps.size()) throw std::runtime_error("forge: key has no subkey");
-  const std::string body(ps[i].body), binding(ps[i + 1].whole);
+  const std::string body(ps[i].body);
   std::string out = key;
   for (int n = 0; n < count; ++n) {
     std::string b = body;  // v4: version, then the 4-byte creation time
     const std::uint32_t when = 1500000000u + static_cast<std::uint32_t>(n);
     for (int k = 0; k < 4; ++k) b[1 + k] = static_cast<char>((when >> (24 - 8 * k)) & 0xFF);
-    out += hkp::make_packet(tag::public_subkey, b) + altered_signature(binding, n);
+    // A forged binding whose hash prefix is right for this subkey: only verification refuses it.
+    const std::string primary(ps.at(0).body);
+    std::string sig = {4, 0x18, primary.at(5), 8, 0, 6, 5, 2};
+    for (int shift : {24, 16, 8, 0}) sig.push_back(static_cast<char>((when >> shift) & 0xFF));
+    sig += std::string{0, 10, 9, 16} + primary_keyid(key) + left16(primary, "", sig, b);
+    for (int mpi = 0; mpi < 2; ++mpi) sig += std::string{1, 0} + std::string(32, static_cast<char>(0xC1));
+    out += hkp::make_packet(tag::public_subkey, b) + hkp::make_packet(tag::signature, sig);
   }
   return out;
 }
@@ -223,12 +321,12 @@ std::string with_rsa_exponent(const std::string& key, std::size_t bits) {
 
 std::string with_fake_uids(const std::string& key, int count) {
   const auto ps = split(key);
-  const std::string sig = first_uid_signature(ps);
   std::string uids;
   for (int n = 0; n < count; ++n) {
-    uids += hkp::make_packet(tag::user_id, "Fake " + std::to_string(n) + " <fake" +
-                                               std::to_string(n) + "@example.org>") +
-            altered_signature(sig, n);
+    const std::string uid =
+        "Fake " + std::to_string(n) + " <fake" + std::to_string(n) + "@example.org>";
+    uids += hkp::make_packet(tag::user_id, uid) +
+            forged_signature_on(key, uid, 0x13, 1700000000u + static_cast<std::uint32_t>(n));
   }
   const std::size_t at = after_first_uid(ps);
   return join(ps, 0, at) + uids + join(ps, at, ps.size());

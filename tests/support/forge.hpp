@@ -37,6 +37,12 @@ std::string without_valid_self_signature(const std::string& key);
 // nothing: EdDSA, SHA-256, creation time `when`, meaningless MPIs.
 std::string forged_signature(int type, const std::string& issuer, std::uint32_t when);
 
+// As a forger who knows the key would make one: a signature of `type` claiming `key`'s primary
+// key, on its user ID `uid` (or, with "", on the key alone: a direct-key signature or key
+// revocation), whose hash prefix is right, so only the public-key mathematics can refuse it.
+std::string forged_signature_on(const std::string& key, const std::string& uid, int type,
+                                std::uint32_t when);
+
 // The primary key's 64-bit key ID as 8 raw bytes.
 std::string primary_keyid(const std::string& key);
 
@@ -54,11 +60,12 @@ std::string with_after_first_uid(const std::string& key, const std::string& sigs
 std::string first_uid_self_signature(const std::string& key);
 
 // `key` plus `count` made-up subkeys (the first subkey's packet with other creation times, so
-// other fingerprints), each with an altered copy of the real binding (distinct, verifying for
-// nothing: identical copies are dropped before verification, see copied_signature).
+// other fingerprints), each with a forged binding whose hash prefix is right (verifying for
+// nothing, but only verification can tell).
 std::string with_fake_subkeys(const std::string& key, int count);
 
-// `key` plus `count` made-up user IDs, each with a forged (altered, distinct) self-signature.
+// `key` plus `count` made-up user IDs, each with a forged self-signature whose hash prefix is
+// right (forged_signature_on).
 std::string with_fake_uids(const std::string& key, int count);
 
 // `key` plus `count` made-up user IDs without any signature (padding anyone can add upstream).
@@ -70,6 +77,13 @@ std::string with_bare_subkeys(const std::string& key, int count);
 // `key` (RSA) with the public exponent of its primary key replaced by one of `bits` bits: every
 // verification with it costs a modular exponentiation that long.
 std::string with_rsa_exponent(const std::string& key, std::size_t bits);
+
+// A made-up RSA key nobody holds the private half of: a primary key with an `n_bits` modulus
+// (distinct per `seed`) and an `e_bits` exponent of all ones, `user_ids` user IDs each with `sigs_per_uid`
+// forged RSA self-signatures of `n_bits` (distinct, verifying for nothing). Each verification
+// attempt costs a full modular exponentiation: the CPU attack of issue 22.
+std::string forged_rsa_key(std::size_t n_bits, std::size_t e_bits, int user_ids, int sigs_per_uid,
+                           int seed);
 
 // Number of signature packets in binary key data.
 int signature_count(const std::string& packets);

@@ -34,7 +34,10 @@ TEST_CASE("a forged user ID (its self-signature does not verify) is dropped", "[
   CHECK_FALSE(has_email(k.info, "boss@alice.example"));
   CHECK_FALSE(k.info.matches({SearchKind::email, "boss@alice.example"}));
   CHECK(k.packets.find("boss@alice.example") == std::string::npos);  // gone from what is served
-  CHECK(out.dropped.at("invalid_user_id") == 1);
+  // An altered copy of another user ID's self-signature: its hash prefix cannot match, so it goes
+  // before any verification, and the user ID with it.
+  CHECK(out.dropped.at("wrong_hash_prefix") == 1);
+  CHECK(out.dropped.at("unbound_user_id") == 1);
 }
 
 TEST_CASE("removing forged user IDs takes no valid one along", "[keys][unit]") {
@@ -267,7 +270,8 @@ TEST_CASE("forged user IDs in front of the real ones go, and only they", "[keys]
   const auto real = only_key(parse_keys(key, {})).info.uids;
   REQUIRE(k.info.uids.size() == real.size());
   for (std::size_t i = 0; i < real.size(); ++i) CHECK(k.info.uids[i].text == real[i].text);
-  CHECK(out.dropped.at("invalid_user_id") == 2);
+  CHECK(out.dropped.at("wrong_hash_prefix") == 2);  // copies of another user ID's signature
+  CHECK(out.dropped.at("unbound_user_id") == 2);
   CHECK(k.packets.find("alice.example") == std::string::npos);
   CHECK(parse_keys(k.packets, {}).dropped.empty());
 }

@@ -305,3 +305,30 @@ TEST_CASE("[cluster]: the peers' admin listeners and who may push", "[config][un
              Contains("cluster.trusted[0]"));
   CHECK_THAT(problems_of("[cluster]\npeer = []\n"), Contains("cluster.peer"));
 }
+
+TEST_CASE("a one-line list of 60,000 networks parses in linear time, values unchanged",
+          "[config][unit]") {
+  // The TOML parser is quadratic in a line's length: this file held a reload 224 s.
+  std::string deny = "[limits]\ndeny = [";
+  for (int i = 0; i < 60000; ++i) {
+    deny += (i ? ", \"10." : "\"10.") + std::to_string(i / 256) + "." + std::to_string(i % 256) +
+            ".0/24\"";
+  }
+  deny += "]  # a comment, with a comma\n";
+  const std::string text = deny +
+      "exempt = [\"127.0.0.0/8\"]\n[server]\nlisten = [\"127.0.0.1:11371\"]\n"
+      "[[upstream]]\nname = \"ab\"\nurl = \"https://keys.example:443\"\n";
+  const auto c = hkpgw::config::load_string(text, "long.toml");
+  REQUIRE(c.limits.deny.size() == 60000);
+  CHECK(c.limits.deny.front().text == "10.0.0.0/24");
+  CHECK(c.limits.deny.back().text == "10.234.95.0/24");
+  CHECK(c.upstreams.list.at(0).name == "ab");  // the comment's comma stayed in the comment
+  // A mistake after the long line is still found and named.
+  try {
+    hkpgw::config::load_string(deny + "[server]\nthreads = \"many\"\n", "long.toml");
+    FAIL("accepted");
+  } catch (const hkpgw::config::ConfigError& e) {
+    REQUIRE_FALSE(e.problems().empty());
+    CHECK_THAT(e.problems().front(), Catch::Matchers::Contains("server.threads"));
+  }
+}

@@ -31,6 +31,16 @@ std::string forged(int type, const std::string& issuer, int count) {
   return out;
 }
 
+// The text of a key's first user ID.
+std::string first_uid_of(const std::string& key) {
+  const auto packets = hkp::split_packets(key);
+  if (!packets) return {};
+  for (const auto& p : *packets) {
+    if (p.tag == hkp::tag::user_id) return std::string(p.body);
+  }
+  return {};
+}
+
 const std::string kStranger("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8);
 
 }  // namespace
@@ -170,7 +180,9 @@ TEST_CASE("filter_keys is linear: copies fold, budgets bound what RNP verifies",
   const std::string me = primary_keyid(pub);
   config::KeysConfig limits;
   // Two copies of the key and a third with 100 forged self-certifications on the user ID.
-  const std::string three = pub + pub + with_after_first_uid(pub, forged(0x13, me, 100));
+  std::string sigs;  // forged as one who knows the key would: hash prefixes right
+  for (std::uint32_t i = 0; i < 100; ++i) sigs += forged_signature_on(pub, first_uid_of(pub), 0x13, 1700000000u + i);
+  const std::string three = pub + pub + with_after_first_uid(pub, sigs);
   const auto f = filter_keys(three, limits);
   REQUIRE(f.keys.size() == 1);
   CHECK(f.primaries == 1);

@@ -24,11 +24,24 @@ bool has_subkey(const KeyInfo& k, const std::string& fpr) {
   return false;
 }
 
-// `count` distinct forged signatures of `type` by `issuer`, dated from `from` on.
-std::string forged(int type, const std::string& issuer, int count, std::uint32_t from) {
+// `count` distinct forged signatures of `type` claiming `key`'s primary key, on its user ID `uid`
+// ("" for the key itself), dated from `from` on, with right hash prefixes: only verification
+// can tell them from genuine ones.
+std::string forged(const std::string& key, const std::string& uid, int type, int count,
+                   std::uint32_t from) {
   std::string out;
-  for (int i = 0; i < count; ++i) out += forged_signature(type, issuer, from + i);
+  for (int i = 0; i < count; ++i) out += forged_signature_on(key, uid, type, from + i);
   return out;
+}
+
+// The text of a key's first user ID.
+std::string first_uid(const std::string& key) {
+  const auto packets = hkpgw::hkp::split_packets(key);
+  if (!packets) return {};
+  for (const auto& p : *packets) {
+    if (p.tag == hkpgw::hkp::tag::user_id) return std::string(p.body);
+  }
+  return {};
 }
 
 }  // namespace
@@ -80,7 +93,10 @@ TEST_CASE("a revoked key still loses a subkey nobody bound and a forged user ID"
   CHECK_FALSE(has_subkey(k.info, fixture("ALICE_SUB_FPR")));
   CHECK(k.info.uids.size() == 1);
   CHECK(out.dropped.at("unbound_subkey") == 1);  // its binding is by another key
-  CHECK(out.dropped.at("invalid_user_id") == 1);
+  // Its self-signature is a copy of another user ID's: the hash prefix cannot match, so it goes
+  // before any verification, and with it the user ID.
+  CHECK(out.dropped.at("wrong_hash_prefix") == 1);
+  CHECK(out.dropped.at("unbound_user_id") == 1);
 }
 
 TEST_CASE("bare user IDs or subkeys padding a revoked copy do not keep the revocation out",
@@ -137,9 +153,9 @@ TEST_CASE("a copy refused whole for its size still brings its revocation to the 
   for (const auto& u : m->key.info.uids) CHECK(u.text.find("Fake") == std::string::npos);
 
   // A copy refused whole with only forged revocations changes nothing.
-  const std::string me = primary_keyid(packets_of("frank-unrevoked.asc"));
   const std::string forged_only = with_fake_uids(
-      with_after_primary(packets_of("frank-unrevoked.asc"), forged(0x20, me, 3, 1900000000u)),
+      with_after_primary(packets_of("frank-unrevoked.asc"),
+                         forged(packets_of("frank-unrevoked.asc"), "", 0x20, 3, 1900000000u)),
       101);
   auto none = merge_key(cached, forged_only, fpr, limits);
   CHECK_FALSE((none && none->changed));
@@ -149,11 +165,10 @@ TEST_CASE("forged revocations dated after the genuine one cannot crowd it out", 
   const std::string fpr = fixture("CAROL_FPR");
   const std::string cached = cached_copy("carol-unrevoked.asc");
   const std::string revoked = packets_of("carol.asc");
-  const std::string me = primary_keyid(revoked);
   config::KeysConfig limits;
 
   SECTION("eight, through a merge (a refresh) and alone (a first fetch)") {
-    const std::string crowded = with_after_primary(revoked, forged(0x20, me, 8, 2000000000u));
+    const std::string crowded = with_after_primary(revoked, forged(revoked, "", 0x20, 8, 2000000000u));
     auto m = merge_key(cached, crowded, fpr, limits);
     REQUIRE(m);
     CHECK(m->changed);
@@ -164,7 +179,7 @@ TEST_CASE("forged revocations dated after the genuine one cannot crowd it out", 
     // Past the budget, which revocations are verified is chosen at random (never by date or
     // position, which the sender picks): 16 of 201 each time, so the genuine one is found
     // within a few refreshes, and once found it is kept for good (trusted in the cached copy).
-    const std::string crowded = with_after_primary(revoked, forged(0x20, me, 200, 2000000000u));
+    const std::string crowded = with_after_primary(revoked, forged(revoked, "", 0x20, 200, 2000000000u));
     int refreshes = 0;
     bool revoked_now = false;
     while (!revoked_now && refreshes < 300) {
@@ -181,8 +196,7 @@ TEST_CASE("the verification budget is never an order the sender chose", "[keys][
   // 40 forged self-certifications newer than the real one: under a newest-first budget the
   // real one never reached verification and the user ID was dropped as forged.
   const std::string pub = packets_of("alice.asc");
-  const std::string me = primary_keyid(pub);
-  const std::string crowded = with_after_first_uid(pub, forged(0x13, me, 40, 2000000000u));
+  const std::string crowded = with_after_first_uid(pub, forged(pub, first_uid(pub), 0x13, 40, 2000000000u));
   int kept = 0;
   for (int i = 0; i < 40; ++i) {
     const auto out = parse_keys(crowded, {});

@@ -75,3 +75,36 @@ TEST_CASE("http upstreams are refused with the scheme named", "[config][unit]") 
   CHECK(r.error().find("HTTPS only") != std::string::npos);
   CHECK(r.error().find("http://") != std::string::npos);
 }
+
+TEST_CASE("public addresses are told from the gateway's own networks", "[config][unit]") {
+  auto is_public = [](const char* text) {
+    const auto n = hkpgw::config::parse_network(text);
+    REQUIRE(n.ok());
+    return hkpgw::config::is_public_address(n.value().family, n.value().bytes);
+  };
+  for (const char* a : {"127.0.0.5", "10.99.99.1", "172.16.99.1", "192.168.99.1", "169.254.99.1",
+                        "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::",
+                        "fd00:99::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
+                        "::ffff:10.0.0.1", "64:ff9b::a00:1", "::7f00:1", "2001:db8::1"}) {
+    INFO(a);
+    CHECK_FALSE(is_public(a));
+  }
+  for (const char* a : {"8.8.8.8", "192.0.3.1", "172.32.0.1", "2a01:4f8::1", "::ffff:8.8.8.8",
+                        "64:ff9b::808:808"}) {
+    INFO(a);
+    CHECK(is_public(a));
+  }
+}
+
+TEST_CASE("names a resolver reads as numbers are not domain names", "[config][unit]") {
+  using hkpgw::config::valid_domain_name;
+  for (const char* d : {"127.0.0.0x5", "0xa.0x63.0x63.0x1", "127.1", "2130706433.0", "1.2.3.4",
+                        "example.1a", "test.localhost"}) {
+    INFO(d);
+    CHECK_FALSE(valid_domain_name(d));
+  }
+  for (const char* d : {"example.org", "0x5.example.org", "123.example.com", "xn--80ak6aa92e.com"}) {
+    INFO(d);
+    CHECK(valid_domain_name(d));
+  }
+}
