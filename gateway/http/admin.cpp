@@ -230,7 +230,7 @@ asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest&
   }
   const auto snap = ctx.snapshots();  // admin_gate checked the token
   if (path == "/admin/reload" && req.method == "POST") {
-    const ReloadResult r = ctx.reload();
+    const ReloadResult r = co_await ctx.reload();
     if (!r.ok) {
       co_return json(422, "{\"result\":\"failure\",\"problems\":" + json_list(r.problems) +
                               ",\"effect\":\"kept the running config\"}");

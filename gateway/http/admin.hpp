@@ -42,7 +42,8 @@ struct AdminContext {
   Fleet& fleet;
   Metrics& metrics;
   SnapshotSource snapshots;
-  std::function<ReloadResult()> reload;  // the token comes with each snapshot (reloadable)
+  // The token comes with each snapshot (reloadable).
+  std::function<boost::asio::awaitable<ReloadResult>()> reload;
   AddService* adds = nullptr;             // merges what other replicas push (/cluster/keys)
   ClusterSpends* spends = nullptr;        // charges what their clients spent (/cluster/spends)
   WorkPool* pool = nullptr;               // where a report is parsed and charged (not the

@@ -720,3 +720,41 @@ TEST_CASE("the admin listener checks trust before it reads a body, and shares pe
   CHECK(gw.process().wait_for("event=client_connection_limit client=127.0.0.9 limit=16"));
   CHECK(successes(gw.admin(), "/healthz", 20) == 20);
 }
+
+TEST_CASE("a reload parsing a million networks leaves signals and the listeners alive",
+          "[integration][hardening]") {
+  TempDir dir;
+  const std::string cfg = dir / "gateway.toml";
+  const std::string base = "upstream = []\n[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = "
+                           "\"127.0.0.1:0\"\n[cache]\npath = \"" + dir / "cache" + "\"\n";
+  write_file(cfg, base);
+  Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw");
+  REQUIRE(gw.wait_for("event=started"));
+  std::string hkp, admin;
+  {
+    std::istringstream in(gw.err());
+    for (std::string line; std::getline(in, line);) {
+      if (field(line, "listener") == "hkp") hkp = field(line, "addr");
+      if (field(line, "listener") == "admin") admin = field(line, "addr");
+    }
+  }
+  REQUIRE_FALSE(admin.empty());
+  // One network per line, as the README allows: seconds of parsing.
+  std::string big = base + "[limits]\ndeny = [\n";
+  for (int i = 0; i < 1000000; ++i) {
+    big += "  \"10." + std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." +
+           std::to_string(i & 255) + "/32\",\n";
+  }
+  write_file(cfg, big + "]\n");
+  gw.signal(SIGHUP);
+  // While it parses, the same process answers (before: the thread that handles signals and the
+  // admin listener parsed, and nothing was answered until it was done).
+  CHECK(http_get(admin, "/healthz").status == 200);
+  CHECK(http_get(hkp, "/pks/lookup?op=stats").status == 200);
+  CHECK(gw.err().find("event=config_reload") == std::string::npos);  // answered mid-parse
+  // SIGTERM is handled at once, not after the parse: the reload never completes.
+  gw.signal(SIGTERM);
+  CHECK(gw.wait_for("event=shutting_down"));
+  CHECK(gw.wait(std::chrono::seconds(60)) == 0);
+  CHECK(gw.err().find("event=config_reload") == std::string::npos);
+}
