@@ -91,6 +91,12 @@ void submit(Loop& loop, WorkPool& pool, Board& board, const std::string& name,
       asio::detached);
 }
 
+// Client 192.0.2.1 queues a1, a2 and a3; true once a1 runs.
+bool one_client_queues_three(Loop& loop, WorkPool& pool, Board& board) {
+  for (const char* n : {"a1", "a2", "a3"}) submit(loop, pool, board, n, "192.0.2.1");
+  return board.wait_started("a1");
+}
+
 }  // namespace
 
 TEST_CASE("one client's submissions leave a worker to cache misses", "[unit][work_pool]") {
@@ -98,8 +104,7 @@ TEST_CASE("one client's submissions leave a worker to cache misses", "[unit][wor
   Loop loop;
   {
     WorkPool pool(2, 64);
-    for (const char* n : {"a1", "a2", "a3"}) submit(loop, pool, board, n, "192.0.2.1");
-    REQUIRE(board.wait_started("a1"));
+    REQUIRE(one_client_queues_three(loop, pool, board));
     // A miss's parse gets the other worker while a1 still holds the first (before: a2 took it,
     // and the miss waited behind every upload).
     submit(loop, pool, board, "miss", "");
@@ -116,8 +121,7 @@ TEST_CASE("clients waiting for the pool take turns", "[unit][work_pool]") {
   Loop loop;
   {
     WorkPool pool(2, 64);
-    for (const char* n : {"a1", "a2", "a3"}) submit(loop, pool, board, n, "192.0.2.1");
-    REQUIRE(board.wait_started("a1"));
+    REQUIRE(one_client_queues_three(loop, pool, board));
     submit(loop, pool, board, "b1", "198.51.100.7");
     // b1 arrives after a2 and a3 are queued, and still runs next.
     {
