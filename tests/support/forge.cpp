@@ -189,9 +189,9 @@ std::string forged_signature_on(const std::string& key, const std::string& uid, 
   std::string b = {4, static_cast<char>(type), body.at(5), 8, 0, 6, 5, 2};
   for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
   b += std::string{0, 10, 9, 16} + primary_keyid(key) + left16(body, uid, b);
-  for (int mpi = 0; mpi < 2; ++mpi) {
-    b += std::string{1, 0};  // 256 bits
-    b += std::string(32, static_cast<char>(0xC1 + mpi));
+  for (int mpi = 0; mpi < 2; ++mpi) {  // 247 bits: below every curve's order, so not refused
+    b += std::string{0, static_cast<char>(247)};  // for its size before the mathematics
+    b += std::string(31, static_cast<char>(0x41 + mpi));
   }
   return hkp::make_packet(tag::signature, b);
 }
