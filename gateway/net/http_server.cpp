@@ -247,7 +247,6 @@ void HttpServer::Impl::release_client(const std::string& client) {
 }
 
 
-// One request read from the connection: complete, refused early, or none (the client left).
 // Body bytes a request holds against max_body_memory, given back when it goes.
 struct BodyCharge {
   std::atomic<std::uint64_t>* pool = nullptr;
@@ -264,6 +263,7 @@ struct BodyCharge {
   }
 };
 
+// One request read from the connection: complete, refused early, or none (the client left).
 struct HttpServer::Impl::Incoming {
   std::optional<HttpRequest> request;
   std::optional<HttpResponse> early;  // with `request` describing what was read of it
