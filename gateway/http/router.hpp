@@ -5,6 +5,8 @@
 // (stats come from stats.hpp).
 #pragma once
 
+#include <atomic>
+
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <string_view>
@@ -69,7 +71,9 @@ class Router {
                                                         std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_vks_verify(const HttpRequest&,
                                                         std::shared_ptr<const Snapshot>);
-  // request-verify for a token a VKS upstream issued, relayed to that upstream.
+  // request-verify for a token a VKS upstream issued, relayed to that upstream; at most
+  // kMaxRelays at once (503 past it), so relays an upstream answers slowly never hold the
+  // upstream connections misses need.
   boost::asio::awaitable<HttpResponse> relay_verify(hkp::VerifyRequest request,
                                                     std::shared_ptr<const Snapshot>);
   // The HKP v2 front (v2.cpp): lookups, submission, feature detection per category.
@@ -91,6 +95,8 @@ class Router {
   SnapshotSource snapshot_;
   Pipeline pipeline_;
   Handler dispatch_;  // the pipeline's last step: Router::dispatch
+  static constexpr int kMaxRelays = 4;
+  std::atomic<int> relays_{0};  // request-verify relays in flight
 };
 
 }  // namespace hkpgw::gateway

@@ -176,6 +176,20 @@ asio::awaitable<HttpResponse> Router::relay_verify(hkp::VerifyRequest request,
                                   "\" issued it (any more)");
   }
   request.token = std::string(rest.substr(colon + 1));
+  // Each relay holds one of the upstream's connections until it answers (Hagrid sends mail
+  // first): bounded, so twenty slow ones cannot take the connections a cache miss needs.
+  if (relays_.fetch_add(1) >= kMaxRelays) {
+    relays_.fetch_sub(1);
+    HttpResponse busy = json_error(503, "too many request-verify relays in progress (at most " +
+                                            std::to_string(kMaxRelays) +
+                                            "); try again in a few seconds");
+    busy.set("Retry-After", "5");
+    co_return busy;
+  }
+  struct Release {
+    std::atomic<int>& n;
+    ~Release() { n.fetch_sub(1); }
+  } release{relays_};
   std::string body = hkp::vks_verify_json(request);
   const auto& u = snap->config->upstreams;
   const UpstreamLimits limits{u.connect_timeout, u.request_timeout, 64 << 10};

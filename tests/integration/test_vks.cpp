@@ -2,6 +2,8 @@
 // GpgFrontend's key-server module sends (upload, refresh by key ID and by fingerprint, by
 // address), and curl as Hagrid's documentation shows it.
 #include <catch2/catch.hpp>
+
+#include <future>
 #include <csignal>
 #include <algorithm>
 #include <sstream>
@@ -365,4 +367,40 @@ TEST_CASE("a reload that changes an upstream's kind gets an upstream of the new 
   REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   CHECK(hagrid.count("lookups") == 1);  // same name and url, new kind: /vks/v1/ now
   CHECK(hagrid.count("gets") == 2);
+}
+
+TEST_CASE("request-verify relays an upstream answers slowly are bounded, and misses go on",
+          "[integration][vks]") {
+  TempDir dir;
+  TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc", "carol.asc"});
+  Gateway gw(dir, {}, "",
+             "[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" + hagrid.url() + "\"\n");
+  REQUIRE(gw.started());
+  hagrid.set_mode("slowverify", 1500);
+  // Twelve at once, each held 1.5 s upstream (request_timeout is 3 s) (any made-up token is relayed: the upstream judges).
+  std::vector<std::future<HttpResult>> relays;
+  for (int i = 0; i < 12; ++i) {
+    relays.push_back(std::async(std::launch::async, [&gw, i] {
+      return vks_post(gw, "/vks/v1/request-verify",
+                      "{\"token\":\"hkpgw:hagrid:tok-" + std::to_string(i) +
+                          "\",\"addresses\":[\"a@b.example\"]}");
+    }));
+  }
+  // Meanwhile a miss is fetched from the same upstream.
+  CHECK(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
+  int busy = 0;
+  std::string statuses;
+  for (auto& r : relays) {
+    const HttpResult got = r.get();
+    statuses += std::to_string(got.status) + " " + got.body.substr(0, 80) + "\n";
+    if (got.status == 503) {
+      ++busy;
+      CHECK_THAT(got.body, Contains("too many request-verify relays in progress"));
+      CHECK(got.header("retry-after") == "5");
+    }
+  }
+  INFO(statuses);
+  CHECK(busy == 8);  // 4 relayed, the rest refused at once (before: all 12 relayed)
+  CHECK(eventually([&] { return hagrid.count("verifies") == 4; }));
+  CHECK(hagrid.count("verifies") == 4);
 }

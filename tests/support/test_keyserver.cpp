@@ -1,7 +1,8 @@
 // A keyserver for tests: speaks real HTTPS (certificate from the test CA) with keys from .asc
 // files, and can be told to misbehave. A plain-HTTP control port on loopback changes the mode and
 // reports how many requests it saw:
-//   GET /mode?set=normal|fail|busy|reset|notfound|hang|slow|wrongkey|nouids[&delay_ms=N][&close=1]
+//   GET /mode?set=normal|fail|busy|reset|notfound|hang|slow|wrongkey|nouids|slowverify
+//       [&delay_ms=N][&close=1]  (slowverify: request-verify answered after delay_ms)
 //     busy answers lookups 429 with Retry-After: 30 (counted in lookups);
 //     fail (HTTP 500), reset (TCP reset, no answer) and hang apply to every path (the health
 //     probe's too); delay_ms delays lookups only;
@@ -403,6 +404,10 @@ asio::awaitable<HttpResponse> answer(State& st, const HttpRequest& req, const st
     co_return text_response(200, "key(s) added");
   }
   if (req.path().starts_with("/pks/v2/prefixlog/")) co_return prefix_log_answer(st, req);
+  if (mode == "slowverify" && req.path() == "/vks/v1/request-verify" && delay > 0) {
+    timer.expires_after(std::chrono::milliseconds(delay));  // Hagrid sending its mail slowly
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
   if (req.path().starts_with(hkp::kVksPrefix)) co_return vks_answer(st, req);
   if (req.path().starts_with(kWkdPrefix)) co_return wkd_answer(st, req, mode);
   if (!lookup) co_return text_response(req.path() == "/" ? 200 : 404, "test keyserver");
