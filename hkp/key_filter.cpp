@@ -51,6 +51,21 @@ std::uint32_t be(std::string_view s, std::size_t at, int n) {
   return v;
 }
 
+// The MPIs of a v4 public key packet body, one after the other (RFC 4880 section 5.5.2).
+struct Mpis {
+  std::string_view body;
+  std::size_t at = 6;  // version, creation time (4), algorithm
+  // The next MPI's bit count as its header says, the reader moved past it; nullopt when not
+  // even the header is there.
+  std::optional<std::size_t> next_bits() {
+    if (at + 2 > body.size()) return std::nullopt;
+    const std::size_t bits = be(body, at, 2);
+    at += 2 + (bits + 7) / 8;
+    return bits;
+  }
+  bool complete() const { return at <= body.size(); }  // every MPI read so far is all there
+};
+
 // Subpackets of a v4 signature area (RFC 4880 section 5.2.3.1). False when malformed.
 template <class F>
 bool each_subpacket(std::string_view area, F fn) {
@@ -83,6 +98,7 @@ struct Sig {
   bool self = false;
   bool trusted = false;
   bool keep = true;
+  bool prefix_checked = false;  // its hash prefix was found to match where it stands
 };
 
 struct Component {
@@ -168,30 +184,24 @@ std::optional<std::string> absurd_key_parameters(std::string_view body) {
   // v4: version, creation time (4), algorithm, then the algorithm's MPIs (RFC 4880 section 5.5.2).
   if (body.size() < 6 || body[0] != 4) return std::nullopt;
   const auto algo = static_cast<unsigned char>(body[5]);
-  std::size_t at = 6;
-  auto next_bits = [&]() -> std::optional<std::size_t> {  // an MPI's bit count, then skip it
-    if (at + 2 > body.size()) return std::nullopt;
-    const std::size_t bits = be(body, at, 2);
-    at += 2 + (bits + 7) / 8;
-    return bits;
-  };
+  Mpis mpis{body};
   auto over = [](const char* what, std::size_t bits, std::size_t limit) {
     return std::string("its ") + what + " has " + std::to_string(bits) + " bits, over the " +
            std::to_string(limit) + " any OpenPGP implementation makes (refused before any " +
            "signature is verified: each would cost seconds)";
   };
   if (algo == 1 || algo == 2 || algo == 3) {  // RSA: n, e
-    const auto n = next_bits();
-    const auto e = next_bits();
+    const auto n = mpis.next_bits();
+    const auto e = mpis.next_bits();
     if (n && *n > kMaxRsaModulusBits) return over("RSA modulus", *n, kMaxRsaModulusBits);
     if (e && *e > kMaxRsaExponentBits) return over("RSA public exponent", *e, kMaxRsaExponentBits);
   } else if (algo == 17) {  // DSA: p, q, g, y
-    const auto p = next_bits();
-    const auto q = next_bits();
+    const auto p = mpis.next_bits();
+    const auto q = mpis.next_bits();
     if (p && *p > kMaxDsaPrimeBits) return over("DSA prime p", *p, kMaxDsaPrimeBits);
     if (q && *q > kMaxDsaSubgroupBits) return over("DSA subgroup q", *q, kMaxDsaSubgroupBits);
   } else if (algo == 16 || algo == 20) {  // ElGamal: p, g, y
-    const auto p = next_bits();
+    const auto p = mpis.next_bits();
     if (p && *p > kMaxRsaModulusBits) return over("ElGamal prime p", *p, kMaxRsaModulusBits);
   }
   return std::nullopt;
@@ -207,13 +217,11 @@ std::uint64_t verification_cost_us(std::string_view body) {
   constexpr std::uint64_t kUnknown = 20000;
   if (body.size() < 6 || body[0] != 4) return kUnknown;
   const auto algo = static_cast<unsigned char>(body[5]);
-  std::size_t at = 6;
-  auto next_bits = [&]() -> std::optional<double> {  // an MPI's bit count, then skip it
-    if (at + 2 > body.size()) return std::nullopt;
-    const std::size_t bits = be(body, at, 2);
-    if (at + 2 + (bits + 7) / 8 > body.size()) return std::nullopt;
-    at += 2 + (bits + 7) / 8;
-    return static_cast<double>(bits);
+  Mpis mpis{body};
+  auto next_bits = [&mpis]() -> std::optional<double> {  // nullopt unless all there
+    const auto bits = mpis.next_bits();
+    if (!bits || !mpis.complete()) return std::nullopt;
+    return static_cast<double>(*bits);
   };
   auto size = [](double modulus_bits) { return std::pow(std::max(modulus_bits, 1024.0) / 2048, 1.9); };
   auto us = [](double v) { return static_cast<std::uint64_t>(std::max(1.0, v)); };
@@ -235,9 +243,9 @@ std::uint64_t verification_cost_us(std::string_view body) {
     return us(3200 * size(*p) * std::max(*p, 1024.0) / 256);
   }
   if (algo == 18 || algo == 19 || algo == 22) {  // ECDH, ECDSA, EdDSA: by the curve
-    if (at >= body.size()) return kUnknown;
-    const std::size_t oid_len = static_cast<unsigned char>(body[at]);
-    const std::string_view oid = body.substr(at + 1, std::min(oid_len, body.size() - at - 1));
+    if (body.size() < 7) return kUnknown;
+    const std::size_t oid_len = static_cast<unsigned char>(body[6]);
+    const std::string_view oid = body.substr(7, oid_len);
     // P-256 (8 bytes), Curve25519 (10) and Ed25519 (9, below) ~1.5 ms; P-384, P-521,
     // secp256k1 and the brainpool curves up to ~13 ms.
     if (oid_len == 8 || oid_len == 10 ||
@@ -371,6 +379,7 @@ void drop_copied_signatures(Build& b, const std::vector<Component*>& all, Filter
       const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
       if (got && *got == *want) {
         kept = true;
+        s->prefix_checked = true;
         continue;
       }
       if (s->keep) {
@@ -389,7 +398,7 @@ void drop_wrong_prefix(const Build& b, const std::vector<Component*>& all, Filte
   if (!primary) return;
   for (auto* c : all) {
     for (auto& s : c->sigs) {
-      if (!s.self || s.trusted || !s.keep) continue;
+      if (!s.self || s.trusted || !s.keep || s.prefix_checked) continue;
       const auto sig = first_packet(s.whole);
       const std::string_view body = sig ? sig->body : std::string_view();
       const auto want = carried_prefix(body);

@@ -500,7 +500,7 @@ std::optional<MergeResult> apply_signatures(std::string_view cached, std::string
   KeyHandle key(raw);
   const std::string exported = export_public(raw);
   // Cleaned and read back like any other key.
-  ParseOutcome parsed = parse_keys(exported, limits, SIZE_MAX, VerifyBudget::unbounded);
+  ParseOutcome parsed = parse_keys(exported, limits);
   return merged_result(parsed, fingerprint, cached);
 }
 

@@ -154,33 +154,10 @@ class Reloader {
       metrics_.config_reload(false, unix_now());
       co_return result;
     }
-    auto parse = [this]() -> Parsed {
-      try {
-        return Parsed{std::make_shared<const config::Config>(config::load_file(path_)), {}, {}};
-      } catch (const config::ConfigError& e) {
-        return Parsed{nullptr, e.problems(), {}};
-      } catch (const std::exception& e) {
-        return Parsed{nullptr, {}, e.what()};
-      }
-    };
-    Parsed parsed = co_await pool_.run(parse);
-    result = install(std::move(parsed));
-    co_return result;
-  }
-
- private:
-  struct Parsed {
-    std::shared_ptr<const config::Config> config;
-    std::vector<std::string> problems;  // the file's
-    std::string error;                  // anything else
-  };
-
-  ReloadResult install(Parsed parsed) {
-    ReloadResult result;
+    auto load = [this] { return std::make_shared<const config::Config>(config::load_file(path_)); };
     try {
-      if (!parsed.config && !parsed.problems.empty()) throw config::ConfigError(parsed.problems);
-      if (!parsed.config) throw std::runtime_error(parsed.error);
-      auto next = std::move(parsed.config);
+      // WorkPool::run rethrows what `load` throws (a ConfigError naming the problems) here.
+      std::shared_ptr<const config::Config> next = co_await pool_.run(load);
       const auto old = current_.load();
       // Against what is in effect, i.e. what the process started with: a change reverted by a
       // later reload needs no restart any more, one still pending is named every time.
@@ -205,9 +182,10 @@ class Reloader {
       result.problems.push_back(e.what());
     }
     metrics_.config_reload(result.ok, unix_now());
-    return result;
+    co_return result;
   }
 
+ private:
   asio::io_context& io_;
   std::string path_;
   std::shared_ptr<const config::Config> started_;
@@ -291,8 +269,7 @@ struct Running {
 };
 
 asio::awaitable<void> run_reload(Reloader& reload) {
-  ReloadResult ignored = co_await reload();  // it logs and counts its outcome
-  (void)ignored;
+  co_await reload();  // it logs and counts its outcome
 }
 
 // SIGHUP reloads; SIGTERM/SIGINT stop accepting, let requests finish within the grace period,

@@ -27,6 +27,12 @@ UpstreamLimits upstream_limits(const config::Config& cfg, bool panic) {
   return {u.connect_timeout, u.request_timeout, cfg.keys.max_key_bytes * 8};
 }
 
+// An upstream's answer parsed as every answer is: keys past verify_budget_per_submission of
+// estimated verification are not verified (a hostile upstream cannot buy more CPU than a client).
+hkp::ParseOutcome parse_answer(std::string_view body, const config::Config& cfg) {
+  return hkp::parse_keys(body, cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
+}
+
 // "a+b": the upstreams that contributed, in try order (not arrival order, which varies).
 std::string join_names(const std::vector<std::string>& names, const Snapshot& snap) {
   std::string out;
@@ -128,7 +134,7 @@ asio::awaitable<Fetched> UpstreamFetch::keys(hkp::Search search, std::string qke
       // A copy refused whole (padded past max_user_ids, say) still brings its revocations to
       // the cached key: nothing an upstream adds may keep a revocation out.
       auto parse = [&body, &cfg, this] {
-        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
+        hkp::ParseOutcome parsed = parse_answer(body, cfg);
         cache::apply_refused_revocations(d_.store, parsed, cfg.keys);
         return parsed;
       };
@@ -217,7 +223,7 @@ asio::awaitable<void> UpstreamFetch::store_keys(const hkp::Search& search, const
   auto fold = [&] {
     std::vector<hkp::ParsedKey> keys;
     for (const auto& fpr : order) {
-      auto parsed = hkp::parse_keys(copies[fpr], cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
+      auto parsed = parse_answer(copies[fpr], cfg);
       for (auto& k : parsed.keys) {
         if (k.info.fingerprint == fpr) keys.push_back(std::move(k));
       }
@@ -263,7 +269,7 @@ asio::awaitable<Fetched> UpstreamFetch::index(hkp::Search search, std::string qk
       const std::string& body = r.body;
       auto list = [&body, &cfg, &search] {
         std::vector<hkp::IndexEntry> entries;
-        hkp::ParseOutcome parsed = hkp::parse_keys(body, cfg.keys, SIZE_MAX, hkp::VerifyBudget::first_keys);
+        hkp::ParseOutcome parsed = parse_answer(body, cfg);
         if (parsed.secret_material || parsed.bad_input) return entries;
         for (const auto& k : parsed.keys) {
           if (k.info.matches(search)) entries.push_back(hkp::to_index_entry(k.info));

@@ -72,7 +72,7 @@ std::optional<std::function<void()>> WorkPool::pick(std::string& client) {
     --queued_;
     return job;
   }
-  if (clients_running_ >= client_workers_ || turns_.empty()) return std::nullopt;
+  if (running_.size() >= client_workers_ || turns_.empty()) return std::nullopt;
   client = std::move(turns_.front());
   turns_.pop_front();
   auto it = by_client_.find(client);
@@ -81,7 +81,6 @@ std::optional<std::function<void()>> WorkPool::pick(std::string& client) {
   if (it->second.empty()) by_client_.erase(it);
   --queued_;
   running_.insert(client);
-  ++clients_running_;
   return job;
 }
 
@@ -89,7 +88,6 @@ void WorkPool::finished(const std::string& client) {
   {
     std::lock_guard lock(mutex_);
     running_.erase(client);
-    --clients_running_;
     // Its next job waits behind every client that waited meanwhile.
     if (by_client_.count(client)) turns_.push_back(client);
   }

@@ -96,7 +96,6 @@ class WorkPool {
   std::map<std::string, std::deque<std::function<void()>>> by_client_;
   std::deque<std::string> turns_;  // clients with jobs waiting and none running, next first
   std::set<std::string> running_;  // clients with a job running (one at most each)
-  std::size_t clients_running_ = 0;
   std::size_t queued_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

@@ -178,9 +178,7 @@ TEST_CASE("OpenPGP.js reads the revoked and the expired key whole from the gatew
   auto read = [&](const std::string& fpr) {
     const auto r = gw.get(get_target(fpr));
     REQUIRE(r.status == 200);
-    write_file(dir / (fpr + ".asc"), r.body);
-    const auto js = run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/read_keys.mjs",
-                         dir / (fpr + ".asc")});
+    const auto js = openpgpjs_read(dir / (fpr + ".asc"), r.body);
     INFO(js.err);
     REQUIRE(js.exit_code == 0);
     return js.out;

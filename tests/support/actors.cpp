@@ -157,6 +157,11 @@ int cached_keys(const Gateway& gw) {
   return at == std::string::npos ? -1 : std::stoi(body.substr(at + 7));
 }
 
+RunResult openpgpjs_read(const std::string& file, const std::string& armored) {
+  write_file(file, armored);
+  return run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/read_keys.mjs", file});
+}
+
 std::size_t count_of(const std::string& haystack, const std::string& needle) {
   std::size_t n = 0;
   for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) {

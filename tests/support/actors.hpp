@@ -97,6 +97,9 @@ void set_cluster(Gateway& gw, const std::string& table);
 int cached_keys(const Gateway& gw);
 // The names of a process's threads (/proc/PID/task/*/comm).
 std::set<std::string> thread_names(pid_t pid);
+// What OpenPGP.js (tests/js/read_keys.mjs) reads of `armored`, written to `file` first: one JSON
+// line per key on stdout.
+RunResult openpgpjs_read(const std::string& file, const std::string& armored);
 // Occurrences of `needle` in `haystack` (overlapping ones too).
 std::size_t count_of(const std::string& haystack, const std::string& needle);
 
