@@ -301,3 +301,20 @@ TEST_CASE("RSA and DSA parameters beyond any implementation's are refused before
   CHECK(sub.keys[0].info.subkeys.size() == 1);  // alice's own
   CHECK(sub.dropped.at("absurd_subkey") == 1);
 }
+
+TEST_CASE("an upstream answer's keys past the verification budget are not verified",
+          "[keys][unit]") {
+  // Six made-up 8,192-bit keys with 128 right-prefix forged self-signatures each: each trimmed to
+  // its own budget (a quarter second), together over the answer's (one second).
+  std::string answer;
+  for (int i = 0; i < 6; ++i) answer += forged_rsa_key(8192, 64, 8, 16, 200 + i);
+  config::KeysConfig limits;
+  const auto first = parse_keys(answer, limits, SIZE_MAX, VerifyBudget::first_keys);
+  CHECK(first.over_budget_keys == 2);  // 4 x 250 ms fit, the last two are not looked at
+  CHECK(first.dropped.at("verification_budget_key") == 2);
+  CHECK(first.dropped.at("verification_budget") > 0);  // each key trimmed to its own budget
+  // A client's submission of the same bytes: none verified.
+  const auto all = parse_keys(answer, limits, SIZE_MAX, VerifyBudget::all_or_nothing);
+  CHECK(all.over_budget_keys == 6);
+  CHECK(all.rejected.empty());  // nothing reached RNP to be refused
+}
