@@ -391,6 +391,57 @@ void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   }
 }
 
+// keys.certifiers (fingerprints) and keys.certifier_keys (the file with their public keys): one
+// without the other is a mistake, and so is a file that cannot be read or is absurdly large.
+void read_certifiers(Reader& r, const Value& t, const std::string& p, KeysConfig& k) {
+  r.string(t, p, "certifier_keys", k.certifier_keys);
+  constexpr std::size_t kMaxCertifiers = 32;
+  if (const Value* v = r.child(t, "certifiers")) {
+    if (!v->is_array() || v->as_array().size() > kMaxCertifiers) {
+      r.problem(*v, p + "certifiers",
+                "expected a list of at most " + std::to_string(kMaxCertifiers) +
+                    " fingerprints (40 hex digits)");
+      return;
+    }
+    const auto& arr = v->as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+      std::string fpr = arr[i].is_string() ? arr[i].as_string().str : std::string();
+      std::erase(fpr, ' ');
+      const bool hex = fpr.size() == 40 && std::all_of(fpr.begin(), fpr.end(), [](char ch) {
+                         return std::isxdigit(static_cast<unsigned char>(ch));
+                       });
+      if (!hex) {
+        r.problem(arr[i], p + "certifiers[" + std::to_string(i) + "]",
+                  "expected a v4 fingerprint: 40 hex digits");
+        continue;
+      }
+      std::transform(fpr.begin(), fpr.end(), fpr.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+      k.certifiers.push_back(std::move(fpr));
+    }
+  }
+  if (k.certifiers.empty() != k.certifier_keys.empty()) {
+    r.problem_at_top(p + (k.certifiers.empty() ? "certifiers" : "certifier_keys"),
+                     "keys.certifiers and keys.certifier_keys go together: the fingerprints to "
+                     "trust and the file with their public keys");
+    return;
+  }
+  if (k.certifier_keys.empty()) return;
+  constexpr std::size_t kMaxFile = 1 << 20;
+  std::ifstream in(k.certifier_keys, std::ios::binary);
+  std::string data;
+  if (in) data.assign(std::istreambuf_iterator<char>(in), {});
+  if (!in && !in.eof()) {
+    r.problem_at_top(p + "certifier_keys", "cannot read \"" + k.certifier_keys + "\"");
+  } else if (data.empty() || data.size() > kMaxFile) {
+    r.problem_at_top(p + "certifier_keys", "\"" + k.certifier_keys + "\" is " +
+                                               (data.empty() ? "empty" : "over 1 MiB") +
+                                               ": expected the certifiers' public keys");
+  } else {
+    k.certifier_key_data = std::move(data);
+  }
+}
+
 void read_refresh(Reader& r, const Value& t, RefreshConfig& c) {
   const std::string p = "refresh.";
   r.check_keys(t, p, {"every", "max_rate"});
@@ -442,7 +493,7 @@ Config build(const Value& root, const std::string& source) {
     r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
                         "third_party_sigs", "max_third_party_sigs", "max_user_ids", "max_subkeys",
                         "short_key_ids", "workers", "work_queue", "verify_budget_per_key",
-                        "verify_budget_per_submission"});
+                        "verify_budget_per_submission", "certifiers", "certifier_keys"});
     r.size(t, p, "max_key_bytes", c.keys.max_key_bytes, 4096, 1ULL << 30);
     r.size(t, p, "max_packet_bytes", c.keys.max_packet_bytes, 512, 1ULL << 30);
     r.size(t, p, "max_sig_packet_bytes", c.keys.max_sig_packet_bytes, 512, 1ULL << 30);
@@ -461,6 +512,7 @@ Config build(const Value& root, const std::string& source) {
                std::chrono::milliseconds(10));
     r.choice(t, p, "short_key_ids", c.keys.short_key_ids,
              {{"reject", ShortKeyIds::reject}, {"cache_only", ShortKeyIds::cache_only}});
+    read_certifiers(r, t, p, c.keys);
   });
   if (const Value* v = r.child(root, "upstream")) {
     read_upstream_list(r, *v, c.upstreams.list);

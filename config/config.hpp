@@ -138,9 +138,17 @@ struct KeysConfig {
   std::uint64_t max_key_bytes = 1 << 20;
   std::uint64_t max_packet_bytes = 8 << 10;
   std::uint64_t max_sig_packet_bytes = 64 << 10;
-  ThirdPartySigs third_party_sigs = ThirdPartySigs::strip_if_oversize;
-  // strip_if_oversize also strips a key with more third-party certifications than this.
+  // What becomes of signatures the key's owner did not make. strip (as keys.openpgp.org): none
+  // is kept but a key revocation by a revoker the owner designated and certifications by the
+  // `certifiers` below, verified; keep: all, up to max_key_bytes; strip_if_oversize: all, or none
+  // when there are more than max_third_party_sigs (the default before 0.3).
+  ThirdPartySigs third_party_sigs = ThirdPartySigs::strip;
   std::uint64_t max_third_party_sigs = 1000;
+  // Issuers whose certifications (and certification revocations) `strip` keeps, verified with
+  // their public keys from `certifier_keys` (a file read at load): an organisation's CA key.
+  std::vector<std::string> certifiers;  // 40 hex digits, upper case
+  std::string certifier_keys;           // the file, as configured
+  std::string certifier_key_data;       // its contents
   // A key with more user IDs (and attributes) or subkeys is refused whole: real keys have a
   // handful, and each one costs a signature verification.
   std::uint64_t max_user_ids = 100;

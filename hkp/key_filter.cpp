@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <ctime>
 #include <deque>
 #include <optional>
 #include <random>
@@ -25,6 +26,12 @@ constexpr std::size_t kMaxNewSelfSigsPerComponent = 16;
 constexpr std::size_t kMaxNewRevocationsPerComponent = 16;
 constexpr std::size_t kMaxNewSelfSigsPerKey = 500;
 constexpr std::size_t kMaxNewRevocationsPerKey = 64;
+// Under `strip`, what other keys' signatures may add: a designated revoker revokes a key once
+// (a second allows for a reissue), a certifier certifies a user ID once or a few times over its
+// life (a renewal, a revocation of the certification).
+constexpr std::size_t kMaxRevocationsPerRevoker = 2;
+constexpr std::size_t kMaxCertificationsPerCertifier = 4;   // per user ID
+constexpr std::size_t kMaxNewCertificationsPerKey = 32;
 
 // Public-key parameters beyond what any implementation makes (GnuPG: RSA up to 4096 bits, 16384
 // with --enable-large-rsa, e = 65537; DSA up to 3072/256). Verification cost grows with them: a
@@ -90,6 +97,13 @@ bool each_subpacket(std::string_view area, F fn) {
     at += hdr + len;
   }
   return true;
+}
+
+// Whether a signature names the key with this v4 fingerprint (20 raw bytes) as its issuer: by
+// the issuer fingerprint when it carries one, else by the 64-bit key ID.
+bool issued_by(const SignatureFacts& f, const std::string& fpr_raw) {
+  if (!f.issuer_fpr.empty()) return f.issuer_fpr == fpr_raw;
+  return f.issuer_keyid.size() == 8 && std::string_view(fpr_raw).substr(12) == f.issuer_keyid;
 }
 
 struct Sig {
@@ -173,6 +187,11 @@ std::optional<SignatureFacts> read_signature(std::string_view b) {
     if (t == 2 && d.size() == 4 && hashed_area) f.created = be(d, 0, 4);
     if (t == 33 && d.size() == 21 && d[0] == 4) f.issuer_fpr = std::string(d.substr(1));
     if (t == 16 && d.size() == 8) f.issuer_keyid = std::string(d);
+    // Revocation key: class (0x80 set), algorithm, v4 fingerprint; only where it is signed.
+    if (t == 12 && d.size() == 22 && hashed_area && (static_cast<std::uint8_t>(d[0]) & 0x80) &&
+        f.revokers.size() < 16) {
+      f.revokers.emplace_back(d.substr(2));
+    }
   };
   if (!each_subpacket(b.substr(6, hashed), look)) return std::nullopt;
   hashed_area = false;
@@ -266,13 +285,14 @@ std::mt19937_64& chance() {
   return rng;
 }
 
-// Keeps `keep` of `sigs`, chosen uniformly at random; marks the others dropped.
-void keep_random(std::vector<Sig*>& sigs, std::size_t keep, FilterOutcome& out) {
+// Keeps `keep` of `sigs`, chosen uniformly at random; marks the others dropped (for `why`).
+void keep_random(std::vector<Sig*>& sigs, std::size_t keep, FilterOutcome& out,
+                 const char* why = "excess_signature") {
   if (sigs.size() <= keep) return;
   std::shuffle(sigs.begin(), sigs.end(), chance());
   for (std::size_t i = keep; i < sigs.size(); ++i) {
     sigs[i]->keep = false;
-    ++out.dropped["excess_signature"];
+    ++out.dropped[why];
   }
   sigs.resize(keep);
 }
@@ -510,6 +530,108 @@ std::uint64_t fit_verification_budget(const Build& b, const std::vector<Componen
   return spent;
 }
 
+// At most `cap` of one issuer's signatures on one component: the trusted (cached) ones are
+// never dropped and count first; of the new ones, a random choice, never an order the sender
+// controls. Returns the new ones kept.
+std::vector<Sig*> cap_issuer(const std::vector<Sig*>& sigs, std::size_t cap, FilterOutcome& out) {
+  std::vector<Sig*> fresh;
+  std::size_t trusted = 0;
+  for (Sig* s : sigs) {
+    if (s->trusted) {
+      ++trusted;
+    } else {
+      fresh.push_back(s);
+    }
+  }
+  keep_random(fresh, cap > trusted ? cap - trusted : 0, out, "third_party_signature");
+  return fresh;
+}
+
+// Which signatures by other keys stay (key_filter.hpp). Under `strip` the key's owner decides:
+// a key revocation stays when its issuer is a revoker named by a self-signature that stays (a
+// forged designation goes with RNP's verification, and the next cleaning round drops what it
+// named), a certification or certification revocation when its issuer is one of the operator's
+// certifiers (RNP verifies those with the certifiers' keys). Everything else, and anything over
+// the per-issuer caps, goes: no shape of third-party signature grows a served key by a byte.
+void apply_third_party_policy(Build& b, const std::vector<Component*>& all,
+                              const config::KeysConfig& limits, FilterOutcome& out) {
+  using config::ThirdPartySigs;
+  if (limits.third_party_sigs == ThirdPartySigs::keep) return;
+  auto drop = [&out](Sig& s) {
+    s.keep = false;
+    ++out.dropped["third_party_signature"];
+  };
+  if (limits.third_party_sigs == ThirdPartySigs::strip_if_oversize) {
+    std::size_t bytes = b.primary.size();
+    for (auto* c : all) {
+      bytes += c->whole.size();
+      for (const auto& s : c->sigs) bytes += s.whole.size();
+    }
+    if (b.third_party <= limits.max_third_party_sigs && bytes <= limits.max_key_bytes) return;
+    for (auto* c : all) {
+      for (auto& s : c->sigs) {
+        if (!s.self && s.keep) drop(s);
+      }
+    }
+    return;
+  }
+  std::vector<std::string> revokers;  // named by the self-signatures that stay
+  for (auto* c : all) {
+    for (const auto& s : c->sigs) {
+      if (!s.self || !s.keep) continue;
+      for (const auto& r : s.facts.revokers) {
+        if (std::find(revokers.begin(), revokers.end(), r) == revokers.end()) revokers.push_back(r);
+      }
+    }
+  }
+  std::vector<std::string> certifiers;
+  for (const auto& hex : limits.certifiers) certifiers.push_back(unhex(hex));
+  auto issuer_in = [](const Sig& s, const std::vector<std::string>& list) -> int {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (issued_by(s.facts, list[i])) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  // A candidate whose carried hash prefix is not the hash of what it claims to sign cannot
+  // verify: it goes for the price of a hash, before a cap can count it against a real one.
+  const auto primary = first_packet(b.primary);
+  auto right_prefix = [&](const Component& c, Sig& s) {
+    if (s.trusted || s.prefix_checked || !primary) return true;
+    const auto sig = first_packet(s.whole);
+    const auto want = carried_prefix(sig ? sig->body : std::string_view());
+    const auto got = want ? hash_prefix(primary->body, c, sig->body) : std::nullopt;
+    if (!got || *got == *want) return true;
+    s.keep = false;
+    ++out.dropped["wrong_hash_prefix"];
+    return false;
+  };
+  std::map<int, std::vector<Sig*>> by_revoker;
+  std::vector<Sig*> new_certifications;
+  for (auto* c : all) {
+    const bool direct = c == all.front();
+    std::map<int, std::vector<Sig*>> by_certifier;
+    for (auto& s : c->sigs) {
+      if (s.self || !s.keep) continue;
+      const std::uint8_t t = s.facts.type;
+      const bool certification = (t >= sigtype::generic_cert && t <= sigtype::positive_cert) ||
+                                 t == sigtype::cert_revocation;
+      if (const int r = issuer_in(s, revokers); direct && t == sigtype::key_revocation && r >= 0) {
+        if (right_prefix(*c, s)) by_revoker[r].push_back(&s);
+      } else if (const int k = issuer_in(s, certifiers); !direct && certification && k >= 0) {
+        if (right_prefix(*c, s)) by_certifier[k].push_back(&s);
+      } else {
+        drop(s);
+      }
+    }
+    for (const auto& [issuer, sigs] : by_certifier) {
+      const auto fresh = cap_issuer(sigs, kMaxCertificationsPerCertifier, out);
+      new_certifications.insert(new_certifications.end(), fresh.begin(), fresh.end());
+    }
+  }
+  for (const auto& [issuer, sigs] : by_revoker) cap_issuer(sigs, kMaxRevocationsPerRevoker, out);
+  keep_random(new_certifications, kMaxNewCertificationsPerKey, out, "third_party_signature");
+}
+
 // The key's packets: the primary key, then each component followed by its signatures that `take`.
 template <class Take>
 std::string packets_of(const Build& b, const std::vector<Component*>& all, Take take) {
@@ -569,6 +691,7 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
   auto trusted = [&](const Packet& p) {
     return static_cast<std::size_t>(p.whole.data() - binary.data()) < trusted_prefix;
   };
+  const std::uint64_t horizon = static_cast<std::uint64_t>(std::time(nullptr)) + kClockSkewSeconds;
 
   for (const Packet& p : packets) {
     switch (p.tag) {
@@ -669,10 +792,7 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
           drop("malformed_signature");
           continue;
         }
-        const bool self =
-            (!facts->issuer_fpr.empty() && facts->issuer_fpr == cur->fpr_raw) ||
-            (facts->issuer_fpr.empty() && facts->issuer_keyid.size() == 8 &&
-             std::string_view(cur->fpr_raw).substr(12) == facts->issuer_keyid);
+        const bool self = issued_by(*facts, cur->fpr_raw);
         const std::uint8_t t = facts->type;
         bool allowed = false;
         switch (slot) {
@@ -689,6 +809,10 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
         }
         if (!allowed) {
           drop("misplaced_signature");
+          continue;
+        }
+        if (facts->created > horizon && !trusted(p)) {  // made after tomorrow: nobody made it
+          drop("future_signature");
           continue;
         }
         if (!comp->seen.insert(p.body).second) continue;  // the same signature again: folded
@@ -737,27 +861,7 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
       continue;
     }
 
-    // Third-party policy, counted over the whole key.
-    using config::ThirdPartySigs;
-    bool strip = limits.third_party_sigs == ThirdPartySigs::strip;
-    if (limits.third_party_sigs == ThirdPartySigs::strip_if_oversize) {
-      std::size_t bytes = b.primary.size();
-      for (auto* c : all) {
-        bytes += c->whole.size();
-        for (const auto& s : c->sigs) bytes += s.whole.size();
-      }
-      strip = b.third_party > limits.max_third_party_sigs || bytes > limits.max_key_bytes;
-    }
-    if (strip) {
-      for (auto* c : all) {
-        for (auto& s : c->sigs) {
-          if (!s.self && s.keep) {
-            s.keep = false;
-            drop("third_party_signature");
-          }
-        }
-      }
-    }
+    apply_third_party_policy(b, all, limits, out);
 
     FilteredKey k;
     k.fingerprint = b.fingerprint;

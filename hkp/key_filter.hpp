@@ -8,8 +8,10 @@
 //    signature or key revocation, after a user ID or attribute a certification or certification
 //    revocation, after a subkey only a binding or subkey revocation issued by the primary key;
 //    unknown types, document signatures and unparseable ones go wherever they stand;
-//  - third-party certifications are counted wherever they stand and the policy
-//    (`third_party_sigs`) is applied to all of them;
+//  - signatures by other keys are counted wherever they stand and the policy
+//    (`third_party_sigs`) is applied to all of them: under `strip` only a key revocation by a
+//    revoker the owner designated and certifications by the operator's `certifiers` stay (each
+//    few per issuer; RNP then verifies the certifiers' and the designations);
 //  - user IDs and subkeys that no signature claiming the primary key binds are dropped before
 //    anything is counted (bare padding never refuses a key);
 //  - per-packet size limits, `max_user_ids` and `max_subkeys` (a key over either is refused
@@ -34,6 +36,11 @@
 #include "hkp/problem.hpp"
 
 namespace hkpgw::hkp {
+
+// How far ahead of this machine's clock a signature may be dated (a signer's clock runs fast):
+// later ones are dropped unread (future_signature), and RNP verifies as of now plus this, since
+// RNP 0.16 calls a signature dated after its clock "expired" before it says whether it is correct.
+inline constexpr std::uint32_t kClockSkewSeconds = 86400;
 
 struct RejectedKey {
   std::string fingerprint;  // "" when not even that could be read
@@ -63,7 +70,7 @@ struct FilterOutcome {
   bool any_packet = false;       // at least one well-framed OpenPGP packet was read
   std::size_t primaries = 0;     // distinct primary keys seen (kept or refused)
   std::uint64_t verify_cost_us = 0;  // the kept keys' verify_cost_us, summed
-  // What was dropped, by reason: misplaced_signature, malformed_signature, third_party_signature,
+  // What was dropped, by reason: future_signature, misplaced_signature, malformed_signature, third_party_signature,
   // excess_signature, verification_budget, unbound_user_id, unbound_subkey, absurd_subkey, oversize_signature, oversize_user_id, oversize_subkey, other_packet,
   // malformed_packet (the input stopped framing: the rest was ignored).
   std::map<std::string, std::size_t> dropped;
@@ -94,6 +101,8 @@ struct SignatureFacts {
   std::uint32_t created = 0;  // from the hashed area (v4)
   std::string issuer_fpr;     // 20 raw bytes (issuer fingerprint subpacket), or empty
   std::string issuer_keyid;   // 8 raw bytes (issuer subpacket), or empty
+  // Designated revokers (revocation key subpackets of the hashed area): 20 raw bytes each.
+  std::vector<std::string> revokers;
   std::string issuer_keyid_hex() const;  // upper-case, from either; "" when neither
 };
 // nullopt for other versions and for a body that does not frame (truncated subpacket areas).

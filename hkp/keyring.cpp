@@ -54,6 +54,9 @@ Ffi make_ffi() {
     return nullptr;
   }
   Ffi ffi(raw);
+  // Verified as of tomorrow (kClockSkewSeconds): a signature made a little ahead of this clock
+  // is not "expired" for that alone, so RNP says whether it is correct.
+  rnp_set_timestamp(raw, static_cast<std::uint64_t>(std::time(nullptr)) + kClockSkewSeconds);
   if (devnull_fd() >= 0) {
     const int own = ::fcntl(devnull_fd(), F_DUPFD_CLOEXEC, 0);
     if (own >= 0 && rnp_ffi_set_log_fd(raw, own) != RNP_SUCCESS) ::close(own);
@@ -111,13 +114,12 @@ void each_uid_signature(rnp_uid_handle_t uid, F fn) {
   }
 }
 
-// A signature RNP proved correct, whatever the key's state today (an expired signature is still a
-// correct one). RNP validates on demand, so this also answers for a revoked primary key's
-// subkey bindings, which its key validation skips.
-bool proven(rnp_signature_handle_t sig) {
-  const rnp_result_t valid = rnp_signature_is_valid(sig, 0);
-  return valid == RNP_SUCCESS || valid == RNP_ERROR_SIGNATURE_EXPIRED;
-}
+// A signature RNP proved correct, whatever the key's state today. RNP validates on demand, so
+// this also answers for a revoked primary key's subkey bindings, which its key validation skips.
+// Only RNP_SUCCESS proves anything: RNP 0.16 answers "expired" (for a signature made after its
+// clock, or past its own expiry time) before it looks at whether the signature is correct, so
+// a forged binding dated tomorrow read as proven and bound a stranger's subkey.
+bool proven(rnp_signature_handle_t sig) { return rnp_signature_is_valid(sig, 0) == RNP_SUCCESS; }
 
 std::pair<bool, bool> valid_and_revoked(rnp_uid_handle_t uid) {
   bool valid = false, revoked = false;
@@ -195,10 +197,13 @@ std::string export_public(rnp_key_handle_t key) {
 // signature (on the primary key, its user IDs and its subkeys) to this callback. A signature by
 // the primary key stays only when RNP proved it valid (an expired one is still a correct
 // signature); one RNP did not or could not check goes too, since anyone can write the primary
-// key's ID into a packet. Third-party certifications were already placed and counted by
-// filter_keys; RNP cannot check them without their issuers' keys, so they stay.
+// key's ID into a packet. Other keys' signatures were already placed and chosen by filter_keys
+// (its third-party policy): one by a configured certifier stays only when RNP proves it with the
+// certifier's key (imported beside the key); the others (a designated revoker's revocation, or
+// any under `keep`) RNP cannot check without their issuers' keys, so they stay.
 struct SigPolicy {
   std::string primary_keyid;
+  std::vector<std::string> certifier_keyids;
   std::size_t invalid = 0;
 };
 
@@ -207,9 +212,12 @@ void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uin
   RnpString signer;
   rnp_signature_get_keyid(sig, &signer.p);
   *action = RNP_KEY_SIGNATURE_KEEP;
-  if (signer.str() != p.primary_keyid) return;
-  const rnp_result_t valid = rnp_signature_is_valid(sig, 0);
-  if (valid != RNP_SUCCESS && valid != RNP_ERROR_SIGNATURE_EXPIRED) {
+  const std::string id = signer.str();
+  if (id != p.primary_keyid && std::find(p.certifier_keyids.begin(), p.certifier_keyids.end(),
+                                         id) == p.certifier_keyids.end()) {
+    return;
+  }
+  if (!proven(sig)) {
     ++p.invalid;
     *action = RNP_KEY_SIGNATURE_REMOVE;
   }
@@ -221,6 +229,7 @@ void decide_signature(rnp_ffi_t, void* ctx, rnp_signature_handle_t sig, std::uin
 // usable today (a revoked key is served whole, so clients learn it is revoked). Counts what it
 // removed in `dropped`.
 void clean(rnp_key_handle_t key, const std::string& primary_keyid,
+           const std::vector<std::string>& certifiers,
            std::map<std::string, std::size_t>& dropped) {
   // Decided before anything is removed: RNP does not recompute validity after a removal. For a
   // user ID, RNP's own verdict (a certification or revocation by the primary key verifies on it),
@@ -251,7 +260,8 @@ void clean(rnp_key_handle_t key, const std::string& primary_keyid,
   for (auto& sub : unbound) {
     if (rnp_key_remove(sub.get(), RNP_KEY_REMOVE_PUBLIC) == RNP_SUCCESS) ++dropped["invalid_subkey"];
   }
-  SigPolicy policy{primary_keyid};
+  SigPolicy policy{primary_keyid, {}};
+  for (const auto& fpr : certifiers) policy.certifier_keyids.push_back(fpr.substr(24));
   rnp_key_remove_signatures(key,
                             RNP_KEY_SIGNATURE_INVALID | RNP_KEY_SIGNATURE_UNKNOWN_KEY |
                                 RNP_KEY_SIGNATURE_NON_SELF_SIG,
@@ -296,7 +306,7 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key, const Fi
                        "the primary key has no valid self-signature"};
   }
   const std::size_t dropped_before = total(dropped);
-  clean(key, info.keyid(), dropped);
+  clean(key, info.keyid(), limits.certifiers, dropped);
   modified = total(dropped) != dropped_before;
   pk.packets = export_public(key);
   if (pk.packets.empty()) {
@@ -321,6 +331,27 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key, const Fi
   return pk;
 }
 
+// The operator's certifier keys (keys.certifier_keys), beside the key being verified, so RNP can
+// prove their certifications on it (decide_signature). Not when the key is one of them: its
+// copy from the file would be merged into the one being verified.
+void import_certifiers(rnp_ffi_t ffi, const std::string& fingerprint,
+                       const config::KeysConfig& limits) {
+  const auto& list = limits.certifiers;
+  if (limits.certifier_key_data.empty() ||
+      std::find(list.begin(), list.end(), fingerprint) != list.end()) {
+    return;
+  }
+  rnp_input_t raw = nullptr;
+  const auto& data = limits.certifier_key_data;
+  if (rnp_input_from_memory(&raw, reinterpret_cast<const std::uint8_t*>(data.data()), data.size(),
+                            false) != RNP_SUCCESS) {
+    return;
+  }
+  Input in(raw);
+  RnpString results;
+  rnp_import_keys(ffi, raw, RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_PERMISSIVE, &results.p);
+}
+
 // One filtered key through RNP: verification and cleaning, then the facts. A key cleaning changed
 // is looked at again (depth + 1) until cleaning leaves it as it is, at most kMaxCleanRounds
 // times: what is kept must stand alone (fuzz_keys found a key whose once-cleaned packets held a
@@ -339,6 +370,7 @@ void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int dep
   RnpString results;
   const rnp_result_t imported = rnp_import_keys(
       ffi.get(), in_raw, RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_PERMISSIVE, &results.p);
+  import_certifiers(ffi.get(), fk.fingerprint, limits);
   rnp_key_handle_t raw = nullptr;
   if (imported != RNP_SUCCESS ||
       rnp_locate_key(ffi.get(), "fingerprint", fk.fingerprint.c_str(), &raw) != RNP_SUCCESS ||

@@ -12,6 +12,9 @@ inline constexpr char kHexLower[] = "0123456789abcdef";
 // Two upper-case hex digits per byte.
 std::string hex_upper(std::string_view bytes);
 
+// The bytes of an even number of hex digits (either case); "" when `hex` is anything else.
+std::string unhex(std::string_view hex);
+
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // Without spaces, tabs, CR and LF at either end.

@@ -15,8 +15,10 @@
 #include <sstream>
 #include <thread>
 
+#include "hkp/armor.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/packets.hpp"
+#include "hkp/text.hpp"
 #include "support/actors.hpp"
 #include "support/forge.hpp"
 
@@ -42,7 +44,75 @@ std::string forged(int type, const std::string& issuer, int count) {
   return out;
 }
 
+// A certification by `issuer` (8 raw bytes) carrying a notation of `bytes` bytes in its hashed
+// area: one ~62 KB packet of the 933 KB growth of issue 22.
+std::string big_certification(const std::string& issuer, std::size_t bytes, std::uint32_t when) {
+  std::string notation = {static_cast<char>(0x80), 0, 0, 0, 0, 4};  // human-readable, name 4
+  notation += {static_cast<char>(bytes >> 8), static_cast<char>(bytes & 0xFF)};
+  notation += "junk" + std::string(bytes, 'x');
+  const std::size_t sub_len = notation.size() + 1;
+  std::string hashed = {5, 2};
+  for (int shift : {24, 16, 8, 0}) hashed.push_back(static_cast<char>((when >> shift) & 0xFF));
+  hashed += {static_cast<char>(0xFF), static_cast<char>(sub_len >> 24),
+             static_cast<char>((sub_len >> 16) & 0xFF), static_cast<char>((sub_len >> 8) & 0xFF),
+             static_cast<char>(sub_len & 0xFF), 20};
+  hashed += notation;
+  std::string b = {4, 0x10, 22, 8, static_cast<char>(hashed.size() >> 8),
+                   static_cast<char>(hashed.size() & 0xFF)};
+  b += hashed + std::string{0, 10, 9, 16} + issuer.substr(0, 8) + std::string{0x12, 0x34};
+  for (int mpi = 0; mpi < 2; ++mpi) b += std::string{1, 0} + std::string(32, static_cast<char>(0xC1));
+  return hkp::make_packet(hkp::tag::signature, b);
+}
+
 }  // namespace
+
+TEST_CASE("no shape of third-party signature grows a cached key by a byte, on any submission "
+          "route", "[integration][hardening]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string fpr = fixture("ALICE_FPR");
+  const HttpResult before = gw.get(get_target(fpr));
+  REQUIRE(before.status == 200);
+
+  const std::string pub = key_packets(read_file(data_dir() + "/alice.asc"));
+  const std::string stranger("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8);
+  std::string big;
+  for (int i = 0; i < 15; ++i) big += big_certification(stranger, 62000, 1700000000u + i);
+  const std::pair<const char*, std::string> shapes[] = {
+      {"15 certifications of 62 KB", with_after_first_uid(pub, big)},
+      {"999 certifications on the user ID", with_after_first_uid(pub, forged(0x10, stranger, 999))},
+      {"999 key revocations by a key that is no designated revoker",
+       with_after_primary(pub, forged(0x20, stranger, 999))},
+      {"900 certification revocations", with_after_first_uid(pub, forged(0x30, stranger, 900))},
+  };
+  const auto routes = {"/pks/add", "/vks/v1/upload", "/pks/v2/certs"};
+  for (const auto& [name, shape] : shapes) {
+    for (const std::string route : routes) {
+      CAPTURE(name, route);
+      HttpResult r;
+      if (route == "/pks/add") {
+        r = post_key(gw, shape);
+      } else if (route == "/vks/v1/upload") {
+        r = http_request(gw.address(), "POST", route,
+                         "{\"keytext\":" + hkp::json_string(hkp::armor_public_keys(shape)) + "}",
+                         {"Content-Type: application/json"});
+      } else {
+        r = http_request(gw.address(), "POST", route, shape,
+                         {"Content-Type: application/pgp-keys;armor=no"});
+      }
+      INFO(r.body);
+      // Accepted and cleaned, or (62 KB x 15 armored in JSON is over max_body_bytes) refused.
+      CHECK((r.status == 200 || (r.status == 413 && route == "/vks/v1/upload")));
+      const HttpResult after = gw.get(get_target(fpr));
+      REQUIRE(after.status == 200);
+      CHECK(after.body.size() == before.body.size());
+      CHECK(after.body == before.body);
+    }
+  }
+  CHECK_THAT(gw.log(), Contains("third_party_signature:"));
+}
 
 TEST_CASE("an unauthenticated upload of forged signatures leaves a cached key as it was",
           "[integration][hardening]") {

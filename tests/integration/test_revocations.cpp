@@ -97,8 +97,10 @@ TEST_CASE("a padded or crowded upstream copy still brings the revocation to the 
   const std::string fpr = fixture("FRANK_FPR");
   const std::string revoked = key_packets(read_file(data_dir() + "/frank.asc"));
   const std::string me = primary_keyid(revoked);
+  // Newer than the genuine one, yet within the day's clock skew (later ones are dropped unread).
+  const auto soon = static_cast<std::uint32_t>(std::time(nullptr)) + 3600;
   std::string newer_forgeries;
-  for (std::uint32_t i = 0; i < 8; ++i) newer_forgeries += forged_signature(0x20, me, 1900000000u + i);
+  for (std::uint32_t i = 0; i < 8; ++i) newer_forgeries += forged_signature(0x20, me, soon + i);
   struct Shape {
     const char* name;
     std::string copy;
@@ -140,9 +142,10 @@ TEST_CASE("a padded or crowded upstream copy still brings the revocation to the 
 TEST_CASE("a submission padded past max_user_ids or crowded with forgeries still revokes the "
           "cached key", "[integration][revocation]") {
   const std::string revoked = key_packets(read_file(data_dir() + "/frank.asc"));
+  const auto soon = static_cast<std::uint32_t>(std::time(nullptr)) + 3600;  // within the skew
   std::string newer_forgeries;
   for (std::uint32_t i = 0; i < 8; ++i) {
-    newer_forgeries += forged_signature(0x20, primary_keyid(revoked), 1900000000u + i);
+    newer_forgeries += forged_signature(0x20, primary_keyid(revoked), soon + i);
   }
   const std::pair<const char*, std::string> shapes[] = {
       {"101 user IDs with forged self-signatures", with_fake_uids(revoked, 101)},
@@ -200,4 +203,33 @@ TEST_CASE("OpenPGP.js reads the revoked and the expired key whole from the gatew
   const long long expires = std::stoll(gina.substr(at + 10));
   CHECK(expires > 0);
   CHECK(expires < std::time(nullptr));  // expired in 2021, and OpenPGP.js says so
+}
+
+TEST_CASE("a designated revoker's revocation reaches gpg through the gateway",
+          "[integration][gpg][revocation]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"judy.asc"});
+  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  const std::string judy = fixture("JUDY_FPR");
+  REQUIRE(gw.get(get_target(judy)).status == 200);  // cached, unrevoked
+
+  // What gpg --desig-revoke wrote, sent as gpg --send-keys would send it.
+  const std::string revocation = read_file(data_dir() + "/judy-desig-revocation.asc");
+  const HttpResult sent = post_add(gw, "keytext=" + percent_encode_all(revocation));
+  INFO(sent.body);
+  REQUIRE(sent.status == 200);
+  CHECK_THAT(sent.body, Contains(judy + ": updated"));
+
+  // A verifier who has the revoker's key learns that judy's key is revoked. gpg's keyserver
+  // imports default to self-sigs-only, which skips every other key's signature, a designated
+  // revoker's too (docs/clients.md): this verifier turns that off.
+  Gpg verifier;
+  REQUIRE(verifier({"--import", data_dir() + "/ivan.asc"}).exit_code == 0);
+  const auto got = verifier({"--keyserver-options", "no-self-sigs-only", "--recv-keys", judy},
+                            gw.hkp_url());
+  INFO(got.err);
+  REQUIRE(got.exit_code == 0);
+  const auto listed = verifier({"--with-colons", "--list-keys", judy});
+  CHECK_THAT(listed.out, Contains("pub:r:"));
 }

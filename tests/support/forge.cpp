@@ -182,16 +182,33 @@ std::string forged_rsa_key(std::size_t n_bits, std::size_t e_bits, int user_ids,
 }
 
 std::string forged_signature_on(const std::string& key, const std::string& uid, int type,
-                                std::uint32_t when) {
+                                std::uint32_t when, const std::string& issuer) {
   const auto ps = split(key);
   const std::string body(ps.at(0).body);
   // v4, `type`, the key's own algorithm, SHA-256; hashed: creation time; unhashed: issuer.
   std::string b = {4, static_cast<char>(type), body.at(5), 8, 0, 6, 5, 2};
   for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<char>((when >> shift) & 0xFF));
-  b += std::string{0, 10, 9, 16} + primary_keyid(key) + left16(body, uid, b);
+  b += std::string{0, 10, 9, 16} + (issuer.empty() ? primary_keyid(key) : issuer.substr(0, 8)) +
+       left16(body, uid, b);
   for (int mpi = 0; mpi < 2; ++mpi) {  // 247 bits: below every curve's order, so not refused
     b += std::string{0, static_cast<char>(247)};  // for its size before the mathematics
     b += std::string(31, static_cast<char>(0x41 + mpi));
+  }
+  return hkp::make_packet(tag::signature, b);
+}
+
+std::string forged_designation(const std::string& key, const std::string& revoker_fpr) {
+  const auto ps = split(key);
+  const std::string body(ps.at(0).body);
+  // v4, direct-key, the key's algorithm, SHA-256; hashed: creation time and the revocation key
+  // (class 0x80, EdDSA, fingerprint); unhashed: issuer.
+  std::string b = {4, 0x1F, body.at(5), 8, 0, 30, 5, 2, 0x66, 0, 0, 0, 23, 12,
+                   static_cast<char>(0x80), 22};
+  b += revoker_fpr.substr(0, 20);
+  b += std::string{0, 10, 9, 16} + primary_keyid(key) + left16(body, "", b);
+  for (int mpi = 0; mpi < 2; ++mpi) {
+    b += std::string{0, static_cast<char>(247)};
+    b += std::string(31, static_cast<char>(0x51 + mpi));
   }
   return hkp::make_packet(tag::signature, b);
 }
@@ -246,7 +263,7 @@ std::string first_uid_self_signature(const std::string& key) {
   throw std::runtime_error("forge: no user ID signature");
 }
 
-std::string with_fake_subkeys(const std::string& key, int count) {
+std::string with_fake_subkeys(const std::string& key, int count, std::uint32_t bound_at) {
   const auto ps = split(key);
   std::size_t i = 0;
   while (i < ps.size() && ps[i].tag != tag::public_subkey) ++i;
@@ -260,7 +277,8 @@ std::string with_fake_subkeys(const std::string& key, int count) {
     // A forged binding whose hash prefix is right for this subkey: only verification refuses it.
     const std::string primary(ps.at(0).body);
     std::string sig = {4, 0x18, primary.at(5), 8, 0, 6, 5, 2};
-    for (int shift : {24, 16, 8, 0}) sig.push_back(static_cast<char>((when >> shift) & 0xFF));
+    const std::uint32_t signed_at = bound_at ? bound_at : when;
+    for (int shift : {24, 16, 8, 0}) sig.push_back(static_cast<char>((signed_at >> shift) & 0xFF));
     sig += std::string{0, 10, 9, 16} + primary_keyid(key) + left16(primary, "", sig, b);
     for (int mpi = 0; mpi < 2; ++mpi) sig += std::string{1, 0} + std::string(32, static_cast<char>(0xC1));
     out += hkp::make_packet(tag::public_subkey, b) + hkp::make_packet(tag::signature, sig);

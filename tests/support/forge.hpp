@@ -40,8 +40,14 @@ std::string forged_signature(int type, const std::string& issuer, std::uint32_t 
 // As a forger who knows the key would make one: a signature of `type` claiming `key`'s primary
 // key, on its user ID `uid` (or, with "", on the key alone: a direct-key signature or key
 // revocation), whose hash prefix is right, so only the public-key mathematics can refuse it.
+// With `issuer` (8 raw bytes), it claims that key instead: a forged third-party certification.
 std::string forged_signature_on(const std::string& key, const std::string& uid, int type,
-                                std::uint32_t when);
+                                std::uint32_t when, const std::string& issuer = {});
+
+// A direct-key signature claiming `key`'s primary key that names the key whose v4 fingerprint is
+// `revoker_fpr` (20 raw bytes) a designated revoker: its hash prefix is right, and it verifies
+// for nothing (as anyone who wants his own revocations kept on someone's key would make it).
+std::string forged_designation(const std::string& key, const std::string& revoker_fpr);
 
 // The primary key's 64-bit key ID as 8 raw bytes.
 std::string primary_keyid(const std::string& key);
@@ -61,8 +67,8 @@ std::string first_uid_self_signature(const std::string& key);
 
 // `key` plus `count` made-up subkeys (the first subkey's packet with other creation times, so
 // other fingerprints), each with a forged binding whose hash prefix is right (verifying for
-// nothing, but only verification can tell).
-std::string with_fake_subkeys(const std::string& key, int count);
+// nothing, but only verification can tell), made at `bound_at` (0: when the subkey was).
+std::string with_fake_subkeys(const std::string& key, int count, std::uint32_t bound_at = 0);
 
 // `key` plus `count` made-up user IDs, each with a forged self-signature whose hash prefix is
 // right (forged_signature_on).

@@ -7,6 +7,7 @@
 
 #include "hkp/keyring.hpp"
 #include "hkp/packets.hpp"
+#include "hkp/text.hpp"
 #include "key_fixtures.hpp"
 #include "support/forge.hpp"
 #include "support/harness.hpp"
@@ -274,4 +275,164 @@ TEST_CASE("forged user IDs in front of the real ones go, and only they", "[keys]
   CHECK(out.dropped.at("unbound_user_id") == 2);
   CHECK(k.packets.find("alice.example") == std::string::npos);
   CHECK(parse_keys(k.packets, {}).dropped.empty());
+}
+
+namespace {
+
+// The (type, issuer key ID) of every signature in binary packets, in order.
+std::vector<std::pair<int, std::string>> signatures_in(const std::string& packets) {
+  std::vector<std::pair<int, std::string>> out;
+  const auto ps = split_packets(packets);
+  REQUIRE(ps);
+  for (const auto& p : *ps) {
+    if (p.tag != tag::signature) continue;
+    const auto f = read_signature(p.body);
+    REQUIRE(f);
+    out.emplace_back(f->type, f->issuer_keyid_hex());
+  }
+  return out;
+}
+
+bool signed_by(const std::string& packets, int type, const std::string& fpr) {
+  const auto sigs = signatures_in(packets);
+  return std::count(sigs.begin(), sigs.end(), std::pair<int, std::string>(type, fpr.substr(24))) > 0;
+}
+
+std::string binary_of(const std::string& file) {
+  auto d = dearmor(read_file(data_dir() + "/" + file));
+  REQUIRE(d.has_value());
+  return d->binary;
+}
+
+}  // namespace
+
+TEST_CASE("by default a key carries only what its owner signed", "[keys][unit]") {
+  config::KeysConfig limits;  // third_party_sigs = strip
+  const std::string kate = packets_of("kate-certified.asc");
+  REQUIRE(signature_count(kate) == 3);  // her self-signature, the CA's and mallory's certification
+  const std::string orgca = fixture("ORGCA_FPR"), mallory = fixture("MALLORY_FPR");
+
+  SECTION("certifications by others are dropped") {
+    const auto out = parse_keys(kate, limits);
+    CHECK(signature_count(only_key(out).packets) == 1);
+    CHECK(out.dropped.at("third_party_signature") == 2);
+  }
+  SECTION("certifications by a configured certifier are kept, verified; no one else's") {
+    limits.certifiers = {orgca};
+    limits.certifier_key_data = read_file(data_dir() + "/orgca.asc");
+    const auto out = parse_keys(kate, limits);
+    const std::string& served = only_key(out).packets;
+    CHECK(signature_count(served) == 2);
+    CHECK(signed_by(served, 0x10, orgca));
+    CHECK_FALSE(signed_by(served, 0x10, mallory));
+    // A certification claiming the CA that does not verify is dropped by the mathematics, and
+    // a flood of them is capped before any verification.
+    // A certification claiming the CA whose hash prefix is wrong costs a hash; 40 of them do
+    // not displace the real one.
+    const std::string ca_id = hkp::unhex(orgca.substr(24));
+    std::string junk;
+    for (int i = 0; i < 40; ++i) junk += forged_signature(0x10, ca_id, 1700000000u + i);
+    const auto flood = parse_keys(with_after_first_uid(kate, junk), limits);
+    CHECK(only_key(flood).packets == served);
+    CHECK(flood.dropped.at("wrong_hash_prefix") == 40);
+    // Right prefixes (65,536 tries each): at most 4 per certifier and user ID are verified, and
+    // the mathematics drops them; the CA's certification in the cached copy is never displaced.
+    const std::string uid = "Kate Certified <kate@example.org>";
+    std::string forged;
+    for (int i = 0; i < 40; ++i) {
+      forged += forged_signature_on(kate, uid, 0x10, 1700000000u + i, ca_id);
+    }
+    const auto crowd = parse_keys(with_after_first_uid(kate, forged), limits);
+    CHECK(signature_count(only_key(crowd).packets) <= 2);
+    CHECK(crowd.dropped.at("third_party_signature") >= 40 + 1 - 4);
+    CHECK(crowd.dropped.at("invalid_signature") >= 3);
+    const auto merged = merge_key(served, with_after_first_uid(kate, forged), fixture("KATE_FPR"),
+                                  limits);
+    REQUIRE(merged);
+    CHECK(merged->key.packets == served);
+    CHECK_FALSE(merged->changed);
+  }
+  SECTION("without the certifier's key nothing of it can be kept") {
+    limits.certifiers = {orgca};
+    limits.certifier_key_data = read_file(data_dir() + "/mallory.asc");
+    const auto out = parse_keys(kate, limits);
+    CHECK(signature_count(only_key(out).packets) == 1);
+    CHECK(out.dropped.at("invalid_signature") == 1);
+  }
+}
+
+TEST_CASE("a designated revoker's revocation is kept, no other key's", "[keys][unit]") {
+  config::KeysConfig limits;
+  const std::string judy = packets_of("judy.asc");
+  const std::string revocation = binary_of("judy-desig-revocation.asc");  // primary key, 0x20
+  const std::string ivan = fixture("IVAN_FPR"), mallory = fixture("MALLORY_FPR");
+  const std::string revoked = judy + revocation;
+
+  const auto out = parse_keys(revoked, limits);
+  const std::string& served = only_key(out).packets;
+  CHECK(signed_by(served, 0x20, ivan));
+  CHECK(out.dropped.count("third_party_signature") == 0);
+
+  // Key revocations by anyone else: dropped, however many.
+  std::string others;
+  for (int i = 0; i < 999; ++i) {
+    others += forged_signature(0x20, hkp::unhex(mallory.substr(24)), 1700000000u + i);
+  }
+  const auto flood = parse_keys(with_after_primary(revoked, others), limits);
+  CHECK(only_key(flood).packets == served);
+  CHECK(flood.dropped.at("third_party_signature") == 999);
+
+  // Ivan's are capped too: a designated revoker revokes once or twice, never 50 times.
+  std::string ivans;
+  for (int i = 0; i < 50; ++i) {
+    ivans += forged_signature(0x20, hkp::unhex(ivan.substr(24)), 1700000000u + i);
+  }
+  const auto capped = parse_keys(with_after_primary(revoked, ivans), limits);
+  CHECK(signature_count(only_key(capped).packets) <= signature_count(served) + 1);
+
+  // On a key that names no revoker (alice), ivan's revocation is anyone's.
+  const auto ps = split_packets(revocation);
+  REQUIRE(ps);
+  std::string ivans_revocation;
+  for (const auto& p : *ps) {
+    if (p.tag == tag::signature && read_signature(p.body)->type == 0x20) ivans_revocation = p.whole;
+  }
+  REQUIRE_FALSE(ivans_revocation.empty());
+  const auto foreign =
+      parse_keys(with_after_primary(packets_of("alice.asc"), ivans_revocation), limits);
+  CHECK(only_key(foreign).packets == cached_copy("alice.asc"));
+  CHECK(foreign.dropped.at("third_party_signature") == 1);
+}
+
+TEST_CASE("a forged designation does not let its revoker's signatures stay", "[keys][unit]") {
+  config::KeysConfig limits;
+  const std::string alice = packets_of("alice.asc");
+  const std::string mallory = fixture("MALLORY_FPR");
+  std::string revocations;
+  for (int i = 0; i < 2; ++i) {
+    revocations += forged_signature(0x20, hkp::unhex(mallory.substr(24)), 1700000000u + i);
+  }
+  const std::string attacked =
+      with_after_primary(alice, forged_designation(alice, hkp::unhex(mallory)) + revocations);
+  const auto out = parse_keys(attacked, limits);
+  CHECK(only_key(out).packets == cached_copy("alice.asc"));
+}
+
+TEST_CASE("a forged signature dated in the future proves nothing", "[keys][unit]") {
+  // RNP 0.16 answers "expired" for a signature made after its clock, before it says whether the
+  // signature is correct at all: taken as proof, a forged binding dated tomorrow bound a stranger's
+  // subkey to the key, and forged self-signatures grew it.
+  const std::string alice = packets_of("alice.asc");
+  const std::string uid = "Alice Example <alice@example.org>";
+  const auto now = static_cast<std::uint32_t>(std::time(nullptr));
+  for (const std::uint32_t ahead : {3600u, 10u * 86400u}) {
+    CAPTURE(ahead);
+    const auto subkey = parse_keys(with_fake_subkeys(alice, 1, now + ahead), {});
+    CHECK(only_key(subkey).info.subkeys.size() == 1);
+    CHECK(only_key(subkey).packets == cached_copy("alice.asc"));
+    const auto cert = parse_keys(with_after_first_uid(alice, forged_signature_on(alice, uid, 0x13,
+                                                                                 now + ahead)),
+                                 {});
+    CHECK(only_key(cert).packets == cached_copy("alice.asc"));
+  }
 }

@@ -34,7 +34,8 @@ TEST_CASE("the embedded defaults are the documented ones", "[config][unit]") {
   CHECK(c.upstreams.default_name == "ubuntu");
   CHECK(c.upstreams.list[1].endpoint.host == "keys.openpgp.org");
   CHECK(c.keys.short_key_ids == ShortKeyIds::reject);
-  CHECK(c.keys.third_party_sigs == ThirdPartySigs::strip_if_oversize);
+  CHECK(c.keys.third_party_sigs == ThirdPartySigs::strip);
+  CHECK(c.keys.certifiers.empty());
   CHECK_FALSE(c.server.honor_client_no_cache);
 }
 
@@ -158,6 +159,21 @@ TEST_CASE("config errors name the file, line and key path", "[config][unit]") {
   }
   SECTION("TOML syntax") {
     CHECK_THAT(problems_of("[server\n"), Contains("TOML syntax error"));
+  }
+  SECTION("certifiers") {
+    CHECK_THAT(problems_of("[keys]\ncertifiers = [\"ABCD\"]\ncertifier_keys = \"/etc/hosts\"\n"),
+               Contains("test.toml:2: keys.certifiers[0]: expected a v4 fingerprint: 40 hex digits"));
+    CHECK_THAT(problems_of("[keys]\ncertifiers = [\"" + std::string(40, 'A') + "\"]\n"),
+               Contains("keys.certifiers and keys.certifier_keys go together"));
+    CHECK_THAT(problems_of("[keys]\ncertifiers = [\"" + std::string(40, 'a') +
+                           "\"]\ncertifier_keys = \"/nonexistent/ca.asc\"\n"),
+               Contains("keys.certifier_keys: cannot read \"/nonexistent/ca.asc\""));
+    const Config c = load_string("[keys]\ncertifiers = [\"" + std::string(20, 'a') + " " +
+                                     std::string(20, 'B') + "\"]\ncertifier_keys = \"/etc/hosts\"\n",
+                                 "t.toml");
+    REQUIRE(c.keys.certifiers.size() == 1);
+    CHECK(c.keys.certifiers[0] == std::string(20, 'A') + std::string(20, 'B'));
+    CHECK_FALSE(c.keys.certifier_key_data.empty());
   }
 }
 
