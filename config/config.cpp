@@ -367,8 +367,9 @@ void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
 
 void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   const std::string p = "cluster.";
-  r.check_keys(t, p, {"peers", "trusted"});
+  r.check_keys(t, p, {"peers", "trusted", "secret_file"});
   read_networks(r, t, p, "trusted", c.trusted);
+  r.string(t, p, "secret_file", c.secret_file);
   const Value* v = r.child(t, "peers");
   if (!v) return;
   constexpr std::size_t kMaxPeers = 64;
@@ -455,6 +456,38 @@ void read_refresh(Reader& r, const Value& t, RefreshConfig& c) {
       c.max_rate = rate.value();
     }
   }
+}
+
+// cluster.secret_file: required once there are peers (an address alone let anything in
+// cluster.trusted lock clients out or push keys), at least 32 bytes, at most 4 KiB.
+void read_cluster_secret(Reader& r, ClusterConfig& c) {
+  const std::string p = "cluster.secret_file";
+  if (c.secret_file.empty()) {
+    if (!c.peers.empty()) {
+      r.problem_at_top(p, "replicas with [cluster] peers must share a secret: a file of at least "
+                          "32 bytes (openssl rand -hex 32), the same on every replica");
+    }
+    return;
+  }
+  std::ifstream in(c.secret_file, std::ios::binary);
+  if (!in) {
+    r.problem_at_top(p, "cannot read \"" + c.secret_file + "\"");
+    return;
+  }
+  std::string secret(4097, '\0');
+  in.read(secret.data(), static_cast<std::streamsize>(secret.size()));
+  secret.resize(static_cast<std::size_t>(in.gcount()));
+  const auto first = secret.find_first_not_of(" \t\r\n");
+  const auto last = secret.find_last_not_of(" \t\r\n");
+  secret = first == std::string::npos ? std::string() : secret.substr(first, last - first + 1);
+  if (secret.size() < 32 || secret.size() > 4096) {
+    r.problem_at_top(p, "\"" + c.secret_file + "\" holds " +
+                            (secret.size() > 4096 ? "over 4 KiB" : std::to_string(secret.size()) +
+                                                                       " bytes") +
+                            ": a cluster secret is 32 bytes to 4 KiB (openssl rand -hex 32)");
+    return;
+  }
+  c.secret = std::move(secret);
 }
 
 void check_readable(Reader& r, const std::string& path, const std::string& file) {
@@ -552,6 +585,7 @@ Config build(const Value& root, const std::string& source) {
     check_readable(r, "server.tls_key", c.server.tls_key);
   }
   check_readable(r, "admin.token_file", c.admin.token_file);
+  read_cluster_secret(r, c.cluster);
   if (!r.problems().empty()) {
     throw ConfigError(std::move(r.problems()));
   }

@@ -188,6 +188,10 @@ struct LimitsConfig {
 struct ClusterConfig {
   std::vector<ListenAddress> peers;
   std::vector<Network> trusted;
+  // The secret the replicas share: every /cluster/* request carries an HMAC keyed with it
+  // (gateway/net/cluster_auth.hpp). Required with peers; read from the file at each load.
+  std::string secret_file;
+  std::string secret;  // the file's contents, surrounding whitespace trimmed
 };
 
 // The refresher: every cached key is asked of the upstreams again at least once per `every`,

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 
 #include <openssl/crypto.h>
 
 #include "cache/record.hpp"
 #include "gateway/http/stats.hpp"
+#include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
 #include "hkp/lookup.hpp"
 #include "hkp/submission.hpp"
@@ -109,6 +111,27 @@ HttpResponse no_cluster(std::string_view what) {
                                 std::string(what) + " here");
 }
 
+HttpResponse not_a_peer(std::string_view why) {
+  HttpResponse r = text_response(401, "Unauthorized: not a replica of this cluster: " +
+                                          std::string(why));
+  r.set("WWW-Authenticate", "HKPGW-HMAC");
+  return r;
+}
+
+// The MAC over the request as it was read, its time and its nonce (cluster_auth.hpp): an address
+// in cluster.trusted is not enough to charge budgets or push keys.
+std::optional<HttpResponse> check_peer(AdminContext& ctx, const Snapshot& snap,
+                                       const HttpRequest& req) {
+  const auto why = check_cluster_request(snap.config->cluster.secret, req.authorization,
+                                         req.method, req.target, req.body,
+                                         static_cast<std::uint64_t>(std::time(nullptr)),
+                                         ctx.replays);
+  if (!why) return std::nullopt;
+  log::warn("cluster_request_refused", {{"peer", req.peer.address}, {"target", req.target},
+                                        {"reason", *why}});
+  return not_a_peer(*why);
+}
+
 // POST /cluster/spends: another replica's report of what its clients spent. The largest one
 // takes milliseconds to parse and charge (bench_limits): the work pool's, like keys.
 asio::awaitable<HttpResponse> charge_spends(AdminContext& ctx, const HttpRequest& req) {
@@ -121,6 +144,7 @@ asio::awaitable<HttpResponse> charge_spends(AdminContext& ctx, const HttpRequest
   if (!from_trusted(*ctx.snapshots(), req) || ctx.spends == nullptr || ctx.pool == nullptr) {
     co_return untrusted(req, "report spends");
   }
+  if (auto refused = check_peer(ctx, *ctx.snapshots(), req)) co_return std::move(*refused);
   auto job = [&ctx, &req] { return ctx.spends->receive(req); };
   std::optional<HttpResponse> charged = co_await ctx.pool->try_run(job);
   if (!charged) {
@@ -143,6 +167,7 @@ asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest&
   auto snap = ctx.snapshots();
   if (snap->config->cluster.peers.empty()) co_return no_cluster("push keys");
   if (!from_trusted(*snap, req) || ctx.adds == nullptr) co_return untrusted(req, "push keys");
+  if (auto refused = check_peer(ctx, *snap, req)) co_return std::move(*refused);
   auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
   if (!sub) co_return text_response(sub.error().status, sub.error().detail);
   const hkp::Submission& submission = *sub;
@@ -170,6 +195,9 @@ std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& req
     const char* what = path == "/cluster/keys" ? "push keys" : "report spends";
     if (snap->config->cluster.peers.empty()) return no_cluster(what);
     if (!from_trusted(*snap, req)) return untrusted(req, what);
+    if (!parse_cluster_authorization(req.authorization)) {  // before any body byte
+      return not_a_peer("the request carries no HKPGW-HMAC authorization");
+    }
     return std::nullopt;
   }
   if (path.starts_with("/admin/")) {

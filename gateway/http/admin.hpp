@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cache/store.hpp"
+#include "gateway/net/cluster_auth.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/http/cluster_spends.hpp"
 #include "gateway/observe/metrics.hpp"
@@ -49,12 +50,14 @@ struct AdminContext {
   WorkPool* pool = nullptr;               // where a report is parsed and charged (not the
                                           // network thread, which serves cached answers too)
   Refresher* refresher = nullptr;         // POST /admin/refresh, refresh_oldest_seconds
+  ReplayGuard replays;                    // /cluster/* requests already taken (cluster_auth.hpp)
 };
 
 boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);
 
 // Whether a request may be answered at all, from its head: the Host, cluster trust (peers
-// configured, sender in cluster.trusted) for /cluster/*, the bearer token for /admin/*; a POST
+// configured, sender in cluster.trusted, an HKPGW-HMAC authorization of the right shape; the MAC
+// itself is checked with the body) for /cluster/*, the bearer token for /admin/*; a POST
 // anywhere else is 404. The admin listener asks it before reading a body, so an untrusted sender
 // cannot make it read one. Cheap; never throws.
 std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& request);

@@ -43,6 +43,7 @@ HttpResponse ClusterSpends::receive(const HttpRequest& req) {
 }
 
 asio::awaitable<void> ClusterSpends::send_report(const std::vector<config::ListenAddress>& peers,
+                                                 const std::string& secret,
                                                  std::chrono::steady_clock::time_point& logged) {
   if (peers.empty()) co_return;
   const std::string body = report();
@@ -50,7 +51,7 @@ asio::awaitable<void> ClusterSpends::send_report(const std::vector<config::Liste
   // Short waits: a peer that is down must not hold up the next second's report.
   const UpstreamLimits limits{std::chrono::milliseconds(500), std::chrono::seconds(2), 4 << 10};
   for (const auto& peer : peers) {
-    const PeerPost post{"/cluster/spends", "text/plain", body};
+    const PeerPost post{"/cluster/spends", "text/plain", body, secret};
     const PeerPush sent = co_await post_to_peer(peer, post, limits);
     const auto now = std::chrono::steady_clock::now();
     if (!sent.delivered() && now - logged >= std::chrono::minutes(1)) {
@@ -70,7 +71,7 @@ void ClusterSpends::start(asio::any_io_executor executor, SnapshotSource snapsho
   run_periodically(executor, kEvery, running_, "cluster_spends_failed",
                    [this, snapshots = std::move(snapshots)]() -> asio::awaitable<void> {
                      const auto snap = snapshots();
-                     co_await send_report(snap->config->cluster.peers, logged_);
+                     co_await send_report(snap->config->cluster.peers, snap->config->cluster.secret, logged_);
                    });
 }
 

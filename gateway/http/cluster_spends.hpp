@@ -48,6 +48,7 @@ class ClusterSpends {
  private:
   // One second's report to every peer; `logged`: when a failure was last logged.
   boost::asio::awaitable<void> send_report(const std::vector<config::ListenAddress>& peers,
+                                           const std::string& secret,
                                            std::chrono::steady_clock::time_point& logged);
 
   RateLimiter& limiter_;

@@ -1,6 +1,10 @@
 #include "gateway/http/spend_report.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <charconv>
+#include <string>
 
 namespace hkpgw::gateway {
 
@@ -9,14 +13,26 @@ namespace {
 constexpr std::string_view kHead = "hkpgw-spends 1 ";
 constexpr std::uint32_t kMaxCount = 1'000'000;  // per client, budget and second: more is a lie
 
+// A client as the rate limiter keys it, and nothing else: an IPv4 address or the /64 of an IPv6
+// one, each in the one text form the limiter writes (client_key in gateway/net/http_wire.cpp),
+// so a report cannot name "/", ":::::" or another spelling of a client to charge or evict.
 bool client_key_shaped(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-                    c == ':' || c == '.' || c == '/';
-    if (!ok) return false;
+  char text[INET6_ADDRSTRLEN] = {};
+  if (s.ends_with("/64")) {
+    const std::string addr(s.substr(0, s.size() - 3));
+    in6_addr a{};
+    if (inet_pton(AF_INET6, addr.c_str(), &a) != 1) return false;
+    for (int i = 8; i < 16; ++i) {
+      if (a.s6_addr[i] != 0) return false;
+    }
+    const bool mapped = IN6_IS_ADDR_V4MAPPED(&a);  // keyed as IPv4, never as a /64
+    return !mapped && inet_ntop(AF_INET6, &a, text, sizeof text) && addr == text;
   }
-  return true;
+  const std::string addr(s);
+  in_addr a{};
+  return inet_pton(AF_INET, addr.c_str(), &a) == 1 && inet_ntop(AF_INET, &a, text, sizeof text) &&
+         addr == text;
 }
 
 bool hex16(std::string_view s) {

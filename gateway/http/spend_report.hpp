@@ -5,8 +5,8 @@
 //   hkpgw-spends 1 <instance: 16 hex digits>
 //   <client> <key lookups> <searches> <submissions>     one line per client, at most 20,000
 //
-// A client is as the rate limiter keys it: an IPv4 address or an IPv6 /64, at most 64
-// characters of [0-9a-fA-F:./]; each count at most 1,000,000.
+// A client is as the rate limiter keys it: an IPv4 address or an IPv6 /64 ("2001:db8:1:2::/64"),
+// in the limiter's own text form and no other; each count at most 1,000,000.
 #pragma once
 
 #include <array>

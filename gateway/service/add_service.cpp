@@ -434,7 +434,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
     if (to_peer) {
       const UpstreamLimits limits{snap->config->upstreams.connect_timeout,
                                   snap->config->upstreams.request_timeout, 64 << 10};
-      const PeerPush pushed = co_await push_to_peer(*replica, packets, limits);
+      const PeerPush pushed = co_await push_to_peer(*replica, packets, snap->config->cluster.secret, limits);
       d_.metrics.peer_push(pushed.delivered() ? "delivered"
                            : pushed.refused() ? "refused"
                                               : "failed");

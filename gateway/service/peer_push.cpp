@@ -7,6 +7,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <ctime>
+
+#include "gateway/net/cluster_auth.hpp"
 #include "gateway/observe/version.hpp"
 
 namespace hkpgw::gateway {
@@ -49,6 +52,9 @@ asio::awaitable<PeerPush> post_to_peer(const config::ListenAddress& peer, PeerPo
   req.set(http::field::user_agent, "hkp-gateway/" + std::string(kVersion) + " (cluster push)");
   req.set(http::field::content_type, std::string(post.content_type));
   req.body() = std::string(post.body);
+  req.set(http::field::authorization,
+          cluster_authorization(post.secret, "POST", post.target, post.body,
+                                static_cast<std::uint64_t>(std::time(nullptr)), random_nonce()));
   req.prepare_payload();
   req.keep_alive(false);
   stream.expires_after(limits.request_timeout);
@@ -74,8 +80,8 @@ asio::awaitable<PeerPush> post_to_peer(const config::ListenAddress& peer, PeerPo
 }
 
 asio::awaitable<PeerPush> push_to_peer(const config::ListenAddress& peer, std::string_view packets,
-                                       UpstreamLimits limits) {
-  const PeerPost post{"/cluster/keys", "application/pgp-keys", packets};
+                                       std::string_view secret, UpstreamLimits limits) {
+  const PeerPost post{"/cluster/keys", "application/pgp-keys", packets, secret};
   PeerPush pushed = co_await post_to_peer(peer, post, limits);
   co_return pushed;
 }

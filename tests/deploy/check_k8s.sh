@@ -14,7 +14,9 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "deploy/k8s: $*" >&2; exit 1; }
 
 # The config, with the container's file paths pointed at the repository's files.
-sed -e "s|/etc/hkp-gateway/blocklist|$k8s/blocklist|" "$k8s/gateway.toml" > "$work/gateway.toml"
+openssl rand -hex 32 > "$work/secret"   # what the operator's Secret holds
+sed -e "s|/etc/hkp-gateway/blocklist|$k8s/blocklist|" \
+  -e "s|/run/secrets/hkp-gateway/secret|$work/secret|" "$k8s/gateway.toml" > "$work/gateway.toml"
 "$gateway" --check-config "$work/gateway.toml" >/dev/null || fail "gateway.toml does not load"
 
 hkp_port=$(sed -n 's/^listen = \["0\.0\.0\.0:\([0-9]*\)"\].*/\1/p' "$k8s/gateway.toml")

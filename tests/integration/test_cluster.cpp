@@ -114,20 +114,48 @@ TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and 
   CHECK(cached_keys(b) == 0);
   set_cluster(b, self + "trusted = [\"127.0.0.1\"]\n");
 
+  // A trusted address is not enough: a push must carry the cluster's HMAC (issue 22: anything
+  // in cluster.trusted could push 40 keys where /pks/add allows 5, or charge any client).
+  const HttpResult unsigned_push = http_request(b.admin(), "POST", "/cluster/keys", key, pgp);
+  CHECK(unsigned_push.status == 401);
+  CHECK(unsigned_push.body == "Unauthorized: not a replica of this cluster: the request carries "
+                              "no HKPGW-HMAC authorization\n");
+  const auto as_peer = [](const std::string& body) {
+    return peer_headers("/cluster/keys", body, "application/pgp-keys");
+  };
+  const HttpResult other_secret = http_request(
+      b.admin(), "POST", "/cluster/keys", key,
+      peer_headers("/cluster/keys", key, "application/pgp-keys",
+                   data_dir() + "/other-cluster.secret"));
+  CHECK(other_secret.status == 401);
+  CHECK_THAT(other_secret.body, Contains("wrong MAC"));
+  const auto signed_for_another_key = as_peer(read_file(data_dir() + "/alice.asc"));
+  CHECK(http_request(b.admin(), "POST", "/cluster/keys", key, signed_for_another_key).status ==
+        401);
+  CHECK(b.process().wait_for("event=cluster_request_refused peer=127.0.0.1"));
+  CHECK(cached_keys(b) == 0);
+
   // Verified like any submission: junk and secret keys are refused, nothing stored.
-  const HttpResult junk = http_request(b.admin(), "POST", "/cluster/keys", "not a key", pgp);
+  const HttpResult junk =
+      http_request(b.admin(), "POST", "/cluster/keys", "not a key", as_peer("not a key"));
   CHECK(junk.status == 400);
   CHECK_THAT(junk.body, Contains("OpenPGP"));
-  const HttpResult secret = http_request(b.admin(), "POST", "/cluster/keys",
-                                         read_file(data_dir() + "/alice-secret.asc"), pgp);
+  const std::string secret_key = read_file(data_dir() + "/alice-secret.asc");
+  const HttpResult secret =
+      http_request(b.admin(), "POST", "/cluster/keys", secret_key, as_peer(secret_key));
   CHECK(secret.status == 422);
   CHECK_THAT(secret.body, Contains("secret key material"));
-  CHECK(http_request(b.admin(), "GET", "/cluster/keys").status == 405);
+  CHECK(http_request(b.admin(), "GET", "/cluster/keys").status == 401);  // not a peer's either
   CHECK(cached_keys(b) == 0);
-  const HttpResult merged = http_request(b.admin(), "POST", "/cluster/keys", key, pgp);
+  const auto signed_push = as_peer(key);
+  const HttpResult merged = http_request(b.admin(), "POST", "/cluster/keys", key, signed_push);
   CHECK(merged.status == 200);
   CHECK(merged.body == fixture("ERIN_FPR") + " added\n");
   CHECK(cached_keys(b) == 1);
+  // The same signed request again is a replay.
+  const HttpResult replayed = http_request(b.admin(), "POST", "/cluster/keys", key, signed_push);
+  CHECK(replayed.status == 401);
+  CHECK_THAT(replayed.body, Contains("a replay"));
   CHECK(ks.count("adds") == 0);  // a push is never forwarded
 
   // A peer that does not answer: the push stays queued and is retried, the client is not kept.
@@ -158,6 +186,44 @@ TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and 
     return a.get("/pks/lookup?op=stats&options=mr").body.find("\"forward_queue\":0") !=
            std::string::npos;
   }));
+}
+
+TEST_CASE("spend reports: only a replica holding the secret charges a client, once, and only a "
+          "client the limiter could have", "[integration][cluster][limits]") {
+  TempDir dir;
+  const std::string limits =
+      "forward_adds = \"none\"\n\n[limits]\nexempt = []\nsearches = \"1/h\"\nsearches_burst = 4\n";
+  Gateway gw(dir, {}, "", limits);
+  REQUIRE(gw.started());
+  set_cluster(gw, "peers = [\"" + gw.admin() + "\"]\n");
+  // The attack of issue 22: from a trusted address, a report that the client at 127.0.0.1 spent
+  // 50 searches, replayed: 429 with Retry-After 360 and re-armed by every replay. Now refused.
+  const std::string report = "hkpgw-spends 1 0123456789abcdef\n127.0.0.1 0 50 0\n";
+  const HttpResult unsigned_report =
+      http_request(gw.admin(), "POST", "/cluster/spends", report, {"Content-Type: text/plain"});
+  CHECK(unsigned_report.status == 401);
+  const auto other = peer_headers("/cluster/spends", report, "text/plain",
+                                  data_dir() + "/other-cluster.secret");
+  CHECK(http_request(gw.admin(), "POST", "/cluster/spends", report, other).status == 401);
+  const auto search = [&gw](int i) {
+    return gw.get("/pks/lookup?op=index&options=mr&search=nobody" + std::to_string(i) +
+                  "%40example.org")
+        .status;
+  };
+  CHECK(search(0) == 404);  // not charged: the client still has its searches
+
+  // Malformed client keys are refused whole, even signed.
+  for (const std::string bad : {"/", ":::::", "127.000.0.1", "::1"}) {
+    const std::string body = "hkpgw-spends 1 0123456789abcdef\n" + bad + " 0 1 0\n";
+    const HttpResult r = http_request(gw.admin(), "POST", "/cluster/spends", body,
+                                      peer_headers("/cluster/spends", body, "text/plain"));
+    CHECK(r.status == 400);
+  }
+  // A peer's signed report charges once; the same request again is a replay.
+  const auto signed_report = peer_headers("/cluster/spends", report, "text/plain");
+  CHECK(http_request(gw.admin(), "POST", "/cluster/spends", report, signed_report).status == 200);
+  CHECK(search(1) == 429);
+  CHECK(http_request(gw.admin(), "POST", "/cluster/spends", report, signed_report).status == 401);
 }
 
 TEST_CASE("with peers, a client's budget is the cluster's, not one per replica",

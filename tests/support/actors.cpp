@@ -1,9 +1,13 @@
 #include "support/actors.hpp"
 
+#include <cctype>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
+
+#include "gateway/net/cluster_auth.hpp"
 
 namespace hkpgw::test {
 
@@ -181,10 +185,29 @@ std::set<std::string> thread_names(pid_t pid) {
   return names;
 }
 
+std::vector<std::string> peer_headers(const std::string& target, const std::string& body,
+                                      const std::string& content_type,
+                                      const std::string& secret_file) {
+  std::string secret = read_file(secret_file);
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
+    secret.pop_back();
+  }
+  return {"Content-Type: " + content_type,
+          "Authorization: " +
+              gateway::cluster_authorization(secret, "POST", target, body,
+                                             static_cast<std::uint64_t>(std::time(nullptr)),
+                                             gateway::random_nonce())};
+}
+
 void set_cluster(Gateway& gw, const std::string& table) {
   std::string toml = read_file(gw.config_path());
   toml = toml.substr(0, toml.find("\n[cluster]\n"));
-  write_file(gw.config_path(), toml + "\n[cluster]\n" + table);
+  // Replicas with peers share a secret: the fixtures' one, unless the table names another.
+  const bool needs_secret = table.find("peers") != std::string::npos &&
+                            table.find("secret_file") == std::string::npos;
+  const std::string secret =
+      needs_secret ? "secret_file = \"" + data_dir() + "/cluster.secret\"\n" : "";
+  write_file(gw.config_path(), toml + "\n[cluster]\n" + table + secret);
   const auto reloads = [&] { return occurrences(gw.log(), "event=config_reload result=success"); };
   const std::size_t before = reloads();
   gw.process().signal(SIGHUP);

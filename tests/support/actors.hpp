@@ -91,8 +91,15 @@ std::string percent_encode_all(const std::string& s);
 HttpResult post_add(const Gateway& gw, const std::string& body,
                     const std::string& content_type = "application/x-www-form-urlencoded");
 // Sets the [cluster] table of a running gateway's config (written last in the file, replacing an
-// earlier one) and reloads it, waiting for this reload's success line.
+// earlier one) and reloads it, waiting for this reload's success line. A table with peers and no
+// secret_file gets the fixtures' shared one (cluster.secret).
 void set_cluster(Gateway& gw, const std::string& table);
+// The headers of a POST to `target` on a replica's admin listener, signed as a peer holding the
+// secret in `secret_file` signs it (gateway/net/cluster_auth.hpp).
+std::vector<std::string> peer_headers(const std::string& target, const std::string& body,
+                                      const std::string& content_type,
+                                      const std::string& secret_file = data_dir() +
+                                                                       "/cluster.secret");
 // "keys" of op=stats&options=mr; -1 when the answer has none.
 int cached_keys(const Gateway& gw);
 // The names of a process's threads (/proc/PID/task/*/comm).

@@ -296,10 +296,14 @@ TEST_CASE("a kind = \"wkd\" upstream: its own keys, never the default", "[config
 }
 
 TEST_CASE("[cluster]: the peers' admin listeners and who may push", "[config][unit]") {
+  hkpgw::test::TempDir dir;
+  const std::string secret = dir / "secret";
+  hkpgw::test::write_file(secret, std::string(64, 'f') + "\n");
   const Config c = load_string(
       "[cluster]\npeers = [\"10.0.0.11:11380\", \"gw-1.replicas:11380\", \"[fd00::3]:11380\"]\n"
-      "trusted = [\"10.0.0.0/24\"]\n",
+      "trusted = [\"10.0.0.0/24\"]\nsecret_file = \"" + secret + "\"\n",
       "test.toml");
+  CHECK(c.cluster.secret == std::string(64, 'f'));
   REQUIRE(c.cluster.peers.size() == 3);
   CHECK(c.cluster.peers[1].host == "gw-1.replicas");
   CHECK(c.cluster.peers[2].text() == "[fd00::3]:11380");
@@ -320,6 +324,14 @@ TEST_CASE("[cluster]: the peers' admin listeners and who may push", "[config][un
   CHECK_THAT(problems_of("[cluster]\ntrusted = [\"10.0.0.0/99\"]\n"),
              Contains("cluster.trusted[0]"));
   CHECK_THAT(problems_of("[cluster]\npeer = []\n"), Contains("cluster.peer"));
+  // Peers share a secret, or they are no cluster: an address in cluster.trusted is not enough.
+  CHECK_THAT(problems_of("[cluster]\npeers = [\"10.0.0.11:11380\"]\n"),
+             Contains("cluster.secret_file: replicas with [cluster] peers must share a secret"));
+  hkpgw::test::write_file(secret, "short\n");
+  CHECK_THAT(problems_of("[cluster]\nsecret_file = \"" + secret + "\"\n"),
+             Contains("holds 5 bytes: a cluster secret is 32 bytes to 4 KiB"));
+  CHECK_THAT(problems_of("[cluster]\nsecret_file = \"/nonexistent/s\"\n"),
+             Contains("cluster.secret_file: cannot read \"/nonexistent/s\""));
 }
 
 TEST_CASE("a one-line list of 60,000 networks parses in linear time, values unchanged",

@@ -377,7 +377,12 @@ TEST_CASE("a spend report that is not whole charges nothing", "[limits][unit]") 
        {std::string("nonsense\n"), std::string("hkpgw-spends 2 0123456789abcdef\n"),
         head + "192.0.2.7 0 2 0\n192.0.2.7 0 2\n", head + "192.0.2.7 0 -1 0\n",
         head + "192.0.2.7  0 2 0\n", head + "192.0.2.7 0 2000000 0\n",
-        head + "<script> 0 2 0\n", head + std::string(65, 'a') + " 0 2 0\n"}) {
+        head + "<script> 0 2 0\n", head + std::string(65, 'a') + " 0 2 0\n",
+        // Shaped like addresses, yet no client the limiter keys (issue 22: "/" and ":::::"
+        // were charged): each would make an entry of its own and evict real clients'.
+        head + "/ 0 2 0\n", head + "::::: 0 2 0\n", head + "10.0.0.01 0 2 0\n",
+        head + "2001:DB8::/64 0 2 0\n", head + "2001:db8::1/64 0 2 0\n",
+        head + "2001:db8:: 0 2 0\n", head + "::ffff:10.0.0.1/64 0 2 0\n"}) {
     INFO(bad);
     post.body = bad;
     const HttpResponse r = spends.receive(post);
