@@ -1,5 +1,7 @@
 #include "gateway/http/router.hpp"
 
+#include "gateway/net/cluster_auth.hpp"
+
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/version.hpp"
 #include "hkp/index.hpp"
@@ -34,7 +36,8 @@ std::string_view front_of(std::string_view path) {
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
                const CleaningTally& tally, SnapshotSource snapshot)
     : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)),
-      dispatch_([this](const HttpRequest& r) { return dispatch(r); }) {
+      dispatch_([this](const HttpRequest& r) { return dispatch(r); }),
+      token_key_(random_nonce() + random_nonce()) {
   pipeline_.use(allow_any_origin());
 }
 

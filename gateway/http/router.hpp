@@ -97,6 +97,11 @@ class Router {
   Handler dispatch_;  // the pipeline's last step: Router::dispatch
   static constexpr int kMaxRelays = 4;
   std::atomic<int> relays_{0};  // request-verify relays in flight
+  // Seals the upstream tokens this gateway passes back (vks.cpp, relay_token): the cluster's
+  // secret when there is one (any replica relays), else this random key (this process only).
+  std::string token_key_;
+  std::string relay_token(const Snapshot& snap, std::string_view upstream,
+                          std::string_view token) const;
 };
 
 }  // namespace hkpgw::gateway

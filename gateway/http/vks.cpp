@@ -2,10 +2,13 @@
 // HKP. Lookups answer armored keys with Hagrid's Content-Disposition, errors in plain text;
 // upload and request-verify answer JSON, errors as {"error": "..."} (docs/contract.md).
 #include <boost/asio/awaitable.hpp>
+#include <openssl/crypto.h>
+
 #include <algorithm>
 
 #include "gateway/http/router.hpp"
 #include "gateway/http/stats.hpp"
+#include "gateway/net/cluster_auth.hpp"
 #include "hkp/vks.hpp"
 
 namespace hkpgw::gateway {
@@ -39,11 +42,27 @@ HttpResponse as_json_error(HttpResponse refused) {
 
 // The token an upload answers with. The gateway verifies no address (it serves what it was
 // given), so its own token only names the key for request-verify: "hkpgw-<FPR>". A VKS upstream
-// that took the upload issued a token of its own, passed back as "hkpgw:<upstream>:<token>" so
-// that request-verify reaches the upstream that issued it (no state kept here: any replica of
-// the gateway can relay it).
+// that took the upload issued a token of its own, passed back sealed as
+// "hkpgw:<seal>:<upstream>:<token>" so that request-verify reaches the upstream that issued it
+// and nothing else does: the seal (an HMAC of upstream and token, Router::relay_token) is what
+// this gateway wrote, so a made-up token is refused here, never relayed (they were relayed 1:1,
+// each holding an upstream connection). No state is kept: with a cluster secret any replica
+// relays it.
 constexpr std::string_view kTokenPrefix = "hkpgw-";
 constexpr std::string_view kRelayedPrefix = "hkpgw:";
+constexpr std::size_t kSealDigits = 32;
+
+}  // namespace
+
+std::string Router::relay_token(const Snapshot& snap, std::string_view upstream,
+                                std::string_view token) const {
+  const std::string& secret = snap.config->cluster.secret;
+  std::string text = "hkpgw-relay 1\n";
+  text.append(upstream).append("\n").append(token);
+  return hmac_hex(secret.empty() ? token_key_ : secret, text, kSealDigits / 2);
+}
+
+namespace {
 
 // The first upstream reply to an upload that is Hagrid's JSON with a token.
 std::optional<std::pair<std::string, hkp::VksReply>> vks_reply(const AddService::AddedKey& k) {
@@ -115,7 +134,7 @@ asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
     co_return r;
   }
   const hkp::Submission& submission = *sub;
-  AddService::Submitted done = co_await adds_.submit(submission, req, std::move(snap));
+  AddService::Submitted done = co_await adds_.submit(submission, req, snap);
   if (auto* refused = std::get_if<HttpResponse>(&done)) {
     co_return as_json_error(std::move(*refused));
   }
@@ -127,9 +146,11 @@ asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
     const auto upstream = vks_reply(k);
     const std::string status =
         upstream ? states_json(upstream->second.status) : status_json(k.addresses, {});
-    const std::string token = upstream ? std::string(kRelayedPrefix) + upstream->first + ":" +
-                                             upstream->second.token
-                                       : std::string(kTokenPrefix) + k.fingerprint;
+    const std::string token =
+        upstream ? std::string(kRelayedPrefix) +
+                       relay_token(*snap, upstream->first, upstream->second.token) + ":" +
+                       upstream->first + ":" + upstream->second.token
+                 : std::string(kTokenPrefix) + k.fingerprint;
     r = json_answer(200, "{\"key_fpr\":" + json_string(k.fingerprint) + ",\"status\":" +
                              status + ",\"token\":" + json_string(token) + "}");
   } else {
@@ -167,15 +188,25 @@ asio::awaitable<HttpResponse> Router::serve_vks_verify(const HttpRequest& req,
 
 asio::awaitable<HttpResponse> Router::relay_verify(hkp::VerifyRequest request,
                                                    std::shared_ptr<const Snapshot> snap) {
-  const std::string_view rest = std::string_view(request.token).substr(kRelayedPrefix.size());
+  std::string_view rest = std::string_view(request.token).substr(kRelayedPrefix.size());
+  const std::string_view seal = rest.substr(0, kSealDigits);
+  rest = rest.size() > kSealDigits && rest[kSealDigits] == ':' ? rest.substr(kSealDigits + 1)
+                                                              : std::string_view();
   const auto colon = rest.find(':');
   const std::string name(rest.substr(0, colon));
-  auto upstream = colon == std::string_view::npos ? nullptr : snap->find(name);
+  const std::string_view token =
+      colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+  const std::string want = relay_token(*snap, name, token);
+  if (token.empty() || seal.size() != want.size() ||
+      CRYPTO_memcmp(seal.data(), want.data(), want.size()) != 0) {
+    co_return json_error(400, "unknown token: this gateway issued no such token");
+  }
+  auto upstream = snap->find(name);
   if (!upstream) {
     co_return json_error(400, "unknown token: no upstream named \"" + name.substr(0, 80) +
                                   "\" issued it (any more)");
   }
-  request.token = std::string(rest.substr(colon + 1));
+  request.token = std::string(token);
   // Each relay holds one of the upstream's connections until it answers (Hagrid sends mail
   // first): bounded, so twenty slow ones cannot take the connections a cache miss needs.
   if (relays_.fetch_add(1) >= kMaxRelays) {

@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace hkpgw::gateway {
@@ -30,6 +31,20 @@ bool lower_hex(std::string_view s, std::size_t digits) {
   return true;
 }
 
+}  // namespace
+
+std::string hmac_hex(std::string_view key, std::string_view text, std::size_t bytes) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+            reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len)) {
+    return {};
+  }
+  return hex(mac, std::min<std::size_t>(len, bytes));
+}
+
+namespace {
+
 std::string mac_of(std::string_view secret, std::string_view method, std::string_view target,
                    std::string_view body, std::uint64_t t, std::string_view nonce) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -38,13 +53,7 @@ std::string mac_of(std::string_view secret, std::string_view method, std::string
   std::string text = "hkpgw-cluster 1\n";
   text.append(method).append("\n").append(target).append("\n").append(std::to_string(t));
   text.append("\n").append(nonce).append("\n").append(hex(digest, len));
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-            reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &mac_len)) {
-    return {};
-  }
-  return hex(mac, mac_len);
+  return hmac_hex(secret, text);
 }
 
 }  // namespace

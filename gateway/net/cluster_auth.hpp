@@ -31,6 +31,9 @@ std::string cluster_authorization(std::string_view secret, std::string_view meth
 // 16 random bytes as 32 lower-case hex digits (OpenSSL's RAND_bytes).
 std::string random_nonce();
 
+// HMAC-SHA256 of `text` keyed with `key`, the first `bytes` bytes as lower-case hex.
+std::string hmac_hex(std::string_view key, std::string_view text, std::size_t bytes = 32);
+
 struct ClusterAuthorization {
   std::uint64_t t = 0;
   std::string nonce;
