@@ -1,8 +1,13 @@
 #include "cache/blocklist.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace hkpgw::cache {
 
@@ -12,11 +17,57 @@ bool by_bytes(const Fingerprint& a, const Fingerprint& b) { return a.bytes() < b
 
 }  // namespace
 
+namespace {
+
+bool same_file(const struct stat& a, const struct stat& b) {
+  return a.st_ino == b.st_ino && a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+         a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+std::chrono::nanoseconds since_modified(const struct stat& st) {
+  const auto modified = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  return std::chrono::system_clock::now() - modified;
+}
+
+// The file's bytes once it is quiet: unmodified for Blocklist::kQuiet, and the same before and
+// after the read. A list rewritten in place (truncated, then written) and read in between loaded
+// as a partial list, and a key blocked further down was accepted.
+std::string read_quietly(const std::string& path) {
+  const auto deadline = std::chrono::steady_clock::now() + Blocklist::kMaxWait;
+  while (true) {
+    struct stat before {}, after {};
+    if (::stat(path.c_str(), &before) != 0) {
+      throw std::runtime_error("cache.blocklist: cannot read \"" + path + "\"");
+    }
+    const auto age = since_modified(before);
+    if (age < Blocklist::kQuiet) {
+      if (std::chrono::steady_clock::now() + (Blocklist::kQuiet - age) > deadline) break;
+      std::this_thread::sleep_for(Blocklist::kQuiet - age);
+      continue;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cache.blocklist: cannot read \"" + path + "\"");
+    std::string bytes{std::istreambuf_iterator<char>(in), {}};
+    if (::stat(path.c_str(), &after) == 0 && same_file(before, after) &&
+        bytes.size() == static_cast<std::size_t>(after.st_size)) {
+      return bytes;
+    }
+    if (std::chrono::steady_clock::now() > deadline) break;
+  }
+  throw std::runtime_error("cache.blocklist: \"" + path + "\" kept changing for " +
+                           std::to_string(Blocklist::kMaxWait.count()) +
+                           " s while it was read; write the new list beside it and rename it "
+                           "into place");
+}
+
+}  // namespace
+
 Blocklist Blocklist::load(const std::string& path) {
   Blocklist out;
   if (path.empty()) return out;
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cache.blocklist: cannot read \"" + path + "\"");
+  std::istringstream in(read_quietly(path));
   std::size_t number = 0;
   for (std::string line; std::getline(in, line);) {
     ++number;

@@ -6,6 +6,7 @@
 // that does not exist (404), so the list is no oracle of what was blocked.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,9 +19,14 @@ class Blocklist {
  public:
   Blocklist() = default;
   // Throws std::runtime_error "FILE:LINE: what" for a line that is no fingerprint, and for a
-  // file that cannot be read. "" is the empty list.
+  // file that cannot be read. "" is the empty list. A file modified less than kQuiet ago is
+  // waited for (a writer may be between two writes), and it must be the same before and after
+  // the read; one that keeps changing for kMaxWait is refused. Blocks: call it off the network
+  // threads (the reload reads it on the work pool).
   static Blocklist load(const std::string& path);
   static constexpr std::size_t kMaxEntries = 1'000'000;
+  static constexpr std::chrono::milliseconds kQuiet{1000};
+  static constexpr std::chrono::seconds kMaxWait{10};
 
   bool contains(const Fingerprint& f) const;
   bool contains_hex(std::string_view hex) const;  // 40 hex digits, either case

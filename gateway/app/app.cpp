@@ -154,17 +154,22 @@ class Reloader {
       metrics_.config_reload(false, unix_now());
       co_return result;
     }
-    auto load = [this] { return std::make_shared<const config::Config>(config::load_file(path_)); };
+    // The blocklist too: it may wait for a writer to finish (cache::Blocklist::load).
+    auto load = [this] {
+      auto cfg = std::make_shared<const config::Config>(config::load_file(path_));
+      auto blocked = cache::Blocklist::load(cfg->cache.blocklist);
+      return std::make_pair(std::move(cfg), std::move(blocked));
+    };
     try {
       // WorkPool::run rethrows what `load` throws (a ConfigError naming the problems) here.
-      std::shared_ptr<const config::Config> next = co_await pool_.run(load);
+      auto [next, blocked] = co_await pool_.run(load);
       const auto old = current_.load();
       // Against what is in effect, i.e. what the process started with: a change reverted by a
       // later reload needs no restart any more, one still pending is named every time.
       result.restart_required = config::restart_only_changes(*started_, *next);
       std::string restart;
       for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
-      auto snap = build_snapshot(io_.get_executor(), next, old.get());
+      auto snap = build_snapshot(io_.get_executor(), next, old.get(), std::move(blocked));
       purge_blocked(store_, snap->blocked);  // a key blocked now goes from every replica
       current_.store(std::move(snap));
       reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go

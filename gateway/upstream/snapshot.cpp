@@ -41,11 +41,12 @@ std::size_t Snapshot::rank(std::string_view name) const {
 
 std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
-                                               const Snapshot* previous) {
+                                               const Snapshot* previous,
+                                               std::optional<cache::Blocklist> blocked) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = cfg;
   snap->admin_token = read_token(cfg->admin.token_file);
-  snap->blocked = cache::Blocklist::load(cfg->cache.blocklist);
+  snap->blocked = blocked ? std::move(*blocked) : cache::Blocklist::load(cfg->cache.blocklist);
   const auto& ups = cfg->upstreams;
   for (const std::size_t i : ups.try_order()) {
     const auto& u = ups.list[i];

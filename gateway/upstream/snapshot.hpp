@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,12 @@ struct Snapshot {
 using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
 
 // Builds the snapshot for `cfg`, reusing upstreams of `previous` whose settings match, and reads
-// the admin token and the blocklist. Throws std::runtime_error when a CA file cannot be loaded,
-// the token file holds no token of at least 16 characters, or the blocklist cannot be read.
+// the admin token and (unless the caller read it already, off this thread) the blocklist.
+// Throws std::runtime_error when a CA file cannot be loaded, the token file holds no token of at
+// least 16 characters, or the blocklist cannot be read.
 std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
-                                               const Snapshot* previous);
+                                               const Snapshot* previous,
+                                               std::optional<cache::Blocklist> blocked = {});
 
 }  // namespace hkpgw::gateway

@@ -3,7 +3,12 @@
 // upstream's answer (key ID, address, listing), never accepted or forwarded: 404 (a blocked key
 // looks like one that does not exist) and 403 for a submission. A broken list keeps the old one.
 #include <catch2/catch.hpp>
+
+#include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
 
 #include "support/actors.hpp"
 
@@ -69,4 +74,38 @@ TEST_CASE("a key blocked in the shared list is gone from every replica",
   CHECK(replicas[0]->process().wait_for(list + ":2: not a fingerprint"));
   CHECK(replicas[0]->process().wait_for("event=config_reload result=failure"));
   CHECK(replicas[0]->get(get_target(bob)).status == 404);
+}
+
+TEST_CASE("a blocklist rewritten in place while a reload reads it is read whole",
+          "[integration][blocklist]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {});
+  const std::string list = dir / "blocked";
+  // 2,000 other keys, then bob's: the partial list a reader can catch has no bob.
+  std::string others;
+  for (int i = 0; i < 2000; ++i) {
+    char line[42];
+    std::snprintf(line, sizeof line, "%040X\n", i + 1);
+    others += line;
+  }
+  const std::string bob = fixture("BOB_FPR");
+  write_file(list, others);
+  Gateway gw(dir, {{"ks", ks.url()}}, "blocklist = \"" + list + "\"\n",
+             "forward_adds = \"none\"\n");
+  REQUIRE(gw.started());
+  // The operator's editor rewrites it in place: truncated, the first part written, then (a
+  // moment later) the rest with bob's line. A reload comes in between.
+  {
+    std::ofstream out(list, std::ios::trunc);
+    out << others;
+    out.flush();
+    gw.process().signal(SIGHUP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    out << bob << "\n";
+  }
+  REQUIRE(gw.process().wait_for("event=config_reload result=success"));
+  const HttpResult add =
+      post_add(gw, "keytext=" + percent_encode_all(read_file(data_dir() + "/bob.asc")));
+  CHECK(add.status == 403);  // blocked (before: accepted, the reload had read 2,000 lines)
+  CHECK(cached_keys(gw) == 0);
 }
