@@ -263,6 +263,55 @@ struct BodyCharge {
   }
 };
 
+namespace {
+
+// A header line continued on the next (obsolete line folding: CRLF then a space or tab) in the
+// raw bytes of a request's header. Beast unfolds such a field into one value, which a balancer
+// in front that does not unfold reads otherwise (RFC 9112 section 5.2 allows refusing it).
+bool has_obs_fold(std::string_view raw) {
+  for (std::size_t at = raw.find('\n'); at != std::string_view::npos && at + 1 < raw.size();
+       at = raw.find('\n', at + 1)) {
+    if (raw[at + 1] == ' ' || raw[at + 1] == '\t') return true;
+  }
+  return false;
+}
+
+// Reads a request's header as http::async_read_header does, and says whether it folds a line:
+// the parser takes a header only once all of it is in the buffer, so at that moment the raw
+// bytes it used are there to look at (and only then; Beast keeps no copy).
+template <class Stream>
+asio::awaitable<std::pair<beast::error_code, bool>> read_header_checked(
+    Stream& stream, beast::flat_buffer& buffer, http::request_parser<http::string_body>& parser) {
+  parser.eager(false);
+  beast::error_code ec;
+  while (!parser.is_header_done()) {
+    if (buffer.size() > 0) {
+      const std::size_t used = parser.put(buffer.data(), ec);
+      const bool folded =
+          parser.is_header_done() &&
+          has_obs_fold({static_cast<const char*>(buffer.data().data()), used});
+      buffer.consume(used);
+      if (parser.is_header_done() || ec != http::error::need_more) co_return std::pair{ec, folded};
+      ec = {};
+    }
+    const std::size_t size = beast::read_size(buffer, 65536);
+    if (size == 0) co_return std::pair{beast::error_code(http::error::buffer_overflow), false};
+    auto [rec, n] = co_await stream.async_read_some(buffer.prepare(size), kTuple);
+    buffer.commit(n);
+    if (rec == asio::error::eof) {
+      if (!parser.got_some()) {
+        co_return std::pair{beast::error_code(http::error::end_of_stream), false};
+      }
+      parser.put_eof(ec);  // a header cut short: partial_message
+      co_return std::pair{ec ? ec : beast::error_code(http::error::partial_message), false};
+    }
+    if (rec) co_return std::pair{rec, false};
+  }
+  co_return std::pair{ec, false};
+}
+
+}  // namespace
+
 // One request read from the connection: complete, refused early, or none (the client left).
 struct HttpServer::Impl::Incoming {
   std::optional<HttpRequest> request;
@@ -284,7 +333,7 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   const bool has_bytes =
       buffer.size() > 0 || tcp_layer.socket().available(avail_ec) > 0;
   const std::uint64_t idle_ticket = set_idle(closer, has_bytes ? kHasBytes : 0);
-  auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+  auto [ec, folded] = co_await read_header_checked(stream, buffer, parser);
   clear_idle(idle_ticket);
 
   Incoming in;
@@ -297,6 +346,9 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
     co_return in;
   } else if (ec) {
     in.early = text_response(400, "Bad request: malformed HTTP (" + ec.message() + ")");
+  } else if (folded) {
+    in.early = text_response(400, "Bad request: obsolete line folding (a header line continued "
+                                  "on the next) is not accepted; send each field on one line");
   } else {
     in.early = check_header(parser, limits);
   }

@@ -291,6 +291,28 @@ TEST_CASE("request smuggling: transfer codings other than chunked are refused an
     CHECK(both.starts_with("HTTP/1.1 400"));
     CHECK(both.find("HTTP/1.1 200") == std::string::npos);
   }
+  SECTION("obsolete line folding is refused, not unfolded (RFC 9112 section 5.2)") {
+    // A balancer that does not unfold may read these headers otherwise than the gateway does:
+    // Content-Length continued on the next line, or a folded Transfer-Encoding.
+    for (const std::string& head :
+         {std::string("GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\nX-Note: a\r\n b\r\n\r\n"),
+          std::string("GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\nX-Note: a\r\n\tb\r\n\r\n"),
+          std::string("GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\nX-Note:\r\n b\r\n\r\n"),
+          "POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity,\r\n chunked\r\n\r\n0\r\n\r\n" +
+              hidden}) {
+      INFO(head);
+      const std::string answer = raw_exchange(gw.address(), head);
+      CHECK(answer.starts_with("HTTP/1.1 400"));
+      CHECK_THAT(answer, Contains("line folding"));
+      CHECK_THAT(answer, Contains("Connection: close"));
+      CHECK(answer.find("HTTP/1.1 200") == std::string::npos);
+    }
+    // A space or tab inside a value, or after the colon, is no fold.
+    const std::string fine = raw_exchange(
+        gw.address(), "GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\nX-Note: \ta b\t\r\n"
+                      "Connection: close\r\n\r\n");
+    CHECK(fine.starts_with("HTTP/1.1 200"));
+  }
   SECTION("a bad chunk size answers 400, not a silent close") {
     const std::string bad = raw_exchange(
         gw.address(), "POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
