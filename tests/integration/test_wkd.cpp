@@ -5,7 +5,9 @@
 // the address never cached, and the keyservers still asked for everything else.
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -282,4 +284,47 @@ TEST_CASE("addresses whose domain a resolver would read as a number never reach 
   }
   CHECK_THAT(gw.log(), !Contains("upstream=wkd"));
   CHECK_THAT(gw.log(), !Contains("wkd_domain_absent"));
+}
+
+TEST_CASE("new WKD domains are asked at most 20 a second after a burst of 50 hosts",
+          "[integration][wkd]") {
+  // Each new domain costs a resolution, a connection and a TLS handshake on WKD's thread: a
+  // client listing 150 made-up domains gets the burst (50 new hosts), then 20 a second; the
+  // rest are not asked now (the keyservers answer), and a line says so.
+  TempDir dir;
+  TestKeyserver directory(dir, "wkd-server", "server", "normal", {});
+  const std::string closed = std::to_string(free_loopback_port());  // no advanced host
+  constexpr int kDomains = 150;
+  std::string resolve = "resolve = [";
+  for (int i = 0; i < kDomains; ++i) {
+    const std::string d = "d" + std::to_string(i) + ".test.example";
+    resolve += "\"openpgpkey." + d + ":443:127.0.0.1:" + closed + "\", \"" + d +
+               ":443:127.0.0.1:" + port_of(directory) + "\", ";
+  }
+  Gateway gw(dir, {}, "", resolve + "]\n\n[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n");
+  REQUIRE(gw.started());
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::future<int>> lookups;
+  for (int t = 0; t < 5; ++t) {
+    lookups.push_back(std::async(std::launch::async, [&gw, t] {
+      int answered = 0;
+      for (int i = t; i < kDomains; i += 5) {
+        answered += gw.get(get_email("x@d" + std::to_string(i) + ".test.example")).status == 404;
+      }
+      return answered;
+    }));
+  }
+  int answered = 0;
+  for (auto& l : lookups) answered += l.get();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK(answered == kDomains);  // no key anywhere: 404, limited or not
+  // Two new hosts a domain (the advanced one refuses, the direct one answers): at most the
+  // burst plus 20 a second of hosts were opened, so at most half as many domains reached.
+  const int asked = directory.count("wkd");
+  INFO("asked " << asked << " of " << kDomains << " in " << seconds << " s");
+  CHECK(asked > 0);
+  CHECK(asked <= static_cast<int>((50 + 20 * (seconds + 1)) / 2) + 1);
+  CHECK(asked < kDomains);
+  CHECK(gw.process().wait_for("event=wkd_new_domains_limited"));
 }
