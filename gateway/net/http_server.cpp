@@ -66,12 +66,19 @@ struct HttpServer::Impl {
   // already waiting come after every silent one (kHasBytes), so a flood of silent sockets being
   // accepted cannot evict a real client between its accept and the read of its request.
   // Connections inside a body come between the two: evictable, after every silent one.
+  // New connections whose first request has not arrived yet (kFresh) come between the silent
+  // ones and those inside a body, but only for kFirstBytesGrace: accepted while a flood's
+  // connections were still being accepted, a real client was the silent one the next accept
+  // evicted, in the moment between its connect and its first bytes.
+  static constexpr std::uint64_t kFresh = std::uint64_t{1} << 60;
   static constexpr std::uint64_t kInBody = std::uint64_t{1} << 61;
   static constexpr std::uint64_t kHasBytes = std::uint64_t{1} << 62;
   // Body bytes reserved by requests being received (max_body_memory).
   std::atomic<std::uint64_t> body_bytes{0};
   Admission body_gate;
   std::map<std::uint64_t, std::function<void()>> idle;
+  static constexpr std::chrono::milliseconds kFirstBytesGrace{200};
+  std::map<std::uint64_t, std::chrono::steady_clock::time_point> fresh;  // kFresh ticket -> until
   // Connections per client (address, IPv6 by /64); entries go when their count reaches 0, so
   // there are never more than max_connections of them.
   std::unordered_map<std::string, std::size_t> per_client;
@@ -83,7 +90,8 @@ struct HttpServer::Impl {
   asio::awaitable<void> session(Stream stream, Peer peer);
   template <class Stream>
   asio::awaitable<Incoming> read_request(Stream& stream, beast::flat_buffer& buffer,
-                                         const Peer& peer, const std::function<void()>& closer);
+                                         const Peer& peer, const std::function<void()>& closer,
+                                         bool first);
   struct BodyRead {
     std::optional<HttpResponse> refusal;  // 400, 408, 413
     bool gone = false;                    // the client went away (or was evicted): close
@@ -135,12 +143,14 @@ std::uint64_t HttpServer::Impl::set_idle(std::function<void()> closer, std::uint
   }
   const std::uint64_t ticket = ++next_idle | rank;
   idle.emplace(ticket, std::move(closer));
+  if (rank == kFresh) fresh.emplace(ticket, std::chrono::steady_clock::now() + kFirstBytesGrace);
   return ticket;
 }
 
 void HttpServer::Impl::clear_idle(std::uint64_t ticket) {
   std::lock_guard lock(mutex);
   idle.erase(ticket);
+  fresh.erase(ticket);
 }
 
 bool HttpServer::Impl::evict_idle() {
@@ -148,8 +158,21 @@ bool HttpServer::Impl::evict_idle() {
   {
     std::lock_guard lock(mutex);
     if (idle.empty()) return false;
-    close = std::move(idle.begin()->second);
-    idle.erase(idle.begin());
+    // In rank order; new connections are passed over for one inside a body while the oldest
+    // of them is within its grace (then so are the younger ones). One whose request bytes wait
+    // (kHasBytes) still goes last.
+    auto victim = idle.begin();
+    if (victim->first >= kFresh && victim->first < kInBody) {
+      const auto f = fresh.find(victim->first);
+      const auto in_body = idle.lower_bound(kInBody);
+      if (f != fresh.end() && f->second > std::chrono::steady_clock::now() &&
+          in_body != idle.end() && in_body->first < kHasBytes) {
+        victim = in_body;
+      }
+    }
+    close = std::move(victim->second);
+    fresh.erase(victim->first);
+    idle.erase(victim);
   }
   close();
   return true;
@@ -323,7 +346,7 @@ struct HttpServer::Impl::Incoming {
 template <class Stream>
 asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
     Stream& stream, beast::flat_buffer& buffer, const Peer& peer,
-    const std::function<void()>& closer) {
+    const std::function<void()>& closer, bool first) {
   auto& tcp_layer = lowest(stream);
   http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
@@ -332,7 +355,7 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   beast::error_code avail_ec;
   const bool has_bytes =
       buffer.size() > 0 || tcp_layer.socket().available(avail_ec) > 0;
-  const std::uint64_t idle_ticket = set_idle(closer, has_bytes ? kHasBytes : 0);
+  const std::uint64_t idle_ticket = set_idle(closer, has_bytes ? kHasBytes : first ? kFresh : 0);
   auto [ec, folded] = co_await read_header_checked(stream, buffer, parser);
   clear_idle(idle_ticket);
 
@@ -590,8 +613,10 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
   }
   beast::flat_buffer buffer;
   std::string head_buf;  // the answers' status lines and headers, its memory reused
+  bool first_request = true;
   while (true) {
-    Incoming in = co_await read_request(stream, buffer, peer, closer);
+    Incoming in = co_await read_request(stream, buffer, peer, closer, first_request);
+    first_request = false;
     if (!in.request) break;  // the client went away or idled out: close quietly
     HttpRequest& req = *in.request;
     const auto started = std::chrono::steady_clock::now();
