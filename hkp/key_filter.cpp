@@ -30,6 +30,9 @@ constexpr std::size_t kMaxNewRevocationsPerKey = 64;
 // (a second allows for a reissue), a certifier certifies a user ID once or a few times over its
 // life (a renewal, a revocation of the certification).
 constexpr std::size_t kMaxRevocationsPerRevoker = 2;
+// Nothing RNP can check without the revoker's key: kept small (an RSA-16384 revocation with a
+// reason is about 2.2 KB), so two forgeries on the revoker's name cost a key 8 KiB at most.
+constexpr std::size_t kMaxDesignatedRevocationBytes = 4096;
 constexpr std::size_t kMaxCertificationsPerCertifier = 4;   // per user ID
 constexpr std::size_t kMaxNewCertificationsPerKey = 32;
 
@@ -632,7 +635,9 @@ void apply_third_party_policy(Build& b, const std::vector<Component*>& all,
       const std::uint8_t t = s.facts.type;
       const bool certification = (t >= sigtype::generic_cert && t <= sigtype::positive_cert) ||
                                  t == sigtype::cert_revocation;
-      if (const int r = issuer_in(s, revokers); direct && t == sigtype::key_revocation && r >= 0) {
+      if (const int r = issuer_in(s, revokers);
+          direct && t == sigtype::key_revocation && r >= 0 &&
+          s.whole.size() <= kMaxDesignatedRevocationBytes) {
         if (right_prefix(*c, s)) by_revoker[r].push_back(&s);
       } else if (const int k = issuer_in(s, certifiers); !direct && certification && k >= 0) {
         if (right_prefix(*c, s)) by_certifier[k].push_back(&s);

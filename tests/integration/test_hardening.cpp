@@ -72,23 +72,12 @@ TEST_CASE("no shape of third-party signature grows a cached key by a byte, on an
   TestKeyserver ks(dir, "ks");
   Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
   REQUIRE(gw.started());
-  const std::string fpr = fixture("ALICE_FPR");
-  const HttpResult before = gw.get(get_target(fpr));
-  REQUIRE(before.status == 200);
-
-  const std::string pub = key_packets(read_file(data_dir() + "/alice.asc"));
   const std::string stranger("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8);
-  std::string big;
-  for (int i = 0; i < 15; ++i) big += big_certification(stranger, 62000, 1700000000u + i);
-  const std::pair<const char*, std::string> shapes[] = {
-      {"15 certifications of 62 KB", with_after_first_uid(pub, big)},
-      {"999 certifications on the user ID", with_after_first_uid(pub, forged(0x10, stranger, 999))},
-      {"999 key revocations by a key that is no designated revoker",
-       with_after_primary(pub, forged(0x20, stranger, 999))},
-      {"900 certification revocations", with_after_first_uid(pub, forged(0x30, stranger, 900))},
-  };
+  // Each shape, on each submission route, and the served key after it, byte for byte.
   const auto routes = {"/pks/add", "/vks/v1/upload", "/pks/v2/certs"};
-  for (const auto& [name, shape] : shapes) {
+  auto check_unchanged = [&](const std::string& fpr, const char* name, const std::string& shape) {
+    const HttpResult before = gw.get(get_target(fpr));
+    REQUIRE(before.status == 200);
     for (const std::string route : routes) {
       CAPTURE(name, route);
       HttpResult r;
@@ -110,7 +99,34 @@ TEST_CASE("no shape of third-party signature grows a cached key by a byte, on an
       CHECK(after.body.size() == before.body.size());
       CHECK(after.body == before.body);
     }
+  };
+
+  const std::string pub = key_packets(read_file(data_dir() + "/alice.asc"));
+  std::string big;
+  for (int i = 0; i < 15; ++i) big += big_certification(stranger, 62000, 1700000000u + i);
+  check_unchanged(fixture("ALICE_FPR"), "15 certifications of 62 KB", with_after_first_uid(pub, big));
+  check_unchanged(fixture("ALICE_FPR"), "999 certifications on the user ID",
+                  with_after_first_uid(pub, forged(0x10, stranger, 999)));
+  check_unchanged(fixture("ALICE_FPR"), "999 key revocations by a key that is no designated revoker",
+                  with_after_primary(pub, forged(0x20, stranger, 999)));
+  check_unchanged(fixture("ALICE_FPR"), "900 certification revocations",
+                  with_after_first_uid(pub, forged(0x30, stranger, 900)));
+
+  // After a user attribute (pat's photo ID).
+  const std::string pat = key_packets(read_file(data_dir() + "/pat.asc"));
+  REQUIRE(post_key(gw, pat).status == 200);
+  const auto ps = hkp::split_packets(pat);
+  REQUIRE(ps);
+  std::size_t at = 0, cut = std::string::npos;
+  for (std::size_t i = 0; i + 1 < ps->size(); ++i) {
+    if ((*ps)[i].tag == hkp::tag::user_attribute) {
+      cut = at + (*ps)[i].whole.size() + (*ps)[i + 1].whole.size();  // after its self-signature
+    }
+    at += (*ps)[i].whole.size();
   }
+  REQUIRE(cut != std::string::npos);
+  check_unchanged(fixture("PAT_FPR"), "999 certifications after the user attribute",
+                  pat.substr(0, cut) + forged(0x10, stranger, 999) + pat.substr(cut));
   CHECK_THAT(gw.log(), Contains("third_party_signature:"));
 }
 
