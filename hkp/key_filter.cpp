@@ -164,6 +164,32 @@ std::string fingerprint_raw(std::string_view body) {
 
 std::string v4_fingerprint(std::string_view body) { return hex_upper(fingerprint_raw(body)); }
 
+std::vector<std::string> certifier_problems(const config::KeysConfig& keys) {
+  std::vector<std::string> out;
+  if (keys.certifier_key_data.empty()) return out;
+  const std::string file = "keys.certifier_keys: \"" + keys.certifier_keys + "\" ";
+  const auto decoded = dearmor(keys.certifier_key_data);
+  const auto packets = decoded ? split_packets(decoded->binary) : std::nullopt;
+  if (!packets) {
+    out.push_back(file + "is not OpenPGP: expected the certifiers' public keys");
+    return out;
+  }
+  std::vector<std::string> held;
+  bool secret = decoded->private_block;
+  for (const auto& p : *packets) {
+    secret = secret || p.tag == tag::secret_key || p.tag == tag::secret_subkey;
+    if (p.tag == tag::public_key) held.push_back(v4_fingerprint(p.body));
+  }
+  if (secret) out.push_back(file + "holds secret key material: give the public keys only");
+  for (std::size_t i = 0; i < keys.certifiers.size(); ++i) {
+    if (std::find(held.begin(), held.end(), keys.certifiers[i]) == held.end()) {
+      out.push_back("keys.certifiers[" + std::to_string(i) + "]: " + keys.certifiers[i] +
+                    " is not among the keys of \"" + keys.certifier_keys + "\"");
+    }
+  }
+  return out;
+}
+
 std::string SignatureFacts::issuer_keyid_hex() const {
   if (issuer_fpr.size() == 20) return hex_upper(std::string_view(issuer_fpr).substr(12));
   return hex_upper(issuer_keyid);

@@ -94,6 +94,12 @@ std::uint64_t verification_cost_us(std::string_view key_body);
 // The v4 fingerprint (upper-case hex) of a public key packet body; "" when it is not v4.
 std::string v4_fingerprint(std::string_view key_body);
 
+// What is wrong with keys.certifier_keys against keys.certifiers, path-qualified, one line each:
+// a file that is not OpenPGP or holds secret key material, a listed certifier whose key it does
+// not hold (its certifications could never verify). Empty when nothing is configured or all is
+// well. The config layer cannot read OpenPGP, so the app asks this after loading a config.
+std::vector<std::string> certifier_problems(const config::KeysConfig& keys);
+
 // What the filter reads of a v3 or v4 signature packet body (RFC 4880 sections 5.2.2, 5.2.3).
 struct SignatureFacts {
   int version = 0;

@@ -31,8 +31,19 @@
 #include "gateway/service/lookup_service.hpp"
 #include "gateway/service/refresher.hpp"
 #include "gateway/service/work_pool.hpp"
+#include "hkp/key_filter.hpp"
 
 namespace hkpgw::gateway {
+
+config::Config load_config(const std::string& path) {
+  config::Config cfg = config::load_file(path);
+  auto problems = hkp::certifier_problems(cfg.keys);
+  if (!problems.empty()) {
+    for (auto& p : problems) p = path + ": " + p;
+    throw config::ConfigError(std::move(problems));
+  }
+  return cfg;
+}
 
 namespace asio = boost::asio;
 
@@ -156,7 +167,7 @@ class Reloader {
     }
     // The blocklist too: it may wait for a writer to finish (cache::Blocklist::load).
     auto load = [this] {
-      auto cfg = std::make_shared<const config::Config>(config::load_file(path_));
+      auto cfg = std::make_shared<const config::Config>(load_config(path_));
       auto blocked = cache::Blocklist::load(cfg->cache.blocklist);
       return std::make_pair(std::move(cfg), std::move(blocked));
     };

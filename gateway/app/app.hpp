@@ -10,6 +10,11 @@
 
 namespace hkpgw::gateway {
 
+// config::load_file and the checks the config layer cannot make (keys.certifier_keys against
+// keys.certifiers); throws config::ConfigError naming every problem. Start, reload and
+// --check-config all load through it.
+config::Config load_config(const std::string& path);
+
 class App {
  public:
   // config_path "" = running on the embedded defaults (SIGHUP then has nothing to reload).

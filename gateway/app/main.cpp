@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
       const char* file = value(arg);
       if (!file) return usage_error("--check-config needs a FILE");
       try {
-        const auto cfg = config::load_file(file);
+        const auto cfg = gateway::load_config(file);
         for (const auto& n : config::notices(cfg)) std::cerr << n << "\n";
         std::cout << file << ": OK\n";
         return 0;
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
 
   config::Config cfg;
   try {
-    cfg = config_path.empty() ? config::defaults() : config::load_file(config_path);
+    cfg = config_path.empty() ? config::defaults() : gateway::load_config(config_path);
   } catch (const config::ConfigError& e) {
     for (const auto& p : e.problems()) std::cerr << p << "\n";
     std::cerr << "hkp-gateway: not started: the config has problems\n";

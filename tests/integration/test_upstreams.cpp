@@ -42,6 +42,23 @@ TEST_CASE("a config file without [[upstream]] says it asks the public keyservers
   CHECK(quiet.err.empty());
 }
 
+TEST_CASE("a certifier whose key the certifier file lacks stops --check-config and the start",
+          "[integration][config]") {
+  TempDir dir;
+  const std::string toml = "upstream = []\n[cache]\npath = \"" + dir / "cache" + "\"\n[keys]\n" +
+                           "certifiers = [\"" + fixture("ORGCA_FPR") + "\"]\ncertifier_keys = \"";
+  write_file(dir / "wrong.toml", toml + data_dir() + "/mallory.asc\"\n");
+  const auto check = run({HKPGW_BINARY, "--check-config", dir / "wrong.toml"});
+  CHECK(check.exit_code == 1);
+  CHECK_THAT(check.err, Contains("wrong.toml: keys.certifiers[0]: " + fixture("ORGCA_FPR") +
+                                 " is not among the keys of"));
+  const auto start = run({HKPGW_BINARY, "--config", dir / "wrong.toml"});
+  CHECK(start.exit_code == 1);
+  CHECK_THAT(start.err, Contains("not started: the config has problems"));
+  write_file(dir / "right.toml", toml + data_dir() + "/orgca.asc\"\n");
+  CHECK(run({HKPGW_BINARY, "--check-config", dir / "right.toml"}).exit_code == 0);
+}
+
 TEST_CASE("an upstream whose certificate we cannot verify is never used", "[integration]") {
   TempDir dir;
   auto cert = GENERATE(std::string("rogue"), std::string("wrongname"));

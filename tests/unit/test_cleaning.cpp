@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "hkp/key_filter.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/packets.hpp"
 #include "hkp/text.hpp"
@@ -435,4 +436,29 @@ TEST_CASE("a forged signature dated in the future proves nothing", "[keys][unit]
                                  {});
     CHECK(only_key(cert).packets == cached_copy("alice.asc"));
   }
+}
+
+TEST_CASE("keys.certifier_keys is checked against keys.certifiers when a config loads",
+          "[keys][config][unit]") {
+  config::KeysConfig keys;
+  CHECK(certifier_problems(keys).empty());  // nothing configured
+  keys.certifiers = {fixture("ORGCA_FPR")};
+  keys.certifier_keys = "/etc/hkp-gateway/certifiers.asc";
+  keys.certifier_key_data = read_file(data_dir() + "/orgca.asc");
+  CHECK(certifier_problems(keys).empty());
+  keys.certifier_key_data = read_file(data_dir() + "/mallory.asc");
+  auto problems = certifier_problems(keys);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0] == "keys.certifiers[0]: " + fixture("ORGCA_FPR") +
+                           " is not among the keys of \"/etc/hkp-gateway/certifiers.asc\"");
+  keys.certifier_key_data = read_file(data_dir() + "/alice-secret.asc");
+  problems = certifier_problems(keys);
+  REQUIRE_FALSE(problems.empty());
+  CHECK(problems[0] == "keys.certifier_keys: \"/etc/hkp-gateway/certifiers.asc\" holds secret key "
+                       "material: give the public keys only");
+  keys.certifier_key_data = "a list of fingerprints, not keys\n";
+  problems = certifier_problems(keys);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0] == "keys.certifier_keys: \"/etc/hkp-gateway/certifiers.asc\" is not OpenPGP: "
+                       "expected the certifiers' public keys");
 }
