@@ -367,6 +367,36 @@ TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request
   CHECK_THAT(down.body, StartsWith("{\"error\":\"request-verify could not be relayed"));
 }
 
+TEST_CASE("a token one replica sealed is relayed by another that shares the cluster secret",
+          "[integration][vks][cluster]") {
+  TempDir d1, d2, dir;
+  TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc"});
+  const std::string vks =
+      "[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" + hagrid.url() + "\"\n";
+  Gateway a(d1, {}, "", vks);
+  Gateway b(d2, {}, "", vks);
+  REQUIRE(a.started());
+  REQUIRE(b.started());
+  const std::string peers = "peers = [\"" + a.admin() + "\", \"" + b.admin() + "\"]\n";
+  set_cluster(a, peers);
+  set_cluster(b, peers);
+  const HttpResult up = vks_post(a, "/vks/v1/upload", upload_json("alice.asc"));
+  REQUIRE(up.status == 200);
+  const std::string token = token_of(up.body);
+  const std::string verify =
+      "{\"token\":\"" + token + "\",\"addresses\":[\"alice@example.org\"]}";
+  const HttpResult at_b = vks_post(b, "/vks/v1/request-verify", verify);
+  INFO(at_b.body);
+  CHECK(at_b.status == 200);
+  CHECK(hagrid.count("verifies") == 1);
+  // A replica of another cluster (its own random key) refuses it, and relays nothing.
+  TempDir d3;
+  Gateway other(d3, {}, "", vks);
+  REQUIRE(other.started());
+  CHECK(vks_post(other, "/vks/v1/request-verify", verify).status == 400);
+  CHECK(hagrid.count("verifies") == 1);
+}
+
 TEST_CASE("a reload that changes an upstream's kind gets an upstream of the new kind",
           "[integration][vks]") {
   TempDir dir;
