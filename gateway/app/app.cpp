@@ -165,9 +165,11 @@ class Reloader {
       metrics_.config_reload(false, unix_now());
       co_return result;
     }
-    // The blocklist too: it may wait for a writer to finish (cache::Blocklist::load).
-    auto load = [this] {
-      auto cfg = std::make_shared<const config::Config>(load_config(path_));
+    // The blocklist too: it may wait for a writer to finish (cache::Blocklist::load). The job
+    // owns what it reads: a SIGTERM mid-parse ends the app, and this Reloader with it, while
+    // the pool still parses (ASan: a heap-use-after-free of path_).
+    auto load = [path = path_] {
+      auto cfg = std::make_shared<const config::Config>(load_config(path));
       auto blocked = cache::Blocklist::load(cfg->cache.blocklist);
       return std::make_pair(std::move(cfg), std::move(blocked));
     };

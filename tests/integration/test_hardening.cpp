@@ -800,8 +800,11 @@ TEST_CASE("bodies held in memory at once are bounded, and their memory comes bac
     CHECK_THAT(r.body, Contains("server.max_body_memory"));
     CHECK(r.header("retry-after") == "5");
   }
-  // Closed: the gateway gives the memory back to the system (it kept ~all of it before).
+  // Closed: the gateway gives the memory back to the system (it kept ~all of it before). Not in
+  // an ASan build, whose allocator keeps freed blocks in quarantine on purpose.
+#if !defined(__SANITIZE_ADDRESS__)
   CHECK(eventually([&] { return rss_kib(pid) < before + 6 * 1024; }));
+#endif
 }
 
 TEST_CASE("the admin listener checks trust before it reads a body, and shares per client",
@@ -861,6 +864,15 @@ TEST_CASE("a reload parsing a million networks leaves signals and the listeners 
   // SIGTERM is handled at once, not after the parse: the reload never completes.
   gw.signal(SIGTERM);
   CHECK(gw.wait_for("event=shutting_down"));
-  CHECK(gw.wait(std::chrono::seconds(60)) == 0);
+  // The exit waits for the pool's parse to end (it cannot be interrupted): ~5 s here, ~95 s in
+  // an ASan build.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr auto kParse = std::chrono::seconds(300);
+#else
+  constexpr auto kParse = std::chrono::seconds(60);
+#endif
+  const int code = gw.wait(kParse);
+  INFO(gw.err().substr(gw.err().size() > 9000 ? gw.err().size() - 9000 : 0));
+  CHECK(code == 0);  // an ASan build found the pool's parse reading the destroyed Reloader here
   CHECK(gw.err().find("event=config_reload") == std::string::npos);
 }
