@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -31,22 +32,27 @@ std::chrono::nanoseconds since_modified(const struct stat& st) {
   return std::chrono::system_clock::now() - modified;
 }
 
-// The file's bytes once it is quiet: unmodified for Blocklist::kQuiet, and the same before and
-// after the read. A list rewritten in place (truncated, then written) and read in between loaded
-// as a partial list, and a key blocked further down was accepted.
+// The file's bytes once it is quiet: unmodified for Blocklist::kQuiet (by its time, or, for a
+// time this clock has not reached yet, by not changing while we wait that long), and the same
+// before and after the read. A list rewritten in place (truncated, then written) and read in
+// between loaded as a partial list, and a key blocked further down was accepted.
 std::string read_quietly(const std::string& path) {
   const auto deadline = std::chrono::steady_clock::now() + Blocklist::kMaxWait;
+  std::optional<struct stat> waited;  // the file as it was before the last wait
   while (true) {
     struct stat before {}, after {};
     if (::stat(path.c_str(), &before) != 0) {
       throw std::runtime_error("cache.blocklist: cannot read \"" + path + "\"");
     }
-    const auto age = since_modified(before);
-    if (age < Blocklist::kQuiet) {
-      if (std::chrono::steady_clock::now() + (Blocklist::kQuiet - age) > deadline) break;
-      std::this_thread::sleep_for(Blocklist::kQuiet - age);
+    const bool quiet =
+        since_modified(before) >= Blocklist::kQuiet || (waited && same_file(*waited, before));
+    if (!quiet) {
+      if (std::chrono::steady_clock::now() + Blocklist::kQuiet > deadline) break;
+      waited = before;
+      std::this_thread::sleep_for(Blocklist::kQuiet);
       continue;
     }
+    waited.reset();
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cache.blocklist: cannot read \"" + path + "\"");
     std::string bytes{std::istreambuf_iterator<char>(in), {}};
