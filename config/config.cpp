@@ -392,6 +392,17 @@ void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   }
 }
 
+// At most `max` + 1 bytes of `file` (one more says it is over), or nullopt when it cannot be read.
+std::optional<std::string> read_capped(const std::string& file, std::size_t max) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string data(max + 1, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(data.size()));
+  if (in.bad()) return std::nullopt;
+  data.resize(static_cast<std::size_t>(in.gcount()));
+  return data;
+}
+
 // keys.certifiers (fingerprints) and keys.certifier_keys (the file with their public keys): one
 // without the other is a mistake, and so is a file that cannot be read or is absurdly large.
 void read_certifiers(Reader& r, const Value& t, const std::string& p, KeysConfig& k) {
@@ -429,17 +440,15 @@ void read_certifiers(Reader& r, const Value& t, const std::string& p, KeysConfig
   }
   if (k.certifier_keys.empty()) return;
   constexpr std::size_t kMaxFile = 1 << 20;
-  std::ifstream in(k.certifier_keys, std::ios::binary);
-  std::string data;
-  if (in) data.assign(std::istreambuf_iterator<char>(in), {});
-  if (!in && !in.eof()) {
+  auto data = read_capped(k.certifier_keys, kMaxFile);
+  if (!data) {
     r.problem_at_top(p + "certifier_keys", "cannot read \"" + k.certifier_keys + "\"");
-  } else if (data.empty() || data.size() > kMaxFile) {
+  } else if (data->empty() || data->size() > kMaxFile) {
     r.problem_at_top(p + "certifier_keys", "\"" + k.certifier_keys + "\" is " +
-                                               (data.empty() ? "empty" : "over 1 MiB") +
+                                               (data->empty() ? "empty" : "over 1 MiB") +
                                                ": expected the certifiers' public keys");
   } else {
-    k.certifier_key_data = std::move(data);
+    k.certifier_key_data = std::move(*data);
   }
 }
 
@@ -469,14 +478,12 @@ void read_cluster_secret(Reader& r, ClusterConfig& c) {
     }
     return;
   }
-  std::ifstream in(c.secret_file, std::ios::binary);
-  if (!in) {
+  const auto read = read_capped(c.secret_file, 4096);
+  if (!read) {
     r.problem_at_top(p, "cannot read \"" + c.secret_file + "\"");
     return;
   }
-  std::string secret(4097, '\0');
-  in.read(secret.data(), static_cast<std::streamsize>(secret.size()));
-  secret.resize(static_cast<std::size_t>(in.gcount()));
+  std::string secret = *read;
   const auto first = secret.find_first_not_of(" \t\r\n");
   const auto last = secret.find_last_not_of(" \t\r\n");
   secret = first == std::string::npos ? std::string() : secret.substr(first, last - first + 1);

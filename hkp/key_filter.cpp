@@ -417,6 +417,32 @@ std::optional<std::uint16_t> hash_prefix(std::string_view primary_body, const Co
   return static_cast<std::uint16_t>((digest[0] << 8) | digest[1]);
 }
 
+// Whether the hash prefix `s` carries is the hash of what it would sign standing under `c`;
+// nullopt when that cannot be told (no prefix to read, a hash algorithm not computed here).
+std::optional<bool> prefix_matches(std::string_view primary_body, const Component& c,
+                                   const Sig& s) {
+  const auto sig = first_packet(s.whole);
+  const std::string_view body = sig ? sig->body : std::string_view();
+  const auto want = carried_prefix(body);
+  const auto got = want ? hash_prefix(primary_body, c, body) : std::nullopt;
+  if (!got) return std::nullopt;
+  return *got == *want;
+}
+
+// A new signature whose carried hash prefix is not the hash of what it claims to sign cannot
+// verify: dropped (wrong_hash_prefix) for the price of a hash, before any budget or cap counts
+// it (a forger must try 65,536 variants of each signature to get past this; random junk never
+// does). True when it was dropped; trusted and already checked ones are left as they are.
+bool drop_if_wrong_prefix(std::string_view primary_body, const Component& c, Sig& s,
+                          FilterOutcome& out) {
+  if (s.trusted || !s.keep || s.prefix_checked) return false;
+  const auto matches = prefix_matches(primary_body, c, s);
+  if (!matches || *matches) return false;
+  s.keep = false;
+  ++out.dropped["wrong_hash_prefix"];
+  return true;
+}
+
 // One signature's exact bytes under several components (a copy of a real self-signature put under
 // a forged user ID: anyone can make one). Its hash covers one component only, so it belongs to at
 // most one; RNP folds identical signatures into one and attributes it to the last place it saw,
@@ -439,11 +465,7 @@ void drop_copied_signatures(Build& b, const std::vector<Component*>& all, Filter
         s->keep = false;
         continue;
       }
-      const auto sig = first_packet(s->whole);
-      const std::string_view body = sig ? sig->body : std::string_view();
-      const auto want = carried_prefix(body);
-      const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
-      if (got && *got == *want) {
+      if (prefix_matches(primary->body, *c, *s).value_or(false)) {
         kept = true;
         s->prefix_checked = true;
         continue;
@@ -456,23 +478,13 @@ void drop_copied_signatures(Build& b, const std::vector<Component*>& all, Filter
   }
 }
 
-// A new signature claiming the primary key whose carried hash prefix is not the hash of what it
-// claims to sign cannot verify: dropped for the price of a hash, before any budget counts it (a
-// forger must try 65,536 variants of each signature to get past this; random junk never does).
+// New signatures claiming the primary key, checked so before anything counts them.
 void drop_wrong_prefix(const Build& b, const std::vector<Component*>& all, FilterOutcome& out) {
   const auto primary = first_packet(b.primary);
   if (!primary) return;
   for (auto* c : all) {
     for (auto& s : c->sigs) {
-      if (!s.self || s.trusted || !s.keep || s.prefix_checked) continue;
-      const auto sig = first_packet(s.whole);
-      const std::string_view body = sig ? sig->body : std::string_view();
-      const auto want = carried_prefix(body);
-      const auto got = want ? hash_prefix(primary->body, *c, body) : std::nullopt;
-      if (got && *got != *want) {
-        s.keep = false;
-        ++out.dropped["wrong_hash_prefix"];
-      }
+      if (s.self) drop_if_wrong_prefix(primary->body, *c, s, out);
     }
   }
 }
@@ -638,18 +650,10 @@ void apply_third_party_policy(Build& b, const std::vector<Component*>& all,
     }
     return -1;
   };
-  // A candidate whose carried hash prefix is not the hash of what it claims to sign cannot
-  // verify: it goes for the price of a hash, before a cap can count it against a real one.
+  // A candidate whose hash prefix is wrong goes before a cap can count it against a real one.
   const auto primary = first_packet(b.primary);
   auto right_prefix = [&](const Component& c, Sig& s) {
-    if (s.trusted || s.prefix_checked || !primary) return true;
-    const auto sig = first_packet(s.whole);
-    const auto want = carried_prefix(sig ? sig->body : std::string_view());
-    const auto got = want ? hash_prefix(primary->body, c, sig->body) : std::nullopt;
-    if (!got || *got == *want) return true;
-    s.keep = false;
-    ++out.dropped["wrong_hash_prefix"];
-    return false;
+    return !primary || !drop_if_wrong_prefix(primary->body, c, s, out);
   };
   std::map<int, std::vector<Sig*>> by_revoker;
   std::vector<Sig*> new_certifications;

@@ -331,25 +331,29 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key, const Fi
   return pk;
 }
 
+// Public keys (armored or binary) into `ffi`, read permissively (a bad packet skips one key, not
+// the rest).
+rnp_result_t import_public_keys(rnp_ffi_t ffi, std::string_view data) {
+  rnp_input_t raw = nullptr;
+  const rnp_result_t opened = rnp_input_from_memory(
+      &raw, reinterpret_cast<const std::uint8_t*>(data.data()), data.size(), false);
+  if (opened != RNP_SUCCESS) return opened;
+  Input in(raw);
+  RnpString results;
+  return rnp_import_keys(ffi, raw, RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_PERMISSIVE,
+                         &results.p);
+}
+
 // The operator's certifier keys (keys.certifier_keys), beside the key being verified, so RNP can
 // prove their certifications on it (decide_signature). Not when the key is one of them: its
 // copy from the file would be merged into the one being verified.
 void import_certifiers(rnp_ffi_t ffi, const std::string& fingerprint,
                        const config::KeysConfig& limits) {
   const auto& list = limits.certifiers;
-  if (limits.certifier_key_data.empty() ||
-      std::find(list.begin(), list.end(), fingerprint) != list.end()) {
-    return;
+  if (!limits.certifier_key_data.empty() &&
+      std::find(list.begin(), list.end(), fingerprint) == list.end()) {
+    import_public_keys(ffi, limits.certifier_key_data);
   }
-  rnp_input_t raw = nullptr;
-  const auto& data = limits.certifier_key_data;
-  if (rnp_input_from_memory(&raw, reinterpret_cast<const std::uint8_t*>(data.data()), data.size(),
-                            false) != RNP_SUCCESS) {
-    return;
-  }
-  Input in(raw);
-  RnpString results;
-  rnp_import_keys(ffi, raw, RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_PERMISSIVE, &results.p);
 }
 
 // One filtered key through RNP: verification and cleaning, then the facts. A key cleaning changed
@@ -360,16 +364,11 @@ constexpr int kMaxCleanRounds = 3;
 void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int depth,
                 ParseOutcome& out) {
   Ffi ffi = make_ffi();
-  rnp_input_t in_raw = nullptr;
-  if (!ffi || rnp_input_from_memory(&in_raw, reinterpret_cast<const std::uint8_t*>(fk.packets.data()),
-                                    fk.packets.size(), false) != RNP_SUCCESS) {
+  if (!ffi) {
     out.rejected.push_back({fk.fingerprint, GPG_ERR_INTERNAL, "the OpenPGP library is unavailable"});
     return;
   }
-  Input in(in_raw);
-  RnpString results;
-  const rnp_result_t imported = rnp_import_keys(
-      ffi.get(), in_raw, RNP_LOAD_SAVE_PUBLIC_KEYS | RNP_LOAD_SAVE_PERMISSIVE, &results.p);
+  const rnp_result_t imported = import_public_keys(ffi.get(), fk.packets);
   import_certifiers(ffi.get(), fk.fingerprint, limits);
   rnp_key_handle_t raw = nullptr;
   if (imported != RNP_SUCCESS ||

@@ -4,15 +4,20 @@
 
 namespace hkpgw::hkp {
 
-std::string hex_upper(std::string_view bytes) {
+namespace {
+std::string hex_with(const char* digits, std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size() * 2);
   for (const unsigned char c : bytes) {
-    out.push_back(kHexUpper[c >> 4]);
-    out.push_back(kHexUpper[c & 15]);
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
   }
   return out;
 }
+}  // namespace
+
+std::string hex_upper(std::string_view bytes) { return hex_with(kHexUpper, bytes); }
+std::string hex_lower(std::string_view bytes) { return hex_with(kHexLower, bytes); }
 
 std::string unhex(std::string_view hex) {
   auto digit = [](char c) -> int {

@@ -9,8 +9,9 @@ namespace hkpgw::hkp {
 inline constexpr char kHexUpper[] = "0123456789ABCDEF";
 inline constexpr char kHexLower[] = "0123456789abcdef";
 
-// Two upper-case hex digits per byte.
+// Two upper-case (lower-case) hex digits per byte.
 std::string hex_upper(std::string_view bytes);
+std::string hex_lower(std::string_view bytes);
 
 // The bytes of an even number of hex digits (either case); "" when `hex` is anything else.
 std::string unhex(std::string_view hex);

@@ -8,19 +8,14 @@
 #include <algorithm>
 #include <charconv>
 
+#include "hkp/text.hpp"
+
 namespace hkpgw::gateway {
 
 namespace {
 
 std::string hex(const unsigned char* p, std::size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[p[i] >> 4]);
-    out.push_back(kDigits[p[i] & 15]);
-  }
-  return out;
+  return hkp::hex_lower({reinterpret_cast<const char*>(p), n});
 }
 
 bool lower_hex(std::string_view s, std::size_t digits) {
