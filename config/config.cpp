@@ -14,6 +14,7 @@
 #include <sstream>
 #include <toml.hpp>
 
+#include "config/keys.hpp"
 #include "config/toml_reader.hpp"
 
 namespace hkpgw::config {
@@ -73,10 +74,7 @@ void read_networks(Reader& r, const Value& t, const std::string& p, const char* 
 
 void read_server(Reader& r, const Value& t, ServerConfig& s) {
   const std::string p = "server.";
-  r.check_keys(t, p, {"listen", "hkps_listen", "tls_cert", "tls_key", "threads",
-                      "max_header_bytes", "max_body_bytes", "max_body_memory", "min_body_rate",
-                      "client_timeout", "max_connections", "max_connections_per_client",
-                      "honor_client_no_cache", "log_searches", "proxy_protocol", "proxy_trusted"});
+  r.check_keys(t, p, file_keys_of("server"));
   r.listen_list(t, p, "listen", s.listen);
   r.listen_list(t, p, "hkps_listen", s.hkps_listen);
   r.string(t, p, "tls_cert", s.tls_cert);
@@ -101,8 +99,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
 
 void read_admin(Reader& r, const Value& t, AdminConfig& a) {
   const std::string p = "admin.";
-  r.check_keys(t, p, {"listen", "token_file", "allowed_hosts", "max_connections",
-                      "max_connections_per_client"});
+  r.check_keys(t, p, file_keys_of("admin"));
   r.integer(t, p, "max_connections", a.max_connections, 1, 100'000);
   r.integer(t, p, "max_connections_per_client", a.max_connections_per_client, 0, 100'000);
   if (const Value* v = r.child(t, "allowed_hosts")) {
@@ -133,8 +130,7 @@ void read_admin(Reader& r, const Value& t, AdminConfig& a) {
 
 void read_cache(Reader& r, const Value& t, CacheConfig& c) {
   const std::string p = "cache.";
-  r.check_keys(t, p, {"path", "max_size", "fresh_for", "stale_while_revalidate", "stale_if_error",
-                      "negative_ttl", "blocklist"});
+  r.check_keys(t, p, file_keys_of("cache"));
   r.string(t, p, "path", c.path);
   if (c.path.empty()) {
     r.problem(*r.child(t, "path"), p + "path", "must not be empty");
@@ -227,10 +223,7 @@ void read_resolve(Reader& r, const Value& t, const std::string& p, std::vector<R
 
 void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   const std::string p = "upstreams.";
-  r.check_keys(t, p, {"default", "ca_file", "connect_timeout", "request_timeout", "hedge_after",
-                      "panic_timeout", "merge", "forward_adds", "probe_interval", "probe_timeout",
-                      "unhealthy_threshold", "healthy_threshold", "max_connections",
-                      "resolve"});
+  r.check_keys(t, p, file_keys_of("upstreams"));
   r.string(t, p, "default", u.default_name);
   read_resolve(r, t, p, u.resolve);
   r.string(t, p, "ca_file", u.ca_file);
@@ -297,8 +290,7 @@ void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& 
       continue;
     }
     const Value& t = arr[i];
-    r.check_keys(t, p, {"name", "kind", "url", "ca_file", "probe", "domains", "ask_first",
-                        "absent_for", "allow_networks"});
+    r.check_keys(t, p, file_keys_of("upstream"));
     UpstreamConfig up;
     r.string(t, p, "name", up.name);
     r.choice(t, p, "kind", up.kind,
@@ -355,8 +347,7 @@ void read_budget(Reader& r, const Value& t, const std::string& p, const char* ke
 
 void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
   const std::string p = "limits.";
-  r.check_keys(t, p, {"key_lookups", "key_lookups_burst", "searches", "searches_burst",
-                      "submissions", "submissions_burst", "exempt", "deny", "max_clients"});
+  r.check_keys(t, p, file_keys_of("limits"));
   read_budget(r, t, p, "key_lookups", l.key_lookups);
   read_budget(r, t, p, "searches", l.searches);
   read_budget(r, t, p, "submissions", l.submissions);
@@ -367,7 +358,7 @@ void read_limits(Reader& r, const Value& t, LimitsConfig& l) {
 
 void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   const std::string p = "cluster.";
-  r.check_keys(t, p, {"peers", "trusted", "secret_file"});
+  r.check_keys(t, p, file_keys_of("cluster"));
   read_networks(r, t, p, "trusted", c.trusted);
   r.string(t, p, "secret_file", c.secret_file);
   const Value* v = r.child(t, "peers");
@@ -454,7 +445,7 @@ void read_certifiers(Reader& r, const Value& t, const std::string& p, KeysConfig
 
 void read_refresh(Reader& r, const Value& t, RefreshConfig& c) {
   const std::string p = "refresh.";
-  r.check_keys(t, p, {"every", "max_rate"});
+  r.check_keys(t, p, file_keys_of("refresh"));
   r.duration(t, p, "every", c.every, std::chrono::seconds(10));
   if (const Value* v = r.child(t, "max_rate")) {
     if (!v->is_string()) {
@@ -497,6 +488,30 @@ void read_cluster_secret(Reader& r, ClusterConfig& c) {
   c.secret = std::move(secret);
 }
 
+// admin.token_file: its first line, without surrounding whitespace, is the admin API's bearer
+// token; it must be at least 16 characters.
+void read_admin_token(Reader& r, AdminConfig& a) {
+  if (a.token_file.empty()) return;
+  const auto read = read_capped(a.token_file, 4096);
+  if (!read) {
+    r.problem_at_top("admin.token_file", "cannot read \"" + a.token_file + "\"");
+    return;
+  }
+  std::string_view line(*read);
+  line = line.substr(0, line.find('\n'));
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  const std::string token(first == std::string_view::npos
+                              ? std::string_view()
+                              : line.substr(first, last - first + 1));
+  if (token.size() < 16) {
+    r.problem_at_top("admin.token_file",
+                     "\"" + a.token_file + "\" holds no token of at least 16 characters");
+    return;
+  }
+  a.token = token;
+}
+
 void check_readable(Reader& r, const std::string& path, const std::string& file) {
   if (!file.empty() && !std::ifstream(file).good()) {
     r.problem_at_top(path, "cannot read \"" + file + "\"");
@@ -509,9 +524,7 @@ Config build(const Value& root, const std::string& source) {
   c.source = source;
   // "default" is resolved against the list the file ends up with (the embedded list or its own).
   c.upstreams.default_name.clear();
-  r.check_keys(root, "",
-               {"server", "admin", "cache", "upstreams", "upstream", "keys", "limits", "cluster",
-                "refresh"});
+  r.check_keys(root, "", file_keys_of(""));
   auto section = [&](const char* name, auto&& fn) {
     if (const Value* v = r.child(root, name)) {
       if (v->is_table()) {
@@ -530,10 +543,7 @@ Config build(const Value& root, const std::string& source) {
   section("refresh", [&](const Value& t) { read_refresh(r, t, c.refresh); });
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
-    r.check_keys(t, p, {"max_key_bytes", "max_packet_bytes", "max_sig_packet_bytes",
-                        "third_party_sigs", "max_third_party_sigs", "max_user_ids", "max_subkeys",
-                        "short_key_ids", "workers", "work_queue", "verify_budget_per_key",
-                        "verify_budget_per_submission", "certifiers", "certifier_keys"});
+    r.check_keys(t, p, file_keys_of("keys"));
     r.size(t, p, "max_key_bytes", c.keys.max_key_bytes, 4096, 1ULL << 30);
     r.size(t, p, "max_packet_bytes", c.keys.max_packet_bytes, 512, 1ULL << 30);
     r.size(t, p, "max_sig_packet_bytes", c.keys.max_sig_packet_bytes, 512, 1ULL << 30);
@@ -591,7 +601,7 @@ Config build(const Value& root, const std::string& source) {
     check_readable(r, "server.tls_cert", c.server.tls_cert);
     check_readable(r, "server.tls_key", c.server.tls_key);
   }
-  check_readable(r, "admin.token_file", c.admin.token_file);
+  read_admin_token(r, c.admin);
   read_cluster_secret(r, c.cluster);
   if (!r.problems().empty()) {
     throw ConfigError(std::move(r.problems()));
@@ -814,33 +824,9 @@ std::vector<std::string> notices(const Config& c) {
 
 std::vector<std::string> restart_only_changes(const Config& a, const Config& b) {
   std::vector<std::string> changed;
-  auto texts = [](const std::vector<ListenAddress>& l) {
-    std::vector<std::string> out;
-    for (const auto& x : l) {
-      out.push_back(x.text());
-    }
-    return out;
-  };
-  if (texts(a.server.listen) != texts(b.server.listen)) changed.push_back("server.listen");
-  if (texts(a.server.hkps_listen) != texts(b.server.hkps_listen)) {
-    changed.push_back("server.hkps_listen");
+  for (const KeyDecl& d : declared_keys()) {
+    if (d.reload == Reload::restart && d.differs(a, b)) changed.push_back(d.name());
   }
-  if (a.server.tls_cert != b.server.tls_cert) changed.push_back("server.tls_cert");
-  if (a.server.tls_key != b.server.tls_key) changed.push_back("server.tls_key");
-  if (a.server.threads != b.server.threads) changed.push_back("server.threads");
-  if (a.server.proxy_protocol != b.server.proxy_protocol) changed.push_back("server.proxy_protocol");
-  auto networks = [](const std::vector<Network>& l) {
-    std::vector<std::string> out;
-    for (const auto& n : l) out.push_back(n.text);
-    return out;
-  };
-  if (networks(a.server.proxy_trusted) != networks(b.server.proxy_trusted)) {
-    changed.push_back("server.proxy_trusted");
-  }
-  if (a.keys.workers != b.keys.workers) changed.push_back("keys.workers");
-  if (a.admin.listen.text() != b.admin.listen.text()) changed.push_back("admin.listen");
-  if (a.cache.path != b.cache.path) changed.push_back("cache.path");
-  if (a.cache.max_size != b.cache.max_size) changed.push_back("cache.max_size");
   return changed;
 }
 

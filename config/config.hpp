@@ -45,6 +45,7 @@ struct ServerConfig {
 struct AdminConfig {
   ListenAddress listen;
   std::string token_file;
+  std::string token;  // the file's first line, trimmed, at least 16 characters; "" = admin API off
   std::uint64_t max_connections = 64;  // its own budget: HKP clients can never use it up
   std::uint64_t max_connections_per_client = 16;  // 0 = no limit
   // Host names the admin listener answers besides IP literals and "localhost" (a browser tricked
@@ -87,6 +88,8 @@ struct UpstreamConfig {
   std::vector<Network> allow_networks;
 
   bool keyserver() const { return kind != UpstreamKind::wkd; }
+
+  friend bool operator==(const UpstreamConfig&, const UpstreamConfig&) = default;
 };
 
 enum class MergePolicy { first, all };
@@ -171,6 +174,8 @@ struct Budget {
   double rate = 0;
   std::uint64_t burst = 1;
   bool limited() const { return rate > 0; }
+
+  friend bool operator==(const Budget&, const Budget&) = default;
 };
 struct LimitsConfig {
   Budget key_lookups{5.0, 1000};       // by fingerprint or key ID (keys.openpgp.org: ~5/s, 1000)

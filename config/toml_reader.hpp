@@ -37,7 +37,7 @@ class Reader {
 
   // Reports keys of `table` not in `known`, in line order.
   void check_keys(const Value& table, const std::string& prefix,
-                  std::initializer_list<std::string_view> known) {
+                  const std::vector<std::string_view>& known) {
     std::vector<std::pair<std::uint_least32_t, std::string>> unknown;
     for (const auto& [k, v] : table.as_table()) {
       if (std::find(known.begin(), known.end(), k) == known.end()) {

@@ -43,6 +43,8 @@ struct Network {
   // The same for an address already in bytes (family 4: the first 4 bytes).
   bool contains(int address_family, const unsigned char* address) const;
   std::string text;        // as written
+
+  friend bool operator==(const Network&, const Network&) = default;
 };
 Parsed<Network> parse_network(std::string_view text);
 // Whether any of `networks` holds the address (bytes, as Network::contains takes them): a scan,
@@ -90,6 +92,8 @@ struct ListenAddress {
   std::string host;  // without brackets for IPv6
   std::uint16_t port = 0;
   std::string text() const;  // back to "host:port" / "[v6]:port"
+
+  friend bool operator==(const ListenAddress&, const ListenAddress&) = default;
 };
 
 // "127.0.0.1:11371", "[::1]:11371", "localhost:8080". Port 0 means "any free port".
@@ -99,6 +103,8 @@ struct UpstreamUrl {
   std::string host;         // as written (no brackets), used for SNI and certificate checks
   std::uint16_t port = 443;
   std::string base_path;    // "" or a prefix such as "/keyserver" without trailing slash
+
+  friend bool operator==(const UpstreamUrl&, const UpstreamUrl&) = default;
 };
 
 // https://host[:port][/path] or hkps://host[:port][/path]. Anything else, http:// and hkp://

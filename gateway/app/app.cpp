@@ -16,7 +16,9 @@
 #include <thread>
 
 #include "cache/store.hpp"
+#include "config/keys.hpp"
 #include "config/named_thread.hpp"
+#include "config/subscriptions.hpp"
 #include "gateway/http/admin.hpp"
 #include "gateway/http/cluster_spends.hpp"
 #include "gateway/http/rate_limit.hpp"
@@ -95,6 +97,20 @@ ServerLimits server_limits(const config::Config& c) {
   return l;
 }
 
+// The admin listener's: its own connection budget; bodies as large as /pks/add takes (other
+// replicas push keys to it).
+ServerLimits admin_limits(const config::Config& c) {
+  ServerLimits l;
+  l.max_header_bytes = 8 << 10;
+  l.max_body_bytes = std::max<std::size_t>(64 << 10, c.server.max_body_bytes);
+  l.client_timeout = std::chrono::seconds(10);
+  l.max_connections = static_cast<std::size_t>(c.admin.max_connections);
+  l.max_per_client = static_cast<std::size_t>(c.admin.max_connections_per_client);
+  l.max_body_memory = c.server.max_body_memory;
+  l.min_body_rate = c.server.min_body_rate;
+  return l;
+}
+
 // The target as logged: with log_searches = false, the value of search= is replaced.
 std::string logged_target(std::string_view target, bool log_searches) {
   target = target.substr(0, 300);
@@ -145,15 +161,16 @@ cache::StoreOptions store_options(const config::Config& cfg) {
   return o;
 }
 
-// The config file read again (SIGHUP, POST /admin/reload): a new snapshot swapped in, or the
-// running one kept with the problems named.
+// The config file read again (SIGHUP, POST /admin/reload): a new snapshot swapped in and
+// published to the subscribers of the keys that changed, or the running one kept with the
+// problems named.
 class Reloader {
  public:
   Reloader(asio::io_context& io, std::string path, std::shared_ptr<const config::Config> started,
-           std::atomic<std::shared_ptr<const Snapshot>>& current, Metrics& metrics,
-           ReusedAnswers& reused, RateLimiter& limiter, cache::Store& store, WorkPool& pool)
+           std::atomic<std::shared_ptr<const Snapshot>>& current, WorkPool& pool,
+           const config::Subscriptions& subscribers, Metrics& metrics)
       : io_(io), path_(std::move(path)), started_(std::move(started)), current_(current),
-        metrics_(metrics), reused_(reused), limiter_(limiter), store_(store), pool_(pool) {}
+        pool_(pool), subscribers_(subscribers), metrics_(metrics) {}
 
   // The file is read and parsed on the work pool (a config of a million networks takes a while):
   // the calling thread goes on handling signals and accepting meanwhile. The rest runs here.
@@ -180,17 +197,15 @@ class Reloader {
       // Against what is in effect, i.e. what the process started with: a change reverted by a
       // later reload needs no restart any more, one still pending is named every time.
       result.restart_required = config::restart_only_changes(*started_, *next);
-      std::string restart;
-      for (const auto& k : result.restart_required) restart += (restart.empty() ? "" : ",") + k;
-      auto snap = build_snapshot(io_.get_executor(), next, old.get(), std::move(blocked));
-      purge_blocked(store_, snap->blocked);  // a key blocked now goes from every replica
-      current_.store(std::move(snap));
-      reused_.clear();  // answers made under the old settings (fresh_for, short_key_ids) go
-      limiter_.configure(*next);
+      current_.store(build_snapshot(io_.get_executor(), next, old.get(), std::move(blocked)));
+      const auto failed = subscribers_.publish(*old->config, *next);
+      for (const auto& f : failed) log::error("config_apply_failed", {{"problem", f}});
       result.ok = true;
-      log::info("config_reload", {{"result", "success"},
-                                  {"file", path_},
-                                  {"restart_required_for", restart.empty() ? "-" : restart}});
+      log::info("config_reload",
+                {{"result", "success"},
+                 {"file", path_},
+                 {"changed", names(config::changed_keys(*old->config, *next))},
+                 {"restart_required_for", names(result.restart_required)}});
     } catch (const config::ConfigError& e) {
       for (const auto& p : e.problems()) log::error("config_problem", {{"problem", p}});
       log::error("config_reload", {{"result", "failure"}, {"effect", "kept the running config"}});
@@ -204,15 +219,22 @@ class Reloader {
   }
 
  private:
+  // "a,b,c", or "-" for none; "source" (the file's name) is left out.
+  static std::string names(const std::vector<std::string>& keys) {
+    std::string out;
+    for (const auto& k : keys) {
+      if (k != "source") out += (out.empty() ? "" : ",") + k;
+    }
+    return out.empty() ? "-" : out;
+  }
+
   asio::io_context& io_;
   std::string path_;
   std::shared_ptr<const config::Config> started_;
   std::atomic<std::shared_ptr<const Snapshot>>& current_;
-  Metrics& metrics_;
-  ReusedAnswers& reused_;
-  RateLimiter& limiter_;
-  cache::Store& store_;
   WorkPool& pool_;
+  const config::Subscriptions& subscribers_;
+  Metrics& metrics_;
 };
 
 // Writes this thread's batched access lines every 100 ms (log::write_batched).
@@ -378,7 +400,8 @@ int App::run() {
                                          {"hint", "stop the gateway and run: hkp-gateway cache compact"}});
     }
   }
-  std::atomic<std::shared_ptr<const Snapshot>> current(build_snapshot(io.get_executor(), cfg, nullptr));
+  std::atomic<std::shared_ptr<const Snapshot>> current(
+      build_snapshot(io.get_executor(), cfg, nullptr, cache::Blocklist::load(cfg->cache.blocklist)));
   purge_blocked(store, current.load()->blocked);
   const SnapshotSource snapshots = [&current] { return current.load(); };
   Metrics metrics(kVersion);
@@ -415,24 +438,53 @@ int App::run() {
   hkp_server.admit_with([&limiter](const HttpRequest& r) { return limiter.admit(r); });
   listen_hkp(hkp_server, *cfg);
 
-  Reloader reload(io, config_path_, cfg, current, metrics, answers.reused(), limiter, store, pool);
+  // What a reload changes besides the snapshot: each holder of a value subscribes to its keys.
+  config::Subscriptions subscribers;
+  subscribers.subscribe("hkp listener",
+                        {"server.max_header_bytes", "server.max_body_bytes",
+                         "server.max_body_memory", "server.min_body_rate", "server.client_timeout",
+                         "server.max_connections", "server.max_connections_per_client"},
+                        [&hkp_server](const config::Config&, const config::Config& next) {
+                          hkp_server.update_limits(server_limits(next));
+                        });
+  subscribers.subscribe("work pool", {"keys.work_queue"},
+                        [&pool](const config::Config&, const config::Config& next) {
+                          pool.set_max_queued(static_cast<std::size_t>(next.keys.work_queue));
+                        });
+  subscribers.subscribe("rate limiter", {"limits", "cluster.peers"},
+                        [&limiter](const config::Config&, const config::Config& next) {
+                          limiter.configure(next);
+                        });
+  // On every reload: answers made under the old settings (fresh_for, short_key_ids) go, and a
+  // key blocked now goes from the cache (the list's contents may change while its path does not).
+  subscribers.subscribe("reused answers", {},
+                        [&answers](const config::Config&, const config::Config&) {
+                          answers.reused().clear();
+                        });
+  subscribers.subscribe("blocklist", {},
+                        [&store, &current](const config::Config&, const config::Config&) {
+                          purge_blocked(store, current.load()->blocked);
+                        });
+  Reloader reload(io, config_path_, cfg, current, pool, subscribers, metrics);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
   AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds,
                      &spends, &pool, &refresher};
-  ServerLimits admin_limits;
-  admin_limits.max_header_bytes = 8 << 10;
-  // Bodies: what /pks/add takes, for keys other replicas push.
-  admin_limits.max_body_bytes = std::max<std::size_t>(64 << 10, cfg->server.max_body_bytes);
-  admin_limits.client_timeout = std::chrono::seconds(10);
-  admin_limits.max_connections = static_cast<std::size_t>(cfg->admin.max_connections);
-  admin_limits.max_per_client = static_cast<std::size_t>(cfg->admin.max_connections_per_client);
-  admin_limits.max_body_memory = cfg->server.max_body_memory;
-  admin_limits.min_body_rate = cfg->server.min_body_rate;
-  HttpServer admin_server(io, admin_limits,
+  HttpServer admin_server(io, admin_limits(*cfg),
                           [&admin](const HttpRequest& r) { return handle_admin(admin, r); });
   // Trust and token before a body: nobody may make it read a megabyte only to be refused.
   admin_server.gate_bodies_with([&admin](const HttpRequest& r) { return admin_gate(admin, r); });
   listen_admin(admin_server, *cfg);
+  subscribers.subscribe("admin listener",
+                        {"admin.max_connections", "admin.max_connections_per_client",
+                         "server.max_body_bytes", "server.max_body_memory", "server.min_body_rate"},
+                        [&admin_server](const config::Config&, const config::Config& next) {
+                          admin_server.update_limits(admin_limits(next));
+                        });
+  if (const auto missing = subscribers.unsubscribed(); !missing.empty()) {
+    std::string list;
+    for (const auto& k : missing) list += (list.empty() ? "" : ", ") + k;
+    throw std::logic_error("config keys declared `pushed` that nothing applies on reload: " + list);
+  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   asio::co_spawn(io,

@@ -201,10 +201,10 @@ std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& req
     return std::nullopt;
   }
   if (path.starts_with("/admin/")) {
-    if (snap->admin_token.empty()) {
+    if (snap->config->admin.token.empty()) {
       return json_error(403, "the admin API is disabled: set admin.token_file");
     }
-    if (!authorized(snap->admin_token, req)) {
+    if (!authorized(snap->config->admin.token, req)) {
       HttpResponse r = json_error(401, "missing or wrong bearer token");
       r.set("WWW-Authenticate", "Bearer");
       return r;

@@ -38,9 +38,41 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxDrainBytes = 64 << 20;
 constexpr std::chrono::milliseconds kMaxDrainTime{10000};
 
+// The limits a reload may change (HttpServer::update_limits), each an atomic read relaxed where
+// it is used: a new value applies from the next request on, and reading one costs what reading
+// a plain field does.
+class LiveLimits {
+ public:
+  explicit LiveLimits(const ServerLimits& l) { set(l); }
+  void set(const ServerLimits& l) {
+    max_header_bytes_.store(l.max_header_bytes, kRelaxed);
+    max_body_bytes_.store(l.max_body_bytes, kRelaxed);
+    client_timeout_ms_.store(l.client_timeout.count(), kRelaxed);
+    max_connections_.store(l.max_connections, kRelaxed);
+    max_per_client_.store(l.max_per_client, kRelaxed);
+    max_body_memory_.store(l.max_body_memory, kRelaxed);
+    min_body_rate_.store(l.min_body_rate, kRelaxed);
+  }
+  std::size_t max_header_bytes() const { return max_header_bytes_.load(kRelaxed); }
+  std::size_t max_body_bytes() const { return max_body_bytes_.load(kRelaxed); }
+  std::chrono::milliseconds client_timeout() const {
+    return std::chrono::milliseconds(client_timeout_ms_.load(kRelaxed));
+  }
+  std::size_t max_connections() const { return max_connections_.load(kRelaxed); }
+  std::size_t max_per_client() const { return max_per_client_.load(kRelaxed); }
+  std::uint64_t max_body_memory() const { return max_body_memory_.load(kRelaxed); }
+  std::uint64_t min_body_rate() const { return min_body_rate_.load(kRelaxed); }
+
+ private:
+  static constexpr auto kRelaxed = std::memory_order_relaxed;
+  std::atomic<std::size_t> max_header_bytes_, max_body_bytes_, max_connections_, max_per_client_;
+  std::atomic<std::int64_t> client_timeout_ms_;
+  std::atomic<std::uint64_t> max_body_memory_, min_body_rate_;
+};
+
 struct HttpServer::Impl {
   Impl(std::vector<asio::io_context*> c, bool single, ServerLimits l, RequestHandler h, AccessHook a)
-      : contexts(std::move(c)), single_threaded(single), limits(l), handler(std::move(h)),
+      : contexts(std::move(c)), single_threaded(single), limits(l), live(l), handler(std::move(h)),
         on_response(std::move(a)) {}
 
   // Where connections live: accepted on the first context, each new one handed to the next
@@ -50,7 +82,8 @@ struct HttpServer::Impl {
   // Each context is run by one thread: a connection needs no strand, and its request never
   // changes threads.
   bool single_threaded;
-  ServerLimits limits;
+  const ServerLimits limits;  // as at start: proxy_protocol and proxy_trusted are read here
+  LiveLimits live;            // everything else, as the last reload left it
   RequestHandler handler;
   AccessHook on_response;
   AnswerReuse* reuse = nullptr;
@@ -99,7 +132,7 @@ struct HttpServer::Impl {
   template <class Stream>
   asio::awaitable<BodyRead> read_body(Stream& stream, beast::flat_buffer& buffer,
                                       http::request_parser<http::string_body>& parser,
-                                      const std::function<void()>& closer);
+                                      std::size_t max_body, const std::function<void()>& closer);
   asio::awaitable<HttpResponse> answer(HttpRequest& req);
   // The client a PROXY protocol header names (the sender itself for LOCAL/UNKNOWN), consumed
   // from the socket to the byte; nothing when the sender is not trusted or sends no valid
@@ -204,7 +237,7 @@ asio::awaitable<std::optional<Peer>> HttpServer::Impl::read_proxy_header(beast::
     ~Done() { *waiting = false; }
   } done{waiting};
   asio::steady_timer deadline(socket.get_executor());
-  deadline.expires_after(limits.client_timeout);
+  deadline.expires_after(live.client_timeout());
   deadline.async_wait([&socket, waiting](const beast::error_code& ec) {
     if (!ec && *waiting) {
       beast::error_code ignored;
@@ -255,7 +288,8 @@ asio::awaitable<std::optional<Peer>> HttpServer::Impl::read_proxy_header(beast::
 bool HttpServer::Impl::admit_client(const std::string& client) {
   std::lock_guard lock(mutex);
   std::size_t& n = per_client[client];
-  if (limits.max_per_client > 0 && n >= limits.max_per_client) {
+  const std::size_t max = live.max_per_client();
+  if (max > 0 && n >= max) {
     if (n == 0) per_client.erase(client);
     return false;
   }
@@ -349,9 +383,11 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
     const std::function<void()>& closer, bool first) {
   auto& tcp_layer = lowest(stream);
   http::request_parser<http::string_body> parser;
-  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-  parser.body_limit(limits.max_body_bytes);
-  tcp_layer.expires_after(limits.client_timeout);
+  const std::size_t max_header = live.max_header_bytes();
+  const std::size_t max_body = live.max_body_bytes();
+  parser.header_limit(static_cast<std::uint32_t>(max_header));
+  parser.body_limit(max_body);
+  tcp_layer.expires_after(live.client_timeout());
   beast::error_code avail_ec;
   const bool has_bytes =
       buffer.size() > 0 || tcp_layer.socket().available(avail_ec) > 0;
@@ -362,9 +398,9 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   Incoming in;
   if (ec == http::error::header_limit) {
     in.early = text_response(431, "Request header fields too large: the header exceeds " +
-                                      std::to_string(limits.max_header_bytes) + " bytes");
+                                      std::to_string(max_header) + " bytes");
   } else if (ec == http::error::body_limit) {  // Content-Length over the limit, seen early
-    in.early = too_large(limits);
+    in.early = too_large(max_body);
   } else if (client_gone(ec)) {
     co_return in;
   } else if (ec) {
@@ -373,7 +409,7 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
     in.early = text_response(400, "Bad request: obsolete line folding (a header line continued "
                                   "on the next) is not accepted; send each field on one line");
   } else {
-    in.early = check_header(parser, limits);
+    in.early = check_header(parser, max_body);
   }
   // Before any body byte: whether this request may send one at all (the admin listener's trust
   // and token), then room for it in max_body_memory.
@@ -381,8 +417,8 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
     in.early = body_gate(partial_request(parser, peer));
   }
   if (!in.early && !parser.is_done()) {
-    const std::uint64_t want = parser.content_length().value_or(limits.max_body_bytes);
-    if (body_bytes.fetch_add(want) + want > limits.max_body_memory) {
+    const std::uint64_t want = parser.content_length().value_or(max_body);
+    if (body_bytes.fetch_add(want) + want > live.max_body_memory()) {
       body_bytes.fetch_sub(want);
       in.early = text_response(503, "Service unavailable: the gateway is receiving too many "
                                     "uploads at once (server.max_body_memory); try again in a few "
@@ -394,7 +430,7 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
     }
   }
   if (!in.early && !parser.is_done()) {
-    auto body = co_await read_body(stream, buffer, parser, closer);
+    auto body = co_await read_body(stream, buffer, parser, max_body, closer);
     if (body.gone) co_return in;  // the client went away, or was evicted, mid-body
     in.early = std::move(body.refusal);
   }
@@ -414,20 +450,21 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
 template <class Stream>
 asio::awaitable<HttpServer::Impl::BodyRead> HttpServer::Impl::read_body(
     Stream& stream, beast::flat_buffer& buffer, http::request_parser<http::string_body>& parser,
-    const std::function<void()>& closer) {
+    std::size_t max_body, const std::function<void()>& closer) {
   using Clock = std::chrono::steady_clock;
   constexpr auto kGrace = std::chrono::seconds(5);
   auto& tcp_layer = lowest(stream);
   const auto started = Clock::now();
-  const auto give_up = started + limits.client_timeout;
+  const auto give_up = started + live.client_timeout();
+  const std::uint64_t min_rate = live.min_body_rate();
   std::uint64_t received = 0;
   BodyRead out;
   // The moment `received` bytes fall under the minimum rate.
   auto too_slow_at = [&] {
-    if (limits.min_body_rate == 0) return Clock::time_point::max();
+    if (min_rate == 0) return Clock::time_point::max();
     return started + kGrace +
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-               static_cast<double>(received) / static_cast<double>(limits.min_body_rate)));
+               static_cast<double>(received) / static_cast<double>(min_rate)));
   };
   // The rate's deadline cancels the read (the stream's own timeout would close the socket, and
   // the client could not be told why); it runs on this session's strand, as the read does.
@@ -460,11 +497,11 @@ asio::awaitable<HttpServer::Impl::BodyRead> HttpServer::Impl::read_body(
                    std::to_string(static_cast<std::uint64_t>(static_cast<double>(received) /
                                                              std::max(seconds, 1.0))) +
                    " bytes/s, under server.min_body_rate (" +
-                   std::to_string(limits.min_body_rate) + " bytes/s after 5 s)");
+                   std::to_string(min_rate) + " bytes/s after 5 s)");
       co_return out;
     }
     if (ec == http::error::body_limit) {
-      out.refusal = too_large(limits);
+      out.refusal = too_large(max_body);
       co_return out;
     }
     if (client_gone(ec)) {
@@ -494,7 +531,7 @@ asio::awaitable<beast::error_code> HttpServer::Impl::send(Stream& stream,
   }
   beast::buffers_suffix<std::array<asio::const_buffer, N>> rest(parts);
   rest.consume(sent);
-  lowest(stream).expires_after(limits.client_timeout);
+  lowest(stream).expires_after(live.client_timeout());
   auto [ec, n] = co_await asio::async_write(stream, rest, kTuple);
   co_return ec;
 }
@@ -559,7 +596,7 @@ asio::awaitable<void> HttpServer::Impl::drain(beast::tcp_stream& tcp_layer) {
   tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
   std::array<char, 16 << 10> sink;
   std::size_t discarded = 0;
-  tcp_layer.expires_after(std::min<std::chrono::milliseconds>(limits.client_timeout, kMaxDrainTime));
+  tcp_layer.expires_after(std::min<std::chrono::milliseconds>(live.client_timeout(), kMaxDrainTime));
   while (discarded < kMaxDrainBytes) {
     auto [ec, n] = co_await tcp_layer.async_read_some(asio::buffer(sink), kTuple);
     if (ec) break;
@@ -602,7 +639,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
   };
 
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-    tcp_layer.expires_after(limits.client_timeout);
+    tcp_layer.expires_after(live.client_timeout());
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
     if (ec) co_return;  // failed handshakes are the client's business; nothing to answer
   }
@@ -684,7 +721,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
     // accepted and not yet reading), the next client waits in the kernel's backlog until one
     // ends or goes idle; accepting it only to close it refused clients that a moment later
     // would have had room.
-    if (active->load() >= limits.max_connections && !evict_idle()) {
+    if (active->load() >= live.max_connections() && !evict_idle()) {
       asio::steady_timer t(io, std::chrono::milliseconds(5));
       co_await t.async_wait(kTuple);
       if (!acceptor->is_open()) co_return;
@@ -727,7 +764,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
       if (!refusal_logged.exchange(true)) {
         log::warn("client_connection_limit",
                   {{"client", client},
-                   {"limit", std::to_string(limits.max_per_client)},
+                   {"limit", std::to_string(live.max_per_client())},
                    {"effect", "further connections from it are closed at once (logged once)"}});
       }
       continue;
@@ -768,6 +805,8 @@ void HttpServer::reuse_answers(AnswerReuse* reuse) { impl_->reuse = reuse; }
 void HttpServer::admit_with(Admission admission) { impl_->admission = std::move(admission); }
 
 void HttpServer::gate_bodies_with(Admission gate) { impl_->body_gate = std::move(gate); }
+
+void HttpServer::update_limits(const ServerLimits& limits) { impl_->live.set(limits); }
 
 std::string HttpServer::listen(const config::ListenAddress& address,
                                std::shared_ptr<asio::ssl::context> tls) {

@@ -85,6 +85,11 @@ class HttpServer {
   // answers it instead, and the body is never read (the admin listener's trust and token).
   void gate_bodies_with(Admission gate);
 
+  // A reload's new limits: every size, wait and count above applies from each connection's next
+  // request (or next accept) on; `proxy_protocol` and `proxy_trusted` are fixed at start and
+  // ignored here. Thread-safe, and costs the requests nothing (relaxed atomics).
+  void update_limits(const ServerLimits& limits);
+
   // Stops accepting and closes idle keep-alive connections; requests in flight finish.
   // Thread-safe.
   void stop();

@@ -154,11 +154,11 @@ Peer peer_of(const tcp::endpoint& ep) {
   return p;
 }
 
-HttpResponse too_large(const ServerLimits& limits, std::optional<std::uint64_t> announced) {
+HttpResponse too_large(std::uint64_t max_body_bytes, std::optional<std::uint64_t> announced) {
   return text_response(413, "Request body too large: " +
                                 (announced ? std::to_string(*announced) + " bytes, the limit is " +
-                                                 std::to_string(limits.max_body_bytes)
-                                           : "the limit is " + std::to_string(limits.max_body_bytes) +
+                                                 std::to_string(max_body_bytes)
+                                           : "the limit is " + std::to_string(max_body_bytes) +
                                                  " bytes"));
 }
 
@@ -173,13 +173,13 @@ bool client_gone(const beast::error_code& ec) {
 // What reading the header says about the request before its body is read: an answer to give
 // at once (431, 413, 400, 501), or nothing (go on).
 std::optional<HttpResponse> check_header(const http::request_parser<http::string_body>& parser,
-                                         const ServerLimits& limits) {
+                                         std::uint64_t max_body_bytes) {
   if (auto framing = check_framing(parser)) return framing;
   if (parser.get().count(http::field::host) > 1) {
     return text_response(400, "Bad request: more than one Host header (RFC 9112 section 3.2)");
   }
-  if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
-    return too_large(limits, *parser.content_length());
+  if (parser.content_length() && *parser.content_length() > max_body_bytes) {
+    return too_large(max_body_bytes, *parser.content_length());
   }
   return std::nullopt;
 }

@@ -33,13 +33,13 @@ std::optional<HttpResponse> check_framing(const http::request_parser<http::strin
 std::string client_key(const boost::asio::ip::address& a);
 Peer peer_of(const boost::asio::ip::tcp::endpoint& ep);
 
-HttpResponse too_large(const ServerLimits& limits, std::optional<std::uint64_t> announced = {});
+HttpResponse too_large(std::uint64_t max_body_bytes, std::optional<std::uint64_t> announced = {});
 // The client went away, idled out, or we are stopping: nobody to answer.
 bool client_gone(const boost::beast::error_code& ec);
 // What the header alone says: an answer to give at once (framing, two Host fields, a
 // Content-Length over the limit), or nothing.
 std::optional<HttpResponse> check_header(const http::request_parser<http::string_body>& parser,
-                                         const ServerLimits& limits);
+                                         std::uint64_t max_body_bytes);
 HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer);
 // A request refused before it was read whole: what the parser saw of it, for the access log.
 HttpRequest partial_request(const http::request_parser<http::string_body>& parser, const Peer& peer);

@@ -49,7 +49,7 @@ std::size_t WorkPool::queued() const {
 bool WorkPool::enqueue(std::function<void()> job, bool bounded, std::string client) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || (bounded && queued_ >= max_queued_)) return false;
+    if (stopping_ || (bounded && queued_ >= max_queued_.load(std::memory_order_relaxed))) return false;
     ++queued_;
     if (client.empty()) {
       lookups_.push_back(std::move(job));

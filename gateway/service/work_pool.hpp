@@ -13,6 +13,8 @@
 // Retry-After); `run` always queues.
 #pragma once
 
+#include <atomic>
+
 #include <boost/asio/awaitable.hpp>
 #include <condition_variable>
 #include <deque>
@@ -58,6 +60,8 @@ class WorkPool {
 
   std::size_t threads() const { return threads_.size(); }
   std::size_t queued() const;  // jobs waiting, not counting running ones
+  // keys.work_queue changed by a reload: `try_run` refuses from the next job on.
+  void set_max_queued(std::size_t max) { max_queued_.store(max, std::memory_order_relaxed); }
 
  private:
   // The result of fn() run on the pool; nullopt only when `bounded` and the queue was full.
@@ -88,7 +92,7 @@ class WorkPool {
   void finished(const std::string& client);  // a client's job ended
   void work();
 
-  const std::size_t max_queued_;
+  std::atomic<std::size_t> max_queued_;
   std::size_t client_workers_ = 1;  // all but one, at least one
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -1,29 +1,8 @@
 #include "gateway/upstream/snapshot.hpp"
 
-#include <fstream>
 #include <stdexcept>
 
-#include "hkp/text.hpp"
-
 namespace hkpgw::gateway {
-
-namespace {
-
-// The admin bearer token: the file's first line without surrounding whitespace.
-std::string read_token(const std::string& file) {
-  if (file.empty()) return {};
-  std::ifstream in(file);
-  std::string line;
-  std::getline(in, line);
-  std::string token(hkp::trim(line));
-  if (token.size() < 16) {
-    throw std::runtime_error("admin.token_file \"" + file +
-                             "\" holds no token of at least 16 characters");
-  }
-  return token;
-}
-
-}  // namespace
 
 std::shared_ptr<Upstream> Snapshot::find(std::string_view name) const {
   for (const auto& u : upstreams) {
@@ -41,12 +20,10 @@ std::size_t Snapshot::rank(std::string_view name) const {
 
 std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
-                                               const Snapshot* previous,
-                                               std::optional<cache::Blocklist> blocked) {
+                                               const Snapshot* previous, cache::Blocklist blocked) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = cfg;
-  snap->admin_token = read_token(cfg->admin.token_file);
-  snap->blocked = blocked ? std::move(*blocked) : cache::Blocklist::load(cfg->cache.blocklist);
+  snap->blocked = std::move(blocked);
   const auto& ups = cfg->upstreams;
   for (const std::size_t i : ups.try_order()) {
     const auto& u = ups.list[i];

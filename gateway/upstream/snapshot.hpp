@@ -19,8 +19,7 @@ namespace hkpgw::gateway {
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<std::shared_ptr<Upstream>> upstreams;  // in try order: default first
-  std::string admin_token;  // from admin.token_file, read with the config; "" = admin API off
-  cache::Blocklist blocked;  // from cache.blocklist, read with the config
+  cache::Blocklist blocked;  // from cache.blocklist, read with the config (the loader's job)
 
   // The upstream of that name, or null; its place in the try order (size() when absent).
   std::shared_ptr<Upstream> find(std::string_view name) const;
@@ -28,13 +27,11 @@ struct Snapshot {
 };
 using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
 
-// Builds the snapshot for `cfg`, reusing upstreams of `previous` whose settings match, and reads
-// the admin token and (unless the caller read it already, off this thread) the blocklist.
-// Throws std::runtime_error when a CA file cannot be loaded, the token file holds no token of at
-// least 16 characters, or the blocklist cannot be read.
+// Builds the snapshot for `cfg` and the blocklist read with it, reusing upstreams of `previous`
+// whose settings match. Reads no file but the CA files (throws std::runtime_error when one
+// cannot be loaded).
 std::shared_ptr<const Snapshot> build_snapshot(boost::asio::any_io_executor executor,
                                                std::shared_ptr<const config::Config> cfg,
-                                               const Snapshot* previous,
-                                               std::optional<cache::Blocklist> blocked = {});
+                                               const Snapshot* previous, cache::Blocklist blocked);
 
 }  // namespace hkpgw::gateway

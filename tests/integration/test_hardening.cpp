@@ -422,6 +422,42 @@ TEST_CASE("SIGHUP names a restart-only change while it is pending, and no longer
   CHECK(gw.get("/pks/lookup?op=stats").status == 200);
 }
 
+TEST_CASE("SIGHUP applies the listener's limits: a lowered max_body_bytes refuses what it let in",
+          "[integration][hardening]") {
+  TempDir dir;
+  Gateway gw(dir, {}, "", "", "max_body_bytes = \"64KiB\"\nmax_header_bytes = \"16KiB\"\n");
+  REQUIRE(gw.started());
+  const std::string body = "keytext=" + std::string(6000, 'A');
+  const std::vector<std::string> long_header = {"X-Padding: " + std::string(1500, 'p')};
+  // Under the limits the file starts with, both reach the handler (which refuses the junk key).
+  const HttpResult before = post_add(gw, body);
+  CHECK(before.status != 413);
+  CHECK(http_request(gw.address(), "GET", "/pks/lookup?op=stats", "", long_header).status == 200);
+
+  std::string cfg = read_file(gw.config_path());
+  auto set = [&cfg](const std::string& from, const std::string& to) {
+    cfg.replace(cfg.find(from), from.size(), to);
+  };
+  set("max_body_bytes = \"64KiB\"", "max_body_bytes = \"2KiB\"");
+  set("max_header_bytes = \"16KiB\"", "max_header_bytes = \"1KiB\"");
+  write_file(gw.config_path(), cfg);
+  gw.process().signal(SIGHUP);
+  REQUIRE(eventually([&] { return gw.log().find("event=config_reload") != std::string::npos; }));
+  const std::string log = gw.log();
+  INFO(log);
+  const auto line = log.substr(log.find("event=config_reload result=success"));
+  CHECK_THAT(line.substr(0, line.find('\n')),
+             Contains("changed=server.max_header_bytes,server.max_body_bytes") &&
+                 Contains("restart_required_for=-"));
+
+  // The new limits hold from the next request on: 413 before the body is read, 431.
+  const HttpResult after = post_add(gw, body);
+  CHECK(after.status == 413);
+  CHECK_THAT(after.body, Contains("the limit is 2048"));
+  CHECK(http_request(gw.address(), "GET", "/pks/lookup?op=stats", "", long_header).status == 431);
+  CHECK(gw.get("/pks/lookup?op=stats").status == 200);
+}
+
 TEST_CASE("small defects of the review, each with its test", "[integration][hardening]") {
   TempDir dir;
   Gateway gw(dir, {}, "", "forward_adds = \"none\"\n", "",
