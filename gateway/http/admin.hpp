@@ -10,7 +10,7 @@
 //   POST   /admin/refresh           every cached key due for a refresh now (at [refresh] max_rate)
 //   POST   /admin/refresh/<fingerprint> refresh one cached key now; answers what it did
 // and, without the token but only from cluster.trusted networks:
-//   POST   /cluster/keys            keys another replica accepted (peer_push.hpp): merged like a
+//   POST   /cluster/keys            keys another replica accepted (gateway/net/peer_client.hpp): merged like a
 //                                   submission, never forwarded nor pushed on
 //   POST   /cluster/spends          what another replica's clients spent (cluster_spends.hpp)
 #pragma once

@@ -4,7 +4,7 @@
 #include <random>
 
 #include "gateway/observe/log.hpp"
-#include "gateway/service/peer_push.hpp"
+#include "gateway/net/peer_client.hpp"
 #include "gateway/service/periodic.hpp"
 
 namespace hkpgw::gateway {

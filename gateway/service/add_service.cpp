@@ -7,7 +7,7 @@
 #include "cache/merge.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
-#include "gateway/service/peer_push.hpp"
+#include "gateway/net/peer_client.hpp"
 #include "gateway/service/periodic.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "hkp/keyring.hpp"

@@ -6,7 +6,7 @@
 // the try order while upstreams are down), "all" (every upstream at once) or "none". A forward
 // that fails is kept in the cache's outbox and retried with backoff (1 s, doubling, at most
 // 1 h) by a background coroutine, across restarts; so is the push of every accepted key to each
-// other replica in [cluster] peers (peer_push.hpp), whatever forward_adds says. Bare revocation
+// other replica in [cluster] peers (gateway/net/peer_client.hpp), whatever forward_adds says. Bare revocation
 // certificates are merged into the key they name, fetched first when it is not cached. The client always gets 200 on success (gpg
 // accepts nothing else) with one line per key, or a colon-separated summary with options=mr.
 #pragma once
@@ -32,6 +32,9 @@
 #include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
+
+// The outbox names a push to a peer by this prefix and the peer's "host:port".
+inline constexpr std::string_view kPeerTarget = "peer:";
 
 // Seconds until the next attempt at a forward that failed `attempts` times: 1, 2, 4, ... at most
 // one hour.

@@ -1,4 +1,4 @@
-#include "gateway/service/peer_push.hpp"
+#include "gateway/net/peer_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -17,12 +17,9 @@
 #include <string_view>
 
 #include "config/units.hpp"
-#include "gateway/net/https_client.hpp"
+#include "gateway/net/https_client.hpp"  // UpstreamLimits
 
 namespace hkpgw::gateway {
-
-// The outbox names a push to a peer by this prefix and the peer's "host:port".
-inline constexpr std::string_view kPeerTarget = "peer:";
 
 struct PeerPush {
   unsigned status = 0;  // the peer's answer; 0 when there was none
