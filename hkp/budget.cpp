@@ -74,31 +74,24 @@ const char* budget_name(Budget b) {
   return "none";
 }
 
-Budget budget_of(std::string_view method, std::string_view path, std::string_view query) {
-  if (path.starts_with("/u/")) {  // a per-upstream route spends what the path under it spends
-    const auto slash = path.find('/', 3);
-    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+Budget lookup_budget(std::string_view query) {
+  std::string_view op, search;
+  op_and_search(query, op, search);
+  if (op.empty() || is_name(op, "stats") || search.empty()) return Budget::none;
+  return looks_like_key_id(search) ? Budget::key_lookup : Budget::search;
+}
+
+Budget vks_budget(std::string_view rest) {
+  if (rest.starts_with("by-email/")) return Budget::search;
+  return rest.starts_with("by-") ? Budget::key_lookup : Budget::none;
+}
+
+Budget v2_budget(std::string_view rest) {
+  if (rest.starts_with("certs/by-identity/")) return Budget::search;
+  if (rest.starts_with("index/")) {
+    return looks_like_key_id(rest.substr(6)) ? Budget::key_lookup : Budget::search;
   }
-  if (method == "POST") {
-    const bool submit = path == "/pks/add" || path == "/vks/v1/upload" ||
-                        path == "/vks/v1/request-verify" || path == "/pks/v2/certs";
-    return submit ? Budget::submission : Budget::none;
-  }
-  if (method != "GET" && method != "HEAD") return Budget::none;
-  if (path == "/pks/lookup") {
-    std::string_view op, search;
-    op_and_search(query, op, search);
-    if (op.empty() || is_name(op, "stats") || search.empty()) return Budget::none;
-    return looks_like_key_id(search) ? Budget::key_lookup : Budget::search;
-  }
-  if (path.starts_with("/vks/v1/by-email/")) return Budget::search;
-  if (path.starts_with("/vks/v1/by-")) return Budget::key_lookup;
-  if (path.starts_with("/pks/v2/certs/by-identity/")) return Budget::search;
-  if (path.starts_with("/pks/v2/index/")) {
-    return looks_like_key_id(path.substr(14)) ? Budget::key_lookup : Budget::search;
-  }
-  if (path.starts_with("/pks/v2/certs/by-")) return Budget::key_lookup;
-  return Budget::none;
+  return rest.starts_with("certs/by-") ? Budget::key_lookup : Budget::none;
 }
 
 }  // namespace hkpgw::hkp

@@ -127,7 +127,7 @@ void RateLimiter::charge(const std::string& client, const std::array<std::uint32
   }
 }
 
-std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req) {
+std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req, BudgetOf budget_of) {
   if (req.peer.client.empty()) return std::nullopt;
   const std::shared_ptr<const Settings> settings = settings_.load();
   const config::LimitsConfig& limits = settings->limits;
@@ -140,7 +140,7 @@ std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req) {
   }
   // Exempt clients next: the organisation's own ranges pay a few compares, not a target scan.
   if (settings->exempt.contains(req.peer.family, req.peer.ip)) return std::nullopt;
-  const hkp::Budget kind = hkp::budget_of(req.method, req.path(), req.query());
+  const hkp::Budget kind = budget_of(req);
   if (kind == hkp::Budget::none) return std::nullopt;
   const int b = static_cast<int>(kind) - 1;  // key_lookup = 0, search = 1, submission = 2
   const config::Budget& bud = budget(limits, b);

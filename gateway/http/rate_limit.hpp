@@ -1,5 +1,5 @@
 // Per-client rate limits ([limits], docs/contract.md): a token bucket per client address (IPv4
-// address, IPv6 /64: HttpRequest::peer.client) for each budget hkp::budget_of names (key
+// address, IPv6 /64: HttpRequest::peer.client) for each budget a route names (routes.hpp: key
 // lookups, searches, submissions). A request over its budget gets 429 with Retry-After (the
 // seconds until a token is back) and one line; never 503 (dirmngr retries it) nor 502. Clients
 // in `exempt` networks are never limited; clients in `deny` networks (a harvester the operator
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "gateway/http/routes.hpp"
 #include "gateway/http/spend_report.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/metrics.hpp"
@@ -49,8 +50,10 @@ class RateLimiter {
   void configure(const config::LimitsConfig& limits, bool shared = false);
   // A whole config's: its [limits], shared when it names [cluster] peers.
   void configure(const config::Config& cfg) { configure(cfg.limits, !cfg.cluster.peers.empty()); }
-  // Nothing when `request` may go on; else the 429 to answer.
-  std::optional<HttpResponse> admit(const HttpRequest& request);
+  // Nothing when `request` may go on; else the 403 or 429 to answer. `budget`: what a request
+  // spends (asked only for clients neither denied nor exempt), by default its route's.
+  using BudgetOf = hkp::Budget (*)(const HttpRequest&);
+  std::optional<HttpResponse> admit(const HttpRequest& request, BudgetOf budget = &budget_of);
   // Clients tracked now (all shards).
   std::size_t tracked() const { return tracked_.load(); }
 

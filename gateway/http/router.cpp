@@ -24,15 +24,6 @@ HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.m
 
 }  // namespace
 
-std::string_view front_of(std::string_view path) {
-  if (path.starts_with(kRoutePrefix)) {  // /u/<name>/<front's path>
-    const auto slash = path.find('/', kRoutePrefix.size());
-    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
-  }
-  if (path.starts_with("/vks/")) return "vks";
-  return path.starts_with(hkp::kV2Prefix) ? "v2" : "hkp";
-}
-
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
                const CleaningTally& tally, SnapshotSource snapshot)
     : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)),
@@ -41,42 +32,35 @@ Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
   pipeline_.use(allow_any_origin());
 }
 
-const std::vector<Router::Route>& Router::routes() {
-  // One line per method and path. A new front is a line here and a handler.
-  static const std::vector<Route> table = {
-      {"GET", "/", &Router::serve_home},
-      {"GET", "/index.html", &Router::serve_home},
-      {"GET", "/pks/lookup", &Router::serve_lookup},
-      {"POST", "/pks/add", &Router::serve_add},
-      {"GET", "/vks/v1/", &Router::serve_vks_lookup, true},
-      {"POST", "/vks/v1/upload", &Router::serve_vks_upload},
-      {"POST", "/vks/v1/request-verify", &Router::serve_vks_verify},
-      {"GET", hkp::kV2Prefix, &Router::serve_v2_lookup, true},
-      {"POST", "/pks/v2/certs", &Router::serve_v2_submit},
-      {"GET", kRoutePrefix, &Router::serve_routed, true},
-  };
-  return table;
+Router::RouteHandler Router::handler_of(RouteId id) {
+  switch (id) {
+    case RouteId::home: return &Router::serve_home;
+    case RouteId::lookup: return &Router::serve_lookup;
+    case RouteId::add: return &Router::serve_add;
+    case RouteId::vks_lookup: return &Router::serve_vks_lookup;
+    case RouteId::vks_upload: return &Router::serve_vks_upload;
+    case RouteId::vks_verify: return &Router::serve_vks_verify;
+    case RouteId::v2_lookup: return &Router::serve_v2_lookup;
+    case RouteId::v2_submit: return &Router::serve_v2_submit;
+    case RouteId::routed: break;
+  }
+  return &Router::serve_routed;
 }
 
 asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {
   const std::shared_ptr<const Snapshot> snap = snapshot_();  // pinned for the whole request
   const std::string_view path = req.path();
-  std::string allowed;  // methods the path knows, for 405 and OPTIONS
-  RouteHandler handler = nullptr;
-  for (const Route& r : routes()) {
-    if (r.prefix ? !path.starts_with(r.path) : r.path != path) continue;
-    allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
-    if (r.method == req.method) handler = r.handler;
-  }
   if (req.method == "OPTIONS") {  // CORS preflight, feature detection
     if (path.starts_with(hkp::kV2Prefix)) co_return v2_options(path);  // per category
-    co_return options(allowed);
+    co_return options(allowed_methods(path));
   }
-  if (handler) {
-    HttpResponse r = co_await (this->*handler)(req, snap);
+  if (const Route* route = find_route(req.method, path)) {
+    HttpResponse r = co_await (this->*handler_of(route->id))(req, snap);
     co_return r;
   }
-  if (!allowed.empty()) co_return method_not_allowed(allowed);
+  if (const std::string allowed = allowed_methods(path); !allowed.empty()) {
+    co_return method_not_allowed(allowed);
+  }
   co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
 }
 

@@ -1,4 +1,4 @@
-// The HKP front (docs/contract.md): a table of method + path -> handler (Router::routes), OPTIONS
+// The HKP front (docs/contract.md): the route table (routes.hpp) mapped to handlers, OPTIONS
 // and 405 derived from it, the one-line 404 for everything else, and the middleware pipeline
 // every request passes first. Handlers are thin: they parse with hkp/ and hand over to
 // LookupService or AddService, which hold the policy; the router formats only the home page
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gateway/http/middleware.hpp"
+#include "gateway/http/routes.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/service/add_service.hpp"
 #include "gateway/service/cleaning_tally.hpp"
@@ -20,14 +21,6 @@
 #include "hkp/vks.hpp"
 
 namespace hkpgw::gateway {
-
-// Per-upstream routes: /u/<name>/pks/lookup and /u/<name>/vks/v1/... ask that upstream alone.
-inline constexpr std::string_view kRoutePrefix = "/u/";
-
-// The front a request path belongs to, for metrics and access lines: "vks" under /vks/, "v2"
-// under /pks/v2/ (either also under /u/<name>/), else "hkp" (the home page and unknown paths
-// included). Static text.
-std::string_view front_of(std::string_view path);
 
 class Router {
  public:
@@ -47,13 +40,7 @@ class Router {
  private:
   using RouteHandler = boost::asio::awaitable<HttpResponse> (Router::*)(
       const HttpRequest&, std::shared_ptr<const Snapshot>);
-  struct Route {
-    std::string_view method;
-    std::string_view path;
-    RouteHandler handler;
-    bool prefix = false;  // `path` and everything under it (/vks/v1/by-fingerprint/<FPR>)
-  };
-  static const std::vector<Route>& routes();
+  static RouteHandler handler_of(RouteId id);  // the member a route of routes.cpp goes to
   boost::asio::awaitable<HttpResponse> dispatch(const HttpRequest& request);
   boost::asio::awaitable<HttpResponse> serve_home(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>);

@@ -36,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
        (proxy.family != 0 && proxy.family != 4 && proxy.family != 6))) {
     __builtin_trap();
   }
-  (void)hkpgw::hkp::budget_of("GET", "/pks/lookup", query);
-  (void)hkpgw::hkp::budget_of("GET", query, query);
+  (void)hkpgw::hkp::lookup_budget(query);
+  (void)hkpgw::hkp::vks_budget(query);
+  (void)hkpgw::hkp::v2_budget(query);
   return 0;
 }

@@ -87,7 +87,7 @@ TEST_CASE("each request spends the budget of what it asks for", "[limits][unit]"
   for (const auto& [method, target, want] : cases) {
     const HttpRequest r = request(method, target);
     INFO(method << " " << target);
-    CHECK(hkp::budget_of(r.method, r.path(), r.query()) == want);
+    CHECK(budget_of(r) == want);
   }
 }
 

@@ -1,0 +1,80 @@
+#include "gateway/http/routes.hpp"
+
+#include <array>
+
+#include "hkp/v2.hpp"
+#include "hkp/vks.hpp"
+
+namespace hkpgw::gateway {
+
+namespace {
+
+using hkp::Budget;
+
+Budget spends_nothing(std::string_view, std::string_view) { return Budget::none; }
+Budget submission(std::string_view, std::string_view) { return Budget::submission; }
+Budget lookup(std::string_view, std::string_view query) { return hkp::lookup_budget(query); }
+Budget vks(std::string_view rest, std::string_view) { return hkp::vks_budget(rest); }
+Budget v2(std::string_view rest, std::string_view) { return hkp::v2_budget(rest); }
+
+// One line per method and path. A new front is lines here and its handlers (router.hpp).
+constexpr std::array kRoutes = {
+    Route{"GET", "/", false, RouteId::home, "hkp", spends_nothing},
+    Route{"GET", "/index.html", false, RouteId::home, "hkp", spends_nothing},
+    Route{"GET", "/pks/lookup", false, RouteId::lookup, "hkp", lookup},
+    Route{"POST", "/pks/add", false, RouteId::add, "hkp", submission},
+    Route{"GET", hkp::kVksPrefix, true, RouteId::vks_lookup, "vks", vks},
+    Route{"POST", "/vks/v1/upload", false, RouteId::vks_upload, "vks", submission},
+    Route{"POST", "/vks/v1/request-verify", false, RouteId::vks_verify, "vks", submission},
+    Route{"GET", hkp::kV2Prefix, true, RouteId::v2_lookup, "v2", v2},
+    Route{"POST", "/pks/v2/certs", false, RouteId::v2_submit, "v2", submission},
+    Route{"GET", kRoutePrefix, true, RouteId::routed, "hkp", spends_nothing},
+};
+
+bool matches(const Route& r, std::string_view path) {
+  return r.prefix ? path.starts_with(r.path) : r.path == path;
+}
+
+// The path under /u/<name>, or the path itself when it is none.
+std::string_view under_route_prefix(std::string_view path) {
+  if (!path.starts_with(kRoutePrefix)) return path;
+  const auto slash = path.find('/', kRoutePrefix.size());
+  return slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+}
+
+}  // namespace
+
+std::span<const Route> routes() { return kRoutes; }
+
+const Route* find_route(std::string_view method, std::string_view path) {
+  if (method == "HEAD") method = "GET";
+  for (const Route& r : kRoutes) {
+    if (r.method == method && matches(r, path)) return &r;
+  }
+  return nullptr;
+}
+
+std::string allowed_methods(std::string_view path) {
+  std::string allowed;
+  for (const Route& r : kRoutes) {
+    if (matches(r, path)) allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+  }
+  return allowed;
+}
+
+std::string_view front_of(std::string_view path) {
+  path = under_route_prefix(path);
+  for (const Route& r : kRoutes) {
+    if (matches(r, path)) return r.front;
+  }
+  return "hkp";
+}
+
+hkp::Budget budget_of(const HttpRequest& request) {
+  const std::string_view path = under_route_prefix(request.path());
+  const Route* r = find_route(request.method, path);
+  if (!r) return hkp::Budget::none;
+  return r->budget(r->prefix ? path.substr(r->path.size()) : std::string_view(), request.query());
+}
+
+}  // namespace hkpgw::gateway
