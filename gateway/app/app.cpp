@@ -124,8 +124,8 @@ std::string logged_target(std::string_view target, bool log_searches) {
   return out;
 }
 
-void access_log(const HttpRequest& req, const HttpResponse& res, std::string_view front,
-                std::chrono::microseconds d, bool log_searches) {
+void access_log(const HttpRequest& req, const HttpResponse& res, const AccessRecord& a,
+                std::string_view front, std::chrono::microseconds d, bool log_searches) {
   const std::string status = std::to_string(res.status);
   char ms[32];  // "12.345": milliseconds to the microsecond, without printf's cost
   const long long us = std::max<long long>(d.count(), 0);
@@ -138,10 +138,10 @@ void access_log(const HttpRequest& req, const HttpResponse& res, std::string_vie
                         {"target", logged_target(req.target, log_searches)},
                         {"status", status},
                         {"front", front},
-                        {"op", res.log_op},
-                        {"kind", res.log_kind},
-                        {"cache", cache_result_name(res.log_cache)},
-                        {"upstream", res.log_upstream},
+                        {"op", a.op},
+                        {"kind", a.kind},
+                        {"cache", cache_result_name(a.cache)},
+                        {"upstream", a.upstream.empty() ? std::string_view("-") : a.upstream},
                         {"duration_ms", std::string_view(ms, static_cast<std::size_t>(end - ms))}});
 }
 
@@ -426,13 +426,12 @@ int App::run() {
   HttpServer hkp_server(contexts.each(), server_limits(*cfg),
                         [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
-                                               std::chrono::microseconds d) {
+                                               const AccessRecord& a, std::chrono::microseconds d) {
                           const std::string_view front = front_of(req.path());
-                          access_log(req, res, front, d,
+                          access_log(req, res, a, front, d,
                                      snapshots()->config->server.log_searches);
-                          metrics.request(front, res.log_op, res.status,
-                                          cache_result_name(res.log_cache),
-                                          static_cast<double>(d.count()) / 1e6, res.log_reused);
+                          metrics.request(front, a.op, res.status, cache_result_name(a.cache),
+                                          static_cast<double>(d.count()) / 1e6, a.reused);
                         });
   hkp_server.reuse_answers(&answers.reused());  // cached-key hits sent again without the handler
   hkp_server.admit_with([&limiter](const HttpRequest& r) { return limiter.admit(r); });

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "cache/record.hpp"
+#include "gateway/http/formats.hpp"
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
@@ -32,7 +33,6 @@ HttpResponse json(unsigned status, std::string body) {
   r.status = status;
   r.content_type = "application/json";
   r.body = std::move(body) + "\n";
-  r.log_op = "admin";
   return r;
 }
 
@@ -172,14 +172,13 @@ asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest&
   if (!sub) co_return text_response(sub.error().status, sub.error().detail);
   const hkp::Submission& submission = *sub;
   AddService::Submitted done = co_await ctx.adds->submit(submission, req, std::move(snap), true);
-  if (auto* refused = std::get_if<HttpResponse>(&done)) co_return std::move(*refused);
+  if (auto* refused = std::get_if<Refusal>(&done)) co_return refusal_text(*refused);
   std::string text;
   for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
     text += k.fingerprint + " " + cache::change_name(k.change) + "\n";
   }
   HttpResponse r = text_response(200, "");
   r.body = std::move(text);
-  r.log_op = "cluster_push";
   co_return r;
 }
 

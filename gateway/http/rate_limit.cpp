@@ -135,7 +135,7 @@ std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req, BudgetOf 
     metrics_.denied();
     HttpResponse r = text_response(
         403, "Forbidden: this gateway's operator refuses requests from this address");
-    r.log_op = "denied";
+    req.access.op = "denied";
     return r;
   }
   // Exempt clients next: the organisation's own ranges pay a few compares, not a target scan.
@@ -154,7 +154,7 @@ std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req, BudgetOf 
                " (" + rate_text(bud.rate) + ", bursts of " + std::to_string(bud.burst) +
                "); retry after " + std::to_string(after) + " s");
   r.set("Retry-After", std::to_string(after));
-  r.log_op = "limited";
+  req.access.op = "limited";
   return r;
 }
 

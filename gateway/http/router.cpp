@@ -2,9 +2,11 @@
 
 #include "gateway/net/cluster_auth.hpp"
 
+#include "gateway/http/formats.hpp"
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/version.hpp"
 #include "hkp/index.hpp"
+#include "hkp/submission.hpp"
 #include "hkp/v2.hpp"
 #include "hkp/vks.hpp"
 
@@ -108,18 +110,49 @@ asio::awaitable<HttpResponse> Router::hkp_lookup(const HttpRequest& req,
                                                  std::string only) {
   auto parsed = hkp::parse_lookup(req.query());
   if (!parsed) {
-    HttpResponse r = from_problem(parsed.error());
-    r.log_op = "lookup";
-    co_return r;
+    req.access.op = "lookup";
+    co_return from_problem(parsed.error());
   }
-  if (parsed->op == hkp::Op::stats) co_return stats(*parsed, *snap);
-  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
-  co_return r;
+  if (parsed->op == hkp::Op::stats) {
+    req.access.op = "stats";
+    co_return stats(*parsed, *snap);
+  }
+  LookupOutcome o = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
+  co_return render(hkp_format(), *parsed, std::move(o), req);
 }
 
+// POST /pks/add: the form (or raw body) in; gpg's text (one line per key) or the mr summary out.
 asio::awaitable<HttpResponse> Router::serve_add(const HttpRequest& req,
                                                 std::shared_ptr<const Snapshot> snap) {
-  HttpResponse r = co_await adds_.add(req, snap);
+  req.access.op = "add";
+  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
+  if (!sub) co_return from_problem(sub.error());
+  const bool kept_here_only = snap->config->upstreams.forward_adds == config::ForwardAdds::none;
+  const hkp::Submission& submission = *sub;
+  AddService::Submitted done = co_await adds_.submit(submission, req, std::move(snap));
+  if (auto* refused = std::get_if<Refusal>(&done)) co_return refusal_text(*refused);
+  const auto& keys = std::get<std::vector<AddService::AddedKey>>(done);
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+    return out;
+  };
+  std::string text, mr = "info:1:" + std::to_string(keys.size()) + "\n";
+  for (const auto& k : keys) {
+    const std::string status = cache::change_name(k.change);
+    text += k.fingerprint + ": " + status;
+    if (kept_here_only) text += "; kept here only";
+    if (!k.forwarded.empty()) text += "; forwarded to " + join(k.forwarded);
+    if (!k.refused.empty()) text += "; refused by " + join(k.refused);
+    if (!k.queued.empty()) {
+      text += "; queued for " + join(k.queued) + " (upstream unavailable, retried)";
+    }
+    text += "\n";
+    mr += "key:" + k.fingerprint + ":" + status + ":" + join(k.forwarded) + ":" + join(k.queued) +
+          "\n";
+  }
+  HttpResponse r;
+  r.body = sub->machine_readable ? mr : text;
   co_return r;
 }
 
@@ -161,7 +194,6 @@ HttpResponse Router::home(const Snapshot& snap) const {
 HttpResponse Router::stats(const hkp::LookupRequest& req, const Snapshot& snap) const {
   const StatsReport report = gather_stats(store_, snap, tally_.totals());
   HttpResponse r;
-  r.log_op = "stats";
   if (req.machine_readable) {
     r.content_type = "application/json";
     r.body = stats_json(report);

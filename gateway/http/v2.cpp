@@ -5,6 +5,7 @@
 // category not served). Errors are one line of plain text, as on every front.
 #include <boost/asio/awaitable.hpp>
 
+#include "gateway/http/formats.hpp"
 #include "gateway/http/router.hpp"
 #include "hkp/text.hpp"
 #include "hkp/v2.hpp"
@@ -24,12 +25,11 @@ asio::awaitable<HttpResponse> Router::v2_lookup(std::string_view path, const Htt
                                                 std::string only) {
   auto parsed = hkp::parse_v2_lookup(path);
   if (!parsed) {
-    HttpResponse r = text_response(parsed.error().status, parsed.error().message());
-    r.log_op = "v2";
-    co_return r;
+    req.access.op = "v2";
+    co_return text_response(parsed.error().status, parsed.error().message());
   }
-  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
-  co_return r;
+  LookupOutcome o = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
+  co_return render(v2_format(), *parsed, std::move(o), req);
 }
 
 HttpResponse Router::v2_options(std::string_view path) {
@@ -46,20 +46,18 @@ HttpResponse Router::v2_options(std::string_view path) {
 
 asio::awaitable<HttpResponse> Router::serve_v2_submit(const HttpRequest& req,
                                                       std::shared_ptr<const Snapshot> snap) {
+  req.access.op = "add";
+  // "Not well formed" is 422 in v2 (400 is reserved for the request itself): v2's wording of
+  // the refusals every front shares.
+  auto v2_refusal = [](Refusal refused) {
+    if (refused.problem.status == 400) refused.problem.status = 422;
+    return refusal_text(refused);
+  };
   auto sub = hkp::parse_submission(req.content_type, req.body, {});
-  if (!sub) {
-    // "Not well formed" is 422 in v2 (400 is reserved for the request itself).
-    const unsigned status = sub.error().status == 400 ? 422 : sub.error().status;
-    HttpResponse r = text_response(status, sub.error().message());
-    r.log_op = "add";
-    co_return r;
-  }
+  if (!sub) co_return v2_refusal(Refusal{sub.error(), {}});
   const hkp::Submission& submission = *sub;
   AddService::Submitted done = co_await adds_.submit(submission, req, std::move(snap));
-  if (auto* refused = std::get_if<HttpResponse>(&done)) {
-    if (refused->status == 400) refused->status = 422;
-    co_return std::move(*refused);
-  }
+  if (auto* refused = std::get_if<Refusal>(&done)) co_return v2_refusal(std::move(*refused));
   std::string inserted, updated, ignored;
   for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
     const std::string cert =
@@ -76,7 +74,6 @@ asio::awaitable<HttpResponse> Router::serve_v2_submit(const HttpRequest& req,
   r.content_type = "application/json";
   r.body = "{\"inserted\":[" + inserted + "],\"updated\":[" + updated + "],\"deleted\":[]," +
            "\"ignored\":[" + ignored + "],\"invalid\":[]}\n";
-  r.log_op = "add";
   co_return r;
 }
 

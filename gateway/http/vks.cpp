@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "gateway/http/formats.hpp"
 #include "gateway/http/router.hpp"
 #include "gateway/http/stats.hpp"
 #include "gateway/net/cluster_auth.hpp"
@@ -30,13 +31,12 @@ HttpResponse json_error(unsigned status, std::string_view message) {
   return json_answer(status, "{\"error\":" + json_string(message) + "}");
 }
 
-// A refusal the services worded as one line of text, as JSON; its headers (Retry-After) kept.
-HttpResponse as_json_error(HttpResponse refused) {
-  std::string_view line = refused.payload();
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-  HttpResponse r = json_error(refused.status, line);
-  r.headers = std::move(refused.headers);
-  r.log_op = refused.log_op;
+// A submission's refusal, as JSON (with Retry-After when it has one).
+HttpResponse as_json_error(const Refusal& refused) {
+  HttpResponse r = json_error(refused.problem.status, refused.problem.message());
+  if (refused.retry_after.count() > 0) {
+    r.set("Retry-After", std::to_string(refused.retry_after.count()));
+  }
   return r;
 }
 
@@ -107,37 +107,21 @@ asio::awaitable<HttpResponse> Router::vks_lookup(std::string_view path, const Ht
                                                  std::string only) {
   auto parsed = hkp::parse_vks_lookup(path);
   if (!parsed) {
-    HttpResponse r = text_response(parsed.error().status, parsed.error().message());
-    r.log_op = "vks";
-    co_return r;
+    req.access.op = "vks";
+    co_return text_response(parsed.error().status, parsed.error().message());
   }
-  HttpResponse r = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
-  if (r.status == 200) {  // named after the (first) key answered, as Hagrid names its files
-    std::string fpr;
-    store_.visit(parsed->search, [&fpr](const cache::KeyRecordView& v) {
-      if (fpr.empty()) fpr = v.fingerprint.hex();
-    });
-    if (fpr.empty() && parsed->search.kind == hkp::SearchKind::fingerprint) {
-      fpr = parsed->search.value;
-    }
-    if (!fpr.empty()) r.set("Content-Disposition", "attachment; filename=\"" + fpr + ".asc\"");
-  }
-  co_return r;
+  LookupOutcome o = co_await lookups_.lookup(*parsed, req.client_no_cache, snap, std::move(only));
+  co_return render(vks_format(), *parsed, std::move(o), req);
 }
 
 asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
                                                        std::shared_ptr<const Snapshot> snap) {
+  req.access.op = "add";
   auto sub = hkp::parse_vks_upload(req.body);
-  if (!sub) {
-    HttpResponse r = json_error(sub.error().status, sub.error().message());
-    r.log_op = "add";
-    co_return r;
-  }
+  if (!sub) co_return json_error(sub.error().status, sub.error().message());
   const hkp::Submission& submission = *sub;
   AddService::Submitted done = co_await adds_.submit(submission, req, snap);
-  if (auto* refused = std::get_if<HttpResponse>(&done)) {
-    co_return as_json_error(std::move(*refused));
-  }
+  if (auto* refused = std::get_if<Refusal>(&done)) co_return as_json_error(*refused);
   const auto& keys = std::get<std::vector<AddService::AddedKey>>(done);
   HttpResponse r;
   if (keys.size() == 1) {
@@ -158,7 +142,6 @@ asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
     for (const auto& k : keys) list += (list.empty() ? "" : ",") + json_string(k.fingerprint);
     r = json_answer(200, "{\"key_fprs\":[" + list + "]}");
   }
-  r.log_op = "add";
   co_return r;
 }
 

@@ -15,6 +15,7 @@ namespace hkpgw::gateway {
 
 struct PreparedAnswer {
   HttpResponse response;       // what the access hook is given (its Age header left out)
+  AccessRecord access;         // what the access line says of each request it answers
   std::string head;            // status line and headers for HTTP/1.1 keep-alive, without the
                                // blank line that ends them (Age goes there)
   std::int64_t fetched_at = 0;  // Age: now - fetched_at

@@ -32,6 +32,17 @@ struct Peer {
   }
 };
 
+// What a request's access line says beyond its method, target and status, filled in by what
+// handled it: the handler (the lookup's op, kind, cache result and upstream), a filter that
+// refused it ("denied", "limited"), the reuse path ("reused").
+struct AccessRecord {
+  std::string_view op = "-";    // static text only ("get", "add", "denied")
+  std::string_view kind = "-";  // static text only ("fingerprint")
+  CacheResult cache = CacheResult::none;
+  std::string upstream;         // who answered; "" = none ("-" in the line)
+  bool reused = false;          // sent again as prepared (net/answer_reuse.hpp)
+};
+
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // origin-form "/pks/lookup?..." (absolute-form is reduced to this)
@@ -42,6 +53,9 @@ struct HttpRequest {
   std::string authorization;     // the Authorization header (admin API)
   std::string host;              // the Host header ("" when absent: HTTP/1.0)
   Peer peer;
+  // The request's own record for its access line: written by whoever handles it, which gets
+  // the request as const (it is the request's, not the response's; so mutable).
+  mutable AccessRecord access;
 
   std::string_view path() const {
     const auto q = target.find('?');
@@ -62,13 +76,6 @@ struct HttpResponse {
   std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string_view, std::string>> headers;  // names: static text only
   bool close = false;  // close the connection after this response
-
-  // Fields the access log line carries.
-  std::string log_op = "-";
-  std::string log_kind = "-";
-  CacheResult log_cache = CacheResult::none;
-  bool log_reused = false;  // sent again as prepared (net/answer_reuse.hpp)
-  std::string log_upstream = "-";
 
   // Set by a handler whose answer may be sent again as it is for the same target (see
   // net/answer_reuse.hpp); opaque here, read back by whoever set it.

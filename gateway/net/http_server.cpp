@@ -668,7 +668,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
         const beast::error_code pec =
             co_await write_prepared(stream, *prepared, head_buf, req.method == "HEAD");
         if (on_response) {
-          on_response(req, prepared->response,
+          on_response(req, prepared->response, prepared->access,
                       std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started));
         }
@@ -691,7 +691,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
         co_await write_response(stream, res, head_buf, req.version, keep_alive,
                                req.method == "HEAD");
     if (on_response) {
-      on_response(req, res,
+      on_response(req, res, req.access,
                   std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started));
     }

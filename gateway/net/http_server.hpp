@@ -55,9 +55,10 @@ using RequestHandler = std::function<boost::asio::awaitable<HttpResponse>(const 
 // go on, a response is the answer instead (a rate limit's 429). Runs on the connection's thread;
 // must be cheap and must not throw.
 using Admission = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
-// Called once per answered request (access log, metrics).
-using AccessHook =
-    std::function<void(const HttpRequest&, const HttpResponse&, std::chrono::microseconds)>;
+// Called once per answered request (access log, metrics) with the record of what handled it:
+// the request's own, or for a reused answer the record of the request it was made for.
+using AccessHook = std::function<void(const HttpRequest&, const HttpResponse&, const AccessRecord&,
+                                      std::chrono::microseconds)>;
 
 class HttpServer {
  public:

@@ -37,10 +37,8 @@ constexpr std::size_t kMaxKeysPerSubmission = 100;
 // The outbox is bounded too: past this, accepted keys are kept here but not queued.
 constexpr std::uint64_t kMaxQueued = 10000;
 
-HttpResponse refuse(unsigned status, gpg_err_code_t code, const std::string& why) {
-  HttpResponse r = text_response(status, Problem{status, code, why}.message());
-  r.log_op = "add";
-  return r;
+Refusal refuse(unsigned status, gpg_err_code_t code, const std::string& why) {
+  return Refusal{Problem{status, code, why}, std::chrono::seconds(0)};
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -235,37 +233,6 @@ AddService::Prepared AddService::prepare_revocations(const hkp::Submission& sub,
   return items;
 }
 
-asio::awaitable<HttpResponse> AddService::add(const HttpRequest& req,
-                                              std::shared_ptr<const Snapshot> snap) {
-  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
-  if (!sub) {
-    co_return refuse(sub.error().status, sub.error().code, sub.error().detail);
-  }
-  const bool kept_here_only = snap->config->upstreams.forward_adds == config::ForwardAdds::none;
-  const hkp::Submission& submission = *sub;
-  Submitted done = co_await submit(submission, req, std::move(snap));
-  if (auto* refused = std::get_if<HttpResponse>(&done)) co_return std::move(*refused);
-  const auto& keys = std::get<std::vector<AddedKey>>(done);
-  HttpResponse res;
-  res.log_op = "add";
-  std::string text, mr = "info:1:" + std::to_string(keys.size()) + "\n";
-  for (const AddedKey& k : keys) {
-    const std::string status = cache::change_name(k.change);
-    text += k.fingerprint + ": " + status;
-    if (kept_here_only) text += "; kept here only";
-    if (!k.forwarded.empty()) text += "; forwarded to " + join(k.forwarded);
-    if (!k.refused.empty()) text += "; refused by " + join(k.refused);
-    if (!k.queued.empty()) {
-      text += "; queued for " + join(k.queued) + " (upstream unavailable, retried)";
-    }
-    text += "\n";
-    mr += "key:" + k.fingerprint + ":" + status + ":" + join(k.forwarded) + ":" + join(k.queued) +
-          "\n";
-  }
-  res.body = sub->machine_readable ? mr : text;
-  co_return res;
-}
-
 asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission& submission,
                                                           const HttpRequest& req,
                                                           std::shared_ptr<const Snapshot> snap,
@@ -282,10 +249,9 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
   };
   auto busy = [this] {
     d_.metrics.keys_rejected("work_queue_full");
-    HttpResponse r = refuse(503, GPG_ERR_EAGAIN,
-                            "the gateway is busy verifying other keys; try again in a few "
-                            "seconds");
-    r.set("Retry-After", "5");
+    Refusal r = refuse(503, GPG_ERR_EAGAIN,
+                       "the gateway is busy verifying other keys; try again in a few seconds");
+    r.retry_after = std::chrono::seconds(5);
     return r;
   };
   std::optional<Prepared> prepared = co_await d_.pool.try_run(job, req.peer.client);
@@ -309,7 +275,7 @@ asio::awaitable<AddService::Submitted> AddService::submit(const hkp::Submission&
       if (!prepared) co_return busy();
     }
   }
-  if (auto* refused = std::get_if<HttpResponse>(&*prepared)) co_return std::move(*refused);
+  if (auto* refused = std::get_if<Refusal>(&*prepared)) co_return std::move(*refused);
   std::vector<Item> items = std::get<std::vector<Item>>(std::move(*prepared));
   const std::int64_t now = d_.now();
 

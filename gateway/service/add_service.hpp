@@ -7,8 +7,8 @@
 // that fails is kept in the cache's outbox and retried with backoff (1 s, doubling, at most
 // 1 h) by a background coroutine, across restarts; so is the push of every accepted key to each
 // other replica in [cluster] peers (gateway/net/peer_client.hpp), whatever forward_adds says. Bare revocation
-// certificates are merged into the key they name, fetched first when it is not cached. The client always gets 200 on success (gpg
-// accepts nothing else) with one line per key, or a colon-separated summary with options=mr.
+// certificates are merged into the key they name, fetched first when it is not cached. Each
+// front words the outcome (HKP: 200 with one line per key, which is all gpg accepts).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -28,6 +28,7 @@
 #include "hkp/submission.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/service/deps.hpp"
+#include "gateway/service/outcome.hpp"
 #include "gateway/service/upstream_fetch.hpp"
 #include "gateway/upstream/fleet.hpp"
 
@@ -46,10 +47,6 @@ class AddService {
   // submissions goes to the tally with the source "upload".
   explicit AddService(ServiceDeps deps) : d_(deps), fetch_(deps) {}
 
-  // POST /pks/add: the form (or raw body) in, gpg's text or the mr summary out.
-  boost::asio::awaitable<HttpResponse> add(const HttpRequest& request,
-                                           std::shared_ptr<const Snapshot> snapshot);
-
   // What became of one accepted key, for each front to word its answer.
   struct AddedKey {
     std::string fingerprint;
@@ -60,8 +57,8 @@ class AddService {
     // a VKS upstream's token and address states, for the VKS front to pass back.
     std::vector<std::pair<std::string, std::string>> replies;
   };
-  // The refusal to answer with (one line, the status of the problem), or the accepted keys.
-  using Submitted = std::variant<HttpResponse, std::vector<AddedKey>>;
+  // The refusal (for the front to word), or the accepted keys.
+  using Submitted = std::variant<Refusal, std::vector<AddedKey>>;
   // Any front's submission, decoded: verified, cleaned, merged, stored, forwarded, and queued
   // for every [cluster] peer. `from_replica`: a peer's push (POST /cluster/keys), verified,
   // cleaned, merged and stored like any, but neither forwarded nor pushed on.
@@ -82,7 +79,7 @@ class AddService {
     cache::Change change;
   };
   // What the pool made of a submission: its accepted keys, or the refusal to answer with.
-  using Prepared = std::variant<HttpResponse, std::vector<Item>>;
+  using Prepared = std::variant<Refusal, std::vector<Item>>;
   // Parse, verify, merge with the cached copies (runs on the pool; reads the store).
   // `blocked`: keys the operator removed, refused whole (cache/blocklist.hpp).
   // `missing`: the key IDs of bare revocations whose key is not cached here (then refused).

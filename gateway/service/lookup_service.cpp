@@ -7,8 +7,6 @@
 
 #include "gateway/observe/log.hpp"
 #include "gateway/service/work_pool.hpp"
-#include "hkp/armor.hpp"
-#include "hkp/v2.hpp"
 #include "hkp/index.hpp"
 
 namespace hkpgw::gateway {
@@ -36,106 +34,102 @@ struct CachedKey {
 
 std::int64_t seconds(std::chrono::milliseconds d) { return d.count() / 1000; }
 
-HttpResponse index_response(const hkp::LookupRequest& req, std::vector<hkp::IndexEntry> entries,
-                            std::int64_t now) {
-  HttpResponse r;
-  if (req.v2) {
-    r.content_type = "application/json";
-    r.body = hkp::format_json_index(entries, now);
-  } else if (req.machine_readable) {
-    r.body = hkp::format_mr_index(entries, now);
-  } else {
-    r.content_type = "text/html; charset=utf-8";
-    r.body = hkp::format_html_index(entries, req.search.value, req.op == Op::vindex, now);
-  }
-  return r;
-}
+using Result = LookupOutcome::Result;
 
-HttpResponse not_found(const hkp::Search& s) {
+LookupOutcome not_found(const hkp::Search& s, CacheResult cache, std::int64_t age) {
+  LookupOutcome o;
+  o.result = Result::not_found;
   // "No keys found" is SKS's wording, which OpenKeychain looks for to tell "no such key" from
   // "no such keyserver".
-  return text_response(404, Problem{404, GPG_ERR_NO_DATA, "No keys found for " + s.upstream_form()}
-                                .message());
+  o.problem = Problem{404, GPG_ERR_NO_DATA, "No keys found for " + s.upstream_form()};
+  o.cache = cache;
+  o.age = age;
+  return o;
 }
 
 // How long a client should wait before asking again: about the time probes need to bring an
 // upstream back.
-std::string retry_after(const config::UpstreamsConfig& u) {
+std::chrono::seconds retry_after(const config::UpstreamsConfig& u) {
   const auto back = std::chrono::duration_cast<std::chrono::seconds>(u.probe_interval).count() *
                     static_cast<long long>(u.healthy_threshold);
-  return std::to_string(std::clamp<long long>(back, 5, 300));
+  return std::chrono::seconds(std::clamp<long long>(back, 5, 300));
 }
 
-HttpResponse upstreams_failed(const hkp::Search& s, const Fetched& f, const Snapshot& snap) {
-  HttpResponse r;
+LookupOutcome upstreams_failed(const hkp::Search& s, const Fetched& f, const Snapshot& snap) {
+  LookupOutcome o;
+  o.result = Result::unavailable;
+  o.cache = CacheResult::miss;
   if (f.panic) {
     // Known before asking: say so, rather than the last failure's detail.
-    r = text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
-                                   "every upstream is unreachable (all " +
-                                       std::to_string(snap.upstreams.size()) +
-                                       " marked unhealthy by probes and failed requests); " +
-                                       s.upstream_form() + " is not cached here" +
-                                       (f.asked == 0 && !f.failures.empty() ? "; " + f.failures
-                                                                           : std::string())}
-                               .message());
+    o.problem = Problem{503, GPG_ERR_NO_KEYSERVER,
+                        "every upstream is unreachable (all " +
+                            std::to_string(snap.upstreams.size()) +
+                            " marked unhealthy by probes and failed requests); " +
+                            s.upstream_form() + " is not cached here" +
+                            (f.asked == 0 && !f.failures.empty() ? "; " + f.failures
+                                                                : std::string())};
   } else if (f.all_timed_out()) {
-    r = text_response(504, Problem{504, GPG_ERR_TIMEOUT,
-                                   "no upstream answered in time for " + s.upstream_form()}
-                               .message());
+    o.problem = Problem{504, GPG_ERR_TIMEOUT, "no upstream answered in time for " + s.upstream_form()};
   } else {
-    r = text_response(503, Problem{503, GPG_ERR_NO_KEYSERVER,
-                                   "every upstream failed for " + s.upstream_form() +
-                                       (f.failures.empty() ? "" : " (" + f.failures + ")")}
-                               .message());
+    o.problem = Problem{503, GPG_ERR_NO_KEYSERVER,
+                        "every upstream failed for " + s.upstream_form() +
+                            (f.failures.empty() ? "" : " (" + f.failures + ")")};
   }
-  r.set("Retry-After", retry_after(snap.config->upstreams));
-  return r;
+  o.retry_after = retry_after(snap.config->upstreams);
+  return o;
 }
 
-// The headers and access-log fields every lookup answer carries.
-HttpResponse decorate(HttpResponse r, const hkp::LookupRequest& req, CacheResult cache,
-                      std::string_view upstream, std::int64_t age) {
-  r.set("X-HKP-Cache", std::string(cache_result_name(cache)));
-  if (age >= 0) r.set("Age", std::to_string(age));
-  r.log_op = hkp::op_name(req.op);
-  r.log_kind = hkp::kind_name(req.search.kind);
-  r.log_cache = cache;
-  r.log_upstream = upstream.empty() ? "-" : std::string(upstream);
-  return r;
+LookupOutcome found(CacheResult cache, std::string_view upstream, std::int64_t age) {
+  LookupOutcome o;
+  o.cache = cache;
+  o.upstream = std::string(upstream);
+  o.age = age;
+  return o;
 }
 
 }  // namespace
 
-// One key of an answer, cached or just fetched.
+// One key of an answer, cached or just fetched, with its info when it was loaded (a pointer
+// into the Found or the Fetched it came from, read at once).
 struct LookupService::Served {
-  const std::string* packets;
-  const hkp::KeyInfo* info;  // null when not loaded (key answers do not need it)
-  std::optional<cache::Fingerprint> id;
-  std::shared_ptr<const AnswerCache::Prepared> prepared;  // a cached key's, when loaded
+  AnsweredKey key;
+  bool has_id = false;
+  const hkp::KeyInfo* info = nullptr;
+
+  static Served cached(const CachedKey& k) {
+    return {AnsweredKey{k.id, k.key, nullptr}, true, k.info ? &*k.info : nullptr};
+  }
+  static Served fetched(const std::shared_ptr<const Fetched>& f, const hkp::ParsedKey& k) {
+    Served s;
+    const auto id = cache::Fingerprint::from_hex(k.info.fingerprint);
+    s.has_id = id.has_value();
+    if (id) s.key.id = *id;
+    s.key.packets = std::shared_ptr<const std::string>(f, &k.packets);  // shares the fetch
+    s.info = &k.info;
+    return s;
+  }
 };
 
-HttpResponse LookupService::render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
-                                   std::int64_t now) const {
+// A key-shaped lookup's answer: the keys themselves (op=get) or their listing (op=index by
+// key ID), `keys` cached or just fetched, each with its info when loaded.
+void LookupService::answer_with(const hkp::LookupRequest& req, std::vector<Served> keys,
+                                LookupOutcome& o) const {
   if (req.op != Op::get) {
-    std::vector<hkp::IndexEntry> entries;
+    o.result = Result::listing;
     for (const auto& k : keys) {
-      if (k.info) entries.push_back(hkp::to_index_entry(*k.info));
+      if (k.info) o.entries.push_back(hkp::to_index_entry(*k.info));
     }
-    return index_response(req, std::move(entries), now);
+    return;
   }
-  HttpResponse r;
-  r.content_type = req.v2 ? hkp::kV2KeysType : std::string_view("application/pgp-keys");
-  if (keys.size() == 1 && (keys.front().prepared || keys.front().id)) {  // armored once, shared
-    const Served& k = keys.front();
-    auto p = k.prepared ? k.prepared : answers_.prepared(*k.id, *k.packets);
-    const std::string* body = req.v2 ? &p->packets : &p->armor;  // v2: the binary bundle
-    r.shared_body = std::shared_ptr<const std::string>(std::move(p), body);
-    return r;
+  o.result = Result::keys;
+  // One key with its fingerprint: armored once and shared (with the answer cache, and with
+  // every later answer of it).
+  if (keys.size() == 1 && !keys.front().key.prepared && keys.front().has_id) {
+    AnsweredKey& k = keys.front().key;
+    k.prepared = answers_.prepared(k.id, *k.packets);
+    k.packets.reset();
   }
-  std::string all;
-  for (const auto& k : keys) all += *k.packets;
-  r.body = req.v2 ? std::move(all) : hkp::armor_public_keys(all);
-  return r;
+  for (auto& k : keys) o.keys.push_back(std::move(k.key));
 }
 
 // What the cache holds for a search.
@@ -145,9 +139,7 @@ struct LookupService::Found {
 
   std::vector<Served> served() const {
     std::vector<Served> out;
-    for (const auto& k : keys) {
-      out.push_back({k.key ? &k.key->packets : nullptr, k.info ? &*k.info : nullptr, k.id, k.key});
-    }
+    for (const auto& k : keys) out.push_back(Served::cached(k));
     return out;
   }
 };
@@ -254,7 +246,7 @@ void LookupService::revalidate_in_background(bool index, const hkp::Search& sear
       asio::detached);
 }
 
-asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& request,
+asio::awaitable<LookupOutcome> LookupService::lookup(const hkp::LookupRequest& request,
                                                     bool client_no_cache,
                                                     std::shared_ptr<const Snapshot> snapshot,
                                                     std::string only) {
@@ -262,28 +254,29 @@ asio::awaitable<HttpResponse> LookupService::lookup(const hkp::LookupRequest& re
   // The lookup policy, whichever front the request came in by.
   if (request.search.kind == SearchKind::short_keyid &&
       cfg.keys.short_key_ids == config::ShortKeyIds::reject) {
-    HttpResponse r = text_response(
-        400, Problem{400, GPG_ERR_FORBIDDEN,
-                     "32-bit key IDs are forgeable and not accepted; search by fingerprint or "
-                     "16-digit key ID"}
-                 .message());
-    r.log_op = hkp::op_name(request.op);
-    r.log_kind = hkp::kind_name(request.search.kind);
-    co_return r;
+    LookupOutcome o;
+    o.result = Result::refused;
+    o.problem = Problem{400, GPG_ERR_FORBIDDEN,
+                        "32-bit key IDs are forgeable and not accepted; search by fingerprint or "
+                        "16-digit key ID"};
+    co_return o;
   }
   const bool no_cache = client_no_cache && cfg.server.honor_client_no_cache;
-  if (request.op == Op::get && request.search.kind == SearchKind::text) {
-    co_return co_await lookup_text_keys(request, no_cache, std::move(snapshot), std::move(only));
-  }
+  LookupOutcome o;
   const bool key_shaped = request.search.is_key_id() ||
                           (request.op == Op::get && request.search.kind == SearchKind::email);
-  if (key_shaped) {
-    co_return co_await lookup_keys(request, no_cache, std::move(snapshot), std::move(only));
+  if (request.op == Op::get && request.search.kind == SearchKind::text) {
+    o = co_await lookup_text_keys(request, no_cache, std::move(snapshot), std::move(only));
+  } else if (key_shaped) {
+    o = co_await lookup_keys(request, no_cache, std::move(snapshot), std::move(only));
+  } else {
+    o = co_await lookup_index(request, no_cache, std::move(snapshot), std::move(only));
   }
-  co_return co_await lookup_index(request, no_cache, std::move(snapshot), std::move(only));
+  if (o.now == 0) o.now = now_();
+  co_return o;
 }
 
-asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupRequest& req,
+asio::awaitable<LookupOutcome> LookupService::lookup_keys(const hkp::LookupRequest& req,
                                                          bool no_cache,
                                                          std::shared_ptr<const Snapshot> snap,
                                                          std::string only) {
@@ -312,18 +305,19 @@ asio::awaitable<HttpResponse> LookupService::lookup_keys(const hkp::LookupReques
   co_return keys_after_fetch(l, fetched, *snap);
 }
 
-std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
+std::optional<LookupOutcome> LookupService::keys_from_cache(const KeyLookup& l,
                                                            std::shared_ptr<const Snapshot> snap) {
   const auto& c = snap->config->cache;
   const hkp::Search& search = l.req.search;
   auto serve = [&](CacheResult how) {
     note_served(l.found);
-    return decorate(render(l.req, l.found.served(), l.now), l.req, how,
-                    l.found.keys.front().upstream, l.age());
+    LookupOutcome o = found(how, l.found.keys.front().upstream, l.age());
+    answer_with(l.req, l.found.served(), o);
+    return o;
   };
   const bool cache_only = search.kind == SearchKind::short_keyid;  // never asked upstream
   if (l.have_answer() && (cache_only || (l.age() < seconds(c.fresh_for) && !l.no_cache))) {
-    HttpResponse r = serve(CacheResult::hit);
+    LookupOutcome r = serve(CacheResult::hit);
     // A get by ID, fingerprint or address: the same answer may go out again, as it is, until
     // its fresh_for ends or an access time needs writing (ReusedAnswers).
     const bool email = search.kind == SearchKind::email;
@@ -346,9 +340,9 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   }
   if (l.found.keys.empty() && l.query && l.query->kind == cache::QueryKind::not_found &&
       !l.no_cache && l.now - l.query->fetched_at < seconds(c.negative_ttl)) {
-    return decorate(not_found(search), l.req, CacheResult::negative, "", l.now - l.query->fetched_at);
+    return not_found(search, CacheResult::negative, l.now - l.query->fetched_at);
   }
-  if (cache_only) return decorate(not_found(search), l.req, CacheResult::miss, "", -1);
+  if (cache_only) return not_found(search, CacheResult::miss, -1);
   if (l.have_answer() && !l.no_cache &&
       l.age() < seconds(c.fresh_for) + seconds(c.stale_while_revalidate)) {
     const std::string qkey = l.qkey.empty() ? cache::query_key(Op::get, search) : l.qkey;
@@ -358,7 +352,7 @@ std::optional<HttpResponse> LookupService::keys_from_cache(const KeyLookup& l,
   return std::nullopt;
 }
 
-HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const SharedFetch& shared,
+LookupOutcome LookupService::keys_after_fetch(const KeyLookup& l, const SharedFetch& shared,
                                              const Snapshot& snap) {
   const hkp::Search& search = l.req.search;
   const Fetched& fetched = *shared.result;
@@ -368,19 +362,18 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const SharedFet
     std::vector<Served> keys;
     std::set<std::string> fresh;
     for (const auto& k : fetched.keys) {
-      keys.push_back({&k.packets, &k.info, cache::Fingerprint::from_hex(k.info.fingerprint), nullptr});
+      keys.push_back(Served::fetched(shared.result, k));
       fresh.insert(k.info.fingerprint);
     }
     if (search.kind == SearchKind::email) {
       for (const auto& k : l.found.keys) {
-        if (!fresh.contains(k.fingerprint)) {
-          keys.push_back({k.key ? &k.key->packets : nullptr, k.info ? &*k.info : nullptr, k.id, k.key});
-        }
+        if (!fresh.contains(k.fingerprint)) keys.push_back(Served::cached(k));
       }
     }
-    return decorate(render(l.req, keys, l.now), l.req,
-                    l.have_answer() ? CacheResult::revalidated : CacheResult::miss,
-                    fetched.upstream, 0);
+    LookupOutcome o = found(l.have_answer() ? CacheResult::revalidated : CacheResult::miss,
+                            fetched.upstream, 0);
+    answer_with(l.req, std::move(keys), o);
+    return o;
   }
   // Nothing usable from upstream. The cache is the organisation's copy of the key world: a key
   // we hold (uploaded here, or dropped upstream) is still served, as stale.
@@ -388,66 +381,49 @@ HttpResponse LookupService::keys_after_fetch(const KeyLookup& l, const SharedFet
   if (!l.found.keys.empty() && (fetched.definitive_not_found() ||
                                 l.now - l.found.oldest <= seconds(c.stale_if_error))) {
     note_served(l.found);
-    return decorate(render(l.req, l.found.served(), l.now), l.req, CacheResult::stale,
-                    l.found.keys.front().upstream, l.now - l.found.oldest);
+    LookupOutcome o = found(CacheResult::stale, l.found.keys.front().upstream, l.now - l.found.oldest);
+    answer_with(l.req, l.found.served(), o);
+    return o;
   }
   if (fetched.said_not_found()) {
     // Settled: a "not found" fetched a moment ago and being remembered, so not asked again.
     const bool remembered = shared.settled && fetched.definitive_not_found();
-    return decorate(not_found(search), l.req,
-                    remembered ? CacheResult::negative : CacheResult::miss, "", remembered ? 0 : -1);
+    return not_found(search, remembered ? CacheResult::negative : CacheResult::miss,
+                     remembered ? 0 : -1);
   }
-  return decorate(upstreams_failed(search, fetched, snap), l.req, CacheResult::miss, "", -1);
+  return upstreams_failed(search, fetched, snap);
 }
 
-asio::awaitable<HttpResponse> LookupService::lookup_text_keys(const hkp::LookupRequest& req,
-                                                              bool no_cache,
-                                                              std::shared_ptr<const Snapshot> snap,
-                                                              std::string only) {
+asio::awaitable<LookupOutcome> LookupService::lookup_text_keys(const hkp::LookupRequest& req,
+                                                               bool no_cache,
+                                                               std::shared_ptr<const Snapshot> snap,
+                                                               std::string only) {
   hkp::LookupRequest listing = req;
   listing.op = Op::index;
-  listing.machine_readable = true;
-  listing.v2 = false;
-  HttpResponse listed = co_await lookup_index(listing, no_cache, snap, only);
-  if (listed.status != 200) {  // 404 ("No keys found"), 503, 504: the listing's, as op=get's
-    listed.log_op = hkp::op_name(req.op);
-    co_return listed;
-  }
-  std::vector<hkp::IndexEntry> entries;
-  if (auto parsed = hkp::parse_mr_index(listed.payload())) entries = std::move(*parsed);
-  std::string packets;
-  std::size_t taken = 0;
-  for (const auto& e : entries) {
-    if (taken == kMaxTextGetKeys) break;
+  LookupOutcome listed = co_await lookup_index(listing, no_cache, snap, only);
+  if (!listed.found()) co_return listed;  // not found, 503, 504: the listing's, as op=get's
+  LookupOutcome out = found(listed.cache, listed.upstream, -1);
+  out.result = Result::keys;
+  for (const auto& e : listed.entries) {
+    if (out.keys.size() == kMaxTextGetKeys) break;
     if (e.id.size() != 40) continue;  // a listing without the fingerprint: cannot be fetched
     hkp::LookupRequest one;
     one.op = Op::get;
     one.search.kind = SearchKind::fingerprint;
     one.search.value = e.id;
-    one.machine_readable = true;
-    HttpResponse key = co_await lookup_keys(one, no_cache, snap, only);
-    if (key.status >= 500) {  // the upstreams fail: answer what was found, never wait ten times
-      if (taken == 0) {
-        key.log_op = hkp::op_name(req.op);
-        key.log_kind = hkp::kind_name(req.search.kind);
-        co_return key;
-      }
+    LookupOutcome key = co_await lookup_keys(one, no_cache, snap, only);
+    if (key.result == Result::unavailable) {
+      // The upstreams fail: answer what was found, never wait ten times.
+      if (out.keys.empty()) co_return key;
       break;
     }
-    if (key.status != 200) continue;
-    auto binary = hkp::dearmor(key.payload());
-    if (!binary) continue;
-    packets += binary->binary;
-    ++taken;
+    for (auto& k : key.keys) out.keys.push_back(std::move(k));
   }
-  if (taken == 0) co_return decorate(not_found(req.search), req, CacheResult::miss, "", -1);
-  HttpResponse r;
-  r.content_type = req.v2 ? hkp::kV2KeysType : std::string_view("application/pgp-keys");
-  r.body = req.v2 ? std::move(packets) : hkp::armor_public_keys(packets);
-  co_return decorate(std::move(r), req, listed.log_cache, listed.log_upstream, -1);
+  if (out.keys.empty()) co_return not_found(req.search, CacheResult::miss, -1);
+  co_return out;
 }
 
-asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupRequest& req,
+asio::awaitable<LookupOutcome> LookupService::lookup_index(const hkp::LookupRequest& req,
                                                           bool no_cache,
                                                           std::shared_ptr<const Snapshot> snap,
                                                           std::string only) {
@@ -478,8 +454,12 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
         *it = l;  // our verified copy beats the upstream's listing
       }
     }
-    HttpResponse r = entries.empty() ? not_found(search) : index_response(req, std::move(entries), now);
-    return decorate(std::move(r), req, how, upstream, age);
+    if (entries.empty()) return not_found(search, how, age);
+    LookupOutcome o = found(how, upstream, age);
+    o.result = Result::listing;
+    o.entries = std::move(entries);
+    o.now = now;
+    return o;
   };
 
   std::optional<cache::QueryRecord> query = store_.get_query(qkey);
@@ -487,10 +467,10 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
   const std::int64_t age = query ? now - query->fetched_at : 0;
   if (query && !no_cache) {
     if (have_answer && age < seconds(c.fresh_for)) {
-      HttpResponse r = respond(query->entries, CacheResult::hit, query->upstream, age);
+      LookupOutcome r = respond(query->entries, CacheResult::hit, query->upstream, age);
       // A listing depends on the query record and on the keys that carry the address: any key
       // or query record change ends its reuse, and so does the end of fresh_for.
-      if (r.status == 200) {
+      if (r.found()) {
         r.reuse = std::make_shared<const ReusedAnswers::Ticket>(
             ReusedAnswers::Ticket{cache::Fingerprint{}, generation, query->fetched_at,
                                   query->fetched_at + seconds(c.fresh_for), true,
@@ -538,7 +518,7 @@ asio::awaitable<HttpResponse> LookupService::lookup_index(const hkp::LookupReque
     if (scanned) local = std::move(*scanned);
   }
   if (!local.empty()) co_return respond({}, CacheResult::stale, "", -1);
-  co_return decorate(upstreams_failed(search, *fetched, *snap), req, CacheResult::miss, "", -1);
+  co_return upstreams_failed(search, *fetched, *snap);
 }
 
 }  // namespace hkpgw::gateway

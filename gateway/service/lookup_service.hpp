@@ -18,10 +18,10 @@
 
 #include "cache/store.hpp"
 #include "config/config.hpp"
-#include "gateway/net/http_message.hpp"
 #include "gateway/observe/clock.hpp"
 #include "gateway/service/coalescer.hpp"
 #include "gateway/service/deps.hpp"
+#include "gateway/service/outcome.hpp"
 #include "gateway/service/upstream_fetch.hpp"
 #include "gateway/upstream/fleet.hpp"
 #include "hkp/lookup.hpp"
@@ -39,12 +39,13 @@ class LookupService {
         background_(std::move(background)),
         fetch_(deps) {}
 
-  // Answers one parsed lookup (any op but stats), from any front. Applies the lookup policy:
-  // 32-bit key IDs per keys.short_key_ids (400 under "reject"), the client's no-cache only with
-  // server.honor_client_no_cache. Never throws for client or upstream input. `only`: a miss asks
-  // that upstream alone (a per-upstream route, /u/<name>/...: the caller checked the name);
-  // its "not found" is then not remembered, since the others were not asked.
-  boost::asio::awaitable<HttpResponse> lookup(const hkp::LookupRequest& request,
+  // Carries out one parsed lookup (any op but stats), from any front, which renders the
+  // outcome. Applies the lookup policy: 32-bit key IDs per keys.short_key_ids (refused under
+  // "reject"), the client's no-cache only with server.honor_client_no_cache. Never throws for
+  // client or upstream input. `only`: a miss asks that upstream alone (a per-upstream route,
+  // /u/<name>/...: the caller checked the name); its "not found" is then not remembered, since
+  // the others were not asked.
+  boost::asio::awaitable<LookupOutcome> lookup(const hkp::LookupRequest& request,
                                               bool client_no_cache,
                                               std::shared_ptr<const Snapshot> snapshot,
                                               std::string only = {});
@@ -52,7 +53,7 @@ class LookupService {
  private:
   struct Found;
   struct KeyLookup;
-  boost::asio::awaitable<HttpResponse> lookup_keys(const hkp::LookupRequest& request,
+  boost::asio::awaitable<LookupOutcome> lookup_keys(const hkp::LookupRequest& request,
                                                    bool no_cache,
                                                    std::shared_ptr<const Snapshot> snapshot,
                                                    std::string only);
@@ -62,19 +63,19 @@ class LookupService {
   // to give ends the list (one request never waits for ten failures). Charged to the search
   // budget.
   static constexpr std::size_t kMaxTextGetKeys = 10;
-  boost::asio::awaitable<HttpResponse> lookup_text_keys(const hkp::LookupRequest& request,
+  boost::asio::awaitable<LookupOutcome> lookup_text_keys(const hkp::LookupRequest& request,
                                                         bool no_cache,
                                                         std::shared_ptr<const Snapshot> snapshot,
                                                         std::string only);
-  boost::asio::awaitable<HttpResponse> lookup_index(const hkp::LookupRequest& request,
+  boost::asio::awaitable<LookupOutcome> lookup_index(const hkp::LookupRequest& request,
                                                     bool no_cache,
                                                     std::shared_ptr<const Snapshot> snapshot,
                                                     std::string only);
   // What the cache alone can answer for a key lookup (hit, negative, stale), or nullopt: ask.
-  std::optional<HttpResponse> keys_from_cache(const KeyLookup& l,
+  std::optional<LookupOutcome> keys_from_cache(const KeyLookup& l,
                                               std::shared_ptr<const Snapshot> snapshot);
   using SharedFetch = Coalescer<Fetched>::Shared;
-  HttpResponse keys_after_fetch(const KeyLookup& l, const SharedFetch& fetched,
+  LookupOutcome keys_after_fetch(const KeyLookup& l, const SharedFetch& fetched,
                                 const Snapshot& snapshot);
   // `remember_not_found`, `only`: see UpstreamFetch::keys (a routed fetch coalesces apart from
   // the others').
@@ -90,9 +91,9 @@ class LookupService {
   void note_served(const Found& found) const;
 
   struct Served;
-  // The one renderer of a key lookup's answer: the keys themselves (op=get) or their listing.
-  HttpResponse render(const hkp::LookupRequest& req, const std::vector<Served>& keys,
-                      std::int64_t now) const;
+  // A key-shaped lookup's answer into `o`: the keys themselves (op=get) or their listing.
+  void answer_with(const hkp::LookupRequest& req, std::vector<Served> keys,
+                   LookupOutcome& o) const;
 
   cache::Store& store_;
   AnswerCache& answers_;

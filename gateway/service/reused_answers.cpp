@@ -96,7 +96,8 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
   auto prepared = std::make_shared<PreparedAnswer>();
   prepared->response = response;
   prepared->response.reuse.reset();
-  prepared->response.log_reused = true;
+  prepared->access = request.access;
+  prepared->access.reused = true;
   auto& headers = prepared->response.headers;
   std::erase_if(headers, [](const auto& h) { return h.first == "Age"; });  // added per request
   prepared->head = reusable_head(prepared->response);
