@@ -44,7 +44,7 @@ double curl_ms(const std::vector<std::string>& extra, const std::string& url) {
 void miss_vs_direct(const TempDir& dir, const std::string& corpus, const std::vector<std::string>& fprs) {
   TestKeyserver ks(dir, "ks-miss", "server", "normal", {corpus});
   ks.set_mode("slow", kLatencyMs);
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   const std::string ca = data_dir() + "/ca.pem";
   gw.get(get_target(fprs.back()));  // the gateway's upstream connection is open from now on
   Stats direct, through;
@@ -74,7 +74,8 @@ void miss_vs_direct(const TempDir& dir, const std::string& corpus, const std::ve
 void identical_misses(const TempDir& dir, const std::string& corpus, const std::string& fpr) {
   TestKeyserver ks(dir, "ks-burst", "server", "normal", {corpus});
   ks.set_mode("slow", 200);
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "", "max_connections_per_client = 0\n");
+  Gateway gw{
+      GatewayConfig(dir).upstreams({{"ks", ks.url()}}).server("max_connections_per_client = 0\n")};
   const std::string target = get_target(fpr);
   const auto t = Clock::now();
   std::vector<std::future<int>> f;
@@ -97,7 +98,7 @@ void refresh(const TempDir& dir, const std::string& corpus, int n) {
   TestKeyserver ks(dir, "ks-refresh", "server", "normal", {corpus});
   ks.set_mode("slow", kLatencyMs);
   const std::string ks_port = direct_ks.url().substr(direct_ks.url().rfind(':') + 1);
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   Gpg gpg;
   // standard-resolver: the system's, which answers gateway.test from the hosts file; dirmngr's
   // own resolver asked the machine's DNS server for its AAAA record (off loopback), per request.

@@ -48,7 +48,7 @@ void hot_path() {
   std::puts("cached op=get (hot path), 2000 sequential HTTP/1.0 requests:");
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   const std::string target = get_fpr(fixture("ALICE_FPR"));
   gw.get(target);
   Stats client;
@@ -71,19 +71,23 @@ void failover() {
   const std::string probes = "probe_interval = \"200ms\"\nunhealthy_threshold = 2\n";
   Stats alone, before, known;
   {
-    Gateway gw(dir, {{"alive", alive.url()}}, "", probes);
+    Gateway gw{GatewayConfig(dir).upstreams({{"alive", alive.url()}}).upstreams_table(probes)};
     for (int i = 0; i < 200; ++i) gw.get(get_fpr(missing_fpr(i)));
     alone = server_side(gw, "cache=miss");
   }
   {
     TempDir d2;
-    Gateway gw(d2, {{"dead", dead.url()}, {"alive", alive.url()}}, "", "probe_interval = \"1h\"\nunhealthy_threshold = 1000\n");
+    Gateway gw{GatewayConfig(d2)
+                   .upstreams({{"dead", dead.url()}, {"alive", alive.url()}})
+                   .upstreams_table("probe_interval = \"1h\"\nunhealthy_threshold = 1000\n")};
     for (int i = 0; i < 200; ++i) gw.get(get_fpr(missing_fpr(1000 + i)));
     before = server_side(gw, "cache=miss");
   }
   {
     TempDir d3;
-    Gateway gw(d3, {{"dead", dead.url()}, {"alive", alive.url()}}, "", probes);
+    Gateway gw{GatewayConfig(d3)
+                   .upstreams({{"dead", dead.url()}, {"alive", alive.url()}})
+                   .upstreams_table(probes)};
     gw.process().wait_for("upstream=dead state=unhealthy", std::chrono::seconds(10));
     for (int i = 0; i < 200; ++i) gw.get(get_fpr(missing_fpr(2000 + i)));
     known = server_side(gw, "cache=miss");
@@ -99,12 +103,16 @@ void failover() {
     TestKeyserver hung(d4, "hung", "server", "hang");
     const std::string no_notice = "probe_interval = \"1h\"\nunhealthy_threshold = 1000\nrequest_timeout = \"1s\"\n";
     {
-      Gateway gw(d4, {{"hung", hung.url()}, {"alive", alive.url()}}, "", no_notice);
+      Gateway gw{GatewayConfig(d4)
+                     .upstreams({{"hung", hung.url()}, {"alive", alive.url()}})
+                     .upstreams_table(no_notice)};
       for (const auto& k : five) gw.get(get_fpr(k));
       hung_plain = server_side(gw, "cache=miss");
     }
     TempDir d5;
-    Gateway gw(d5, {{"hung", hung.url()}, {"alive", alive.url()}}, "", no_notice + "hedge_after = \"100ms\"\n");
+    Gateway gw{GatewayConfig(d5)
+                   .upstreams({{"hung", hung.url()}, {"alive", alive.url()}})
+                   .upstreams_table(no_notice + "hedge_after = \"100ms\"\n")};
     for (const auto& k : five) gw.get(get_fpr(k));
     hung_hedged = server_side(gw, "cache=miss");
   }
@@ -122,8 +130,11 @@ void time_to_notice() {
     TempDir dir;
     TestKeyserver ks(dir, "ks");
     TestKeyserver other(dir, "other");
-    Gateway gw(dir, {{"ks", ks.url()}, {"other", other.url()}}, "",
-               "probe_interval = \"1s\"\nprobe_timeout = \"1s\"\nunhealthy_threshold = 3\n");
+    Gateway gw{
+        GatewayConfig(dir)
+            .upstreams({{"ks", ks.url()}, {"other", other.url()}})
+            .upstreams_table(
+                "probe_interval = \"1s\"\nprobe_timeout = \"1s\"\nunhealthy_threshold = 3\n")};
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto t = Clock::now();
     if (how.starts_with("stopped")) ks.stop();
@@ -135,8 +146,9 @@ void time_to_notice() {
     TempDir dir;
     TestKeyserver ks(dir, "ks");
     TestKeyserver other(dir, "other");
-    Gateway gw(dir, {{"ks", ks.url()}, {"other", other.url()}}, "",
-               "probe_interval = \"1h\"\nunhealthy_threshold = 3\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"ks", ks.url()}, {"other", other.url()}})
+                   .upstreams_table("probe_interval = \"1h\"\nunhealthy_threshold = 3\n")};
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto t = Clock::now();
     ks.stop();
@@ -154,7 +166,7 @@ void burst() {
     TempDir dir;
     TestKeyserver ks(dir, "ks");
     ks.set_mode("slow", 200);
-    Gateway gw(dir, {{"ks", ks.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
     const std::string target = get_fpr(fixture("BOB_FPR"));
     std::vector<std::future<int>> f;
     const auto t = Clock::now();

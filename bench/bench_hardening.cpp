@@ -143,7 +143,9 @@ void lookups_under_load() {
   std::puts("cached op=get while the pool verifies worst-case uploads (workers = 2):");
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n[keys]\nworkers = 2\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n[keys]\nworkers = 2\n")};
   const std::string target = "/pks/lookup?op=get&options=mr&search=0x" + fixture("ALICE_FPR");
   gw.get(target);
   const std::string upload = worst_case_upload(key_packets(read_file(data_dir() + "/alice-v2.asc")));
@@ -221,7 +223,9 @@ void misses_and_uploads_under_costly_uploads(const std::string& label, const std
   TempDir dir;
   run({HKPGW_KEYGEN, "8", dir / "miss.asc", "miss"});
   TestKeyserver ks(dir, "ks", "server", "normal", {dir / "miss.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n[keys]\nworkers = 2\n" + budgets);
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n[keys]\nworkers = 2\n" + budgets)};
   std::string costly;
   for (int k = 0; k < 4; ++k) costly += forged_rsa_key(8192, 64, 8, 16, 7 + k);
   std::vector<std::string> plain;  // one ordinary key per upload

@@ -58,7 +58,7 @@ TEST_CASE("gpg --send-keys through the gateway, then the owner's new subkey and 
           "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});  // does not know alice yet
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
 
@@ -98,7 +98,7 @@ TEST_CASE("gpg --send-keys through the gateway, then the owner's new subkey and 
 
 TEST_CASE("each client's form escaping is understood", "[integration][add]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string armored = read_file(data_dir() + "/erin.asc");
   auto style = GENERATE(as<std::string>{}, "gpg", "sq", "gpgfrontend", "raw");
@@ -115,7 +115,7 @@ TEST_CASE("each client's form escaping is understood", "[integration][add]") {
 
 TEST_CASE("several keys in one submission, and the machine-readable summary", "[integration][add]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string body = "keytext=" + gpg_style(read_file(data_dir() + "/team.asc")) + "&options=mr";
   const HttpResult r = post_add(gw, body);
@@ -130,7 +130,7 @@ TEST_CASE("several keys in one submission, and the machine-readable summary", "[
 TEST_CASE("refusals: secret keys, garbage, oversize, unknown content type", "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   SECTION("a secret key: 422, nothing stored, nothing forwarded") {
     const HttpResult r = post_add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/alice-secret.asc")));
@@ -205,7 +205,9 @@ TEST_CASE("forward_adds: a default that is down gets the key once it is back",
           "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "fail");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("probe_interval = \"1h\"\n")};
   REQUIRE(gw.started());
   const HttpResult r = post_add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc")));
   CHECK(r.status == 200);
@@ -225,12 +227,16 @@ TEST_CASE("the forward queue survives a restart", "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "fail");
   {
-    Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"ks", ks.url()}})
+                   .upstreams_table("probe_interval = \"1h\"\n")};
     REQUIRE(gw.started());
     REQUIRE(post_add(gw, "keytext=" + gpg_style(read_file(data_dir() + "/dave.asc"))).status == 200);
   }
   ks.set_mode("normal");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("probe_interval = \"1h\"\n")};
   REQUIRE(gw.started());
   CHECK(eventually([&] { return ks.count("adds") == 1; }));
 }
@@ -241,7 +247,9 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
   TestKeyserver b(dir, "b");
   const std::string body = "keytext=" + gpg_style(read_file(data_dir() + "/erin.asc"));
   SECTION("all: every upstream gets it") {
-    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "forward_adds = \"all\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"a", a.url()}, {"b", b.url()}})
+                   .upstreams_table("forward_adds = \"all\"\n")};
     REQUIRE(gw.started());
     const HttpResult r = post_add(gw, body);
     CHECK(r.status == 200);
@@ -250,14 +258,18 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
     CHECK(b.count("adds") == 1);
   }
   SECTION("none: kept here only") {
-    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "forward_adds = \"none\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"a", a.url()}, {"b", b.url()}})
+                   .upstreams_table("forward_adds = \"none\"\n")};
     REQUIRE(gw.started());
     CHECK(post_add(gw, body).body == fixture("ERIN_FPR") + ": added; kept here only\n");
     CHECK(a.count("adds") + b.count("adds") == 0);
   }
   SECTION("default, while the default is down: the next upstream takes it") {
     a.set_mode("fail");
-    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "probe_interval = \"1h\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"a", a.url()}, {"b", b.url()}})
+                   .upstreams_table("probe_interval = \"1h\"\n")};
     REQUIRE(gw.started());
     const HttpResult r = post_add(gw, body);
     CHECK(r.status == 200);
@@ -266,14 +278,18 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
     CHECK_THAT(gw.get("/pks/lookup?op=stats&options=mr").body, Contains("\"forward_queue\":0"));
   }
   SECTION("a binary body (application/octet-stream) is a submission too") {
-    Gateway gw(dir, {{"a", a.url()}}, "", "forward_adds = \"none\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"a", a.url()}})
+                   .upstreams_table("forward_adds = \"none\"\n")};
     REQUIRE(gw.started());
     const HttpResult r = post_add(gw, key_packets(read_file(data_dir() + "/erin.asc")), "application/octet-stream");
     CHECK(r.status == 200);
     CHECK(r.body == fixture("ERIN_FPR") + ": added; kept here only\n");
   }
   SECTION("default: the default only") {
-    Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "default = \"b\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"a", a.url()}, {"b", b.url()}})
+                   .upstreams_table("default = \"b\"\n")};
     REQUIRE(gw.started());
     CHECK_THAT(post_add(gw, body).body, Contains("forwarded to b"));
     CHECK(a.count("adds") == 0);
@@ -284,7 +300,9 @@ TEST_CASE("forward_adds = all and none", "[integration][add]") {
 TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string index = "/pks/lookup?op=index&options=mr&search=0x" + fixture("CAROL_FPR");
   REQUIRE(gw.get(index).status == 200);  // cached, not revoked
@@ -303,7 +321,7 @@ TEST_CASE("a bare revocation certificate for a cached key revokes it", "[integra
   CHECK(after.size() > before.size());
   // For a key the gateway does not hold, it says so.
   TempDir other;
-  Gateway empty(other, {}, "", "forward_adds = \"none\"\n");
+  Gateway empty{GatewayConfig(other).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(empty.started());
   const HttpResult unknown = post_add(empty, "keytext=" + gpg_style(rev));
   CHECK(unknown.status == 422);
@@ -316,7 +334,7 @@ TEST_CASE("a bare revocation for a key not cached yet revokes the key its upstre
   // it fetches the key as a lookup would, applies the revocation and forwards the revoked key.
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string carol = fixture("CAROL_FPR");
   const std::string rev = read_file(data_dir() + "/carol-revocation.asc");
@@ -330,7 +348,7 @@ TEST_CASE("a bare revocation for a key not cached yet revokes the key its upstre
   // A revocation whose key nobody has is still refused, after one question upstream.
   TempDir other;
   TestKeyserver none(other, "none", "server", "normal", {"alice.asc"});
-  Gateway gw2(other, {{"none", none.url()}});
+  Gateway gw2{GatewayConfig(other).upstreams({{"none", none.url()}})};
   REQUIRE(gw2.started());
   const HttpResult refused = post_add(gw2, "keytext=" + gpg_style(rev));
   CHECK(refused.status == 422);
@@ -342,7 +360,7 @@ TEST_CASE("a bare revocation for a key not cached yet revokes the key its upstre
 TEST_CASE("sq publishes and fetches through the gateway", "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string server = "hkp://" + gw.address();
   const auto sent = run({"sq", "keyserver", "--policy", "insecure", "--server", server, "send",
@@ -363,7 +381,7 @@ TEST_CASE("a flooded submission is cleaned before it is cached or forwarded, and
           "[integration][add]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string flood = flooded(key_packets(read_file(data_dir() + "/alice.asc")), 2000);
   const HttpResult r = post_add(gw, "keytext=" + gpg_style(hkp::armor_public_keys(flood)));
@@ -379,7 +397,7 @@ TEST_CASE("a flooded submission is cleaned before it is cached or forwarded, and
 TEST_CASE("what RNP prints about a broken key becomes a log line and not a stray one",
           "[integration][add]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   // A forged self-signature with a right hash prefix: RNP has to verify it, and says why not.
   const std::string pub = key_packets(read_file(data_dir() + "/alice.asc"));

@@ -26,7 +26,7 @@ TEST_CASE("/metrics passes promtool and counts requests, cache results and upstr
           "[integration][admin]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string target = "/pks/lookup?op=get&search=0x" + fixture("ALICE_FPR");
   REQUIRE(gw.get(target).status == 200);  // miss
@@ -55,7 +55,7 @@ TEST_CASE("/metrics passes promtool and counts requests, cache results and upstr
 TEST_CASE("the admin API needs its token, and is off without one", "[integration][admin]") {
   TempDir dir;
   SECTION("no token_file: 403") {
-    Gateway gw(dir, {});
+    Gateway gw{GatewayConfig(dir)};
     REQUIRE(gw.started());
     const HttpResult r = admin(gw, "GET", "/admin/upstreams");
     CHECK(r.status == 403);
@@ -63,7 +63,7 @@ TEST_CASE("the admin API needs its token, and is off without one", "[integration
   }
   SECTION("with a token_file: 401 without or with a wrong token") {
     write_file(dir / "token", kToken + "\n");
-    Gateway gw(dir, {}, "", "", "", "token_file = \"" + dir / "token" + "\"\n");
+    Gateway gw{GatewayConfig(dir).admin("token_file = \"" + dir / "token" + "\"\n")};
     REQUIRE(gw.started());
     CHECK(admin(gw, "GET", "/admin/cache", "").status == 401);
     CHECK(admin(gw, "GET", "/admin/cache", kToken + "x").status == 401);
@@ -74,7 +74,7 @@ TEST_CASE("the admin API needs its token, and is off without one", "[integration
   }
   SECTION("a token shorter than 16 characters refuses to start") {
     write_file(dir / "token", "short\n");
-    Gateway gw(dir, {}, "", "", "", "token_file = \"" + dir / "token" + "\"\n");
+    Gateway gw{GatewayConfig(dir).admin("token_file = \"" + dir / "token" + "\"\n")};
     CHECK_FALSE(gw.started());
     CHECK_THAT(gw.log(), Contains("holds no token of at least 16 characters"));
   }
@@ -84,8 +84,10 @@ TEST_CASE("admin API: upstreams, probe, cache, key removal and reload", "[integr
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   write_file(dir / "token", kToken + "\n");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "probe_interval = \"1h\"\n", "",
-             "token_file = \"" + dir / "token" + "\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("probe_interval = \"1h\"\n")
+                 .admin("token_file = \"" + dir / "token" + "\"\n")};
   REQUIRE(gw.started());
 
   const HttpResult ups = admin(gw, "GET", "/admin/upstreams");

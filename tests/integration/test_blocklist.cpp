@@ -25,8 +25,10 @@ TEST_CASE("a key blocked in the shared list is gone from every replica",
   TempDir d1, d2, d3;
   std::vector<std::unique_ptr<Gateway>> replicas;
   for (const TempDir* d : {&d1, &d2, &d3}) {
-    replicas.push_back(std::make_unique<Gateway>(
-        *d, std::vector<UpstreamSpec>{{"ks", ks.url()}}, "blocklist = \"" + list + "\"\n"));
+    replicas.push_back(
+        std::make_unique<Gateway>(GatewayConfig(*d)
+                                      .upstreams(std::vector<UpstreamSpec>{{"ks", ks.url()}})
+                                      .cache("blocklist = \"" + list + "\"\n")));
     REQUIRE(replicas.back()->started());
   }
   const std::string bob = fixture("BOB_FPR"), alice = fixture("ALICE_FPR");
@@ -90,8 +92,10 @@ TEST_CASE("a blocklist rewritten in place while a reload reads it is read whole"
   }
   const std::string bob = fixture("BOB_FPR");
   write_file(list, others);
-  Gateway gw(dir, {{"ks", ks.url()}}, "blocklist = \"" + list + "\"\n",
-             "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .cache("blocklist = \"" + list + "\"\n")
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   // The operator's editor rewrites it in place: truncated, the first part written, then (a
   // moment later) the rest with bob's line. A reload comes in between.

@@ -262,7 +262,7 @@ TEST_CASE("SIGKILL in the middle of heavy writes loses nothing acknowledged", "[
   std::vector<std::string> acknowledged;
   std::mutex mutex;
   {
-    Gateway gw(dir, {{"ks", ks.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
     REQUIRE(gw.started());
     std::atomic<bool> stop{false};
     std::atomic<std::size_t> next{0};
@@ -319,7 +319,7 @@ TEST_CASE("a flooded key is served small and usable, and the drops are counted",
   const std::string file = dir / "flooded.gpg";
   write_file(file, flooded(key_packets(read_file(data_dir() + "/alice.asc")), 2500));
   TestKeyserver ks(dir, "ks", "server", "normal", {file});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   Gpg gpg;
   REQUIRE(gpg({"--recv-keys", fixture("ALICE_FPR")}, gw.hkp_url()).exit_code == 0);
@@ -346,12 +346,14 @@ TEST_CASE("index flags follow later copies: revocation added, expiry extended",
     return line.substr(line.rfind(':') + 1);
   };
   {
-    Gateway gw(dir, {{"old", old_world.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"old", old_world.url()}})};
     REQUIRE(gw.started());
     CHECK(pub_flags(gw.get(carol).body) == "");
     CHECK(pub_flags(gw.get(dave).body) == "e");
   }
-  Gateway gw(dir, {{"new", new_world.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"new", new_world.url()}})
+                 .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n")};
   REQUIRE(gw.started());
   const HttpResult c = gw.get(carol);
   CHECK(c.header("x-hkp-cache") == "revalidated");

@@ -28,8 +28,8 @@ TEST_CASE("a revocation sent to one replica is served by every replica at once",
   TempDir d1, d2, d3;
   std::vector<std::unique_ptr<Gateway>> replicas;
   for (const TempDir* d : {&d1, &d2, &d3}) {
-    replicas.push_back(
-        std::make_unique<Gateway>(*d, std::vector<UpstreamSpec>{{"ks", ks.url()}}));
+    replicas.push_back(std::make_unique<Gateway>(
+        GatewayConfig(*d).upstreams(std::vector<UpstreamSpec>{{"ks", ks.url()}})));
     REQUIRE(replicas.back()->started());
   }
   const std::string carol = fixture("CAROL_FPR");
@@ -89,8 +89,10 @@ TEST_CASE("pushes come only from cluster.trusted, hold up like submissions, and 
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
   TempDir d1, d2;
-  Gateway a(d1, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
-  Gateway b(d2, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway a{
+      GatewayConfig(d1).upstreams({{"ks", ks.url()}}).upstreams_table("forward_adds = \"none\"\n")};
+  Gateway b{
+      GatewayConfig(d2).upstreams({{"ks", ks.url()}}).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(a.started());
   REQUIRE(b.started());
   const std::string key = read_file(data_dir() + "/erin.asc");
@@ -193,7 +195,7 @@ TEST_CASE("spend reports: only a replica holding the secret charges a client, on
   TempDir dir;
   const std::string limits =
       "forward_adds = \"none\"\n\n[limits]\nexempt = []\nsearches = \"1/h\"\nsearches_burst = 4\n";
-  Gateway gw(dir, {}, "", limits);
+  Gateway gw{GatewayConfig(dir).upstreams_table(limits)};
   REQUIRE(gw.started());
   set_cluster(gw, "peers = [\"" + gw.admin() + "\"]\n");
   // The attack of issue 22: from a trusted address, a report that the client at 127.0.0.1 spent
@@ -231,8 +233,8 @@ TEST_CASE("with peers, a client's budget is the cluster's, not one per replica",
   TempDir d1, d2;
   const std::string limits =
       "forward_adds = \"none\"\n\n[limits]\nexempt = []\nsearches = \"1/h\"\nsearches_burst = 4\n";
-  Gateway a(d1, {}, "", limits);
-  Gateway b(d2, {}, "", limits);
+  Gateway a{GatewayConfig(d1).upstreams_table(limits)};
+  Gateway b{GatewayConfig(d2).upstreams_table(limits)};
   REQUIRE(a.started());
   REQUIRE(b.started());
   const auto search = [](const Gateway& gw, int i) {

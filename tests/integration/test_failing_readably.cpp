@@ -17,8 +17,11 @@ TEST_CASE("every upstream hung: a gpg refresh of ten keys gets its answers at on
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   ks.set_mode("hang");
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             "probe_interval = \"200ms\"\nprobe_timeout = \"300ms\"\nunhealthy_threshold = 1\n");
+  Gateway gw{
+      GatewayConfig(dir)
+          .upstreams({{"ks", ks.url()}})
+          .upstreams_table(
+              "probe_interval = \"200ms\"\nprobe_timeout = \"300ms\"\nunhealthy_threshold = 1\n")};
   REQUIRE(gw.started());
   REQUIRE(gw.process().wait_for("upstream=ks state=unhealthy"));
 
@@ -54,7 +57,7 @@ TEST_CASE("a search without a match says No keys found on every front",
           "[integration][openkeychain]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string nobody = "0123456789ABCDEF0123456789ABCDEF01234567";
   for (const std::string& target : std::vector<std::string>{
@@ -74,7 +77,7 @@ TEST_CASE("op=get with free text answers the matching keys, as SKS does",
           "[integration][hkp-client]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const auto r = gw.get("/pks/lookup?op=get&options=mr&search=Team+Rotation");
   INFO(r.body);
@@ -99,7 +102,7 @@ TEST_CASE("op=get with free text that matches 150 keys answers the first 10",
   TempDir dir;
   REQUIRE(run({HKPGW_KEYGEN, "150", dir / "many.asc", "many", "shared"}).exit_code == 0);
   TestKeyserver ks(dir, "ks", "server", "normal", {dir / "many.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const auto r = gw.get("/pks/lookup?op=get&options=mr&search=Bulk+User");
   REQUIRE(r.status == 200);

@@ -32,7 +32,9 @@ TEST_CASE("a failing default is skipped once live failures mark it unhealthy", "
   TestKeyserver dead(dir, "dead", "server", "fail");
   TestKeyserver backup(dir, "backup");
   // Probes every hour (one at start): only live requests can mark `dead` unhealthy.
-  Gateway gw(dir, {{"dead", dead.url()}, {"backup", backup.url()}}, "", kNoProbes);
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"dead", dead.url()}, {"backup", backup.url()}})
+                 .upstreams_table(kNoProbes)};
   REQUIRE(gw.started());
 
   int n = 0;
@@ -59,7 +61,9 @@ TEST_CASE("probes notice a dead upstream without traffic and bring it back when 
   TempDir dir;
   TestKeyserver first(dir, "first");
   TestKeyserver second(dir, "second");
-  Gateway gw(dir, {{"first", first.url()}, {"second", second.url()}}, "", kFastProbes);
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"first", first.url()}, {"second", second.url()}})
+                 .upstreams_table(kFastProbes)};
   REQUIRE(gw.started());
   REQUIRE(eventually([&] { return first.count("probes") >= 1; }));
   CHECK(http_get(gw.admin(), "/readyz").status == 200);
@@ -87,7 +91,7 @@ TEST_CASE("probes notice a dead upstream without traffic and bring it back when 
 TEST_CASE("every upstream unhealthy: panic mode still asks them, in order", "[integration][fleet]") {
   TempDir dir;
   TestKeyserver only(dir, "only", "server", "fail");
-  Gateway gw(dir, {{"only", only.url()}}, "", kFastProbes);
+  Gateway gw{GatewayConfig(dir).upstreams({{"only", only.url()}}).upstreams_table(kFastProbes)};
   REQUIRE(gw.started());
   REQUIRE(gw.process().wait_for("upstream=only state=unhealthy"));
   // Nothing healthy and nothing cached: not ready.
@@ -115,7 +119,9 @@ TEST_CASE("a dead upstream (connection refused) gives 503 at once, stale keys ar
           "[integration][fleet]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n")};
   REQUIRE(gw.started());
   REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   ks.stop();
@@ -132,7 +138,7 @@ TEST_CASE("gpg --recv-keys succeeds while the default upstream is dead", "[integ
   TestKeyserver dead(dir, "dead");
   TestKeyserver alive(dir, "alive");
   dead.stop();
-  Gateway gw(dir, {{"dead", dead.url()}, {"alive", alive.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"dead", dead.url()}, {"alive", alive.url()}})};
   REQUIRE(gw.started());
   Gpg gpg;
   const auto r = gpg({"--recv-keys", fixture("BOB_FPR")}, gw.hkp_url());
@@ -146,8 +152,9 @@ TEST_CASE("hedging: a slow default gets company, the faster answer wins", "[inte
   TestKeyserver slow(dir, "slow");
   TestKeyserver fast(dir, "fast");
   slow.set_mode("slow", 2000);
-  Gateway gw(dir, {{"slow", slow.url()}, {"fast", fast.url()}}, "",
-             "hedge_after = \"200ms\"\nrequest_timeout = \"5s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"slow", slow.url()}, {"fast", fast.url()}})
+                 .upstreams_table("hedge_after = \"200ms\"\nrequest_timeout = \"5s\"\n")};
   REQUIRE(gw.started());
   const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
   CHECK(r.status == 200);
@@ -165,7 +172,7 @@ TEST_CASE("50 concurrent identical misses make one upstream request", "[integrat
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   ks.set_mode("slow", 500);  // long enough for every request to arrive while the first waits
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string fpr = fixture("ERIN_FPR");
   std::vector<std::future<HttpResult>> answers;
@@ -194,7 +201,7 @@ TEST_CASE("a copy without user IDs is completed from another upstream", "[integr
   };
 
   SECTION("merge = first: the UID-less answer makes the gateway ask the next upstream") {
-    Gateway gw(dir, {{"stripped", stripped.url()}, {"full", full.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"stripped", stripped.url()}, {"full", full.url()}})};
     REQUIRE(gw.started());
     CHECK(gw.get(get_target(alice)).status == 200);
     CHECK(stripped.count("gets") == 1);
@@ -206,7 +213,9 @@ TEST_CASE("a copy without user IDs is completed from another upstream", "[integr
     CHECK(full.count("gets") == 1);
   }
   SECTION("merge = all: every upstream is asked and the copies are merged") {
-    Gateway gw(dir, {{"stripped", stripped.url()}, {"full", full.url()}}, "", "merge = \"all\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"stripped", stripped.url()}, {"full", full.url()}})
+                   .upstreams_table("merge = \"all\"\n")};
     REQUIRE(gw.started());
     CHECK(gw.get(get_target(alice)).status == 200);
     CHECK(stripped.count("gets") == 1);
@@ -219,7 +228,7 @@ TEST_CASE("a copy without user IDs is completed from another upstream", "[integr
     CHECK(gpg.fingerprints() == std::vector<std::string>{alice});
   }
   SECTION("alone, the UID-less copy is still served and cached") {
-    Gateway gw(dir, {{"stripped", stripped.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"stripped", stripped.url()}})};
     REQUIRE(gw.started());
     CHECK(gw.get(get_target(alice)).status == 200);
     CHECK(uid_lines(gw) == 0);
@@ -230,8 +239,9 @@ TEST_CASE("stale-while-revalidate serves at once and refreshes once in the backg
           "[integration][fleet]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}},
-             "fresh_for = \"0s\"\nstale_while_revalidate = \"1h\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"1h\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("DAVE_FPR");
   CHECK(gw.get(get_target(fpr)).header("x-hkp-cache") == "miss");
@@ -250,7 +260,9 @@ TEST_CASE("past stale_while_revalidate the key is re-fetched before answering",
           "[integration][fleet]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("BOB_FPR");
   CHECK(gw.get(get_target(fpr)).header("x-hkp-cache") == "miss");
@@ -266,7 +278,9 @@ TEST_CASE("index searches: cached listings are revalidated, and with every upstr
           "[integration][fleet]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n")};
   REQUIRE(gw.started());
   // Alice's key is cached by a fingerprint lookup; no listing for "alice" is.
   REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
@@ -289,7 +303,9 @@ TEST_CASE("connections per upstream stay within max_connections", "[integration]
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   ks.set_mode("slow", 300);
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "max_connections = 2\nrequest_timeout = \"8s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("max_connections = 2\nrequest_timeout = \"8s\"\n")};
   REQUIRE(gw.started());
   std::vector<std::future<int>> answers;
   for (int i = 0; i < 8; ++i) {  // eight distinct misses: nothing to coalesce
@@ -306,7 +322,7 @@ TEST_CASE("new connections resume the upstream's TLS session", "[integration][fl
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   ks.set_mode("normal", 0, true);  // close after every answer: each request a new handshake
-  Gateway gw(dir, {{"ks", ks.url()}}, "", kNoProbes);
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).upstreams_table(kNoProbes)};
   REQUIRE(gw.started());
   for (int i = 0; i < 4; ++i) CHECK(gw.get(get_target(missing_fpr(i))).status == 404);
   // The probe at start and the first lookups may race to the first full handshake; after that
@@ -320,7 +336,9 @@ TEST_CASE("an upstream that resets connections is failed over like one that is d
   TempDir dir;
   TestKeyserver rst(dir, "rst", "server", "reset");
   TestKeyserver ok(dir, "ok");
-  Gateway gw(dir, {{"rst", rst.url()}, {"ok", ok.url()}}, "", kNoProbes);
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"rst", rst.url()}, {"ok", ok.url()}})
+                 .upstreams_table(kNoProbes)};
   REQUIRE(gw.started());
   CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   CHECK(rst.lookups() == 1);
@@ -338,7 +356,9 @@ TEST_CASE("different versions of a key across upstreams and over time are merged
   SECTION("merge = all: v1 from one upstream, v2 (new subkey and user ID) from the other") {
     TestKeyserver old_copy(dir, "old", "server", "normal", {"alice.asc"});
     TestKeyserver new_copy(dir, "new", "server", "normal", {"alice-v2.asc"});
-    Gateway gw(dir, {{"old", old_copy.url()}, {"new", new_copy.url()}}, "", "merge = \"all\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"old", old_copy.url()}, {"new", new_copy.url()}})
+                   .upstreams_table("merge = \"all\"\n")};
     REQUIRE(gw.started());
     const HttpResult r = gw.get(get_target(alice));
     CHECK(r.status == 200);
@@ -352,14 +372,15 @@ TEST_CASE("different versions of a key across upstreams and over time are merged
     TestKeyserver ks(dir, "ks", "server", "normal", {"alice-v2.asc"});
     TestKeyserver stale(dir, "stale", "server", "normal", {"alice.asc"});
     {
-      Gateway gw(dir, {{"ks", ks.url()}});
+      Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
       REQUIRE(gw.started());
       REQUIRE(gw.get(get_target(alice)).status == 200);
       REQUIRE(uid_lines(gw) == 3);
     }
     // Same cache, now an upstream with the older copy; fresh_for 0 forces the re-fetch.
-    Gateway gw(dir, {{"stale", stale.url()}},
-               "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"stale", stale.url()}})
+                   .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\n")};
     REQUIRE(gw.started());
     const HttpResult r = gw.get(get_target(alice));
     CHECK(r.header("x-hkp-cache") == "revalidated");

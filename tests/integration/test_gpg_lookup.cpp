@@ -19,7 +19,7 @@ bool has(const std::vector<std::string>& v, const std::string& x) {
 TEST_CASE("gpg --recv-keys by fingerprint, then from the cache", "[integration][gpg]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string fpr = fixture("ALICE_FPR");
 
@@ -41,7 +41,7 @@ TEST_CASE("gpg --recv-keys by long key ID, then the subkey IDs hit the cache",
           "[integration][gpg]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string fpr = fixture("BOB_FPR");
   Gpg gpg;
@@ -63,7 +63,7 @@ TEST_CASE("gpg --recv-keys by long key ID, then the subkey IDs hit the cache",
 TEST_CASE("gpg --search-keys by email lists keys with user IDs and flags", "[integration][gpg]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   Gpg gpg;
   const auto r = gpg({"--with-colons", "--search-keys", "team@example.org"}, gw.hkp_url());
@@ -85,7 +85,7 @@ TEST_CASE("gpg --locate-external-keys fetches by address (op=get&exact=on)",
           "[integration][gpg]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   Gpg gpg;
   const auto r = gpg({"--auto-key-locate", "clear,keyserver", "--locate-external-keys",

@@ -70,7 +70,9 @@ TEST_CASE("no shape of third-party signature grows a cached key by a byte, on an
           "route", "[integration][hardening]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string stranger("\x00\xC0\xFF\xEE\x00\xC0\xFF\xEE", 8);
   // Each shape, on each submission route, and the served key after it, byte for byte.
@@ -134,7 +136,9 @@ TEST_CASE("an unauthenticated upload of forged signatures leaves a cached key as
           "[integration][hardening]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("ALICE_FPR");
   const HttpResult before = gw.get(get_target(fpr));
@@ -163,7 +167,7 @@ TEST_CASE("an unauthenticated upload of forged signatures leaves a cached key as
 
 TEST_CASE("one upload cannot write thousands of log lines", "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string pub = key_packets(read_file(data_dir() + "/alice.asc"));
   const std::size_t lines_before = count_lines(gw.log());
@@ -187,10 +191,13 @@ TEST_CASE("cached lookups are answered while the pool verifies a slow key, and a
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   // One worker, one waiting job, and limits lifted so a made-up key costs the pool seconds.
-  Gateway slow(dir, {{"ks", ks.url()}}, "",
-               "forward_adds = \"none\"\n[keys]\nworkers = 1\nwork_queue = 1\nmax_subkeys = 100000\n"
-               "max_key_bytes = \"64MiB\"\n",
-               "max_body_bytes = \"8MiB\"\n");
+  Gateway slow{
+      GatewayConfig(dir)
+          .upstreams({{"ks", ks.url()}})
+          .upstreams_table(
+              "forward_adds = \"none\"\n[keys]\nworkers = 1\nwork_queue = 1\nmax_subkeys = 100000\n"
+              "max_key_bytes = \"64MiB\"\n")
+          .server("max_body_bytes = \"8MiB\"\n")};
   REQUIRE(slow.started());
   const std::string fpr = fixture("ALICE_FPR");
   REQUIRE(slow.get(get_target(fpr)).status == 200);  // cached now
@@ -229,7 +236,10 @@ TEST_CASE("a too-large upload is answered 413 that gpg and sq read, and gpg keep
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   // 1 KiB: every armored key gpg sends is larger.
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n", "max_body_bytes = \"1KiB\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")
+                 .server("max_body_bytes = \"1KiB\"\n")};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR"), bob = fixture("BOB_FPR");
   REQUIRE(gw.get(get_target(bob)).status == 200);  // cached, for the lookup afterwards
@@ -279,7 +289,7 @@ TEST_CASE("request smuggling: transfer codings other than chunked are refused an
           "closed",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   // A second request hidden in the body: it must never be answered.
   const std::string hidden = "GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -347,7 +357,7 @@ TEST_CASE("request smuggling: transfer codings other than chunked are refused an
 TEST_CASE("HEAD is served as GET without a body", "[integration][hardening]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string target = get_target(fixture("ALICE_FPR"));
   const HttpResult get = gw.get(target);
@@ -373,9 +383,12 @@ TEST_CASE("every upstream broken and a cold cache: one short parallel attempt, a
   dead.stop();  // connection refused
   // request_timeout is long: a miss that waited for it (in turn, per upstream) would outlast the
   // client's own 30 s limit; panic_timeout bounds the one attempt made in panic mode.
-  Gateway gw(dir, {{"hung", hung.url()}, {"dead", dead.url()}}, "",
-             "probe_interval = \"200ms\"\nprobe_timeout = \"200ms\"\nunhealthy_threshold = 1\n"
-             "request_timeout = \"40s\"\npanic_timeout = \"300ms\"\n");
+  Gateway gw{
+      GatewayConfig(dir)
+          .upstreams({{"hung", hung.url()}, {"dead", dead.url()}})
+          .upstreams_table(
+              "probe_interval = \"200ms\"\nprobe_timeout = \"200ms\"\nunhealthy_threshold = 1\n"
+              "request_timeout = \"40s\"\npanic_timeout = \"300ms\"\n")};
   REQUIRE(gw.started());
   REQUIRE(gw.process().wait_for("upstream=hung state=unhealthy"));
   REQUIRE(gw.process().wait_for("upstream=dead state=unhealthy"));
@@ -399,7 +412,7 @@ TEST_CASE("every upstream broken and a cold cache: one short parallel attempt, a
 TEST_CASE("SIGHUP names a restart-only change while it is pending, and no longer once reverted",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   const std::string original = read_file(gw.config_path());
   std::string moved = original;
@@ -425,7 +438,8 @@ TEST_CASE("SIGHUP names a restart-only change while it is pending, and no longer
 TEST_CASE("SIGHUP applies the listener's limits: a lowered max_body_bytes refuses what it let in",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "max_body_bytes = \"64KiB\"\nmax_header_bytes = \"16KiB\"\n");
+  Gateway gw{
+      GatewayConfig(dir).server("max_body_bytes = \"64KiB\"\nmax_header_bytes = \"16KiB\"\n")};
   REQUIRE(gw.started());
   const std::string body = "keytext=" + std::string(6000, 'A');
   const std::vector<std::string> long_header = {"X-Padding: " + std::string(1500, 'p')};
@@ -460,8 +474,9 @@ TEST_CASE("SIGHUP applies the listener's limits: a lowered max_body_bytes refuse
 
 TEST_CASE("small defects of the review, each with its test", "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n", "",
-             "allowed_hosts = [\"gateway-admin.internal\"]\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams_table("forward_adds = \"none\"\n")
+                 .admin("allowed_hosts = [\"gateway-admin.internal\"]\n")};
   REQUIRE(gw.started());
 
   SECTION("error text never carries raw control bytes, and every answer says nosniff") {
@@ -566,7 +581,7 @@ int successes(const std::string& host_port, const std::string& target, int n) {
 TEST_CASE("idle connections cannot lock others out of the HKP or the admin listener",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "max_connections = 40\nmax_connections_per_client = 30\n");
+  Gateway gw{GatewayConfig(dir).server("max_connections = 40\nmax_connections_per_client = 30\n")};
   REQUIRE(gw.started());
 
   SECTION("one client address holds at most its share") {
@@ -590,7 +605,9 @@ TEST_CASE("bare revocations: each issuer's key is verified once, and their count
           "[integration][hardening]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string carol = fixture("CAROL_FPR");
   REQUIRE(gw.get(get_target(carol)).status == 200);  // cached, not revoked
@@ -619,7 +636,7 @@ TEST_CASE("bare revocations: each issuer's key is verified once, and their count
 TEST_CASE("an RSA key with a 16,383-bit exponent is refused before any verification",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   // Sixteen forged self-signatures on it once cost 21 s of CPU; now none is verified.
   const std::string pub = key_packets(read_file(data_dir() + "/bob.asc"));
@@ -673,7 +690,7 @@ TEST_CASE("an address flooded with keys upstream: the first hundred are kept, no
   const auto made = run({HKPGW_KEYGEN, "150", dir / "flood.asc", "flood", "shared"});
   REQUIRE(made.exit_code == 0);
   TestKeyserver ks(dir, "ks", "server", "normal", {dir / "flood.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const auto r = gw.get("/pks/lookup?op=get&options=mr&search=flood@flood.example");
   REQUIRE(r.status == 200);
@@ -698,7 +715,7 @@ double metric(const Gateway& gw, const std::string& sample) {
 TEST_CASE("a key whose every signature costs milliseconds gets a verification budget, not 500",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   // An 8,192-bit modulus with a 64-bit exponent (both allowed) and 496 forged RSA self-signatures,
   // 16 per user ID: within every count, each one ~3 ms of CPU to verify, and each verified
@@ -716,7 +733,7 @@ TEST_CASE("a key whose every signature costs milliseconds gets a verification bu
 TEST_CASE("a submission that would cost over a second of verification is refused before any",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   // Six keys, each within its own budget (a quarter second), together 1.5 s: refused whole with
   // 413 before RNP sees any of them.
@@ -772,8 +789,8 @@ long rss_kib(pid_t pid) {
 
 TEST_CASE("connections stalled inside a body cannot lock others out", "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "",
-             "max_connections = 40\nmax_connections_per_client = 30\nclient_timeout = \"60s\"\n");
+  Gateway gw{GatewayConfig(dir).server(
+      "max_connections = 40\nmax_connections_per_client = 30\nclient_timeout = \"60s\"\n")};
   REQUIRE(gw.started());
   // 4 addresses x 15 connections past their header, each announcing 100 kB and sending a byte:
   // not idle, so never evicted, they held every place until client_timeout (before: every other
@@ -789,7 +806,7 @@ TEST_CASE("connections stalled inside a body cannot lock others out", "[integrat
 TEST_CASE("a body arriving slower than server.min_body_rate is cut off with 408",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "client_timeout = \"60s\"\n");
+  Gateway gw{GatewayConfig(dir).server("client_timeout = \"60s\"\n")};
   REQUIRE(gw.started());
   SlowBodies one(gw.address(), 1, "127.0.0.1", 100000);
   REQUIRE(one.fds.size() == 1);
@@ -814,8 +831,8 @@ TEST_CASE("a body arriving slower than server.min_body_rate is cut off with 408"
 TEST_CASE("bodies held in memory at once are bounded, and their memory comes back",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "",
-             "max_body_memory = \"16MiB\"\nclient_timeout = \"60s\"\nmax_connections_per_client = 0\n");
+  Gateway gw{GatewayConfig(dir).server(
+      "max_body_memory = \"16MiB\"\nclient_timeout = \"60s\"\nmax_connections_per_client = 0\n")};
   REQUIRE(gw.started());
   const pid_t pid = gw.process().pid();
   // One whole upload of that size first: glibc then stops giving blocks this large their own
@@ -846,7 +863,7 @@ TEST_CASE("bodies held in memory at once are bounded, and their memory comes bac
 TEST_CASE("the admin listener checks trust before it reads a body, and shares per client",
           "[integration][hardening]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   // A push from a gateway with no peers: answered 403 on its head alone (before: the body was
   // read first, 1 MB at a byte a second).

@@ -22,7 +22,7 @@ void check_one_line(const HttpResult& r) {
 TEST_CASE("bad requests get the documented status and one line of text", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
 
   auto [target, status, words] = GENERATE(table<std::string, int, std::string>({
@@ -48,7 +48,8 @@ TEST_CASE("bad requests get the documented status and one line of text", "[integ
 
 TEST_CASE("oversized headers get 431 and oversized bodies 413", "[integration]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "max_header_bytes = \"4KiB\"\nmax_body_bytes = \"64KiB\"\n");
+  Gateway gw{
+      GatewayConfig(dir).server("max_header_bytes = \"4KiB\"\nmax_body_bytes = \"64KiB\"\n")};
   REQUIRE(gw.started());
   const HttpResult big_header =
       http_request(gw.address(), "GET", "/", "", {"X-Padding: " + std::string(8000, 'a')});
@@ -66,7 +67,7 @@ TEST_CASE("oversized headers get 431 and oversized bodies 413", "[integration]")
 TEST_CASE("GET / is a small page and unknown methods are refused", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const HttpResult home = gw.get("/");
   CHECK(home.status == 200);
@@ -82,7 +83,7 @@ TEST_CASE("GET / is a small page and unknown methods are refused", "[integration
 TEST_CASE("op=get: a miss asks upstream once, then the cache answers", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string fpr = fixture("ALICE_FPR");
 
@@ -113,7 +114,7 @@ TEST_CASE("op=get: a miss asks upstream once, then the cache answers", "[integra
 TEST_CASE("machine-readable index by email, cached per normalised query", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
 
   const HttpResult r = gw.get("/pks/lookup?op=index&options=mr&search=alice%40example.org");
@@ -141,7 +142,7 @@ TEST_CASE("machine-readable index by email, cached per normalised query", "[inte
 TEST_CASE("index flags: revoked key, expired key, revoked user ID", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const auto pub_line = [&](const std::string& fpr) {
     const HttpResult r = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fpr);
@@ -164,7 +165,7 @@ TEST_CASE("index flags: revoked key, expired key, revoked user ID", "[integratio
 TEST_CASE("op=get by email returns every key with the address", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const HttpResult r = gw.get("/pks/lookup?op=get&options=mr&search=team%40example.org&exact=on");
   REQUIRE(r.status == 200);
@@ -181,7 +182,7 @@ TEST_CASE("op=get by email returns every key with the address", "[integration]")
 TEST_CASE("not found is remembered for negative_ttl", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string missing = "/pks/lookup?op=get&search=0x" + std::string(40, 'C');
   CHECK(gw.get(missing).status == 404);
@@ -195,7 +196,8 @@ TEST_CASE("short_key_ids = cache_only: answered from the cache, never asked upst
           "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[keys]\nshort_key_ids = \"cache_only\"\n");
+  Gateway gw{
+      GatewayConfig(dir).upstreams({{"ks", ks.url()}}).keys("short_key_ids = \"cache_only\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("ALICE_FPR");
   REQUIRE(gw.get("/pks/lookup?op=get&search=0x" + fpr).status == 200);
@@ -212,7 +214,7 @@ TEST_CASE("short_key_ids = cache_only: answered from the cache, never asked upst
 
 TEST_CASE("readiness and liveness probes on the admin listener", "[integration]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   CHECK(http_get(gw.admin(), "/healthz").status == 200);
   const HttpResult ready = http_get(gw.admin(), "/readyz");
@@ -224,7 +226,7 @@ TEST_CASE("readiness and liveness probes on the admin listener", "[integration]"
 TEST_CASE("HTTP/1.1 clients keep their connection across requests", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string base = "http://" + gw.address();
   const std::string get = base + "/pks/lookup?op=get&search=0x" + fixture("ALICE_FPR");
@@ -240,7 +242,7 @@ TEST_CASE("HTTP/1.1 clients keep their connection across requests", "[integratio
 
 TEST_CASE("log_searches = false keeps searched addresses out of the access log", "[integration]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "log_searches = false\n");
+  Gateway gw{GatewayConfig(dir).server("log_searches = false\n")};
   REQUIRE(gw.started());
   CHECK(gw.get("/pks/lookup?op=index&options=mr&search=someone%40private.example").status == 404);
   CHECK(gw.get("/pks/lookup?search=someone%40private.example&op=get").status == 404);

@@ -31,9 +31,11 @@ std::vector<std::string> statuses(const Gateway& gw, const std::string& target, 
 TEST_CASE("over its budget a client gets 429, on the cached-hit path too", "[integration][limits]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc", "bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             "\n[limits]\nexempt = []\nkey_lookups = \"1/h\"\nkey_lookups_burst = 5\n"
-             "searches = \"1/h\"\nsearches_burst = 2\nsubmissions = \"1/h\"\nsubmissions_burst = 1\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .limits("exempt = []\nkey_lookups = \"1/h\"\nkey_lookups_burst = 5\n"
+                         "searches = \"1/h\"\nsearches_burst = 2\nsubmissions = "
+                         "\"1/h\"\nsubmissions_burst = 1\n")};
   REQUIRE(gw.started());
   const std::string target = get_target(fixture("ALICE_FPR"));
 
@@ -88,7 +90,7 @@ TEST_CASE("over its budget a client gets 429, on the cached-hit path too", "[int
 TEST_CASE("the default limits exempt loopback and leave others keys.openpgp.org's budgets",
           "[integration][limits]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   // Loopback (the tests, a local HAProxy without PROXY protocol) is never limited.
   const auto codes = statuses(gw, "/pks/lookup?op=get&search=nobody%40example.org", 60);

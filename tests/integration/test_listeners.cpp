@@ -39,9 +39,10 @@ TEST_CASE("gpg fetches over the HKPS listener, verifying the gateway's certifica
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   const std::string d = data_dir();
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "",
-             "hkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d + "/gateway.pem\"\ntls_key = \"" +
-                 d + "/gateway.key\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .server("hkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d +
+                         "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
   REQUIRE(gw.started());
   const std::string hkps = listening(gw, "hkps");
   REQUIRE_FALSE(hkps.empty());
@@ -73,7 +74,7 @@ TEST_CASE("gpg fetches over the HKPS listener, verifying the gateway's certifica
 
 TEST_CASE("an IPv6 listener serves, and logs the peer unambiguously", "[integration][listeners]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "listen = [\"127.0.0.1:0\", \"[::1]:0\"]\n");
+  Gateway gw{GatewayConfig(dir).server("listen = [\"127.0.0.1:0\", \"[::1]:0\"]\n")};
   REQUIRE(gw.started());
   std::string v6;
   std::istringstream in(gw.log());
@@ -89,7 +90,7 @@ TEST_CASE("an IPv6 listener serves, and logs the peer unambiguously", "[integrat
 TEST_CASE("pipelined and absolute-form requests", "[integration][listeners]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   // Three requests in one write: three answers, in order, the last one closing.
@@ -123,7 +124,7 @@ TEST_CASE("pipelined and absolute-form requests", "[integration][listeners]") {
 
 TEST_CASE("client_timeout closes a connection that stops sending", "[integration][listeners]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "", "client_timeout = \"1s\"\n");
+  Gateway gw{GatewayConfig(dir).server("client_timeout = \"1s\"\n")};
   REQUIRE(gw.started());
   const auto colon = gw.address().rfind(':');
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -149,7 +150,7 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[integration
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   ks.set_mode("normal", 1500);  // every answer takes 1.5 s
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   auto inflight = std::async(std::launch::async, [&] { return gw.get(get_target(fixture("ALICE_FPR"))); });
   REQUIRE(eventually([&] { return ks.count("gets") == 1; }));
@@ -164,7 +165,7 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[integration
 
 TEST_CASE("the gateway's threads are named for top -H, perf and ps -T", "[integration][listeners]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "[keys]\nworkers = 2\n", "threads = 2\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("[keys]\nworkers = 2\n").server("threads = 2\n")};
   REQUIRE(gw.started());
   const std::set<std::string> names = thread_names(gw.process().pid());
   INFO("threads: " << names.size());

@@ -38,9 +38,10 @@ TEST_CASE("behind a PROXY protocol balancer the named client is the one logged a
           "[integration][proxy]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             "\n[limits]\nexempt = []\nkey_lookups = \"1/h\"\nkey_lookups_burst = 2\n",
-             "proxy_protocol = true\nproxy_trusted = [\"127.0.0.1\"]\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .limits("exempt = []\nkey_lookups = \"1/h\"\nkey_lookups_burst = 2\n")
+                 .server("proxy_protocol = true\nproxy_trusted = [\"127.0.0.1\"]\n")};
   REQUIRE(gw.started());
   const std::string target = get_target(fixture("ALICE_FPR"));
   const std::string one = "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n";
@@ -77,18 +78,20 @@ TEST_CASE("a PROXY header from an untrusted sender closes the connection, and TL
           "[integration][proxy]") {
   TempDir dir;
   const std::string d = data_dir();
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n",
-             "proxy_protocol = true\nproxy_trusted = [\"192.0.2.1\"]\nhkps_listen = "
-             "[\"127.0.0.1:0\"]\ntls_cert = \"" + d + "/gateway.pem\"\ntls_key = \"" + d +
-                 "/gateway.key\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams_table("forward_adds = \"none\"\n")
+                 .server("proxy_protocol = true\nproxy_trusted = [\"192.0.2.1\"]\nhkps_listen = "
+                         "[\"127.0.0.1:0\"]\ntls_cert = \"" +
+                         d + "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
   REQUIRE(gw.started());
   CHECK(get_via(gw, "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n", "/").empty());
   CHECK(gw.process().wait_for("reason=\"not in server.proxy_trusted\""));
 
   TempDir dir2;
-  Gateway tls(dir2, {}, "", "forward_adds = \"none\"\n",
-              "proxy_protocol = true\nhkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d +
-                  "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n");
+  Gateway tls{GatewayConfig(dir2)
+                  .upstreams_table("forward_adds = \"none\"\n")
+                  .server("proxy_protocol = true\nhkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" +
+                          d + "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
   REQUIRE(tls.started());
   std::string hkps;
   std::istringstream in(tls.log());
@@ -111,9 +114,10 @@ TEST_CASE("a denied network gets 403 on every path, by the address the balancer 
           "[integration][proxy][limits]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             "\n[limits]\ndeny = [\"198.51.100.0/24\", \"2001:db8:bad::/48\"]\n",
-             "proxy_protocol = true\nproxy_trusted = [\"127.0.0.1\"]\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .limits("deny = [\"198.51.100.0/24\", \"2001:db8:bad::/48\"]\n")
+                 .server("proxy_protocol = true\nproxy_trusted = [\"127.0.0.1\"]\n")};
   REQUIRE(gw.started());
   const std::string target = get_target(fixture("ALICE_FPR"));
   const std::string banned = "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n";

@@ -90,7 +90,7 @@ TEST_CASE("against SKS from Debian behind TLS: fetch, search, gpg, and the cache
     REQUIRE(sks.add(read_file(data_dir() + "/" + k)) == 200);
   }
   TlsRelay relay(dir, sks.address());
-  Gateway gw(dir, {{"sks", relay.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"sks", relay.url()}})};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
 

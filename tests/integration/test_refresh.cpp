@@ -34,7 +34,9 @@ TEST_CASE("a revocation published upstream reaches the cache with no client aski
           "[integration][refresh]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc", "alice.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10s\"\nmax_rate = \"10/s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .refresh("every = \"10s\"\nmax_rate = \"10/s\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("FRANK_FPR");
   REQUIRE(gw.get(index_target(fpr)).status == 200);  // cached by one lookup
@@ -74,7 +76,9 @@ TEST_CASE("POST /admin/refresh refreshes one key now, or every key",
   TempDir dir;
   write_file(dir / "token", kToken + "\n");
   TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "", "", "token_file = \"" + dir / "token" + "\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .admin("token_file = \"" + dir / "token" + "\"\n")};
   REQUIRE(gw.started());  // the default period (1 h): nothing is due during this test
   const std::string fpr = fixture("FRANK_FPR");
   REQUIRE(gw.get(index_target(fpr)).status == 200);
@@ -107,8 +111,9 @@ TEST_CASE("the refresher honours an upstream's Retry-After and waits while none 
           "[integration][refresh]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc", "bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             "\n[refresh]\nevery = \"10s\"\nmax_rate = \"10/s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .refresh("every = \"10s\"\nmax_rate = \"10/s\"\n")};
   REQUIRE(gw.started());
   REQUIRE(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
   REQUIRE(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
@@ -129,14 +134,14 @@ TEST_CASE("a restart resumes the schedule: nothing is refreshed before it is due
   TestKeyserver ks(dir, "ks");
   const std::string refresh = "\n[refresh]\nevery = \"1h\"\nmax_rate = \"100/s\"\n";
   {
-    Gateway gw(dir, {{"ks", ks.url()}}, "", refresh);
+    Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).upstreams_table(refresh)};
     REQUIRE(gw.started());
     for (const char* k : {"ALICE_FPR", "BOB_FPR", "CAROL_FPR", "DAVE_FPR", "ERIN_FPR"}) {
       REQUIRE(gw.get(get_target(fixture(k))).status == 200);
     }
   }
   const int before = ks.lookups();
-  Gateway again(dir, {{"ks", ks.url()}}, "", refresh);
+  Gateway again{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).upstreams_table(refresh)};
   REQUIRE(again.started());
   std::this_thread::sleep_for(std::chrono::seconds(2));  // several of the refresher's steps
   CHECK(ks.lookups() == before);
@@ -147,7 +152,9 @@ TEST_CASE("a reload turns the refresher on, and it then brings the revocation",
           "[integration][refresh]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10s\"\nmax_rate = \"0\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .refresh("every = \"10s\"\nmax_rate = \"0\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("FRANK_FPR");
   REQUIRE(gw.get(index_target(fpr)).status == 200);
@@ -177,7 +184,9 @@ TEST_CASE("an upstream's prefix log brings a changed key ahead of its period",
   TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc", "alice.asc"});
   ks.serve_prefix_log(true);
   // A ten-minute period: nothing comes due by age in this test; the log is read every 10 s.
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10m\"\nmax_rate = \"10/s\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .refresh("every = \"10m\"\nmax_rate = \"10/s\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("FRANK_FPR");
   REQUIRE(gw.get(index_target(fpr)).status == 200);
@@ -197,7 +206,7 @@ TEST_CASE("an upstream without a prefix log is asked once a day, refreshes go by
           "[integration][refresh]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});  // its log is off: 404
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "\n[refresh]\nevery = \"10m\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).refresh("every = \"10m\"\n")};
   REQUIRE(gw.started());
   CHECK(gw.process().wait_for("event=prefix_log_unavailable upstream=ks"));
   std::this_thread::sleep_for(std::chrono::seconds(2));

@@ -72,8 +72,8 @@ TEST_CASE("three replicas behind HAProxy: one upstream fetch per key, a replica 
   const std::string proxy = "proxy_protocol = true\n";  // from HAProxy on loopback (trusted)
   std::vector<std::unique_ptr<Gateway>> replicas;
   for (const TempDir* d : {&d1, &d2, &d3}) {
-    replicas.push_back(std::make_unique<Gateway>(*d, std::vector<UpstreamSpec>{{"ks", ks.url()}},
-                                                 "", "", proxy));
+    replicas.push_back(std::make_unique<Gateway>(
+        GatewayConfig(*d).upstreams(std::vector<UpstreamSpec>{{"ks", ks.url()}}).server(proxy)));
     REQUIRE(replicas.back()->started());
   }
   std::string front;
@@ -141,8 +141,10 @@ TEST_CASE("behind HAProxy, a revocation sent to the cluster is what every lookup
   TempDir d1, d2, d3;
   std::vector<std::unique_ptr<Gateway>> replicas;
   for (const TempDir* d : {&d1, &d2, &d3}) {
-    replicas.push_back(std::make_unique<Gateway>(*d, std::vector<UpstreamSpec>{{"ks", ks.url()}},
-                                                 "", "", "proxy_protocol = true\n"));
+    replicas.push_back(
+        std::make_unique<Gateway>(GatewayConfig(*d)
+                                      .upstreams(std::vector<UpstreamSpec>{{"ks", ks.url()}})
+                                      .server("proxy_protocol = true\n")));
     REQUIRE(replicas.back()->started());
   }
   std::string peers = "peers = [";

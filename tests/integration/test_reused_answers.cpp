@@ -70,7 +70,9 @@ TEST_CASE("a cached key's answer is sent again as it is, never once the key chan
           "[integration][reuse]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string carol = get_target(fixture("CAROL_FPR"));
   // A miss, a hit (the target seen once), a hit (now prepared), then reused: the fourth GET
@@ -108,7 +110,8 @@ TEST_CASE("a cached key's answer is sent again as it is, never once the key chan
 TEST_CASE("no-cache and HTTP/1.0 requests never get a reused answer", "[integration][reuse]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "", "honor_client_no_cache = true\n");
+  Gateway gw{
+      GatewayConfig(dir).upstreams({{"ks", ks.url()}}).server("honor_client_no_cache = true\n")};
   REQUIRE(gw.started());
   const std::string carol = get_target(fixture("CAROL_FPR"));
   REQUIRE(keep_alive(gw, {get(carol), get(carol), get(carol), get(carol), get(carol)}).size() == 5);
@@ -129,7 +132,9 @@ TEST_CASE("an address's answer is reused until any key or query record changes",
           "[integration][reuse]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string carol = "/pks/lookup?op=get&options=mr&search=carol@example.org";
   const auto first = keep_alive(gw, {get(carol), get(carol), get(carol), get(carol), get(carol)});
@@ -160,7 +165,9 @@ TEST_CASE("an address's reused answer ends when another key with that address ar
   REQUIRE(second_key.has_value());
   write_file(dir / "team1.asc", hkp::armor_public_keys(*first_key));
   TestKeyserver ks(dir, "ks", "server", "normal", {dir / "team1.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string team_get = "/pks/lookup?op=get&options=mr&search=team@example.org";
   const auto before = keep_alive(gw, {get(team_get), get(team_get), get(team_get), get(team_get),

@@ -30,7 +30,7 @@ TEST_CASE("gpg verifying a signature by a revoked key's subkey is told it was re
           "[integration][gpg][revocation]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string fpr = fixture("FRANK_FPR");
 
@@ -74,7 +74,7 @@ TEST_CASE("gpg verifying a signature by an expired key's subkey finds the key",
           "[integration][gpg][revocation]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"gina.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const auto r = verify(gw, "gina");
   INFO(r.err);
@@ -117,7 +117,9 @@ TEST_CASE("a padded or crowded upstream copy still brings the revocation to the 
       TempDir dir;
       TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
       // Cached copies are asked for again after a second, so the next lookup is a refresh.
-      Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"1s\"\nstale_while_revalidate = \"0s\"\n");
+      Gateway gw{GatewayConfig(dir)
+                     .upstreams({{"ks", ks.url()}})
+                     .cache("fresh_for = \"1s\"\nstale_while_revalidate = \"0s\"\n")};
       REQUIRE(gw.started());
       const auto first = gw.get("/pks/lookup?op=index&options=mr&search=0x" + fpr);
       REQUIRE(first.status == 200);
@@ -156,7 +158,7 @@ TEST_CASE("a submission padded past max_user_ids or crowded with forgeries still
     DYNAMIC_SECTION(name) {
       TempDir dir;
       TestKeyserver ks(dir, "ks", "server", "normal", {"frank-unrevoked.asc"});
-      Gateway gw(dir, {{"ks", ks.url()}});
+      Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
       REQUIRE(gw.started());
       const std::string fpr = fixture("FRANK_FPR");
       REQUIRE(gw.get(get_target(fpr)).status == 200);
@@ -175,7 +177,7 @@ TEST_CASE("OpenPGP.js reads the revoked and the expired key whole from the gatew
           "[integration][openpgpjs][revocation]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"frank.asc", "gina.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   // What a client built on OpenPGP.js sees of each served copy (tests/js/read_keys.mjs).
   auto read = [&](const std::string& fpr) {
@@ -209,7 +211,9 @@ TEST_CASE("a designated revoker's revocation reaches gpg through the gateway",
           "[integration][gpg][revocation]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"judy.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string judy = fixture("JUDY_FPR");
   REQUIRE(gw.get(get_target(judy)).status == 200);  // cached, unrevoked

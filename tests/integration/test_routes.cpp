@@ -12,7 +12,7 @@ TEST_CASE("a route asks its upstream alone, through the shared cache", "[integra
   TempDir dir;
   TestKeyserver a(dir, "ks-a", "server", "normal", {"bob.asc"});
   TestKeyserver b(dir, "ks-b", "server", "normal", {"carol.asc"});
-  Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}});  // a is the default
+  Gateway gw{GatewayConfig(dir).upstreams({{"a", a.url()}, {"b", b.url()}})};  // a is the default
   REQUIRE(gw.started());
   const std::string bob = fixture("BOB_FPR"), carol = fixture("CAROL_FPR");
 
@@ -66,7 +66,9 @@ TEST_CASE("a route to an unhealthy upstream still asks it, briefly", "[integrati
   TempDir dir;
   TestKeyserver a(dir, "ks-a", "server", "normal", {"bob.asc"});
   TestKeyserver b(dir, "ks-b", "server", "fail", {"carol.asc"});
-  Gateway gw(dir, {{"a", a.url()}, {"b", b.url()}}, "", "unhealthy_threshold = 1\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"a", a.url()}, {"b", b.url()}})
+                 .upstreams_table("unhealthy_threshold = 1\n")};
   REQUIRE(gw.started());
   // b fails: the route answers 503 (never 502), and the default is not asked in its place.
   const HttpResult r = gw.get("/u/b" + get_target(fixture("CAROL_FPR")));

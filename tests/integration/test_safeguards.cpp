@@ -28,8 +28,10 @@ TEST_CASE("stale_if_error bounds how old a copy may be served when every upstrea
           "[integration][safeguards]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}},
-             "fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\nstale_if_error = \"1s\"\n");
+  Gateway gw{
+      GatewayConfig(dir)
+          .upstreams({{"ks", ks.url()}})
+          .cache("fresh_for = \"0s\"\nstale_while_revalidate = \"0s\"\nstale_if_error = \"1s\"\n")};
   REQUIRE(gw.started());
   const std::string target = get_target(fixture("ALICE_FPR"));
   const std::string index = "/pks/lookup?op=index&options=mr&search=alice%40example.org";
@@ -54,7 +56,7 @@ TEST_CASE("honor_client_no_cache: dirmngr's no-cache is ignored by default, obey
   const std::string target = get_target(fixture("ALICE_FPR"));
   const std::vector<std::string> no_cache = {"Pragma: no-cache", "Cache-Control: no-cache"};
   {
-    Gateway gw(dir, {{"ks", ks.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
     REQUIRE(gw.started());
     REQUIRE(gw.get(target).status == 200);
     const int before = ks.count("gets");
@@ -64,7 +66,8 @@ TEST_CASE("honor_client_no_cache: dirmngr's no-cache is ignored by default, obey
     CHECK(ks.count("gets") == before);
   }
   TempDir other;
-  Gateway gw(other, {{"ks", ks.url()}}, "", "", "honor_client_no_cache = true\n");
+  Gateway gw{
+      GatewayConfig(other).upstreams({{"ks", ks.url()}}).server("honor_client_no_cache = true\n")};
   REQUIRE(gw.started());
   REQUIRE(gw.get(target).status == 200);
   const int before = ks.count("gets");
@@ -80,8 +83,9 @@ TEST_CASE("a reload keeps each unchanged upstream's health and connections", "[i
   TempDir dir;
   TestKeyserver down(dir, "down", "server", "fail");
   TestKeyserver up(dir, "up");
-  Gateway gw(dir, {{"down", down.url()}, {"up", up.url()}}, "",
-             "probe_interval = \"1h\"\nunhealthy_threshold = 1\n");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"down", down.url()}, {"up", up.url()}})
+                 .upstreams_table("probe_interval = \"1h\"\nunhealthy_threshold = 1\n")};
   REQUIRE(gw.started());
   // A request marks "down" unhealthy (it fails, threshold 1) and leaves a keep-alive connection
   // to "up" in its pool.
@@ -119,7 +123,7 @@ TEST_CASE("a remembered \"not found\" expires after negative_ttl", "[integration
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   // 2 s, not 1: ages are whole seconds, and the second request may cross a second boundary.
-  Gateway gw(dir, {{"ks", ks.url()}}, "negative_ttl = \"2s\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).cache("negative_ttl = \"2s\"\n")};
   REQUIRE(gw.started());
   const std::string missing = get_target(std::string(40, 'D'));
   CHECK(gw.get(missing).status == 404);

@@ -16,7 +16,7 @@ namespace {
 
 TEST_CASE("an http:// upstream is refused at start and by --check-config", "[integration]") {
   TempDir dir;
-  Gateway gw(dir, {{"plain", "http://localhost:11371"}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"plain", "http://localhost:11371"}})};
   CHECK_FALSE(gw.started());
   CHECK(gw.process().wait() == 1);
   CHECK_THAT(gw.log(), Contains("upstream \"plain\""));
@@ -64,7 +64,7 @@ TEST_CASE("an upstream whose certificate we cannot verify is never used", "[inte
   auto cert = GENERATE(std::string("rogue"), std::string("wrongname"));
   TestKeyserver bad(dir, "bad", cert);
   TestKeyserver good(dir, "good");
-  Gateway gw(dir, {{"bad", bad.url()}, {"good", good.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"bad", bad.url()}, {"good", good.url()}})};
   REQUIRE(gw.started());
   const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
   CHECK(r.status == 200);
@@ -77,7 +77,7 @@ TEST_CASE("a wrong key from an upstream is never cached or served", "[integratio
   TempDir dir;
   TestKeyserver liar(dir, "liar", "server", "wrongkey");
   SECTION("alone: the client gets 404 and nothing is cached") {
-    Gateway gw(dir, {{"liar", liar.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"liar", liar.url()}})};
     REQUIRE(gw.started());
     CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 404);
     CHECK(cached_keys(gw) == 0);
@@ -85,7 +85,7 @@ TEST_CASE("a wrong key from an upstream is never cached or served", "[integratio
   }
   SECTION("followed by an honest upstream: its answer is served") {
     TestKeyserver honest(dir, "honest");
-    Gateway gw(dir, {{"liar", liar.url()}, {"honest", honest.url()}});
+    Gateway gw{GatewayConfig(dir).upstreams({{"liar", liar.url()}, {"honest", honest.url()}})};
     REQUIRE(gw.started());
     const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
     CHECK(r.status == 200);
@@ -101,14 +101,18 @@ TEST_CASE("a hanging upstream is given up after request_timeout", "[integration]
   TestKeyserver hung(dir, "hung", "server", "hang");
   SECTION("the next upstream answers") {
     TestKeyserver ok(dir, "ok");
-    Gateway gw(dir, {{"hung", hung.url()}, {"ok", ok.url()}}, "", "request_timeout = \"1s\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"hung", hung.url()}, {"ok", ok.url()}})
+                   .upstreams_table("request_timeout = \"1s\"\n")};
     REQUIRE(gw.started());
     CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status == 200);
     CHECK(ok.lookups() == 1);
     CHECK_THAT(gw.log(), Contains("outcome=timeout"));
   }
   SECTION("alone: 504 with one line") {
-    Gateway gw(dir, {{"hung", hung.url()}}, "", "request_timeout = \"1s\"\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"hung", hung.url()}})
+                   .upstreams_table("request_timeout = \"1s\"\n")};
     REQUIRE(gw.started());
     const HttpResult r = gw.get(get_target(fixture("ALICE_FPR")));
     CHECK(r.status == 504);
@@ -120,7 +124,7 @@ TEST_CASE("failing upstreams give 503, never 502, and the cache serves what it h
           "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
-  Gateway gw(dir, {{"ks", ks.url()}}, "fresh_for = \"0s\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).cache("fresh_for = \"0s\"\n")};
   REQUIRE(gw.started());
   const std::string fpr = fixture("ALICE_FPR");
   REQUIRE(gw.get(get_target(fpr)).status == 200);
@@ -138,7 +142,7 @@ TEST_CASE("failing upstreams give 503, never 502, and the cache serves what it h
 
 TEST_CASE("SIGTERM stops the gateway cleanly with exit 0", "[integration]") {
   TempDir dir;
-  Gateway gw(dir, {});
+  Gateway gw{GatewayConfig(dir)};
   REQUIRE(gw.started());
   gw.process().signal(SIGTERM);
   CHECK(gw.process().wait() == 0);
@@ -152,8 +156,9 @@ TEST_CASE("upstreams.resolve pins an upstream's address, and its certificate is 
   const std::string port = ks.url().substr(ks.url().rfind(':') + 1);
   const std::string bob = fixture("BOB_FPR");
   {  // keys.test.example is in the server certificate; no DNS is asked (it would not resolve)
-    Gateway gw(dir, {{"pinned", "https://keys.test.example:" + port}}, "",
-               "resolve = [\"keys.test.example:" + port + ":127.0.0.1\"]\n");
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"pinned", "https://keys.test.example:" + port}})
+                   .upstreams_table("resolve = [\"keys.test.example:" + port + ":127.0.0.1\"]\n")};
     REQUIRE(gw.started());
     const HttpResult r = gw.get(get_target(bob));
     INFO(r.body << gw.log());
@@ -162,16 +167,20 @@ TEST_CASE("upstreams.resolve pins an upstream's address, and its certificate is 
   }
   {  // curl --connect-to's form: the URL's default port, the connection to the test port
     TempDir moved;
-    Gateway gw(moved, {{"moved", "https://moved.test.example"}}, "",
-               "resolve = [\"moved.test.example:443:127.0.0.1:" + port + "\"]\n");
+    Gateway gw{
+        GatewayConfig(moved)
+            .upstreams({{"moved", "https://moved.test.example"}})
+            .upstreams_table("resolve = [\"moved.test.example:443:127.0.0.1:" + port + "\"]\n")};
     REQUIRE(gw.started());
     CHECK(gw.get(get_target(bob)).status == 200);
     CHECK(ks.count("gets") == 2);
   }
   {  // pinned to the same server, but a name its certificate does not carry: refused
     TempDir other;
-    Gateway gw(other, {{"misnamed", "https://keys.elsewhere.example:" + port}}, "",
-               "resolve = [\"keys.elsewhere.example:" + port + ":127.0.0.1\"]\n");
+    Gateway gw{
+        GatewayConfig(other)
+            .upstreams({{"misnamed", "https://keys.elsewhere.example:" + port}})
+            .upstreams_table("resolve = [\"keys.elsewhere.example:" + port + ":127.0.0.1\"]\n")};
     REQUIRE(gw.started());
     const HttpResult r = gw.get(get_target(bob));
     CHECK(r.status == 503);

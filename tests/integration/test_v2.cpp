@@ -36,7 +36,7 @@ TEST_CASE("v2 lookups answer the binary bundle, from the upstream and then from 
           "[integration][v2]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc", "bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
 
@@ -109,7 +109,7 @@ TEST_CASE("v2 lookups answer the binary bundle, from the upstream and then from 
 TEST_CASE("the v2 index is JSON with the draft's fields", "[integration][v2]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc", "bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
   REQUIRE(gw.get(get_target(alice)).status == 200);  // cached with all its facts
@@ -156,7 +156,7 @@ TEST_CASE("the v2 index is JSON with the draft's fields", "[integration][v2]") {
 TEST_CASE("v2 feature detection and malformed v2 requests get precise answers",
           "[integration][v2]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   for (const std::string category :
        {"certs/by-vfingerprint", "certs/by-keyid", "certs/by-identity", "index"}) {
@@ -220,7 +220,7 @@ TEST_CASE("POST /pks/v2/certs takes binary bundles and curl's multipart keytext"
           "[integration][v2]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
   const std::string binary = dearmored(dir, read_file(data_dir() + "/alice.asc"));

@@ -51,7 +51,7 @@ TEST_CASE("GpgFrontend's VKS flow: upload, then refresh by key ID and by fingerp
           "[integration][vks]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});  // does not know alice
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string alice = fixture("ALICE_FPR");
 
@@ -114,7 +114,7 @@ TEST_CASE("GpgFrontend's VKS flow: upload, then refresh by key ID and by fingerp
 TEST_CASE("GpgFrontend end to end: test, search, import, upload, sync", "[integration][vks]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string bob = fixture("BOB_FPR"), alice = fixture("ALICE_FPR");
 
@@ -173,7 +173,7 @@ TEST_CASE("VKS lookups of keys the cache lacks go upstream, and misses are 404 i
           "[integration][vks]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
   REQUIRE(gw.started());
   const std::string bob = fixture("BOB_FPR");
   // Lower case and 0x: tolerated, as Hagrid's own front tolerates 0x.
@@ -194,7 +194,7 @@ TEST_CASE("VKS lookups of keys the cache lacks go upstream, and misses are 404 i
 TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps serving",
           "[integration][vks]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   struct Case {
     std::string target;
@@ -271,7 +271,7 @@ TEST_CASE("malformed VKS requests get a precise answer and the gateway keeps ser
 
 TEST_CASE("curl as Hagrid's documentation shows it, and a base64 keytext", "[integration][vks]") {
   TempDir dir;
-  Gateway gw(dir, {}, "", "forward_adds = \"none\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table("forward_adds = \"none\"\n")};
   REQUIRE(gw.started());
   const std::string erin = fixture("ERIN_FPR");
   // The binary key, base64 (Hagrid takes keytext in either form).
@@ -297,8 +297,8 @@ TEST_CASE("a VKS upstream: lookups by its paths, uploads with its token, request
           "[integration][vks]") {
   TempDir dir;
   TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc"});  // speaks VKS too
-  Gateway gw(dir, {}, "",
-             "[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" + hagrid.url() + "\"\n");
+  Gateway gw{GatewayConfig(dir).tables("[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" +
+                                       hagrid.url() + "\"\n")};
   REQUIRE(gw.started());
   const std::string bob = fixture("BOB_FPR"), alice = fixture("ALICE_FPR");
 
@@ -373,8 +373,8 @@ TEST_CASE("a token one replica sealed is relayed by another that shares the clus
   TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc"});
   const std::string vks =
       "[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" + hagrid.url() + "\"\n";
-  Gateway a(d1, {}, "", vks);
-  Gateway b(d2, {}, "", vks);
+  Gateway a{GatewayConfig(d1).upstreams_table(vks)};
+  Gateway b{GatewayConfig(d2).upstreams_table(vks)};
   REQUIRE(a.started());
   REQUIRE(b.started());
   const std::string peers = "peers = [\"" + a.admin() + "\", \"" + b.admin() + "\"]\n";
@@ -391,7 +391,7 @@ TEST_CASE("a token one replica sealed is relayed by another that shares the clus
   CHECK(hagrid.count("verifies") == 1);
   // A replica of another cluster (its own random key) refuses it, and relays nothing.
   TempDir d3;
-  Gateway other(d3, {}, "", vks);
+  Gateway other{GatewayConfig(d3).upstreams_table(vks)};
   REQUIRE(other.started());
   CHECK(vks_post(other, "/vks/v1/request-verify", verify).status == 400);
   CHECK(hagrid.count("verifies") == 1);
@@ -401,7 +401,7 @@ TEST_CASE("a reload that changes an upstream's kind gets an upstream of the new 
           "[integration][vks]") {
   TempDir dir;
   TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc", "alice.asc"});  // both APIs
-  Gateway gw(dir, {{"hagrid", hagrid.url()}});
+  Gateway gw{GatewayConfig(dir).upstreams({{"hagrid", hagrid.url()}})};
   REQUIRE(gw.started());
   REQUIRE(gw.get(get_target(fixture("BOB_FPR"))).status == 200);
   CHECK(hagrid.count("lookups") == 1);  // HKP: /pks/lookup
@@ -420,8 +420,8 @@ TEST_CASE("request-verify relays an upstream answers slowly are bounded, and mis
           "[integration][vks]") {
   TempDir dir;
   TestKeyserver hagrid(dir, "hagrid", "server", "normal", {"bob.asc", "carol.asc"});
-  Gateway gw(dir, {}, "",
-             "[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" + hagrid.url() + "\"\n");
+  Gateway gw{GatewayConfig(dir).tables("[[upstream]]\nname = \"hagrid\"\nkind = \"vks\"\nurl = \"" +
+                                       hagrid.url() + "\"\n")};
   REQUIRE(gw.started());
   const HttpResult up = vks_post(gw, "/vks/v1/upload", upload_json("alice.asc"));
   REQUIRE(up.status == 200);

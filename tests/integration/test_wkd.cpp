@@ -47,8 +47,9 @@ TEST_CASE("an address is asked of its own domain first, and what WKD serves is c
   TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc", "alice.asc"});
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc", "wendy.asc"});
   const std::string p = port_of(directory);
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table(wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}))};
   REQUIRE(gw.started());
   const std::string wendy = fixture("WENDY_FPR");
 
@@ -121,11 +122,12 @@ TEST_CASE("the direct place when the advanced host is unreachable - a domain wit
   TestKeyserver broken(dir, "broken", "server", "fail", {});  // HTTP 500 to everything
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
   const std::string closed = std::to_string(free_loopback_port());  // nobody listens
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             wkd_toml({{"openpgpkey.test.example", closed},
-                       {"test.example", port_of(directory)},
-                       {"openpgpkey.broken.test.example", closed},
-                       {"broken.test.example", port_of(broken)}}));
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table(wkd_toml({{"openpgpkey.test.example", closed},
+                                            {"test.example", port_of(directory)},
+                                            {"openpgpkey.broken.test.example", closed},
+                                            {"broken.test.example", port_of(broken)}}))};
   REQUIRE(gw.started());
 
   const HttpResult direct = gw.get(get_email("wendy@test.example"));
@@ -155,8 +157,9 @@ TEST_CASE("a key from WKD that does not carry the address is never cached", "[in
   TestKeyserver directory(dir, "wkd-server", "server", "wrongkey", {"wendy.asc", "alice.asc"});
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
   const std::string p = port_of(directory);
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table(wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}))};
   REQUIRE(gw.started());
   const HttpResult r = gw.get(get_email("wendy@test.example"));
   CHECK(r.status == 404);  // the directory's answer was alice's key; the keyserver has none
@@ -171,7 +174,8 @@ TEST_CASE("a gateway with WKD alone keeps submissions and serves addresses",
   TempDir dir;
   TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc"});
   const std::string p = port_of(directory);
-  Gateway gw(dir, {}, "", wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  Gateway gw{GatewayConfig(dir).upstreams_table(
+      wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}))};
   REQUIRE(gw.started());
   CHECK(gw.get(get_email("wendy@test.example")).status == 200);
   // A key ID: nobody to ask, 404 (not 503: no keyserver is down, there is none).
@@ -190,8 +194,9 @@ TEST_CASE("WKD resolves and connects on a thread of its own, which a reload ends
   TestKeyserver directory(dir, "wkd-server", "server", "normal", {"wendy.asc"});
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
   const std::string p = port_of(directory);
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}));
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .upstreams_table(wkd_toml({{"openpgpkey.test.example", p}, {"test.example", p}}))};
   REQUIRE(gw.started());
   // Names from input are resolved there: a domain with slow DNS holds up WKD lookups only.
   CHECK(thread_names(gw.process().pid()).contains("hkpgw-wkd"));
@@ -275,8 +280,9 @@ TEST_CASE("addresses whose domain a resolver would read as a number never reach 
           "[integration][wkd]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"bob.asc"});
-  Gateway gw(dir, {{"ks", ks.url()}}, "",
-             "[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n");  // every domain
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .tables("[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n")};  // every domain
   REQUIRE(gw.started());
   for (const char* address : {"x@127.0.0.0x5", "x@0xa.0x63.0x63.0x1", "x@127.1", "x@2130706433.0"}) {
     INFO(address);
@@ -301,7 +307,8 @@ TEST_CASE("new WKD domains are asked at most 20 a second after a burst of 50 hos
     resolve += "\"openpgpkey." + d + ":443:127.0.0.1:" + closed + "\", \"" + d +
                ":443:127.0.0.1:" + port_of(directory) + "\", ";
   }
-  Gateway gw(dir, {}, "", resolve + "]\n\n[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n");
+  Gateway gw{GatewayConfig(dir).upstreams_table(
+      resolve + "]\n\n[[upstream]]\nname = \"wkd\"\nkind = \"wkd\"\n")};
   REQUIRE(gw.started());
   const auto started = std::chrono::steady_clock::now();
   std::vector<std::future<int>> lookups;

@@ -60,30 +60,48 @@ int TestKeyserver::count(const std::string& what) {
 
 int TestKeyserver::lookups() { return count("lookups"); }
 
-Gateway::Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
-                 const std::string& cache_toml, const std::string& upstreams_toml,
-                 const std::string& server_toml, const std::string& admin_toml) {
+std::string GatewayConfig::toml() const {
   // Top-level keys must precede the first table header.
-  const bool own_tables = upstreams_toml.find("[[upstream]]") != std::string::npos;
-  std::string toml = upstreams.empty() && !own_tables ? "upstream = []\n\n" : "";
+  const bool own_tables = tables_.find("[[upstream]]") != std::string::npos ||
+                          upstreams_table_.find("[[upstream]]") != std::string::npos;
+  std::string toml = upstreams_.empty() && !own_tables ? "upstream = []\n\n" : "";
   // A test that names its own listeners replaces the default one.
-  const bool own_listen = server_toml.starts_with("listen =") ||
-                          server_toml.find("\nlisten =") != std::string::npos;
-  toml += "[server]\n" + std::string(own_listen ? "" : "listen = [\"127.0.0.1:0\"]\n") + server_toml +
-          "\n[admin]\nlisten = \"127.0.0.1:0\"\n" + admin_toml + "\n[cache]\npath = \"" + dir / "cache" + "\"\n" +
-          cache_toml + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n";
-  // Short test defaults unless the test sets its own; then the test's keys (which may open
-  // further tables such as [keys]).
-  if (upstreams_toml.find("connect_timeout") == std::string::npos) toml += "connect_timeout = \"2s\"\n";
-  if (upstreams_toml.find("request_timeout") == std::string::npos) toml += "request_timeout = \"3s\"\n";
-  toml += upstreams_toml;
-  for (const auto& u : upstreams) {
+  const bool own_listen =
+      server_.starts_with("listen =") || server_.find("\nlisten =") != std::string::npos;
+  toml += "[server]\n" + std::string(own_listen ? "" : "listen = [\"127.0.0.1:0\"]\n") + server_ +
+          "\n[admin]\nlisten = \"127.0.0.1:0\"\n" + admin_ + "\n[cache]\npath = \"" + dir_ +
+          "/cache\"\n" + cache_ + "\n[upstreams]\nca_file = \"" + data_dir() + "/ca.pem\"\n";
+  // Short test defaults unless the test sets its own.
+  if (upstreams_table_.find("connect_timeout") == std::string::npos) {
+    toml += "connect_timeout = \"2s\"\n";
+  }
+  if (upstreams_table_.find("request_timeout") == std::string::npos) {
+    toml += "request_timeout = \"3s\"\n";
+  }
+  toml += upstreams_table_;
+  auto table = [&toml](const char* name, const std::string& lines) {
+    if (!lines.empty())
+      toml += "\n[" + std::string(name) + "]\n" + lines;
+  };
+  table("keys", keys_);
+  table("limits", limits_);
+  table("cluster", cluster_);
+  table("refresh", refresh_);
+  for (const auto& u : upstreams_) {
     toml += "\n[[upstream]]\nname = \"" + u.name + "\"\nurl = \"" + u.url + "\"\n";
   }
-  config_path_ = dir / "gateway.toml";
+  if (!tables_.empty())
+    toml += "\n" + tables_;
+  return toml;
+}
+
+Gateway::Gateway(const GatewayConfig& config) {
+  const std::string toml = config.toml();
+  const std::string dir = config.dir();
+  config_path_ = dir + "/gateway.toml";
   write_file(config_path_, toml);
   process_ = std::make_unique<Process>(
-      std::vector<std::string>{HKPGW_BINARY, "--config", config_path_}, dir / "gateway");
+      std::vector<std::string>{HKPGW_BINARY, "--config", config_path_}, dir + "/gateway");
   if (!process_->wait_for("event=started")) return;
   const std::string log = process_->err();
   std::istringstream in(log);

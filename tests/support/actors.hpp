@@ -42,14 +42,56 @@ struct UpstreamSpec {
   std::string url;
 };
 
+// A test gateway's config, table by table: each call adds "key = value" lines to its table
+// (several calls add up). What every test gateway has unless the test says otherwise: one
+// listener and the admin listener on loopback port 0, the cache in the test's directory, the
+// test CA trusted, short upstream timeouts, and no upstream at all.
+//   GatewayConfig(dir).upstream("ks", ks.url()).server("max_body_bytes = \"2KiB\"")
+class GatewayConfig {
+ public:
+  explicit GatewayConfig(const TempDir& dir) : dir_(dir.path()) {}
+
+  GatewayConfig& upstream(const std::string& name, const std::string& url) {
+    upstreams_.push_back({name, url});
+    return *this;
+  }
+  GatewayConfig& upstreams(const std::vector<UpstreamSpec>& list) {
+    upstreams_.insert(upstreams_.end(), list.begin(), list.end());
+    return *this;
+  }
+  GatewayConfig& server(const std::string& lines) { return add(server_, lines); }
+  GatewayConfig& admin(const std::string& lines) { return add(admin_, lines); }
+  GatewayConfig& cache(const std::string& lines) { return add(cache_, lines); }
+  // [upstreams]: its keys (timeouts, merge, resolve...).
+  GatewayConfig& upstreams_table(const std::string& lines) { return add(upstreams_table_, lines); }
+  GatewayConfig& keys(const std::string& lines) { return add(keys_, lines); }
+  GatewayConfig& limits(const std::string& lines) { return add(limits_, lines); }
+  GatewayConfig& cluster(const std::string& lines) { return add(cluster_, lines); }
+  GatewayConfig& refresh(const std::string& lines) { return add(refresh_, lines); }
+  // Whole tables written last ([[upstream]] tables of other kinds, with their own keys).
+  GatewayConfig& tables(const std::string& toml) { return add(tables_, toml); }
+
+  const std::string& dir() const { return dir_; }
+  std::string toml() const;
+
+ private:
+  GatewayConfig& add(std::string& to, const std::string& lines) {
+    to += lines;
+    if (!lines.empty() && lines.back() != '\n')
+      to += '\n';
+    return *this;
+  }
+  std::string dir_;
+  std::vector<UpstreamSpec> upstreams_;
+  std::string server_, admin_, cache_, upstreams_table_, keys_, limits_, cluster_, refresh_,
+      tables_;
+};
+
 class Gateway {
  public:
-  // Writes a config with these upstreams (trusting the test CA) plus extra keys for the [cache],
-  // [upstreams] (may go on with further tables, e.g. [keys]) and [server] tables, starts the binary and waits until it serves. Check started()
-  // when the test expects a refusal.
-  Gateway(const TempDir& dir, const std::vector<UpstreamSpec>& upstreams,
-          const std::string& cache_toml = "", const std::string& upstreams_toml = "",
-          const std::string& server_toml = "", const std::string& admin_toml = "");
+  // Writes the config, starts the binary and waits until it serves. Check started() when the
+  // test expects a refusal.
+  explicit Gateway(const GatewayConfig& config);
   ~Gateway();
   bool started() const { return !address_.empty(); }
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
