@@ -715,13 +715,9 @@ std::optional<FilteredKey> revocations_only(const Build& b, const std::vector<Co
   return k;
 }
 
-}  // namespace
-
-FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
-                          std::size_t trusted_prefix, std::size_t max_keys) {
-  FilterOutcome out;
+// Phase 1: the packets, framed one by one so that a damaged tail loses only the tail.
+std::vector<Packet> frame(std::string_view binary, FilterOutcome& out) {
   std::vector<Packet> packets;
-  // Frame packet by packet so that a damaged tail loses only the tail.
   for (std::string_view rest = binary; !rest.empty();) {
     auto p = first_packet(rest);
     if (!p) {
@@ -732,198 +728,245 @@ FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& lim
     packets.push_back(*p);
   }
   out.any_packet = !packets.empty();
+  return packets;
+}
 
-  std::deque<Build> builds;  // stable addresses: `cur` points into it
-  std::unordered_map<std::string_view, std::size_t> build_at;  // primary body -> index
-  Build* cur = nullptr;
-  Component* comp = nullptr;
-  Slot slot = Slot::direct;
-  bool skipping = false;  // inside a refused key or a dropped component: its signatures go too
-  auto drop = [&](const char* why) { ++out.dropped[why]; };
-  auto trusted = [&](const Packet& p) {
-    return static_cast<std::size_t>(p.whole.data() - binary.data()) < trusted_prefix;
-  };
-  const std::uint64_t horizon = static_cast<std::uint64_t>(std::time(nullptr)) + kClockSkewSeconds;
+// Phase 2: each packet placed where it belongs, in one linear pass: a primary key starts a key
+// (or folds another copy of one already seen into it), a user ID, attribute or subkey starts a
+// component of the current key, a signature goes to the current component if its type may
+// stand there; whatever is oversize, malformed, misplaced or from the future is dropped and
+// counted, and everything after a refused key or dropped component goes with it.
+class Placer {
+ public:
+  Placer(std::string_view binary, const config::KeysConfig& limits, std::size_t trusted_prefix,
+         std::size_t max_keys, FilterOutcome& out)
+      : binary_(binary), limits_(limits), trusted_prefix_(trusted_prefix), max_keys_(max_keys),
+        out_(out),
+        horizon_(static_cast<std::uint64_t>(std::time(nullptr)) + kClockSkewSeconds) {}
 
-  for (const Packet& p : packets) {
+  // False: stop reading (secret key material, or more keys than the caller takes).
+  bool place(const Packet& p) {
     switch (p.tag) {
       case tag::secret_key:
       case tag::secret_subkey:
-        out.secret_material = true;
-        return out;  // nothing of it is looked at further
-      case tag::public_key: {
-        skipping = false;
-        comp = nullptr;
-        slot = Slot::direct;
-        if (auto it = build_at.find(p.body); it != build_at.end()) {
-          cur = &builds[it->second];  // another copy of a key already seen: fold it in
-          comp = &cur->direct;
-          skipping = cur->refused.has_value();
-          continue;
-        }
-        if (out.primaries == max_keys) {
-          ++out.primaries;  // the caller refuses the count; the rest is not read
-          return out;
-        }
-        ++out.primaries;
-        builds.emplace_back();
-        cur = &builds.back();
-        build_at.emplace(p.body, builds.size() - 1);
-        cur->primary = p.whole;
-        cur->fpr_raw = fingerprint_raw(p.body);
-        cur->fingerprint = hex_upper(cur->fpr_raw);
-        comp = &cur->direct;
-        if (cur->fingerprint.empty()) {
-          cur->refused = RejectedKey{"", GPG_ERR_UNKNOWN_VERSION, "only v4 keys are supported"};
-        } else if (p.whole.size() > limits.max_packet_bytes) {
-          cur->refused = RejectedKey{cur->fingerprint, GPG_ERR_TOO_LARGE,
-                                     "the primary key packet is over max_packet_bytes (" +
-                                         std::to_string(limits.max_packet_bytes) + ")"};
-        } else if (auto absurd = absurd_key_parameters(p.body)) {
-          cur->refused = RejectedKey{cur->fingerprint, GPG_ERR_BAD_PUBKEY,
-                                     "the primary key: " + *absurd};
-        }
-        skipping = cur->refused.has_value();
-        continue;
-      }
+        out_.secret_material = true;
+        return false;  // nothing of it is looked at further
+      case tag::public_key:
+        return primary(p);
       case tag::user_id:
       case tag::user_attribute:
-      case tag::public_subkey: {
-        if (!cur) {
-          if (p.tag == tag::public_subkey) {
-            out.rejected.push_back({v4_fingerprint(p.body), GPG_ERR_NO_PUBKEY,
-                                    "subkey without its primary key (upload the whole key)"});
-          } else {
-            drop("other_packet");
-          }
-          skipping = true;
-          continue;
-        }
-        if (cur->refused) continue;
-        const bool is_sub = p.tag == tag::public_subkey;
-        slot = is_sub ? Slot::subkey : Slot::user;
-        skipping = false;
-        if (is_sub && absurd_key_parameters(p.body)) {  // its back-signature would cost seconds
-          drop("absurd_subkey");
-          skipping = true;
-          continue;
-        }
-        if (p.whole.size() > limits.max_packet_bytes) {
-          drop(is_sub ? "oversize_subkey" : "oversize_user_id");
-          if (!is_sub) {
-            ++cur->oversize_user_ids;
-            cur->largest_oversize_user_id =
-                std::max(cur->largest_oversize_user_id, p.whole.size());
-          }
-          skipping = true;
-          continue;
-        }
-        auto& index = is_sub ? cur->subkey_at : cur->user_at;
-        auto& list = is_sub ? cur->subkeys : cur->users;
-        auto [it, fresh] = index.try_emplace(p.body, list.size());
-        if (fresh) {
-          list.emplace_back();
-          list.back().whole = p.whole;
-          list.back().tag = p.tag;
-        }
-        comp = &list[it->second];
-        continue;
-      }
-      case tag::signature: {
-        if (!cur) {  // before any key: a bare revocation certificate, perhaps
-          if (!skipping) out.leading_signatures += p.whole;
-          continue;
-        }
-        if (skipping || !comp) continue;
-        if (p.whole.size() > limits.max_sig_packet_bytes) {
-          drop("oversize_signature");
-          continue;
-        }
-        auto facts = read_signature(p.body);
-        if (!facts) {
-          drop("malformed_signature");
-          continue;
-        }
-        const bool self = issued_by(*facts, cur->fpr_raw);
-        const std::uint8_t t = facts->type;
-        bool allowed = false;
-        switch (slot) {
-          case Slot::direct:
-            allowed = (self && t == sigtype::direct_key) || t == sigtype::key_revocation;
-            break;
-          case Slot::user:
-            allowed = (t >= sigtype::generic_cert && t <= sigtype::positive_cert) ||
-                      t == sigtype::cert_revocation;
-            break;
-          case Slot::subkey:
-            allowed = self && (t == sigtype::subkey_binding || t == sigtype::subkey_revocation);
-            break;
-        }
-        if (!allowed) {
-          drop("misplaced_signature");
-          continue;
-        }
-        if (facts->created > horizon && !trusted(p)) {  // made after tomorrow: nobody made it
-          drop("future_signature");
-          continue;
-        }
-        if (!comp->seen.insert(p.body).second) continue;  // the same signature again: folded
-        cur->third_party += !self;
-        comp->sigs.push_back(Sig{p.whole, std::move(*facts), self, trusted(p)});
-        continue;
-      }
+      case tag::public_subkey:
+        component(p);
+        return true;
+      case tag::signature:
+        signature(p);
+        return true;
       default:
         drop("other_packet");  // trust, marker, literal data, ...: nothing a key needs
-        continue;
+        return true;
     }
   }
+  std::deque<Build>& builds() { return builds_; }
 
-  for (Build& b : builds) {
-    if (b.refused) {
-      out.rejected.push_back(std::move(*b.refused));
-      continue;
-    }
-    auto components = [&b] {  // again after drop_unbound: erasing moves components
-      std::vector<Component*> all{&b.direct};
-      for (auto& c : b.users) all.push_back(&c);
-      for (auto& c : b.subkeys) all.push_back(&c);
-      return all;
-    };
-    drop_copied_signatures(b, components(), out);
-    drop_wrong_prefix(b, components(), out);
-    drop_unbound(b, out);
-    const std::vector<Component*> all = components();
-    select_new_self_signatures(all, out);
-    const std::uint64_t cost = fit_verification_budget(
-        b, all, static_cast<std::uint64_t>(limits.verify_budget_per_key.count()) * 1000, out);
+ private:
+  void drop(const char* why) { ++out_.dropped[why]; }
+  bool trusted(const Packet& p) const {
+    return static_cast<std::size_t>(p.whole.data() - binary_.data()) < trusted_prefix_;
+  }
 
-    auto over = [&](std::size_t n, std::uint64_t limit, const char* what, const char* key) {
-      if (n <= limit) return false;
-      out.rejected.push_back({b.fingerprint, GPG_ERR_TOO_LARGE,
-                              "key has " + std::to_string(n) + " " + what + ", over " + key + " (" +
-                                  std::to_string(limit) + ")"});
+  bool primary(const Packet& p) {
+    skipping_ = false;
+    slot_ = Slot::direct;
+    if (auto it = build_at_.find(p.body); it != build_at_.end()) {
+      cur_ = &builds_[it->second];  // another copy of a key already seen: fold it in
+      comp_ = &cur_->direct;
+      skipping_ = cur_->refused.has_value();
       return true;
-    };
-    if (over(b.users.size(), limits.max_user_ids, "user IDs", "max_user_ids") ||
-        over(b.subkeys.size(), limits.max_subkeys, "subkeys", "max_subkeys")) {
-      // Refused, but its revocations are kept aside: whatever else is wrong with a copy, the
-      // caller may still apply them to the copy it has (merge_key,
-      // cache::apply_refused_revocations).
-      if (auto rev = revocations_only(b, all)) out.revocations.push_back(std::move(*rev));
-      continue;
     }
-
-    apply_third_party_policy(b, all, limits, out);
-
-    FilteredKey k;
-    k.fingerprint = b.fingerprint;
-    k.oversize_user_ids = b.oversize_user_ids;
-    k.largest_oversize_user_id = b.largest_oversize_user_id;
-    k.packets = packets_of(b, all, [](const Sig& s) { return s.keep; });
-    k.verify_cost_us = cost;
-    out.verify_cost_us += cost;
-    out.keys.push_back(std::move(k));
+    if (out_.primaries == max_keys_) {
+      ++out_.primaries;  // the caller refuses the count; the rest is not read
+      return false;
+    }
+    ++out_.primaries;
+    builds_.emplace_back();
+    cur_ = &builds_.back();
+    build_at_.emplace(p.body, builds_.size() - 1);
+    cur_->primary = p.whole;
+    cur_->fpr_raw = fingerprint_raw(p.body);
+    cur_->fingerprint = hex_upper(cur_->fpr_raw);
+    comp_ = &cur_->direct;
+    if (cur_->fingerprint.empty()) {
+      cur_->refused = RejectedKey{"", GPG_ERR_UNKNOWN_VERSION, "only v4 keys are supported"};
+    } else if (p.whole.size() > limits_.max_packet_bytes) {
+      cur_->refused = RejectedKey{cur_->fingerprint, GPG_ERR_TOO_LARGE,
+                                  "the primary key packet is over max_packet_bytes (" +
+                                      std::to_string(limits_.max_packet_bytes) + ")"};
+    } else if (auto absurd = absurd_key_parameters(p.body)) {
+      cur_->refused = RejectedKey{cur_->fingerprint, GPG_ERR_BAD_PUBKEY,
+                                  "the primary key: " + *absurd};
+    }
+    skipping_ = cur_->refused.has_value();
+    return true;
   }
+
+  void component(const Packet& p) {
+    const bool is_sub = p.tag == tag::public_subkey;
+    if (!cur_) {
+      if (is_sub) {
+        out_.rejected.push_back({v4_fingerprint(p.body), GPG_ERR_NO_PUBKEY,
+                                 "subkey without its primary key (upload the whole key)"});
+      } else {
+        drop("other_packet");
+      }
+      skipping_ = true;
+      return;
+    }
+    if (cur_->refused) return;
+    slot_ = is_sub ? Slot::subkey : Slot::user;
+    skipping_ = false;
+    if (is_sub && absurd_key_parameters(p.body)) {  // its back-signature would cost seconds
+      drop("absurd_subkey");
+      skipping_ = true;
+      return;
+    }
+    if (p.whole.size() > limits_.max_packet_bytes) {
+      drop(is_sub ? "oversize_subkey" : "oversize_user_id");
+      if (!is_sub) {
+        ++cur_->oversize_user_ids;
+        cur_->largest_oversize_user_id = std::max(cur_->largest_oversize_user_id, p.whole.size());
+      }
+      skipping_ = true;
+      return;
+    }
+    auto& index = is_sub ? cur_->subkey_at : cur_->user_at;
+    auto& list = is_sub ? cur_->subkeys : cur_->users;
+    auto [it, fresh] = index.try_emplace(p.body, list.size());
+    if (fresh) {
+      list.emplace_back();
+      list.back().whole = p.whole;
+      list.back().tag = p.tag;
+    }
+    comp_ = &list[it->second];
+  }
+
+  // Whether a signature of type `t` may stand where the current component puts it.
+  bool allowed_here(std::uint8_t t, bool self) const {
+    switch (slot_) {
+      case Slot::direct:
+        return (self && t == sigtype::direct_key) || t == sigtype::key_revocation;
+      case Slot::user:
+        return (t >= sigtype::generic_cert && t <= sigtype::positive_cert) ||
+               t == sigtype::cert_revocation;
+      case Slot::subkey:
+        return self && (t == sigtype::subkey_binding || t == sigtype::subkey_revocation);
+    }
+    return false;
+  }
+
+  void signature(const Packet& p) {
+    if (!cur_) {  // before any key: a bare revocation certificate, perhaps
+      if (!skipping_) out_.leading_signatures += p.whole;
+      return;
+    }
+    if (skipping_ || !comp_) return;
+    if (p.whole.size() > limits_.max_sig_packet_bytes) {
+      drop("oversize_signature");
+      return;
+    }
+    auto facts = read_signature(p.body);
+    if (!facts) {
+      drop("malformed_signature");
+      return;
+    }
+    const bool self = issued_by(*facts, cur_->fpr_raw);
+    if (!allowed_here(facts->type, self)) {
+      drop("misplaced_signature");
+      return;
+    }
+    if (facts->created > horizon_ && !trusted(p)) {  // made after tomorrow: nobody made it
+      drop("future_signature");
+      return;
+    }
+    if (!comp_->seen.insert(p.body).second) return;  // the same signature again: folded
+    cur_->third_party += !self;
+    comp_->sigs.push_back(Sig{p.whole, std::move(*facts), self, trusted(p)});
+  }
+
+  std::string_view binary_;
+  const config::KeysConfig& limits_;
+  std::size_t trusted_prefix_, max_keys_;
+  FilterOutcome& out_;
+  std::uint64_t horizon_;
+  std::deque<Build> builds_;  // stable addresses: `cur_` points into it
+  std::unordered_map<std::string_view, std::size_t> build_at_;  // primary body -> index
+  Build* cur_ = nullptr;
+  Component* comp_ = nullptr;
+  Slot slot_ = Slot::direct;
+  bool skipping_ = false;  // inside a refused key or a dropped component: its signatures go too
+};
+
+// Phase 3: one key's cleaning, in order: copied and wrongly prefixed signatures out, components
+// no signature binds out, the new self-signatures chosen and fitted to the verification
+// budget, the counts checked (a key over them is refused, its revocations kept aside), the
+// third-party policy applied; what is left goes to `out` with its estimated cost.
+void clean(Build& b, const config::KeysConfig& limits, FilterOutcome& out) {
+  if (b.refused) {
+    out.rejected.push_back(std::move(*b.refused));
+    return;
+  }
+  auto components = [&b] {  // again after drop_unbound: erasing moves components
+    std::vector<Component*> all{&b.direct};
+    for (auto& c : b.users) all.push_back(&c);
+    for (auto& c : b.subkeys) all.push_back(&c);
+    return all;
+  };
+  drop_copied_signatures(b, components(), out);
+  drop_wrong_prefix(b, components(), out);
+  drop_unbound(b, out);
+  const std::vector<Component*> all = components();
+  select_new_self_signatures(all, out);
+  const std::uint64_t cost = fit_verification_budget(
+      b, all, static_cast<std::uint64_t>(limits.verify_budget_per_key.count()) * 1000, out);
+
+  auto over = [&](std::size_t n, std::uint64_t limit, const char* what, const char* key) {
+    if (n <= limit) return false;
+    out.rejected.push_back({b.fingerprint, GPG_ERR_TOO_LARGE,
+                            "key has " + std::to_string(n) + " " + what + ", over " + key + " (" +
+                                std::to_string(limit) + ")"});
+    return true;
+  };
+  if (over(b.users.size(), limits.max_user_ids, "user IDs", "max_user_ids") ||
+      over(b.subkeys.size(), limits.max_subkeys, "subkeys", "max_subkeys")) {
+    // Refused, but its revocations are kept aside: whatever else is wrong with a copy, the
+    // caller may still apply them to the copy it has (merge_key,
+    // cache::apply_refused_revocations).
+    if (auto rev = revocations_only(b, all)) out.revocations.push_back(std::move(*rev));
+    return;
+  }
+
+  apply_third_party_policy(b, all, limits, out);
+
+  FilteredKey k;
+  k.fingerprint = b.fingerprint;
+  k.oversize_user_ids = b.oversize_user_ids;
+  k.largest_oversize_user_id = b.largest_oversize_user_id;
+  k.packets = packets_of(b, all, [](const Sig& s) { return s.keep; });
+  k.verify_cost_us = cost;
+  out.verify_cost_us += cost;
+  out.keys.push_back(std::move(k));
+}
+
+}  // namespace
+
+FilterOutcome filter_keys(std::string_view binary, const config::KeysConfig& limits,
+                          std::size_t trusted_prefix, std::size_t max_keys) {
+  FilterOutcome out;
+  const std::vector<Packet> packets = frame(binary, out);
+  Placer placer(binary, limits, trusted_prefix, max_keys, out);
+  for (const Packet& p : packets) {
+    if (!placer.place(p)) return out;
+  }
+  for (Build& b : placer.builds()) clean(b, limits, out);
   return out;
 }
 
