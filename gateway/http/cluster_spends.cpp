@@ -16,7 +16,11 @@ constexpr auto kEvery = std::chrono::seconds(1);
 }  // namespace
 
 ClusterSpends::ClusterSpends(RateLimiter& limiter, Metrics& metrics)
-    : limiter_(limiter), metrics_(metrics) {
+    : limiter_(limiter),
+      spends_(metrics.counter("cluster_spends_total",
+                              "Client budget spends reported to the other replicas or charged "
+                              "from their reports, by direction, in clients per report",
+                              {"direction"})) {
   std::random_device rd;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
@@ -26,7 +30,7 @@ ClusterSpends::ClusterSpends(RateLimiter& limiter, Metrics& metrics)
 std::string ClusterSpends::report() {
   const std::vector<ClientSpend> spent = limiter_.take_spent(kMaxReportClients);
   if (spent.empty()) return {};
-  metrics_.cluster_spends("sent", spent.size());
+  spends_.add({"sent"}, static_cast<double>(spent.size()));
   return format_spend_report(instance_, spent);
 }
 
@@ -38,7 +42,7 @@ HttpResponse ClusterSpends::receive(const HttpRequest& req) {
   const SpendReport& report = std::get<SpendReport>(parsed);
   if (report.instance == instance_) return text_response(200, "my own report: ignored");
   for (const auto& s : report.spent) limiter_.charge(s.client, s.n);
-  metrics_.cluster_spends("received", report.spent.size());
+  spends_.add({"received"}, static_cast<double>(report.spent.size()));
   return text_response(200, "charged " + std::to_string(report.spent.size()) + " clients");
 }
 

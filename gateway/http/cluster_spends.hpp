@@ -52,7 +52,7 @@ class ClusterSpends {
                                            std::chrono::steady_clock::time_point& logged);
 
   RateLimiter& limiter_;
-  Metrics& metrics_;
+  CounterFamily spends_;  // cluster_spends_total{direction}
   std::string instance_;  // random, per process: a replica knows its own reports
   std::atomic<bool> running_{false};
   std::chrono::steady_clock::time_point logged_{};  // a peer down: a line a minute, not a second

@@ -28,7 +28,16 @@ std::string rate_text(double per_second) {
 }  // namespace
 
 RateLimiter::RateLimiter(Metrics& metrics, Clock now)
-    : metrics_(metrics), now_(std::move(now)) {
+    : limited_(metrics.counter("rate_limited_total",
+                               "Requests answered 429 because their client was over a budget, "
+                               "by budget",
+                               {"budget"})),
+      clients_(metrics.gauge("rate_limit_clients",
+                             "Client addresses (IPv6: /64 networks) the rate limiter tracks")),
+      denied_(metrics.counter("denied_total",
+                              "Requests answered 403 because their client is in a limits.deny "
+                              "network")),
+      now_(std::move(now)) {
   configure(config::LimitsConfig{});
 }
 
@@ -67,7 +76,7 @@ RateLimiter::Client& RateLimiter::touch(Shard& shard, const std::string& client,
     for (int i = 0; i < 3; ++i) fresh.tokens[i] = static_cast<float>(budget(limits, i).burst);
     fresh.last = now;
     it = shard.clients.emplace(client, fresh).first;
-    metrics_.rate_limit_clients(++tracked_);
+    clients_.set(static_cast<double>(++tracked_));
   }
   Client& c = it->second;
   const double idle = std::chrono::duration<double>(now - c.last).count();
@@ -132,7 +141,7 @@ std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req, BudgetOf 
   const std::shared_ptr<const Settings> settings = settings_.load();
   const config::LimitsConfig& limits = settings->limits;
   if (settings->deny.contains(req.peer.family, req.peer.ip)) {
-    metrics_.denied();
+    denied_.add();
     HttpResponse r = text_response(
         403, "Forbidden: this gateway's operator refuses requests from this address");
     req.access.op = "denied";
@@ -147,7 +156,7 @@ std::optional<HttpResponse> RateLimiter::admit(const HttpRequest& req, BudgetOf 
   if (!bud.limited()) return std::nullopt;
   const double wait = spend(req.peer.client, b, limits, settings->shared);
   if (wait <= 0) return std::nullopt;
-  metrics_.rate_limited(hkp::budget_name(kind));
+  limited_.add({hkp::budget_name(kind)});
   const long long after = std::max(1LL, static_cast<long long>(std::ceil(wait)));
   HttpResponse r = text_response(
       429, "Too many requests: this address is over its budget of " + std::string(kWhat[b]) +

@@ -90,7 +90,10 @@ class RateLimiter {
   double spend(const std::string& client, int budget, const config::LimitsConfig& limits,
                bool shared);
 
-  Metrics& metrics_;
+  // Its own metrics (observe/stats.hpp).
+  CounterFamily limited_;  // rate_limited_total{budget}
+  GaugeFamily clients_;    // rate_limit_clients
+  CounterFamily denied_;   // denied_total
   Clock now_;
   std::atomic<std::shared_ptr<const Settings>> settings_;
   std::array<Shard, kShards> shards_;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -76,38 +77,6 @@ struct Metrics::Impl {
           .Name("hkp_gateway_upstream_key_mismatch_total")
           .Help("Upstream answers holding no key that matches the query")
           .Register(registry);
-  pm::Family<pm::Counter>& rate_limited =
-      pm::BuildCounter()
-          .Name("hkp_gateway_rate_limited_total")
-          .Help("Requests answered 429 because their client was over a budget, by budget")
-          .Register(registry);
-  pm::Family<pm::Gauge>& rate_limit_clients =
-      pm::BuildGauge()
-          .Name("hkp_gateway_rate_limit_clients")
-          .Help("Client addresses (IPv6: /64 networks) the rate limiter tracks")
-          .Register(registry);
-  pm::Family<pm::Counter>& denied =
-      pm::BuildCounter()
-          .Name("hkp_gateway_denied_total")
-          .Help("Requests answered 403 because their client is in a limits.deny network")
-          .Register(registry);
-  pm::Family<pm::Counter>& peer_pushes =
-      pm::BuildCounter()
-          .Name("hkp_gateway_cluster_pushes_total")
-          .Help("Submitted keys pushed to the other replicas ([cluster] peers), by result")
-          .Register(registry);
-  pm::Family<pm::Counter>& cluster_spends =
-      pm::BuildCounter()
-          .Name("hkp_gateway_cluster_spends_total")
-          .Help("Client budget spends reported to the other replicas or charged from their "
-                "reports, by direction, in clients per report")
-          .Register(registry);
-  pm::Family<pm::Counter>& refreshes =
-      pm::BuildCounter()
-          .Name("hkp_gateway_refresh_total")
-          .Help("Cached keys asked of the upstreams again by the refresher, by outcome "
-                "(unchanged, updated, revoked, absent, failed)")
-          .Register(registry);
   pm::Family<pm::Gauge>& refresh_oldest =
       pm::BuildGauge()
           .Name("hkp_gateway_refresh_oldest_seconds")
@@ -158,9 +127,6 @@ Metrics::Metrics(std::string_view version) : impl_(std::make_unique<Impl>()) {
     impl_->cache_lookups.Add({{"result", r}});  // present at zero from the start
   }
   for (const char* r : {"success", "failure"}) impl_->reloads.Add({{"result", r}});
-  for (const char* o : {"unchanged", "updated", "revoked", "absent", "failed"}) {
-    impl_->refreshes.Add({{"outcome", o}});  // present at zero: rate() works from the start
-  }
 }
 
 Metrics::Metrics() = default;
@@ -234,35 +200,59 @@ void Metrics::key_mismatch(const std::string& upstream) {
   impl_->key_mismatch.Add({{"upstream", upstream}}).Increment();
 }
 
-void Metrics::rate_limited(std::string_view budget) {
-  if (!impl_) return;
-  impl_->rate_limited.Add({{"budget", std::string(budget)}}).Increment();
+namespace {
+
+std::map<std::string, std::string> label_map(const std::vector<std::string>& names,
+                                             std::initializer_list<std::string_view> values) {
+  std::map<std::string, std::string> out;
+  auto v = values.begin();
+  for (const auto& n : names) out.emplace(n, v == values.end() ? std::string() : std::string(*v++));
+  return out;
 }
 
-void Metrics::rate_limit_clients(std::size_t n) {
-  if (!impl_) return;
-  impl_->rate_limit_clients.Add({}).Set(static_cast<double>(n));
+}  // namespace
+
+void CounterFamily::add(std::initializer_list<std::string_view> labels, double by) const {
+  if (!family_) return;
+  static_cast<pm::Family<pm::Counter>*>(family_)->Add(label_map(names_, labels)).Increment(by);
 }
 
-void Metrics::denied() {
-  if (!impl_) return;
-  impl_->denied.Add({}).Increment();
+void GaugeFamily::set(double value, std::initializer_list<std::string_view> labels) const {
+  if (!family_) return;
+  static_cast<pm::Family<pm::Gauge>*>(family_)->Add(label_map(names_, labels)).Set(value);
 }
 
-void Metrics::peer_push(std::string_view result) {
-  if (!impl_) return;
-  impl_->peer_pushes.Add({{"result", std::string(result)}}).Increment();
+CounterFamily Metrics::counter(std::string_view name, std::string_view help,
+                               std::vector<std::string> label_names,
+                               const std::vector<std::vector<std::string>>& present) {
+  CounterFamily f;
+  if (!impl_) return f;
+  auto& family = pm::BuildCounter()
+                     .Name("hkp_gateway_" + std::string(name))
+                     .Help(std::string(help))
+                     .Register(impl_->registry);
+  for (const auto& values : present) {
+    std::map<std::string, std::string> labels;
+    for (std::size_t i = 0; i < label_names.size() && i < values.size(); ++i) {
+      labels.emplace(label_names[i], values[i]);
+    }
+    family.Add(labels);
+  }
+  f.family_ = &family;
+  f.names_ = std::move(label_names);
+  return f;
 }
 
-void Metrics::cluster_spends(std::string_view direction, std::size_t clients) {
-  if (!impl_) return;
-  impl_->cluster_spends.Add({{"direction", std::string(direction)}})
-      .Increment(static_cast<double>(clients));
-}
-
-void Metrics::refresh(std::string_view outcome) {
-  if (!impl_) return;
-  impl_->refreshes.Add({{"outcome", std::string(outcome)}}).Increment();
+GaugeFamily Metrics::gauge(std::string_view name, std::string_view help,
+                           std::vector<std::string> label_names) {
+  GaugeFamily f;
+  if (!impl_) return f;
+  f.family_ = &pm::BuildGauge()
+                   .Name("hkp_gateway_" + std::string(name))
+                   .Help(std::string(help))
+                   .Register(impl_->registry);
+  f.names_ = std::move(label_names);
+  return f;
 }
 
 void Metrics::keys_rejected(std::string_view reason, std::uint64_t n) {

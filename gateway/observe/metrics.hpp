@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/observe/stats.hpp"
+
 namespace hkpgw::gateway {
 
 struct MetricsSample {  // what /metrics reads at scrape time
@@ -43,15 +45,14 @@ class Metrics {
   // Keys refused, or parts of keys dropped by cleaning, by reason.
   void keys_rejected(std::string_view reason, std::uint64_t n = 1);
   void config_reload(bool ok, std::int64_t unix_time);
-  // A request refused for its client's budget ("key_lookups", "searches", "submissions"), and
-  // how many clients the rate limiter tracks now.
-  void rate_limited(std::string_view budget);
-  void rate_limit_clients(std::size_t n);
-  void denied();
-  void peer_push(std::string_view result);  // delivered, refused, failed
-  void cluster_spends(std::string_view direction, std::size_t clients);  // sent, received
-  // One key refreshed unasked: unchanged, updated, revoked, absent (no upstream has it), failed.
-  void refresh(std::string_view outcome);
+  // A component's own families (stats.hpp), registered as hkp_gateway_<name>. `present`:
+  // label value lists whose series exist at zero from the start (so rate() works at once).
+  // Asking twice for one name gives the same family.
+  CounterFamily counter(std::string_view name, std::string_view help,
+                        std::vector<std::string> label_names = {},
+                        const std::vector<std::vector<std::string>>& present = {});
+  GaugeFamily gauge(std::string_view name, std::string_view help,
+                    std::vector<std::string> label_names = {});
   // An upstream left (healthy = false) or rejoined the rotation.
   void health_change(const std::string& upstream, bool healthy);
 

@@ -401,9 +401,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
       const UpstreamLimits limits{snap->config->upstreams.connect_timeout,
                                   snap->config->upstreams.request_timeout, 64 << 10};
       const PeerPush pushed = co_await push_to_peer(*replica, packets, snap->config->cluster.secret, limits);
-      d_.metrics.peer_push(pushed.delivered() ? "delivered"
-                           : pushed.refused() ? "refused"
-                                              : "failed");
+      pushes_.add({pushed.delivered() ? "delivered" : pushed.refused() ? "refused" : "failed"});
       if (pushed.delivered() || pushed.refused()) {
         if (pushed.refused()) {
           log::warn("key_push_refused", {{"replica", replica->text()},

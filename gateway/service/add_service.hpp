@@ -45,7 +45,13 @@ class AddService {
  public:
   // A submission finding the work pool's queue full gets 503. What cleaning drops from
   // submissions goes to the tally with the source "upload".
-  explicit AddService(ServiceDeps deps) : d_(deps), fetch_(deps) {}
+  explicit AddService(ServiceDeps deps)
+      : d_(deps),
+        fetch_(deps),
+        pushes_(deps.metrics.counter(
+            "cluster_pushes_total",
+            "Submitted keys pushed to the other replicas ([cluster] peers), by result",
+            {"result"})) {}
 
   // What became of one accepted key, for each front to word its answer.
   struct AddedKey {
@@ -105,6 +111,7 @@ class AddService {
   // verified, cleaned, stored), so the revocation is not refused by the replica that happened
   // to receive it.
   UpstreamFetch fetch_;
+  CounterFamily pushes_;  // cluster_pushes_total{result}: delivered, refused, failed
   std::atomic<bool> running_{false};
   std::function<void()> wake_retrier_;  // set by start(), before any request is served
 };

@@ -359,7 +359,7 @@ asio::awaitable<std::optional<RefreshOutcome>> Refresher::refresh_one(cache::Fin
     batch.confirmed.emplace_back(fpr, d_.now());
     co_await fetch_.store(std::move(batch));
   }
-  d_.metrics.refresh(refresh_outcome_name(outcome));
+  refreshed_.add({refresh_outcome_name(outcome)});
   co_return outcome;
 }
 

@@ -46,7 +46,14 @@ const char* refresh_outcome_name(RefreshOutcome o);
 
 class Refresher {
  public:
-  explicit Refresher(ServiceDeps deps) : d_(deps), fetch_(deps) {}
+  explicit Refresher(ServiceDeps deps)
+      : d_(deps),
+        fetch_(deps),
+        refreshed_(deps.metrics.counter(
+            "refresh_total",
+            "Cached keys asked of the upstreams again by the refresher, by outcome (unchanged, "
+            "updated, revoked, absent, failed)",
+            {"outcome"}, {{"unchanged"}, {"updated"}, {"revoked"}, {"absent"}, {"failed"}})) {}
 
   // Starts the loop on its own strand of `executor`; stop() ends it after the current step.
   void start(boost::asio::any_io_executor executor, SnapshotSource snapshots);
@@ -81,6 +88,7 @@ class Refresher {
 
   ServiceDeps d_;
   UpstreamFetch fetch_;
+  CounterFamily refreshed_;  // refresh_total{outcome}, each present at zero
   std::atomic<bool> running_{false};
 
   // The upstreams' prefix logs (HKP v2 draft, /pks/v2/prefixlog/<day>): fingerprint prefixes of

@@ -2,7 +2,8 @@
 # The Grafana dashboard's queries are real: every PromQL expression in
 # deploy/grafana/hkp-gateway.json parses (promtool, each wrapped as a recording rule, with the
 # dashboard's $job variable filled in), and every hkp_gateway_* metric it names is one the
-# gateway registers (gateway/observe/metrics.cpp; histograms by their _bucket series).
+# gateway registers (gateway/observe/metrics.cpp, and the families components declare;
+# histograms by their _bucket series).
 #   check_dashboard.sh SOURCE_DIR
 set -euo pipefail
 src=$1
@@ -30,8 +31,14 @@ n=$(wc -l < "$work/exprs")
 } > "$work/rules.yml"
 promtool check rules "$work/rules.yml" >/dev/null
 
-grep -o 'Name("hkp_gateway_[a-z_]*")' "$src/gateway/observe/metrics.cpp" |
-  sed -e 's/Name("//' -e 's/")//' | sort -u > "$work/registered"
+# Registered in metrics.cpp itself, or by a component declaring its own family
+# (metrics.counter("name", ...), metrics.gauge("name", ...): observe/stats.hpp).
+{
+  grep -o 'Name("hkp_gateway_[a-z_]*")' "$src/gateway/observe/metrics.cpp" |
+    sed -e 's/Name("//' -e 's/")//'
+  find "$src/gateway" -name '*.cpp' -o -name '*.hpp' | sort | xargs cat | tr -s ' \n' ' ' |
+    grep -oE '\.(counter|gauge)\( ?"[a-z_]+"' | sed -E 's/.*"([a-z_]+)"/hkp_gateway_\1/'
+} | sort -u > "$work/registered"
 grep -o 'hkp_gateway_[a-z_]*' "$work/exprs" | sed -e 's/_bucket$//' | sort -u > "$work/used"
 unknown=$(comm -23 "$work/used" "$work/registered")
 if [ -n "$unknown" ]; then

@@ -7,6 +7,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "gateway/http/middleware.hpp"
+#include "gateway/observe/metrics.hpp"
 #include "gateway/upstream/hkp_upstream.hpp"
 
 using namespace hkpgw;
@@ -111,4 +112,27 @@ TEST_CASE("the HKP kind turns each question into the request keyservers answer b
         "/pks/lookup?op=get&options=mr&search=a%2Bb%40example.org&exact=on");
   CHECK(HkpUpstream::index_target({SearchKind::text, "Alice Example"}) ==
         "/pks/lookup?op=index&options=mr&fingerprint=on&search=Alice%20Example");
+}
+
+TEST_CASE("a component declares its own metrics through observe/", "[seams][unit]") {
+  Metrics metrics("test");
+  const CounterFamily outcomes = metrics.counter("toy_total", "What the toy component did, by outcome",
+                                                 {"outcome"}, {{"done"}, {"failed"}});
+  const GaugeFamily depth = metrics.gauge("toy_depth", "The toy's queue");
+  std::string text = metrics.render({});
+  CHECK_THAT(text, Catch::Contains("# HELP hkp_gateway_toy_total What the toy component did"));
+  CHECK_THAT(text, Catch::Contains("hkp_gateway_toy_total{outcome=\"failed\"} 0"));  // at zero
+  outcomes.add({"done"});
+  outcomes.add({"done"}, 2);
+  depth.set(7);
+  text = metrics.render({});
+  CHECK_THAT(text, Catch::Contains("hkp_gateway_toy_total{outcome=\"done\"} 3"));
+  CHECK_THAT(text, Catch::Contains("hkp_gateway_toy_depth 7"));
+  // The same name again is the same family (two components of one kind share it).
+  metrics.counter("toy_total", "What the toy component did, by outcome", {"outcome"}).add({"done"});
+  CHECK_THAT(metrics.render({}), Catch::Contains("hkp_gateway_toy_total{outcome=\"done\"} 4"));
+  // Metrics::none() hands out families that count nothing, and a default one too.
+  Metrics::none().counter("toy_total", "ignored", {"outcome"}).add({"done"});
+  CounterFamily{}.add();
+  CHECK(Metrics::none().render({}).empty());
 }
