@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/http/cluster_spends.hpp"
+#include "gateway/cluster/cluster_spends.hpp"
 #include "gateway/http/rate_limit.hpp"
 
 using namespace hkpgw;

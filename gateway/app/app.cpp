@@ -20,7 +20,7 @@
 #include "config/named_thread.hpp"
 #include "config/subscriptions.hpp"
 #include "gateway/http/admin.hpp"
-#include "gateway/http/cluster_spends.hpp"
+#include "gateway/cluster/cluster.hpp"
 #include "gateway/http/rate_limit.hpp"
 #include "gateway/http/router.hpp"
 #include "gateway/net/http_server.hpp"
@@ -303,7 +303,7 @@ struct Running {
   HttpServer& admin;
   Fleet& fleet;
   AddService& adds;
-  ClusterSpends& spends;
+  Cluster& cluster;
   Refresher& refresher;
   Reloader& reload;
 };
@@ -330,7 +330,7 @@ asio::awaitable<void> handle_signals(asio::signal_set& signals, Running r) {
     r.admin.stop();
     r.fleet.stop_probing();
     r.adds.stop();
-    r.spends.stop();
+    r.cluster.stop();
     r.refresher.stop();
     asio::steady_timer t(r.contexts.main());
     const auto deadline = std::chrono::steady_clock::now() + kGracePeriod;
@@ -422,7 +422,9 @@ int App::run() {
   // [limits]: asked before every answer, reused ones included; outlives the server.
   RateLimiter limiter(metrics);
   limiter.configure(*cfg);
-  ClusterSpends spends(limiter, metrics);
+  // The cluster ([cluster] peers): pushes of accepted keys, /cluster/* routes, shared budgets.
+  Cluster cluster(adds, limiter, pool, metrics, snapshots);
+  adds.publish_to(&cluster);
   HttpServer hkp_server(contexts.each(), server_limits(*cfg),
                         [&router](const HttpRequest& r) { return router.handle(r); },
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
@@ -466,12 +468,17 @@ int App::run() {
                         });
   Reloader reload(io, config_path_, cfg, current, pool, subscribers, metrics);
   // Admin listener: probes, metrics and the token-protected admin API (gateway/http/admin.hpp).
-  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &adds,
-                     &spends, &pool, &refresher};
-  HttpServer admin_server(io, admin_limits(*cfg),
-                          [&admin](const HttpRequest& r) { return handle_admin(admin, r); });
+  AdminContext admin{store, fleet, metrics, snapshots, [&reload] { return reload(); }, &refresher};
+  AdminRouter admin_routes(snapshots);
+  add_admin_routes(admin_routes, admin);
+  cluster.add_routes(admin_routes);
+  HttpServer admin_server(io, admin_limits(*cfg), [&admin_routes](const HttpRequest& r) {
+    return admin_routes.handle(r);
+  });
   // Trust and token before a body: nobody may make it read a megabyte only to be refused.
-  admin_server.gate_bodies_with([&admin](const HttpRequest& r) { return admin_gate(admin, r); });
+  admin_server.gate_bodies_with([&admin_routes](const HttpRequest& r) {
+    return admin_routes.gate(r);
+  });
   listen_admin(admin_server, *cfg);
   subscribers.subscribe("admin listener",
                         {"admin.max_connections", "admin.max_connections_per_client",
@@ -488,11 +495,11 @@ int App::run() {
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   asio::co_spawn(io,
                  handle_signals(signals, Running{contexts, hkp_server, admin_server, fleet, adds,
-                                                 spends, refresher, reload}),
+                                                 cluster, refresher, reload}),
                  asio::detached);
   fleet.start_probing(io.get_executor(), snapshots);
   adds.start(io.get_executor(), snapshots);
-  spends.start(io.get_executor(), snapshots);
+  cluster.start(io.get_executor());
   refresher.start(io.get_executor(), snapshots);
   for (const auto& n : config::notices(*cfg)) log::warn("config_notice", {{"notice", n}});
   contexts.run([&] {

@@ -94,112 +94,89 @@ bool host_allowed(std::string_view host, const std::vector<std::string>& allowed
   });
 }
 
-bool from_trusted(const Snapshot& snap, const HttpRequest& req) {
-  return config::any_contains(snap.config->cluster.trusted, req.peer.family, req.peer.ip);
+void AdminRouter::add(std::string method, std::string path, Gate gate, Handler handler,
+                      bool prefix) {
+  routes_.push_back({std::move(method), std::move(path), prefix, std::move(gate),
+                     std::move(handler)});
 }
 
-HttpResponse untrusted(const HttpRequest& req, std::string_view what) {
-  return text_response(403, "Forbidden: " + req.peer.address +
-                                " is not in cluster.trusted, so it may not " + std::string(what));
-}
-
-// A gateway with no [cluster] peers is in no cluster: nobody, trusted network or not, may push
-// keys or charge budgets there (anything in cluster.trusted could otherwise lock clients out or
-// push keys past the submission budget, with no replica configured to send them).
-HttpResponse no_cluster(std::string_view what) {
-  return text_response(403, "Forbidden: this gateway has no [cluster] peers, so nobody may " +
-                                std::string(what) + " here");
-}
-
-HttpResponse not_a_peer(std::string_view why) {
-  HttpResponse r = text_response(401, "Unauthorized: not a replica of this cluster: " +
-                                          std::string(why));
-  r.set("WWW-Authenticate", "HKPGW-HMAC");
-  return r;
-}
-
-// The MAC over the request as it was read, its time and its nonce (cluster_auth.hpp): an address
-// in cluster.trusted is not enough to charge budgets or push keys.
-std::optional<HttpResponse> check_peer(AdminContext& ctx, const Snapshot& snap,
-                                       const HttpRequest& req) {
-  const auto why = check_cluster_request(snap.config->cluster.secret, req.authorization,
-                                         req.method, req.target, req.body,
-                                         static_cast<std::uint64_t>(std::time(nullptr)),
-                                         ctx.replays);
-  if (!why) return std::nullopt;
-  log::warn("cluster_request_refused", {{"peer", req.peer.address}, {"target", req.target},
-                                        {"reason", *why}});
-  return not_a_peer(*why);
-}
-
-// POST /cluster/spends: another replica's report of what its clients spent. The largest one
-// takes milliseconds to parse and charge (bench_limits): the work pool's, like keys.
-asio::awaitable<HttpResponse> charge_spends(AdminContext& ctx, const HttpRequest& req) {
-  if (req.method != "POST") {
-    HttpResponse r = text_response(405, "Method not allowed: POST reports to /cluster/spends");
-    r.set("Allow", "POST");
-    co_return r;
-  }
-  if (ctx.snapshots()->config->cluster.peers.empty()) co_return no_cluster("report spends");
-  if (!from_trusted(*ctx.snapshots(), req) || ctx.spends == nullptr || ctx.pool == nullptr) {
-    co_return untrusted(req, "report spends");
-  }
-  if (auto refused = check_peer(ctx, *ctx.snapshots(), req)) co_return std::move(*refused);
-  auto job = [&ctx, &req] { return ctx.spends->receive(req); };
-  std::optional<HttpResponse> charged = co_await ctx.pool->try_run(job);
-  if (!charged) {
-    HttpResponse busy = text_response(503, "Busy verifying keys: this report is not charged");
-    busy.set("Retry-After", "1");
-    co_return busy;
-  }
-  co_return std::move(*charged);
-}
-
-// POST /cluster/keys: another replica's push. Trusted by its network, not by a token: what it
-// can do (merge public keys that are verified here as any submission is) is what /pks/add
-// allows anyone, less the forwarding, and without the submission budget.
-asio::awaitable<HttpResponse> merge_pushed(AdminContext& ctx, const HttpRequest& req) {
-  if (req.method != "POST") {
-    HttpResponse r = text_response(405, "Method not allowed: POST keys to /cluster/keys");
-    r.set("Allow", "POST");
-    co_return r;
-  }
-  auto snap = ctx.snapshots();
-  if (snap->config->cluster.peers.empty()) co_return no_cluster("push keys");
-  if (!from_trusted(*snap, req) || ctx.adds == nullptr) co_return untrusted(req, "push keys");
-  if (auto refused = check_peer(ctx, *snap, req)) co_return std::move(*refused);
-  auto sub = hkp::parse_submission(req.content_type, req.body, req.query());
-  if (!sub) co_return text_response(sub.error().status, sub.error().detail);
-  const hkp::Submission& submission = *sub;
-  AddService::Submitted done = co_await ctx.adds->submit(submission, req, std::move(snap), true);
-  if (auto* refused = std::get_if<Refusal>(&done)) co_return refusal_text(*refused);
-  std::string text;
-  for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
-    text += k.fingerprint + " " + cache::change_name(k.change) + "\n";
-  }
-  HttpResponse r = text_response(200, "");
-  r.body = std::move(text);
-  co_return r;
-}
-
-std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& req) {
+std::optional<HttpResponse> AdminRouter::gate(const HttpRequest& req) const {
   const std::string_view path = req.path();
-  const auto snap = ctx.snapshots();
+  const auto snap = snapshots_();
   if (!host_allowed(req.host, snap->config->admin.allowed_hosts)) {
     return text_response(403, "Forbidden: Host \"" + req.host.substr(0, 100) +
                                   "\" is not an IP address, localhost or one of "
                                   "admin.allowed_hosts");
   }
-  if (path == "/cluster/keys" || path == "/cluster/spends") {
-    const char* what = path == "/cluster/keys" ? "push keys" : "report spends";
-    if (snap->config->cluster.peers.empty()) return no_cluster(what);
-    if (!from_trusted(*snap, req)) return untrusted(req, what);
-    if (!parse_cluster_authorization(req.authorization)) {  // before any body byte
-      return not_a_peer("the request carries no HKPGW-HMAC authorization");
-    }
-    return std::nullopt;
+  for (const Route& r : routes_) {
+    if (matches(r, path)) return r.gate ? r.gate(req) : std::nullopt;
   }
-  if (path.starts_with("/admin/")) {
+  if (req.method == "POST" || req.method == "PUT") {  // nothing else here takes a body
+    return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<HttpResponse> AdminRouter::handle(const HttpRequest& req) const {
+  // Asked again for requests without a body (the server asks it before reading one).
+  if (auto refused = gate(req)) co_return std::move(*refused);
+  const std::string_view path = req.path();
+  std::string allowed;
+  for (const Route& r : routes_) {
+    if (!matches(r, path)) continue;
+    if (r.method == "*" && !allowed.empty()) break;  // a fallback, for paths nothing else knows
+    if (r.method == "*" || r.method == req.method ||
+        (r.method == "GET" && req.method == "HEAD")) {
+      HttpResponse res = co_await r.handler(req);
+      co_return res;
+    }
+    allowed += (allowed.empty() ? "" : ", ") + r.method;
+  }
+  if (!allowed.empty()) {
+    HttpResponse r = text_response(405, "Method not allowed: use " + allowed);
+    r.set("Allow", allowed);
+    co_return r;
+  }
+  co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+}
+
+HttpResponse admin_json(unsigned status, std::string body) { return json(status, std::move(body)); }
+HttpResponse admin_json_error(unsigned status, std::string_view message) {
+  return json_error(status, message);
+}
+
+void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
+  AdminContext* c = &ctx;
+  router.add("GET", "/healthz", {}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return text_response(200, "ok");
+  });
+  router.add("GET", "/readyz", {}, [c](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
+    if (!c->store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
+    const auto snap = c->snapshots();
+    const bool upstream_ok = !Fleet::none_healthy(*snap);  // true for a cache-only gateway
+    if (!upstream_ok && c->store.stats().keys == 0) {
+      co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
+    }
+    co_return text_response(200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
+  });
+  router.add("GET", "/metrics", {}, [c](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    const auto snap = c->snapshots();
+    MetricsSample sample = metrics_sample(gather_stats(c->store, *snap));
+    const auto& refresh = snap->config->refresh;
+    if (c->refresher && refresh.enabled()) {
+      sample.refresh_oldest_seconds = c->refresher->oldest_seconds();
+      sample.refresh_period_seconds = std::chrono::duration<double>(refresh.every).count();
+    }
+    r.body = c->metrics.render(sample);
+    co_return r;
+  });
+
+  // /admin/*: the bearer token first, whatever the path (an unknown one learns nothing more).
+  const AdminRouter::Gate token = [c](const HttpRequest& req) -> std::optional<HttpResponse> {
+    const auto snap = c->snapshots();
     if (snap->config->admin.token.empty()) {
       return json_error(403, "the admin API is disabled: set admin.token_file");
     }
@@ -209,112 +186,87 @@ std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& req
       return r;
     }
     return std::nullopt;
-  }
-  if (req.method == "POST" || req.method == "PUT") {  // nothing else here takes a body
-    return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
-  }
-  return std::nullopt;
-}
-
-asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& req) {
-  const std::string_view path = req.path();
-  // Asked again for requests without a body (the server asks it before reading one).
-  if (auto refused = admin_gate(ctx, req)) co_return std::move(*refused);
-  if (path == "/healthz") co_return text_response(200, "ok");
-  if (path == "/readyz") {
-    // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
-    if (!ctx.store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
-    const auto snap = ctx.snapshots();
-    const bool upstream_ok = !Fleet::none_healthy(*snap);  // true for a cache-only gateway
-    if (!upstream_ok && ctx.store.stats().keys == 0) {
-      co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
-    }
-    co_return text_response(200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
-  }
-  if (path == "/metrics") {
-    HttpResponse r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    const auto snap = ctx.snapshots();
-    MetricsSample sample = metrics_sample(gather_stats(ctx.store, *snap));
-    const auto& refresh = snap->config->refresh;
-    if (ctx.refresher && refresh.enabled()) {
-      sample.refresh_oldest_seconds = ctx.refresher->oldest_seconds();
-      sample.refresh_period_seconds = std::chrono::duration<double>(refresh.every).count();
-    }
-    r.body = ctx.metrics.render(sample);
-    co_return r;
-  }
-  if (path == "/cluster/keys") {
-    HttpResponse pushed = co_await merge_pushed(ctx, req);
-    co_return pushed;
-  }
-  if (path == "/cluster/spends") {
-    HttpResponse charged = co_await charge_spends(ctx, req);
-    co_return charged;
-  }
-  if (!path.starts_with("/admin/")) {
-    co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
-  }
-  const auto snap = ctx.snapshots();  // admin_gate checked the token
-  if (path == "/admin/reload" && req.method == "POST") {
-    const ReloadResult r = co_await ctx.reload();
+  };
+  using Awaitable = asio::awaitable<HttpResponse>;
+  router.add("POST", "/admin/reload", token, [c](const HttpRequest&) -> Awaitable {
+    const ReloadResult r = co_await c->reload();
     if (!r.ok) {
       co_return json(422, "{\"result\":\"failure\",\"problems\":" + json_list(r.problems) +
                               ",\"effect\":\"kept the running config\"}");
     }
     co_return json(200, "{\"result\":\"success\",\"restart_required_for\":" +
                             json_list(r.restart_required) + "}");
-  }
-  if (path == "/admin/upstreams" && req.method == "GET") co_return json(200, upstreams_json(*snap));
-  if (path == "/admin/upstreams/probe" && req.method == "POST") {
-    ctx.fleet.probe_soon();
+  });
+  router.add("GET", "/admin/upstreams", token, [c](const HttpRequest&) -> Awaitable {
+    co_return json(200, upstreams_json(*c->snapshots()));
+  });
+  router.add("POST", "/admin/upstreams/probe", token, [c](const HttpRequest&) -> Awaitable {
+    c->fleet.probe_soon();
     co_return json(202, "{\"result\":\"probing\",\"upstreams\":" +
-                            std::to_string(snap->upstreams.size()) + "}");
-  }
-  if (path == "/admin/cache" && req.method == "GET") {
-    co_return json(200, cache_json(ctx.store.stats()));
-  }
-  if (path.starts_with("/admin/keys/") && req.method == "DELETE") {
-    auto search = hkp::parse_search(path.substr(std::string_view("/admin/keys/").size()));
-    const auto f = search && search->kind == hkp::SearchKind::fingerprint
-                       ? cache::Fingerprint::from_hex(search->value)
-                       : std::nullopt;
-    if (!f) co_return json_error(400, "expected /admin/keys/<40 hex digit fingerprint>");
-    const std::string fpr = f->hex();
-    if (ctx.store.visit_fingerprints(std::span(&*f, 1), [](const cache::KeyRecordView&) {}) == 0) {
-      co_return json_error(404, "not cached: " + fpr);
-    }
-    cache::WriteBatch batch;
-    batch.purge.push_back(*f);
-    if (const auto ec = co_await commit(ctx.store, std::move(batch))) {
-      co_return json_error(503, "the cache could not remove it: " + ec.message());
-    }
-    co_return json(200, "{\"purged\":" + json_string(fpr) + "}");
-  }
-  if (path == "/admin/refresh" && req.method == "POST" && ctx.refresher) {
+                            std::to_string(c->snapshots()->upstreams.size()) + "}");
+  });
+  router.add("GET", "/admin/cache", token, [c](const HttpRequest&) -> Awaitable {
+    co_return json(200, cache_json(c->store.stats()));
+  });
+  router.add(
+      "DELETE", "/admin/keys/", token,
+      [c](const HttpRequest& req) -> Awaitable {
+        const std::string_view path = req.path();
+        auto search = hkp::parse_search(path.substr(std::string_view("/admin/keys/").size()));
+        const auto f = search && search->kind == hkp::SearchKind::fingerprint
+                           ? cache::Fingerprint::from_hex(search->value)
+                           : std::nullopt;
+        if (!f) co_return json_error(400, "expected /admin/keys/<40 hex digit fingerprint>");
+        const std::string fpr = f->hex();
+        if (c->store.visit_fingerprints(std::span(&*f, 1), [](const cache::KeyRecordView&) {}) ==
+            0) {
+          co_return json_error(404, "not cached: " + fpr);
+        }
+        cache::WriteBatch batch;
+        batch.purge.push_back(*f);
+        if (const auto ec = co_await commit(c->store, std::move(batch))) {
+          co_return json_error(503, "the cache could not remove it: " + ec.message());
+        }
+        co_return json(200, "{\"purged\":" + json_string(fpr) + "}");
+      },
+      true);
+  router.add("POST", "/admin/refresh", token, [c](const HttpRequest&) -> Awaitable {
+    const auto snap = c->snapshots();
+    if (!c->refresher) co_return json_error(404, "no refresher runs here");
     if (!snap->config->refresh.enabled()) {
       co_return json_error(409, "the refresher is off: [refresh] max_rate is \"0\"");
     }
-    ctx.refresher->request_all();
+    c->refresher->request_all();
     co_return json(202, "{\"result\":\"scheduled\",\"keys\":" +
-                            std::to_string(ctx.store.stats().keys) + ",\"max_rate\":" +
+                            std::to_string(c->store.stats().keys) + ",\"max_rate\":" +
                             std::to_string(snap->config->refresh.max_rate) + "}");
-  }
-  if (path.starts_with("/admin/refresh/") && req.method == "POST" && ctx.refresher) {
-    auto search = hkp::parse_search(path.substr(std::string_view("/admin/refresh/").size()));
-    const auto f = search && search->kind == hkp::SearchKind::fingerprint
-                       ? cache::Fingerprint::from_hex(search->value)
-                       : std::nullopt;
-    if (!f) co_return json_error(400, "expected /admin/refresh/<40 hex digit fingerprint>");
-    const auto done = co_await ctx.refresher->refresh_now(*f, snap);
-    if (!done) co_return json_error(404, "not cached: " + f->hex());
-    const bool failed = *done == RefreshOutcome::failed;
-    co_return json(failed ? 503 : 200, "{\"fingerprint\":" + json_string(f->hex()) +
-                                           ",\"outcome\":" +
-                                           json_string(refresh_outcome_name(*done)) + "}");
-  }
-  co_return json_error(404, "no such admin endpoint (or wrong method): " +
-                                std::string(req.method) + " " + std::string(path.substr(0, 200)));
+  });
+  router.add(
+      "POST", "/admin/refresh/", token,
+      [c](const HttpRequest& req) -> Awaitable {
+        if (!c->refresher) co_return json_error(404, "no refresher runs here");
+        const std::string_view path = req.path();
+        auto search = hkp::parse_search(path.substr(std::string_view("/admin/refresh/").size()));
+        const auto f = search && search->kind == hkp::SearchKind::fingerprint
+                           ? cache::Fingerprint::from_hex(search->value)
+                           : std::nullopt;
+        if (!f) co_return json_error(400, "expected /admin/refresh/<40 hex digit fingerprint>");
+        const auto done = co_await c->refresher->refresh_now(*f, c->snapshots());
+        if (!done) co_return json_error(404, "not cached: " + f->hex());
+        const bool failed = *done == RefreshOutcome::failed;
+        co_return json(failed ? 503 : 200, "{\"fingerprint\":" + json_string(f->hex()) +
+                                               ",\"outcome\":" +
+                                               json_string(refresh_outcome_name(*done)) + "}");
+      },
+      true);
+  // Any other /admin/ path: behind the token too, then 404.
+  router.add(
+      "*", "/admin/", token,
+      [](const HttpRequest& req) -> Awaitable {
+        co_return json_error(404, "no such admin endpoint: " + std::string(req.method) + " " +
+                                      std::string(req.path().substr(0, 200)));
+      },
+      true);
 }
 
 }  // namespace hkpgw::gateway

@@ -9,23 +9,19 @@
 //   DELETE /admin/keys/<fingerprint> remove one key from the cache
 //   POST   /admin/refresh           every cached key due for a refresh now (at [refresh] max_rate)
 //   POST   /admin/refresh/<fingerprint> refresh one cached key now; answers what it did
-// and, without the token but only from cluster.trusted networks:
-//   POST   /cluster/keys            keys another replica accepted (gateway/net/peer_client.hpp): merged like a
-//                                   submission, never forwarded nor pushed on
-//   POST   /cluster/spends          what another replica's clients spent (cluster_spends.hpp)
+// Other modules add their own routes with their own gates: the cluster's /cluster/* (trusted
+// networks and the cluster's HMAC, gateway/cluster/cluster.hpp).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cache/store.hpp"
-#include "gateway/net/cluster_auth.hpp"
 #include "gateway/net/http_message.hpp"
-#include "gateway/http/cluster_spends.hpp"
 #include "gateway/observe/metrics.hpp"
-#include "gateway/service/add_service.hpp"
 #include "gateway/service/refresher.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "gateway/upstream/fleet.hpp"
@@ -45,21 +41,53 @@ struct AdminContext {
   SnapshotSource snapshots;
   // The token comes with each snapshot (reloadable).
   std::function<boost::asio::awaitable<ReloadResult>()> reload;
-  AddService* adds = nullptr;             // merges what other replicas push (/cluster/keys)
-  ClusterSpends* spends = nullptr;        // charges what their clients spent (/cluster/spends)
-  WorkPool* pool = nullptr;               // where a report is parsed and charged (not the
-                                          // network thread, which serves cached answers too)
-  Refresher* refresher = nullptr;         // POST /admin/refresh, refresh_oldest_seconds
-  ReplayGuard replays;                    // /cluster/* requests already taken (cluster_auth.hpp)
+  Refresher* refresher = nullptr;  // POST /admin/refresh, refresh_oldest_seconds
 };
 
-boost::asio::awaitable<HttpResponse> handle_admin(AdminContext& ctx, const HttpRequest& request);
+// The admin listener's route table: method + path (or path prefix) -> who may ask (the route's
+// gate, asked on the request's head before any body byte is read) and the handler. Routes are
+// matched in the order they were added.
+class AdminRouter {
+ public:
+  using Gate = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+  using Handler = std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&)>;
 
-// Whether a request may be answered at all, from its head: the Host, cluster trust (peers
-// configured, sender in cluster.trusted, an HKPGW-HMAC authorization of the right shape; the MAC
-// itself is checked with the body) for /cluster/*, the bearer token for /admin/*; a POST
-// anywhere else is 404. The admin listener asks it before reading a body, so an untrusted sender
-// cannot make it read one. Cheap; never throws.
-std::optional<HttpResponse> admin_gate(AdminContext& ctx, const HttpRequest& request);
+  explicit AdminRouter(SnapshotSource snapshots) : snapshots_(std::move(snapshots)) {}
+  // `gate` empty: anyone who reaches the listener. `method` "*": any method, as a fallback for
+  // the paths under it that no route before it knows.
+  void add(std::string method, std::string path, Gate gate, Handler handler, bool prefix = false);
+
+  // Whether a request may be answered at all, from its head: the Host (DNS rebinding), then
+  // the gate of the first route its path matches (whatever the method, so a wrong method on a
+  // guarded path learns nothing); a POST or PUT to no route is 404 before its body. The
+  // listener asks it before reading a body. Cheap; never throws.
+  std::optional<HttpResponse> gate(const HttpRequest& request) const;
+  // The gate again, then the route: 405 with Allow for a known path and another method, 404
+  // for an unknown one.
+  boost::asio::awaitable<HttpResponse> handle(const HttpRequest& request) const;
+
+ private:
+  struct Route {
+    std::string method, path;
+    bool prefix;
+    Gate gate;
+    Handler handler;
+  };
+  bool matches(const Route& r, std::string_view path) const {
+    return r.prefix ? path.starts_with(r.path) : path == r.path;
+  }
+  SnapshotSource snapshots_;
+  std::vector<Route> routes_;
+};
+
+// The probes, /metrics and the token-protected /admin/* routes.
+void add_admin_routes(AdminRouter& router, AdminContext& ctx);
+
+// Whether the Host header names this listener: an IP literal, localhost, or one of `allowed`.
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed);
+
+// JSON answers of the admin API.
+HttpResponse admin_json(unsigned status, std::string body);
+HttpResponse admin_json_error(unsigned status, std::string_view message);
 
 }  // namespace hkpgw::gateway

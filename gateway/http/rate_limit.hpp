@@ -29,12 +29,19 @@
 
 #include "config/config.hpp"
 #include "gateway/http/routes.hpp"
-#include "gateway/http/spend_report.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "hkp/budget.hpp"
 
 namespace hkpgw::gateway {
+
+// What one client spent at this replica since the last report (the cluster shares budgets:
+// gateway/cluster/).
+struct ClientSpend {
+  std::string client;
+  std::array<std::uint32_t, 3> n;  // tokens taken: key lookups, searches, submissions
+  friend bool operator==(const ClientSpend&, const ClientSpend&) = default;
+};
 
 class RateLimiter {
  public:
@@ -57,7 +64,7 @@ class RateLimiter {
   // Clients tracked now (all shards).
   std::size_t tracked() const { return tracked_.load(); }
 
-  // Sharing budgets across replicas (ClusterSpends, gateway/http/cluster_spends.hpp).
+  // Sharing budgets across replicas (ClusterSpends, gateway/cluster/cluster_spends.hpp).
   // What clients spent here since the last call, for at most `max_clients` clients (a look at
   // every tracked client, shard by shard).
   std::vector<ClientSpend> take_spent(std::size_t max_clients);

@@ -207,7 +207,7 @@ HttpRequest partial_request(const http::request_parser<http::string_body>& parse
   req.target = origin_form(parser.get().target());
   if (req.method.empty()) req.method = "-";
   if (req.target.empty()) req.target = "-";
-  if (parser.is_header_done()) {  // what the body gate (admin_gate) decides on
+  if (parser.is_header_done()) {  // what the body gate (AdminRouter::gate) decides on
     const auto& msg = parser.get();
     req.version = msg.version();
     req.content_type = std::string(msg[http::field::content_type]);

@@ -7,7 +7,6 @@
 #include "cache/merge.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
-#include "gateway/net/peer_client.hpp"
 #include "gateway/service/periodic.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "hkp/keyring.hpp"
@@ -19,15 +18,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-// The [cluster] peer an outbox entry named "peer:HOST:PORT" is for, while the config lists it.
-std::optional<config::ListenAddress> peer_of(std::string_view target, const config::Config& cfg) {
-  if (!target.starts_with(kPeerTarget)) return std::nullopt;
-  target.remove_prefix(kPeerTarget.size());
-  for (const auto& p : cfg.cluster.peers) {
-    if (p.text() == target) return p;
-  }
-  return std::nullopt;
-}
 
 constexpr auto kRetryTick = std::chrono::milliseconds(500);
 constexpr std::int64_t kMaxBackoff = 3600;
@@ -356,9 +346,9 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
     // The other replicas get it too, from the outbox (so a replica that is down gets it when it
     // is back, and the client does not wait on them).
     std::size_t peers = 0;
-    for (const auto& p : cfg.cluster.peers) {
+    for (const auto& r : replicas_ ? replicas_->replicas(cfg) : std::vector<std::string>{}) {
       if (queue_full || !id) break;
-      queue.outbox_put.push_back({std::string(kPeerTarget) + p.text(), *id, now, 0, "not sent yet"});
+      queue.outbox_put.push_back({Destination::replica(r).outbox_key(), *id, now, 0, "not sent yet"});
       ++peers;
     }
     log::info("key_added", {{"peer", peer},
@@ -370,7 +360,7 @@ asio::awaitable<std::vector<AddService::AddedKey>> AddService::forward_all(
     added.push_back({fpr, it.change, std::move(fw.to), std::move(fw.refused), std::move(queued),
                      hkp::addresses_of(it.key.info), std::move(fw.replies)});
   }
-  const bool to_peers = !cfg.cluster.peers.empty() && !queue.outbox_put.empty();
+  const bool to_peers = replicas_ && !queue.outbox_put.empty();
   if (!queue.empty()) co_await commit(d_.store, std::move(queue));
   // The pushes are due now: the retrier sends them at once instead of at its next tick.
   if (to_peers && wake_retrier_) wake_retrier_();
@@ -387,9 +377,10 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
     std::string packets;
     d_.store.visit_fingerprints(std::span(&e.fingerprint, 1),
                               [&](const cache::KeyRecordView& v) { packets = std::string(v.packets); });
-    const std::optional<config::ListenAddress> replica = peer_of(e.upstream, *snap->config);
-    const bool to_peer = e.upstream.starts_with(kPeerTarget);
-    const bool known = to_peer ? replica.has_value() : snap->find(e.upstream) != nullptr;
+    const Destination to = Destination::from_outbox(e.upstream);
+    const bool to_peer = to.kind == Destination::Kind::replica;
+    const bool known = to_peer ? replicas_ && replicas_->knows(*snap->config, to.name)
+                               : snap->find(to.name) != nullptr;
     if (packets.empty() || !known) {  // evicted or purged, or the upstream left the config
       log::warn("key_forward_dropped", {{"upstream", e.upstream},
                                         {"fingerprint", fpr},
@@ -398,13 +389,10 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
       continue;
     }
     if (to_peer) {
-      const UpstreamLimits limits{snap->config->upstreams.connect_timeout,
-                                  snap->config->upstreams.request_timeout, 64 << 10};
-      const PeerPush pushed = co_await push_to_peer(*replica, packets, snap->config->cluster.secret, limits);
-      pushes_.add({pushed.delivered() ? "delivered" : pushed.refused() ? "refused" : "failed"});
+      const PeerPush pushed = co_await replicas_->push(to.name, packets, *snap);
       if (pushed.delivered() || pushed.refused()) {
         if (pushed.refused()) {
-          log::warn("key_push_refused", {{"replica", replica->text()},
+          log::warn("key_push_refused", {{"replica", to.name},
                                          {"fingerprint", fpr},
                                          {"status", std::to_string(pushed.status)},
                                          {"detail", pushed.detail}});
@@ -413,7 +401,7 @@ asio::awaitable<void> AddService::retry_due(std::shared_ptr<const Snapshot> snap
         continue;
       }
       if (e.attempts == 0) {  // one line when a replica first cannot be reached, not per retry
-        log::warn("key_push_failed", {{"replica", replica->text()},
+        log::warn("key_push_failed", {{"replica", to.name},
                                       {"fingerprint", fpr},
                                       {"error", pushed.detail}});
       }

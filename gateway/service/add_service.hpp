@@ -29,13 +29,12 @@
 #include "gateway/net/http_message.hpp"
 #include "gateway/service/deps.hpp"
 #include "gateway/service/outcome.hpp"
+#include "gateway/service/replicas.hpp"
 #include "gateway/service/upstream_fetch.hpp"
 #include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
 
-// The outbox names a push to a peer by this prefix and the peer's "host:port".
-inline constexpr std::string_view kPeerTarget = "peer:";
 
 // Seconds until the next attempt at a forward that failed `attempts` times: 1, 2, 4, ... at most
 // one hour.
@@ -45,13 +44,11 @@ class AddService {
  public:
   // A submission finding the work pool's queue full gets 503. What cleaning drops from
   // submissions goes to the tally with the source "upload".
-  explicit AddService(ServiceDeps deps)
-      : d_(deps),
-        fetch_(deps),
-        pushes_(deps.metrics.counter(
-            "cluster_pushes_total",
-            "Submitted keys pushed to the other replicas ([cluster] peers), by result",
-            {"result"})) {}
+  explicit AddService(ServiceDeps deps) : d_(deps), fetch_(deps) {}
+
+  // Every key accepted from a client is also queued for each of these replicas and pushed by
+  // the retrier (the cluster module; none: no pushes). Set before the first request.
+  void publish_to(Replicas* replicas) { replicas_ = replicas; }
 
   // What became of one accepted key, for each front to word its answer.
   struct AddedKey {
@@ -111,7 +108,7 @@ class AddService {
   // verified, cleaned, stored), so the revocation is not refused by the replica that happened
   // to receive it.
   UpstreamFetch fetch_;
-  CounterFamily pushes_;  // cluster_pushes_total{result}: delivered, refused, failed
+  Replicas* replicas_ = nullptr;
   std::atomic<bool> running_{false};
   std::function<void()> wake_retrier_;  // set by start(), before any request is served
 };

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <variant>
 
-#include "gateway/http/spend_report.hpp"
+#include "gateway/cluster/spend_report.hpp"
 #include "gateway/net/cluster_auth.hpp"
 
 using namespace hkpgw::gateway;

@@ -3,7 +3,7 @@
 # brackets, in any C++ file: .cpp .hpp .h .ipp .cc .cxx .hh .inl):
 #  1. Layers: a file may include headers of its own layer and of the layers below it, never above.
 #       config <- hkp <- cache <- gateway/observe <- gateway/net <- gateway/upstream
-#              <- gateway/service <- gateway/http <- gateway/app
+#              <- gateway/service <- gateway/http <- gateway/cluster <- gateway/app
 #     Every library puts the project root on the include path (headers are named
 #     "folder/file.hpp"), so the compiler would accept a wrong include: this check enforces it.
 #  2. Every source file is in a layer: a file directly in gateway/, in a gateway/ folder that is
@@ -17,7 +17,7 @@
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 layers=(config hkp cache gateway/observe gateway/net gateway/upstream gateway/service gateway/http
-        gateway/app)
+        gateway/cluster gateway/app)
 # Top-level folders that hold no product code (their own rules, or none).
 outside=(tests bench deploy docs build build-asan .git .ci)
 exts=(cpp hpp h ipp cc cxx hh inl)
@@ -32,6 +32,7 @@ declare -A allowed=(
   [gateway/upstream]='boost/asio/*'
   [gateway/service]='boost/asio/*'
   [gateway/http]='boost/asio/* openssl/crypto.h'
+  [gateway/cluster]='boost/asio/*'
   [gateway/app]='boost/asio/*'
 )
 # The files that wrap RNP: nothing else names it.

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <random>
 
-#include "gateway/http/cluster_spends.hpp"
+#include "gateway/cluster/cluster_spends.hpp"
 #include "gateway/http/rate_limit.hpp"
 
 using namespace hkpgw;

@@ -1,4 +1,4 @@
-#include "gateway/http/cluster_spends.hpp"
+#include "gateway/cluster/cluster_spends.hpp"
 
 #include <cstdio>
 #include <random>

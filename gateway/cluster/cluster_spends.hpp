@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "gateway/http/rate_limit.hpp"
-#include "gateway/http/spend_report.hpp"
+#include "gateway/cluster/spend_report.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/upstream/snapshot.hpp"

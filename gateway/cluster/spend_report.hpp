@@ -1,4 +1,4 @@
-// The wire form of a replica's spend report (gateway/http/cluster_spends.hpp, POST
+// The wire form of a replica's spend report (gateway/cluster/cluster_spends.hpp, POST
 // /cluster/spends): what each client spent at one replica in the last second. Pure text in and
 // out, no I/O, so the parser can be fuzzed alone (tests/fuzz/fuzz_spends.cpp).
 //
@@ -16,15 +16,11 @@
 #include <variant>
 #include <vector>
 
+#include "gateway/http/rate_limit.hpp"  // ClientSpend
+
 namespace hkpgw::gateway {
 
 inline constexpr std::size_t kMaxReportClients = 20000;
-
-struct ClientSpend {
-  std::string client;
-  std::array<std::uint32_t, 3> n;  // tokens taken: key lookups, searches, submissions
-  friend bool operator==(const ClientSpend&, const ClientSpend&) = default;
-};
 
 struct SpendReport {
   std::string instance;

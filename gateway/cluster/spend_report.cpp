@@ -1,4 +1,4 @@
-#include "gateway/http/spend_report.hpp"
+#include "gateway/cluster/spend_report.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
