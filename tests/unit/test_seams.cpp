@@ -6,7 +6,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "gateway/http/admin.hpp"
 #include "gateway/http/middleware.hpp"
+#include "gateway/service/replicas.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/upstream/hkp_upstream.hpp"
 
@@ -135,4 +137,69 @@ TEST_CASE("a component declares its own metrics through observe/", "[seams][unit
   Metrics::none().counter("toy_total", "ignored", {"outcome"}).add({"done"});
   CounterFamily{}.add();
   CHECK(Metrics::none().render({}).empty());
+}
+
+TEST_CASE("the admin router gates by path before the method, then routes", "[seams][unit]") {
+  auto cfg = std::make_shared<config::Config>(config::defaults());
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = cfg;
+  AdminRouter router([snap] { return std::shared_ptr<const Snapshot>(snap); });
+  int handled = 0;
+  const AdminRouter::Gate locked = [](const HttpRequest& r) -> std::optional<HttpResponse> {
+    if (r.authorization == "ok") return std::nullopt;
+    return text_response(401, "no");
+  };
+  auto handler = [&handled](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    ++handled;
+    co_return text_response(200, "done");
+  };
+  router.add("POST", "/admin/thing", locked, handler);
+  router.add("*", "/admin/", locked, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return text_response(404, "no such admin endpoint");
+  }, true);
+  router.add("GET", "/open", {}, handler);
+  auto ask = [&router](std::string method, std::string target, std::string auth = "") {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.authorization = std::move(auth);
+    asio::io_context io;
+    auto f = asio::co_spawn(io, router.handle(r), asio::use_future);
+    io.run();
+    return f.get();
+  };
+  HttpRequest head;
+  head.method = "POST";
+  head.target = "/admin/thing";
+  CHECK(router.gate(head)->status == 401);  // before any body is read
+  head.target = "/elsewhere";
+  CHECK(router.gate(head)->status == 404);  // a POST to no route: refused before its body
+  CHECK(ask("POST", "/admin/thing").status == 401);
+  CHECK(ask("GET", "/admin/thing").status == 401);  // the gate first, whatever the method
+  CHECK(ask("POST", "/admin/thing", "ok").status == 200);
+  const HttpResponse wrong = ask("GET", "/admin/thing", "ok");
+  CHECK(wrong.status == 405);
+  CHECK(wrong.headers.front().second == "POST");
+  CHECK(ask("DELETE", "/admin/other", "ok").status == 404);  // the fallback
+  CHECK(ask("GET", "/admin/other").status == 401);
+  CHECK(ask("GET", "/open").status == 200);
+  CHECK(ask("HEAD", "/open").status == 200);
+  CHECK(ask("GET", "/nowhere").status == 404);
+  CHECK(handled == 3);
+  HttpRequest foreign;
+  foreign.method = "GET";
+  foreign.target = "/open";
+  foreign.host = "evil.example";
+  CHECK(router.gate(foreign)->status == 403);  // DNS rebinding
+}
+
+TEST_CASE("an outbox destination is typed, and stored as it always was", "[seams][unit]") {
+  const Destination r = Destination::replica("10.0.0.12:11380");
+  CHECK(r.outbox_key() == "peer:10.0.0.12:11380");
+  const Destination back = Destination::from_outbox(r.outbox_key());
+  CHECK(back.kind == Destination::Kind::replica);
+  CHECK(back.name == "10.0.0.12:11380");
+  const Destination u = Destination::from_outbox("ubuntu");
+  CHECK(u.kind == Destination::Kind::upstream);
+  CHECK(u.outbox_key() == "ubuntu");
 }
