@@ -92,8 +92,6 @@ ServerLimits server_limits(const config::Config& c) {
   l.max_per_client = static_cast<std::size_t>(c.server.max_connections_per_client);
   l.max_body_memory = c.server.max_body_memory;
   l.min_body_rate = c.server.min_body_rate;
-  l.proxy_protocol = c.server.proxy_protocol;
-  l.proxy_trusted = c.server.proxy_trusted;
   return l;
 }
 
@@ -435,8 +433,15 @@ int App::run() {
                           metrics.request(front, a.op, res.status, cache_result_name(a.cache),
                                           static_cast<double>(d.count()) / 1e6, a.reused);
                         });
-  hkp_server.reuse_answers(&answers.reused());  // cached-key hits sent again without the handler
-  hkp_server.admit_with([&limiter](const HttpRequest& r) { return limiter.admit(r); });
+  // Connection filters: behind balancers, the PROXY header names the client (restart-only).
+  if (cfg->server.proxy_protocol) {
+    hkp_server.add_connection_filter(proxy_protocol_filter(cfg->server.proxy_trusted));
+  }
+  // Request filters, in order: the rate limits first (a reused answer counts too), then the
+  // cached-key hits sent again without the handler.
+  hkp_server.add_request_filter(
+      request_filter([&limiter](const HttpRequest& r) { return limiter.admit(r); }));
+  hkp_server.add_request_filter(answer_reuse_filter(answers.reused()));
   listen_hkp(hkp_server, *cfg);
 
   // What a reload changes besides the snapshot: each holder of a value subscribes to its keys.

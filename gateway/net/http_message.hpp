@@ -53,6 +53,7 @@ struct HttpRequest {
   std::string authorization;     // the Authorization header (admin API)
   std::string host;              // the Host header ("" when absent: HTTP/1.0)
   Peer peer;
+  bool keep_alive = false;  // the connection stays open after the answer (HTTP/1.1 default)
   // The request's own record for its access line: written by whoever handles it, which gets
   // the request as const (it is the request's, not the response's; so mutable).
   mutable AccessRecord access;

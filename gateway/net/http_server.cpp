@@ -23,7 +23,6 @@
 #include <optional>
 
 #include "gateway/net/http_wire.hpp"
-#include "gateway/net/proxy_protocol.hpp"
 #include "gateway/observe/log.hpp"
 
 namespace hkpgw::gateway {
@@ -72,7 +71,7 @@ class LiveLimits {
 
 struct HttpServer::Impl {
   Impl(std::vector<asio::io_context*> c, bool single, ServerLimits l, RequestHandler h, AccessHook a)
-      : contexts(std::move(c)), single_threaded(single), limits(l), live(l), handler(std::move(h)),
+      : contexts(std::move(c)), single_threaded(single), live(l), handler(std::move(h)),
         on_response(std::move(a)) {}
 
   // Where connections live: accepted on the first context, each new one handed to the next
@@ -82,12 +81,14 @@ struct HttpServer::Impl {
   // Each context is run by one thread: a connection needs no strand, and its request never
   // changes threads.
   bool single_threaded;
-  const ServerLimits limits;  // as at start: proxy_protocol and proxy_trusted are read here
-  LiveLimits live;            // everything else, as the last reload left it
+  LiveLimits live;  // as the last reload left them
   RequestHandler handler;
   AccessHook on_response;
-  AnswerReuse* reuse = nullptr;
-  Admission admission;
+  // Registered filters (net/filters.hpp), in order; the server's own per-client share runs
+  // after the connection filters.
+  std::vector<std::unique_ptr<ConnectionFilter>> connection_filters;
+  std::unique_ptr<ConnectionFilter> client_share;
+  std::vector<std::unique_ptr<RequestFilter>> request_filters;
   std::shared_ptr<std::atomic<std::size_t>> active;
 
   std::mutex mutex;
@@ -134,12 +135,8 @@ struct HttpServer::Impl {
                                       http::request_parser<http::string_body>& parser,
                                       std::size_t max_body, const std::function<void()>& closer);
   asio::awaitable<HttpResponse> answer(HttpRequest& req);
-  // The client a PROXY protocol header names (the sender itself for LOCAL/UNKNOWN), consumed
-  // from the socket to the byte; nothing when the sender is not trusted or sends no valid
-  // header within client_timeout (logged at most every 10 s).
-  asio::awaitable<std::optional<Peer>> read_proxy_header(beast::tcp_stream& tcp, const Peer& sender);
-  void proxy_refused(const Peer& sender, const std::string& why);
-  std::atomic<std::int64_t> proxy_logged{0};  // seconds (steady clock) of the last refusal line
+  // The request filters' verdict: the first that answers ends it.
+  FilterVerdict filter(const HttpRequest& req);
   template <class Stream>
   asio::awaitable<beast::error_code> write_response(Stream& stream, const HttpResponse& res,
                                                     std::string& head_buf, unsigned version,
@@ -211,80 +208,6 @@ bool HttpServer::Impl::evict_idle() {
   return true;
 }
 
-void HttpServer::Impl::proxy_refused(const Peer& sender, const std::string& why) {
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
-  std::int64_t last = proxy_logged.load();
-  if (now - last < 10 || !proxy_logged.compare_exchange_strong(last, now)) return;
-  log::warn("proxy_header_refused",
-            {{"peer", sender.text()}, {"reason", why},
-             {"effect", "connection closed (this line at most every 10 s)"}});
-}
-
-asio::awaitable<std::optional<Peer>> HttpServer::Impl::read_proxy_header(beast::tcp_stream& tcp,
-                                                                         const Peer& sender) {
-  if (!config::any_contains(limits.proxy_trusted, sender.family, sender.ip)) {
-    proxy_refused(sender, "not in server.proxy_trusted");
-    co_return std::nullopt;
-  }
-  auto& socket = tcp.socket();
-  // The deadline cancels the socket's waits. Its handler may run after this function is done
-  // (it fired just as the header arrived): then `waiting` is false and it touches nothing.
-  auto waiting = std::make_shared<bool>(true);
-  struct Done {
-    std::shared_ptr<bool>& waiting;
-    ~Done() { *waiting = false; }
-  } done{waiting};
-  asio::steady_timer deadline(socket.get_executor());
-  deadline.expires_after(live.client_timeout());
-  deadline.async_wait([&socket, waiting](const beast::error_code& ec) {
-    if (!ec && *waiting) {
-      beast::error_code ignored;
-      socket.cancel(ignored);
-    }
-  });
-  // Peek what has arrived; keep only bytes that are surely the header's (all of an incomplete
-  // one), so the client's own bytes stay in the socket for TLS or HTTP.
-  std::string got;
-  char buf[16 + kMaxProxyV2Length];
-  while (true) {
-    auto [ec, n] = co_await socket.async_receive(asio::buffer(buf, sizeof buf - got.size()),
-                                                 tcp::socket::message_peek, kTuple);
-    if (ec || n == 0) {
-      proxy_refused(sender, ec ? "no PROXY header within client_timeout or connection lost"
-                               : "closed before its PROXY header");
-      co_return std::nullopt;
-    }
-    std::string seen = got;
-    seen.append(buf, n);
-    const ProxyHeader h = parse_proxy_header(seen);
-    if (h.status == ProxyHeader::Status::invalid) {
-      proxy_refused(sender, h.error);
-      co_return std::nullopt;
-    }
-    const std::size_t take = h.status == ProxyHeader::Status::ok ? h.length - got.size() : n;
-    beast::error_code rec;
-    asio::read(socket, asio::buffer(buf, take), rec);  // already arrived: does not block
-    if (rec) co_return std::nullopt;
-    got.append(buf, take);
-    if (h.status != ProxyHeader::Status::ok) continue;
-    deadline.cancel();
-    if (h.family == 0) co_return sender;  // LOCAL / UNKNOWN: the balancer's own check
-    tcp::endpoint ep;
-    if (h.family == 4) {
-      asio::ip::address_v4::bytes_type b;
-      std::copy(h.ip, h.ip + 4, b.begin());
-      ep = tcp::endpoint(asio::ip::address_v4(b), h.port);
-    } else {
-      asio::ip::address_v6::bytes_type b;
-      std::copy(h.ip, h.ip + 16, b.begin());
-      ep = tcp::endpoint(asio::ip::address_v6(b), h.port);
-    }
-    co_return peer_of(ep);
-  }
-}
-
 bool HttpServer::Impl::admit_client(const std::string& client) {
   std::lock_guard lock(mutex);
   std::size_t& n = per_client[client];
@@ -302,6 +225,38 @@ void HttpServer::Impl::release_client(const std::string& client) {
   auto it = per_client.find(client);
   if (it != per_client.end() && --it->second == 0) per_client.erase(it);
 }
+
+namespace {
+
+// The server's own per-client share of connections (ServerLimits::max_per_client), run after
+// the registered connection filters: it counts the client they named.
+class ClientShare final : public ConnectionFilter {
+ public:
+  ClientShare(std::function<bool(const std::string&)> admit,
+              std::function<void(const std::string&)> release,
+              std::function<std::size_t()> limit)
+      : admit_(std::move(admit)), release_(std::move(release)), limit_(std::move(limit)) {}
+  asio::awaitable<std::optional<Peer>> on_connect(tcp::socket&, Peer peer,
+                                                  std::chrono::milliseconds) override {
+    if (admit_(peer.client)) co_return peer;
+    if (!logged_.exchange(true)) {
+      log::warn("client_connection_limit",
+                {{"client", peer.client},
+                 {"limit", std::to_string(limit_())},
+                 {"effect", "further connections from it are closed at once (logged once)"}});
+    }
+    co_return std::nullopt;  // this client holds its share already
+  }
+  void on_close(const Peer& peer) override { release_(peer.client); }
+
+ private:
+  std::function<bool(const std::string&)> admit_;
+  std::function<void(const std::string&)> release_;
+  std::function<std::size_t()> limit_;
+  std::atomic<bool> logged_{false};
+};
+
+}  // namespace
 
 
 // Body bytes a request holds against max_body_memory, given back when it goes.
@@ -573,6 +528,14 @@ asio::awaitable<beast::error_code> HttpServer::Impl::write_prepared(Stream& stre
   co_return ec;
 }
 
+FilterVerdict HttpServer::Impl::filter(const HttpRequest& req) {
+  for (const auto& f : request_filters) {
+    FilterVerdict v = f->on_request(req);
+    if (v.answer || v.prepared) return v;
+  }
+  return {};
+}
+
 asio::awaitable<HttpResponse> HttpServer::Impl::answer(HttpRequest& req) {
   const bool head = req.method == "HEAD";
   if (head) req.method = "GET";  // HEAD is GET without the body
@@ -606,23 +569,28 @@ asio::awaitable<void> HttpServer::Impl::drain(beast::tcp_stream& tcp_layer) {
 
 template <class Stream>
 asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
-  struct Count {
+  // The connection's count, and each connection filter that let it in told when it ends.
+  struct Admitted {
     Impl& impl;
-    std::string client;
-    ~Count() {
+    std::vector<std::pair<ConnectionFilter*, Peer>> by;
+    ~Admitted() {
+      for (auto it = by.rbegin(); it != by.rend(); ++it) it->first->on_close(it->second);
       --*impl.active;
-      impl.release_client(client);
     }
-  } count{*this, limits.proxy_protocol ? std::string() : peer.client};
+  } admitted{*this, {}};
   auto& tcp_layer = lowest(stream);
   auto executor = co_await asio::this_coro::executor;
-  if (limits.proxy_protocol) {
-    std::optional<Peer> client = co_await read_proxy_header(tcp_layer, peer);
-    if (!client) co_return;  // closed: untrusted sender, or no valid header in time
-    peer = std::move(*client);
-    if (!admit_client(peer.client)) co_return;  // this client holds its share already
-    count.client = peer.client;
+  auto let_in = [&](ConnectionFilter& f) -> asio::awaitable<bool> {
+    std::optional<Peer> next = co_await f.on_connect(tcp_layer.socket(), peer, live.client_timeout());
+    if (!next) co_return false;
+    peer = std::move(*next);
+    admitted.by.emplace_back(&f, peer);
+    co_return true;
+  };
+  for (const auto& f : connection_filters) {
+    if (!co_await let_in(*f)) co_return;
   }
+  if (!co_await let_in(*client_share)) co_return;
   // The closer may run after this session ended: it runs on the session's strand and checks
   // `alive`, which the session clears on that same strand before its frame goes away.
   auto alive = std::make_shared<bool>(true);
@@ -651,54 +619,47 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
   beast::flat_buffer buffer;
   std::string head_buf;  // the answers' status lines and headers, its memory reused
   bool first_request = true;
+  auto elapsed = [](std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 since);
+  };
   while (true) {
+    // Read.
     Incoming in = co_await read_request(stream, buffer, peer, closer, first_request);
     first_request = false;
     if (!in.request) break;  // the client went away or idled out: close quietly
     HttpRequest& req = *in.request;
     const auto started = std::chrono::steady_clock::now();
-    // Asked first, before a reused answer too: a limit the hit path skipped would be none.
-    std::optional<HttpResponse> refused;
-    if (!in.early && admission) refused = admission(req);
-    const bool reusable = !in.early && !refused && reuse && in.keep_alive && req.version == 11 &&
-                          (req.method == "GET" || req.method == "HEAD");
-    if (reusable && !stopping.load()) {
-      const std::shared_ptr<const PreparedAnswer> prepared = reuse->find(req);
-      if (prepared) {  // the hit path: no handler, no serialisation
-        const beast::error_code pec =
-            co_await write_prepared(stream, *prepared, head_buf, req.method == "HEAD");
-        if (on_response) {
-          on_response(req, prepared->response, prepared->access,
-                      std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - started));
-        }
-        if (pec) break;
-        continue;
-      }
-    }
-    HttpResponse res;
-    if (in.early) {
-      res = std::move(*in.early);
-      res.close = true;
-    } else if (refused) {
-      res = std::move(*refused);
-    } else {
-      res = co_await answer(req);
-      if (reusable && res.reuse) reuse->keep(req, res);
-    }
-    const bool keep_alive = in.keep_alive && !res.close && !stopping.load();
-    const beast::error_code wec =
-        co_await write_response(stream, res, head_buf, req.version, keep_alive,
-                               req.method == "HEAD");
-    if (on_response) {
-      on_response(req, res, req.access,
-                  std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - started));
-    }
-    if (in.early) {
+    if (in.early) {  // refused before it was read whole: answer, drain, close
+      in.early->close = true;
+      co_await write_response(stream, *in.early, head_buf, req.version, false, req.method == "HEAD");
+      if (on_response) on_response(req, *in.early, req.access, elapsed(started));
       co_await drain(tcp_layer);
       co_return;
     }
+    // Filters: a rate limit's answer, or a prepared answer sent again without the handler.
+    FilterVerdict v = filter(req);
+    if (v.prepared && !stopping.load()) {
+      const beast::error_code pec =
+          co_await write_prepared(stream, *v.prepared, head_buf, req.method == "HEAD");
+      if (on_response) on_response(req, v.prepared->response, v.prepared->access, elapsed(started));
+      if (pec) break;
+      continue;
+    }
+    // Handler.
+    HttpResponse res;
+    if (v.answer) {
+      res = std::move(*v.answer);
+    } else {
+      res = co_await answer(req);
+      for (const auto& f : request_filters) f->on_answer(req, res);
+    }
+    // Write.
+    const bool keep_alive = req.keep_alive && !res.close && !stopping.load();
+    const beast::error_code wec =
+        co_await write_response(stream, res, head_buf, req.version, keep_alive,
+                               req.method == "HEAD");
+    if (on_response) on_response(req, res, req.access, elapsed(started));
     if (wec || !keep_alive) break;
   }
 
@@ -713,7 +674,6 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
 
 asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
                                                     std::shared_ptr<asio::ssl::context> tls) {
-  std::atomic<bool> refusal_logged{false};
   std::chrono::steady_clock::time_point last_accept_failure_log{};
   while (true) {
     asio::io_context& io = *contexts[next_context++ % contexts.size()];
@@ -755,21 +715,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
     const auto ep = socket.remote_endpoint(pec);
     Peer peer;
     if (!pec) peer = peer_of(ep); else peer.client = "?";
-    const std::string& client = peer.client;
-    // Behind a PROXY protocol balancer the sender is the balancer: the client is known, and
-    // counted, once its header is read (session).
-    if (!limits.proxy_protocol && !admit_client(client)) {
-      beast::error_code ignored;
-      socket.close(ignored);  // this client holds its share already
-      if (!refusal_logged.exchange(true)) {
-        log::warn("client_connection_limit",
-                  {{"client", client},
-                   {"limit", std::to_string(live.max_per_client())},
-                   {"effect", "further connections from it are closed at once (logged once)"}});
-      }
-      continue;
-    }
-    ++*active;
+    ++*active;  // the connection filters (and the client's share) are the session's first step
     if (tls) {
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
       asio::co_spawn(strand, session(std::move(stream), std::move(peer)),
@@ -788,6 +734,7 @@ HttpServer::HttpServer(asio::io_context& io, ServerLimits limits, RequestHandler
                                    std::move(handler), std::move(on_response))),
       active_(std::make_shared<std::atomic<std::size_t>>(0)) {
   impl_->active = active_;
+  share_connections();
 }
 
 HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits limits,
@@ -796,13 +743,26 @@ HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits l
                                    std::move(on_response))),
       active_(std::make_shared<std::atomic<std::size_t>>(0)) {
   impl_->active = active_;
+  share_connections();
+}
+
+void HttpServer::share_connections() {
+  Impl* impl = impl_.get();
+  impl_->client_share = std::make_unique<ClientShare>(
+      [impl](const std::string& client) { return impl->admit_client(client); },
+      [impl](const std::string& client) { impl->release_client(client); },
+      [impl] { return impl->live.max_per_client(); });
 }
 
 HttpServer::~HttpServer() { stop(); }
 
-void HttpServer::reuse_answers(AnswerReuse* reuse) { impl_->reuse = reuse; }
+void HttpServer::add_connection_filter(std::unique_ptr<ConnectionFilter> filter) {
+  impl_->connection_filters.push_back(std::move(filter));
+}
 
-void HttpServer::admit_with(Admission admission) { impl_->admission = std::move(admission); }
+void HttpServer::add_request_filter(std::unique_ptr<RequestFilter> filter) {
+  impl_->request_filters.push_back(std::move(filter));
+}
 
 void HttpServer::gate_bodies_with(Admission gate) { impl_->body_gate = std::move(gate); }
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "config/units.hpp"
-#include "gateway/net/answer_reuse.hpp"
+#include "gateway/net/filters.hpp"
 #include "gateway/net/http_message.hpp"
 
 namespace boost::asio::ssl {
@@ -35,25 +35,21 @@ struct ServerLimits {
   // At the limit the connection idle longest (waiting for a request) is closed to make room;
   // only when none is idle is the new one refused.
   std::size_t max_connections = 10000;
-  std::size_t max_per_client = 0;  // per client address (IPv6: per /64); 0 = no limit
+  // Per client (the address, IPv6 by /64, as the connection filters left it); 0 = no limit.
+  // Checked after every connection filter (a PROXY header names the client first).
+  std::size_t max_per_client = 0;
   // Body bytes being received at once (each request counted at its Content-Length, chunked ones
   // at max_body_bytes): past it 503 before the body is read.
   std::uint64_t max_body_memory = 256ULL << 20;
   // Bytes per second a body must average after a 5 s grace, or 408; 0 = no minimum.
   std::uint64_t min_body_rate = 1024;
-  // A PROXY protocol header (v1 or v2) first on every connection, from a sender in
-  // proxy_trusted only; its client address is the peer (net/proxy_protocol.hpp). Read within
-  // client_timeout; a missing, malformed or untrusted one closes the connection.
-  bool proxy_protocol = false;
-  std::vector<config::Network> proxy_trusted;
 };
 
 // Must not throw; an exception that escapes anyway becomes a 500 and is logged. The request
 // lives in the session until the answer is complete.
 using RequestHandler = std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&)>;
-// Asked about every request before it is answered (a reused answer included): nothing lets it
-// go on, a response is the answer instead (a rate limit's 429). Runs on the connection's thread;
-// must be cheap and must not throw.
+// Asked about a request's head before its body is read: nothing lets it go on, a response is
+// the answer instead. Runs on the connection's thread; must be cheap and must not throw.
 using Admission = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 // Called once per answered request (access log, metrics) with the record of what handled it:
 // the request's own, or for a reused answer the record of the request it was made for.
@@ -77,18 +73,16 @@ class HttpServer {
   std::string listen(const config::ListenAddress& address,
                      std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
 
-  // Answers sent again without the handler (the cached-key hit path); null = none. Set before
-  // listen(); must outlive the server.
-  void reuse_answers(AnswerReuse* reuse);
-  // Who may be answered at all (the rate limits); empty = everyone. Set before listen().
-  void admit_with(Admission admission);
+  // Filters (net/filters.hpp), run in the order added; add them before listen(). Connection
+  // filters run before the server's own per-client share, which counts the client they name.
+  void add_connection_filter(std::unique_ptr<ConnectionFilter> filter);
+  void add_request_filter(std::unique_ptr<RequestFilter> filter);
   // Asked about a request's head before its body is read (only when it has one): a response
   // answers it instead, and the body is never read (the admin listener's trust and token).
   void gate_bodies_with(Admission gate);
 
   // A reload's new limits: every size, wait and count above applies from each connection's next
-  // request (or next accept) on; `proxy_protocol` and `proxy_trusted` are fixed at start and
-  // ignored here. Thread-safe, and costs the requests nothing (relaxed atomics).
+  // request (or next accept) on. Thread-safe, and costs the requests nothing (relaxed atomics).
   void update_limits(const ServerLimits& limits);
 
   // Stops accepting and closes idle keep-alive connections; requests in flight finish.
@@ -98,6 +92,7 @@ class HttpServer {
 
  private:
   struct Impl;
+  void share_connections();  // the per-client share, after every connection filter
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<std::atomic<std::size_t>> active_;
 };

@@ -194,6 +194,7 @@ HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer)
   req.client_no_cache = has_no_cache(msg);
   req.authorization = std::string(msg[http::field::authorization]);
   req.host = std::string(msg[http::field::host]);
+  req.keep_alive = msg.keep_alive();
   req.body = std::move(msg.body());
   return req;
 }
