@@ -48,6 +48,13 @@ bool authorized(const std::string& token, const HttpRequest& req) {
          CRYPTO_memcmp(given.data(), token.data(), given.size()) == 0;  // constant time
 }
 
+// The fingerprint that ends `path` after `prefix` (/admin/keys/<FPR>), or nothing.
+std::optional<cache::Fingerprint> fingerprint_after(std::string_view path, std::string_view prefix) {
+  auto search = hkp::parse_search(path.substr(prefix.size()));
+  if (!search || search->kind != hkp::SearchKind::fingerprint) return std::nullopt;
+  return cache::Fingerprint::from_hex(search->value);
+}
+
 std::string upstreams_json(const Snapshot& snap) {
   std::string out = "{\"upstreams\":[";
   for (std::size_t i = 0; i < snap.upstreams.size(); ++i) {
@@ -211,11 +218,7 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
   router.add(
       "DELETE", "/admin/keys/", token,
       [c](const HttpRequest& req) -> Awaitable {
-        const std::string_view path = req.path();
-        auto search = hkp::parse_search(path.substr(std::string_view("/admin/keys/").size()));
-        const auto f = search && search->kind == hkp::SearchKind::fingerprint
-                           ? cache::Fingerprint::from_hex(search->value)
-                           : std::nullopt;
+        const auto f = fingerprint_after(req.path(), "/admin/keys/");
         if (!f) co_return json_error(400, "expected /admin/keys/<40 hex digit fingerprint>");
         const std::string fpr = f->hex();
         if (c->store.visit_fingerprints(std::span(&*f, 1), [](const cache::KeyRecordView&) {}) ==
@@ -245,11 +248,7 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
       "POST", "/admin/refresh/", token,
       [c](const HttpRequest& req) -> Awaitable {
         if (!c->refresher) co_return json_error(404, "no refresher runs here");
-        const std::string_view path = req.path();
-        auto search = hkp::parse_search(path.substr(std::string_view("/admin/refresh/").size()));
-        const auto f = search && search->kind == hkp::SearchKind::fingerprint
-                           ? cache::Fingerprint::from_hex(search->value)
-                           : std::nullopt;
+        const auto f = fingerprint_after(req.path(), "/admin/refresh/");
         if (!f) co_return json_error(400, "expected /admin/refresh/<40 hex digit fingerprint>");
         const auto done = co_await c->refresher->refresh_now(*f, c->snapshots());
         if (!done) co_return json_error(404, "not cached: " + f->hex());

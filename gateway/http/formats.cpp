@@ -1,5 +1,8 @@
 #include "gateway/http/formats.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include "hkp/armor.hpp"
 #include "hkp/index.hpp"
 #include "hkp/v2.hpp"
@@ -124,6 +127,19 @@ HttpResponse render(const LookupFormat& format, const hkp::LookupRequest& reques
   a.cache = o.cache;
   a.upstream = std::move(o.upstream);
   return r;
+}
+
+void allow_any_origin(HttpResponse& r) {
+  auto same = [](std::string_view a, std::string_view b) {  // header names: ASCII, any case
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  for (const auto& h : r.headers) {
+    if (same(h.first, "Access-Control-Allow-Origin")) return;
+  }
+  r.set("Access-Control-Allow-Origin", "*");
 }
 
 HttpResponse refusal_text(const Refusal& refused) {

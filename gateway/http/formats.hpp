@@ -35,4 +35,8 @@ HttpResponse render(const LookupFormat& format, const hkp::LookupRequest& reques
 // A refusal as one line of text with its status (and Retry-After when it has one).
 HttpResponse refusal_text(const Refusal& refused);
 
+// Access-Control-Allow-Origin: * (the HKP draft asks it of keyservers, so a web page may query
+// them), unless the answer set its own.
+void allow_any_origin(HttpResponse& r);
+
 }  // namespace hkpgw::gateway

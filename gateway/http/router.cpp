@@ -29,9 +29,12 @@ HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.m
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
                const CleaningTally& tally, SnapshotSource snapshot)
     : lookups_(lookups), adds_(adds), store_(store), tally_(tally), snapshot_(std::move(snapshot)),
-      dispatch_([this](const HttpRequest& r) { return dispatch(r); }),
-      token_key_(random_nonce() + random_nonce()) {
-  pipeline_.use(allow_any_origin());
+      token_key_(random_nonce() + random_nonce()) {}
+
+asio::awaitable<HttpResponse> Router::handle(const HttpRequest& request) {
+  HttpResponse r = co_await dispatch(request);
+  allow_any_origin(r);
+  co_return r;
 }
 
 Router::RouteHandler Router::handler_of(RouteId id) {

@@ -1,6 +1,7 @@
 // The HKP front (docs/contract.md): the route table (routes.hpp) mapped to handlers, OPTIONS
-// and 405 derived from it, the one-line 404 for everything else, and the middleware pipeline
-// every request passes first. Handlers are thin: they parse with hkp/ and hand over to
+// and 405 derived from it, the one-line 404 for everything else. What every request passes
+// first (PROXY header, limits, reused answers) are the server's filters (net/filters.hpp), not
+// the router's. Handlers are thin: they parse with hkp/ and hand over to
 // LookupService or AddService, which hold the policy; the router formats only the home page
 // (stats come from stats.hpp).
 #pragma once
@@ -12,7 +13,6 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/http/middleware.hpp"
 #include "gateway/http/routes.hpp"
 #include "gateway/net/http_message.hpp"
 #include "gateway/service/add_service.hpp"
@@ -30,12 +30,9 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // Adds a step in front of every route (after the built-in ones).
-  void use(Middleware step) { pipeline_.use(std::move(step)); }
+  // The route's answer, with Access-Control-Allow-Origin: * unless it set its own.
   // `request` must outlive the answer (the session holds it).
-  boost::asio::awaitable<HttpResponse> handle(const HttpRequest& request) const {
-    return pipeline_.run(request, dispatch_);
-  }
+  boost::asio::awaitable<HttpResponse> handle(const HttpRequest& request);
 
  private:
   using RouteHandler = boost::asio::awaitable<HttpResponse> (Router::*)(
@@ -80,8 +77,6 @@ class Router {
   cache::Store& store_;
   const CleaningTally& tally_;
   SnapshotSource snapshot_;
-  Pipeline pipeline_;
-  Handler dispatch_;  // the pipeline's last step: Router::dispatch
   static constexpr int kMaxRelays = 4;
   std::atomic<int> relays_{0};  // request-verify relays in flight
   // Seals the upstream tokens this gateway passes back (vks.cpp, relay_token): the cluster's

@@ -1,13 +1,18 @@
-// The seams each next capability plugs into: the middleware pipeline in front of the handlers,
-// the peer as a structured value, and the HKP upstream kind's requests.
+// The seams each next capability plugs into: the server's connection and request filters, the
+// admin router, component-declared metrics, the peer as a structured value, and the HKP upstream
+// kind's requests.
 #include <catch2/catch.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
+#include <thread>
 
 #include "gateway/http/admin.hpp"
-#include "gateway/http/middleware.hpp"
+#include "gateway/http/formats.hpp"
+#include "gateway/net/http_server.hpp"
+#include "support/harness.hpp"
 #include "gateway/service/replicas.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/upstream/hkp_upstream.hpp"
@@ -18,65 +23,82 @@ namespace asio = boost::asio;
 
 namespace {
 
-HttpResponse run(const Pipeline& p, const HttpRequest& req, const Handler& last) {
-  asio::io_context io;
-  auto f = asio::co_spawn(io, p.run(req, last), asio::use_future);
-  io.run();
-  return f.get();
-}
+// A filter that records its name, and answers 429 for targets it is told to refuse.
+class Recorder final : public RequestFilter {
+ public:
+  Recorder(std::string name, std::vector<std::string>& trace, std::string refuse = {})
+      : name_(std::move(name)), trace_(trace), refuse_(std::move(refuse)) {}
+  FilterVerdict on_request(const HttpRequest& r) override {
+    trace_.push_back(name_ + " " + r.target + " from " + r.peer.client);
+    if (!refuse_.empty() && r.target == refuse_) {
+      r.access.op = "refused";
+      return {text_response(429, "Too many requests"), nullptr};
+    }
+    return {};
+  }
+  void on_answer(const HttpRequest&, const HttpResponse& res) override {
+    trace_.push_back(name_ + " saw " + std::to_string(res.status));
+  }
 
-// A step that records its name on the way in and on the way out.
-Middleware tracer(std::string name, std::vector<std::string>& trace) {
-  return [name, &trace](const HttpRequest& r, Next next) -> asio::awaitable<HttpResponse> {
-    trace.push_back(name + ">");
-    HttpResponse res = co_await next(r);
-    trace.push_back("<" + name);
-    co_return res;
-  };
-}
+ private:
+  std::string name_;
+  std::vector<std::string>& trace_;
+  std::string refuse_;
+};
+
+// A connection filter that names every client 198.51.100.7 (as a PROXY header would).
+class Renamer final : public ConnectionFilter {
+ public:
+  explicit Renamer(int& closed) : closed_(closed) {}
+  asio::awaitable<std::optional<Peer>> on_connect(asio::ip::tcp::socket&, Peer peer,
+                                                  std::chrono::milliseconds) override {
+    peer.address = peer.client = "198.51.100.7";
+    co_return peer;
+  }
+  void on_close(const Peer& p) override { closed_ += p.client == "198.51.100.7"; }
+
+ private:
+  int& closed_;
+};
 
 }  // namespace
 
-TEST_CASE("the pipeline runs its steps in order around the handler", "[seams][unit]") {
+TEST_CASE("the server runs its registered filters around the handler, in order",
+          "[seams][unit]") {
   std::vector<std::string> trace;
-  Pipeline p;
-  p.use(tracer("a", trace));
-  p.use(tracer("b", trace));
-  const Handler last = [&trace](const HttpRequest& r) -> asio::awaitable<HttpResponse> {
-    trace.push_back("handler " + r.target);
-    co_return text_response(200, "done");
-  };
-  HttpRequest req;
-  req.target = "/pks/lookup?op=get";
-  const HttpResponse res = run(p, req, last);
-  CHECK(res.status == 200);
-  CHECK(trace == std::vector<std::string>{"a>", "b>", "handler /pks/lookup?op=get", "<b", "<a"});
-}
+  std::vector<std::string> logged;
+  int closed = 0;
+  asio::io_context io;
+  HttpServer server(
+      io, ServerLimits{},
+      [&trace](const HttpRequest& r) -> asio::awaitable<HttpResponse> {
+        trace.push_back("handler " + r.target);
+        co_return text_response(200, "done");
+      },
+      [&logged](const HttpRequest& r, const HttpResponse& res, const AccessRecord& a,
+                std::chrono::microseconds) {
+        logged.push_back(r.target + " " + std::to_string(res.status) + " " + std::string(a.op));
+      });
+  server.add_connection_filter(std::make_unique<Renamer>(closed));
+  server.add_request_filter(std::make_unique<Recorder>("a", trace, "/refused"));
+  server.add_request_filter(std::make_unique<Recorder>("b", trace));
+  const std::string address = server.listen(config::parse_listen("127.0.0.1:0").value());
+  std::thread runner([&io] { io.run(); });
+  const auto ok = test::http_request(address, "GET", "/ok");
+  const auto refused = test::http_request(address, "GET", "/refused");
+  asio::post(io, [&server] { server.stop(); });
+  runner.join();
 
-TEST_CASE("a step can answer by itself: the handler is never reached", "[seams][unit]") {
-  bool reached = false;
-  Pipeline p;
-  p.use([](const HttpRequest& r, Next next) -> asio::awaitable<HttpResponse> {
-    if (r.peer.client == "192.0.2.7") co_return text_response(429, "Too many requests");
-    HttpResponse res = co_await next(r);
-    co_return res;
-  });
-  const Handler last = [&reached](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-    reached = true;
-    co_return text_response(200, "ok");
-  };
-  HttpRequest req;
-  req.peer = {"192.0.2.7", 4711, "192.0.2.7"};
-  CHECK(run(p, req, last).status == 429);
-  CHECK_FALSE(reached);
-  req.peer = {"192.0.2.8", 4711, "192.0.2.8"};
-  CHECK(run(p, req, last).status == 200);
-  CHECK(reached);
+  CHECK(ok.status == 200);
+  CHECK(refused.status == 429);
+  CHECK(trace == std::vector<std::string>{"a /ok from 198.51.100.7", "b /ok from 198.51.100.7",
+                                          "handler /ok", "a saw 200", "b saw 200",
+                                          "a /refused from 198.51.100.7"});
+  CHECK(logged == std::vector<std::string>{"/ok 200 -", "/refused 429 refused"});
+  CHECK(closed == 2);  // each connection told its filter when it ended
 }
 
 TEST_CASE("allow_any_origin adds the CORS header unless the handler set one", "[seams][unit]") {
-  Pipeline p;
-  p.use(allow_any_origin());
   auto origin = [](const HttpResponse& r) {
     std::vector<std::string> v;
     for (const auto& [k, val] : r.headers) {
@@ -84,16 +106,13 @@ TEST_CASE("allow_any_origin adds the CORS header unless the handler set one", "[
     }
     return v;
   };
-  const Handler plain = [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-    co_return text_response(404, "Not found");
-  };
-  CHECK(origin(run(p, {}, plain)) == std::vector<std::string>{"*"});
-  const Handler own = [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-    HttpResponse r;
-    r.set("access-control-allow-origin", "https://example.org");
-    co_return r;
-  };
-  CHECK(origin(run(p, {}, own)) == std::vector<std::string>{"https://example.org"});
+  HttpResponse plain = text_response(404, "Not found");
+  allow_any_origin(plain);
+  CHECK(origin(plain) == std::vector<std::string>{"*"});
+  HttpResponse own;
+  own.set("access-control-allow-origin", "https://example.org");
+  allow_any_origin(own);
+  CHECK(origin(own) == std::vector<std::string>{"https://example.org"});
 }
 
 TEST_CASE("a peer prints unambiguously, IPv6 in brackets", "[seams][unit]") {
