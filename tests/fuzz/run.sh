@@ -21,7 +21,7 @@ cmake --build "$build" -j "$(nproc)" >/dev/null
 mkdir -p "$build/findings"
 status=0
 printf '%-12s %10s %12s %10s %s\n' target execs execs/s coverage result
-for target in lookup submission armor keys mr_index http_head config record spends; do
+for target in lookup submission armor keys mr_index http_head config record spends modern; do
   work="$build/corpus/$target"
   mkdir -p "$work"
   log="$build/$target.log"

@@ -1,0 +1,247 @@
+#include "hkp/modern.hpp"
+
+#include <openssl/evp.h>
+
+#include <memory>
+
+#include "hkp/text.hpp"
+
+namespace hkpgw::hkp {
+
+int key_packet_version(std::string_view body) {
+  return body.empty() ? 0 : static_cast<unsigned char>(body.front());
+}
+
+namespace modern {
+
+namespace {
+
+std::uint32_t be32(std::string_view s, std::size_t at) {
+  return static_cast<std::uint32_t>(static_cast<unsigned char>(s[at])) << 24 |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + 1])) << 16 |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + 2])) << 8 |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + 3]));
+}
+
+void put_be32(std::string& out, std::size_t n) {
+  out.push_back(static_cast<char>(n >> 24 & 0xff));
+  out.push_back(static_cast<char>(n >> 16 & 0xff));
+  out.push_back(static_cast<char>(n >> 8 & 0xff));
+  out.push_back(static_cast<char>(n & 0xff));
+}
+
+// The octets of a key's material for each algorithm with a fixed size; 0: not one we take.
+std::size_t material_size(int algorithm) {
+  switch (algorithm) {
+    case kX25519: return 32;
+    case kX448: return 56;
+    case kEd25519: return 32;
+    case kEd448: return 57;
+    default: return 0;
+  }
+}
+
+std::size_t signature_size(int algorithm) {
+  return algorithm == kEd25519 ? 64 : algorithm == kEd448 ? 114 : 0;
+}
+
+// The digest for an RFC 9580 hash algorithm ID, and the salt size a v6 signature uses with it.
+const EVP_MD* digest_of(int hash) {
+  switch (hash) {
+    case 8: return EVP_sha256();
+    case 9: return EVP_sha384();
+    case 10: return EVP_sha512();
+    case 11: return EVP_sha224();
+    case 12: return EVP_sha3_256();
+    case 14: return EVP_sha3_512();
+    default: return nullptr;
+  }
+}
+
+std::size_t salt_size(int hash) {
+  switch (hash) {
+    case 8: case 11: case 12: return 16;
+    case 9: return 24;
+    case 10: case 14: return 32;
+    default: return 0;
+  }
+}
+
+// A key as the digest covers it: 0x9B, its body's length in 4 octets, the body.
+std::string hashed_key(const Key& k) {
+  std::string out(1, '\x9b');
+  put_be32(out, k.body.size());
+  out += k.body;
+  return out;
+}
+
+struct MdCtx {
+  EVP_MD_CTX* p = EVP_MD_CTX_new();
+  ~MdCtx() { EVP_MD_CTX_free(p); }
+};
+
+// The signature's digest over `data` (already in RFC 9580's hashed form), or nothing.
+std::optional<std::string> digest(const Signature& sig, std::string_view data) {
+  const EVP_MD* md = digest_of(sig.hash_algorithm);
+  if (!md) return std::nullopt;
+  MdCtx ctx;
+  std::string trailer("\x06\xff", 2);
+  put_be32(trailer, sig.hashed_part.size());
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!ctx.p || EVP_DigestInit_ex(ctx.p, md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.p, sig.salt.data(), sig.salt.size()) != 1 ||
+      EVP_DigestUpdate(ctx.p, data.data(), data.size()) != 1 ||
+      EVP_DigestUpdate(ctx.p, sig.hashed_part.data(), sig.hashed_part.size()) != 1 ||
+      EVP_DigestUpdate(ctx.p, trailer.data(), trailer.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.p, out, &n) != 1) {
+    return std::nullopt;
+  }
+  return std::string(reinterpret_cast<const char*>(out), n);
+}
+
+// Whether `sig` (its digest over `data`) is `signer`'s: the left 16 bits first (cheap), then
+// EdDSA over the digest.
+bool verify(const Key& signer, const Signature& sig, std::string_view data) {
+  if (sig.version != 6 || sig.key_algorithm != signer.algorithm) return false;
+  const int nid = signer.algorithm == kEd25519 ? EVP_PKEY_ED25519
+                  : signer.algorithm == kEd448 ? EVP_PKEY_ED448
+                                               : 0;
+  if (nid == 0 || sig.material.size() != signature_size(signer.algorithm)) return false;
+  const auto d = digest(sig, data);
+  if (!d || d->compare(0, 2, sig.left16) != 0) return false;
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+      EVP_PKEY_new_raw_public_key(nid, nullptr,
+                                  reinterpret_cast<const unsigned char*>(signer.material.data()),
+                                  signer.material.size()),
+      EVP_PKEY_free);
+  if (!pkey) return false;
+  MdCtx ctx;
+  if (!ctx.p || EVP_DigestVerifyInit(ctx.p, nullptr, nullptr, nullptr, pkey.get()) != 1) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.p, reinterpret_cast<const unsigned char*>(sig.material.data()),
+                          sig.material.size(), reinterpret_cast<const unsigned char*>(d->data()),
+                          d->size()) == 1;
+}
+
+// The first subpacket of `type` in a subpacket area (critical bit ignored), or nothing.
+std::optional<std::string_view> subpacket(std::string_view area, int type) {
+  while (!area.empty()) {
+    const auto first = static_cast<unsigned char>(area[0]);
+    std::size_t len = 0, header = 0;
+    if (first < 192) {
+      len = first;
+      header = 1;
+    } else if (first < 255) {
+      if (area.size() < 2) return std::nullopt;
+      len = (static_cast<std::size_t>(first - 192) << 8) + static_cast<unsigned char>(area[1]) + 192;
+      header = 2;
+    } else {
+      if (area.size() < 5) return std::nullopt;
+      len = be32(area, 1);
+      header = 5;
+    }
+    if (len == 0 || area.size() - header < len) return std::nullopt;
+    const std::string_view sp = area.substr(header, len);
+    if ((static_cast<unsigned char>(sp[0]) & 0x7f) == type) return sp.substr(1);
+    area.remove_prefix(header + len);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Key> parse_key(std::string_view body) {
+  if (body.size() < 10 || key_packet_version(body) != 6) return std::nullopt;
+  Key k;
+  k.created = be32(body, 1);
+  k.algorithm = static_cast<unsigned char>(body[5]);
+  const std::uint32_t len = be32(body, 6);
+  if (len != body.size() - 10) return std::nullopt;
+  const std::size_t want = material_size(k.algorithm);
+  if (want != 0 && len != want) return std::nullopt;
+  k.material = std::string(body.substr(10));
+  k.body = std::string(body);
+  std::string hashed = hashed_key(k);
+  unsigned char out[32];
+  unsigned int n = 0;
+  if (EVP_Digest(hashed.data(), hashed.size(), out, &n, EVP_sha256(), nullptr) != 1 || n != 32) {
+    return std::nullopt;
+  }
+  k.fingerprint = std::string(reinterpret_cast<const char*>(out), n);
+  return k;
+}
+
+std::optional<Signature> parse_signature(std::string_view body) {
+  if (body.size() < 8 || static_cast<unsigned char>(body[0]) != 6) return std::nullopt;
+  Signature s;
+  s.version = 6;
+  s.type = static_cast<unsigned char>(body[1]);
+  s.key_algorithm = static_cast<unsigned char>(body[2]);
+  s.hash_algorithm = static_cast<unsigned char>(body[3]);
+  std::size_t at = 4;
+  const std::uint32_t hashed_len = be32(body, at);
+  at += 4;
+  if (hashed_len > body.size() - at) return std::nullopt;
+  s.hashed_subpackets = std::string(body.substr(at, hashed_len));
+  at += hashed_len;
+  s.hashed_part = std::string(body.substr(0, at));
+  if (body.size() - at < 4) return std::nullopt;
+  const std::uint32_t unhashed_len = be32(body, at);
+  at += 4;
+  if (unhashed_len > body.size() - at) return std::nullopt;
+  s.unhashed_subpackets = std::string(body.substr(at, unhashed_len));
+  at += unhashed_len;
+  if (body.size() - at < 3) return std::nullopt;
+  s.left16 = std::string(body.substr(at, 2));
+  at += 2;
+  const std::size_t salt_len = static_cast<unsigned char>(body[at]);
+  at += 1;
+  if (salt_len != salt_size(s.hash_algorithm) || salt_len > body.size() - at) return std::nullopt;
+  s.salt = std::string(body.substr(at, salt_len));
+  at += salt_len;
+  s.material = std::string(body.substr(at));
+  const std::size_t want = signature_size(s.key_algorithm);
+  if (want != 0 && s.material.size() != want) return std::nullopt;
+  return s;
+}
+
+std::string fingerprint_hex(const Key& key) { return hex_upper(key.fingerprint); }
+
+std::string key_id_hex(const Key& key) { return hex_upper(key.fingerprint.substr(0, 8)); }
+
+std::string issuer_fingerprint_hex(const Signature& sig) {
+  for (const std::string* area : {&sig.hashed_subpackets, &sig.unhashed_subpackets}) {
+    const auto sp = subpacket(*area, 33);  // Issuer Fingerprint: version, then the fingerprint
+    if (sp && sp->size() == 33 && static_cast<unsigned char>((*sp)[0]) == 6) {
+      return hex_upper(sp->substr(1));
+    }
+  }
+  return {};
+}
+
+bool verify_over_key(const Key& signer, const Signature& sig, const Key& key) {
+  if (sig.type != 0x1f && sig.type != 0x20) return false;
+  return verify(signer, sig, hashed_key(key));
+}
+
+bool verify_subkey_binding(const Key& primary, const Signature& sig, const Key& subkey) {
+  if (sig.type != 0x18 && sig.type != 0x28) return false;
+  return verify(primary, sig, hashed_key(primary) + hashed_key(subkey));
+}
+
+bool verify_certification(const Key& signer, const Signature& sig, const Key& primary,
+                          int packet_tag, std::string_view user_id) {
+  if (!((sig.type >= 0x10 && sig.type <= 0x13) || sig.type == 0x30)) return false;
+  if (packet_tag != 13 && packet_tag != 17) return false;
+  std::string data = hashed_key(primary);
+  data.push_back(packet_tag == 13 ? '\xb4' : '\xd1');
+  put_be32(data, user_id.size());
+  data.append(user_id);
+  return verify(signer, sig, data);
+}
+
+}  // namespace modern
+
+}  // namespace hkpgw::hkp

@@ -1,0 +1,114 @@
+// RFC 9580 version 6 keys and signatures, verified with OpenSSL (hkp/modern.hpp), against the
+// sample certificate of RFC 9580 Appendix A.3 (Ed25519 primary key, X25519 subkey) and forged
+// variants of it: the verifier must say yes to the real signatures and no to every tampering.
+#include <catch2/catch.hpp>
+
+#include "hkp/armor.hpp"
+#include "hkp/modern.hpp"
+#include "hkp/packets.hpp"
+
+using namespace hkpgw::hkp;
+
+namespace {
+
+// RFC 9580, Appendix A.3: "Sample Version 6 Certificate (Transferable Public Key)".
+constexpr std::string_view kSampleV6 = R"(-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+xioGY4d/4xsAAAAg+U2nu0jWCmHlZ3BqZYfQMxmZu52JGggkLq2EVD34laPCsQYf
+GwoAAABCBYJjh3/jAwsJBwUVCg4IDAIWAAKbAwIeCSIhBssYbE8GCaaX5NUt+mxy
+KwwfHifBilZwj2Ul7Ce62azJBScJAgcCAAAAAK0oIBA+LX0ifsDm185Ecds2v8lw
+gyU2kCcUmKfvBXbAf6rhRYWzuQOwEn7E/aLwIwRaLsdry0+VcallHhSu4RN6HWaE
+QsiPlR4zxP/TP7mhfVEe7XWPxtnMUMtf15OyA51YBM4qBmOHf+MZAAAAIIaTJINn
++eUBXbki+PSAld2nhJh/LVmFsS+60WyvXkQ1wpsGGBsKAAAALAWCY4d/4wKbDCIh
+BssYbE8GCaaX5NUt+mxyKwwfHifBilZwj2Ul7Ce62azJAAAAAAQBIKbpGG2dWTX8
+j+VjFM21J0hqWlEg+bdiojWnKfA5AQpWUWtnNwDEM0g12vYxoWM8Y81W+bHBw805
+I8kWVkXU6vFOi+HWvv/ira7ofJu16NnoUkhclkUrk0mXubZvyl4GBg==
+-----END PGP PUBLIC KEY BLOCK-----
+)";
+
+std::vector<Packet> sample_packets(std::string& binary) {
+  auto d = dearmor(kSampleV6);
+  REQUIRE(d.has_value());
+  binary = d->binary;
+  auto packets = split_packets(binary);
+  REQUIRE(packets.has_value());
+  return *packets;
+}
+
+}  // namespace
+
+TEST_CASE("the RFC 9580 sample v6 certificate: fingerprint, key ID and both signatures verify",
+          "[modern][unit]") {
+  std::string binary;
+  const auto p = sample_packets(binary);
+  // Public key, direct-key signature, subkey, subkey binding.
+  REQUIRE(p.size() == 4);
+  CHECK(p[0].tag == tag::public_key);
+  CHECK(key_packet_version(p[0].body) == 6);
+  const auto primary = modern::parse_key(p[0].body);
+  REQUIRE(primary);
+  CHECK(primary->algorithm == modern::kEd25519);
+  CHECK(modern::fingerprint_hex(*primary) ==
+        "CB186C4F0609A697E4D52DFA6C722B0C1F1E27C18A56708F6525EC27BAD9ACC9");
+  CHECK(modern::key_id_hex(*primary) == "CB186C4F0609A697");
+  const auto subkey = modern::parse_key(p[2].body);
+  REQUIRE(subkey);
+  CHECK(subkey->algorithm == modern::kX25519);
+
+  const auto direct = modern::parse_signature(p[1].body);
+  REQUIRE(direct);
+  CHECK(direct->version == 6);
+  CHECK(direct->type == 0x1f);
+  CHECK(direct->hash_algorithm == 10);  // SHA2-512
+  CHECK(direct->salt.size() == 32);     // SHA2-512's salt size
+  CHECK(modern::issuer_fingerprint_hex(*direct) == modern::fingerprint_hex(*primary));
+  CHECK(modern::verify_over_key(*primary, *direct, *primary));
+
+  const auto binding = modern::parse_signature(p[3].body);
+  REQUIRE(binding);
+  CHECK(binding->type == 0x18);
+  CHECK(modern::verify_subkey_binding(*primary, *binding, *subkey));
+  // A binding is not a direct-key signature, and the other way round.
+  CHECK_FALSE(modern::verify_over_key(*primary, *binding, *primary));
+  CHECK_FALSE(modern::verify_subkey_binding(*primary, *direct, *subkey));
+}
+
+TEST_CASE("a tampered v6 signature or key never verifies", "[modern][unit]") {
+  std::string binary;
+  const auto p = sample_packets(binary);
+  const auto primary = modern::parse_key(p[0].body);
+  const auto subkey = modern::parse_key(p[2].body);
+  REQUIRE(primary);
+  REQUIRE(subkey);
+  // Flip one byte at every offset of the binding signature's body: each copy either fails to
+  // parse or fails to verify (the unhashed area, which the signature does not cover, holds
+  // nothing in the sample).
+  const std::string sig(p[3].body);
+  for (std::size_t i = 0; i < sig.size(); ++i) {
+    std::string forged = sig;
+    forged[i] = static_cast<char>(forged[i] ^ 0x01);
+    const auto parsed = modern::parse_signature(forged);
+    INFO("byte " << i);
+    CHECK_FALSE((parsed && modern::verify_subkey_binding(*primary, *parsed, *subkey)));
+  }
+  // The subkey's material changed: the binding no longer covers it.
+  std::string other_sub(p[2].body);
+  other_sub.back() = static_cast<char>(other_sub.back() ^ 0x80);
+  const auto moved = modern::parse_key(other_sub);
+  REQUIRE(moved);
+  const auto binding = modern::parse_signature(p[3].body);
+  REQUIRE(binding);
+  CHECK_FALSE(modern::verify_subkey_binding(*primary, *binding, *moved));
+  // A signature is verified only with the key it names.
+  CHECK_FALSE(modern::verify_subkey_binding(*moved, *binding, *subkey));
+}
+
+TEST_CASE("v6 parsing refuses what does not frame, and names v5", "[modern][unit]") {
+  CHECK_FALSE(modern::parse_key(""));
+  CHECK_FALSE(modern::parse_key(std::string("\x06\x63\x87\x7f\xe3\x1b\x00\x00\x00\x21", 10) +
+                                std::string(32, 'k')));  // material shorter than its length
+  CHECK(key_packet_version(std::string("\x05\x00", 2)) == 5);
+  CHECK(key_packet_version(std::string("\x04\x00", 2)) == 4);
+  CHECK(key_packet_version("") == 0);
+  CHECK_FALSE(modern::parse_signature(std::string("\x06\x1f\x1b\x08\xff\xff\xff\xff", 8)));
+}
