@@ -67,12 +67,25 @@ std::size_t salt_size(int hash) {
   }
 }
 
-// A key as the digest covers it: 0x9B, its body's length in 4 octets, the body.
+// A key as the digest covers it: v6, 0x9B and its body's length in 4 octets; v4, 0x99 and the
+// length in 2; then the body.
 std::string hashed_key(const Key& k) {
-  std::string out(1, '\x9b');
-  put_be32(out, k.body.size());
+  std::string out;
+  if (k.version == 6) {
+    out.push_back('\x9b');
+    put_be32(out, k.body.size());
+  } else {
+    out.push_back('\x99');
+    out.push_back(static_cast<char>(k.body.size() >> 8 & 0xff));
+    out.push_back(static_cast<char>(k.body.size() & 0xff));
+  }
   out += k.body;
   return out;
+}
+
+std::uint32_t be16(std::string_view s, std::size_t at) {
+  return static_cast<std::uint32_t>(static_cast<unsigned char>(s[at])) << 8 |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + 1]));
 }
 
 struct MdCtx {
@@ -85,7 +98,8 @@ std::optional<std::string> digest(const Signature& sig, std::string_view data) {
   const EVP_MD* md = digest_of(sig.hash_algorithm);
   if (!md) return std::nullopt;
   MdCtx ctx;
-  std::string trailer("\x06\xff", 2);
+  std::string trailer(1, static_cast<char>(sig.version));
+  trailer.push_back('\xff');
   put_be32(trailer, sig.hashed_part.size());
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
@@ -103,7 +117,8 @@ std::optional<std::string> digest(const Signature& sig, std::string_view data) {
 // Whether `sig` (its digest over `data`) is `signer`'s: the left 16 bits first (cheap), then
 // EdDSA over the digest.
 bool verify(const Key& signer, const Signature& sig, std::string_view data) {
-  if (sig.version != 6 || sig.key_algorithm != signer.algorithm) return false;
+  // A v6 key makes v6 signatures, a v4 key v4 ones.
+  if (sig.version != signer.version || sig.key_algorithm != signer.algorithm) return false;
   const int nid = signer.algorithm == kEd25519 ? EVP_PKEY_ED25519
                   : signer.algorithm == kEd448 ? EVP_PKEY_ED448
                                                : 0;
@@ -153,20 +168,34 @@ std::optional<std::string_view> subpacket(std::string_view area, int type) {
 }  // namespace
 
 std::optional<Key> parse_key(std::string_view body) {
-  if (body.size() < 10 || key_packet_version(body) != 6) return std::nullopt;
+  const int version = key_packet_version(body);
   Key k;
-  k.created = be32(body, 1);
-  k.algorithm = static_cast<unsigned char>(body[5]);
-  const std::uint32_t len = be32(body, 6);
-  if (len != body.size() - 10) return std::nullopt;
-  const std::size_t want = material_size(k.algorithm);
-  if (want != 0 && len != want) return std::nullopt;
-  k.material = std::string(body.substr(10));
+  k.version = version;
+  if (version == 6) {
+    if (body.size() < 10) return std::nullopt;
+    k.created = be32(body, 1);
+    k.algorithm = static_cast<unsigned char>(body[5]);
+    const std::uint32_t len = be32(body, 6);
+    if (len != body.size() - 10) return std::nullopt;
+    const std::size_t want = material_size(k.algorithm);
+    if (want != 0 && len != want) return std::nullopt;
+    k.material = std::string(body.substr(10));
+  } else if (version == 4) {
+    if (body.size() < 6) return std::nullopt;
+    k.created = be32(body, 1);
+    k.algorithm = static_cast<unsigned char>(body[5]);
+    const std::size_t want = material_size(k.algorithm);
+    if (want == 0 || body.size() - 6 != want) return std::nullopt;  // a classic key: RNP's
+    k.material = std::string(body.substr(6));
+  } else {
+    return std::nullopt;
+  }
   k.body = std::string(body);
-  std::string hashed = hashed_key(k);
-  unsigned char out[32];
+  const std::string hashed = hashed_key(k);
+  unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (EVP_Digest(hashed.data(), hashed.size(), out, &n, EVP_sha256(), nullptr) != 1 || n != 32) {
+  if (EVP_Digest(hashed.data(), hashed.size(), out, &n, version == 6 ? EVP_sha256() : EVP_sha1(),
+                 nullptr) != 1) {
     return std::nullopt;
   }
   k.fingerprint = std::string(reinterpret_cast<const char*>(out), n);
@@ -174,33 +203,40 @@ std::optional<Key> parse_key(std::string_view body) {
 }
 
 std::optional<Signature> parse_signature(std::string_view body) {
-  if (body.size() < 8 || static_cast<unsigned char>(body[0]) != 6) return std::nullopt;
+  if (body.size() < 6) return std::nullopt;
   Signature s;
-  s.version = 6;
+  s.version = static_cast<unsigned char>(body[0]);
+  if (s.version != 4 && s.version != 6) return std::nullopt;
+  const std::size_t len_size = s.version == 6 ? 4 : 2;  // subpacket areas' length octets
+  auto length_at = [&](std::size_t at) { return len_size == 4 ? be32(body, at) : be16(body, at); };
   s.type = static_cast<unsigned char>(body[1]);
   s.key_algorithm = static_cast<unsigned char>(body[2]);
   s.hash_algorithm = static_cast<unsigned char>(body[3]);
   std::size_t at = 4;
-  const std::uint32_t hashed_len = be32(body, at);
-  at += 4;
+  if (body.size() - at < len_size) return std::nullopt;
+  const std::uint32_t hashed_len = length_at(at);
+  at += len_size;
   if (hashed_len > body.size() - at) return std::nullopt;
   s.hashed_subpackets = std::string(body.substr(at, hashed_len));
   at += hashed_len;
   s.hashed_part = std::string(body.substr(0, at));
-  if (body.size() - at < 4) return std::nullopt;
-  const std::uint32_t unhashed_len = be32(body, at);
-  at += 4;
+  if (body.size() - at < len_size) return std::nullopt;
+  const std::uint32_t unhashed_len = length_at(at);
+  at += len_size;
   if (unhashed_len > body.size() - at) return std::nullopt;
   s.unhashed_subpackets = std::string(body.substr(at, unhashed_len));
   at += unhashed_len;
-  if (body.size() - at < 3) return std::nullopt;
+  if (body.size() - at < 2) return std::nullopt;
   s.left16 = std::string(body.substr(at, 2));
   at += 2;
-  const std::size_t salt_len = static_cast<unsigned char>(body[at]);
-  at += 1;
-  if (salt_len != salt_size(s.hash_algorithm) || salt_len > body.size() - at) return std::nullopt;
-  s.salt = std::string(body.substr(at, salt_len));
-  at += salt_len;
+  if (s.version == 6) {
+    if (body.size() - at < 1) return std::nullopt;
+    const std::size_t salt_len = static_cast<unsigned char>(body[at]);
+    at += 1;
+    if (salt_len != salt_size(s.hash_algorithm) || salt_len > body.size() - at) return std::nullopt;
+    s.salt = std::string(body.substr(at, salt_len));
+    at += salt_len;
+  }
   s.material = std::string(body.substr(at));
   const std::size_t want = signature_size(s.key_algorithm);
   if (want != 0 && s.material.size() != want) return std::nullopt;
@@ -209,12 +245,17 @@ std::optional<Signature> parse_signature(std::string_view body) {
 
 std::string fingerprint_hex(const Key& key) { return hex_upper(key.fingerprint); }
 
-std::string key_id_hex(const Key& key) { return hex_upper(key.fingerprint.substr(0, 8)); }
+std::string key_id_hex(const Key& key) {
+  return hex_upper(key.version == 6 ? key.fingerprint.substr(0, 8)
+                                    : key.fingerprint.substr(key.fingerprint.size() - 8));
+}
 
 std::string issuer_fingerprint_hex(const Signature& sig) {
   for (const std::string* area : {&sig.hashed_subpackets, &sig.unhashed_subpackets}) {
     const auto sp = subpacket(*area, 33);  // Issuer Fingerprint: version, then the fingerprint
-    if (sp && sp->size() == 33 && static_cast<unsigned char>((*sp)[0]) == 6) {
+    if (!sp || sp->empty()) continue;
+    const int version = static_cast<unsigned char>((*sp)[0]);
+    if ((version == 6 && sp->size() == 33) || (version == 4 && sp->size() == 21)) {
       return hex_upper(sp->substr(1));
     }
   }

@@ -6,6 +6,7 @@
 #include "hkp/armor.hpp"
 #include "hkp/modern.hpp"
 #include "hkp/packets.hpp"
+#include "support/harness.hpp"
 
 using namespace hkpgw::hkp;
 
@@ -111,4 +112,95 @@ TEST_CASE("v6 parsing refuses what does not frame, and names v5", "[modern][unit
   CHECK(key_packet_version(std::string("\x04\x00", 2)) == 4);
   CHECK(key_packet_version("") == 0);
   CHECK_FALSE(modern::parse_signature(std::string("\x06\x1f\x1b\x08\xff\xff\xff\xff", 8)));
+}
+
+namespace {
+
+// Every self-signature of a key made by OpenPGP.js, verified where it stands: direct-key ones
+// over the key, certifications over the key and the user ID before them, bindings over the key
+// and the subkey before them. Counts what verified by kind; `tamper` changes each user ID first.
+struct Verified {
+  int direct = 0, certifications = 0, bindings = 0, failed = 0;
+  std::string fingerprint;
+  int primary_version = 0, primary_algorithm = 0, subkey_algorithm = 0;
+};
+
+Verified verify_all(const std::string& armored, bool tamper = false) {
+  auto d = dearmor(armored);
+  REQUIRE(d.has_value());
+  const std::string binary = d->binary;
+  auto packets = split_packets(binary);
+  REQUIRE(packets.has_value());
+  Verified v;
+  std::optional<modern::Key> primary, subkey;
+  std::string uid;
+  int uid_tag = 0;
+  enum { direct, user, sub } at = direct;
+  for (const Packet& p : *packets) {
+    if (p.tag == tag::public_key) {
+      primary = modern::parse_key(p.body);
+      REQUIRE(primary);
+      v.fingerprint = modern::fingerprint_hex(*primary);
+      v.primary_version = primary->version;
+      v.primary_algorithm = primary->algorithm;
+    } else if (p.tag == tag::user_id || p.tag == tag::user_attribute) {
+      uid = std::string(p.body);
+      if (tamper) uid += " (appended)";
+      uid_tag = p.tag;
+      at = user;
+    } else if (p.tag == tag::public_subkey) {
+      subkey = modern::parse_key(p.body);
+      REQUIRE(subkey);
+      v.subkey_algorithm = subkey->algorithm;
+      at = sub;
+    } else if (p.tag == tag::signature) {
+      const auto sig = modern::parse_signature(p.body);
+      REQUIRE(sig);
+      CHECK(modern::issuer_fingerprint_hex(*sig) == v.fingerprint);  // OpenPGP.js's own count
+      bool ok = false;
+      if (at == direct) ok = modern::verify_over_key(*primary, *sig, *primary), v.direct += ok;
+      if (at == user) {
+        ok = modern::verify_certification(*primary, *sig, *primary, uid_tag, uid);
+        v.certifications += ok;
+      }
+      if (at == sub) ok = modern::verify_subkey_binding(*primary, *sig, *subkey), v.bindings += ok;
+      v.failed += !ok;
+    }
+  }
+  return v;
+}
+
+std::string fixture_text(const std::string& name) {
+  return hkpgw::test::read_file(std::string(HKPGW_SOURCE_DIR) + "/tests/fixtures/openpgpjs/" + name);
+}
+
+}  // namespace
+
+TEST_CASE("keys OpenPGP.js 6 makes verify: v4 with Ed25519 and X25519, and v6",
+          "[modern][unit]") {
+  const Verified v4 = verify_all(fixture_text("curve25519-v4.asc"));
+  CHECK(v4.primary_version == 4);
+  CHECK(v4.primary_algorithm == modern::kEd25519);
+  CHECK(v4.subkey_algorithm == modern::kX25519);
+  CHECK(v4.fingerprint.size() == 40);
+  CHECK(v4.certifications == 1);
+  CHECK(v4.bindings == 1);
+  CHECK(v4.failed == 0);
+
+  const Verified v6 = verify_all(fixture_text("curve25519-v6.asc"));
+  CHECK(v6.primary_version == 6);
+  CHECK(v6.primary_algorithm == modern::kEd25519);
+  CHECK(v6.fingerprint.size() == 64);
+  CHECK(v6.direct == 1);  // a v6 key carries its preferences in a direct-key signature
+  CHECK(v6.certifications == 1);
+  CHECK(v6.bindings == 1);
+  CHECK(v6.failed == 0);
+
+  // The same signatures over a user ID someone appended to: none verifies.
+  for (const char* name : {"curve25519-v4.asc", "curve25519-v6.asc"}) {
+    INFO(name);
+    const Verified forged = verify_all(fixture_text(name), true);
+    CHECK(forged.certifications == 0);
+    CHECK(forged.failed >= 1);
+  }
 }
