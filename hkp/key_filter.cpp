@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "hkp/armor.hpp"
+#include "hkp/modern.hpp"
 #include "hkp/packets.hpp"
 #include "hkp/text.hpp"
 
@@ -731,6 +732,23 @@ std::vector<Packet> frame(std::string_view binary, FilterOutcome& out) {
   return packets;
 }
 
+// Why a primary key that is not v4 is refused, in one line: a v6 key (RFC 9580) named by its
+// fingerprint, a v5 (LibrePGP) key as such.
+RejectedKey unsupported_version(std::string_view body) {
+  const int version = key_packet_version(body);
+  if (version == 6) {
+    const auto k = modern::parse_key(body);
+    return RejectedKey{k ? modern::fingerprint_hex(*k) : std::string(), GPG_ERR_UNKNOWN_VERSION,
+                       "a v6 key (RFC 9580): this gateway does not accept v6 keys yet"};
+  }
+  if (version == 5) {
+    return RejectedKey{"", GPG_ERR_UNKNOWN_VERSION,
+                       "a v5 (LibrePGP) key: OpenPGP (RFC 9580) has v4 and v6 keys, not v5"};
+  }
+  return RejectedKey{"", GPG_ERR_UNKNOWN_VERSION,
+                     "a v" + std::to_string(version) + " key: only v4 keys are supported"};
+}
+
 // Phase 2: each packet placed where it belongs, in one linear pass: a primary key starts a key
 // (or folds another copy of one already seen into it), a user ID, attribute or subkey starts a
 // component of the current key, a signature goes to the current component if its type may
@@ -796,7 +814,7 @@ class Placer {
     cur_->fingerprint = hex_upper(cur_->fpr_raw);
     comp_ = &cur_->direct;
     if (cur_->fingerprint.empty()) {
-      cur_->refused = RejectedKey{"", GPG_ERR_UNKNOWN_VERSION, "only v4 keys are supported"};
+      cur_->refused = unsupported_version(p.body);
     } else if (p.whole.size() > limits_.max_packet_bytes) {
       cur_->refused = RejectedKey{cur_->fingerprint, GPG_ERR_TOO_LARGE,
                                   "the primary key packet is over max_packet_bytes (" +

@@ -13,10 +13,33 @@
 #include <variant>
 
 #include "hkp/armor.hpp"
+#include "hkp/modern.hpp"
 #include "hkp/packets.hpp"
 
 namespace hkpgw::hkp {
 namespace {
+
+// Why RNP could not read a key: a key packet with one of RFC 9580's new algorithms (what
+// OpenPGP.js 6 makes by default), named; else the generic line.
+std::string unreadable_why(std::string_view packets) {
+  const auto split = split_packets(packets);
+  if (split) {
+    for (const Packet& p : *split) {
+      if (p.tag != tag::public_key && p.tag != tag::public_subkey) continue;
+      const auto k = modern::parse_key(p.body);
+      if (!k) continue;
+      const char* name = k->algorithm == modern::kEd25519  ? "Ed25519"
+                         : k->algorithm == modern::kX25519 ? "X25519"
+                         : k->algorithm == modern::kEd448  ? "Ed448"
+                                                           : "X448";
+      return std::string(p.tag == tag::public_key ? "the primary key" : "a subkey") + " uses " +
+             name + " (RFC 9580 algorithm " + std::to_string(k->algorithm) +
+             "), which this gateway cannot verify yet";
+    }
+  }
+  return "the key packets cannot be read";
+}
+
 
 struct RnpString {
   char* p = nullptr;
@@ -374,7 +397,7 @@ void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int dep
   if (imported != RNP_SUCCESS ||
       rnp_locate_key(ffi.get(), "fingerprint", fk.fingerprint.c_str(), &raw) != RNP_SUCCESS ||
       !raw) {
-    out.rejected.push_back({fk.fingerprint, GPG_ERR_INV_PACKET, "the key packets cannot be read"});
+    out.rejected.push_back({fk.fingerprint, GPG_ERR_INV_PACKET, unreadable_why(fk.packets)});
     return;
   }
   KeyHandle key(raw);

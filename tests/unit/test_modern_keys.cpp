@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "hkp/armor.hpp"
+#include "hkp/keyring.hpp"
 #include "hkp/modern.hpp"
 #include "hkp/packets.hpp"
 #include "support/harness.hpp"
@@ -203,4 +204,28 @@ TEST_CASE("keys OpenPGP.js 6 makes verify: v4 with Ed25519 and X25519, and v6",
     CHECK(forged.certifications == 0);
     CHECK(forged.failed >= 1);
   }
+}
+
+TEST_CASE("keys the gateway cannot verify yet are refused with a line that says why",
+          "[modern][unit]") {
+  const hkpgw::config::KeysConfig limits;
+  auto refusal = [&](const std::string& armored) {
+    const auto parsed = parse_keys(armored, limits);
+    REQUIRE(parsed.keys.empty());
+    REQUIRE(parsed.rejected.size() == 1);
+    return parsed.rejected.front();
+  };
+  // OpenPGP.js 6's default key: v4 with Ed25519 (27). RNP 0.16 cannot read it.
+  const auto v4 = refusal(fixture_text("curve25519-v4.asc"));
+  CHECK(v4.fingerprint.size() == 40);
+  CHECK_THAT(v4.reason, Catch::Contains("Ed25519") && Catch::Contains("algorithm 27"));
+  // A v6 key: named by its fingerprint, and the reason says v6.
+  const auto v6 = refusal(fixture_text("curve25519-v6.asc"));
+  CHECK(v6.fingerprint.size() == 64);
+  CHECK_THAT(v6.reason, Catch::Contains("v6"));
+  // A v5 (LibrePGP) key packet: refused as such.
+  std::string v5_body("\x05\x63\x87\x7f\xe3\x1b\x00\x00\x00\x20", 10);
+  v5_body += std::string(32, 'k');
+  const auto v5 = refusal(armor_public_keys(make_packet(tag::public_key, v5_body)));
+  CHECK_THAT(v5.reason, Catch::Contains("v5") && Catch::Contains("LibrePGP"));
 }
