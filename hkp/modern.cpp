@@ -213,19 +213,19 @@ std::optional<Signature> parse_signature(std::string_view body) {
   s.key_algorithm = static_cast<unsigned char>(body[2]);
   s.hash_algorithm = static_cast<unsigned char>(body[3]);
   std::size_t at = 4;
-  if (body.size() - at < len_size) return std::nullopt;
-  const std::uint32_t hashed_len = length_at(at);
-  at += len_size;
-  if (hashed_len > body.size() - at) return std::nullopt;
-  s.hashed_subpackets = std::string(body.substr(at, hashed_len));
-  at += hashed_len;
+  // A subpacket area at `at`: its length, then that many octets; false when it does not fit.
+  auto area = [&](std::string& out) {
+    if (body.size() - at < len_size) return false;
+    const std::uint32_t len = length_at(at);
+    at += len_size;
+    if (len > body.size() - at) return false;
+    out = std::string(body.substr(at, len));
+    at += len;
+    return true;
+  };
+  if (!area(s.hashed_subpackets)) return std::nullopt;
   s.hashed_part = std::string(body.substr(0, at));
-  if (body.size() - at < len_size) return std::nullopt;
-  const std::uint32_t unhashed_len = length_at(at);
-  at += len_size;
-  if (unhashed_len > body.size() - at) return std::nullopt;
-  s.unhashed_subpackets = std::string(body.substr(at, unhashed_len));
-  at += unhashed_len;
+  if (!area(s.unhashed_subpackets)) return std::nullopt;
   if (body.size() - at < 2) return std::nullopt;
   s.left16 = std::string(body.substr(at, 2));
   at += 2;
