@@ -229,3 +229,32 @@ TEST_CASE("keys the gateway cannot verify yet are refused with a line that says 
   const auto v5 = refusal(armor_public_keys(make_packet(tag::public_key, v5_body)));
   CHECK_THAT(v5.reason, Catch::Contains("v5") && Catch::Contains("LibrePGP"));
 }
+
+TEST_CASE("keys OpenPGP.js makes now verify here, each self-signature where it stands",
+          "[modern][unit][openpgpjs]") {
+  // tests/js/make_keys.mjs: fresh keys on every run (node from Debian, OpenPGP.js from npm).
+  const auto made =
+      hkpgw::test::run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/make_keys.mjs"});
+  INFO(made.err);
+  REQUIRE(made.exit_code == 0);
+  const std::string end = "-----END PGP PUBLIC KEY BLOCK-----";
+  const auto split = made.out.find(end);
+  REQUIRE(split != std::string::npos);
+  const std::string v4_key = made.out.substr(0, split + end.size()) + "\n";
+  const std::string v6_key = made.out.substr(split + end.size());
+  const Verified v4 = verify_all(v4_key);
+  CHECK(v4.primary_version == 4);
+  CHECK(v4.primary_algorithm == modern::kEd25519);
+  CHECK(v4.certifications == 1);
+  CHECK(v4.bindings == 1);
+  CHECK(v4.failed == 0);
+  const Verified v6 = verify_all(v6_key);
+  CHECK(v6.primary_version == 6);
+  CHECK(v6.direct == 1);
+  CHECK(v6.certifications == 1);
+  CHECK(v6.bindings == 1);
+  CHECK(v6.failed == 0);
+  // Fresh keys, not the committed fixtures.
+  CHECK(v4.fingerprint != verify_all(fixture_text("curve25519-v4.asc")).fingerprint);
+  CHECK(v6.fingerprint != verify_all(fixture_text("curve25519-v6.asc")).fingerprint);
+}
