@@ -383,6 +383,13 @@ void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   }
 }
 
+// `s` without the surrounding characters of `spaces`.
+std::string trimmed(std::string_view s, const char* spaces) {
+  const auto first = s.find_first_not_of(spaces);
+  if (first == std::string_view::npos) return {};
+  return std::string(s.substr(first, s.find_last_not_of(spaces) - first + 1));
+}
+
 // At most `max` + 1 bytes of `file` (one more says it is over), or nullopt when it cannot be read.
 std::optional<std::string> read_capped(const std::string& file, std::size_t max) {
   std::ifstream in(file, std::ios::binary);
@@ -474,10 +481,7 @@ void read_cluster_secret(Reader& r, ClusterConfig& c) {
     r.problem_at_top(p, "cannot read \"" + c.secret_file + "\"");
     return;
   }
-  std::string secret = *read;
-  const auto first = secret.find_first_not_of(" \t\r\n");
-  const auto last = secret.find_last_not_of(" \t\r\n");
-  secret = first == std::string::npos ? std::string() : secret.substr(first, last - first + 1);
+  std::string secret = trimmed(*read, " \t\r\n");
   if (secret.size() < 32 || secret.size() > 4096) {
     r.problem_at_top(p, "\"" + c.secret_file + "\" holds " +
                             (secret.size() > 4096 ? "over 4 KiB" : std::to_string(secret.size()) +
@@ -497,13 +501,8 @@ void read_admin_token(Reader& r, AdminConfig& a) {
     r.problem_at_top("admin.token_file", "cannot read \"" + a.token_file + "\"");
     return;
   }
-  std::string_view line(*read);
-  line = line.substr(0, line.find('\n'));
-  const auto first = line.find_first_not_of(" \t\r");
-  const auto last = line.find_last_not_of(" \t\r");
-  const std::string token(first == std::string_view::npos
-                              ? std::string_view()
-                              : line.substr(first, last - first + 1));
+  const std::string_view first_line = std::string_view(*read).substr(0, read->find('\n'));
+  const std::string token = trimmed(first_line, " \t\r");
   if (token.size() < 16) {
     r.problem_at_top("admin.token_file",
                      "\"" + a.token_file + "\" holds no token of at least 16 characters");

@@ -136,15 +136,6 @@ constexpr std::array kKeys = {
 
 }  // namespace
 
-const char* reload_name(Reload r) {
-  switch (r) {
-    case Reload::pushed: return "pushed";
-    case Reload::restart: return "restart";
-    case Reload::snapshot: break;
-  }
-  return "snapshot";
-}
-
 std::string KeyDecl::name() const {
   return table.empty() ? std::string(field) : std::string(table) + "." + std::string(field);
 }

@@ -23,7 +23,6 @@ enum class Reload {
   // in `restart_required_for`, and the old value stays in effect.
   restart,
 };
-const char* reload_name(Reload r);
 
 struct KeyDecl {
   std::string_view table;  // "server", ..., "upstream" for each [[upstream]]; "" for Config itself

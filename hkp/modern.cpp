@@ -150,7 +150,8 @@ std::optional<std::string_view> subpacket(std::string_view area, int type) {
       header = 1;
     } else if (first < 255) {
       if (area.size() < 2) return std::nullopt;
-      len = (static_cast<std::size_t>(first - 192) << 8) + static_cast<unsigned char>(area[1]) + 192;
+      len = (static_cast<std::size_t>(first - 192) << 8) +
+            static_cast<unsigned char>(area[1]) + 192;
       header = 2;
     } else {
       if (area.size() < 5) return std::nullopt;

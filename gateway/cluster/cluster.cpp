@@ -41,9 +41,10 @@ HttpResponse not_a_peer(std::string_view why) {
 Cluster::Cluster(AddService& adds, RateLimiter& limiter, WorkPool& pool, Metrics& metrics,
                  SnapshotSource snapshots)
     : adds_(adds), pool_(pool), snapshots_(std::move(snapshots)), spends_(limiter, metrics),
-      pushes_(metrics.counter(
-          "cluster_pushes_total",
-          "Submitted keys pushed to the other replicas ([cluster] peers), by result", {"result"})) {}
+      pushes_(metrics.counter("cluster_pushes_total",
+                              "Submitted keys pushed to the other replicas ([cluster] peers), "
+                              "by result",
+                              {"result"})) {}
 
 std::vector<std::string> Cluster::replicas(const config::Config& cfg) const {
   std::vector<std::string> out;
@@ -107,7 +108,9 @@ void Cluster::add_routes(AdminRouter& router) {
       [this](const HttpRequest& r) { return charge_spends(r); });
 }
 
-void Cluster::start(asio::any_io_executor executor) { spends_.start(std::move(executor), snapshots_); }
+void Cluster::start(asio::any_io_executor executor) {
+  spends_.start(std::move(executor), snapshots_);
+}
 
 // POST /cluster/spends: another replica's report of what its clients spent. The largest one
 // takes milliseconds to parse and charge (bench_limits): the work pool's, like keys.

@@ -49,7 +49,8 @@ bool authorized(const std::string& token, const HttpRequest& req) {
 }
 
 // The fingerprint that ends `path` after `prefix` (/admin/keys/<FPR>), or nothing.
-std::optional<cache::Fingerprint> fingerprint_after(std::string_view path, std::string_view prefix) {
+std::optional<cache::Fingerprint> fingerprint_after(std::string_view path,
+                                                    std::string_view prefix) {
   auto search = hkp::parse_search(path.substr(prefix.size()));
   if (!search || search->kind != hkp::SearchKind::fingerprint) return std::nullopt;
   return cache::Fingerprint::from_hex(search->value);
@@ -147,11 +148,6 @@ asio::awaitable<HttpResponse> AdminRouter::handle(const HttpRequest& req) const 
   co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
 }
 
-HttpResponse admin_json(unsigned status, std::string body) { return json(status, std::move(body)); }
-HttpResponse admin_json_error(unsigned status, std::string_view message) {
-  return json_error(status, message);
-}
-
 void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
   AdminContext* c = &ctx;
   router.add("GET", "/healthz", {}, [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
@@ -165,7 +161,8 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
     if (!upstream_ok && c->store.stats().keys == 0) {
       co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
     }
-    co_return text_response(200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
+    co_return text_response(
+        200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
   });
   router.add("GET", "/metrics", {}, [c](const HttpRequest&) -> asio::awaitable<HttpResponse> {
     HttpResponse r;

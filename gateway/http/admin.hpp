@@ -86,8 +86,4 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx);
 // Whether the Host header names this listener: an IP literal, localhost, or one of `allowed`.
 bool host_allowed(std::string_view host, const std::vector<std::string>& allowed);
 
-// JSON answers of the admin API.
-HttpResponse admin_json(unsigned status, std::string body);
-HttpResponse admin_json_error(unsigned status, std::string_view message);
-
 }  // namespace hkpgw::gateway

@@ -108,7 +108,9 @@ class FunctionFilter final : public RequestFilter {
  public:
   explicit FunctionFilter(std::function<std::optional<HttpResponse>(const HttpRequest&)> admit)
       : admit_(std::move(admit)) {}
-  FilterVerdict on_request(const HttpRequest& request) override { return {admit_(request), nullptr}; }
+  FilterVerdict on_request(const HttpRequest& request) override {
+    return {admit_(request), nullptr};
+  }
 
  private:
   std::function<std::optional<HttpResponse>(const HttpRequest&)> admit_;

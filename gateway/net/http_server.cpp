@@ -84,11 +84,11 @@ struct HttpServer::Impl {
   LiveLimits live;  // as the last reload left them
   RequestHandler handler;
   AccessHook on_response;
-  // Registered filters (net/filters.hpp), in order; the server's own per-client share runs
-  // after the connection filters.
+  // Registered filters (net/filters.hpp), in order; the server's own per-client share is
+  // counted after the connection filters, on the client they named.
   std::vector<std::unique_ptr<ConnectionFilter>> connection_filters;
-  std::unique_ptr<ConnectionFilter> client_share;
   std::vector<std::unique_ptr<RequestFilter>> request_filters;
+  std::atomic<bool> share_logged{false};  // client_connection_limit is logged once
   std::shared_ptr<std::atomic<std::size_t>> active;
 
   std::mutex mutex;
@@ -226,37 +226,6 @@ void HttpServer::Impl::release_client(const std::string& client) {
   if (it != per_client.end() && --it->second == 0) per_client.erase(it);
 }
 
-namespace {
-
-// The server's own per-client share of connections (ServerLimits::max_per_client), run after
-// the registered connection filters: it counts the client they named.
-class ClientShare final : public ConnectionFilter {
- public:
-  ClientShare(std::function<bool(const std::string&)> admit,
-              std::function<void(const std::string&)> release,
-              std::function<std::size_t()> limit)
-      : admit_(std::move(admit)), release_(std::move(release)), limit_(std::move(limit)) {}
-  asio::awaitable<std::optional<Peer>> on_connect(tcp::socket&, Peer peer,
-                                                  std::chrono::milliseconds) override {
-    if (admit_(peer.client)) co_return peer;
-    if (!logged_.exchange(true)) {
-      log::warn("client_connection_limit",
-                {{"client", peer.client},
-                 {"limit", std::to_string(limit_())},
-                 {"effect", "further connections from it are closed at once (logged once)"}});
-    }
-    co_return std::nullopt;  // this client holds its share already
-  }
-  void on_close(const Peer& peer) override { release_(peer.client); }
-
- private:
-  std::function<bool(const std::string&)> admit_;
-  std::function<void(const std::string&)> release_;
-  std::function<std::size_t()> limit_;
-  std::atomic<bool> logged_{false};
-};
-
-}  // namespace
 
 
 // Body bytes a request holds against max_body_memory, given back when it goes.
@@ -569,15 +538,18 @@ asio::awaitable<void> HttpServer::Impl::drain(beast::tcp_stream& tcp_layer) {
 
 template <class Stream>
 asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
-  // The connection's count, and each connection filter that let it in told when it ends.
+  // The connection's count, its client's share, and each connection filter that let it in
+  // told when it ends.
   struct Admitted {
     Impl& impl;
-    std::vector<std::pair<ConnectionFilter*, Peer>> by;
+    std::vector<std::pair<ConnectionFilter*, Peer>> by;  // empty without registered filters
+    std::optional<std::string> client;                  // counted in per_client
     ~Admitted() {
       for (auto it = by.rbegin(); it != by.rend(); ++it) it->first->on_close(it->second);
+      if (client) impl.release_client(*client);
       --*impl.active;
     }
-  } admitted{*this, {}};
+  } admitted{*this, {}, {}};
   auto& tcp_layer = lowest(stream);
   auto executor = co_await asio::this_coro::executor;
   auto let_in = [&](ConnectionFilter& f) -> asio::awaitable<bool> {
@@ -590,7 +562,16 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
   for (const auto& f : connection_filters) {
     if (!co_await let_in(*f)) co_return;
   }
-  if (!co_await let_in(*client_share)) co_return;
+  if (!admit_client(peer.client)) {  // this client holds its share already
+    if (!share_logged.exchange(true)) {
+      log::warn("client_connection_limit",
+                {{"client", peer.client},
+                 {"limit", std::to_string(live.max_per_client())},
+                 {"effect", "further connections from it are closed at once (logged once)"}});
+    }
+    co_return;
+  }
+  admitted.client = peer.client;
   // The closer may run after this session ended: it runs on the session's strand and checks
   // `alive`, which the session clears on that same strand before its frame goes away.
   auto alive = std::make_shared<bool>(true);
@@ -715,7 +696,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
     const auto ep = socket.remote_endpoint(pec);
     Peer peer;
     if (!pec) peer = peer_of(ep); else peer.client = "?";
-    ++*active;  // the connection filters (and the client's share) are the session's first step
+    ++*active;  // the connection filters and the client's share are the session's first step
     if (tls) {
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
       asio::co_spawn(strand, session(std::move(stream), std::move(peer)),
@@ -734,7 +715,6 @@ HttpServer::HttpServer(asio::io_context& io, ServerLimits limits, RequestHandler
                                    std::move(handler), std::move(on_response))),
       active_(std::make_shared<std::atomic<std::size_t>>(0)) {
   impl_->active = active_;
-  share_connections();
 }
 
 HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits limits,
@@ -743,15 +723,6 @@ HttpServer::HttpServer(std::vector<asio::io_context*> per_thread, ServerLimits l
                                    std::move(on_response))),
       active_(std::make_shared<std::atomic<std::size_t>>(0)) {
   impl_->active = active_;
-  share_connections();
-}
-
-void HttpServer::share_connections() {
-  Impl* impl = impl_.get();
-  impl_->client_share = std::make_unique<ClientShare>(
-      [impl](const std::string& client) { return impl->admit_client(client); },
-      [impl](const std::string& client) { impl->release_client(client); },
-      [impl] { return impl->live.max_per_client(); });
 }
 
 HttpServer::~HttpServer() { stop(); }

@@ -92,7 +92,6 @@ class HttpServer {
 
  private:
   struct Impl;
-  void share_connections();  // the per-client share, after every connection filter
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<std::atomic<std::size_t>> active_;
 };
