@@ -233,13 +233,14 @@ std::string query_key(hkp::Op op, const hkp::Search& search) {
 }
 
 std::optional<Fingerprint> Fingerprint::from_hex(std::string_view hex) {
-  if (hex.size() != 2 * kBytes) return std::nullopt;
+  if (hex.size() != 2 * kV4Bytes && hex.size() != 2 * kMaxBytes) return std::nullopt;
   auto digit = [](char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                           : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
   };
   Fingerprint f;
-  for (std::size_t i = 0; i < kBytes; ++i) {
+  f.size_ = static_cast<std::uint8_t>(hex.size() / 2);
+  for (std::size_t i = 0; i < f.size_; ++i) {
     const int hi = digit(hex[2 * i]), lo = digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     f.b_[i] = static_cast<char>(hi * 16 + lo);
@@ -248,8 +249,9 @@ std::optional<Fingerprint> Fingerprint::from_hex(std::string_view hex) {
 }
 
 std::optional<Fingerprint> Fingerprint::from_bytes(std::string_view bytes) {
-  if (bytes.size() != kBytes) return std::nullopt;
+  if (bytes.size() != kV4Bytes && bytes.size() != kMaxBytes) return std::nullopt;
   Fingerprint f;
+  f.size_ = static_cast<std::uint8_t>(bytes.size());
   std::copy(bytes.begin(), bytes.end(), f.b_.begin());
   return f;
 }

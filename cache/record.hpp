@@ -1,6 +1,6 @@
 // Byte layouts of what the cache stores, kept apart from LMDB so they can be tested with tables.
 //
-// Key record (records table, after the 20-byte fingerprint; tables.hpp has the layouts):
+// Key record (records table, after the fingerprint; tables.hpp has the layouts):
 //   u8 format | i64 fetched_at | str upstream | u32 info_len | KeyInfo | packets (rest)
 // The packets come last and the info has its length in front, so the cache-hit path for op=get
 // reads the public key packets straight from the mapped page without decoding anything else.
@@ -25,23 +25,24 @@ namespace hkpgw::cache {
 
 inline constexpr std::uint8_t kRecordFormat = 1;
 
-// A primary key's fingerprint as every cache API takes it: 20 bytes (the keys table's key),
-// printed as 40 upper-case hex digits. Keys whose fingerprint is not 20 bytes (v5, v6) are
-// refused before they reach the cache.
+// A primary key's fingerprint as every cache API takes it: 20 bytes for a v4 key, 32 for a v6
+// one (the keys table's key), printed as 40 or 64 upper-case hex digits.
 class Fingerprint {
  public:
-  static constexpr std::size_t kBytes = 20;
-  // 40 hex digits, either case; nullopt for anything else.
+  static constexpr std::size_t kV4Bytes = 20;
+  static constexpr std::size_t kMaxBytes = 32;
+  // 40 or 64 hex digits, either case; nullopt for anything else.
   static std::optional<Fingerprint> from_hex(std::string_view hex);
-  // 20 bytes; nullopt for any other length.
+  // 20 or 32 bytes; nullopt for any other length.
   static std::optional<Fingerprint> from_bytes(std::string_view bytes);
-  std::string_view bytes() const { return {b_.data(), b_.size()}; }
+  std::string_view bytes() const { return {b_.data(), size_}; }
   std::string hex() const;
   friend auto operator<=>(const Fingerprint&, const Fingerprint&) = default;
   friend bool operator==(const Fingerprint&, const Fingerprint&) = default;
 
  private:
-  std::array<char, kBytes> b_{};
+  std::array<char, kMaxBytes> b_{};
+  std::uint8_t size_ = kV4Bytes;
 };
 
 struct KeyRecordView {

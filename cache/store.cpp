@@ -312,7 +312,7 @@ namespace {
 // The record behind `slot` as a view, its times taken from the slot.
 bool read_record(const Txn& txn, const Fingerprint& fpr, const Slot& slot,
                  const Store::Visitor& fn) {
-  const auto rec = get_record(txn, slot);
+  const auto rec = get_record(txn, fpr.bytes(), slot);
   if (!rec) return false;
   auto r = decode_key_record(*rec);
   if (!r) return false;
@@ -373,11 +373,11 @@ std::size_t Store::visit_all(const Visitor& fn) const {
   Cursor records(t, Table::records);
   std::size_t n = 0;
   for (bool more = records.first(); more; more = records.next()) {
-    const auto fpr = Fingerprint::from_bytes(records.value().substr(0, Fingerprint::kBytes));
-    if (!fpr || records.key().size() != kRecordKeyBytes) continue;
-    const auto slot = get_slot(t, fpr->bytes());
-    if (!slot || slot->record != record_number(records.key())) continue;  // not the key's record
-    n += read_record(t, *fpr, *slot, fn);
+    if (records.key().size() != kRecordKeyBytes) continue;
+    const auto owner = record_owner(t, record_number(records.key()), records.value());
+    const auto fpr = owner ? Fingerprint::from_bytes(owner->fingerprint) : std::nullopt;
+    if (!fpr) continue;  // not a key's current record
+    n += read_record(t, *fpr, owner->slot, fn);
   }
   return n;
 }
@@ -463,7 +463,7 @@ std::vector<std::string> Store::verify() const {
     const std::string_view fpr = kc.key();
     const std::string hex = hkp::hex_upper(fpr);
     const auto slot = decode_slot(kc.value());
-    if (fpr.size() != Fingerprint::kBytes || !slot) {
+    if (!Fingerprint::from_bytes(fpr) || !slot) {
       problems.push_back("key " + hex + ": slot does not decode");
       continue;
     }
@@ -473,7 +473,7 @@ std::vector<std::string> Store::verify() const {
                          (whole ? " belongs to another key" : " missing"));
       continue;
     }
-    auto r = decode_key_record(whole->substr(Fingerprint::kBytes));
+    auto r = decode_key_record(whole->substr(fpr.size()));
     if (!r) {
       problems.push_back("key " + hex + ": record does not decode");
       continue;
@@ -499,10 +499,7 @@ std::vector<std::string> Store::verify() const {
   // Every record is its key's current one (a leftover takes space until eviction reaches it).
   for (bool more = rc.first(); more; more = rc.next()) {
     const auto k = rc.key();
-    const auto slot = rc.value().size() >= Fingerprint::kBytes
-                          ? get_slot(t, rc.value().substr(0, Fingerprint::kBytes))
-                          : std::nullopt;
-    if (k.size() != kRecordKeyBytes || !slot || slot->record != record_number(k)) {
+    if (k.size() != kRecordKeyBytes || !record_owner(t, record_number(k), rc.value())) {
       const std::string number =
           k.size() == kRecordKeyBytes ? std::to_string(record_number(k)) : "?";
       problems.push_back("record " + number + " belongs to no key");

@@ -27,7 +27,7 @@ int Store::apply(Txn& txn, const WriteBatch& batch) {
     std::set<std::string> stale_ids;
     const auto was = get_slot(txn, fpr);
     if (was) {
-      if (const auto old = get_record(txn, *was)) {
+      if (const auto old = get_record(txn, fpr, *was)) {
         if (auto rec = decode_key_record(*old)) {
           if (auto info = decode_key_info(rec->info_bytes)) {
             for (auto& id : index_keys(*info)) stale_ids.insert(std::move(id));
@@ -125,12 +125,13 @@ int Store::evict_oldest(std::size_t n, std::size_t goal, EvictionRound& round) {
   for (const auto& [number, value] : oldest) {
     if (r.evicted >= goal) break;
     ++r.looked_at;
-    const std::string_view fpr = std::string_view(value).substr(0, Fingerprint::kBytes);
-    auto slot = fpr.size() == Fingerprint::kBytes ? get_slot(txn, fpr) : std::nullopt;
-    if (!slot || slot->record != number) {  // belongs to no key (verify reports these)
+    const auto owner = record_owner(txn, number, value);
+    if (!owner) {  // belongs to no key (verify reports these)
       if (const int rc = txn.del(Table::records, record_key(number))) return rc;
       continue;
     }
+    const std::string_view fpr = owner->fingerprint;
+    auto slot = std::optional<Slot>(owner->slot);
     // At most as many second chances as evictions (plus one chunk): a round rewrites about as
     // many records as it deletes, even when nearly every key was read again.
     if (slot->read_since_placed() && r.second_chances && r.moved < r.evicted + kEvictChunk) {

@@ -13,9 +13,10 @@ std::vector<std::string> index_keys(const hkp::KeyInfo& info) {
     const auto f = Fingerprint::from_hex(hex);
     if (!f) return;
     const std::string b(f->bytes());
+    const std::string keyid = b.size() == Fingerprint::kV4Bytes ? b.substr(12) : b.substr(0, 8);
     out.push_back("F" + b);
-    out.push_back("K" + b.substr(12));
-    out.push_back("S" + b.substr(16));
+    out.push_back("K" + keyid);
+    out.push_back("S" + keyid.substr(4));
   };
   add_fpr(info.fingerprint);
   for (const auto& s : info.subkeys) add_fpr(s.fingerprint);
@@ -29,10 +30,10 @@ std::vector<std::string> index_keys(const hkp::KeyInfo& info) {
 
 namespace {
 
-// tag + the bytes of `hex`, which is the low end of a fingerprint (40, 16 or 8 digits). One
-// allocation: this runs on every cached lookup.
+// tag + the bytes of `hex` (a fingerprint, a key ID or its low half). One allocation: this runs
+// on every cached lookup.
 std::optional<std::string> with_tag(char tag, std::string_view hex) {
-  if (hex.size() % 2 != 0 || hex.size() > 2 * Fingerprint::kBytes) return std::nullopt;
+  if (hex.size() % 2 != 0 || hex.size() > 2 * Fingerprint::kMaxBytes) return std::nullopt;
   const auto digit = [](char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -53,9 +54,8 @@ std::optional<std::string> with_tag(char tag, std::string_view hex) {
 std::optional<std::string> index_key_of(const hkp::Search& s) {
   using hkp::SearchKind;
   switch (s.kind) {
-    // Key IDs are the fingerprint's low bytes.
     case SearchKind::fingerprint:
-      return s.value.size() == 40 ? with_tag('F', s.value) : std::nullopt;
+      return s.value.size() == 40 || s.value.size() == 64 ? with_tag('F', s.value) : std::nullopt;
     case SearchKind::long_keyid:
       return s.value.size() == 16 ? with_tag('K', s.value) : std::nullopt;
     case SearchKind::short_keyid:
@@ -96,10 +96,21 @@ std::string record_key(std::uint64_t number) {
 }
 std::uint64_t record_number(std::string_view key) { return codec::get_be64(key); }
 
-std::optional<std::string_view> get_record(const lmdb::Txn& txn, const Slot& slot) {
+std::optional<std::string_view> get_record(const lmdb::Txn& txn, std::string_view fpr,
+                                           const Slot& slot) {
   const auto v = txn.get(Table::records, record_key(slot.record));
-  if (!v || v->size() < Fingerprint::kBytes) return std::nullopt;
-  return v->substr(Fingerprint::kBytes);
+  if (!v || !v->starts_with(fpr)) return std::nullopt;
+  return v->substr(fpr.size());
+}
+
+std::optional<RecordOwner> record_owner(const lmdb::Txn& txn, std::uint64_t number,
+                                        std::string_view value) {
+  for (const std::size_t n : {Fingerprint::kV4Bytes, Fingerprint::kMaxBytes}) {
+    if (value.size() < n) break;
+    const auto slot = get_slot(txn, value.substr(0, n));
+    if (slot && slot->record == number) return RecordOwner{value.substr(0, n), *slot};
+  }
+  return std::nullopt;
 }
 
 std::string outbox_key(std::string_view upstream, std::string_view fpr) {
@@ -117,10 +128,12 @@ std::string encode_outbox(const OutboxEntry& e) {
 }
 std::optional<OutboxEntry> decode_outbox(std::string_view k, std::string_view v) {
   const auto zero = k.find('\0');
-  if (zero == std::string_view::npos || k.size() - zero - 1 != 20 || v.size() < 12) return std::nullopt;
+  const auto fpr =
+      zero == std::string_view::npos ? std::nullopt : Fingerprint::from_bytes(k.substr(zero + 1));
+  if (!fpr || v.size() < 12) return std::nullopt;
   OutboxEntry e;
   e.upstream = std::string(k.substr(0, zero));
-  e.fingerprint = *Fingerprint::from_bytes(k.substr(zero + 1));  // 20 bytes, checked above
+  e.fingerprint = *fpr;
   e.next_attempt = static_cast<std::int64_t>(codec::get_le(v, 8));
   e.attempts = static_cast<std::uint32_t>(codec::get_le(v.substr(8), 4));
   e.last_error = std::string(v.substr(12));
@@ -131,7 +144,7 @@ int remove_key(lmdb::Txn& txn, std::string_view fpr, std::vector<std::string>* e
   const auto slot = get_slot(txn, fpr);
   if (!slot) return MDB_SUCCESS;
   std::vector<std::string> ids;
-  if (const auto rec = get_record(txn, *slot)) {
+  if (const auto rec = get_record(txn, fpr, *slot)) {
     if (auto r = decode_key_record(*rec)) {
       if (auto info = decode_key_info(r->info_bytes)) {
         ids = index_keys(*info);

@@ -27,8 +27,9 @@ inline constexpr double kEvictAbove = 0.90, kEvictDownTo = 0.80;
 // in transactions of 512 and 7 GB in transactions of 2048, in 8.0 and 4.8 s.
 inline constexpr std::size_t kEvictChunk = 2048;
 
-// Every index key of a key: 'F'+fpr (primary and subkeys), 'K'+64-bit id, 'S'+32-bit id,
-// 'E'+email.
+// Every index key of a key: 'F'+fpr (primary and subkeys), 'K'+64-bit id, 'S'+32-bit id (the
+// key ID's low half), 'E'+email. A v4 key ID is its fingerprint's last 8 bytes, a v6 one its
+// first 8.
 std::vector<std::string> index_keys(const hkp::KeyInfo& info);
 // The index key a search looks up; nullopt for text searches and over-long addresses.
 std::optional<std::string> index_key_of(const hkp::Search& s);
@@ -50,13 +51,25 @@ std::string encode_slot(const Slot& s);
 std::optional<Slot> decode_slot(std::string_view b);
 std::optional<Slot> get_slot(const lmdb::Txn& txn, std::string_view fpr);
 // Records table: key = big-endian record number (LMDB's order is placement order, and a new
-// record is always appended); value = 20-byte fingerprint | key record (record.hpp).
+// record is always appended); value = fingerprint (20 bytes for v4, 32 for v6) | key record
+// (record.hpp). The fingerprint's length is not written: it is whichever of the two names a
+// slot that points back at the record's number (record_owner), so v6 keys needed no migration
+// of the v4 records schema 4 holds.
 inline constexpr std::size_t kRecordKeyBytes = 8;
 std::string record_key(std::uint64_t number);
 std::uint64_t record_number(std::string_view key);  // key must be kRecordKeyBytes long
 // A key's record through its slot (nullopt when either is missing or they disagree), without
 // the leading fingerprint.
-std::optional<std::string_view> get_record(const lmdb::Txn& txn, const Slot& slot);
+std::optional<std::string_view> get_record(const lmdb::Txn& txn, std::string_view fpr,
+                                           const Slot& slot);
+// The key whose current record `value` (record number `number`) is: its fingerprint (a view
+// into `value`) and slot; nullopt for a record no key points at (a leftover).
+struct RecordOwner {
+  std::string_view fingerprint;
+  Slot slot;
+};
+std::optional<RecordOwner> record_owner(const lmdb::Txn& txn, std::uint64_t number,
+                                        std::string_view value);
 // Outbox (key = upstream '\0' fingerprint): i64 next_attempt | u32 attempts | error (rest).
 std::string outbox_key(std::string_view upstream, std::string_view fpr);
 std::string encode_outbox(const OutboxEntry& e);

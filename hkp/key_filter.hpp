@@ -91,8 +91,9 @@ std::optional<std::string> absurd_key_parameters(std::string_view key_body);
 // elliptic curves by size; 20 ms for anything unreadable. No mathematics, a scan of the MPIs.
 std::uint64_t verification_cost_us(std::string_view key_body);
 
-// The v4 fingerprint (upper-case hex) of a public key packet body; "" when it is not v4.
-std::string v4_fingerprint(std::string_view key_body);
+// The fingerprint (upper-case hex: 40 digits for v4, 64 for v6) of a public key packet body; ""
+// for any other version.
+std::string key_fingerprint(std::string_view key_body);
 
 // What is wrong with keys.certifier_keys against keys.certifiers, path-qualified, one line each:
 // a file that is not OpenPGP or holds secret key material, a listed certifier whose key it does
@@ -100,14 +101,14 @@ std::string v4_fingerprint(std::string_view key_body);
 // well. The config layer cannot read OpenPGP, so the app asks this after loading a config.
 std::vector<std::string> certifier_problems(const config::KeysConfig& keys);
 
-// What the filter reads of a v3 or v4 signature packet body (RFC 4880 sections 5.2.2, 5.2.3).
+// What the filter reads of a v3, v4 or v6 signature packet body (RFC 9580 section 5.2).
 struct SignatureFacts {
   int version = 0;
   std::uint8_t type = 0;
-  std::uint32_t created = 0;  // from the hashed area (v4)
-  std::string issuer_fpr;     // 20 raw bytes (issuer fingerprint subpacket), or empty
+  std::uint32_t created = 0;  // from the hashed area (v4, v6)
+  std::string issuer_fpr;     // 20 (v4) or 32 (v6) raw bytes (issuer fingerprint), or empty
   std::string issuer_keyid;   // 8 raw bytes (issuer subpacket), or empty
-  // Designated revokers (revocation key subpackets of the hashed area): 20 raw bytes each.
+  // Designated revokers (revocation key subpackets of the hashed area): 20 or 32 raw bytes each.
   std::vector<std::string> revokers;
   std::string issuer_keyid_hex() const;  // upper-case, from either; "" when neither
 };

@@ -14,6 +14,7 @@
 
 #include "hkp/armor.hpp"
 #include "hkp/modern.hpp"
+#include "hkp/modern_keyring.hpp"
 #include "hkp/packets.hpp"
 
 namespace hkpgw::hkp {
@@ -386,6 +387,15 @@ void import_certifiers(rnp_ffi_t ffi, const std::string& fingerprint,
 constexpr int kMaxCleanRounds = 3;
 void verify_key(const FilteredKey& fk, const config::KeysConfig& limits, int depth,
                 ParseOutcome& out) {
+  if (is_modern_key(fk.packets)) {  // RNP 0.16 cannot read it: hkp/modern verifies it
+    auto taken = clean_modern_key(fk, limits, out.dropped);
+    if (auto* rejected = std::get_if<RejectedKey>(&taken)) {
+      out.rejected.push_back(std::move(*rejected));
+    } else {
+      out.keys.push_back(std::move(std::get<ParsedKey>(taken)));
+    }
+    return;
+  }
   Ffi ffi = make_ffi();
   if (!ffi) {
     out.rejected.push_back({fk.fingerprint, GPG_ERR_INTERNAL, "the OpenPGP library is unavailable"});
@@ -533,6 +543,20 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
 std::optional<MergeResult> apply_signatures(std::string_view cached, std::string_view signatures,
                                             const std::string& fingerprint,
                                             const config::KeysConfig& limits) {
+  if (is_modern_key(cached)) {
+    // The signatures after another copy of the primary key, which filter_keys folds into the
+    // cached one: they land in its direct slot (a key revocation, what a revocation certificate
+    // holds) and are verified like any. A subkey's or user ID's revocation would stand there
+    // misplaced: those come with the key.
+    const auto decoded = dearmor(signatures);
+    const auto primary = first_packet(cached);
+    if (!decoded || !primary) return std::nullopt;
+    std::string both(cached);
+    both += primary->whole;
+    both += decoded->binary;
+    ParseOutcome parsed = parse_binary(both, limits, cached.size(), SIZE_MAX, 0);
+    return merged_result(parsed, fingerprint, cached);
+  }
   Ffi ffi = make_ffi();
   if (!ffi) return std::nullopt;
   auto import = [&](std::string_view data, bool keys) {

@@ -68,8 +68,9 @@ std::optional<MergeResult> merge_key(std::string_view cached, std::string_view i
                                      const std::string& fingerprint,
                                      const config::KeysConfig& limits);
 
-// Applies bare signatures to a cached key (binary packets): RNP verifies each against the key and
-// adds the ones that hold. The result is cleaned like parse_keys; `changed` as in merge_key.
+// Applies bare signatures (armored or binary) to a cached key (binary packets): each is verified
+// against the key (by RNP, or hkp/modern for the keys RNP cannot read) and the ones that hold
+// are added. The result is cleaned like parse_keys; `changed` as in merge_key.
 // nullopt when the key cannot be read back.
 std::optional<MergeResult> apply_signatures(std::string_view cached, std::string_view signatures,
                                             const std::string& fingerprint,

@@ -71,7 +71,7 @@ std::optional<Result<Search>> parse_hex(std::string_view s) {
       if (prefixed) {
         return Result<Search>(problem(400, GPG_ERR_INV_USER_ID,
                                       "malformed key ID or fingerprint \"" + std::string(s) +
-                                          "\" (expected 0x and 16 or 40 hex digits)"));
+                                          "\" (expected 0x and 16, 40 or 64 hex digits)"));
       }
       return std::nullopt;
     }
@@ -80,18 +80,17 @@ std::optional<Result<Search>> parse_hex(std::string_view s) {
   switch (hex.size()) {
     case 8: return Result<Search>(Search{SearchKind::short_keyid, std::move(hex)});
     case 16: return Result<Search>(Search{SearchKind::long_keyid, std::move(hex)});
-    case 40: return Result<Search>(Search{SearchKind::fingerprint, std::move(hex)});
+    case 40:  // v4
+    case 64:  // v6 (RFC 9580)
+      return Result<Search>(Search{SearchKind::fingerprint, std::move(hex)});
     case 32:
       return Result<Search>(problem(501, GPG_ERR_NOT_SUPPORTED,
                                     "v3 (MD5) fingerprints are not supported; use the key ID"));
-    case 64:
-      return Result<Search>(problem(501, GPG_ERR_NOT_SUPPORTED,
-                                    "v5/v6 fingerprints are not supported by this gateway yet"));
     default:
       if (!prefixed) return std::nullopt;
       return Result<Search>(problem(400, GPG_ERR_INV_USER_ID,
                                     "malformed key ID or fingerprint \"" + std::string(s) +
-                                        "\" (expected 0x and 16 or 40 hex digits)"));
+                                        "\" (expected 0x and 16, 40 or 64 hex digits)"));
   }
 }
 

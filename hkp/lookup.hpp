@@ -16,7 +16,7 @@ namespace hkpgw::hkp {
 enum class Op { get, index, vindex, stats };
 
 enum class SearchKind {
-  fingerprint,  // v4, 40 hex: value is upper-case hex without 0x
+  fingerprint,  // 40 hex (v4) or 64 (v6): value is upper-case hex without 0x
   long_keyid,   // 16 hex
   short_keyid,  // 8 hex (forgeable; policy decides)
   email,        // value is the lower-cased addr-spec

@@ -30,24 +30,42 @@ void put_be32(std::string& out, std::size_t n) {
   out.push_back(static_cast<char>(n & 0xff));
 }
 
-// The octets of a key's material for each algorithm with a fixed size; 0: not one we take.
+// The octets of a key's material for each algorithm with a fixed size; 0: not one we know. The
+// composites are the ECC key, then the post-quantum one (ML-KEM-768: 1,184 octets, ML-KEM-1024:
+// 1,568, ML-DSA-65: 1,952, ML-DSA-87: 2,592).
 std::size_t material_size(int algorithm) {
   switch (algorithm) {
     case kX25519: return 32;
     case kX448: return 56;
     case kEd25519: return 32;
     case kEd448: return 57;
+    case kMlDsa65Ed25519: return 32 + 1952;
+    case kMlDsa87Ed448: return 57 + 2592;
+    case kSlhDsaShake128s:
+    case kSlhDsaShake128f: return 32;
+    case kSlhDsaShake256s: return 64;
+    case kMlKem768X25519: return 32 + 1184;
+    case kMlKem1024X448: return 56 + 1568;
     default: return 0;
   }
+}
+
+// The algorithms a v4 key packet may carry and RNP 0.16 cannot read.
+bool v4_modern(int algorithm) {
+  return (algorithm >= kX25519 && algorithm <= kEd448) || algorithm == kMlKem768X25519;
 }
 
 std::size_t signature_size(int algorithm) {
   return algorithm == kEd25519 ? 64 : algorithm == kEd448 ? 114 : 0;
 }
 
-// The digest for an RFC 9580 hash algorithm ID, and the salt size a v6 signature uses with it.
-const EVP_MD* digest_of(int hash) {
+// The digest for an RFC 9580 hash algorithm ID: SHA-2 and SHA-3, and with `legacy` MD5, SHA-1
+// and RIPEMD-160 too (old v4 signatures carry them; nothing is proven with them here).
+const EVP_MD* digest_of(int hash, bool legacy) {
   switch (hash) {
+    case 1: return legacy ? EVP_md5() : nullptr;
+    case 2: return legacy ? EVP_sha1() : nullptr;
+    case 3: return legacy ? EVP_ripemd160() : nullptr;
     case 8: return EVP_sha256();
     case 9: return EVP_sha384();
     case 10: return EVP_sha512();
@@ -67,22 +85,6 @@ std::size_t salt_size(int hash) {
   }
 }
 
-// A key as the digest covers it: v6, 0x9B and its body's length in 4 octets; v4, 0x99 and the
-// length in 2; then the body.
-std::string hashed_key(const Key& k) {
-  std::string out;
-  if (k.version == 6) {
-    out.push_back('\x9b');
-    put_be32(out, k.body.size());
-  } else {
-    out.push_back('\x99');
-    out.push_back(static_cast<char>(k.body.size() >> 8 & 0xff));
-    out.push_back(static_cast<char>(k.body.size() & 0xff));
-  }
-  out += k.body;
-  return out;
-}
-
 std::uint32_t be16(std::string_view s, std::size_t at) {
   return static_cast<std::uint32_t>(static_cast<unsigned char>(s[at])) << 8 |
          static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + 1]));
@@ -93,9 +95,25 @@ struct MdCtx {
   ~MdCtx() { EVP_MD_CTX_free(p); }
 };
 
-// The signature's digest over `data` (already in RFC 9580's hashed form), or nothing.
-std::optional<std::string> digest(const Signature& sig, std::string_view data) {
-  const EVP_MD* md = digest_of(sig.hash_algorithm);
+}  // namespace
+
+std::string hashed_key_packet(std::string_view body) {
+  std::string out;
+  if (key_packet_version(body) == 6) {
+    out.push_back('\x9b');
+    put_be32(out, body.size());
+  } else {
+    out.push_back('\x99');
+    out.push_back(static_cast<char>(body.size() >> 8 & 0xff));
+    out.push_back(static_cast<char>(body.size() & 0xff));
+  }
+  out += body;
+  return out;
+}
+
+std::optional<std::string> signature_digest(const Signature& sig, std::string_view data,
+                                            bool legacy) {
+  const EVP_MD* md = digest_of(sig.hash_algorithm, legacy);
   if (!md) return std::nullopt;
   MdCtx ctx;
   std::string trailer(1, static_cast<char>(sig.version));
@@ -114,6 +132,8 @@ std::optional<std::string> digest(const Signature& sig, std::string_view data) {
   return std::string(reinterpret_cast<const char*>(out), n);
 }
 
+namespace {
+
 // Whether `sig` (its digest over `data`) is `signer`'s: the left 16 bits first (cheap), then
 // EdDSA over the digest.
 bool verify(const Key& signer, const Signature& sig, std::string_view data) {
@@ -123,7 +143,7 @@ bool verify(const Key& signer, const Signature& sig, std::string_view data) {
                   : signer.algorithm == kEd448 ? EVP_PKEY_ED448
                                                : 0;
   if (nid == 0 || sig.material.size() != signature_size(signer.algorithm)) return false;
-  const auto d = digest(sig, data);
+  const auto d = signature_digest(sig, data);
   if (!d || d->compare(0, 2, sig.left16) != 0) return false;
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
       EVP_PKEY_new_raw_public_key(nid, nullptr,
@@ -186,13 +206,13 @@ std::optional<Key> parse_key(std::string_view body) {
     k.created = be32(body, 1);
     k.algorithm = static_cast<unsigned char>(body[5]);
     const std::size_t want = material_size(k.algorithm);
-    if (want == 0 || body.size() - 6 != want) return std::nullopt;  // a classic key: RNP's
+    if (!v4_modern(k.algorithm) || body.size() - 6 != want) return std::nullopt;  // RNP's
     k.material = std::string(body.substr(6));
   } else {
     return std::nullopt;
   }
   k.body = std::string(body);
-  const std::string hashed = hashed_key(k);
+  const std::string hashed = hashed_key_packet(k.body);
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (EVP_Digest(hashed.data(), hashed.size(), out, &n, version == 6 ? EVP_sha256() : EVP_sha1(),
@@ -251,6 +271,56 @@ std::string key_id_hex(const Key& key) {
                                     : key.fingerprint.substr(key.fingerprint.size() - 8));
 }
 
+std::optional<std::string_view> find_subpacket(const Signature& sig, int type, bool hashed_only) {
+  if (auto sp = subpacket(sig.hashed_subpackets, type)) return sp;
+  if (hashed_only) return std::nullopt;
+  return subpacket(sig.unhashed_subpackets, type);
+}
+
+std::string algorithm_name(int algorithm) {
+  switch (algorithm) {
+    case 1:
+    case 2:
+    case 3: return "RSA";
+    case 16: return "ElGamal";
+    case 17: return "DSA";
+    case 18: return "ECDH";
+    case 19: return "ECDSA";
+    case 22: return "EdDSA (legacy)";
+    case kX25519: return "X25519";
+    case kX448: return "X448";
+    case kEd25519: return "Ed25519";
+    case kEd448: return "Ed448";
+    case kMlDsa65Ed25519: return "ML-DSA-65+Ed25519";
+    case kMlDsa87Ed448: return "ML-DSA-87+Ed448";
+    case kSlhDsaShake128s: return "SLH-DSA-SHAKE-128s";
+    case kSlhDsaShake128f: return "SLH-DSA-SHAKE-128f";
+    case kSlhDsaShake256s: return "SLH-DSA-SHAKE-256s";
+    case kMlKem768X25519: return "ML-KEM-768+X25519";
+    case kMlKem1024X448: return "ML-KEM-1024+X448";
+    default: return "algorithm " + std::to_string(algorithm);
+  }
+}
+
+bool verifies(int algorithm) { return algorithm == kEd25519 || algorithm == kEd448; }
+
+std::uint32_t algorithm_bits(int algorithm) {
+  switch (algorithm) {
+    case kX25519:
+    case kEd25519: return 255;
+    case kX448:
+    case kEd448: return 448;
+    case kMlKem768X25519: return 768;
+    case kMlKem1024X448: return 1024;
+    case kMlDsa65Ed25519: return 65;
+    case kMlDsa87Ed448: return 87;
+    case kSlhDsaShake128s:
+    case kSlhDsaShake128f: return 128;
+    case kSlhDsaShake256s: return 256;
+    default: return 0;
+  }
+}
+
 std::string issuer_fingerprint_hex(const Signature& sig) {
   for (const std::string* area : {&sig.hashed_subpackets, &sig.unhashed_subpackets}) {
     const auto sp = subpacket(*area, 33);  // Issuer Fingerprint: version, then the fingerprint
@@ -265,23 +335,36 @@ std::string issuer_fingerprint_hex(const Signature& sig) {
 
 bool verify_over_key(const Key& signer, const Signature& sig, const Key& key) {
   if (sig.type != 0x1f && sig.type != 0x20) return false;
-  return verify(signer, sig, hashed_key(key));
+  return verify(signer, sig, signed_data(key.body));
 }
 
 bool verify_subkey_binding(const Key& primary, const Signature& sig, const Key& subkey) {
   if (sig.type != 0x18 && sig.type != 0x28) return false;
-  return verify(primary, sig, hashed_key(primary) + hashed_key(subkey));
+  return verify(primary, sig, signed_data(primary.body, 14, subkey.body));
+}
+
+bool verify_back_signature(const Key& subkey, const Signature& sig, const Key& primary) {
+  if (sig.type != 0x19) return false;
+  return verify(subkey, sig, signed_data(primary.body, 14, subkey.body));
 }
 
 bool verify_certification(const Key& signer, const Signature& sig, const Key& primary,
                           int packet_tag, std::string_view user_id) {
   if (!((sig.type >= 0x10 && sig.type <= 0x13) || sig.type == 0x30)) return false;
   if (packet_tag != 13 && packet_tag != 17) return false;
-  std::string data = hashed_key(primary);
-  data.push_back(packet_tag == 13 ? '\xb4' : '\xd1');
-  put_be32(data, user_id.size());
-  data.append(user_id);
-  return verify(signer, sig, data);
+  return verify(signer, sig, signed_data(primary.body, packet_tag, user_id));
+}
+
+std::string signed_data(std::string_view primary_body, int tag, std::string_view body) {
+  std::string data = hashed_key_packet(primary_body);
+  if (tag == 14) {
+    data += hashed_key_packet(body);
+  } else if (tag == 13 || tag == 17) {
+    data.push_back(tag == 13 ? '\xb4' : '\xd1');
+    put_be32(data, body.size());
+    data.append(body);
+  }
+  return data;
 }
 
 }  // namespace modern

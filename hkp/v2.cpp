@@ -66,19 +66,20 @@ Result<Search> by_vfingerprint(std::string_view id) {
     joined += std::string(version) + std::string(id.substr(slash + 1));
     id = joined;
   }
-  const std::string shape = "a versioned fingerprint is its version octet and the fingerprint, "
-                            "in hex without 0x (04 and 40 digits for v4)";
+  const std::string shape =
+      "a versioned fingerprint is its version octet and the fingerprint, "
+      "in hex without 0x (04 and 40 digits for v4, 06 and 64 for v6)";
   if (id.size() < 2 || !all_hex(id)) {
     return not_found("not a versioned fingerprint: " + shown(id) + "; " + shape);
   }
   const std::string_view version = id.substr(0, 2), fpr = id.substr(2);
-  if ((version == "05" || version == "06") && fpr.size() == 64) {
-    return Problem{501, GPG_ERR_NOT_IMPLEMENTED,
-                   "v" + std::string(version.substr(1)) +
-                       " fingerprints are not supported yet (the OpenPGP library reads v4 keys)"};
+  if (version == "05" && fpr.size() == 64) {
+    return not_found(
+        "a v5 (LibrePGP) fingerprint: OpenPGP (RFC 9580) keys are v4 or v6, and "
+        "this gateway serves no v5 key");
   }
-  if (version != "04" || fpr.size() != 40) {
-    return not_found("not a v4 versioned fingerprint: " + shown(id) + "; " + shape);
+  if (!(version == "04" && fpr.size() == 40) && !(version == "06" && fpr.size() == 64)) {
+    return not_found("not a v4 or v6 versioned fingerprint: " + shown(id) + "; " + shape);
   }
   return Search{SearchKind::fingerprint, upper(fpr)};
 }

@@ -60,13 +60,10 @@ Result<LookupRequest> parse_vks_lookup(std::string_view path) {
   if (what == "by-fingerprint") {
     auto hex = hex_value(raw, "fingerprint");
     if (!hex) return hex.error();
-    if (hex->size() == 64) {
-      return Problem{501, GPG_ERR_NOT_IMPLEMENTED,
-                     "v6 fingerprints are not supported yet (the OpenPGP library reads v4 keys)"};
-    }
-    if (hex->size() != 40) {
+    if (hex->size() != 40 && hex->size() != 64) {
       return Problem{400, GPG_ERR_INV_VALUE,
-                     "a fingerprint has 40 hexadecimal digits, not " + std::to_string(hex->size())};
+                     "a fingerprint has 40 (v4) or 64 (v6) hexadecimal digits, not " +
+                         std::to_string(hex->size())};
     }
     req.search = {SearchKind::fingerprint, std::move(*hex)};
     return req;

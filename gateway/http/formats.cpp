@@ -43,13 +43,39 @@ HttpResponse mr_or_html_listing(const hkp::LookupRequest& req, const LookupOutco
   return r;
 }
 
+// gpg 2.2 fails a whole import ("Invalid keyring", nothing imported) when an answer carries one
+// v6 certificate, even after a good v4 key, so HKP answers (what gpg, dirmngr and GpgFrontend's
+// HKP path read) carry v4 keys only; VKS and v2 serve v6 keys. A lookup that found only v6 keys
+// says where they are.
+bool is_v6(std::string_view fingerprint_hex) { return fingerprint_hex.size() == 64; }
+
+HttpResponse only_v6(const std::string& fingerprint) {
+  return text_response(404, "No keys found for gpg: " + fingerprint +
+                                " is a v6 key (RFC 9580), which GnuPG 2.2 cannot import; it is "
+                                "served at /vks/v1/by-fingerprint/" +
+                                fingerprint + " and /pks/v2/certs/by-vfingerprint/06" +
+                                fingerprint);
+}
+
 class HkpFormat final : public LookupFormat {
  public:
   HttpResponse keys(const hkp::LookupRequest&, const LookupOutcome& o) const override {
-    return armored(o);
+    const auto v6 = [](const AnsweredKey& k) {
+      return k.id.bytes().size() == cache::Fingerprint::kMaxBytes;  // no allocation: the hot path
+    };
+    if (std::none_of(o.keys.begin(), o.keys.end(), v6)) return armored(o);
+    LookupOutcome v4 = o;
+    std::erase_if(v4.keys, v6);
+    if (v4.keys.empty()) return only_v6(o.keys.front().id.hex());
+    return armored(v4);
   }
   HttpResponse listing(const hkp::LookupRequest& req, const LookupOutcome& o) const override {
-    return mr_or_html_listing(req, o);
+    const auto v6 = [](const hkp::IndexEntry& e) { return is_v6(e.id); };
+    if (std::none_of(o.entries.begin(), o.entries.end(), v6)) return mr_or_html_listing(req, o);
+    LookupOutcome v4 = o;
+    std::erase_if(v4.entries, v6);
+    if (v4.entries.empty()) return only_v6(o.entries.front().id);
+    return mr_or_html_listing(req, v4);
   }
 };
 

@@ -248,14 +248,14 @@ void Refresher::finished(const cache::Store::KeyTimes& key, RefreshOutcome outco
 
 // On the loop's strand, once per slot in the first phase of a sweep: no allocation.
 bool Refresher::changed_upstream(const cache::Store::KeyTimes& k) const {
-  char hex[2 * cache::Fingerprint::kBytes];
+  char hex[2 * cache::Fingerprint::kMaxBytes];
   const auto bytes = k.fingerprint.bytes();
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     hex[2 * i] = hkp::kHexLower[static_cast<unsigned char>(bytes[i]) >> 4];
     hex[2 * i + 1] = hkp::kHexLower[static_cast<unsigned char>(bytes[i]) & 15];
   }
   for (const std::size_t n : prefix_lengths_) {
-    if (n > sizeof hex) continue;  // a v6 (64-digit) prefix matches no v4 key
+    if (n > 2 * bytes.size()) continue;  // a v6 (64-digit) prefix matches no v4 key
     const auto it = changed_.find(std::string_view(hex, n));
     if (it != changed_.end() && k.fetched_at < it->second) return true;
   }

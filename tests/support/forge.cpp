@@ -214,7 +214,7 @@ std::string forged_designation(const std::string& key, const std::string& revoke
 }
 
 std::string primary_keyid(const std::string& key) {
-  const std::string hex = hkp::v4_fingerprint(split(key).at(0).body).substr(24);
+  const std::string hex = hkp::key_fingerprint(split(key).at(0).body).substr(24);
   std::string raw;
   for (std::size_t i = 0; i < hex.size(); i += 2) {
     raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));

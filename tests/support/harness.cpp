@@ -289,4 +289,18 @@ std::string field(const std::string& line, const std::string& key) {
   return line.substr(start, line.find(' ', start) - start);
 }
 
+std::string json_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' || c == '\\') {
+      out += {'\\', c};
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace hkpgw::test

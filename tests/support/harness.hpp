@@ -87,6 +87,9 @@ struct HttpResult {
 HttpResult http_request(const std::string& host_port, const std::string& method,
                         const std::string& target, const std::string& body = "",
                         const std::vector<std::string>& extra_headers = {});
+// `s` as a JSON string, quoted, as Qt's QJsonDocument writes an upload's keytext (newlines,
+// quotes and backslashes escaped).
+std::string json_quoted(const std::string& s);
 // How many times `needle` occurs in `text` (log lines of one kind, say).
 std::size_t occurrences(const std::string& text, const std::string& needle);
 

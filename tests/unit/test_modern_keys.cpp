@@ -206,28 +206,67 @@ TEST_CASE("keys OpenPGP.js 6 makes verify: v4 with Ed25519 and X25519, and v6",
   }
 }
 
-TEST_CASE("keys the gateway cannot verify yet are refused with a line that says why",
+TEST_CASE("parse_keys reads OpenPGP.js's keys and the RFC 9580 sample whole, with their facts",
           "[modern][unit]") {
   const hkpgw::config::KeysConfig limits;
-  auto refusal = [&](const std::string& armored) {
+  auto only_key = [&](const std::string& armored) {
     const auto parsed = parse_keys(armored, limits);
-    REQUIRE(parsed.keys.empty());
-    REQUIRE(parsed.rejected.size() == 1);
-    return parsed.rejected.front();
+    INFO((parsed.rejected.empty() ? std::string() : parsed.rejected.front().reason));
+    REQUIRE(parsed.rejected.empty());
+    REQUIRE(parsed.keys.size() == 1);
+    // Nothing was dropped: the served key is the key as its owner made it, byte for byte.
+    CHECK(parsed.keys.front().packets == dearmor(armored)->binary);
+    return parsed.keys.front();
   };
-  // OpenPGP.js 6's default key: v4 with Ed25519 (27). RNP 0.16 cannot read it.
-  const auto v4 = refusal(fixture_text("curve25519-v4.asc"));
-  CHECK(v4.fingerprint.size() == 40);
-  CHECK_THAT(v4.reason, Catch::Contains("Ed25519") && Catch::Contains("algorithm 27"));
-  // A v6 key: named by its fingerprint, and the reason says v6.
-  const auto v6 = refusal(fixture_text("curve25519-v6.asc"));
-  CHECK(v6.fingerprint.size() == 64);
-  CHECK_THAT(v6.reason, Catch::Contains("v6"));
+  // OpenPGP.js 6's default key: v4 with Ed25519 (27) and X25519 (25). RNP 0.16 cannot read it.
+  const ParsedKey v4 = only_key(fixture_text("curve25519-v4.asc"));
+  CHECK(v4.info.version == 4);
+  CHECK(v4.info.fingerprint.size() == 40);
+  CHECK(v4.info.algo == modern::kEd25519);
+  CHECK(v4.info.bits == 255);
+  REQUIRE(v4.info.uids.size() == 1);
+  CHECK(v4.info.uids[0].email == "proton@example.org");
+  CHECK_FALSE(v4.info.uids[0].revoked);
+  REQUIRE(v4.info.subkeys.size() == 1);
+  CHECK(v4.info.subkeys[0].algo == modern::kX25519);
+  CHECK_FALSE(v4.info.revoked);
+  // A v6 key: a 64-digit fingerprint, its key ID the first 16 digits.
+  const ParsedKey v6 = only_key(fixture_text("curve25519-v6.asc"));
+  CHECK(v6.info.version == 6);
+  CHECK(v6.info.fingerprint.size() == 64);
+  CHECK(v6.info.keyid() == v6.info.fingerprint.substr(0, 16));
+  REQUIRE(v6.info.uids.size() == 1);
+  REQUIRE(v6.info.subkeys.size() == 1);
+  CHECK(v6.info.subkeys[0].fingerprint.size() == 64);
+  // RFC 9580's sample: no user ID, a direct-key signature only.
+  const ParsedKey sample = only_key(std::string(kSampleV6));
+  CHECK(sample.info.fingerprint ==
+        "CB186C4F0609A697E4D52DFA6C722B0C1F1E27C18A56708F6525EC27BAD9ACC9");
+  CHECK(sample.info.uids.empty());
+  REQUIRE(sample.info.subkeys.size() == 1);
+  CHECK(sample.info.subkeys[0].fingerprint ==
+        "12C83F1E706F6308FE151A417743A1F033790E93E9978488D1DB378DA9930885");
+  // Secret key material is refused whatever the version: the sample with its primary key
+  // packet tagged as a secret key.
+  std::string binary;
+  const auto p = sample_packets(binary);
+  std::string secret = make_packet(tag::secret_key, p[0].body);
+  for (std::size_t i = 1; i < p.size(); ++i) secret += p[i].whole;
+  const auto refused = parse_keys(secret, limits);
+  CHECK(refused.secret_material);
+  CHECK(refused.keys.empty());
+}
+
+TEST_CASE("keys of versions OpenPGP does not have are refused with a line that says why",
+          "[modern][unit]") {
+  const hkpgw::config::KeysConfig limits;
   // A v5 (LibrePGP) key packet: refused as such.
   std::string v5_body("\x05\x63\x87\x7f\xe3\x1b\x00\x00\x00\x20", 10);
   v5_body += std::string(32, 'k');
-  const auto v5 = refusal(armor_public_keys(make_packet(tag::public_key, v5_body)));
-  CHECK_THAT(v5.reason, Catch::Contains("v5") && Catch::Contains("LibrePGP"));
+  const auto parsed = parse_keys(armor_public_keys(make_packet(tag::public_key, v5_body)), limits);
+  REQUIRE(parsed.keys.empty());
+  REQUIRE(parsed.rejected.size() == 1);
+  CHECK_THAT(parsed.rejected.front().reason, Catch::Contains("v5") && Catch::Contains("LibrePGP"));
 }
 
 TEST_CASE("keys OpenPGP.js makes now verify here, each self-signature where it stands",

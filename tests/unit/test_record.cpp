@@ -77,7 +77,8 @@ TEST_CASE("query keys normalise what clients consider equal", "[cache][unit]") {
   CHECK(query_key(Op::index, {SearchKind::text, std::string(2000, 'x')}).size() <= 480);
 }
 
-TEST_CASE("a fingerprint is 20 bytes, read from 40 hex digits of either case", "[cache][unit]") {
+TEST_CASE("a fingerprint is 20 bytes (v4) or 32 (v6), read from hex digits of either case",
+          "[cache][unit]") {
   const std::string hex = "4DC89C5EAD0C41A5D76E3E0DF8864A8BB8E106B6";
   const auto f = Fingerprint::from_hex(hex);
   REQUIRE(f);
@@ -88,8 +89,16 @@ TEST_CASE("a fingerprint is 20 bytes, read from 40 hex digits of either case", "
   CHECK(Fingerprint::from_bytes(f->bytes()) == f);
   CHECK_FALSE(Fingerprint::from_hex("XYZ"));
   CHECK_FALSE(Fingerprint::from_hex(std::string(40, 'G')));
-  CHECK_FALSE(Fingerprint::from_hex(std::string(64, 'A')));  // v6: not a cache key
   CHECK_FALSE(Fingerprint::from_bytes(std::string(19, 'x')));
+  const auto v6 = Fingerprint::from_hex(std::string(64, 'a'));
+  REQUIRE(v6);
+  CHECK(v6->bytes() == std::string(32, '\xaa'));
+  CHECK(v6->hex() == std::string(64, 'A'));
+  CHECK(*v6 != *f);
+  CHECK(Fingerprint::from_bytes(v6->bytes()) == v6);
+  CHECK_FALSE(Fingerprint::from_hex(std::string(63, 'A')));
+  CHECK_FALSE(Fingerprint::from_hex(std::string(66, 'A')));
+  CHECK_FALSE(Fingerprint::from_bytes(std::string(31, 'x')));
 }
 
 TEST_CASE("records are little-endian whatever the host: a cache file moves between machines",

@@ -338,7 +338,7 @@ TEST_CASE("a confirmed key moves its freshness without rewriting its record", "[
   const auto record = raw.get(raw.table("records"), detail::record_key(detail::decode_slot(*slot)->record));
   REQUIRE(record);
   REQUIRE(record->starts_with(alice.bytes()));
-  auto rec = decode_key_record(record->substr(Fingerprint::kBytes));
+  auto rec = decode_key_record(record->substr(alice.bytes().size()));
   REQUIRE(rec);
   CHECK(rec->fetched_at == 1000);
 }

@@ -42,8 +42,9 @@ TEST_CASE("v2 paths become lookups with binary or JSON answers", "[v2][unit]") {
   CHECK(status("/pks/v2/certs/by-vfingerprint/" + fpr) == 404);        // no version octet
   CHECK(status("/pks/v2/certs/by-vfingerprint/0x04" + fpr) == 404);    // 0x
   CHECK(status("/pks/v2/certs/by-vfingerprint/06" + fpr) == 404);      // v6 octet, v4 length
-  CHECK(status("/pks/v2/certs/by-vfingerprint/06" + std::string(64, 'A')) == 501);
-  CHECK(status("/pks/v2/certs/by-vfingerprint/05" + std::string(64, 'A')) == 501);
+  CHECK(parse_v2_lookup("/pks/v2/certs/by-vfingerprint/06" + std::string(64, 'a'))->search ==
+        Search{SearchKind::fingerprint, std::string(64, 'A')});                     // v6
+  CHECK(status("/pks/v2/certs/by-vfingerprint/05" + std::string(64, 'A')) == 404);  // v5
   CHECK(status("/pks/v2/certs/by-vfingerprint/") == 403);
   CHECK(status("/pks/v2/certs/by-keyid/CC373801") == 404);             // short key IDs
   CHECK(status("/pks/v2/certs/by-identity/Alice") == 501);             // user ID text
