@@ -32,7 +32,7 @@ bench: build
 	./$(BUILD_DIR)/bench/bench_hardening
 	./$(BUILD_DIR)/bench/bench_cold
 	./$(BUILD_DIR)/bench/bench_limits
-	./$(BUILD_DIR)/bench/bench_modern
+	./$(BUILD_DIR)/bench/bench_modern $(BUILD_DIR)/tests/data/alice.asc
 	./bench/instructions_per_hit.sh $(BUILD_DIR)
 
 # The gateway against nginx proxy_cache and nginx static on loopback; writes bench/RESULTS.md.

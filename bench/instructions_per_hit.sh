@@ -7,6 +7,8 @@
 # TARGETS=unique gives every request its own target (an extra `&n=<i>` parameter, which HKP
 # servers ignore), so none is a reused answer: the cost of a hit through the handler, as random
 # lookups over a large cache pay it.
+# FRONT=vks asks /vks/v1/by-fingerprint/<fpr> instead; KEY=<file> FPR=<hex> caches and asks
+# another key (a v6 one: FRONT=vks, as /pks/lookup never serves v6 keys).
 # Prints one line. Loopback only; installs valgrind when missing.
 set -euo pipefail
 build=${1:-build}
@@ -14,7 +16,8 @@ binary=${2:-$build/gateway/app/hkp-gateway}
 data=$build/tests/data
 [ -f "$data/keys.env" ] || "$(dirname "$0")/../tests/fixtures/make-fixtures.sh" "$data" >/dev/null
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
-fpr=$(grep '^ALICE_FPR=' "$data/keys.env" | cut -d= -f2)
+fpr=${FPR:-$(grep '^ALICE_FPR=' "$data/keys.env" | cut -d= -f2)}
+key=${KEY:-$data/alice.asc}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 read -r hkp admin < <(python3 -c 'import socket
@@ -30,17 +33,19 @@ listen = "127.0.0.1:$admin"
 [cache]
 path = "$work/cache"
 TOML
-"$binary" --config "$work/gw.toml" cache import "$data/alice.asc" >/dev/null
+"$binary" --config "$work/gw.toml" cache import "$key" >/dev/null
 
 client() {  # N keep-alive requests, each must be a 200
-  python3 - "$1" "$hkp" "$fpr" "${TARGETS:-same}" <<'PY'
+  python3 - "$1" "$hkp" "$fpr" "${TARGETS:-same}" "${FRONT:-hkp}" <<'PY'
 import socket, sys
-n, port, fpr, targets = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+n, port, fpr, targets, front = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 s = socket.create_connection(("127.0.0.1", port))
 buf = b""
 for i in range(n):
     extra = "&n=%06d" % i if targets == "unique" else ""
-    s.sendall(("GET /pks/lookup?op=get&options=mr&search=0x%s%s HTTP/1.1\r\nHost: x\r\n\r\n" % (fpr, extra)).encode())
+    target = ("/vks/v1/by-fingerprint/%s?x=1%s" % (fpr, extra)) if front == "vks" else \
+        ("/pks/lookup?op=get&options=mr&search=0x%s%s" % (fpr, extra))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
     while True:
         end = buf.find(b"\r\n\r\n")
         if end >= 0:

@@ -86,8 +86,8 @@ Blocklist Blocklist::load(const std::string& path) {
     const auto f = Fingerprint::from_hex(hex);
     if (!f) {
       throw std::runtime_error(path + ":" + std::to_string(number) +
-                               ": not a fingerprint (40 hex digits): \"" + line.substr(0, 80) +
-                               "\"");
+                               ": not a fingerprint (40 hex digits for v4, 64 for v6): \"" +
+                               line.substr(0, 80) + "\"");
     }
     if (out.sorted_.size() == kMaxEntries) {
       throw std::runtime_error(path + ": more than " + std::to_string(kMaxEntries) + " entries");

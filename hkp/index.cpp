@@ -134,8 +134,17 @@ const char* algo_long_name(std::uint8_t algo) {
     case 26: return "X448";
     case 27: return "Ed25519";
     case 28: return "Ed448";
+    case 30: return "ML-DSA-65+Ed25519";
+    case 31: return "ML-DSA-87+Ed448";
+    case 35: return "ML-KEM-768+X25519";
+    case 36: return "ML-KEM-1024+X448";
     default: return "unknown";
   }
+}
+
+// The version of the key a fingerprint names, by its length: 40 hex digits v4, 64 v6.
+const char* version_of(std::string_view fingerprint) {
+  return fingerprint.size() == 64 ? "6" : "4";
 }
 
 std::string lower(std::string_view s) {
@@ -152,11 +161,12 @@ std::string format_json_index(std::span<const IndexEntry> entries, std::int64_t 
   std::string out = "[";
   bool first = true;
   for (const auto& e : entries) {
-    if (e.id.size() != 40) continue;  // a key ID alone names no v2 certificate
+    if (e.id.size() != 40 && e.id.size() != 64) continue;  // a key ID names no v2 certificate
     out += first ? "\n" : ",\n";
     first = false;
-    out += "{\"version\":4,\"fingerprint\":\"" + lower(e.id) + "\",\"algorithm\":{\"code\":" +
-           std::to_string(e.algo) + ",\"name\":" + json_string(algo_long_name(e.algo)) +
+    out += std::string("{\"version\":") + version_of(e.id) + ",\"fingerprint\":\"" + lower(e.id) +
+           "\",\"algorithm\":{\"code\":" + std::to_string(e.algo) +
+           ",\"name\":" + json_string(algo_long_name(e.algo)) +
            ",\"bitLength\":" + std::to_string(e.bits) + "}";
     // Times only when known and of a four-digit year (an upstream's listing may say anything).
     const auto time_field = [&out](const char* name, std::int64_t t) {
@@ -177,8 +187,8 @@ std::string format_json_index(std::span<const IndexEntry> entries, std::int64_t 
     }
     out += "],\"subkeys\":[";
     for (std::size_t i = 0; i < e.subkeys.size(); ++i) {
-      out += (i ? "," : "") + std::string("{\"version\":4,\"fingerprint\":\"") +
-             lower(e.subkeys[i]) + "\"}";
+      out += (i ? "," : "") + std::string("{\"version\":") + version_of(e.subkeys[i]) +
+             ",\"fingerprint\":\"" + lower(e.subkeys[i]) + "\"}";
     }
     out += "]}";
   }
@@ -255,7 +265,7 @@ Result<std::vector<IndexEntry>> parse_mr_index(std::string_view body) {
       std::string_view id = f.size() > 1 ? f[1] : std::string_view();
       if (id.starts_with("0x") || id.starts_with("0X")) id.remove_prefix(2);
       if ((id.size() == 40 || id.size() == 16) && all_hex(id)) {
-        for (char c : id) e.id.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+        e.id = upper_ascii(id);
         if (f.size() > 2) e.algo = static_cast<std::uint8_t>(to_int(f[2]));
         if (f.size() > 3) e.bits = static_cast<std::uint32_t>(to_int(f[3]));
         if (f.size() > 4) e.created = to_int(f[4]);

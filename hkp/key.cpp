@@ -68,7 +68,11 @@ const char* algo_display(std::uint8_t algo) {
     case 19: return "ECDSA";
     case 22: return "EdDSA";
     case 25: return "X25519";
+    case 26: return "X448";
     case 27: return "Ed25519";
+    case 28: return "Ed448";
+    case 35: return "ML-KEM-768+X25519";
+    case 36: return "ML-KEM-1024+X448";
     default: return "unknown";
   }
 }

@@ -168,6 +168,18 @@ std::string fingerprint_raw(std::string_view body) {
 
 }  // namespace
 
+RejectedKey without_self_signature(const FilteredKey& key, const config::KeysConfig& limits) {
+  if (key.oversize_user_ids > 0) {
+    return RejectedKey{key.fingerprint, GPG_ERR_TOO_LARGE,
+                       "no valid self-signature is left: a user ID of " +
+                           std::to_string(key.largest_oversize_user_id) +
+                           " bytes was over max_packet_bytes (" +
+                           std::to_string(limits.max_packet_bytes) + ") and dropped"};
+  }
+  return RejectedKey{key.fingerprint, GPG_ERR_BAD_SIGNATURE,
+                     "the primary key has no valid self-signature"};
+}
+
 std::string key_fingerprint(std::string_view body) { return hex_upper(fingerprint_raw(body)); }
 
 std::vector<std::string> certifier_problems(const config::KeysConfig& keys) {

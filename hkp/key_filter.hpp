@@ -58,6 +58,10 @@ struct FilteredKey {
   std::uint64_t verify_cost_us = 0;
 };
 
+// The refusal of a key left without a valid self-signature; it names the oversize user ID that
+// was dropped when that is why.
+RejectedKey without_self_signature(const FilteredKey& key, const config::KeysConfig& limits);
+
 struct FilterOutcome {
   std::vector<FilteredKey> keys;  // one per distinct primary key, in first-seen order
   std::vector<RejectedKey> rejected;

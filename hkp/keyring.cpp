@@ -319,15 +319,9 @@ std::variant<ParsedKey, RejectedKey> take_primary(rnp_key_handle_t key, const Fi
   }
   info.version = 4;
   if (!flag(rnp_key_is_valid, key) && !info.revoked && !flag(rnp_key_is_expired, key)) {
-    if (filtered.oversize_user_ids > 0) {
-      return RejectedKey{info.fingerprint, GPG_ERR_TOO_LARGE,
-                         "no valid self-signature is left: a user ID of " +
-                             std::to_string(filtered.largest_oversize_user_id) +
-                             " bytes was over max_packet_bytes (" +
-                             std::to_string(limits.max_packet_bytes) + ") and dropped"};
-    }
-    return RejectedKey{info.fingerprint, GPG_ERR_BAD_SIGNATURE,
-                       "the primary key has no valid self-signature"};
+    RejectedKey refused = without_self_signature(filtered, limits);
+    refused.fingerprint = info.fingerprint;
+    return refused;
   }
   const std::size_t dropped_before = total(dropped);
   clean(key, info.keyid(), limits.certifiers, dropped);

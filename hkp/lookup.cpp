@@ -75,7 +75,7 @@ std::optional<Result<Search>> parse_hex(std::string_view s) {
       }
       return std::nullopt;
     }
-    hex.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    hex.push_back(upper_ascii(c));
   }
   switch (hex.size()) {
     case 8: return Result<Search>(Search{SearchKind::short_keyid, std::move(hex)});

@@ -271,17 +271,7 @@ std::variant<ParsedKey, RejectedKey> clean_modern_key(const FilteredKey& fk,
 
   const bool certified = std::any_of(parts.begin(), parts.end(),
                                      [](const Part& part) { return !part.subkey && part.kept(); });
-  if (!certified) {
-    if (fk.oversize_user_ids > 0) {
-      return RejectedKey{fk.fingerprint, GPG_ERR_TOO_LARGE,
-                         "no valid self-signature is left: a user ID of " +
-                             std::to_string(fk.largest_oversize_user_id) +
-                             " bytes was over max_packet_bytes (" +
-                             std::to_string(limits.max_packet_bytes) + ") and dropped"};
-    }
-    return RejectedKey{fk.fingerprint, GPG_ERR_BAD_SIGNATURE,
-                       "the primary key has no valid self-signature"};
-  }
+  if (!certified) return without_self_signature(fk, limits);
   ParsedKey pk;
   pk.packets = std::string(packets->front().whole);
   std::vector<Part> kept;

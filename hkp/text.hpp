@@ -16,6 +16,14 @@ std::string hex_lower(std::string_view bytes);
 // The bytes of an even number of hex digits (either case); "" when `hex` is anything else.
 std::string unhex(std::string_view hex);
 
+// ASCII only, without the C library's per-character locale call (hex digits on the hot path).
+inline char upper_ascii(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c; }
+inline std::string upper_ascii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = upper_ascii(c);
+  return out;
+}
+
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // Without spaces, tabs, CR and LF at either end.

@@ -47,12 +47,6 @@ bool all_hex(std::string_view s) {
   return true;
 }
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string shown(std::string_view s) { return "\"" + std::string(s.substr(0, 80)) + "\""; }
 
 Problem not_found(std::string what) { return Problem{404, GPG_ERR_NOT_FOUND, std::move(what)}; }
@@ -81,14 +75,14 @@ Result<Search> by_vfingerprint(std::string_view id) {
   if (!(version == "04" && fpr.size() == 40) && !(version == "06" && fpr.size() == 64)) {
     return not_found("not a v4 or v6 versioned fingerprint: " + shown(id) + "; " + shape);
   }
-  return Search{SearchKind::fingerprint, upper(fpr)};
+  return Search{SearchKind::fingerprint, upper_ascii(fpr)};
 }
 
 Result<Search> by_keyid(std::string_view id) {
   if (id.size() != 16 || !all_hex(id)) {
     return not_found("not a key ID: " + shown(id) + "; a key ID is 16 hex digits without 0x");
   }
-  return Search{SearchKind::long_keyid, upper(id)};
+  return Search{SearchKind::long_keyid, upper_ascii(id)};
 }
 
 Result<Search> by_identity(std::string_view raw) {

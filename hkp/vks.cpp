@@ -16,12 +16,6 @@ bool is_hex(std::string_view s) {
   return !s.empty();
 }
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // The hex of a by-fingerprint or by-keyid path: 0x dropped, upper-cased.
 Result<std::string> hex_value(std::string_view raw, std::string_view what) {
   if (raw.starts_with("0x") || raw.starts_with("0X")) raw.remove_prefix(2);
@@ -30,7 +24,7 @@ Result<std::string> hex_value(std::string_view raw, std::string_view what) {
                    "not a " + std::string(what) + " (hexadecimal digits expected): \"" +
                        std::string(raw.substr(0, 80)) + "\""};
   }
-  return upper(raw);
+  return upper_ascii(raw);
 }
 
 // Base64 of a binary key, whitespace and line breaks allowed anywhere.

@@ -60,8 +60,8 @@ asio::awaitable<HttpResponse> Router::serve_v2_submit(const HttpRequest& req,
   if (auto* refused = std::get_if<Refusal>(&done)) co_return v2_refusal(std::move(*refused));
   std::string inserted, updated, ignored;
   for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
-    const std::string cert =
-        "{\"version\":4,\"fingerprint\":\"" + hkp::ascii_lower(k.fingerprint) + "\"";
+    const std::string cert = "{\"version\":" + std::string(k.fingerprint.size() == 64 ? "6" : "4") +
+                             ",\"fingerprint\":\"" + hkp::ascii_lower(k.fingerprint) + "\"";
     std::string& list = k.change == cache::Change::added     ? inserted
                         : k.change == cache::Change::updated ? updated
                                                              : ignored;

@@ -3,6 +3,7 @@
 // upstream, served where clients can read them and never where they break one: gpg 2.2 fails a
 // whole import on one v6 certificate, so HKP answers carry v4 keys only.
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <sstream>
 
 #include "hkp/armor.hpp"
@@ -100,6 +101,14 @@ TEST_CASE(
     REQUIRE(r.status == 200);
     CHECK(r.body == v6_binary);
   }
+  // The v2 index lists it as a v6 certificate.
+  std::string lower = v6_fpr;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto index = gw.get("/pks/v2/index/six@example.org");
+  INFO(index.body);
+  REQUIRE(index.status == 200);
+  CHECK_THAT(index.body, Contains("{\"version\":6,\"fingerprint\":\"" + lower + "\""));
+  CHECK_THAT(index.body, Contains("\"name\":\"Ed25519\""));
   // Never on /pks/lookup: gpg would fail its whole import. The answer says where it is.
   for (const std::string target :
        {get_target(v6_fpr), get_target(v6_fpr.substr(0, 16)),
@@ -222,4 +231,71 @@ TEST_CASE("gpg is never broken by v6 keys: a person's v4 key reaches it, the v6 
       third({"--recv-keys", fixture("ALICE_FPR"), fingerprint_of(proton)}, gw.hkp_url());
   INFO(both.err);
   CHECK(third.fingerprints() == std::vector<std::string>{fixture("ALICE_FPR")});
+}
+
+TEST_CASE("keys OpenPGP.js makes now go through the gateway and come back as it made them",
+          "[integration][modern][openpgpjs]") {
+  // Fresh keys on every run (tests/js/make_keys.mjs: the library's default v4 key and a v6 key),
+  // sent as HKP v2 clients send them, read back by OpenPGP.js from what the gateway serves.
+  const auto made = openpgpjs_make_keys();
+  INFO(made.run.err);
+  REQUIRE_FALSE(made.v6.empty());
+  const std::string& v4 = made.v4;
+  const std::string& v6 = made.v6;
+
+  TempDir dir;
+  Gateway gw{GatewayConfig(dir)};
+  REQUIRE(gw.started());
+  for (const std::string& key : {v4, v6}) {
+    const std::string fpr = fingerprint_of(key);
+    INFO(fpr);
+    const auto posted = http_request(gw.address(), "POST", "/pks/v2/certs", binary_of(key),
+                                     {"Content-Type: application/pgp-keys;armor=no"});
+    INFO(posted.body);
+    REQUIRE(posted.status == 200);
+    // The draft's answer: the certificate's version and its fingerprint in lower case.
+    std::string lower = fpr;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    CHECK_THAT(posted.body, Contains(std::string("{\"version\":") + (fpr.size() == 64 ? "6" : "4") +
+                                     ",\"fingerprint\":\"" + lower + "\""));
+    const auto served = gw.get("/vks/v1/by-fingerprint/" + fpr);
+    REQUIRE(served.status == 200);
+    CHECK(binary_of(served.body) == binary_of(key));
+    CHECK(openpgpjs_fingerprints(dir, "fresh.asc", served.body) == std::vector<std::string>{fpr});
+  }
+}
+
+TEST_CASE("an upstream's forged v6 copy reaches clients as its owner made it",
+          "[integration][modern][forgery]") {
+  TempDir dir;
+  const forge::Key primary = forge::make_key(6), sub = forge::make_key(6, 25);
+  const forge::Key stranger = forge::make_key(6);
+  const std::string cert = forge::certificate(primary, "Victim <victim@example.org>", sub);
+  write_file(dir / "victim.asc", hkpgw::hkp::armor_public_keys(cert));
+  TestKeyserver ks(dir, "ks", "server", "normal", {dir / "victim.asc"});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
+  REQUIRE(gw.started());
+  // The keyserver's copy gained what anyone can append: a user ID "certified" by a stranger in
+  // the key's name, a stranger's subkey bound in its name, and a revocation in its name.
+  forge::SigOptions in_its_name;
+  in_its_name.claimed_issuer = &primary;
+  const std::string attacker = "Attacker <attacker@example.org>";
+  std::string tampered_binding = forge::bind(primary, stranger);
+  tampered_binding[tampered_binding.size() - 70] ^= 0x01;  // in the salt
+  const std::string forged = cert + forge::user_id_packet(attacker) +
+                             forge::certify(primary, attacker, &stranger, in_its_name) +
+                             stranger.packet(true) + tampered_binding + primary.packet() +
+                             forge::revoke_key(primary, &stranger, in_its_name);
+  REQUIRE(ks.serve_raw(forged));
+  const auto r = gw.get("/vks/v1/by-fingerprint/" + primary.fingerprint_hex());
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(binary_of(r.body) == cert);
+  // Nobody finds the victim's key by the attacker's address or the stranger's subkey.
+  CHECK(gw.get("/vks/v1/by-email/attacker%40example.org").status == 404);
+  CHECK(gw.get("/vks/v1/by-fingerprint/" + stranger.fingerprint_hex()).status == 404);
+  const auto js = openpgpjs_read(dir / "victim-served.asc", r.body);
+  INFO(js.err);
+  REQUIRE(js.exit_code == 0);
+  CHECK_THAT(js.out, Contains("\"revoked\":false"));
 }

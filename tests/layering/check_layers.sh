@@ -19,7 +19,7 @@ root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 layers=(config hkp cache gateway/observe gateway/net gateway/upstream gateway/service gateway/http
         gateway/cluster gateway/app)
 # Top-level folders that hold no product code (their own rules, or none).
-outside=(tests bench deploy docs build build-asan .git .ci)
+outside=(tests bench deploy docs build build-asan build-fuzz .git .ci)
 exts=(cpp hpp h ipp cc cxx hh inl)
 
 # Third-party headers each layer may include, as shell patterns.

@@ -184,6 +184,17 @@ RunResult openpgpjs_read(const std::string& file, const std::string& armored) {
   return run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/read_keys.mjs", file});
 }
 
+OpenPgpJsKeys openpgpjs_make_keys() {
+  OpenPgpJsKeys keys;
+  keys.run = run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/make_keys.mjs"});
+  const std::string end = "-----END PGP PUBLIC KEY BLOCK-----";
+  const auto split = keys.run.out.find(end);
+  if (keys.run.exit_code != 0 || split == std::string::npos) return keys;
+  keys.v4 = keys.run.out.substr(0, split + end.size()) + "\n";
+  keys.v6 = keys.run.out.substr(split + end.size());
+  return keys;
+}
+
 std::size_t count_of(const std::string& haystack, const std::string& needle) {
   std::size_t n = 0;
   for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) {

@@ -149,6 +149,13 @@ std::set<std::string> thread_names(pid_t pid);
 // What OpenPGP.js (tests/js/read_keys.mjs) reads of `armored`, written to `file` first: one JSON
 // line per key on stdout.
 RunResult openpgpjs_read(const std::string& file, const std::string& armored);
+// Fresh keys OpenPGP.js makes (tests/js/make_keys.mjs): its default v4 key (Ed25519, X25519) and
+// a v6 one, armored; both empty when node failed (`run` says why).
+struct OpenPgpJsKeys {
+  RunResult run;
+  std::string v4, v6;
+};
+OpenPgpJsKeys openpgpjs_make_keys();
 // Occurrences of `needle` in `haystack` (overlapping ones too).
 std::size_t count_of(const std::string& haystack, const std::string& needle);
 

@@ -26,6 +26,11 @@ TEST_CASE("the blocklist reads fingerprints as operators paste them", "[blocklis
   CHECK_FALSE(b.contains_hex("B2D09A19150279F966C7DE0E116CE4D8CC373801"));
   CHECK_FALSE(b.contains_hex("not hex"));
   CHECK(cache::Blocklist::load("").empty());
+  // A v6 key (RFC 9580: 64 digits) is blocked like a v4 one.
+  const std::string v6 = "CB186C4F0609A697E4D52DFA6C722B0C1F1E27C18A56708F6525EC27BAD9ACC9";
+  test::write_file(file, fpr + "\n" + v6 + "\n");
+  CHECK(cache::Blocklist::load(file).contains_hex(v6));
+  CHECK_FALSE(cache::Blocklist::load(file).contains_hex(v6.substr(0, 40)));
 
   test::write_file(file, fpr + "\n" + fpr.substr(0, 39) + "\n");
   CHECK_THROWS_WITH(cache::Blocklist::load(file), Contains(file + ":2: not a fingerprint"));

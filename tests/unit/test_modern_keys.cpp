@@ -7,6 +7,7 @@
 #include "hkp/keyring.hpp"
 #include "hkp/modern.hpp"
 #include "hkp/packets.hpp"
+#include "support/actors.hpp"
 #include "support/harness.hpp"
 
 using namespace hkpgw::hkp;
@@ -272,15 +273,11 @@ TEST_CASE("keys of versions OpenPGP does not have are refused with a line that s
 TEST_CASE("keys OpenPGP.js makes now verify here, each self-signature where it stands",
           "[modern][unit][openpgpjs]") {
   // tests/js/make_keys.mjs: fresh keys on every run (node from Debian, OpenPGP.js from npm).
-  const auto made =
-      hkpgw::test::run({"node", std::string(HKPGW_SOURCE_DIR) + "/tests/js/make_keys.mjs"});
-  INFO(made.err);
-  REQUIRE(made.exit_code == 0);
-  const std::string end = "-----END PGP PUBLIC KEY BLOCK-----";
-  const auto split = made.out.find(end);
-  REQUIRE(split != std::string::npos);
-  const std::string v4_key = made.out.substr(0, split + end.size()) + "\n";
-  const std::string v6_key = made.out.substr(split + end.size());
+  const auto made = hkpgw::test::openpgpjs_make_keys();
+  INFO(made.run.err);
+  REQUIRE_FALSE(made.v6.empty());
+  const std::string& v4_key = made.v4;
+  const std::string& v6_key = made.v6;
   const Verified v4 = verify_all(v4_key);
   CHECK(v4.primary_version == 4);
   CHECK(v4.primary_algorithm == modern::kEd25519);
