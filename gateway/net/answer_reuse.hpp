@@ -17,7 +17,9 @@ struct PreparedAnswer {
   HttpResponse response;       // what the access hook is given (its Age header left out)
   AccessRecord access;         // what the access line says of each request it answers
   std::string head;            // status line and headers for HTTP/1.1 keep-alive, without the
-                               // blank line that ends them (Age goes there)
+                               // blank line that ends them (Age goes there); the server writes
+                               // "HTTP/1.0" over its version and adds Connection as a request
+                               // needs
   std::int64_t fetched_at = 0;  // Age: now - fetched_at
 };
 
@@ -25,7 +27,7 @@ class AnswerReuse {
  public:
   virtual ~AnswerReuse() = default;
   // A prepared answer for this request, or null: then the handler runs. Called on the
-  // connection's thread for GET and HEAD over HTTP/1.1 keep-alive only; must be cheap.
+  // connection's thread for GET and HEAD (HTTP/1.0 or 1.1, keep-alive or not); must be cheap.
   virtual std::shared_ptr<const PreparedAnswer> find(const HttpRequest& request) = 0;
   // The handler's answer to `request`: kept when it says it may be (HttpResponse::reuse).
   virtual void keep(const HttpRequest& request, const HttpResponse& response) = 0;

@@ -128,9 +128,9 @@ class ReuseFilter final : public RequestFilter {
   }
 
  private:
-  static bool reusable(const HttpRequest& r) {
-    return r.keep_alive && r.version == 11 && (r.method == "GET" || r.method == "HEAD");
-  }
+  // Every GET and HEAD: HTTP/1.1 keep-alive, and the HTTP/1.0 request on a new connection that
+  // dirmngr sends for every gpg lookup (the server writes the connection's fate per request).
+  static bool reusable(const HttpRequest& r) { return r.method == "GET" || r.method == "HEAD"; }
   AnswerReuse& reuse_;
 };
 

@@ -143,6 +143,7 @@ struct HttpServer::Impl {
                                                     bool keep_alive, bool head);
   template <class Stream>
   asio::awaitable<beast::error_code> write_prepared(Stream& stream, const PreparedAnswer& a,
+                                                    unsigned version, bool keep_alive,
                                                     std::string& tail_buf, bool head);
   template <class Stream, std::size_t N>
   asio::awaitable<beast::error_code> send(Stream& stream, std::array<asio::const_buffer, N> parts);
@@ -475,24 +476,34 @@ asio::awaitable<beast::error_code> HttpServer::Impl::write_response(Stream& stre
   co_return ec;
 }
 
-// A prepared answer: its head, the Age line made now, its shared body.
+// A prepared answer: its head (its status line's version as the request's: "HTTP/1.0" and
+// "HTTP/1.1" are the same length), the Connection field the request needs and the Age line
+// made now, its shared body. The same bytes write_head gives the handler's answer, but for the
+// order of two fields.
 template <class Stream>
-asio::awaitable<beast::error_code> HttpServer::Impl::write_prepared(Stream& stream,
-                                                                   const PreparedAnswer& a,
-                                                                   std::string& tail_buf,
-                                                                   bool head) {
+asio::awaitable<beast::error_code> HttpServer::Impl::write_prepared(
+    Stream& stream, const PreparedAnswer& a, unsigned version, bool keep_alive,
+    std::string& tail_buf, bool head) {
+  static constexpr std::string_view kHttp10 = "HTTP/1.0";
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   char digits[24];
   const auto end = std::to_chars(digits, digits + sizeof digits,
                                  std::max<std::int64_t>(0, now - a.fetched_at)).ptr;
-  tail_buf.assign("Age: ");
+  tail_buf.clear();
+  if (version == 10 && keep_alive) tail_buf += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) tail_buf += "Connection: close\r\n";
+  tail_buf += "Age: ";
   tail_buf.append(digits, end);
   tail_buf += "\r\n\r\n";
   const std::string_view body = a.response.payload();
-  std::array<asio::const_buffer, 3> parts{asio::buffer(a.head), asio::buffer(tail_buf),
-                                          asio::buffer(body.data(), head ? 0 : body.size())};
+  const std::string_view status_version =
+      version == 10 ? kHttp10 : std::string_view(a.head).substr(0, kHttp10.size());
+  std::array<asio::const_buffer, 4> parts{
+      asio::buffer(status_version.data(), status_version.size()),
+      asio::buffer(a.head.data() + kHttp10.size(), a.head.size() - kHttp10.size()),
+      asio::buffer(tail_buf), asio::buffer(body.data(), head ? 0 : body.size())};
   beast::error_code ec = co_await send(stream, parts);
   co_return ec;
 }
@@ -621,10 +632,11 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
     // Filters: a rate limit's answer, or a prepared answer sent again without the handler.
     FilterVerdict v = filter(req);
     if (v.prepared && !stopping.load()) {
-      const beast::error_code pec =
-          co_await write_prepared(stream, *v.prepared, head_buf, req.method == "HEAD");
+      const bool keep_alive = req.keep_alive;
+      const beast::error_code pec = co_await write_prepared(
+          stream, *v.prepared, req.version, keep_alive, head_buf, req.method == "HEAD");
       if (on_response) on_response(req, v.prepared->response, v.prepared->access, elapsed(started));
-      if (pec) break;
+      if (pec || !keep_alive) break;
       continue;
     }
     // Handler.
@@ -693,6 +705,10 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
       continue;
     }
     beast::error_code pec;
+    // Answers go out as soon as they are written: with Nagle's algorithm on, the first answer
+    // after a TLS handshake waited for the client's delayed ACK (~40 ms per HKPS request on a
+    // new connection, dirmngr's shape). Every answer is written whole in one go anyway.
+    socket.set_option(tcp::no_delay(true), pec);
     const auto ep = socket.remote_endpoint(pec);
     Peer peer;
     if (!pec) peer = peer_of(ep); else peer.client = "?";

@@ -1,10 +1,10 @@
-// The hit path that sends a prepared answer again without the handler (ReusedAnswers): only
-// over HTTP/1.1 keep-alive, so these tests send pipelined HTTP/1.1 requests (http_get speaks
-// HTTP/1.0, which never takes that path). What matters is that it is never wrong: the same
-// bytes as the handler's answer, a fresh Age, and nothing reused once the key changed or the
+// The hit path that sends a prepared answer again without the handler (ReusedAnswers), for
+// every GET and HEAD: HTTP/1.1 keep-alive (these tests pipeline them), HTTP/1.0 on a new
+// connection as dirmngr asks, and Connection: close. What matters is that it is never wrong: the
+// same bytes as the handler's answer, a fresh Age, and nothing reused once the key changed or the
 // client said no-cache.
+#include <algorithm>
 #include <catch2/catch.hpp>
-
 #include <sstream>
 
 #include "hkp/armor.hpp"
@@ -107,7 +107,7 @@ TEST_CASE("a cached key's answer is sent again as it is, never once the key chan
   CHECK(reused(gw) >= sent_again + 1);  // and the new answer is reused in its turn
 }
 
-TEST_CASE("no-cache and HTTP/1.0 requests never get a reused answer", "[integration][reuse]") {
+TEST_CASE("no-cache requests never get a reused answer", "[integration][reuse]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
   Gateway gw{
@@ -118,14 +118,63 @@ TEST_CASE("no-cache and HTTP/1.0 requests never get a reused answer", "[integrat
   const double before = reused(gw);
   REQUIRE(before >= 1);  // an answer for this target is prepared
   const int asked = ks.lookups();
-  const auto r = keep_alive(gw, {get(carol, "Cache-Control: no-cache\r\n"), get(carol)});
-  REQUIRE(r.size() == 2);
+  const auto r = keep_alive(gw, {get(carol, "Cache-Control: no-cache\r\n")});
+  REQUIRE(r.size() == 1);
   CHECK(r[0].status == 200);
   CHECK(r[0].header("x-hkp-cache") == "revalidated");
   CHECK(ks.lookups() == asked + 1);  // the handler ran and asked upstream
-  CHECK(gw.get(carol).status == 200);  // HTTP/1.0
   CHECK(reused(gw) == before);
-  CHECK(r[1].status == 200);  // closing the connection: the handler's answer too
+}
+
+TEST_CASE(
+    "dirmngr's HTTP/1.0 and Connection: close requests get the reused answer, as the "
+    "handler would write it",
+    "[integration][reuse]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"carol-unrevoked.asc"});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
+  REQUIRE(gw.started());
+  const std::string carol = get_target(fixture("CAROL_FPR"));
+  // As dirmngr asks: HTTP/1.0, a new connection for each request, no Connection field.
+  const std::string dirmngr = "GET " + carol + " HTTP/1.0\r\nHost: gateway\r\n\r\n";
+  const std::string handler_answer = raw_exchange(gw.address(), dirmngr);  // the miss
+  REQUIRE(handler_answer.starts_with("HTTP/1.0 200 OK\r\n"));
+  // Hits, until every network thread has prepared the answer (each keeps its own, and new
+  // connections go to the threads in turn).
+  for (int i = 0; i < 6; ++i) raw_exchange(gw.address(), dirmngr);
+  const double before = reused(gw);
+  std::string again;
+  for (int i = 0; i < 4; ++i) again = raw_exchange(gw.address(), dirmngr);
+  CHECK(reused(gw) == before + 4);
+  // The same status line, fields and body, with a fresh Age, and the connection closed after it
+  // (raw_exchange reads to the end).
+  const auto fields = [](const std::string& raw) {
+    std::vector<std::string> out;
+    std::istringstream in(raw.substr(0, raw.find("\r\n\r\n")));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.starts_with("Age:") && !line.starts_with("X-HKP-Cache:")) out.push_back(line);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  CHECK(again.starts_with("HTTP/1.0 200 OK\r\n"));
+  CHECK(fields(again) == fields(handler_answer));
+  CHECK(again.substr(again.find("\r\n\r\n")) ==
+        handler_answer.substr(handler_answer.find("\r\n\r\n")));
+  CHECK_THAT(again, Contains("\r\nAge: "));
+
+  // HTTP/1.0 asking to keep the connection, then HTTP/1.1 closing it: both reused, each told
+  // what happens to the connection.
+  const std::string both = raw_exchange(
+      gw.address(), "GET " + carol + " HTTP/1.0\r\nHost: g\r\nConnection: keep-alive\r\n\r\n" +
+                        get(carol) + "Host: g\r\nConnection: close\r\n\r\n");
+  CHECK(reused(gw) == before + 6);
+  CHECK(count_of(both, "HTTP/1.0 200 OK\r\n") == 1);
+  CHECK(count_of(both, "HTTP/1.1 200 OK\r\n") == 1);
+  CHECK(count_of(both, "\r\nConnection: keep-alive\r\n") == 1);
+  CHECK(count_of(both, "\r\nConnection: close\r\n") == 1);
+  CHECK(count_of(both, "-----END PGP PUBLIC KEY BLOCK-----") == 2);
 }
 
 TEST_CASE("an address's answer is reused until any key or query record changes",
