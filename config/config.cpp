@@ -89,6 +89,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.integer(t, p, "max_connections_per_client", s.max_connections_per_client, 0, 1'000'000);
   r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
   r.boolean(t, p, "log_searches", s.log_searches);
+  r.integer(t, p, "access_log_sample", s.access_log_sample, 0, 1'000'000);
   r.boolean(t, p, "proxy_protocol", s.proxy_protocol);
   read_networks(r, t, p, "proxy_trusted", s.proxy_trusted);
   if (!s.hkps_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty())) {

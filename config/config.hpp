@@ -35,6 +35,9 @@ struct ServerConfig {
   bool honor_client_no_cache = false;
   // false: access log lines show search=<redacted> (who looks up which address is personal data).
   bool log_searches = true;
+  // One access line for every N requests (1: every request; 0: none); answers with a 5xx status
+  // are always logged. For busy gateways whose access lines cost more than they tell.
+  std::uint64_t access_log_sample = 1;
   // Every HKP listener expects a PROXY protocol header (v1 or v2) first, from a sender in
   // proxy_trusted (the load balancers; default loopback); its client address is the one logs
   // and limits use. Others are closed. Restart-only.

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -11,8 +12,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <thread>
 
 #include "cache/store.hpp"
@@ -120,6 +121,15 @@ std::string logged_target(std::string_view target, bool log_searches) {
     out.replace(at + 7, (end == std::string::npos ? out.size() : end) - at - 7, "<redacted>");
   }
   return out;
+}
+
+// Whether this answer gets an access line under server.access_log_sample: every 5xx, and one
+// request in `sample` (counted across threads; 0: none).
+bool access_line_due(unsigned status, std::uint64_t sample) {
+  static std::atomic<std::uint64_t> requests{0};
+  if (status >= 500 || sample == 1) return true;
+  if (sample == 0) return false;
+  return requests.fetch_add(1, std::memory_order_relaxed) % sample == 0;
 }
 
 void access_log(const HttpRequest& req, const HttpResponse& res, const AccessRecord& a,
@@ -428,8 +438,10 @@ int App::run() {
                         [&metrics, &snapshots](const HttpRequest& req, const HttpResponse& res,
                                                const AccessRecord& a, std::chrono::microseconds d) {
                           const std::string_view front = front_of(req.path());
-                          access_log(req, res, a, front, d,
-                                     snapshots()->config->server.log_searches);
+                          const auto& server = snapshots()->config->server;
+                          if (access_line_due(res.status, server.access_log_sample)) {
+                            access_log(req, res, a, front, d, server.log_searches);
+                          }
                           metrics.request(front, a.op, res.status, cache_result_name(a.cache),
                                           static_cast<double>(d.count()) / 1e6, a.reused);
                         });

@@ -1,6 +1,9 @@
 // The HTTP surface of docs/contract.md as a client sees it, against the real binary and a
 // real-HTTPS test keyserver: statuses, one-line reasons, content types, cache headers, counts.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <sstream>
+#include <thread>
 
 #include "support/actors.hpp"
 
@@ -238,6 +241,36 @@ TEST_CASE("HTTP/1.1 clients keep their connection across requests", "[integratio
   CHECK_THAT(r.err, Contains("Re-using existing connection"));
   CHECK_THAT(r.err, Contains("Content-Length:"));
   CHECK_THAT(r.err, !Contains("Transfer-Encoding: chunked"));
+}
+
+TEST_CASE("access_log_sample writes one access line in N, or none, and every 5xx answer",
+          "[integration]") {
+  for (const int sample : {0, 4}) {
+    INFO("access_log_sample = " << sample);
+    TempDir dir;
+    TestKeyserver ks(dir, "ks", "server", "fail", {});
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams({{"ks", ks.url()}})
+                   .server("access_log_sample = " + std::to_string(sample) + "\n")};
+    REQUIRE(gw.started());
+    for (int i = 0; i < 8; ++i) CHECK(gw.get("/pks/lookup?op=stats").status == 200);
+    // A lookup every upstream fails: a 5xx answer is always logged.
+    CHECK(gw.get(get_target(fixture("ALICE_FPR"))).status >= 500);
+    const std::size_t want = sample == 0 ? 1 : 8 / sample + 1;
+    // Access lines come in batches: wait until the expected ones are out, then a little more.
+    for (int i = 0; i < 50 && count_of(gw.log(), "event=request ") < want; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(count_of(gw.log(), "event=request ") == want);
+    std::size_t server_errors = 0;
+    std::istringstream lines(gw.log());
+    for (std::string line; std::getline(lines, line);) {
+      server_errors += line.find("event=request ") != std::string::npos &&
+                       line.find(" status=5") != std::string::npos;
+    }
+    CHECK(server_errors == 1);
+  }
 }
 
 TEST_CASE("log_searches = false keeps searched addresses out of the access log", "[integration]") {
