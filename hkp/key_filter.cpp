@@ -103,19 +103,6 @@ bool each_subpacket(std::string_view area, F fn) {
   return true;
 }
 
-// The 64-bit key ID of a raw fingerprint: a v4 one's (20 bytes) last 8 bytes, a v6 one's (32)
-// first 8.
-std::string_view keyid_raw(std::string_view fpr_raw) {
-  return fpr_raw.size() == 20 ? fpr_raw.substr(12) : fpr_raw.substr(0, 8);
-}
-
-// Whether a signature names the key with this fingerprint (raw: 20 bytes for v4, 32 for v6) as
-// its issuer: by the issuer fingerprint when it carries one, else by the 64-bit key ID.
-bool issued_by(const SignatureFacts& f, const std::string& fpr_raw) {
-  if (!f.issuer_fpr.empty()) return f.issuer_fpr == fpr_raw;
-  return f.issuer_keyid.size() == 8 && keyid_raw(fpr_raw) == f.issuer_keyid;
-}
-
 struct Sig {
   std::string_view whole;
   SignatureFacts facts;
@@ -206,6 +193,15 @@ std::vector<std::string> certifier_problems(const config::KeysConfig& keys) {
     }
   }
   return out;
+}
+
+std::string_view keyid_raw(std::string_view fpr_raw) {
+  return fpr_raw.size() == 20 ? fpr_raw.substr(12) : fpr_raw.substr(0, 8);
+}
+
+bool issued_by(const SignatureFacts& f, std::string_view fpr_raw) {
+  if (!f.issuer_fpr.empty()) return f.issuer_fpr == fpr_raw;
+  return f.issuer_keyid.size() == 8 && keyid_raw(fpr_raw) == f.issuer_keyid;
 }
 
 std::string SignatureFacts::issuer_keyid_hex() const {

@@ -119,6 +119,13 @@ struct SignatureFacts {
 // nullopt for other versions and for a body that does not frame (truncated subpacket areas).
 std::optional<SignatureFacts> read_signature(std::string_view body);
 
+// The 64-bit key ID of a raw fingerprint: a v4 one's (20 bytes) last 8 bytes, a v6 one's (32)
+// first 8.
+std::string_view keyid_raw(std::string_view fpr_raw);
+// Whether a signature names the key with this raw fingerprint as its issuer: by the issuer
+// fingerprint when it carries one, else by the 64-bit key ID.
+bool issued_by(const SignatureFacts& f, std::string_view fpr_raw);
+
 // Splits a keyring export (armored, possibly several armor blocks, or binary) into binary chunks
 // of at most `keys_per_chunk` transferable keys each, cutting before primary key packets, so a
 // large export is parsed a chunk at a time (RNP holds every key of one parse in memory). Input

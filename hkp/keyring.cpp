@@ -20,22 +20,18 @@
 namespace hkpgw::hkp {
 namespace {
 
-// Why RNP could not read a key: a key packet with one of RFC 9580's new algorithms (what
-// OpenPGP.js 6 makes by default), named; else the generic line.
+// Why RNP could not read a key (a classic primary key: modern ones never reach RNP): a subkey
+// with one of RFC 9580's new algorithms, named; else the generic line.
 std::string unreadable_why(std::string_view packets) {
   const auto split = split_packets(packets);
   if (split) {
     for (const Packet& p : *split) {
-      if (p.tag != tag::public_key && p.tag != tag::public_subkey) continue;
+      if (p.tag != tag::public_subkey) continue;
       const auto k = modern::parse_key(p.body);
       if (!k) continue;
-      const char* name = k->algorithm == modern::kEd25519  ? "Ed25519"
-                         : k->algorithm == modern::kX25519 ? "X25519"
-                         : k->algorithm == modern::kEd448  ? "Ed448"
-                                                           : "X448";
-      return std::string(p.tag == tag::public_key ? "the primary key" : "a subkey") + " uses " +
-             name + " (RFC 9580 algorithm " + std::to_string(k->algorithm) +
-             "), which this gateway cannot verify yet";
+      return "a subkey uses " + modern::algorithm_name(k->algorithm) + " (RFC 9580 algorithm " +
+             std::to_string(k->algorithm) +
+             ") under a classic primary key, which this gateway cannot verify yet";
     }
   }
   return "the key packets cannot be read";

@@ -30,26 +30,6 @@ void put_be32(std::string& out, std::size_t n) {
   out.push_back(static_cast<char>(n & 0xff));
 }
 
-// The octets of a key's material for each algorithm with a fixed size; 0: not one we know. The
-// composites are the ECC key, then the post-quantum one (ML-KEM-768: 1,184 octets, ML-KEM-1024:
-// 1,568, ML-DSA-65: 1,952, ML-DSA-87: 2,592).
-std::size_t material_size(int algorithm) {
-  switch (algorithm) {
-    case kX25519: return 32;
-    case kX448: return 56;
-    case kEd25519: return 32;
-    case kEd448: return 57;
-    case kMlDsa65Ed25519: return 32 + 1952;
-    case kMlDsa87Ed448: return 57 + 2592;
-    case kSlhDsaShake128s:
-    case kSlhDsaShake128f: return 32;
-    case kSlhDsaShake256s: return 64;
-    case kMlKem768X25519: return 32 + 1184;
-    case kMlKem1024X448: return 56 + 1568;
-    default: return 0;
-  }
-}
-
 // The algorithms a v4 key packet may carry and RNP 0.16 cannot read.
 bool v4_modern(int algorithm) {
   return (algorithm >= kX25519 && algorithm <= kEd448) || algorithm == kMlKem768X25519;
@@ -299,6 +279,25 @@ std::string algorithm_name(int algorithm) {
     case kMlKem768X25519: return "ML-KEM-768+X25519";
     case kMlKem1024X448: return "ML-KEM-1024+X448";
     default: return "algorithm " + std::to_string(algorithm);
+  }
+}
+
+// The composites are the ECC key, then the post-quantum one (ML-KEM-768: 1,184 octets, ML-KEM-1024:
+// 1,568, ML-DSA-65: 1,952, ML-DSA-87: 2,592).
+std::size_t material_size(int algorithm) {
+  switch (algorithm) {
+    case kX25519: return 32;
+    case kX448: return 56;
+    case kEd25519: return 32;
+    case kEd448: return 57;
+    case kMlDsa65Ed25519: return 32 + 1952;
+    case kMlDsa87Ed448: return 57 + 2592;
+    case kSlhDsaShake128s:
+    case kSlhDsaShake128f: return 32;
+    case kSlhDsaShake256s: return 64;
+    case kMlKem768X25519: return 32 + 1184;
+    case kMlKem1024X448: return 56 + 1568;
+    default: return 0;
   }
 }
 

@@ -46,6 +46,8 @@ inline constexpr int kMlKem1024X448 = 36;
 // A public-key algorithm's name as people know it ("Ed25519", "ML-KEM-768+X25519", "RSA"), or
 // "algorithm N" for one without a name here.
 std::string algorithm_name(int algorithm);
+// The octets of a key's material for the algorithms above; 0 for any other.
+std::size_t material_size(int algorithm);
 // Whether signatures by a key of this algorithm are verified here (Ed25519, Ed448).
 bool verifies(int algorithm);
 // The size in bits shown for a key of one of the algorithms above (Ed25519 255, ML-KEM-768 768).

@@ -49,20 +49,9 @@ struct Part {
   }
 };
 
-// The 64-bit key ID of a raw fingerprint: a v4 one's (20 bytes) last 8 bytes, a v6 one's first 8.
-std::string_view keyid_raw(std::string_view fpr) {
-  return fpr.size() == 20 ? fpr.substr(12) : fpr.substr(0, 8);
-}
-
-// Whether a signature names the key with raw fingerprint `fpr` as its issuer.
-bool names(const SignatureFacts& f, std::string_view fpr) {
-  if (!f.issuer_fpr.empty()) return f.issuer_fpr == fpr;
-  return f.issuer_keyid.size() == 8 && keyid_raw(fpr) == f.issuer_keyid;
-}
-
 bool is_certifier(const config::KeysConfig& limits, const SignatureFacts& f) {
   return std::any_of(limits.certifiers.begin(), limits.certifiers.end(),
-                     [&](const std::string& hex) { return names(f, unhex(hex)); });
+                     [&](const std::string& hex) { return issued_by(f, unhex(hex)); });
 }
 
 // The operator's certifiers whose keys hkp/modern reads, so their certifications on a modern
@@ -222,8 +211,7 @@ std::variant<ParsedKey, RejectedKey> clean_modern_key(const FilteredKey& fk,
     }
     Sig s{p, read_signature(p.body), modern::parse_signature(p.body)};
     if (s.facts) {
-      s.self = s.facts->issuer_fpr.empty() ? s.facts->issuer_keyid == keyid_raw(fpr_raw)
-                                           : s.facts->issuer_fpr == fpr_raw;
+      s.self = issued_by(*s.facts, fpr_raw);
     }
     parts.back().sigs.push_back(std::move(s));
   }
@@ -262,7 +250,7 @@ std::variant<ParsedKey, RejectedKey> clean_modern_key(const FilteredKey& fk,
   for (Sig& s : parts.front().sigs) {
     if (s.keep && !s.self && s.facts->type == sigtype::key_revocation &&
         std::none_of(revokers.begin(), revokers.end(),
-                     [&](const std::string& r) { return names(*s.facts, r); })) {
+                     [&](const std::string& r) { return issued_by(*s.facts, r); })) {
       s.keep = false;
       ++invalid;
     }

@@ -23,17 +23,6 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
-std::size_t material_size(int algorithm) {
-  switch (algorithm) {
-    case hkp::modern::kX25519:
-    case hkp::modern::kEd25519: return 32;
-    case hkp::modern::kMlKem768X25519: return 32 + 1184;
-    case hkp::modern::kMlKem1024X448: return 56 + 1568;
-    case hkp::modern::kMlDsa65Ed25519: return 32 + 1952;
-    default: return 32;
-  }
-}
-
 std::uint32_t an_hour_ago() { return static_cast<std::uint32_t>(std::time(nullptr)) - 3600; }
 
 }  // namespace
@@ -66,7 +55,8 @@ Key make_key(int version, int algorithm, std::uint32_t created) {
     std::size_t len = 32;
     EVP_PKEY_get_raw_public_key(raw, reinterpret_cast<unsigned char*>(material.data()), &len);
   } else {
-    material = random_bytes(material_size(algorithm));
+    const std::size_t size = hkp::modern::material_size(algorithm);
+    material = random_bytes(size ? size : 32);
   }
   k.body.push_back(static_cast<char>(version));
   put(k.body, created ? created : an_hour_ago() - 60, 4);

@@ -3,6 +3,7 @@
 // keyserver may carry appended to them. Whatever is forged stays out of the served key, byte for
 // byte; what the owner signed stays, revocations first.
 #include <catch2/catch.hpp>
+#include <ctime>
 
 #include "hkp/armor.hpp"
 #include "hkp/keyring.hpp"
@@ -161,4 +162,43 @@ TEST_CASE("a modern key's revocations are applied and never lost in a merge", "[
     REQUIRE(k.info.subkeys.size() == 1);
     CHECK(k.info.subkeys[0].revoked);
   }
+}
+
+TEST_CASE(
+    "a flood of forged signatures with right hash prefixes costs a bounded verification, and "
+    "the owner's revocation among them stays",
+    "[modern][unit][forgery]") {
+  // The digest a signature's prefix comes from is public: a forger makes signatures whose hash
+  // prefix is right and whose EdDSA part is not (here: made by a stranger's key, in the key's
+  // name). Only verification can refuse them, so the budgets must bound how many are verified.
+  const Made m = made(6);
+  const forge::Key stranger = forge::make_key(6);
+  forge::SigOptions in_its_name;
+  in_its_name.claimed_issuer = &m.primary;
+  const std::string uid = "Modern <modern@example.org>";
+  std::string certifications, revocations;
+  for (int i = 0; i < 1000; ++i) {
+    certifications += forge::certify(m.primary, uid, &stranger, in_its_name);
+  }
+  // Eight forged revocations dated after the owner's genuine one (fewer than a component's
+  // revocation budget, so which ones get verified is not left to chance here).
+  for (int i = 0; i < 8; ++i) {
+    forge::SigOptions later = in_its_name;
+    later.created = static_cast<std::uint32_t>(std::time(nullptr)) - 60 + i;
+    revocations += forge::revoke_key(m.primary, &stranger, later);
+  }
+  const std::string genuine = forge::revoke_key(m.primary);
+  const std::string flooded = m.primary.packet() + revocations + genuine +
+                              forge::direct_key(m.primary) + forge::user_id_packet(uid) +
+                              certifications + m.cert.substr(m.primary.packet().size());
+  const auto parsed = parse_keys(flooded, kLimits);
+  REQUIRE(parsed.keys.size() == 1);
+  const ParsedKey& k = parsed.keys.front();
+  CHECK(k.info.revoked);
+  CHECK(k.packets.find(genuine) != std::string::npos);
+  // Nothing forged is served, and the flood was cut before verification: at most a
+  // component's budget of new self-signatures (16) was verified on the user ID.
+  CHECK(k.packets.size() < m.cert.size() + 2 * genuine.size() + 1024);
+  CHECK(parsed.dropped.at("excess_signature") >= 1000 - 16);
+  CHECK(parsed.dropped.at("invalid_signature") <= 16 + 8);
 }
