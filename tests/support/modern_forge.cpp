@@ -67,20 +67,11 @@ Key make_key(int version, int algorithm, std::uint32_t created) {
 }
 
 std::string subpacket(int type, std::string_view body) {
-  std::string out;
-  const std::size_t len = body.size() + 1;
-  if (len < 192) {
-    out.push_back(static_cast<char>(len));
-  } else if (len < 8384) {
-    out.push_back(static_cast<char>(((len - 192) >> 8) + 192));
-    out.push_back(static_cast<char>((len - 192) & 0xff));
-  } else {
-    out.push_back('\xff');
-    put(out, len, 4);
-  }
-  out.push_back(static_cast<char>(type));
-  out += body;
-  return out;
+  // A subpacket's length (of its type and body) is written as a new-format packet's is: the
+  // packet without its tag octet.
+  std::string typed(1, static_cast<char>(type));
+  typed += body;
+  return hkp::make_packet(0, typed).substr(1);
 }
 
 namespace {
