@@ -90,6 +90,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
   r.boolean(t, p, "log_searches", s.log_searches);
   r.integer(t, p, "access_log_sample", s.access_log_sample, 0, 1'000'000);
+  r.integer(t, p, "reused_answers", s.reused_answers, 0, 1'000'000);
   r.boolean(t, p, "proxy_protocol", s.proxy_protocol);
   read_networks(r, t, p, "proxy_trusted", s.proxy_trusted);
   if (!s.hkps_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty())) {
@@ -137,6 +138,7 @@ void read_cache(Reader& r, const Value& t, CacheConfig& c) {
     r.problem(*r.child(t, "path"), p + "path", "must not be empty");
   }
   r.size(t, p, "max_size", c.max_size, 1 << 20, 16 * kTiB);
+  r.size(t, p, "answer_memory", c.answer_memory, 0, 1 * kTiB);
   r.duration(t, p, "fresh_for", c.fresh_for, Duration(0));
   r.duration(t, p, "stale_while_revalidate", c.stale_while_revalidate, Duration(0));
   r.duration(t, p, "stale_if_error", c.stale_if_error, Duration(0));

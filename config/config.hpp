@@ -38,6 +38,8 @@ struct ServerConfig {
   // One access line for every N requests (1: every request; 0: none); answers with a 5xx status
   // are always logged. For busy gateways whose access lines cost more than they tell.
   std::uint64_t access_log_sample = 1;
+  // Whole answers each network thread keeps to send again (ReusedAnswers); 0 = none.
+  std::uint64_t reused_answers = 4096;
   // Every HKP listener expects a PROXY protocol header (v1 or v2) first, from a sender in
   // proxy_trusted (the load balancers; default loopback); its client address is the one logs
   // and limits use. Others are closed. Restart-only.
@@ -64,6 +66,8 @@ struct CacheConfig {
   Duration stale_if_error = std::chrono::hours(24 * 30);
   Duration negative_ttl = std::chrono::minutes(5);
   std::string blocklist;  // a file of fingerprints never cached, served or forwarded ("" = none)
+  // Armored answers of the keys asked for most, kept in memory (AnswerCache); 0 = none.
+  std::uint64_t answer_memory = 16ULL << 20;
 };
 
 // What an upstream speaks: a keyserver over HKP or over Hagrid's VKS, or each address's own

@@ -51,6 +51,7 @@ constexpr std::array kKeys = {
     HKPGW_KEY(server, honor_client_no_cache, "honor_client_no_cache", snapshot),
     HKPGW_KEY(server, log_searches, "log_searches", snapshot),
     HKPGW_KEY(server, access_log_sample, "access_log_sample", snapshot),
+    HKPGW_KEY(server, reused_answers, "reused_answers", pushed),
     HKPGW_KEY(server, proxy_protocol, "proxy_protocol", restart),
     HKPGW_KEY(server, proxy_trusted, "proxy_trusted", restart),
 
@@ -68,6 +69,7 @@ constexpr std::array kKeys = {
     HKPGW_KEY(cache, stale_if_error, "stale_if_error", snapshot),
     HKPGW_KEY(cache, negative_ttl, "negative_ttl", snapshot),
     HKPGW_KEY(cache, blocklist, "blocklist", snapshot),
+    HKPGW_KEY(cache, answer_memory, "answer_memory", pushed),
 
     HKPGW_KEY(upstreams, default_name, "default", snapshot),
     HKPGW_KEY(upstreams, ca_file, "ca_file", snapshot),

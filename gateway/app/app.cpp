@@ -390,7 +390,8 @@ int App::run() {
   Contexts contexts(threads);
   asio::io_context& io = contexts.main();
   // Before the store: its writer thread tells it what changed until the store is closed.
-  AnswerCache answers;
+  AnswerCache answers(static_cast<std::size_t>(cfg->cache.answer_memory),
+                      static_cast<std::size_t>(cfg->server.reused_answers));
   cache::StoreOptions options = store_options(*cfg);
   options.on_commit = [&answers](const cache::Committed& changed) { answers.forget(changed); };
   cache::Store store(options);
@@ -475,9 +476,18 @@ int App::run() {
                         });
   // On every reload: answers made under the old settings (fresh_for, short_key_ids) go, and a
   // key blocked now goes from the cache (the list's contents may change while its path does not).
+  subscribers.subscribe(
+      "reused answers bound", {"server.reused_answers"},
+      [&answers](const config::Config&, const config::Config& next) {
+        answers.reused().set_max_per_thread(static_cast<std::size_t>(next.server.reused_answers));
+      });
   subscribers.subscribe("reused answers", {},
                         [&answers](const config::Config&, const config::Config&) {
                           answers.reused().clear();
+                        });
+  subscribers.subscribe("answer cache", {"cache.answer_memory"},
+                        [&answers](const config::Config&, const config::Config& next) {
+                          answers.set_max_bytes(static_cast<std::size_t>(next.cache.answer_memory));
                         });
   subscribers.subscribe("blocklist", {},
                         [&store, &current](const config::Config&, const config::Config&) {

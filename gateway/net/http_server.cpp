@@ -1,25 +1,27 @@
 #include "gateway/net/http_server.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <algorithm>
-#include <array>
+#include <cctype>
 #include <charconv>
 #include <map>
-#include <cctype>
 #include <optional>
 
 #include "gateway/net/http_wire.hpp"
@@ -70,14 +72,23 @@ class LiveLimits {
 };
 
 struct HttpServer::Impl {
-  Impl(std::vector<asio::io_context*> c, bool single, ServerLimits l, RequestHandler h, AccessHook a)
-      : contexts(std::move(c)), single_threaded(single), live(l), handler(std::move(h)),
+  Impl(std::vector<asio::io_context*> c, bool single, ServerLimits l, RequestHandler h,
+       AccessHook a)
+      : contexts(std::move(c)),
+        serving(std::make_unique<std::atomic<std::size_t>[]>(contexts.size())),
+        single_threaded(single),
+        live(l),
+        handler(std::move(h)),
         on_response(std::move(a)) {}
 
-  // Where connections live: accepted on the first context, each new one handed to the next
-  // context in turn, where it stays.
+  // Where connections live: every context accepts (each on its own descriptor of the one
+  // listening socket, so the kernel's single queue feeds whichever thread is free) and keeps
+  // what it accepts, unless it serves clearly more connections than another context: then the
+  // new one goes to the least busy (keep-alive clients that all connect at once would otherwise
+  // pile onto whichever thread woke first).
   std::vector<asio::io_context*> contexts;
-  std::atomic<std::size_t> next_context{0};
+  std::unique_ptr<std::atomic<std::size_t>[]> serving;  // connections per context
+  std::size_t home_for(std::size_t accepted_on) const;
   // Each context is run by one thread: a connection needs no strand, and its request never
   // changes threads.
   bool single_threaded;
@@ -117,11 +128,12 @@ struct HttpServer::Impl {
   // there are never more than max_connections of them.
   std::unordered_map<std::string, std::size_t> per_client;
 
+  // One per listener and context (`on`: the index of the acceptor's context).
   asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
-                                    std::shared_ptr<asio::ssl::context> tls);
+                                    std::shared_ptr<asio::ssl::context> tls, std::size_t on);
   struct Incoming;
   template <class Stream>
-  asio::awaitable<void> session(Stream stream, Peer peer);
+  asio::awaitable<void> session(Stream stream, Peer peer, std::size_t home);
   template <class Stream>
   asio::awaitable<Incoming> read_request(Stream& stream, beast::flat_buffer& buffer,
                                          const Peer& peer, const std::function<void()>& closer,
@@ -313,12 +325,33 @@ asio::awaitable<HttpServer::Impl::Incoming> HttpServer::Impl::read_request(
   parser.header_limit(static_cast<std::uint32_t>(max_header));
   parser.body_limit(max_body);
   tcp_layer.expires_after(live.client_timeout());
-  beast::error_code avail_ec;
-  const bool has_bytes =
-      buffer.size() > 0 || tcp_layer.socket().available(avail_ec) > 0;
-  const std::uint64_t idle_ticket = set_idle(closer, has_bytes ? kHasBytes : first ? kFresh : 0);
+  // Whether request bytes are here already. On plain TCP the socket (non-blocking) is read at
+  // once: a client that sends its request with its connect (dirmngr, curl) costs one recv(2),
+  // where asking first (FIONREAD) and then reading cost two.
+  bool has_bytes = buffer.size() > 0;
+  if (!has_bytes) {
+    beast::error_code rec;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      const std::size_t n =
+          tcp_layer.socket().read_some(buffer.prepare(beast::read_size(buffer, 65536)), rec);
+      buffer.commit(rec ? 0 : n);  // would_block: nothing yet; eof and errors: the read below
+    } else {
+      has_bytes = tcp_layer.socket().available(rec) > 0;
+    }
+    has_bytes = has_bytes || buffer.size() > 0;
+  }
+  // Waiting makes the connection evictable (max_connections); a whole header already here
+  // needs no wait, and no entry in the idle list.
+  static constexpr std::string_view kHeaderEnd = "\r\n\r\n";
+  const bool whole_header =
+      has_bytes && std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size())
+                           .find(kHeaderEnd) != std::string_view::npos;
+  const std::uint64_t idle_ticket = whole_header ? 0
+                                                 : set_idle(closer, has_bytes ? kHasBytes
+                                                                    : first   ? kFresh
+                                                                              : 0);
   auto [ec, folded] = co_await read_header_checked(stream, buffer, parser);
-  clear_idle(idle_ticket);
+  if (idle_ticket) clear_idle(idle_ticket);
 
   Incoming in;
   if (ec == http::error::header_limit) {
@@ -548,19 +581,21 @@ asio::awaitable<void> HttpServer::Impl::drain(beast::tcp_stream& tcp_layer) {
 }
 
 template <class Stream>
-asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
-  // The connection's count, its client's share, and each connection filter that let it in
+asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer, std::size_t home) {
+  // The connection's counts, its client's share, and each connection filter that let it in
   // told when it ends.
   struct Admitted {
     Impl& impl;
+    std::size_t home;
     std::vector<std::pair<ConnectionFilter*, Peer>> by;  // empty without registered filters
     std::optional<std::string> client;                  // counted in per_client
     ~Admitted() {
       for (auto it = by.rbegin(); it != by.rend(); ++it) it->first->on_close(it->second);
       if (client) impl.release_client(*client);
+      --impl.serving[home];
       --*impl.active;
     }
-  } admitted{*this, {}, {}};
+  } admitted{*this, home, {}, {}};
   auto& tcp_layer = lowest(stream);
   auto executor = co_await asio::this_coro::executor;
   auto let_in = [&](ConnectionFilter& f) -> asio::awaitable<bool> {
@@ -665,11 +700,26 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer) {
   tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
+std::size_t HttpServer::Impl::home_for(std::size_t accepted_on) const {
+  std::size_t least = accepted_on;
+  for (std::size_t i = 0; i < contexts.size(); ++i) {
+    if (serving[i].load(std::memory_order_relaxed) <
+        serving[least].load(std::memory_order_relaxed)) {
+      least = i;
+    }
+  }
+  const std::size_t mine = serving[accepted_on].load(std::memory_order_relaxed);
+  const std::size_t fewest = serving[least].load(std::memory_order_relaxed);
+  // Within an eighth (and never for a difference of 2 or less): stay, and cost nothing.
+  return mine - fewest > std::max<std::size_t>(2, mine / 8) ? least : accepted_on;
+}
+
 asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
-                                                    std::shared_ptr<asio::ssl::context> tls) {
+                                                    std::shared_ptr<asio::ssl::context> tls,
+                                                    std::size_t on) {
   std::chrono::steady_clock::time_point last_accept_failure_log{};
+  asio::io_context& io = *contexts[on];
   while (true) {
-    asio::io_context& io = *contexts[next_context++ % contexts.size()];
     // Full: the connection idle longest makes room. With none idle (every one busy, or just
     // accepted and not yet reading), the next client waits in the kernel's backlog until one
     // ends or goes idle; accepting it only to close it refused clients that a moment later
@@ -680,10 +730,12 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
       if (!acceptor->is_open()) co_return;
       continue;
     }
-    const asio::any_io_executor strand =
-        single_threaded ? asio::any_io_executor(io.get_executor())
-                        : asio::any_io_executor(asio::make_strand(io));
-    auto [ec, socket] = co_await acceptor->async_accept(strand, kTuple);
+    // The client's address comes with the accept (no getpeername(2)). TCP_NODELAY is the
+    // listening socket's, which Linux copies to every socket it accepts.
+    tcp::socket socket(single_threaded ? asio::any_io_executor(io.get_executor())
+                                       : asio::any_io_executor(asio::make_strand(io)));
+    tcp::endpoint ep;
+    auto [ec] = co_await acceptor->async_accept(socket, ep, kTuple);
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
       // Out of descriptors (EMFILE, ENFILE): the connection idle longest gives its own back, and
@@ -704,22 +756,27 @@ asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::accepto
       co_await t.async_wait(kTuple);
       continue;
     }
-    beast::error_code pec;
-    // Answers go out as soon as they are written: with Nagle's algorithm on, the first answer
-    // after a TLS handshake waited for the client's delayed ACK (~40 ms per HKPS request on a
-    // new connection, dirmngr's shape). Every answer is written whole in one go anyway.
-    socket.set_option(tcp::no_delay(true), pec);
-    const auto ep = socket.remote_endpoint(pec);
-    Peer peer;
-    if (!pec) peer = peer_of(ep); else peer.client = "?";
+    Peer peer = peer_of(ep);
+    const std::size_t home = single_threaded ? home_for(on) : on;
+    if (home != on) {  // moved to the other context's reactor
+      beast::error_code rec;
+      const auto fd = socket.release(rec);
+      if (rec) continue;
+      socket = tcp::socket(contexts[home]->get_executor());
+      socket.assign(ep.protocol(), fd, rec);
+      if (rec) {
+        ::close(fd);
+        continue;
+      }
+    }
+    ++serving[home];
     ++*active;  // the connection filters and the client's share are the session's first step
+    const auto executor = socket.get_executor();
     if (tls) {
       beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
-      asio::co_spawn(strand, session(std::move(stream), std::move(peer)),
-                     asio::detached);
+      asio::co_spawn(executor, session(std::move(stream), std::move(peer), home), asio::detached);
     } else {
-      asio::co_spawn(strand,
-                     session(beast::tcp_stream(std::move(socket)), std::move(peer)),
+      asio::co_spawn(executor, session(beast::tcp_stream(std::move(socket)), std::move(peer), home),
                      asio::detached);
     }
   }
@@ -776,17 +833,38 @@ std::string HttpServer::listen(const config::ListenAddress& address,
   acceptor->open(endpoint.protocol(), ec);
   if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+  // Every answer is written whole in one go: Nagle's algorithm could only hold its last segment
+  // back, and after a TLS handshake it held the first answer until the client's delayed ACK
+  // (~40 ms per HKPS request on a new connection, dirmngr's shape).
+  if (!ec) acceptor->set_option(tcp::no_delay(true), ec);
   if (!ec) acceptor->bind(endpoint, ec);
   if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  // The other contexts accept from the same socket through descriptors of their own: one queue
+  // in the kernel, and a connection stays on the thread that took it (no hand-over, no wake-up
+  // of another thread).
+  std::vector<std::shared_ptr<tcp::acceptor>> each{acceptor};
+  for (std::size_t i = 1; !ec && impl_->single_threaded && i < impl_->contexts.size(); ++i) {
+    const int fd = ::dup(acceptor->native_handle());
+    if (fd < 0) {
+      ec.assign(errno, beast::system_category());
+      break;
+    }
+    auto other = std::make_shared<tcp::acceptor>(*impl_->contexts[i]);
+    other->assign(endpoint.protocol(), fd, ec);
+    if (ec) ::close(fd);
+    each.push_back(std::move(other));
+  }
   if (ec) {
     throw std::runtime_error("cannot listen on " + address.text() + ": " + ec.message());
   }
   const auto bound = acceptor->local_endpoint();
   {
     std::lock_guard lock(impl_->mutex);
-    impl_->acceptors.push_back(acceptor);
+    impl_->acceptors.insert(impl_->acceptors.end(), each.begin(), each.end());
   }
-  asio::co_spawn(first, impl_->accept_loop(acceptor, std::move(tls)), asio::detached);
+  for (std::size_t i = 0; i < each.size(); ++i) {
+    asio::co_spawn(*impl_->contexts[i], impl_->accept_loop(each[i], tls, i), asio::detached);
+  }
   return config::ListenAddress{bound.address().to_string(), bound.port()}.text();
 }
 

@@ -61,9 +61,10 @@ class HttpServer {
   // Connections on `io`, which any number of threads may run (each connection on a strand).
   HttpServer(boost::asio::io_context& io, ServerLimits limits, RequestHandler handler,
              AccessHook on_response = {});
-  // Each context run by exactly one thread: connections are accepted on the first and handed
-  // to the contexts in turn; a connection stays on its context, needs no strand, and its
-  // requests never change threads.
+  // Each context run by exactly one thread: every context accepts from the listening socket
+  // and keeps what it accepts (unless it serves clearly more connections than another, which
+  // then gets it); a connection stays on its context, needs no strand, and its requests never
+  // change threads.
   HttpServer(std::vector<boost::asio::io_context*> per_thread, ServerLimits limits,
              RequestHandler handler, AccessHook on_response = {});
   ~HttpServer();

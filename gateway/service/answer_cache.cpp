@@ -28,13 +28,14 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
   auto made = std::make_shared<const Prepared>(  // unlocked
       Prepared{std::string(packets), hkp::armor_public_keys(packets)});
   const std::size_t cost = cost_of(*made);
-  if (cost > shard_budget_ || !admit(fpr)) return made;
+  const std::size_t budget = shard_budget_.load(std::memory_order_relaxed);
+  if (cost > budget || !admit(fpr)) return made;
   std::lock_guard lock(s.mutex);
   if (const auto old = s.entries.find(fpr); old != s.entries.end()) {
     s.bytes -= cost_of(*old->second);
     s.entries.erase(old);
   }
-  while (s.bytes + cost > shard_budget_ && !s.entries.empty()) {  // full: drop at random
+  while (s.bytes + cost > budget && !s.entries.empty()) {  // full: drop at random
     const auto victim = random_entry(s.entries, s.victim);
     s.bytes -= cost_of(*victim->second);
     s.entries.erase(victim);
@@ -42,6 +43,18 @@ std::shared_ptr<const AnswerCache::Prepared> AnswerCache::prepared(const cache::
   s.entries.emplace(fpr, made);
   s.bytes += cost;
   return made;
+}
+
+void AnswerCache::set_max_bytes(std::size_t max_bytes) {
+  shard_budget_.store(max_bytes / kShards, std::memory_order_relaxed);
+  for (Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    while (s.bytes > max_bytes / kShards && !s.entries.empty()) {
+      const auto victim = random_entry(s.entries, s.victim);
+      s.bytes -= cost_of(*victim->second);
+      s.entries.erase(victim);
+    }
+  }
 }
 
 bool AnswerCache::admit(const cache::Fingerprint& f) {

@@ -5,11 +5,11 @@
 // (StoreOptions::on_commit) drops the entries of keys that changed or were evicted, which keeps
 // memory for keys that are still served.
 //
-// Bounded: at most `max_bytes` of packets and armor, in 16 shards of their own mutex (held for a
-// lookup or an insert only); a full shard drops entries picked at random until the new one
-// fits. Admission: a key is kept on its second miss within a while (a doorkeeper of 64k
-// fingerprint hashes), so a scan of a million keys seen once each does not flush the keys that
-// are asked for again and again.
+// Bounded: at most `max_bytes` of packets and armor (cache.answer_memory; 0 keeps nothing), in
+// 16 shards of their own mutex (held for a lookup or an insert only); a full shard drops entries
+// picked at random until the new one fits. Admission: a key is kept on its second miss within a
+// while (a doorkeeper of 64k fingerprint hashes), so a scan of a million keys seen once each does
+// not flush the keys that are asked for again and again.
 #pragma once
 
 #include <array>
@@ -31,8 +31,11 @@ namespace hkpgw::gateway {
 
 class AnswerCache {
  public:
-  explicit AnswerCache(std::size_t max_bytes = 16 << 20)
-      : shard_budget_(max_bytes / kShards), reused_(unix_now) {}
+  explicit AnswerCache(std::size_t max_bytes = 16 << 20,
+                       std::size_t reused_per_thread = ReusedAnswers::kDefaultPerThread)
+      : shard_budget_(max_bytes / kShards), reused_(unix_now, reused_per_thread) {}
+  // A reload's new bound: entries over it go now (picked at random).
+  void set_max_bytes(std::size_t max_bytes);
 
   // A key's packets and their armor, made once and shared by every answer that sends them (a
   // hit copies neither out of LMDB nor into the response).
@@ -73,7 +76,7 @@ class AnswerCache {
 
   bool admit(const cache::Fingerprint& f);  // seen recently: worth keeping
 
-  const std::size_t shard_budget_;
+  std::atomic<std::size_t> shard_budget_;
   static constexpr std::size_t kDoorkeeper = 1 << 16;
   std::array<std::atomic<std::uint32_t>, kDoorkeeper> seen_{};
   std::array<Shard, kShards> shards_;

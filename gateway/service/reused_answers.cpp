@@ -33,19 +33,24 @@ struct Table {
 };
 thread_local Table table;
 
-Table& table_of(std::uint64_t owner) {
+// This thread's table, at most `max` entries (a reload may have lowered it).
+Table& table_of(std::uint64_t owner, std::size_t max) {
   if (table.owner != owner) {  // another ReusedAnswers (tests): start over
     table.entries.clear();
     table.seen.fill(0);
     table.owner = owner;
   }
+  if (max == 0 && !table.entries.empty()) {
+    std::unordered_map<std::string, Entry>().swap(table.entries);  // and its memory back
+  }
+  while (table.entries.size() > max) table.entries.erase(random_entry(table.entries, table.victim));
   return table;
 }
 
 }  // namespace
 
-ReusedAnswers::ReusedAnswers(std::function<std::int64_t()> now)
-    : now_(std::move(now)), serial_(next_serial++) {}
+ReusedAnswers::ReusedAnswers(std::function<std::int64_t()> now, std::size_t max_per_thread)
+    : now_(std::move(now)), serial_(next_serial++), max_per_thread_(max_per_thread) {}
 
 std::size_t ReusedAnswers::slot_of(const cache::Fingerprint& f) {
   std::uint32_t h;  // a fingerprint is a hash already
@@ -55,7 +60,7 @@ std::size_t ReusedAnswers::slot_of(const cache::Fingerprint& f) {
 
 std::shared_ptr<const PreparedAnswer> ReusedAnswers::find(const HttpRequest& request) {
   if (request.client_no_cache) return nullptr;  // the handler decides what no-cache means
-  Table& t = table_of(serial_);
+  Table& t = table_of(serial_, max_per_thread_.load(std::memory_order_relaxed));
   const auto it = t.entries.find(request.target);
   if (it == t.entries.end()) return nullptr;
   const Entry& e = it->second;
@@ -72,8 +77,11 @@ std::shared_ptr<const PreparedAnswer> ReusedAnswers::find(const HttpRequest& req
 
 void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& response) {
   const auto* ticket = static_cast<const Ticket*>(response.reuse.get());
-  if (!ticket || request.target.size() > 1024 || response.payload().size() > kMaxBody) return;
-  Table& t = table_of(serial_);
+  const std::size_t max = max_per_thread_.load(std::memory_order_relaxed);
+  if (!ticket || max == 0 || request.target.size() > 1024 || response.payload().size() > kMaxBody) {
+    return;
+  }
+  Table& t = table_of(serial_, max);
   const auto h = static_cast<std::uint32_t>(std::hash<std::string_view>{}(request.target)) | 1;
   auto& seen = t.seen[h % t.seen.size()];
   if (seen != h) {
@@ -103,7 +111,7 @@ void ReusedAnswers::keep(const HttpRequest& request, const HttpResponse& respons
   prepared->head = reusable_head(prepared->response);
   prepared->fetched_at = ticket->fetched_at;
   e.answer = std::move(prepared);
-  if (t.entries.size() >= kMaxPerThread) {  // full: one answer out, picked at random
+  if (t.entries.size() >= max) {  // full: one answer out, picked at random
     t.entries.erase(random_entry(t.entries, t.victim));
   }
   t.entries.insert_or_assign(request.target, std::move(e));

@@ -13,7 +13,8 @@
 //     the mutex forget takes, so a commit racing the request can cost a reuse, never a stale
 //     answer;
 //   - a config reload drops everything (clear).
-// Bounded: at most kMaxPerThread answers per network thread; a full table drops one at random
+// Bounded: at most server.reused_answers answers per network thread (default 4,096; 0 keeps
+// none, and every hit runs the handler); a full table drops one at random
 // for each new one (random replacement: about LRU's hit ratio for spread-out lookups). An answer
 // is prepared the second time its target is answered (a doorkeeper of 16k target hashes per
 // thread), so lookups spread over a million keys prepare nothing that is never sent again.
@@ -33,7 +34,7 @@ namespace hkpgw::gateway {
 
 class ReusedAnswers final : public AnswerReuse {
  public:
-  static constexpr std::size_t kMaxPerThread = 4096;
+  static constexpr std::size_t kDefaultPerThread = 4096;
 
   // What LookupService attaches to a reusable answer (HttpResponse::reuse).
   struct Ticket {
@@ -49,7 +50,9 @@ class ReusedAnswers final : public AnswerReuse {
   // Answers bigger than this are not kept (a many-key address answer).
   static constexpr std::size_t kMaxBody = 64 << 10;
 
-  explicit ReusedAnswers(std::function<std::int64_t()> now);
+  ReusedAnswers(std::function<std::int64_t()> now, std::size_t max_per_thread);
+  // A reload's new bound; each thread's table comes down to it at its next request.
+  void set_max_per_thread(std::size_t n) { max_per_thread_.store(n, std::memory_order_relaxed); }
   // Read before the LMDB read whose answer may be reused.
   std::uint64_t generation() const { return global_.load(); }
   std::uint64_t queries_generation() const { return queries_.load(); }
@@ -65,6 +68,7 @@ class ReusedAnswers final : public AnswerReuse {
 
   std::function<std::int64_t()> now_;
   const std::uint64_t serial_;  // whose thread tables these are
+  std::atomic<std::size_t> max_per_thread_;
   std::mutex mutex_;            // keep() against forget()
   std::atomic<std::uint64_t> global_{1};
   std::atomic<std::uint64_t> epoch_{1};

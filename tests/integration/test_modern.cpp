@@ -84,7 +84,7 @@ TEST_CASE(
 
   // The v6 key by every identifier VKS and v2 take, byte for byte as its owner made it.
   const std::string v6_binary = binary_of(v6);
-  for (const std::string target :
+  for (const std::string& target :
        {"/vks/v1/by-fingerprint/" + v6_fpr, "/vks/v1/by-keyid/" + v6_fpr.substr(0, 16),
         std::string("/vks/v1/by-email/six%40example.org")}) {
     INFO(target);
@@ -93,9 +93,9 @@ TEST_CASE(
     CHECK(binary_of(r.body) == v6_binary);
     CHECK(openpgpjs_fingerprints(dir, "vks.asc", r.body) == std::vector<std::string>{v6_fpr});
   }
-  for (const std::string target : {"/pks/v2/certs/by-vfingerprint/06" + v6_fpr,
-                                   "/pks/v2/certs/by-keyid/" + v6_fpr.substr(0, 16),
-                                   std::string("/pks/v2/certs/by-identity/six@example.org")}) {
+  for (const std::string& target : {"/pks/v2/certs/by-vfingerprint/06" + v6_fpr,
+                                    "/pks/v2/certs/by-keyid/" + v6_fpr.substr(0, 16),
+                                    std::string("/pks/v2/certs/by-identity/six@example.org")}) {
     INFO(target);
     const auto r = gw.get(target);
     REQUIRE(r.status == 200);
@@ -110,7 +110,7 @@ TEST_CASE(
   CHECK_THAT(index.body, Contains("{\"version\":6,\"fingerprint\":\"" + lower + "\""));
   CHECK_THAT(index.body, Contains("\"name\":\"Ed25519\""));
   // Never on /pks/lookup: gpg would fail its whole import. The answer says where it is.
-  for (const std::string target :
+  for (const std::string& target :
        {get_target(v6_fpr), get_target(v6_fpr.substr(0, 16)),
         std::string("/pks/lookup?op=get&options=mr&exact=on&search=six%40example.org"),
         std::string("/pks/lookup?op=index&options=mr&exact=on&search=six%40example.org")}) {
@@ -120,8 +120,8 @@ TEST_CASE(
     CHECK_THAT(r.body, Contains("v6 key") && Contains("/vks/v1/by-fingerprint/" + v6_fpr));
   }
   // The v4 key with RFC 9580's algorithms is served everywhere, HKP included.
-  for (const std::string target : {get_target(v4_fpr), "/vks/v1/by-fingerprint/" + v4_fpr,
-                                   "/pks/v2/certs/by-vfingerprint/04" + v4_fpr}) {
+  for (const std::string& target : {get_target(v4_fpr), "/vks/v1/by-fingerprint/" + v4_fpr,
+                                    "/pks/v2/certs/by-vfingerprint/04" + v4_fpr}) {
     INFO(target);
     const auto r = gw.get(target);
     REQUIRE(r.status == 200);
@@ -153,9 +153,9 @@ TEST_CASE("a v6 key is fetched from an upstream on a miss and its revocation rea
   CHECK(first.header("x-hkp-cache") == "miss");
   // Cached: by the ML-KEM subkey's fingerprint and key ID too, without the upstream.
   const int asked = ks.lookups();
-  for (const std::string target : {"/vks/v1/by-fingerprint/" + mlkem.fingerprint_hex(),
-                                   "/vks/v1/by-keyid/" + mlkem.fingerprint_hex().substr(0, 16),
-                                   "/pks/v2/certs/by-vfingerprint/06" + fpr}) {
+  for (const std::string& target : {"/vks/v1/by-fingerprint/" + mlkem.fingerprint_hex(),
+                                    "/vks/v1/by-keyid/" + mlkem.fingerprint_hex().substr(0, 16),
+                                    "/pks/v2/certs/by-vfingerprint/06" + fpr}) {
     INFO(target);
     const auto r = gw.get(target);
     CHECK(r.status == 200);

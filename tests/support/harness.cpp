@@ -159,8 +159,6 @@ std::optional<std::string> Process::wait_for(const std::string& needle,
   }
 }
 
-namespace {
-
 // A connected TCP socket to "ip:port" or "[ipv6]:port" (loopback only) with 30 s send/receive
 // timeouts, or -1.
 int connect_to(const std::string& host_port) {
@@ -195,8 +193,6 @@ int connect_to(const std::string& host_port) {
   }
   return fd;
 }
-
-}  // namespace
 
 std::size_t occurrences(const std::string& text, const std::string& needle) {
   std::size_t n = 0;

@@ -93,6 +93,10 @@ std::string json_quoted(const std::string& s);
 // How many times `needle` occurs in `text` (log lines of one kind, say).
 std::size_t occurrences(const std::string& text, const std::string& needle);
 
+// A connected TCP socket to "ip:port" or "[ipv6]:port" (loopback only) with 30 s send and
+// receive timeouts, or -1; the caller closes it.
+int connect_to(const std::string& host_port);
+
 // Sends `bytes` as they are, half-closes, and returns everything the server sent until it closed.
 std::string raw_exchange(const std::string& host_port, const std::string& bytes);
 

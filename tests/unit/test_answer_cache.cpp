@@ -78,3 +78,21 @@ TEST_CASE("the cache stays within its budget", "[answers][unit]") {
   CHECK(*big == hkp::armor_public_keys(huge));
   CHECK(answers.stats().bytes <= (64 << 10));
 }
+
+TEST_CASE("a reload's lower cache.answer_memory gives entries back at once, and 0 keeps none",
+          "[answers][unit]") {
+  AnswerCache answers(16 << 20);  // 1 MiB a shard; these keys all fall in one
+  const std::string packets(1000, 'x');
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 200; ++i) answers.armored(fpr(i), packets);
+  }
+  REQUIRE(answers.stats().bytes > (64 << 10));
+  answers.set_max_bytes(1 << 20);  // 64 KiB a shard
+  CHECK(answers.stats().bytes <= (64 << 10));
+  CHECK(answers.stats().entries > 0);
+  answers.set_max_bytes(0);
+  CHECK(answers.stats().entries == 0);
+  for (int round = 0; round < 2; ++round) answers.armored(fpr(1), packets);
+  CHECK(*answers.armored(fpr(1), packets) == hkp::armor_public_keys(packets));  // still served
+  CHECK(answers.stats().entries == 0);
+}

@@ -1,21 +1,25 @@
 // The seams each next capability plugs into: the server's connection and request filters, the
 // admin router, component-declared metrics, the peer as a structured value, and the HKP upstream
 // kind's requests.
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+#include <future>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "gateway/http/admin.hpp"
 #include "gateway/http/formats.hpp"
 #include "gateway/net/http_server.hpp"
-#include "support/harness.hpp"
-#include "gateway/service/replicas.hpp"
 #include "gateway/observe/metrics.hpp"
+#include "gateway/service/replicas.hpp"
 #include "gateway/upstream/hkp_upstream.hpp"
+#include "support/harness.hpp"
 
 using namespace hkpgw;
 using namespace hkpgw::gateway;
@@ -78,6 +82,70 @@ class NoDelayProbe final : public ConnectionFilter {
   std::vector<bool>& seen_;
 };
 
+// Records the thread each connection is served on.
+class ThreadProbe final : public ConnectionFilter {
+ public:
+  asio::awaitable<std::optional<Peer>> on_connect(asio::ip::tcp::socket&, Peer peer,
+                                                  std::chrono::milliseconds) override {
+    std::lock_guard lock(mutex_);
+    ++served_[std::this_thread::get_id()];
+    co_return peer;
+  }
+  std::vector<std::size_t> counts() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::size_t> out;
+    for (const auto& [thread, n] : served_) out.push_back(n);
+    return out;
+  }
+  std::size_t total() {
+    std::size_t t = 0;
+    for (auto n : counts()) t += n;
+    return t;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::thread::id, std::size_t> served_;
+};
+
+// Hands the server a filter while the test keeps the probe.
+class ProbeRef final : public ConnectionFilter {
+ public:
+  explicit ProbeRef(ThreadProbe& p) : p_(p) {}
+  asio::awaitable<std::optional<Peer>> on_connect(asio::ip::tcp::socket& s, Peer peer,
+                                                  std::chrono::milliseconds t) override {
+    return p_.on_connect(s, std::move(peer), t);
+  }
+
+ private:
+  ThreadProbe& p_;
+};
+
+// Two network threads, each running its own context, as the gateway runs them.
+struct TwoThreads {
+  asio::io_context a, b;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> wa, wb;
+  std::thread ta, tb;
+  TwoThreads() : wa(a.get_executor()), wb(b.get_executor()) {
+    ta = std::thread([this] { a.run(); });
+    tb = std::thread([this] { b.run(); });
+  }
+  std::vector<asio::io_context*> each() { return {&a, &b}; }
+  void join(HttpServer& server) {
+    asio::post(a, [&server] { server.stop(); });
+    wa.reset();
+    wb.reset();  // the threads end once every connection has
+    ta.join();
+    tb.join();
+  }
+};
+
+RequestHandler ok_handler() {
+  return [](const HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return text_response(200, "x");
+  };
+}
+
 }  // namespace
 
 TEST_CASE("accepted connections send at once: Nagle's algorithm is off (TCP_NODELAY)",
@@ -99,6 +167,48 @@ TEST_CASE("accepted connections send at once: Nagle's algorithm is off (TCP_NODE
   runner.join();
   CHECK(ok.status == 200);
   CHECK(seen == std::vector<bool>{true});
+}
+
+TEST_CASE("every network thread accepts: one stuck thread does not stop new connections",
+          "[seams][unit]") {
+  // Accepting on one thread and handing each socket to the next cost a cross-thread wake-up per
+  // connection (dirmngr opens one per request), and a thread held up held up every accept.
+  TwoThreads threads;
+  ThreadProbe probe;
+  HttpServer server(threads.each(), ServerLimits{}, ok_handler(), {});
+  server.add_connection_filter(std::make_unique<ProbeRef>(probe));
+  const std::string address = server.listen(config::parse_listen("127.0.0.1:0").value());
+  for (asio::io_context* stuck : threads.each()) {
+    std::promise<void> release, stuck_now;
+    std::promise<bool> held;
+    asio::post(*stuck, [f = release.get_future(), &held, &stuck_now]() mutable {
+      stuck_now.set_value();
+      held.set_value(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    });
+    stuck_now.get_future().wait();  // (a connection it had accepted just before would wait)
+    const auto answer = test::http_request(address, "GET", "/");
+    release.set_value();
+    CHECK(answer.status == 200);
+    CHECK(held.get_future().get());  // answered while the other thread was still stuck
+  }
+  threads.join(server);
+}
+
+TEST_CASE("connections held open are spread over the network threads", "[seams][unit]") {
+  TwoThreads threads;
+  ThreadProbe probe;
+  HttpServer server(threads.each(), ServerLimits{}, ok_handler(), {});
+  server.add_connection_filter(std::make_unique<ProbeRef>(probe));
+  const std::string address = server.listen(config::parse_listen("127.0.0.1:0").value());
+  std::vector<int> held;
+  for (int i = 0; i < 40; ++i) held.push_back(test::connect_to(address));
+  REQUIRE(test::eventually([&] { return probe.total() == 40; }));
+  const auto counts = probe.counts();
+  for (int fd : held) ::close(fd);
+  threads.join(server);
+  REQUIRE(counts.size() == 2);
+  CHECK(counts[0] >= 16);
+  CHECK(counts[1] >= 16);
 }
 
 TEST_CASE("the server runs its registered filters around the handler, in order",
