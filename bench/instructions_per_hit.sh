@@ -7,6 +7,8 @@
 # TARGETS=unique gives every request its own target (an extra `&n=<i>` parameter, which HKP
 # servers ignore), so none is a reused answer: the cost of a hit through the handler, as random
 # lookups over a large cache pay it.
+# SHAPE=http10 sends each request as dirmngr does: HTTP/1.0 on a new connection, which the
+# gateway closes after the answer (the count then includes accepting and closing).
 # FRONT=vks asks /vks/v1/by-fingerprint/<fpr> instead; KEY=<file> FPR=<hex> caches and asks
 # another key (a v6 one: FRONT=vks, as /pks/lookup never serves v6 keys).
 # Prints one line. Loopback only; installs valgrind when missing.
@@ -36,15 +38,27 @@ TOML
 "$binary" --config "$work/gw.toml" cache import "$key" >/dev/null
 
 client() {  # N keep-alive requests, each must be a 200
-  python3 - "$1" "$hkp" "$fpr" "${TARGETS:-same}" "${FRONT:-hkp}" <<'PY'
+  python3 - "$1" "$hkp" "$fpr" "${TARGETS:-same}" "${FRONT:-hkp}" "${SHAPE:-keepalive}" <<'PY'
 import socket, sys
-n, port, fpr, targets, front = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-s = socket.create_connection(("127.0.0.1", port))
+n, port, fpr, targets, front, shape = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+s = None if shape == "http10" else socket.create_connection(("127.0.0.1", port))
 buf = b""
 for i in range(n):
     extra = "&n=%06d" % i if targets == "unique" else ""
     target = ("/vks/v1/by-fingerprint/%s?x=1%s" % (fpr, extra)) if front == "vks" else \
         ("/pks/lookup?op=get&options=mr&search=0x%s%s" % (fpr, extra))
+    if shape == "http10":
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(("GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % target).encode())
+        answer = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        c.close()
+        assert answer.startswith(b"HTTP/1.0 200"), answer[:40]
+        continue
     s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
     while True:
         end = buf.find(b"\r\n\r\n")
@@ -73,4 +87,7 @@ for n in 1000 3000; do
   wait "$pid" || true
   total[$n]=$(cat "$work"/cg.$n* | awk '/^summary:/ {s += $2} END {print s}')
 done
-echo "cached op=get by fingerprint ($([ "${TARGETS:-same}" = unique ] && echo "every target new: through the handler" || echo "one target: reused answers")): $(( (total[3000] - total[1000]) / 2000 )) instructions per request (callgrind, one network thread)"
+echo "cached op=get by fingerprint ($([ "${TARGETS:-same}" = unique ] && echo "every target new: through the handler" || echo "one target: reused answers")$([ "${SHAPE:-}" = http10 ] && echo ", HTTP/1.0 on a new connection each")): $(( (total[3000] - total[1000]) / 2000 )) instructions per request (callgrind, one network thread)"
+# KEEP_PROFILE=PREFIX keeps both callgrind files (PREFIX.1000, PREFIX.3000): what differs
+# between them per function is what the 2,000 extra requests cost.
+[ -z "${KEEP_PROFILE:-}" ] || for n in 1000 3000; do cat "$work/cg.$n"* > "$KEEP_PROFILE.$n"; done

@@ -29,6 +29,8 @@ std::string origin_form(std::string_view target);
 // RFC 9112 sections 6.1 and 6.3: a body is framed by Content-Length or by a Transfer-Encoding
 // whose last coding is chunked; anything else is refused (400, or 501 for a coding we lack).
 std::optional<HttpResponse> check_framing(const http::request_parser<http::string_body>& parser);
+// Dotted decimal, as inet_ntop writes it.
+std::string ipv4_text(const boost::asio::ip::address_v4::bytes_type& b);
 // Whose connection this is, for per-client limits: the IPv4 address or the IPv6 /64.
 std::string client_key(const boost::asio::ip::address& a);
 Peer peer_of(const boost::asio::ip::tcp::endpoint& ep);

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "gateway/net/http_wire.hpp"
 #include "gateway/net/proxy_protocol.hpp"
 
 using namespace hkpgw::gateway;
@@ -102,4 +103,33 @@ TEST_CASE("PROXY v2 headers", "[proxy][unit]") {
   v3[12] = '\x31';
   CHECK(parse_proxy_header(v3).status == Status::invalid);
   CHECK(parse_proxy_header(v2(1, 0x11, std::string(600, '\0'))).status == Status::invalid);
+}
+
+// The client address as the server records it for every accepted connection (logs, connection
+// and rate limits): IPv4 text made by hand must read exactly as inet_ntop writes it.
+TEST_CASE("a connection's address as text and as the per-client key", "[proxy][unit]") {
+  namespace ip = boost::asio::ip;
+  for (const char* text : {"0.0.0.0", "255.255.255.255", "127.0.0.1", "10.0.9.99", "100.20.3.0",
+                           "192.0.2.7", "1.10.100.200"}) {
+    const ip::address_v4 a = ip::make_address_v4(text);
+    char expected[INET_ADDRSTRLEN];
+    const auto bytes = a.to_bytes();
+    REQUIRE(inet_ntop(AF_INET, bytes.data(), expected, sizeof expected) != nullptr);
+    CHECK(wire::ipv4_text(bytes) == expected);
+    const Peer p = wire::peer_of(ip::tcp::endpoint(a, 4711));
+    CHECK(p.address == text);
+    CHECK(p.client == text);
+    CHECK(p.family == 4);
+    CHECK(p.port == 4711);
+  }
+  // A dual-stack listener's IPv4 client is IPv4 in text, key and bytes.
+  const Peer mapped = wire::peer_of(ip::tcp::endpoint(ip::make_address("::ffff:198.51.100.23"), 1));
+  CHECK(mapped.address == "198.51.100.23");
+  CHECK(mapped.client == "198.51.100.23");
+  CHECK(mapped.family == 4);
+  // IPv6: the address whole, the key its /64.
+  const Peer v6 = wire::peer_of(ip::tcp::endpoint(ip::make_address("2001:db8:1:2:3:4:5:6"), 1));
+  CHECK(v6.address == "2001:db8:1:2:3:4:5:6");
+  CHECK(v6.client == "2001:db8:1:2::/64");
+  CHECK(v6.family == 6);
 }
