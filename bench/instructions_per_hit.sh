@@ -11,6 +11,8 @@
 # gateway closes after the answer (the count then includes accepting and closing).
 # FRONT=vks asks /vks/v1/by-fingerprint/<fpr> instead; KEY=<file> FPR=<hex> caches and asks
 # another key (a v6 one: FRONT=vks, as /pks/lookup never serves v6 keys).
+# KEEP_PROFILE=PREFIX keeps both callgrind files (PREFIX.1000, PREFIX.3000): what differs
+# between them per function is what the 2,000 extra requests cost.
 # Prints one line. Loopback only; installs valgrind when missing.
 set -euo pipefail
 build=${1:-build}
@@ -37,7 +39,7 @@ path = "$work/cache"
 TOML
 "$binary" --config "$work/gw.toml" cache import "$key" >/dev/null
 
-client() {  # N keep-alive requests, each must be a 200
+client() {  # N requests on one keep-alive connection (SHAPE=http10: a connection each), all 200
   python3 - "$1" "$hkp" "$fpr" "${TARGETS:-same}" "${FRONT:-hkp}" "${SHAPE:-keepalive}" <<'PY'
 import socket, sys
 n, port, fpr, targets, front, shape = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
@@ -88,6 +90,4 @@ for n in 1000 3000; do
   total[$n]=$(cat "$work"/cg.$n* | awk '/^summary:/ {s += $2} END {print s}')
 done
 echo "cached op=get by fingerprint ($([ "${TARGETS:-same}" = unique ] && echo "every target new: through the handler" || echo "one target: reused answers")$([ "${SHAPE:-}" = http10 ] && echo ", HTTP/1.0 on a new connection each")): $(( (total[3000] - total[1000]) / 2000 )) instructions per request (callgrind, one network thread)"
-# KEEP_PROFILE=PREFIX keeps both callgrind files (PREFIX.1000, PREFIX.3000): what differs
-# between them per function is what the 2,000 extra requests cost.
 [ -z "${KEEP_PROFILE:-}" ] || for n in 1000 3000; do cat "$work/cg.$n"* > "$KEEP_PROFILE.$n"; done
