@@ -80,6 +80,7 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.string(t, p, "tls_cert", s.tls_cert);
   r.string(t, p, "tls_key", s.tls_key);
   r.integer(t, p, "threads", s.threads, 0, 256);
+  r.boolean(t, p, "pin_threads", s.pin_threads);
   r.size(t, p, "max_header_bytes", s.max_header_bytes, 1024, 1 << 20);
   r.size(t, p, "max_body_bytes", s.max_body_bytes, 1024, 1ULL << 30);
   r.size(t, p, "max_body_memory", s.max_body_memory, 1024, 1ULL << 40);

@@ -20,6 +20,9 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   unsigned threads = 0;  // 0 = one per core
+  // Each network thread runs on one CPU of the process's set (thread i on the i-th, round robin);
+  // every other thread keeps the whole set. Off: the kernel moves them as it likes.
+  bool pin_threads = false;
   std::uint64_t max_header_bytes = 16 << 10;
   std::uint64_t max_body_bytes = 1 << 20;
   // Request bodies being received at once, in bytes (each counted at its Content-Length, or

@@ -41,6 +41,7 @@ constexpr std::array kKeys = {
     HKPGW_KEY(server, tls_cert, "tls_cert", restart),
     HKPGW_KEY(server, tls_key, "tls_key", restart),
     HKPGW_KEY(server, threads, "threads", restart),
+    HKPGW_KEY(server, pin_threads, "pin_threads", restart),
     HKPGW_KEY(server, max_header_bytes, "max_header_bytes", pushed),
     HKPGW_KEY(server, max_body_bytes, "max_body_bytes", pushed),
     HKPGW_KEY(server, max_body_memory, "max_body_memory", pushed),

@@ -14,6 +14,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "cache/store.hpp"
@@ -277,9 +278,11 @@ class Contexts {
   // Runs every context on its own thread (the caller runs the first) until stop(). Each thread
   // writes its batched access lines at least every 100 ms, and what is left when it stops.
   // `running` is called once every thread has started and has its name, before the first runs.
+  // With `pin`, thread i runs on the i-th CPU of the process's set (round robin).
   template <class F>
-  void run(F&& running) {
+  void run(bool pin, F&& running) {
     for (auto& c : all_) asio::co_spawn(*c, flush_logs(*c), asio::detached);
+    const std::vector<int> cpus = pin ? allowed_cpus() : std::vector<int>{};
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < all_.size(); ++i) {
       // The main thread keeps the process's name.
@@ -287,7 +290,9 @@ class Contexts {
         c->run();
         log::flush_batched();
       }));
+      if (!cpus.empty()) pin_to(threads.back().native_handle(), cpus[i % cpus.size()]);
     }
+    if (!cpus.empty()) pin_to(pthread_self(), cpus[0]);
     running();
     all_.front()->run();
     log::flush_batched();
@@ -299,6 +304,28 @@ class Contexts {
   }
 
  private:
+  // The CPUs this process may run on, in order; remembered for threads started later.
+  static std::vector<int> allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return {};
+    unpinned_cpus() = set;
+    std::vector<int> cpus;
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    }
+    return cpus;
+  }
+  static void pin_to(pthread_t thread, int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (const int err = pthread_setaffinity_np(thread, sizeof one, &one); err != 0) {
+      log::warn("pin_threads_failed", {{"cpu", std::to_string(cpu)},
+                                       {"error", std::strerror(err)},
+                                       {"effect", "this network thread runs on any CPU"}});
+    }
+  }
   using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
   std::vector<std::unique_ptr<asio::io_context>> all_;
   std::vector<std::unique_ptr<Guard>> guards_;
@@ -529,9 +556,10 @@ int App::run() {
   cluster.start(io.get_executor());
   refresher.start(io.get_executor(), snapshots);
   for (const auto& n : config::notices(*cfg)) log::warn("config_notice", {{"notice", n}});
-  contexts.run([&] {
+  contexts.run(cfg->server.pin_threads, [&] {
     log::info("started", {{"version", kVersion},
                           {"threads", std::to_string(threads)},
+                          {"pinned", cfg->server.pin_threads ? "true" : "false"},
                           {"config", cfg->source},
                           {"cache", cfg->cache.path},
                           {"upstreams", std::to_string(cfg->upstreams.list.size())}});

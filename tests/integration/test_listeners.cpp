@@ -1,12 +1,12 @@
 // The listener's behaviour that no other test drove: HKPS with real gpg, IPv6, pipelined and
 // absolute-form requests, client_timeout, op=vindex, and a shutdown with a request in flight.
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <filesystem>
 #include <future>
@@ -174,4 +174,53 @@ TEST_CASE("the gateway's threads are named for top -H, perf and ps -T", "[integr
   CHECK(names.contains("hkpgw-writer"));
   CHECK(names.contains("hkpgw-pool-0"));
   CHECK(names.contains("hkpgw-pool-1"));
+}
+
+TEST_CASE("pin_threads puts each network thread on one CPU and leaves the others the whole set",
+          "[integration][listeners]") {
+  // The set this test may run on is the one the gateway inherits.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  REQUIRE(!cpus.empty());
+  auto list_of = [](const std::vector<int>& cs) {  // as the kernel writes it: "0-1", "0,2", "3"
+    std::string out;
+    for (std::size_t i = 0; i < cs.size();) {
+      std::size_t j = i;
+      while (j + 1 < cs.size() && cs[j + 1] == cs[j] + 1) ++j;
+      if (!out.empty()) out += ',';
+      out += std::to_string(cs[i]);
+      if (j > i) out += '-' + std::to_string(cs[j]);
+      i = j + 1;
+    }
+    return out;
+  };
+  const std::string whole = list_of(cpus);
+  TempDir dir;
+  SECTION("pinned") {
+    Gateway gw{GatewayConfig(dir)
+                   .upstreams_table("[keys]\nworkers = 2\n")
+                   .server("threads = 2\npin_threads = true\n")};
+    REQUIRE(gw.started());
+    const auto by_name = thread_cpus(gw.process().pid());
+    // The main thread runs network context 0; a second thread of that name, if any, is not one.
+    CHECK(by_name.at("hkp-gateway").contains(list_of({cpus[0]})));
+    CHECK(by_name.at("hkpgw-net-1") == std::set<std::string>{list_of({cpus[1 % cpus.size()]})});
+    CHECK(by_name.at("hkpgw-pool-0") == std::set<std::string>{whole});
+    CHECK(by_name.at("hkpgw-writer") == std::set<std::string>{whole});
+    CHECK_THAT(gw.log(), Contains("pinned=true"));
+    CHECK(gw.get("/pks/lookup?op=stats").status == 200);  // and it serves
+  }
+  SECTION("by default the kernel places them") {
+    Gateway gw{GatewayConfig(dir).server("threads = 2\n")};
+    REQUIRE(gw.started());
+    const auto by_name = thread_cpus(gw.process().pid());
+    CHECK(by_name.at("hkp-gateway") == std::set<std::string>{whole});
+    CHECK(by_name.at("hkpgw-net-1") == std::set<std::string>{whole});
+    CHECK_THAT(gw.log(), Contains("pinned=false"));
+  }
 }

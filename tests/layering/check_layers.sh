@@ -40,7 +40,7 @@ rnp_files=(hkp/keyring.cpp)
 # Headers of the C library and the operating system (POSIX, Linux).
 system_header() {
   case "$1" in
-    sys/*|arpa/*|netinet/*|linux/*|unistd.h|fcntl.h|pthread.h|malloc.h|signal.h|errno.h|poll.h|\
+    sys/*|arpa/*|netinet/*|linux/*|unistd.h|fcntl.h|pthread.h|sched.h|malloc.h|signal.h|errno.h|poll.h|\
     netdb.h|dirent.h|time.h|string.h|stdlib.h|stdio.h) return 0 ;;
   esac
   return 1

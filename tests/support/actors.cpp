@@ -214,6 +214,22 @@ std::set<std::string> thread_names(pid_t pid) {
   return names;
 }
 
+std::map<std::string, std::set<std::string>> thread_cpus(pid_t pid) {
+  std::map<std::string, std::set<std::string>> out;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::string comm = read_file((t.path() / "comm").string());
+    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    const std::string status = read_file((t.path() / "status").string());
+    const std::string field = "Cpus_allowed_list:";
+    const auto at = status.find(field);
+    if (at == std::string::npos) continue;
+    const auto begin = status.find_first_not_of(" \t", at + field.size());
+    out[comm].insert(status.substr(begin, status.find('\n', begin) - begin));
+  }
+  return out;
+}
+
 std::vector<std::string> peer_headers(const std::string& target, const std::string& body,
                                       const std::string& content_type,
                                       const std::string& secret_file) {

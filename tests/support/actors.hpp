@@ -2,6 +2,7 @@
 // binary with a config written for the test, and gpg in a throwaway home.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -146,6 +147,9 @@ std::vector<std::string> peer_headers(const std::string& target, const std::stri
 int cached_keys(const Gateway& gw);
 // The names of a process's threads (/proc/PID/task/*/comm).
 std::set<std::string> thread_names(pid_t pid);
+// Each thread name of a process with the CPUs its threads of that name may run on, as
+// /proc/PID/task/*/status lists them ("0-1", "1").
+std::map<std::string, std::set<std::string>> thread_cpus(pid_t pid);
 // What OpenPGP.js (tests/js/read_keys.mjs) reads of `armored`, written to `file` first: one JSON
 // line per key on stdout.
 RunResult openpgpjs_read(const std::string& file, const std::string& armored);
