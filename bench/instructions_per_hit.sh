@@ -13,6 +13,7 @@
 # another key (a v6 one: FRONT=vks, as /pks/lookup never serves v6 keys).
 # KEEP_PROFILE=PREFIX keeps both callgrind files (PREFIX.1000, PREFIX.3000): what differs
 # between them per function is what the 2,000 extra requests cost.
+# GATEWAY_SERVER adds lines to the gateway's [server] table ("access_log_sample = 0").
 # Prints one line. Loopback only; installs valgrind when missing.
 set -euo pipefail
 build=${1:-build}
@@ -32,6 +33,7 @@ cat > "$work/gw.toml" <<TOML
 [server]
 threads = 1
 listen = ["127.0.0.1:$hkp"]
+${GATEWAY_SERVER:-}
 [admin]
 listen = "127.0.0.1:$admin"
 [cache]

@@ -90,6 +90,10 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.integer(t, p, "max_connections_per_client", s.max_connections_per_client, 0, 1'000'000);
   r.boolean(t, p, "honor_client_no_cache", s.honor_client_no_cache);
   r.boolean(t, p, "log_searches", s.log_searches);
+  r.choice(t, p, "log_format", s.log_format,
+           {{"logfmt", LogFormat::logfmt}, {"json", LogFormat::json}});
+  r.choice(t, p, "log_level", s.log_level,
+           {{"info", LogLevel::info}, {"warn", LogLevel::warn}, {"error", LogLevel::error}});
   r.integer(t, p, "access_log_sample", s.access_log_sample, 0, 1'000'000);
   r.integer(t, p, "reused_answers", s.reused_answers, 0, 1'000'000);
   r.boolean(t, p, "proxy_protocol", s.proxy_protocol);

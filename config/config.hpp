@@ -14,6 +14,9 @@
 
 namespace hkpgw::config {
 
+enum class LogFormat { logfmt, json };
+enum class LogLevel { info, warn, error };
+
 struct ServerConfig {
   std::vector<ListenAddress> listen;       // plain HKP listeners
   std::vector<ListenAddress> hkps_listen;  // TLS listeners
@@ -37,7 +40,12 @@ struct ServerConfig {
   std::uint64_t max_connections_per_client = 512;
   bool honor_client_no_cache = false;
   // false: access log lines show search=<redacted> (who looks up which address is personal data).
-  bool log_searches = true;
+  // Off by default: who looks up which address is personal data.
+  bool log_searches = false;
+  // The line format on stderr, and the least level written (access lines are info; an answer
+  // with a 5xx status is logged at warn).
+  LogFormat log_format = LogFormat::logfmt;
+  LogLevel log_level = LogLevel::info;
   // One access line for every N requests (1: every request; 0: none); answers with a 5xx status
   // are always logged. For busy gateways whose access lines cost more than they tell.
   std::uint64_t access_log_sample = 1;

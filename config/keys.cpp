@@ -51,6 +51,8 @@ constexpr std::array kKeys = {
     HKPGW_KEY(server, max_connections_per_client, "max_connections_per_client", pushed),
     HKPGW_KEY(server, honor_client_no_cache, "honor_client_no_cache", snapshot),
     HKPGW_KEY(server, log_searches, "log_searches", snapshot),
+    HKPGW_KEY(server, log_format, "log_format", pushed),
+    HKPGW_KEY(server, log_level, "log_level", pushed),
     HKPGW_KEY(server, access_log_sample, "access_log_sample", snapshot),
     HKPGW_KEY(server, reused_answers, "reused_answers", pushed),
     HKPGW_KEY(server, proxy_protocol, "proxy_protocol", restart),

@@ -14,6 +14,8 @@ packages=(
   # is the second OpenPGP client the submission tests drive; haproxy is the load balancer the
   # replica test puts in front of three gateways (deploy/haproxy/).
   gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks sq haproxy
+  # the reference logfmt decoder reads the gateway's log lines back (tests/logfmt)
+  golang-go golang-github-go-logfmt-logfmt-dev
   # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )

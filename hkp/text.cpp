@@ -43,10 +43,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-namespace {
-
-// The length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629: no overlong forms,
-// no surrogates, nothing past U+10FFFF), or 0.
 std::size_t utf8_sequence(std::string_view s) {
   const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
   const unsigned char c = b(0);
@@ -71,8 +67,6 @@ std::size_t utf8_sequence(std::string_view s) {
   }
   return n;
 }
-
-}  // namespace
 
 std::string json_string(std::string_view s) {
   std::string out;

@@ -29,6 +29,10 @@ inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c ==
 // Without spaces, tabs, CR and LF at either end.
 std::string_view trim(std::string_view s);
 
+// The length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629: no overlong forms,
+// no surrogates, nothing past U+10FFFF), or 0. `s` must not be empty.
+std::size_t utf8_sequence(std::string_view s);
+
 // `s` as a quoted JSON string: quotes, backslashes and controls escaped; bytes that are not
 // UTF-8 (a user ID may hold anything) each become U+FFFD, so the document always parses.
 std::string json_string(std::string_view s);

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <thread>
 
 #include "cache/store.hpp"
@@ -36,6 +38,7 @@
 #include "gateway/service/refresher.hpp"
 #include "gateway/service/work_pool.hpp"
 #include "hkp/key_filter.hpp"
+#include "hkp/text.hpp"
 
 namespace hkpgw::gateway {
 
@@ -133,6 +136,29 @@ bool access_line_due(unsigned status, std::uint64_t sample) {
   return requests.fetch_add(1, std::memory_order_relaxed) % sample == 0;
 }
 
+void apply_log_settings(const config::ServerConfig& s) {
+  log::configure(s.log_format == config::LogFormat::json ? log::Format::json : log::Format::logfmt,
+                 s.log_level == config::LogLevel::error  ? log::Level::error
+                 : s.log_level == config::LogLevel::warn ? log::Level::warn
+                                                         : log::Level::info);
+}
+
+// A request's ID for its access line: the one the client or a balancer sent (X-Request-ID, when
+// well-formed), or one made here: this thread's random prefix and its count of requests, in hex.
+std::string_view request_id(const HttpRequest& req, std::array<char, 32>& made) {
+  if (!req.request_id.empty()) return req.request_id;
+  thread_local const std::uint64_t prefix = std::random_device{}();
+  thread_local std::uint64_t count = 0;
+  const std::uint64_t parts[2] = {prefix & 0xffffffff, ++count};
+  std::size_t n = 0;
+  for (int part = 0; part < 2; ++part) {
+    for (int shift = part == 0 ? 28 : 44; shift >= 0; shift -= 4) {
+      made[n++] = hkp::kHexLower[(parts[part] >> shift) & 15];
+    }
+  }
+  return std::string_view(made.data(), n);
+}
+
 void access_log(const HttpRequest& req, const HttpResponse& res, const AccessRecord& a,
                 std::string_view front, std::chrono::microseconds d, bool log_searches) {
   const std::string status = std::to_string(res.status);
@@ -142,16 +168,27 @@ void access_log(const HttpRequest& req, const HttpResponse& res, const AccessRec
   *end++ = '.';
   for (long long div = 100; div > 0; div /= 10) *end++ = static_cast<char>('0' + us / div % 10);
   const std::string peer = req.peer.text();
-  log::write_batched(log::Level::info, "request", {{"peer", peer},
-                        {"method", req.method},
-                        {"target", logged_target(req.target, log_searches)},
-                        {"status", status},
-                        {"front", front},
-                        {"op", a.op},
-                        {"kind", a.kind},
-                        {"cache", cache_result_name(a.cache)},
-                        {"upstream", a.upstream.empty() ? std::string_view("-") : a.upstream},
-                        {"duration_ms", std::string_view(ms, static_cast<std::size_t>(end - ms))}});
+  char bytes[24];
+  const auto bytes_end =
+      std::to_chars(bytes, bytes + sizeof bytes, req.method == "HEAD" ? 0 : res.payload().size())
+          .ptr;
+  std::array<char, 32> made_id;
+  log::write_batched(
+      res.status >= 500 ? log::Level::warn : log::Level::info, "request",
+      {{"peer", peer},
+       {"listener", req.tls ? "hkps" : "hkp"},
+       {"method", req.method},
+       {"target", logged_target(req.target, log_searches)},
+       {"status", status},
+       {"bytes", std::string_view(bytes, static_cast<std::size_t>(bytes_end - bytes))},
+       {"front", front},
+       {"op", a.op},
+       {"kind", a.kind},
+       {"cache", cache_result_name(a.cache)},
+       {"upstream", a.upstream.empty() ? std::string_view("-") : a.upstream},
+       {"duration_ms", std::string_view(ms, static_cast<std::size_t>(end - ms))},
+       {"request_id", request_id(req, made_id)},
+       {"agent", req.user_agent.empty() ? std::string_view("-") : req.user_agent}});
 }
 
 cache::StoreOptions store_options(const config::Config& cfg) {
@@ -410,6 +447,7 @@ App::App(config::Config config, std::string config_path)
 int App::run() {
   std::signal(SIGPIPE, SIG_IGN);
   auto cfg = std::make_shared<const config::Config>(config_);
+  apply_log_settings(cfg->server);
   const unsigned threads =
       cfg->server.threads ? cfg->server.threads : std::max(1u, std::thread::hardware_concurrency());
 
@@ -493,6 +531,9 @@ int App::run() {
                         [&hkp_server](const config::Config&, const config::Config& next) {
                           hkp_server.update_limits(server_limits(next));
                         });
+  subscribers.subscribe(
+      "log", {"server.log_format", "server.log_level"},
+      [](const config::Config&, const config::Config& next) { apply_log_settings(next.server); });
   subscribers.subscribe("work pool", {"keys.work_queue"},
                         [&pool](const config::Config&, const config::Config& next) {
                           pool.set_max_queued(static_cast<std::size_t>(next.keys.work_queue));

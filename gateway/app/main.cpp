@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   }
   if (cache_command) return gateway::run_cache_command(cfg, cache_args);
   gateway::log::capture_library_stderr();
+  gateway::log::detect_journal();
   try {
     return gateway::App(std::move(cfg), config_path).run();
   } catch (const std::exception& e) {

@@ -52,6 +52,9 @@ struct HttpRequest {
   bool client_no_cache = false;  // Pragma: no-cache or Cache-Control: no-cache
   std::string authorization;     // the Authorization header (admin API)
   std::string host;              // the Host header ("" when absent: HTTP/1.0)
+  std::string user_agent;        // for the access line: at most kMaxUserAgent bytes of it
+  std::string request_id;        // X-Request-ID when well-formed (wire::request_id_of), or ""
+  bool tls = false;              // came in on an HKPS listener
   Peer peer;
   bool keep_alive = false;  // the connection stays open after the answer (HTTP/1.1 default)
   // The request's own record for its access line: written by whoever handles it, which gets

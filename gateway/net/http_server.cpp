@@ -656,6 +656,7 @@ asio::awaitable<void> HttpServer::Impl::session(Stream stream, Peer peer, std::s
     first_request = false;
     if (!in.request) break;  // the client went away or idled out: close quietly
     HttpRequest& req = *in.request;
+    req.tls = !std::is_same_v<Stream, beast::tcp_stream>;
     const auto started = std::chrono::steady_clock::now();
     if (in.early) {  // refused before it was read whole: answer, drain, close
       in.early->close = true;

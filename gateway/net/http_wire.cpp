@@ -200,6 +200,34 @@ std::optional<HttpResponse> check_header(const http::request_parser<http::string
   return std::nullopt;
 }
 
+std::string request_id_of(std::string_view header) {
+  if (header.empty() || header.size() > 128) return {};
+  for (const char c : header) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("-_.:/+=").find(c) != std::string_view::npos;
+    if (!ok) return {};
+  }
+  return std::string(header);
+}
+
+namespace {
+
+// What the access line keeps of a request's header, whole or not.
+// One walk over the few fields a request has: two lookups by name cost 0.6k instructions a
+// request more (callgrind), the unknown name's case-insensitive search most of it.
+void note_for_access(const http::request_header<>& h, HttpRequest& req) {
+  for (const auto& f : h) {
+    if (f.name() == http::field::user_agent) {
+      req.user_agent = std::string(f.value().substr(0, kMaxUserAgent));
+    } else if (f.name() == http::field::unknown &&
+               beast::iequals(f.name_string(), "X-Request-ID")) {
+      req.request_id = request_id_of(f.value());
+    }
+  }
+}
+
+}  // namespace
+
 HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer) {
   HttpRequest req;
   req.peer = peer;
@@ -211,6 +239,7 @@ HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer)
   req.authorization = std::string(msg[http::field::authorization]);
   req.host = std::string(msg[http::field::host]);
   req.keep_alive = msg.keep_alive();
+  note_for_access(msg, req);
   req.body = std::move(msg.body());
   return req;
 }
@@ -230,6 +259,7 @@ HttpRequest partial_request(const http::request_parser<http::string_body>& parse
     req.content_type = std::string(msg[http::field::content_type]);
     req.authorization = std::string(msg[http::field::authorization]);
     req.host = std::string(msg[http::field::host]);
+    note_for_access(msg, req);
   }
   return req;
 }

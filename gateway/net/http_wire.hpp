@@ -42,6 +42,11 @@ bool client_gone(const boost::beast::error_code& ec);
 // Content-Length over the limit), or nothing.
 std::optional<HttpResponse> check_header(const http::request_parser<http::string_body>& parser,
                                          std::uint64_t max_body_bytes);
+// At most this much of a User-Agent is kept for the access line.
+constexpr std::size_t kMaxUserAgent = 256;
+// An X-Request-ID worth carrying into the access line: 1 to 128 bytes of letters, digits and
+// -_.:/+= (what balancers and tracing headers make); anything else is "" and one is made.
+std::string request_id_of(std::string_view header);
 HttpRequest to_request(http::request<http::string_body>&& msg, const Peer& peer);
 // A request refused before it was read whole: what the parser saw of it, for the access log.
 HttpRequest partial_request(const http::request_parser<http::string_body>& parser, const Peer& peer);

@@ -1,13 +1,15 @@
 #include "gateway/observe/log.hpp"
 
-#include <cstdio>
-
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include "hkp/text.hpp"
@@ -24,56 +26,118 @@ const char* level_name(Level l) {
   return "?";
 }
 
-bool printable(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return u >= 0x20 && u < 0x7f;
+// syslog priorities (sd-daemon(3)): journald takes the prefix off and records the priority.
+std::string_view journal_prefix(Level l) {
+  switch (l) {
+    case Level::info: return "<6>";
+    case Level::warn: return "<4>";
+    case Level::error: return "<3>";
+  }
+  return "<6>";
 }
 
-// Values are ASCII on the wire whatever they held: control bytes, DEL and 8-bit bytes (from a
-// client, an upstream or a library) are written as \xNN inside quotes, so no input can forge a
-// line break, a terminal escape or a field.
+std::atomic<Format> g_format{Format::logfmt};
+std::atomic<Level> g_least{Level::info};
+std::atomic<bool> g_journal{false};
+
+bool wanted(Level level) {
+  return static_cast<int>(level) >= static_cast<int>(g_least.load(std::memory_order_relaxed));
+}
+
+// ASCII bytes that are written escaped: controls, DEL, the quote and the backslash.
+constexpr auto kEscapedAscii = [] {
+  std::array<bool, 128> t{};
+  for (int c = 0; c < 128; ++c) t[c] = c < 0x20 || c == 0x7f || c == '"' || c == '\\';
+  return t;
+}();
+// Bytes a logfmt value cannot hold unquoted: the escaped ones, the space, '=' and every byte
+// from 0x80 (UTF-8 is checked on the slow path). Asked of every byte of every log line.
 constexpr auto kNeedsQuotes = [] {
   std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    t[c] = c < 0x20 || c >= 0x7f || c == ' ' || c == '"' || c == '=' || c == '\\';
-  }
+  for (int c = 0; c < 256; ++c) t[c] = c >= 0x80 || kEscapedAscii[c] || c == ' ' || c == '=';
   return t;
 }();
-// Asked of every byte of every log line.
-bool needs_quotes(char c) { return kNeedsQuotes[static_cast<unsigned char>(c)]; }
 
-constexpr auto kEscaped = [] {  // written as \" \\ or \xNN inside quotes
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
-  return t;
-}();
+// Code points written as \uXXXX although they are valid UTF-8: C1 controls (a terminal may take
+// U+009B as an escape), and the format characters that reorder text or break a line on screen
+// (a user ID with U+202E shows a different address than it holds).
+bool escaped_code_point(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+char32_t decode_utf8(std::string_view seq) {  // a sequence utf8_sequence accepted
+  const auto b = [&](std::size_t i) {
+    return static_cast<char32_t>(static_cast<unsigned char>(seq[i]));
+  };
+  switch (seq.size()) {
+    case 2: return (b(0) & 0x1f) << 6 | (b(1) & 0x3f);
+    case 3: return (b(0) & 0x0f) << 12 | (b(1) & 0x3f) << 6 | (b(2) & 0x3f);
+    default: return (b(0) & 0x07) << 18 | (b(1) & 0x3f) << 12 | (b(2) & 0x3f) << 6 | (b(3) & 0x3f);
+  }
+}
+
+void append_u(std::string& out, char32_t cp) {  // a code point of the BMP as \uXXXX
+  out += "\\u";
+  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(hkp::kHexLower[(cp >> shift) & 15]);
+}
+
+// `v` as the inside of a quoted value, the same for logfmt and JSON.
+void append_escaped(std::string& out, std::string_view v) {
+  std::size_t run = 0;  // start of the bytes that go out as they are, appended in one piece
+  for (std::size_t i = 0; i < v.size();) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c < 0x80) {
+      if (!kEscapedAscii[c]) {
+        ++i;
+        continue;
+      }
+      out.append(v.data() + run, i - run);
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default: append_u(out, c);
+      }
+      run = ++i;
+      continue;
+    }
+    const std::size_t n = hkp::utf8_sequence(v.substr(i));
+    if (n == 0 || escaped_code_point(decode_utf8(v.substr(i, n)))) {
+      out.append(v.data() + run, i - run);
+      if (n == 0) {
+        out += "\\ufffd";  // not UTF-8: one replacement character per byte
+        i += 1;
+      } else {
+        append_u(out, decode_utf8(v.substr(i, n)));
+        i += n;
+      }
+      run = i;
+      continue;
+    }
+    i += n;
+  }
+  out.append(v.data() + run, v.size() - run);
+}
 
 void append_value(std::string& out, std::string_view v) {
-  // One pass up to the first byte that needs quotes (most values have none); every byte before
-  // it goes out as it is (what is escaped needs quotes too).
-  const auto first = std::find_if(v.begin(), v.end(), needs_quotes);
-  if (!v.empty() && first == v.end()) {
+  // Most values need no quotes: one pass over them, and they go out as they are.
+  if (!v.empty() && std::none_of(v.begin(), v.end(), [](char c) {
+        return kNeedsQuotes[static_cast<unsigned char>(c)];
+      })) {
     out += v;
     return;
   }
   out.push_back('"');
-  std::size_t run = 0;  // start of the bytes that go out as they are, appended in one piece
-  for (std::size_t i = static_cast<std::size_t>(first - v.begin()); i < v.size(); ++i) {
-    const char c = v[i];
-    if (!kEscaped[static_cast<unsigned char>(c)]) continue;
-    out.append(v.data() + run, i - run);
-    run = i + 1;
-    if (printable(c)) {
-      out.push_back('\\');
-      out.push_back(c);
-    } else {
-      const auto u = static_cast<unsigned char>(c);
-      out += "\\x";
-      out.push_back(hkp::kHexLower[u >> 4]);
-      out.push_back(hkp::kHexLower[u & 15]);
-    }
-  }
-  out.append(v.data() + run, v.size() - run);
+  append_escaped(out, v);
+  out.push_back('"');
+}
+
+void append_json_string(std::string& out, std::string_view v) {
+  out.push_back('"');
+  append_escaped(out, v);
   out.push_back('"');
 }
 
@@ -110,6 +174,23 @@ void append_timestamp(std::string& line) {
 
 void format_line(std::string& line, Level level, std::string_view event,
                  std::initializer_list<Field> fields) {
+  if (g_journal.load(std::memory_order_relaxed)) line += journal_prefix(level);
+  if (g_format.load(std::memory_order_relaxed) == Format::json) {
+    line += "{\"ts\":\"";
+    append_timestamp(line);
+    line += "\",\"level\":\"";
+    line += level_name(level);
+    line += "\",\"event\":";
+    append_json_string(line, event);
+    for (const auto& [k, v] : fields) {
+      line.push_back(',');
+      append_json_string(line, k);
+      line.push_back(':');
+      append_json_string(line, v);
+    }
+    line += "}\n";
+    return;
+  }
   line += "ts=";
   append_timestamp(line);
   line += " level=";
@@ -144,7 +225,24 @@ thread_local Batch batch;
 
 }  // namespace
 
+void configure(Format format, Level least) {
+  g_format.store(format, std::memory_order_relaxed);
+  g_least.store(least, std::memory_order_relaxed);
+}
+
+void detect_journal() {
+  // "DEVICE:INODE" of the stream journald gave this service, compared with what fd 2 is now (a
+  // child whose stderr was redirected must not prefix lines for a file or a terminal).
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (stream == nullptr || ::fstat(STDERR_FILENO, &st) != 0) return;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return;
+  g_journal.store(dev == st.st_dev && ino == st.st_ino, std::memory_order_relaxed);
+}
+
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  if (!wanted(level)) return;
   std::string line;
   format_line(line, level, event, fields);
   // One write(2) per line keeps concurrent lines from interleaving.
@@ -152,6 +250,7 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
 }
 
 void write_batched(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  if (!wanted(level)) return;
   thread_local std::string line;  // its memory reused: no allocation per access line
   line.clear();
   format_line(line, level, event, fields);

@@ -1,5 +1,11 @@
-// Logging: one line per event on stderr, "ts=... level=... event=... key=value ...". Values with
-// spaces, quotes or '=' are quoted. Thread-safe; each line is written with one write(2).
+// Logging: one line per event on stderr. logfmt by default ("ts=... level=... event=... key=value
+// ..."; values with spaces, quotes, '=' or escapes quoted), or one JSON object per line. Either way
+// every value is valid UTF-8 with the same escapes, which logfmt and JSON readers both decode:
+// \" \\ \n \r \t and \uXXXX for other controls, DEL, C1 controls and the Unicode format
+// characters that reorder or break a line on screen; a byte that is not UTF-8 becomes \ufffd. So no
+// input can forge a line, a field or a terminal escape. Thread-safe; each line is written with
+// one write(2). Under journald (JOURNAL_STREAM names stderr) each line starts with its syslog
+// priority, "<6>" info, "<4>" warn, "<3>" error, which journald takes off and records.
 #pragma once
 
 #include <initializer_list>
@@ -10,6 +16,15 @@
 namespace hkpgw::gateway::log {
 
 enum class Level { info, warn, error };
+enum class Format { logfmt, json };
+
+// The line format and the least level written (server.log_format, server.log_level); lines
+// below it are dropped before they are formatted. Safe to call while other threads log.
+void configure(Format format, Level least);
+
+// Whether stderr is the journal's stream (systemd sets JOURNAL_STREAM to its "device:inode");
+// from then on, lines carry their priority prefix. Call once, early in main().
+void detect_journal();
 
 using Field = std::pair<std::string_view, std::string_view>;
 
