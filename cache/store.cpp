@@ -435,6 +435,7 @@ StoreStats Store::stats() const {
   s.max_bytes = options_.max_size;
   s.evicted = evicted_.load();
   s.second_chances = moved_.load();
+  s.write_failures = write_failures_.load();
   s.schema = kSchemaVersion;
   Txn t(env_, tables_, Txn::Mode::read);
   if (!t) return s;

@@ -121,6 +121,7 @@ struct StoreStats {
   std::uint64_t evicted = 0;     // keys evicted since this process opened the cache
   std::uint64_t second_chances = 0;  // records eviction moved to the end instead (read again)
   std::uint64_t outbox = 0;      // submitted keys waiting to be forwarded
+  std::uint64_t write_failures = 0;  // writes that failed for good since the cache was opened
   int schema = kSchemaVersion;
 };
 
@@ -296,7 +297,7 @@ class Store {
 
   std::mutex access_mutex_;
   std::vector<Fingerprint> accesses_;
-  std::atomic<std::uint64_t> evicted_{0}, moved_{0};
+  std::atomic<std::uint64_t> evicted_{0}, moved_{0}, write_failures_{0};
 };
 
 }  // namespace hkpgw::cache

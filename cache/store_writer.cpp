@@ -355,6 +355,7 @@ void Store::writer_loop() {
     }
     report(jobs, results);
     for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (results[i] != MDB_SUCCESS) ++write_failures_;
       if (jobs[i].done) {
         jobs[i].done(results[i] ? std::error_code(results[i], lmdb_category()) : std::error_code());
       }

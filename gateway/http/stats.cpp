@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "gateway/net/https_client.hpp"
 #include "gateway/observe/version.hpp"
 
 namespace hkpgw::gateway {
@@ -82,7 +83,12 @@ MetricsSample metrics_sample(const StatsReport& r) {
   m.cache_bytes = r.cache.used_bytes;
   m.cache_evicted = r.cache.evicted;
   m.forward_queue = r.cache.outbox;
+  m.cache_max_bytes = r.cache.max_bytes;
+  m.cache_write_failures = r.cache.write_failures;
   for (const auto& u : r.upstreams) m.upstream_healthy.emplace_back(u.name, u.healthy);
+  for (int o = 0; o <= static_cast<int>(Outcome::cancelled); ++o) {
+    m.upstream_outcomes.push_back(outcome_name(static_cast<Outcome>(o)));
+  }
   return m;
 }
 

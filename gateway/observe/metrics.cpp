@@ -1,17 +1,25 @@
 #include "gateway/observe/metrics.hpp"
-#include "gateway/observe/clock.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <vector>
+
+#include "gateway/observe/clock.hpp"
 
 namespace hkpgw::gateway {
 
@@ -53,6 +61,17 @@ struct Metrics::Impl {
                                                .Name("hkp_gateway_cache_evicted_total")
                                                .Help("Keys evicted to stay within max_size")
                                                .Register(registry);
+  pm::Family<pm::Gauge>& cache_max_bytes = pm::BuildGauge()
+                                               .Name("hkp_gateway_cache_max_bytes")
+                                               .Help("cache.max_size: cache_bytes is kept under it")
+                                               .Register(registry);
+  pm::Family<pm::Counter>& cache_write_failures =
+      pm::BuildCounter()
+          .Name("hkp_gateway_cache_write_failures_total")
+          .Help(
+              "Cache writes that failed after an eviction round and a retry (answers served "
+              "uncached)")
+          .Register(registry);
   pm::Family<pm::Counter>& upstream_requests =
       pm::BuildCounter()
           .Name("hkp_gateway_upstream_requests_total")
@@ -110,6 +129,7 @@ struct Metrics::Impl {
 
   std::mutex scrape_mutex;  // render() is not reentrant (evicted counter catch-up)
   std::uint64_t evicted_seen = 0;
+  std::uint64_t write_failures_seen = 0;
 
   static const pm::Histogram::BucketBoundaries& latency_buckets() {
     static const pm::Histogram::BucketBoundaries b = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -286,10 +306,85 @@ std::string Metrics::render(const MetricsSample& s) {
   } else {
     impl_->cache_evicted.Add({});
   }
+  impl_->cache_max_bytes.Add({}).Set(static_cast<double>(s.cache_max_bytes));
+  auto& failures = impl_->cache_write_failures.Add({});
+  if (s.cache_write_failures > impl_->write_failures_seen) {
+    failures.Increment(static_cast<double>(s.cache_write_failures - impl_->write_failures_seen));
+    impl_->write_failures_seen = s.cache_write_failures;
+  }
   for (const auto& [name, healthy] : s.upstream_healthy) {
     impl_->upstream_healthy.Add({{"upstream", name}}).Set(healthy ? 1 : 0);
+    for (const auto outcome : s.upstream_outcomes) {
+      impl_->upstream_requests.Add({{"upstream", name}, {"outcome", std::string(outcome)}});
+    }
+    for (const char* state : {"healthy", "unhealthy"}) {
+      impl_->upstream_health_changes.Add({{"upstream", name}, {"state", state}});
+    }
   }
-  return pm::TextSerializer().Serialize(impl_->registry.Collect());
+  return pm::TextSerializer().Serialize(impl_->registry.Collect()) + process_metrics();
+}
+
+namespace {
+
+// /proc/self/stat's fields after the command name (field 3 on); empty when unreadable.
+std::vector<std::string> own_stat() {
+  std::ifstream in("/proc/self/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = all.rfind(')');  // the name may hold spaces and parentheses
+  std::vector<std::string> out;
+  if (close == std::string::npos) return out;
+  std::istringstream rest(all.substr(close + 1));
+  for (std::string f; rest >> f;) out.push_back(std::move(f));
+  return out;
+}
+
+double boot_time() {  // seconds since the epoch, from /proc/stat's btime
+  std::ifstream in("/proc/stat");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("btime ")) return std::strtod(line.c_str() + 6, nullptr);
+  }
+  return 0;
+}
+
+}  // namespace
+
+// The process_* families Prometheus' client libraries export, with their names and meanings,
+// read from /proc at scrape time.
+std::string process_metrics() {
+  const std::vector<std::string> f = own_stat();  // f[0] is field 3 (state)
+  if (f.size() < 22) return {};
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double cpu = (std::strtod(f[11].c_str(), nullptr) + std::strtod(f[12].c_str(), nullptr)) /
+                     ticks;  // utime, stime
+  const double start = boot_time() + std::strtod(f[19].c_str(), nullptr) / ticks;
+  const double vsize = std::strtod(f[20].c_str(), nullptr);
+  const double rss = std::strtod(f[21].c_str(), nullptr) * page;
+  std::error_code ec;
+  double fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++fds;
+  }
+  rlimit lim{};
+  const double max_fds =
+      getrlimit(RLIMIT_NOFILE, &lim) == 0 ? static_cast<double>(lim.rlim_cur) : 0;
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help, double value) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.10g", value);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + num + "\n";
+  };
+  family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+         cpu);
+  family("process_open_fds", "gauge", "Number of open file descriptors.", fds);
+  family("process_max_fds", "gauge", "Maximum number of open file descriptors.", max_fds);
+  family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize);
+  family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+  family("process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.", start);
+  return out;
 }
 
 }  // namespace hkpgw::gateway

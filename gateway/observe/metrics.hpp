@@ -19,11 +19,20 @@ struct MetricsSample {  // what /metrics reads at scrape time
   std::uint64_t cache_bytes = 0;
   std::uint64_t cache_evicted = 0;  // since start
   std::uint64_t forward_queue = 0;
+  std::uint64_t cache_max_bytes = 0;       // cache.max_size
+  std::uint64_t cache_write_failures = 0;  // since start
+  // Outcome labels of upstream_requests_total: each upstream's series exist from the first
+  // scrape, at zero, so a rate or a ratio over them is never missing.
+  std::vector<std::string_view> upstream_outcomes;
   // Age of the oldest cached copy the refresher should have refreshed by now (0: none, or off).
   double refresh_oldest_seconds = 0;
   double refresh_period_seconds = 0;  // [refresh] every (0: the refresher is off)
   std::vector<std::pair<std::string, bool>> upstream_healthy;
 };
+
+// process_cpu_seconds_total, process_resident_memory_bytes and the other process_* families of
+// Prometheus' client libraries, as exposition text (appended to every /metrics answer).
+std::string process_metrics();
 
 class Metrics {
  public:

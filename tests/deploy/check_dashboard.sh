@@ -25,11 +25,28 @@ n=$(wc -l < "$work/exprs")
   while IFS= read -r e; do
     i=$((i + 1))
     e=${e//\$job/.+}
+    e=${e//\$instance/.+}
+    e=${e//\$__rate_interval/5m}
+    e=${e//\$__range/1h}
     echo "      - record: hkp_gateway:dashboard_query_$i"
     echo "        expr: '${e//\'/\'\'}'"
   done < "$work/exprs"
 } > "$work/rules.yml"
 promtool check rules "$work/rules.yml" >/dev/null
+
+# The mixins' conventions: no window written into a query (Grafana's $__rate_interval or
+# $__range instead, so a zoom or a scrape interval change keeps them right), and every selector
+# filtered by the $job and $instance variables.
+if grep -nE '\[[0-9]+[smhd]\]' "$work/exprs" >&2; then
+  echo "the dashboard hard-codes a range window (above); use \$__rate_interval or \$__range" >&2
+  exit 1
+fi
+unfiltered=$(grep -oE '(hkp_gateway|process)_[a-z_]*(\{[^}]*\})?' "$work/exprs" |
+  grep -v 'job=~"\$job",instance=~"\$instance"' || true)
+if [ -n "$unfiltered" ]; then
+  echo "selectors without the \$job and \$instance filters: $unfiltered" >&2
+  exit 1
+fi
 
 # Registered in metrics.cpp itself, or by a component declaring its own family
 # (metrics.counter("name", ...), metrics.gauge("name", ...): observe/stats.hpp).

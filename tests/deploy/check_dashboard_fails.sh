@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The dashboard check can fail: a copy naming a metric the gateway does not export, and a copy
-# with a query that does not parse, must each be refused.
+# The dashboard check can fail: a copy naming a metric the gateway does not export, one with a
+# query that does not parse, one with a hard-coded window and one with a query that ignores the
+# $instance variable must each be refused.
 #   check_dashboard_fails.sh SOURCE_DIR
 set -uo pipefail
 src=$1
@@ -21,4 +22,16 @@ if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
   echo "a query that does not parse passed" >&2
   exit 1
 fi
-echo "the dashboard check refuses both broken copies"
+sed 's/\[\$__rate_interval\]/[5m]/' "$src/deploy/grafana/hkp-gateway.json" \
+  > "$work/deploy/grafana/hkp-gateway.json"
+if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
+  echo "a hard-coded window passed" >&2
+  exit 1
+fi
+sed 's/,instance=~\\"\$instance\\"//' "$src/deploy/grafana/hkp-gateway.json" \
+  > "$work/deploy/grafana/hkp-gateway.json"
+if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
+  echo "a query without the instance filter passed" >&2
+  exit 1
+fi
+echo "the dashboard check refuses all four broken copies"

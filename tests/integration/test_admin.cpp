@@ -1,7 +1,8 @@
 // The admin listener: Prometheus metrics that promtool accepts and that count what happened, and
 // the token-protected admin API (reload, upstreams, probe, cache, key removal).
 #include <catch2/catch.hpp>
-
+#include <cmath>
+#include <ctime>
 #include <thread>
 
 #include "support/actors.hpp"
@@ -50,6 +51,30 @@ TEST_CASE("/metrics passes promtool and counts requests, cache results and upstr
   CHECK_THAT(m.body, Contains("hkp_gateway_build_info{version=\"0.1.0\"} 1"));
   CHECK_THAT(m.body, Contains("hkp_gateway_request_duration_seconds_bucket{op=\"get\""));
   CHECK_THAT(m.body, Contains("hkp_gateway_config_last_reload_success_timestamp_seconds"));
+  // Present from the first scrape, at zero: a rate or ratio over them is never missing.
+  CHECK_THAT(
+      m.body,
+      Contains("hkp_gateway_upstream_requests_total{outcome=\"timeout\",upstream=\"ks\"} 0"));
+  CHECK_THAT(
+      m.body,
+      Contains("hkp_gateway_upstream_health_changes_total{state=\"unhealthy\",upstream=\"ks\"} 0"));
+  CHECK_THAT(m.body, Contains("hkp_gateway_cache_write_failures_total 0"));
+  CHECK_THAT(m.body, Contains("hkp_gateway_cache_max_bytes 1073741824"));  // the 1GiB default
+  // The process_* families every Prometheus client exports, from /proc.
+  for (const char* family :
+       {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+        "process_max_fds ", "process_virtual_memory_bytes ", "process_start_time_seconds "}) {
+    INFO(family);
+    CHECK_THAT(m.body, Contains(std::string("\n") + family));
+  }
+  const auto rss_at = m.body.find("\nprocess_resident_memory_bytes ");
+  REQUIRE(rss_at != std::string::npos);
+  const double rss = std::stod(m.body.substr(rss_at + 31));
+  CHECK(rss > 1e6);   // a running gateway holds megabytes
+  CHECK(rss < 1e10);  // bytes, not pages or kilobytes gone wrong
+  const auto start_at = m.body.find("\nprocess_start_time_seconds ");
+  const double started = std::stod(m.body.substr(start_at + 28));
+  CHECK(std::abs(started - static_cast<double>(std::time(nullptr))) < 600);
 }
 
 TEST_CASE("the admin API needs its token, and is off without one", "[integration][admin]") {

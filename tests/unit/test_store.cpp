@@ -768,8 +768,10 @@ TEST_CASE("a write that finds the map full gets an eviction round, one retry, th
   const std::size_t rounds_before = rounds.load();
   // One batch larger than all the room the map has: MDB_MAP_FULL, a round of eviction, the
   // retry, and still the error for this batch (its caller serves the answer uncached).
+  CHECK(store.stats().write_failures == 0);
   const std::error_code big = batch(200, 600);
   CHECK(big);
+  CHECK(store.stats().write_failures == 1);  // /metrics: cache_write_failures_total
   CHECK(rounds.load() > rounds_before);
   // The store stays whole and takes the next batch.
   CHECK_FALSE(batch(200, 250));
