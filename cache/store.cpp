@@ -549,6 +549,11 @@ int Store::copy_compacted(const std::string& dir) {
   return mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT);
 }
 
+int Store::copy_to(int fd) {
+  flush();
+  return mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT);
+}
+
 void Store::flush() {
   if (options_.read_only) return;
   std::unique_lock lock(mutex_);

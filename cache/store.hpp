@@ -225,6 +225,10 @@ class Store {
   // so after eviction or purges this is how the disk is given back: `cache compact`.
   // Returns the LMDB result.
   int copy_compacted(const std::string& dir);
+  // Writes a compacted copy of the whole cache (keys, query records, the outbox) to the open file
+  // `fd`, from one read transaction: a consistent snapshot, taken beside a running gateway when
+  // this Store is read-only. An LMDB error code, or 0.
+  int copy_to(int fd);
 
  private:
   struct Job {

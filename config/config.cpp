@@ -725,6 +725,49 @@ std::size_t invalid_utf8_at(std::string_view s) {
 // found after such a line are off by the breaks added; shorter lines are left alone.
 constexpr std::size_t kLongLine = 64 << 10;
 
+// toml11's message, many lines with the source quoted and carets under it, as the one line
+// every other problem has: "FILE:LINE: TOML syntax error: WHAT (line N: HINT; ...)". LINE is
+// where the last caret points (the place the parser gave up), else the error's own location.
+std::string syntax_error_line(std::string_view what, const std::string& file, std::size_t line) {
+  const auto trim = [](std::string_view v) {
+    const auto b = v.find_first_not_of(" \t\r");
+    return b == std::string_view::npos ? std::string_view()
+                                       : v.substr(b, v.find_last_not_of(" \t\r") - b + 1);
+  };
+  std::istringstream in{std::string(what)};
+  std::string headline;
+  std::getline(in, headline);
+  for (const std::string_view prefix : {"[error] "}) {
+    if (headline.starts_with(prefix)) headline.erase(0, prefix.size());
+  }
+  if (headline.starts_with("toml::")) {  // "toml::parse_array: ..."
+    if (const auto colon = headline.find(": "); colon != std::string::npos)
+      headline.erase(0, colon + 2);
+  }
+  std::string hints;
+  std::size_t quoted = 0;  // the source line the last " N | ..." quoted
+  for (std::string l; std::getline(in, l);) {
+    const auto bar = l.find(" | ");
+    const auto caret = l.find("^");
+    if (bar != std::string::npos && caret == std::string::npos) {
+      const std::string number = std::string(trim(std::string_view(l).substr(0, bar)));
+      if (!number.empty() && number.find_first_not_of("0123456789") == std::string::npos) {
+        quoted = std::stoul(number);
+      }
+    } else if (caret != std::string::npos && quoted != 0) {
+      std::string hint(trim(std::string_view(l).substr(caret)));
+      hint.erase(0, hint.find_first_not_of("^-"));
+      hint = std::string(trim(hint));
+      if (!hint.empty()) {
+        hints += (hints.empty() ? "" : "; ") + ("line " + std::to_string(quoted) + ": " + hint);
+      }
+      line = quoted;
+    }
+  }
+  return file + ":" + std::to_string(line) + ": TOML syntax error: " + headline +
+         (hints.empty() ? "" : " (" + hints + ")");
+}
+
 std::string break_long_arrays(std::string_view text) {
   bool any_long = false;
   for (std::size_t at = 0; at < text.size();) {
@@ -802,7 +845,7 @@ Config load_string(std::string_view toml_text, const std::string& source_name) {
     std::istringstream in{break_long_arrays(toml_text)};
     root = toml::parse(in, source_name);
   } catch (const toml::syntax_error& e) {
-    throw ConfigError({std::string("TOML syntax error: ") + e.what()});
+    throw ConfigError({syntax_error_line(e.what(), source_name, e.location().line())});
   }
   return build(root, source_name);
 }

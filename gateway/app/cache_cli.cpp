@@ -1,11 +1,17 @@
 #include "gateway/app/cache_cli.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <algorithm>
 #include <map>
 #include <sstream>
 #include <unordered_set>
@@ -13,10 +19,10 @@
 #include "cache/merge.hpp"
 #include "cache/store.hpp"
 #include "gateway/http/stats.hpp"
+#include "gateway/observe/clock.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/keyring_stream.hpp"
 #include "hkp/packets.hpp"
-#include "gateway/observe/clock.hpp"
 
 namespace hkpgw::gateway {
 
@@ -276,10 +282,134 @@ int purge(const config::Config& cfg, const std::vector<std::string>& args) {
   return status;
 }
 
+namespace fs = std::filesystem;
+
+// `to` gets `from`'s permission bits, and its owner and group when we may set them (root): a file
+// LMDB wrote anew is 0644 by the umask, where the operator's cache was 0640 for its group.
+void keep_mode(const fs::path& from, const fs::path& to) {
+  struct stat st {};
+  if (::stat(from.c_str(), &st) != 0) return;
+  ::chmod(to.c_str(), st.st_mode & 07777);
+  [[maybe_unused]] const int ignored = ::chown(to.c_str(), st.st_uid, st.st_gid);
+}
+
+// Data, then the directory entry: a backup or a replaced cache that survives a power cut.
+bool sync_path(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// `cache backup FILE`: beside a running gateway (read-only: LMDB readers never block its
+// writer), a compacted, consistent copy of the whole cache written to FILE.tmp, synced, then
+// renamed to FILE. Mode 0600: query records say who looked up which address.
+int backup(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.size() != 2) {
+    std::cerr << "hkp-gateway: cache backup needs one FILE (where the copy goes)\n";
+    return 2;
+  }
+  const fs::path file = args[1];
+  const fs::path tmp = file.string() + ".tmp";
+  cache::Store store(options(cfg, true));
+  const cache::StoreStats stats = store.stats();
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::cerr << "hkp-gateway: cannot create " << tmp.string() << ": " << std::strerror(errno)
+              << "\n";
+    return 1;
+  }
+  const int rc = store.copy_to(fd);
+  const bool synced = rc == 0 && ::fsync(fd) == 0;
+  ::close(fd);
+  if (rc != 0 || !synced) {
+    std::cerr << "hkp-gateway: backing up " << cfg.cache.path << " failed: "
+              << (rc ? std::error_code(rc, cache::lmdb_category()).message()
+                     : std::string(std::strerror(errno)))
+              << "\n";
+    fs::remove(tmp, ec);
+    return 1;
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) {
+    std::cerr << "hkp-gateway: cannot rename " << tmp.string() << " to " << file.string() << ": "
+              << ec.message() << "\n";
+    fs::remove(tmp, ec);
+    return 1;
+  }
+  sync_path(file.has_parent_path() ? file.parent_path() : fs::path("."));
+  std::cout << "backed up " << cfg.cache.path << " to " << file.string() << ": " << stats.keys
+            << " keys, " << stats.queries << " query records, " << stats.outbox
+            << " waiting forwards, " << fs::file_size(file, ec) << " bytes\n";
+  return 0;
+}
+
+// `cache restore FILE`: the backup is checked first, as a cache of its own (schema, tables,
+// indexes: `verify`), then put in place of data.mdb while holding the cache's writer lock (no
+// gateway may run), keeping the old file's mode and owner. A crash leaves one whole file.
+int restore(const config::Config& cfg, const std::vector<std::string>& args) {
+  if (args.size() != 2) {
+    std::cerr << "hkp-gateway: cache restore needs one FILE (a cache backup's copy)\n";
+    return 2;
+  }
+  const fs::path file = args[1];
+  if (!fs::is_regular_file(file)) {
+    std::cerr << "hkp-gateway: cannot read backup \"" << file.string() << "\"\n";
+    return 1;
+  }
+  cache::Store live(options(cfg, false));  // the writer lock: refused while a gateway runs
+  const fs::path dir = fs::path(cfg.cache.path) / "restore.tmp";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directory(dir, ec);
+  fs::copy_file(file, dir / "data.mdb", ec);
+  if (ec) {
+    std::cerr << "hkp-gateway: cannot copy " << file.string() << ": " << ec.message() << "\n";
+    fs::remove_all(dir, ec);
+    return 1;
+  }
+  std::size_t keys = 0;
+  try {
+    cache::StoreOptions o = options(cfg, false);
+    o.path = dir.string();
+    cache::Store candidate(o);  // migrates an older schema, refuses a newer one
+    if (const auto problems = candidate.verify(); !problems.empty()) {
+      std::cerr << "hkp-gateway: " << file.string() << " is not a sound cache: " << problems.front()
+                << (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)"
+                                        : std::string())
+                << "; nothing restored\n";
+      fs::remove_all(dir, ec);
+      return 1;
+    }
+    keys = candidate.stats().keys;
+  } catch (const cache::StoreError& e) {
+    std::cerr << "hkp-gateway: " << file.string() << " is not a cache backup: " << e.what()
+              << "; nothing restored\n";
+    fs::remove_all(dir, ec);
+    return 1;
+  }
+  const fs::path target = fs::path(cfg.cache.path) / "data.mdb";
+  keep_mode(target, dir / "data.mdb");
+  sync_path(dir / "data.mdb");
+  fs::rename(dir / "data.mdb", target, ec);
+  if (ec) {
+    std::cerr << "hkp-gateway: cannot replace " << target.string() << ": " << ec.message() << "\n";
+    fs::remove_all(dir, ec);
+    return 1;
+  }
+  sync_path(cfg.cache.path);
+  fs::remove_all(dir, ec);
+  std::cout << "restored " << cfg.cache.path << " from " << file.string() << ": " << keys
+            << " keys\n";
+  return 0;
+}
+
 // A compacted copy written next to data.mdb, then renamed over it, all while holding the
 // cache's writer lock (so no gateway is running): a crash leaves the old file whole.
 int compact(const config::Config& cfg) {
-  namespace fs = std::filesystem;
   cache::Store store(options(cfg, false));
   const fs::path dir = fs::path(cfg.cache.path) / "compact.tmp";
   std::error_code ec;
@@ -296,6 +426,7 @@ int compact(const config::Config& cfg) {
     return 1;
   }
   const auto after = fs::file_size(dir / "data.mdb", ec);
+  keep_mode(fs::path(cfg.cache.path) / "data.mdb", dir / "data.mdb");
   fs::rename(dir / "data.mdb", fs::path(cfg.cache.path) / "data.mdb", ec);
   if (ec) {
     std::cerr << "hkp-gateway: cannot replace " << cfg.cache.path << "/data.mdb: " << ec.message() << "\n";
@@ -311,7 +442,8 @@ int compact(const config::Config& cfg) {
 
 int run_cache_command(const config::Config& cfg, const std::vector<std::string>& args) {
   if (args.empty()) {
-    std::cerr << "hkp-gateway: cache needs a command: import, export, stats, verify, purge or compact\n";
+    std::cerr << "hkp-gateway: cache needs a command: import, export, stats, verify, purge, "
+                 "compact, backup or restore\n";
     return 2;
   }
   try {
@@ -322,8 +454,10 @@ int run_cache_command(const config::Config& cfg, const std::vector<std::string>&
     if (cmd == "import") return import_keys(cfg, args);
     if (cmd == "purge") return purge(cfg, args);
     if (cmd == "compact") return compact(cfg);
+    if (cmd == "backup") return backup(cfg, args);
+    if (cmd == "restore") return restore(cfg, args);
     std::cerr << "hkp-gateway: unknown cache command \"" << cmd
-              << "\" (import, export, stats, verify, purge, compact)\n";
+              << "\" (import, export, stats, verify, purge, compact, backup, restore)\n";
     return 2;
   } catch (const cache::StoreError& e) {
     std::cerr << "hkp-gateway: " << e.what() << "\n";

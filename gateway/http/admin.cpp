@@ -154,15 +154,8 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
     co_return text_response(200, "ok");
   });
   router.add("GET", "/readyz", {}, [c](const HttpRequest&) -> asio::awaitable<HttpResponse> {
-    // Ready = the cache reads, and either an upstream is healthy or the cache can serve.
-    if (!c->store.readable()) co_return text_response(503, "not ready: the cache cannot be read");
-    const auto snap = c->snapshots();
-    const bool upstream_ok = !Fleet::none_healthy(*snap);  // true for a cache-only gateway
-    if (!upstream_ok && c->store.stats().keys == 0) {
-      co_return text_response(503, "not ready: no upstream is healthy and the cache is empty");
-    }
-    co_return text_response(
-        200, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)");
+    const Readiness r = readiness(c->store, *c->snapshots());
+    co_return text_response(r.ready ? 200 : 503, r.why);
   });
   router.add("GET", "/metrics", {}, [c](const HttpRequest&) -> asio::awaitable<HttpResponse> {
     HttpResponse r;

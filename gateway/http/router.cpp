@@ -47,6 +47,8 @@ Router::RouteHandler Router::handler_of(RouteId id) {
     case RouteId::vks_verify: return &Router::serve_vks_verify;
     case RouteId::v2_lookup: return &Router::serve_v2_lookup;
     case RouteId::v2_submit: return &Router::serve_v2_submit;
+    case RouteId::healthz: return &Router::serve_healthz;
+    case RouteId::readyz: return &Router::serve_readyz;
     case RouteId::routed: break;
   }
   return &Router::serve_routed;
@@ -67,6 +69,23 @@ asio::awaitable<HttpResponse> Router::dispatch(const HttpRequest& req) {
     co_return method_not_allowed(allowed);
   }
   co_return text_response(404, "Not found: no such path " + std::string(path.substr(0, 200)));
+}
+
+// The HKP listener's probes, for load balancers. Terse: what the admin listener's /readyz says
+// about upstreams is not for the public. no-store: a proxy between must never answer a probe.
+asio::awaitable<HttpResponse> Router::serve_healthz(const HttpRequest&,
+                                                    std::shared_ptr<const Snapshot>) {
+  HttpResponse r = text_response(200, "ok");
+  r.set("Cache-Control", "no-store");
+  co_return r;
+}
+
+asio::awaitable<HttpResponse> Router::serve_readyz(const HttpRequest&,
+                                                   std::shared_ptr<const Snapshot> snap) {
+  const Readiness ready = readiness(store_, *snap);
+  HttpResponse r = text_response(ready.ready ? 200 : 503, ready.ready ? "ready" : "not ready");
+  r.set("Cache-Control", "no-store");
+  co_return r;
 }
 
 asio::awaitable<HttpResponse> Router::serve_home(const HttpRequest&,

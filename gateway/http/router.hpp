@@ -43,6 +43,10 @@ class Router {
   boost::asio::awaitable<HttpResponse> serve_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_add(const HttpRequest&, std::shared_ptr<const Snapshot>);
   boost::asio::awaitable<HttpResponse> serve_routed(const HttpRequest&, std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_healthz(const HttpRequest&,
+                                                     std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_readyz(const HttpRequest&,
+                                                    std::shared_ptr<const Snapshot>);
   // A /pks/lookup query, or a VKS lookup path; `only`: one upstream's route.
   boost::asio::awaitable<HttpResponse> hkp_lookup(const HttpRequest&, std::shared_ptr<const Snapshot>,
                                                   std::string only);

@@ -29,6 +29,10 @@ constexpr std::array kRoutes = {
     Route{"GET", hkp::kV2Prefix, true, RouteId::v2_lookup, "v2", v2},
     Route{"POST", "/pks/v2/certs", false, RouteId::v2_submit, "v2", submission},
     Route{"GET", kRoutePrefix, true, RouteId::routed, "hkp", spends_nothing},
+    // For load balancers that probe the port they send clients to (the admin listener has the
+    // same two, with /metrics and the admin API).
+    Route{"GET", "/healthz", false, RouteId::healthz, "probe", spends_nothing},
+    Route{"GET", "/readyz", false, RouteId::readyz, "probe", spends_nothing},
 };
 
 bool matches(const Route& r, std::string_view path) {

@@ -17,15 +17,26 @@ namespace hkpgw::gateway {
 // they belong to the front, and spend the budget, of the path under the prefix.
 inline constexpr std::string_view kRoutePrefix = "/u/";
 
-enum class RouteId { home, lookup, add, vks_lookup, vks_upload, vks_verify, v2_lookup, v2_submit,
-                     routed };
+enum class RouteId {
+  home,
+  lookup,
+  add,
+  vks_lookup,
+  vks_upload,
+  vks_verify,
+  v2_lookup,
+  v2_submit,
+  routed,
+  healthz,
+  readyz
+};
 
 struct Route {
   std::string_view method;
   std::string_view path;
   bool prefix;  // `path` and everything under it (/vks/v1/by-fingerprint/<FPR>)
   RouteId id;
-  std::string_view front;  // "hkp", "vks", "v2"
+  std::string_view front;  // "hkp", "vks", "v2", "probe" (a load balancer's health checks)
   // What a request spends, from the path under `path` (a prefix route) and the query.
   hkp::Budget (*budget)(std::string_view rest, std::string_view query);
 };

@@ -4,6 +4,7 @@
 
 #include "gateway/net/https_client.hpp"
 #include "gateway/observe/version.hpp"
+#include "gateway/upstream/fleet.hpp"
 
 namespace hkpgw::gateway {
 
@@ -75,6 +76,15 @@ std::string cache_json(const cache::StoreStats& s) {
          ",\"file_bytes\":" + std::to_string(s.file_bytes) +
          ",\"max_bytes\":" + std::to_string(s.max_bytes);
   return out + ",\"schema\":" + std::to_string(s.schema) + "}";
+}
+
+Readiness readiness(const cache::Store& store, const Snapshot& snap) {
+  if (!store.readable()) return {false, "not ready: the cache cannot be read"};
+  const bool upstream_ok = !Fleet::none_healthy(snap);  // true for a cache-only gateway
+  if (!upstream_ok && store.stats().keys == 0) {
+    return {false, "not ready: no upstream is healthy and the cache is empty"};
+  }
+  return {true, upstream_ok ? "ready" : "ready (cache only: no upstream is healthy)"};
 }
 
 MetricsSample metrics_sample(const StatsReport& r) {

@@ -43,6 +43,15 @@ std::string stats_json(const StatsReport& r);  // op=stats&options=mr
 std::string cache_json(const cache::StoreStats& s);  // /admin/cache
 MetricsSample metrics_sample(const StatsReport& r);  // /metrics
 
+// Whether this gateway can answer lookups: the cache reads, and an upstream is healthy or the
+// cache holds keys to serve. The answer of /readyz (admin listener: with the reason) and of
+// /readyz on the HKP listener (for load balancers that probe the serving port).
+struct Readiness {
+  bool ready = false;
+  std::string why;  // "ready", "ready (cache only: no upstream is healthy)", "not ready: ..."
+};
+Readiness readiness(const cache::Store& store, const Snapshot& snap);
+
 using hkp::json_string;  // every JSON answer quotes its strings one way (hkp/text.hpp)
 
 }  // namespace hkpgw::gateway

@@ -363,3 +363,81 @@ TEST_CASE("index flags follow later copies: revocation added, expiry extended",
   const HttpResult html = gw.get("/pks/lookup?op=index&search=0x" + fixture("CAROL_FPR"));
   CHECK_THAT(html.body, Contains("revoked"));
 }
+
+TEST_CASE("cache backup copies a running gateway's cache whole, and cache restore puts it back",
+          "[integration][cache]") {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  std::vector<std::string> fprs;
+  const std::string keys = bulk(dir, 40, "bulk", &fprs);
+  const std::string cfg = cache_config(dir, "cache");
+  REQUIRE(cache_cmd(cfg, {"import", keys}).exit_code == 0);
+  const std::string backup = dir / "backup.mdb";
+  {
+    Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw-running");
+    const std::string addr = hkp_address(gw);
+    REQUIRE(http_get(addr, get_target(fprs[0])).status == 200);  // it serves while we copy
+    const auto r = cache_cmd(cfg, {"backup", backup});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.out, Contains("40 keys"));
+    CHECK(http_get(addr, get_target(fprs[1])).status == 200);
+    // Restoring under a running gateway is refused, and changes nothing.
+    const auto busy = cache_cmd(cfg, {"restore", backup});
+    CHECK(busy.exit_code == 1);
+    CHECK_THAT(busy.err, Contains("in use by another process"));
+    gw.signal(SIGTERM);
+    REQUIRE(gw.wait() == 0);
+  }
+  // Query records are personal data: the copy is the owner's alone.
+  CHECK((fs::status(backup).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK_FALSE(fs::exists(backup + ".tmp"));
+
+  // Half the cache lost; the restore brings back every key, with the file's mode kept.
+  std::vector<std::string> purge = {"purge"};
+  purge.insert(purge.end(), fprs.begin(), fprs.begin() + 20);
+  REQUIRE(cache_cmd(cfg, purge).exit_code == 0);
+  REQUIRE(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "20");
+  fs::permissions(dir / "cache/data.mdb",
+                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  const auto restored = cache_cmd(cfg, {"restore", backup});
+  INFO(restored.out << restored.err);
+  REQUIRE(restored.exit_code == 0);
+  CHECK_THAT(restored.out, Contains("40 keys"));
+  CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "40");
+  CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+  CHECK((fs::status(dir / "cache/data.mdb").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+  CHECK_FALSE(fs::exists(dir / "cache/restore.tmp"));
+  {  // and a gateway serves from it, with no upstream at all
+    Process gw({HKPGW_BINARY, "--config", cfg}, dir / "gw-restored");
+    const std::string addr = hkp_address(gw);
+    for (const auto& f : {fprs[0], fprs[19], fprs[39]}) {
+      const HttpResult got = http_get(addr, get_target(f));
+      CHECK(got.status == 200);
+      CHECK(got.header("x-hkp-cache") == "hit");
+    }
+  }
+
+  // Something that is not a backup is refused before the cache is touched.
+  write_file(dir / "not-a-backup.mdb", std::string(64 << 10, 'x'));
+  const auto bad = cache_cmd(cfg, {"restore", dir / "not-a-backup.mdb"});
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.err, Contains("nothing restored"));
+  CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "40");
+  CHECK(cache_cmd(cfg, {"restore", dir / "missing.mdb"}).exit_code == 1);
+  CHECK(cache_cmd(cfg, {"backup"}).exit_code == 2);
+}
+
+TEST_CASE("cache compact keeps data.mdb's mode", "[integration][cache]") {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const std::string keys = bulk(dir, 20, "bulk");
+  const std::string cfg = cache_config(dir, "cache");
+  REQUIRE(cache_cmd(cfg, {"import", keys}).exit_code == 0);
+  const auto mode = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read;
+  fs::permissions(dir / "cache/data.mdb", mode);
+  REQUIRE(cache_cmd(cfg, {"compact"}).exit_code == 0);
+  CHECK((fs::status(dir / "cache/data.mdb").permissions() & fs::perms::all) == mode);
+}

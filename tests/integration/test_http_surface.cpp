@@ -283,3 +283,47 @@ TEST_CASE("log_searches = false keeps searched addresses out of the access log",
   CHECK(gw.process().wait_for("target=\"/pks/lookup?search=<redacted>&op=get\""));  // access lines come in batches
   CHECK_THAT(gw.log(), !Contains("private.example"));
 }
+
+TEST_CASE("load balancers probe the HKP port: /healthz and /readyz, terse and never cached",
+          "[integration]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks");
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"ks", ks.url()}})
+                 .limits("exempt = []\nkey_lookups = \"1/h\"\nkey_lookups_burst = 1\n")};
+  REQUIRE(gw.started());
+  const HttpResult live = gw.get("/healthz");
+  CHECK(live.status == 200);
+  CHECK(live.body == "ok\n");
+  CHECK(live.header("cache-control") == "no-store");
+  const HttpResult ready = gw.get("/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body == "ready\n");
+  CHECK(http_request(gw.address(), "HEAD", "/readyz").status == 200);
+  CHECK(http_request(gw.address(), "POST", "/readyz").status == 405);
+  // Probes spend no client's budget: a client over its lookups still gets them.
+  gw.get(get_target(fixture("ALICE_FPR")));
+  REQUIRE(gw.get(get_target(fixture("BOB_FPR"))).status == 429);
+  for (int i = 0; i < 5; ++i) CHECK(gw.get("/readyz").status == 200);
+  // Counted apart from lookups, under their own front.
+  const std::string m = http_get(gw.admin(), "/metrics").body;
+  CHECK_THAT(m,
+             Contains("hkp_gateway_requests_total{front=\"probe\",op=\"other\",status=\"200\"}"));
+}
+
+TEST_CASE(
+    "/readyz on the HKP port says not ready when no upstream is healthy and nothing is cached",
+    "[integration]") {
+  TempDir dir;
+  // An upstream nothing listens on: probes fail, and the cache is empty.
+  const int port = free_loopback_port();
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"down", "https://127.0.0.1:" + std::to_string(port)}})
+                 .upstreams_table("probe_interval = \"200ms\"\nunhealthy_threshold = 1\n")};
+  REQUIRE(gw.started());
+  REQUIRE(eventually([&] { return gw.get("/readyz").status == 503; }));
+  const HttpResult r = gw.get("/readyz");
+  CHECK(r.body == "not ready\n");  // the admin listener says why; the public port does not
+  CHECK_THAT(http_get(gw.admin(), "/readyz").body, Contains("no upstream is healthy"));
+  CHECK(gw.get("/healthz").status == 200);  // alive all the same
+}

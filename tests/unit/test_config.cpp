@@ -157,8 +157,16 @@ TEST_CASE("config errors name the file, line and key path", "[config][unit]") {
     CHECK_THAT(problems_of("[upstreams]\nca_file = \"/nonexistent/ca.pem\"\n"),
                Contains("upstreams.ca_file: cannot read \"/nonexistent/ca.pem\""));
   }
-  SECTION("TOML syntax") {
-    CHECK_THAT(problems_of("[server\n"), Contains("TOML syntax error"));
+  SECTION("TOML syntax: one line, FILE:LINE: first, as every other problem") {
+    const std::string unclosed = problems_of("[server\n");
+    CHECK(unclosed.starts_with("test.toml:1: TOML syntax error: "));
+    CHECK(std::count(unclosed.begin(), unclosed.end(), '\n') <= 1);
+    // The line where the parser gave up, and what each quoted place says.
+    CHECK(problems_of("[server]\nthreads = 2\nlisten = [\"127.0.0.1:1\"\n[admin]\n") ==
+          "test.toml:4: TOML syntax error: missing array separator `,` after a value (line 3: "
+          "array starts here; line 4: should be `,`)");
+    CHECK_THAT(problems_of("[server]\nthreads = = 2\n"),
+               Contains("test.toml:2: TOML syntax error: "));
   }
   SECTION("certifiers") {
     CHECK_THAT(problems_of("[keys]\ncertifiers = [\"ABCD\"]\ncertifier_keys = \"/etc/hosts\"\n"),
