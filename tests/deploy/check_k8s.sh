@@ -3,7 +3,10 @@
 # ports, probe paths and mount paths of the manifests are the config's, HAProxy's environment
 # points at them, cluster.peers names every replica, the PrometheusRule holds
 # deploy/prometheus-rules.yml line for line, and the
-# whole set renders with kubectl kustomize (when kubectl is installed; no cluster is needed).
+# whole set renders with kubectl kustomize exactly as `kubectl apply -k deploy/k8s` would (no
+# flag), every pod template meets Pod Security "restricted", the NetworkPolicy opens the config's
+# ports, and the Ingress example points at a Service port the set has (when kubectl is
+# installed; no cluster is needed).
 #   check_k8s.sh SOURCE_DIR GATEWAY_BINARY
 set -euo pipefail
 src=$1
@@ -57,13 +60,55 @@ sed -n '/^spec:$/,$p' "$k8s/prometheusrule.yaml" | tail -n +2 | sed -e 's/^  //'
 grep -v '^#' "$src/deploy/prometheus-rules.yml" > "$work/rules"
 diff -u "$work/rules" "$work/embedded" >&2 || fail "prometheusrule.yaml differs from prometheus-rules.yml"
 
+# NetworkPolicy: the replicas' ports are the config's.
+grep -q "port: $hkp_port}" "$k8s/networkpolicy.yaml" || fail "networkpolicy.yaml does not open $hkp_port"
+grep -q "port: $admin_port}" "$k8s/networkpolicy.yaml" || fail "networkpolicy.yaml does not open $admin_port"
+
 if command -v kubectl >/dev/null; then
-  kubectl kustomize --load-restrictor LoadRestrictionsNone "$k8s" > "$work/all.yaml" ||
-    fail "kubectl kustomize failed"
+  # Exactly the documented command's rendering: no flag (kubectl apply -k has none to give).
+  kubectl kustomize "$k8s" > "$work/all.yaml" || fail "kubectl kustomize $k8s failed"
   kinds=$(grep -c '^kind:' "$work/all.yaml")
-  [ "$kinds" -eq 11 ] || fail "rendered $kinds objects, expected 11"
+  [ "$kinds" -eq 13 ] || fail "rendered $kinds objects, expected 13"
   grep -q 'haproxy.cfg: |' "$work/all.yaml" || fail "HAProxy's ConfigMap lacks haproxy.cfg"
-  echo "deploy/k8s: consistent; kubectl kustomize renders $kinds objects"
+  # Pod Security "restricted" for every pod template, and the Ingress example's backend is a
+  # Service and port the set has.
+  python3 - "$work/all.yaml" "$k8s/examples/ingress-tls.yaml" <<'PY' || fail "see above"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+bad = []
+for d in docs:
+    if d["kind"] not in ("Deployment", "StatefulSet"):
+        continue
+    spec = d["spec"]["template"]["spec"]
+    name = d["metadata"]["name"]
+    pod = spec.get("securityContext", {})
+    if pod.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        bad.append(f"{name}: no RuntimeDefault seccomp profile")
+    if not pod.get("runAsNonRoot"):
+        bad.append(f"{name}: runAsNonRoot is not set")
+    if not spec.get("topologySpreadConstraints"):
+        bad.append(f"{name}: no topologySpreadConstraints")
+    for c in spec["containers"]:
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False:
+            bad.append(f"{name}/{c['name']}: allowPrivilegeEscalation is not false")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            bad.append(f"{name}/{c['name']}: capabilities are not all dropped")
+        if not sc.get("readOnlyRootFilesystem"):
+            bad.append(f"{name}/{c['name']}: the root file system is writable")
+services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+ingress = yaml.safe_load(open(sys.argv[2]))
+for rule in ingress["spec"]["rules"]:
+    for path in rule["http"]["paths"]:
+        svc = path["backend"]["service"]
+        ports = [p["name"] for p in services.get(svc["name"], {}).get("spec", {}).get("ports", [])]
+        if svc["port"]["name"] not in ports:
+            bad.append(f"ingress example: no Service {svc['name']} with a port {svc['port']['name']}")
+for b in bad:
+    print("deploy/k8s: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+  echo "deploy/k8s: consistent; kubectl kustomize renders $kinds objects; pods meet Pod Security restricted"
 else
   echo "deploy/k8s: consistent (kubectl not installed: the rendering was not checked)"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The deploy/k8s check can fail: copies with a probe port that is not the config's, with a
-# PrometheusRule that drifted from prometheus-rules.yml, and with more replicas than
-# cluster.peers names, must each be refused.
+# PrometheusRule that drifted from prometheus-rules.yml, with more replicas than cluster.peers
+# names, with a pod lacking its seccomp profile, and with an Ingress example pointing at a port
+# no Service has, must each be refused.
 #   check_k8s_fails.sh SOURCE_DIR GATEWAY_BINARY
 set -uo pipefail
 src=$1
@@ -25,4 +26,17 @@ if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then
   echo "a peer list short of a replica passed" >&2
   exit 1
 fi
-echo "the deploy/k8s check refuses the three broken copies"
+copy
+sed -i '/seccompProfile/d' "$work/src/deploy/k8s/haproxy.yaml"
+if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then
+  echo "a pod without a seccomp profile passed" >&2
+  exit 1
+fi
+copy
+sed -i 's/name: hkp-gateway, port: {name: hkp}/name: hkp-gateway, port: {name: http}/' \
+  "$work/src/deploy/k8s/examples/ingress-tls.yaml"
+if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then
+  echo "an Ingress to a port no Service has passed" >&2
+  exit 1
+fi
+echo "the deploy/k8s check refuses the five broken copies"
