@@ -3,17 +3,21 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench bench-compare bench-scale asan fuzz clean
+.PHONY: all deps deps-run configure build run test bench bench-compare bench-scale asan fuzz clean
 
 all: build
 
+# What running needs (`make run`), or that and every tool the tests drive (`make test`).
 deps:
-	@./deploy/install-deps.sh
+	@./deploy/install-deps.sh test
+
+deps-run:
+	@./deploy/install-deps.sh run
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-configure: deps $(BUILD_DIR)/build.ninja
+configure: deps-run $(BUILD_DIR)/build.ninja
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -21,7 +25,8 @@ build: configure
 run: build
 	./$(BUILD_DIR)/gateway/app/hkp-gateway $(if $(CONFIG),--config $(CONFIG),)
 
-test: build
+test: deps
+	$(MAKE) build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # Figures, not pass/fail: needs the test fixtures (made by the first test of `make test`).

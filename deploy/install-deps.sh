@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# Installs every build, test and run dependency of hkp-gateway from Debian bookworm's archive.
+# Installs hkp-gateway's dependencies from Debian bookworm's archive, for one purpose:
+#   install-deps.sh run    what building and running the gateway needs (`make run`)
+#   install-deps.sh test   that, and every tool the tests drive (`make test`; the default)
 # Idempotent and silent when nothing is missing; refreshes the package lists only when it has to
 # install something (a warm machine stays fast, a fresh one may have empty lists).
 set -euo pipefail
+purpose=${1:-test}
+case $purpose in
+  run | test) ;;
+  *) echo "usage: install-deps.sh [run|test]" >&2; exit 2 ;;
+esac
 
 packages=(
+  # building: the compiler, CMake, and the libraries' development packages
   build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libssl-dev liblmdb-dev libgpg-error-dev librnp-dev libtoml11-dev
   prometheus-cpp-dev catch2
-  # test and operator tools: real GnuPG drives the integration tests, openssl makes the test CA,
-  # curl sends hand-written requests, promtool checks /metrics, mdb_stat inspects the cache,
-  # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)
-  # is the second OpenPGP client the submission tests drive; haproxy is the load balancer the
-  # replica test puts in front of three gateways (deploy/haproxy/).
-  gnupg dirmngr openssl ca-certificates curl prometheus lmdb-utils sks sq haproxy
-  # the reference logfmt decoder reads the gateway's log lines back (tests/logfmt)
-  golang-go golang-github-go-logfmt-logfmt-dev
-  # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes
-  clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  # running: the system's CA certificates (upstreams are verified against them)
+  ca-certificates
 )
+if [ "$purpose" = test ]; then
+  packages+=(
+    # real GnuPG drives the integration tests, openssl makes the test CA, curl sends
+    # hand-written requests, promtool checks /metrics and the rules, mdb_stat inspects the cache,
+    # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)
+    # is the second OpenPGP client the submission tests drive; haproxy is the load balancer the
+    # replica test puts in front of three gateways (deploy/haproxy/)
+    gnupg dirmngr openssl curl prometheus lmdb-utils sks sq haproxy
+    # the reference logfmt decoder reads the gateway's log lines back (tests/logfmt)
+    golang-go golang-github-go-logfmt-logfmt-dev
+    # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes
+    clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,8 +43,10 @@ done
 # Node.js runs OpenPGP.js, the second independent OpenPGP implementation the tests read answers
 # with (tests/js). Asked for by command, not package: a machine may have Node.js from elsewhere,
 # whose nodejs package bundles npm and conflicts with Debian's npm.
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
+if [ "$purpose" = test ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=()
@@ -43,6 +59,7 @@ fi
 
 # The JavaScript test clients, exactly as tests/js/package-lock.json pins them (npm ci checks
 # each package's integrity hash); again only when the lock file changed since the last install.
+[ "$purpose" = test ] || exit 0
 js="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
 if ! cmp -s "$js/package-lock.json" "$js/node_modules/.installed-lock.json"; then
   echo "install-deps: npm ci in tests/js" >&2

@@ -18,9 +18,9 @@ if ! podman image exists localhost/bookworm:base; then
   tar -C "$work/rootfs" -c . | podman import - localhost/bookworm:base >/dev/null
 fi
 "${pod[@]}" build --format docker --network host --build-arg BASE=localhost/bookworm:base \
-  -f "$root/deploy/container/Containerfile" -t hkp-gateway:0.2 "$root" >/dev/null
+  -f "$root/deploy/container/Containerfile" -t "hkp-gateway:$(cat "$root/VERSION")" "$root" >/dev/null
 "${pod[@]}" run -d --name hkpgw-check --network host --read-only \
-  -v hkpgw-check-cache:/var/lib/hkp-gateway hkp-gateway:0.2 >/dev/null
+  -v hkpgw-check-cache:/var/lib/hkp-gateway "hkp-gateway:$(cat "$root/VERSION")" >/dev/null
 for _ in $(seq 50); do curl -sf http://127.0.0.1:11380/healthz >/dev/null && break; sleep 0.2; done
 curl -sf http://127.0.0.1:11380/healthz >/dev/null || { echo "no /healthz" >&2; exit 1; }
 [ "$("${pod[@]}" exec hkpgw-check id -u)" = 10001 ] || { echo "not uid 10001" >&2; exit 1; }

@@ -5,7 +5,11 @@
 
 namespace hkpgw::gateway {
 
-inline constexpr std::string_view kVersion = "0.1.0";
-inline constexpr std::string_view kVersionString = "hkp-gateway 0.1.0";
+// From the VERSION file at the repository's root, through CMake (hkpgw_observe's definition).
+#ifndef HKPGW_VERSION
+#error "HKPGW_VERSION is defined by CMake from the VERSION file"
+#endif
+inline constexpr std::string_view kVersion = HKPGW_VERSION;
+inline constexpr std::string_view kVersionString = "hkp-gateway " HKPGW_VERSION;
 
 }  // namespace hkpgw::gateway

@@ -48,7 +48,7 @@ TEST_CASE("/metrics passes promtool and counts requests, cache results and upstr
   CHECK_THAT(m.body, Contains("hkp_gateway_upstream_requests_total{outcome=\"not_found\",upstream=\"ks\"} 1"));
   CHECK_THAT(m.body, Contains("hkp_gateway_upstream_healthy{upstream=\"ks\"} 1"));
   CHECK_THAT(m.body, Contains("hkp_gateway_cache_keys 1"));
-  CHECK_THAT(m.body, Contains("hkp_gateway_build_info{version=\"0.1.0\"} 1"));
+  CHECK_THAT(m.body, Contains("hkp_gateway_build_info{version=\"" HKPGW_VERSION "\"} 1"));
   CHECK_THAT(m.body, Contains("hkp_gateway_request_duration_seconds_bucket{op=\"get\""));
   CHECK_THAT(m.body, Contains("hkp_gateway_config_last_reload_success_timestamp_seconds"));
   // Present from the first scrape, at zero: a rate or ratio over them is never missing.
