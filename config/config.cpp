@@ -77,8 +77,8 @@ void read_server(Reader& r, const Value& t, ServerConfig& s) {
   r.check_keys(t, p, file_keys_of("server"));
   r.listen_list(t, p, "listen", s.listen);
   r.listen_list(t, p, "hkps_listen", s.hkps_listen);
-  r.string(t, p, "tls_cert", s.tls_cert);
-  r.string(t, p, "tls_key", s.tls_key);
+  r.path(t, p, "tls_cert", s.tls_cert);
+  r.path(t, p, "tls_key", s.tls_key);
   r.integer(t, p, "threads", s.threads, 0, 256);
   r.boolean(t, p, "pin_threads", s.pin_threads);
   r.size(t, p, "max_header_bytes", s.max_header_bytes, 1024, 1 << 20);
@@ -132,7 +132,7 @@ void read_admin(Reader& r, const Value& t, AdminConfig& a) {
       r.problem(*v, p + "listen", parsed.error());
     }
   }
-  r.string(t, p, "token_file", a.token_file);
+  r.path(t, p, "token_file", a.token_file);
 }
 
 void read_cache(Reader& r, const Value& t, CacheConfig& c) {
@@ -234,7 +234,7 @@ void read_upstreams(Reader& r, const Value& t, UpstreamsConfig& u) {
   r.check_keys(t, p, file_keys_of("upstreams"));
   r.string(t, p, "default", u.default_name);
   read_resolve(r, t, p, u.resolve);
-  r.string(t, p, "ca_file", u.ca_file);
+  r.path(t, p, "ca_file", u.ca_file);
   const Duration ms100 = std::chrono::milliseconds(100);
   r.duration(t, p, "connect_timeout", u.connect_timeout, ms100);
   r.duration(t, p, "request_timeout", u.request_timeout, ms100);
@@ -304,7 +304,7 @@ void read_upstream_list(Reader& r, const Value& v, std::vector<UpstreamConfig>& 
     r.choice(t, p, "kind", up.kind,
              {{"hkp", UpstreamKind::hkp}, {"vks", UpstreamKind::vks}, {"wkd", UpstreamKind::wkd}});
     r.string(t, p, "url", up.url);
-    r.string(t, p, "ca_file", up.ca_file);
+    r.path(t, p, "ca_file", up.ca_file);
     r.string(t, p, "probe", up.probe);
     if (!valid_upstream_name(up.name)) {
       r.problem(r.child(t, "name") ? *r.child(t, "name") : t, p + "name",
@@ -368,7 +368,7 @@ void read_cluster(Reader& r, const Value& t, ClusterConfig& c) {
   const std::string p = "cluster.";
   r.check_keys(t, p, file_keys_of("cluster"));
   read_networks(r, t, p, "trusted", c.trusted);
-  r.string(t, p, "secret_file", c.secret_file);
+  r.path(t, p, "secret_file", c.secret_file);
   const Value* v = r.child(t, "peers");
   if (!v) return;
   constexpr std::size_t kMaxPeers = 64;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -65,6 +66,32 @@ class Reader {
         problem(*v, prefix + key, std::string("expected a string, got ") + type_name(*v));
       }
     }
+  }
+
+  // A file's path: as written, or "credential:NAME" for the file systemd's LoadCredential=NAME:…
+  // placed in $CREDENTIALS_DIRECTORY (a secret only the service can read, which no config or
+  // world-readable file has to hold).
+  void path(const Value& table, const std::string& prefix, const std::string& key,
+            std::string& out) {
+    string(table, prefix, key, out);
+    static constexpr std::string_view kCredential = "credential:";
+    if (!out.starts_with(kCredential)) return;
+    const std::string name = out.substr(kCredential.size());
+    const Value& at = *child(table, key);
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      problem(at, prefix + key, "\"" + out + "\": a credential's NAME is a file name, without '/'");
+      return;
+    }
+    const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+    if (dir == nullptr || *dir == '\0') {
+      problem(at, prefix + key,
+              "\"" + out +
+                  "\" names a systemd credential, but CREDENTIALS_DIRECTORY is not set: "
+                  "give the unit LoadCredential=" +
+                  name + ":/path/to/the/file");
+      return;
+    }
+    out = std::string(dir) + "/" + name;
   }
 
   void boolean(const Value& table, const std::string& prefix, const std::string& key, bool& out) {

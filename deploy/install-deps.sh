@@ -27,6 +27,8 @@ if [ "$purpose" = test ]; then
     # is the second OpenPGP client the submission tests drive; haproxy is the load balancer the
     # replica test puts in front of three gateways (deploy/haproxy/)
     gnupg dirmngr openssl curl prometheus lmdb-utils sks sq haproxy
+    # systemd-analyze rates the unit's hardening offline (nothing is started)
+    systemd
     # the reference logfmt decoder reads the gateway's log lines back (tests/logfmt)
     golang-go golang-github-go-logfmt-logfmt-dev
     # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes

@@ -368,3 +368,24 @@ TEST_CASE("a one-line list of 60,000 networks parses in linear time, values unch
     CHECK_THAT(e.problems().front(), Catch::Matchers::Contains("server.threads"));
   }
 }
+
+TEST_CASE("credential:NAME reads a secret systemd's LoadCredential= put in CREDENTIALS_DIRECTORY",
+          "[config][unit]") {
+  hkpgw::test::TempDir creds;
+  hkpgw::test::write_file(creds / "admin-token", "token-from-a-credential-0123\n");
+  const std::string toml = "[admin]\ntoken_file = \"credential:admin-token\"\n";
+  ::setenv("CREDENTIALS_DIRECTORY", creds.path().c_str(), 1);
+  const Config cfg = load_string(toml, "test.toml");
+  CHECK(cfg.admin.token == "token-from-a-credential-0123");
+  CHECK(cfg.admin.token_file == creds / "admin-token");
+  // A name that would leave the directory is refused.
+  CHECK_THAT(problems_of("[server]\ntls_key = \"credential:../etc/shadow\"\n"),
+             Contains("test.toml:2: server.tls_key: \"credential:../etc/shadow\": a credential's "
+                      "NAME is a file name, without '/'"));
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  // Outside a unit with LoadCredential=: the problem says what to add.
+  CHECK_THAT(problems_of(toml),
+             Contains("test.toml:2: admin.token_file: \"credential:admin-token\" names a systemd "
+                      "credential, but CREDENTIALS_DIRECTORY is not set: give the unit "
+                      "LoadCredential=admin-token:/path/to/the/file"));
+}
