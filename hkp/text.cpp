@@ -1,5 +1,6 @@
 #include "hkp/text.hpp"
 
+#include <array>
 #include <cstdio>
 
 namespace hkpgw::hkp {
@@ -68,38 +69,84 @@ std::size_t utf8_sequence(std::string_view s) {
   return n;
 }
 
+namespace {
+
+// ASCII bytes that are written escaped: controls, DEL, the quote and the backslash.
+constexpr auto kEscapedAscii = [] {
+  std::array<bool, 128> t{};
+  for (int c = 0; c < 128; ++c) t[c] = c < 0x20 || c == 0x7f || c == '"' || c == '\\';
+  return t;
+}();
+// Code points written as \uXXXX although they are valid UTF-8: C1 controls (a terminal may take
+// U+009B as an escape), and the format characters that reorder text or break a line on screen
+// (a user ID with U+202E shows a different address than it holds).
+bool escaped_code_point(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+char32_t decode_utf8(std::string_view seq) {  // a sequence utf8_sequence accepted
+  const auto b = [&](std::size_t i) {
+    return static_cast<char32_t>(static_cast<unsigned char>(seq[i]));
+  };
+  switch (seq.size()) {
+    case 2: return (b(0) & 0x1f) << 6 | (b(1) & 0x3f);
+    case 3: return (b(0) & 0x0f) << 12 | (b(1) & 0x3f) << 6 | (b(2) & 0x3f);
+    default: return (b(0) & 0x07) << 18 | (b(1) & 0x3f) << 12 | (b(2) & 0x3f) << 6 | (b(3) & 0x3f);
+  }
+}
+
+void append_u(std::string& out, char32_t cp) {  // a code point of the BMP as \uXXXX
+  out += "\\u";
+  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kHexLower[(cp >> shift) & 15]);
+}
+
+}  // namespace
+
+void append_json_escaped(std::string& out, std::string_view v) {
+  std::size_t run = 0;  // start of the bytes that go out as they are, appended in one piece
+  for (std::size_t i = 0; i < v.size();) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c < 0x80) {
+      if (!kEscapedAscii[c]) {
+        ++i;
+        continue;
+      }
+      out.append(v.data() + run, i - run);
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default: append_u(out, c);
+      }
+      run = ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence(v.substr(i));
+    if (n == 0 || escaped_code_point(decode_utf8(v.substr(i, n)))) {
+      out.append(v.data() + run, i - run);
+      if (n == 0) {
+        out += "\\ufffd";  // not UTF-8: one replacement character per byte
+        i += 1;
+      } else {
+        append_u(out, decode_utf8(v.substr(i, n)));
+        i += n;
+      }
+      run = i;
+      continue;
+    }
+    i += n;
+  }
+  out.append(v.data() + run, v.size() - run);
+}
+
 std::string json_string(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
   out.push_back('"');
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence(s.substr(i));
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    ++i;
-    if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
+  append_json_escaped(out, s);
   out.push_back('"');
   return out;
 }

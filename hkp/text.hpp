@@ -33,8 +33,13 @@ std::string_view trim(std::string_view s);
 // no surrogates, nothing past U+10FFFF), or 0. `s` must not be empty.
 std::size_t utf8_sequence(std::string_view s);
 
-// `s` as a quoted JSON string: quotes, backslashes and controls escaped; bytes that are not
-// UTF-8 (a user ID may hold anything) each become U+FFFD, so the document always parses.
+// `v` escaped as the inside of a JSON string (and of a quoted logfmt value, which takes the same
+// escapes): \" \\ \n \r \t, and \uXXXX for other controls, DEL, C1 controls and the format
+// characters that reorder or break text on screen (a user ID with U+202E shows an address it does
+// not hold); each byte that is not UTF-8 (a user ID may hold anything) becomes \ufffd, so the
+// result always parses. Other UTF-8 stays as it is.
+void append_json_escaped(std::string& out, std::string_view v);
+// `s` as a quoted JSON string, escaped as above.
 std::string json_string(std::string_view s);
 
 }  // namespace hkpgw::hkp

@@ -18,31 +18,12 @@
 using namespace hkpgw::test;
 using Catch::Matchers::Contains;
 
-namespace {
-
-
-// The address a listener of `kind` logged ("hkps", "hkp").
-std::string listening(const Gateway& gw, const std::string& kind) {
-  std::istringstream in(gw.log());
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("event=listening") != std::string::npos && field(line, "listener") == kind) {
-      return field(line, "addr");
-    }
-  }
-  return {};
-}
-
-}  // namespace
-
 TEST_CASE("gpg fetches over the HKPS listener, verifying the gateway's certificate",
           "[integration][listeners]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   const std::string d = data_dir();
-  Gateway gw{GatewayConfig(dir)
-                 .upstreams({{"ks", ks.url()}})
-                 .server("hkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d +
-                         "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).server(hkps_server_lines())};
   REQUIRE(gw.started());
   const std::string hkps = listening(gw, "hkps");
   REQUIRE_FALSE(hkps.empty());

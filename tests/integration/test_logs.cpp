@@ -58,17 +58,9 @@ TEST_CASE("access lines name the listener and carry bytes, a request ID and the 
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   const std::string d = data_dir();
-  Gateway gw{GatewayConfig(dir)
-                 .upstreams({{"ks", ks.url()}})
-                 .server("hkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d +
-                         "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}}).server(hkps_server_lines())};
   REQUIRE(gw.started());
-  std::string hkps;
-  for (const auto& line : lines_of(gw.log())) {
-    if (line.find("event=listening") != std::string::npos && field(line, "listener") == "hkps") {
-      hkps = field(line, "addr");
-    }
-  }
+  const std::string hkps = listening(gw, "hkps");
   REQUIRE_FALSE(hkps.empty());
   const std::string port = hkps.substr(hkps.rfind(':') + 1);
 

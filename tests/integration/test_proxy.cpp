@@ -80,9 +80,8 @@ TEST_CASE("a PROXY header from an untrusted sender closes the connection, and TL
   const std::string d = data_dir();
   Gateway gw{GatewayConfig(dir)
                  .upstreams_table("forward_adds = \"none\"\n")
-                 .server("proxy_protocol = true\nproxy_trusted = [\"192.0.2.1\"]\nhkps_listen = "
-                         "[\"127.0.0.1:0\"]\ntls_cert = \"" +
-                         d + "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
+                 .server("proxy_protocol = true\nproxy_trusted = [\"192.0.2.1\"]\n" +
+                         hkps_server_lines())};
   REQUIRE(gw.started());
   CHECK(get_via(gw, "PROXY TCP4 198.51.100.7 127.0.0.1 40001 11371\r\n", "/").empty());
   CHECK(gw.process().wait_for("reason=\"not in server.proxy_trusted\""));
@@ -90,16 +89,9 @@ TEST_CASE("a PROXY header from an untrusted sender closes the connection, and TL
   TempDir dir2;
   Gateway tls{GatewayConfig(dir2)
                   .upstreams_table("forward_adds = \"none\"\n")
-                  .server("proxy_protocol = true\nhkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" +
-                          d + "/gateway.pem\"\ntls_key = \"" + d + "/gateway.key\"\n")};
+                  .server("proxy_protocol = true\n" + hkps_server_lines())};
   REQUIRE(tls.started());
-  std::string hkps;
-  std::istringstream in(tls.log());
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("event=listening") != std::string::npos && field(line, "listener") == "hkps") {
-      hkps = field(line, "addr");
-    }
-  }
+  const std::string hkps = listening(tls, "hkps");
   REQUIRE_FALSE(hkps.empty());
   const std::string port = hkps.substr(hkps.rfind(':') + 1);
   const auto curl = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",

@@ -214,6 +214,22 @@ std::set<std::string> thread_names(pid_t pid) {
   return names;
 }
 
+std::string hkps_server_lines() {
+  const std::string d = data_dir();
+  return "hkps_listen = [\"127.0.0.1:0\"]\ntls_cert = \"" + d + "/gateway.pem\"\ntls_key = \"" + d +
+         "/gateway.key\"\n";
+}
+
+std::string listening(const Gateway& gw, const std::string& kind) {
+  std::istringstream in(gw.log());
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("event=listening") != std::string::npos && field(line, "listener") == kind) {
+      return field(line, "addr");
+    }
+  }
+  return {};
+}
+
 std::map<std::string, std::set<std::string>> thread_cpus(pid_t pid) {
   std::map<std::string, std::set<std::string>> out;
   const std::string tasks = "/proc/" + std::to_string(pid) + "/task";

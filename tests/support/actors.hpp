@@ -145,6 +145,12 @@ std::vector<std::string> peer_headers(const std::string& target, const std::stri
                                                                        "/cluster.secret");
 // "keys" of op=stats&options=mr; -1 when the answer has none.
 int cached_keys(const Gateway& gw);
+// [server] lines for an HKPS listener on a free loopback port with the test CA's certificate
+// for gateway.test and 127.0.0.1.
+std::string hkps_server_lines();
+// The address ("127.0.0.1:PORT") a gateway's listener of `kind` ("hkp", "hkps", "admin") logged
+// at start; "" when none.
+std::string listening(const Gateway& gw, const std::string& kind);
 // The names of a process's threads (/proc/PID/task/*/comm).
 std::set<std::string> thread_names(pid_t pid);
 // Each thread name of a process with the CPUs its threads of that name may run on, as

@@ -116,6 +116,10 @@ TEST_CASE("json_string escapes controls and replaces bytes that are not UTF-8", 
   CHECK(json_string("\xF4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // > U+10FFFF
   CHECK(json_string("\xE2\x82") == "\"\\ufffd\\ufffd\"");            // cut short
   CHECK(json_string(std::string("\0", 1)) == "\"\\u0000\"");
+  // A right-to-left override and a C1 control stay characters, written as escapes: a user ID
+  // shown from JSON cannot reorder the text around it.
+  CHECK(json_string("a\xE2\x80\xAE"
+                    "b\xC2\x9B") == "\"a\\u202eb\\u009b\"");
 }
 
 TEST_CASE("multipart/form-data submissions: the keytext part, hostile shapes refused",
