@@ -40,10 +40,14 @@ std::function<void()> run_periodically(asio::any_io_executor executor,
       },
       asio::detached);
   // The cancel runs on the strand, so it finds the loop either waiting (and ends the wait) or
-  // between a step and its wait, where the flag is read first.
+  // between a step and its wait, where the flag is read first. It cancels only while the flag is
+  // still set: a wake during a quick step is taken by the flag (one more step), and its cancel,
+  // run after that step had armed the next wait, ran a second, unasked one.
   return [strand, tick, woken] {
     woken->store(true);
-    asio::post(strand, [tick] { tick->cancel(); });
+    asio::post(strand, [tick, woken] {
+      if (woken->load()) tick->cancel();
+    });
   };
 }
 

@@ -60,3 +60,29 @@ TEST_CASE("a periodic loop wakes on demand and survives a step that throws", "[u
   runner.join();  // returns only once the loop has ended (nothing else keeps io busy)
   CHECK(steps == 6);
 }
+
+TEST_CASE("a wake during a quick step runs one more step, not two", "[unit][periodic]") {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::atomic<bool> running{true};
+  std::atomic<int> steps{0};
+  std::function<void()> wake;
+  wake = run_periodically(io.get_executor(), std::chrono::hours(1), running, "test_failed",
+                          [&]() -> asio::awaitable<void> {
+                            // The second step wakes the loop while it runs, and never yields:
+                            // the wake's cancel waits in the strand behind the loop.
+                            if (++steps == 2) wake();
+                            co_return;
+                          });
+  std::thread runner([&] { io.run(); });
+  CHECK(eventually([&] { return steps == 1; }));
+  wake();
+  CHECK(eventually([&] { return steps == 3; }));  // the wake, then the one asked during step 2
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(steps == 3);  // and no third: the stale cancel must not end the hour's wait
+  running = false;
+  wake();
+  guard.reset();
+  runner.join();
+  CHECK(steps == 3);
+}
