@@ -127,9 +127,19 @@ struct Metrics::Impl {
   pm::Family<pm::Gauge>& build_info =
       pm::BuildGauge().Name("hkp_gateway_build_info").Help("Always 1").Register(registry);
 
-  std::mutex scrape_mutex;  // render() is not reentrant (evicted counter catch-up)
+  std::mutex scrape_mutex;  // render() is not reentrant (the catch-up counters below)
   std::uint64_t evicted_seen = 0;
   std::uint64_t write_failures_seen = 0;
+
+  // A counter kept by someone else as a running total (the store's), brought up to `total` at
+  // scrape time; present at zero before the first event.
+  static void catch_up(pm::Family<pm::Counter>& family, std::uint64_t total, std::uint64_t& seen) {
+    auto& counter = family.Add({});
+    if (total > seen) {
+      counter.Increment(static_cast<double>(total - seen));
+      seen = total;
+    }
+  }
 
   static const pm::Histogram::BucketBoundaries& latency_buckets() {
     static const pm::Histogram::BucketBoundaries b = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -300,18 +310,9 @@ std::string Metrics::render(const MetricsSample& s) {
   impl_->forward_queue.Add({}).Set(static_cast<double>(s.forward_queue));
   impl_->refresh_oldest.Add({}).Set(s.refresh_oldest_seconds);
   impl_->refresh_period.Add({}).Set(s.refresh_period_seconds);
-  if (s.cache_evicted > impl_->evicted_seen) {
-    impl_->cache_evicted.Add({}).Increment(static_cast<double>(s.cache_evicted - impl_->evicted_seen));
-    impl_->evicted_seen = s.cache_evicted;
-  } else {
-    impl_->cache_evicted.Add({});
-  }
+  Impl::catch_up(impl_->cache_evicted, s.cache_evicted, impl_->evicted_seen);
+  Impl::catch_up(impl_->cache_write_failures, s.cache_write_failures, impl_->write_failures_seen);
   impl_->cache_max_bytes.Add({}).Set(static_cast<double>(s.cache_max_bytes));
-  auto& failures = impl_->cache_write_failures.Add({});
-  if (s.cache_write_failures > impl_->write_failures_seen) {
-    failures.Increment(static_cast<double>(s.cache_write_failures - impl_->write_failures_seen));
-    impl_->write_failures_seen = s.cache_write_failures;
-  }
   for (const auto& [name, healthy] : s.upstream_healthy) {
     impl_->upstream_healthy.Add({{"upstream", name}}).Set(healthy ? 1 : 0);
     for (const auto outcome : s.upstream_outcomes) {
@@ -357,7 +358,8 @@ std::string process_metrics() {
   const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
   const double cpu = (std::strtod(f[11].c_str(), nullptr) + std::strtod(f[12].c_str(), nullptr)) /
                      ticks;  // utime, stime
-  const double start = boot_time() + std::strtod(f[19].c_str(), nullptr) / ticks;
+  // Fixed for the process's life: read once.
+  static const double start = boot_time() + std::strtod(f[19].c_str(), nullptr) / ticks;
   const double vsize = std::strtod(f[20].c_str(), nullptr);
   const double rss = std::strtod(f[21].c_str(), nullptr) * page;
   std::error_code ec;

@@ -54,7 +54,7 @@ fi
   grep -o 'Name("hkp_gateway_[a-z_]*")' "$src/gateway/observe/metrics.cpp" |
     sed -e 's/Name("//' -e 's/")//'
   find "$src/gateway" -name '*.cpp' -o -name '*.hpp' | sort | xargs cat | tr -s ' \n' ' ' |
-    grep -oE '\.(counter|gauge)\( ?"[a-z_]+"' | sed -E 's/.*"([a-z_]+)"/hkp_gateway_\1/'
+    { grep -oE '\.(counter|gauge)\( ?"[a-z_]+"' || true; } | sed -E 's/.*"([a-z_]+)"/hkp_gateway_\1/'
 } | sort -u > "$work/registered"
 grep -o 'hkp_gateway_[a-z_]*' "$work/exprs" | sed -e 's/_bucket$//' | sort -u > "$work/used"
 unknown=$(comm -23 "$work/used" "$work/registered")

@@ -8,30 +8,23 @@ src=$1
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/deploy/grafana" "$work/gateway/observe"
-cp "$src/gateway/observe/metrics.cpp" "$work/gateway/observe/"
-sed 's/hkp_gateway_cache_bytes/hkp_gateway_cache_byte_count/' "$src/deploy/grafana/hkp-gateway.json" \
-  > "$work/deploy/grafana/hkp-gateway.json"
-if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
-  echo "an unknown metric name passed" >&2
-  exit 1
-fi
-sed 's/sum by (status) (rate(/sum by (status) (rate((/' "$src/deploy/grafana/hkp-gateway.json" \
-  > "$work/deploy/grafana/hkp-gateway.json"
-if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
-  echo "a query that does not parse passed" >&2
-  exit 1
-fi
-sed 's/\[\$__rate_interval\]/[5m]/' "$src/deploy/grafana/hkp-gateway.json" \
-  > "$work/deploy/grafana/hkp-gateway.json"
-if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
-  echo "a hard-coded window passed" >&2
-  exit 1
-fi
-sed 's/,instance=~\\"\$instance\\"//' "$src/deploy/grafana/hkp-gateway.json" \
-  > "$work/deploy/grafana/hkp-gateway.json"
-if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
-  echo "a query without the instance filter passed" >&2
-  exit 1
-fi
+# The whole of gateway/: the check reads every family a component declares there. (With
+# metrics.cpp alone, every copy failed for that reason, and none of these cases proved anything.)
+mkdir -p "$work/deploy/grafana"
+cp -r "$src/gateway" "$work/"
+# The unbroken dashboard passes here, so each refusal below is the breakage's.
+cp "$src/deploy/grafana/hkp-gateway.json" "$work/deploy/grafana/"
+"$here/check_dashboard.sh" "$work" >/dev/null || { echo "the unbroken copy was refused" >&2; exit 1; }
+# refused WHAT SED_SCRIPT: a copy of the dashboard broken by SED_SCRIPT must not pass.
+refused() {
+  sed "$2" "$src/deploy/grafana/hkp-gateway.json" > "$work/deploy/grafana/hkp-gateway.json"
+  if "$here/check_dashboard.sh" "$work" 2>/dev/null; then
+    echo "$1 passed" >&2
+    exit 1
+  fi
+}
+refused "an unknown metric name" 's/hkp_gateway_cache_bytes/hkp_gateway_cache_byte_count/'
+refused "a query that does not parse" 's/sum by (status) (rate(/sum by (status) (rate((/'
+refused "a hard-coded window" 's/\[\$__rate_interval\]/[5m]/'
+refused "a query without the instance filter" 's/,instance=~\\"\$instance\\"//'
 echo "the dashboard check refuses all four broken copies"

@@ -14,6 +14,8 @@ copy() {
   cp -r "$src/deploy/k8s" "$src/deploy/haproxy" "$src/deploy/prometheus-rules.yml" "$work/src/deploy/"
   cp "$src/docs/contract.md" "$work/src/docs/"
 }
+copy  # unbroken, it passes: each refusal below is its breakage's
+"$here/check_k8s.sh" "$work/src" "$2" >/dev/null || { echo "the unbroken copy was refused" >&2; exit 1; }
 copy
 sed -i 's/containerPort: 11380/containerPort: 11381/' "$work/src/deploy/k8s/statefulset.yaml"
 if "$here/check_k8s.sh" "$work/src" "$2" 2>/dev/null; then echo "a wrong port passed" >&2; exit 1; fi

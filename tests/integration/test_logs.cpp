@@ -101,6 +101,37 @@ TEST_CASE("access lines name the listener and carry bytes, a request ID and the 
   CHECK(field(access_line_with(log, "agent=sq/1.0"), "request_id") != made);
 }
 
+TEST_CASE("an oversized or repeated User-Agent and X-Request-ID stay bounded in the access line",
+          "[integration][logs]") {
+  TempDir dir;
+  Gateway gw{GatewayConfig(dir)};
+  REQUIRE(gw.started());
+  // 8 KiB of agent, an ID one byte over its 128, then 300 repeats of both (under the 16 KiB
+  // header limit): one line, one agent of at most 256 bytes, one ID.
+  std::vector<std::string> headers = {"User-Agent: " + std::string(8192, 'A'),
+                                      "X-Request-ID: " + std::string(129, 'b')};
+  REQUIRE(http_request(gw.address(), "GET", "/pks/lookup?op=stats&n=1", "", headers).status == 200);
+  headers.clear();
+  for (int i = 0; i < 300; ++i) {
+    headers.push_back("User-Agent: ua" + std::to_string(i));
+    headers.push_back("X-Request-ID: id" + std::to_string(i));
+  }
+  REQUIRE(http_request(gw.address(), "GET", "/pks/lookup?op=stats&n=2", "", headers).status == 200);
+  REQUIRE(gw.process().wait_for("n=2"));  // access lines come in batches
+  const std::string log = gw.log();
+  const std::string big = access_line_with(log, "n=1");
+  INFO(big.substr(0, 400));
+  CHECK(field(big, "agent") == std::string(256, 'A'));
+  CHECK(field(big, "request_id").size() == 20);  // 129 bytes is not an ID: one made here
+  CHECK(big.size() < 1024);
+  const std::string many = access_line_with(log, "n=2");
+  INFO(many);
+  CHECK(field(many, "agent") == "ua299");  // the last one, alone
+  CHECK(field(many, "request_id") == "id299");
+  CHECK(occurrences(many, " agent=") == 1);
+  CHECK(many.size() < 1024);
+}
+
 TEST_CASE("the reference logfmt decoder reads every line back, hostile values included",
           "[integration][logs]") {
   TempDir dir;
