@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps deps-run configure build run test bench bench-compare bench-scale asan fuzz clean
+.PHONY: all deps deps-run deps-deb deb configure build run test bench bench-compare bench-scale asan fuzz clean
 
 all: build
 
@@ -13,6 +13,9 @@ deps:
 
 deps-run:
 	@./deploy/install-deps.sh run
+
+deps-deb:
+	@./deploy/install-deps.sh deb
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -28,6 +31,12 @@ run: build
 test: deps
 	$(MAKE) build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The Debian package, built by dpkg-buildpackage from a staged copy of the tree: lands in
+# $(BUILD_DIR)/deb (deploy/debian; `make test` builds, lints, installs and boots it).
+deb: deps-deb
+	./deploy/debian/build-deb.sh $(BUILD_DIR)/deb
+	-lintian $(BUILD_DIR)/deb/hkp-gateway_*.deb
 
 # Figures, not pass/fail: needs the test fixtures (made by the first test of `make test`).
 bench: build

@@ -1,34 +1,43 @@
 #!/usr/bin/env bash
 # Installs hkp-gateway's dependencies from Debian bookworm's archive, for one purpose:
 #   install-deps.sh run    what building and running the gateway needs (`make run`)
-#   install-deps.sh test   that, and every tool the tests drive (`make test`; the default)
+#   install-deps.sh deb    that, and what building the Debian package needs (`make deb`)
+#   install-deps.sh test   all that, and every tool the tests drive (`make test`; the default)
 # Idempotent and silent when nothing is missing; refreshes the package lists only when it has to
 # install something (a warm machine stays fast, a fresh one may have empty lists).
 set -euo pipefail
 purpose=${1:-test}
 case $purpose in
-  run | test) ;;
-  *) echo "usage: install-deps.sh [run|test]" >&2; exit 2 ;;
+  run | deb | test) ;;
+  *) echo "usage: install-deps.sh [run|deb|test]" >&2; exit 2 ;;
 esac
 
 packages=(
   # building: the compiler, CMake, and the libraries' development packages
   build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libssl-dev liblmdb-dev libgpg-error-dev librnp-dev libtoml11-dev
-  prometheus-cpp-dev catch2
+  prometheus-cpp-dev catch2 libcli11-dev
   # running: the system's CA certificates (upstreams are verified against them)
   ca-certificates
 )
+if [ "$purpose" != run ]; then
+  packages+=(
+    # the package build (deploy/debian): debhelper, the manual page's converter, lintian, and
+    # systemd's pkg-config file (where units and sysusers.d files go)
+    debhelper dpkg-dev go-md2man lintian systemd
+  )
+fi
 if [ "$purpose" = test ]; then
   packages+=(
+    # the package test (tests/deb) installs into a fresh bookworm root and boots it
+    mmdebstrap systemd-container
     # real GnuPG drives the integration tests, openssl makes the test CA, curl sends
     # hand-written requests, promtool checks /metrics and the rules, mdb_stat inspects the cache,
     # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)
     # is the second OpenPGP client the submission tests drive; haproxy is the load balancer the
     # replica test puts in front of three gateways (deploy/haproxy/)
     gnupg dirmngr openssl curl prometheus lmdb-utils sks sq haproxy
-    # systemd-analyze rates the unit's hardening offline (nothing is started)
-    systemd
+    # (systemd, above, also gives systemd-analyze, which rates the unit's hardening offline)
     # the reference logfmt decoder reads the gateway's log lines back (tests/logfmt)
     golang-go golang-github-go-logfmt-logfmt-dev
     # the fuzz targets (tests/fuzz): clang with libFuzzer and its sanitizer runtimes

@@ -62,16 +62,12 @@ int verify(const config::Config& cfg) {
   return 1;
 }
 
-int export_keys(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() > 2) {
-    std::cerr << "hkp-gateway: cache export takes at most one FILE\n";
-    return 2;
-  }
+int export_keys(const config::Config& cfg, const std::vector<std::string>& files) {
   cache::Store store(options(cfg, true));
   // Streamed: one armor block written a key at a time, memory independent of the cache's size.
   std::ofstream file;
-  const bool to_file = args.size() == 2 && args[1] != "-";
-  if (to_file) file.open(args[1], std::ios::binary | std::ios::trunc);
+  const bool to_file = !files.empty() && files[0] != "-";
+  if (to_file) file.open(files[0], std::ios::binary | std::ios::trunc);
   std::ostream& out = to_file ? static_cast<std::ostream&>(file) : std::cout;
   std::string text;
   hkp::ArmorWriter armor(text, [&](std::string& t) {
@@ -84,7 +80,7 @@ int export_keys(const config::Config& cfg, const std::vector<std::string>& args)
   }
   out.flush();
   if (!out) {
-    std::cerr << "hkp-gateway: cannot write \"" << (to_file ? args[1] : "-") << "\"\n";
+    std::cerr << "hkp-gateway: cannot write \"" << (to_file ? files[0] : "-") << "\"\n";
     return 1;
   }
   std::cerr << "exported " << n << " keys\n";
@@ -106,15 +102,10 @@ bool holds_secrets(const std::string& file) {
   return stream.private_block();
 }
 
-int import_keys(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() < 2) {
-    std::cerr << "hkp-gateway: cache import needs at least one FILE\n";
-    return 2;
-  }
+int import_keys(const config::Config& cfg, const std::vector<std::string>& files) {
   cache::Store store(options(cfg, false));
   int status = 0;
-  for (std::size_t f = 1; f < args.size(); ++f) {
-    const std::string& file = args[f];
+  for (const std::string& file : files) {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
       std::cerr << "hkp-gateway: cannot read \"" << file << "\"\n";
@@ -246,22 +237,18 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& args)
   return status;
 }
 
-int purge(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() < 2) {
-    std::cerr << "hkp-gateway: cache purge needs at least one FINGERPRINT\n";
-    return 2;
-  }
+int purge(const config::Config& cfg, const std::vector<std::string>& fingerprints) {
   cache::Store store(options(cfg, false));
   cache::WriteBatch batch;
   int status = 0;
   std::vector<std::string> found;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    auto search = hkp::parse_search(args[i]);
+  for (const std::string& arg : fingerprints) {
+    auto search = hkp::parse_search(arg);
     const auto f = search && search->kind == hkp::SearchKind::fingerprint
                        ? cache::Fingerprint::from_hex(search->value)
                        : std::nullopt;
     if (!f) {
-      std::cerr << "hkp-gateway: \"" << args[i] << "\" is not a v4 fingerprint (40 hex digits)\n";
+      std::cerr << "hkp-gateway: \"" << arg << "\" is not a v4 fingerprint (40 hex digits)\n";
       status = 1;
       continue;
     }
@@ -305,12 +292,7 @@ bool sync_path(const fs::path& p) {
 // `cache backup FILE`: beside a running gateway (read-only: LMDB readers never block its
 // writer), a compacted, consistent copy of the whole cache written to FILE.tmp, synced, then
 // renamed to FILE. Mode 0600: query records say who looked up which address.
-int backup(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() != 2) {
-    std::cerr << "hkp-gateway: cache backup needs one FILE (where the copy goes)\n";
-    return 2;
-  }
-  const fs::path file = args[1];
+int backup(const config::Config& cfg, const fs::path& file) {
   const fs::path tmp = file.string() + ".tmp";
   cache::Store store(options(cfg, true));
   const cache::StoreStats stats = store.stats();
@@ -350,12 +332,7 @@ int backup(const config::Config& cfg, const std::vector<std::string>& args) {
 // `cache restore FILE`: the backup is checked first, as a cache of its own (schema, tables,
 // indexes: `verify`), then put in place of data.mdb while holding the cache's writer lock (no
 // gateway may run), keeping the old file's mode and owner. A crash leaves one whole file.
-int restore(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() != 2) {
-    std::cerr << "hkp-gateway: cache restore needs one FILE (a cache backup's copy)\n";
-    return 2;
-  }
-  const fs::path file = args[1];
+int restore(const config::Config& cfg, const fs::path& file) {
   if (!fs::is_regular_file(file)) {
     std::cerr << "hkp-gateway: cannot read backup \"" << file.string() << "\"\n";
     return 1;
@@ -440,27 +417,28 @@ int compact(const config::Config& cfg) {
 
 }  // namespace
 
-int run_cache_command(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << "hkp-gateway: cache needs a command: import, export, stats, verify, purge, "
-                 "compact, backup or restore\n";
-    return 2;
-  }
+int run_cache_command(const config::Config& cfg, const CacheCommand& command) {
   try {
-    const std::string& cmd = args[0];
-    if (cmd == "stats") return stats(cfg);
-    if (cmd == "verify") return verify(cfg);
-    if (cmd == "export") return export_keys(cfg, args);
-    if (cmd == "import") return import_keys(cfg, args);
-    if (cmd == "purge") return purge(cfg, args);
-    if (cmd == "compact") return compact(cfg);
-    if (cmd == "backup") return backup(cfg, args);
-    if (cmd == "restore") return restore(cfg, args);
-    std::cerr << "hkp-gateway: unknown cache command \"" << cmd
-              << "\" (import, export, stats, verify, purge, compact, backup, restore)\n";
+    const std::string& verb = command.verb;
+    const auto& files = command.files;
+    if (verb == "stats") return stats(cfg);
+    if (verb == "verify") return verify(cfg);
+    if (verb == "export") return export_keys(cfg, files);
+    if (verb == "import") return import_keys(cfg, files);
+    if (verb == "purge") return purge(cfg, files);
+    if (verb == "compact") return compact(cfg);
+    if (verb == "backup" && files.size() == 1) return backup(cfg, files[0]);
+    if (verb == "restore" && files.size() == 1) return restore(cfg, files[0]);
+    std::cerr << "hkp-gateway: no cache command \"" << verb << "\" with " << files.size()
+              << " operands\n";
     return 2;
   } catch (const cache::StoreError& e) {
     std::cerr << "hkp-gateway: " << e.what() << "\n";
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // "filesystem error: status: Permission denied [/var/lib/hkp-gateway]": the system's words
+    // and the path; an unreadable cache directory is an operator's problem, not a crash.
+    std::cerr << "hkp-gateway: cache \"" << cfg.cache.path << "\": " << e.what() << "\n";
     return 1;
   }
 }

@@ -11,8 +11,13 @@
 
 namespace hkpgw::gateway {
 
-// args: the words after "cache". Returns the exit code: 0 done, 1 failed (message on stderr),
-// 2 usage error.
-int run_cache_command(const config::Config& cfg, const std::vector<std::string>& args);
+// One parsed command line's cache command (main.cpp checks each verb's arity).
+struct CacheCommand {
+  std::string verb;                // import, export, stats, verify, purge, compact, backup, restore
+  std::vector<std::string> files;  // its operands: files, or fingerprints for purge
+};
+
+// Returns the exit code: 0 done, 1 failed (message on stderr).
+int run_cache_command(const config::Config& cfg, const CacheCommand& command);
 
 }  // namespace hkpgw::gateway
