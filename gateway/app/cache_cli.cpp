@@ -20,6 +20,7 @@
 #include "cache/store.hpp"
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/clock.hpp"
+#include "hkp/key_filter.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/keyring_stream.hpp"
 #include "hkp/packets.hpp"
@@ -102,6 +103,59 @@ bool holds_secrets(const std::string& file) {
   return stream.private_block();
 }
 
+// The length of the signature packets a chunk starts with, before its first key: 0 when it
+// starts with a key (or cannot be framed: parse_keys then says what is wrong with it).
+std::size_t leading_signatures(std::string_view chunk) {
+  const auto packets = hkp::split_packets(chunk);
+  if (!packets) return 0;
+  std::size_t length = 0;
+  for (const auto& p : *packets) {
+    if (p.tag != hkp::tag::signature) break;
+    length += p.whole.size();
+  }
+  return length;
+}
+
+// Bare revocation signatures against the cached keys of their issuers, as /pks/add applies
+// them: each verified against the key it names. What changed goes into `batch`; one line per
+// issuer into `lines`. Returns 1 when a certificate could not be applied (its key is not cached,
+// or it does not verify), else 0.
+int apply_revocations(cache::Store& store, const config::Config& cfg, const std::string& file,
+                      const hkp::BareRevocations& revocations, std::string_view signatures,
+                      std::int64_t now, cache::WriteBatch& batch, std::vector<std::string>& lines) {
+  int status = 0;
+  for (const std::string& keyid : revocations.issuers) {
+    std::string fpr, packets;
+    store.visit({hkp::SearchKind::long_keyid, keyid}, [&](const cache::KeyRecordView& v) {
+      fpr = v.fingerprint.hex();
+      packets = std::string(v.packets);
+    });
+    if (fpr.empty()) {
+      std::cerr << "hkp-gateway: \"" << file << "\": revocation certificate for key 0x" << keyid
+                << ", which is not cached: import the key with it\n";
+      status = 1;
+      continue;
+    }
+    auto applied = hkp::apply_signatures(packets, signatures, fpr, cfg.keys);
+    if (!applied || (!applied->changed && !applied->key.info.revoked)) {
+      std::cerr << "hkp-gateway: \"" << file
+                << "\": the revocation certificate does not verify against key " << fpr
+                << ": nothing of it was applied\n";
+      status = 1;
+      continue;
+    }
+    if (!applied->changed) {
+      lines.push_back("revocation already applied: " + fpr);
+      continue;
+    }
+    lines.push_back(applied->key.info.revoked
+                        ? "revoked: " + fpr + " (revocation certificate applied)"
+                        : "revocation applied to a subkey or user ID of " + fpr);
+    batch.keys.push_back({std::move(applied->key), now, "import"});
+  }
+  return status;
+}
+
 int import_keys(const config::Config& cfg, const std::vector<std::string>& files) {
   cache::Store store(options(cfg, false));
   int status = 0;
@@ -120,6 +174,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& files
     std::size_t total = 0, added = 0, updated = 0, unchanged = 0;
     std::vector<hkp::RejectedKey> rejected;
     std::map<std::string, std::size_t> dropped;
+    std::vector<std::string> revocation_lines;  // what each revocation certificate did
     bool any_openpgp = false;
     const std::int64_t now = unix_now();
     cache::WriteBatch batch;
@@ -157,6 +212,26 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& files
     while (!secret) {
       auto chunk = stream.next();
       if (!chunk) break;
+      // Revocation certificates in front of any key (a file gpg --gen-revoke wrote, or one put
+      // before keys): applied to the cached keys they revoke. Signatures after a key belong to
+      // that key, as in any keyring.
+      if (const std::size_t bare = leading_signatures(*chunk)) {
+        if (auto revocations = hkp::bare_revocations(std::string_view(*chunk).substr(0, bare))) {
+          any_openpgp = true;
+          if (!pending.empty()) {  // a cached copy must include this import's keys so far
+            if (const std::error_code result = commit()) {
+              std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
+              return 1;
+            }
+          }
+          status |= apply_revocations(store, cfg, file, *revocations,
+                                      std::string_view(*chunk).substr(0, bare), now, batch,
+                                      revocation_lines);
+          for (const auto& k : batch.keys) pending.insert(k.key.info.fingerprint);
+          chunk->erase(0, bare);
+          if (chunk->empty()) continue;
+        }
+      }
       auto parsed = hkp::parse_keys(*chunk, cfg.keys);  // the operator's own keyring: no budget
       if (parsed.secret_material) {
         secret = true;
@@ -197,7 +272,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& files
         }
       }
     }
-    if (!secret && (!batch.keys.empty() || !addresses.empty())) {
+    if (!secret && (!batch.keys.empty() || !addresses.empty())) {  // revocations' keys too
       if (const std::error_code result = commit()) {
         std::cerr << "hkp-gateway: writing to the cache failed: " << result.message() << "\n";
         return 1;
@@ -215,7 +290,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& files
       status = 1;
       continue;
     }
-    if (!any_openpgp || (total == 0 && rejected.empty())) {
+    if (!any_openpgp || (total == 0 && rejected.empty() && revocation_lines.empty())) {
       std::cerr << "hkp-gateway: \"" << file << "\" holds no OpenPGP keys\n";
       status = 1;
       continue;
@@ -233,6 +308,7 @@ int import_keys(const config::Config& cfg, const std::vector<std::string>& files
                 << "\n";
     }
     for (const auto& [reason, n] : dropped) std::cout << "cleaned: " << n << " " << reason << "\n";
+    for (const auto& line : revocation_lines) std::cout << line << "\n";
   }
   return status;
 }

@@ -441,3 +441,64 @@ TEST_CASE("cache compact keeps data.mdb's mode", "[integration][cache]") {
   REQUIRE(cache_cmd(cfg, {"compact"}).exit_code == 0);
   CHECK((fs::status(dir / "cache/data.mdb").permissions() & fs::perms::all) == mode);
 }
+
+TEST_CASE("cache import applies revocation certificates to cached keys", "[integration][cache]") {
+  TempDir dir;
+  const std::string cfg = cache_config(dir, "cache");
+  // What the cache serves for carol, as gpg reads it.
+  auto carol_as_gpg_sees_her = [&] {
+    const std::string exported = dir / "carol-export.asc";
+    REQUIRE(cache_cmd(cfg, {"export", exported}).exit_code == 0);
+    Gpg gpg;
+    return gpg({"--with-colons", "--show-keys", exported}).out;
+  };
+  auto revoked = [](const std::string& colons) { return colons.starts_with("pub:r:"); };
+  REQUIRE(cache_cmd(cfg, {"import", data_dir() + "/carol-unrevoked.asc"}).exit_code == 0);
+  REQUIRE_FALSE(revoked(carol_as_gpg_sees_her()));
+
+  SECTION("a revocation certificate alone, as gpg wrote it") {
+    const auto r = cache_cmd(cfg, {"import", data_dir() + "/carol-revocation.asc"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out,
+               Contains("revoked: " + fixture("CAROL_FPR") + " (revocation certificate applied)"));
+    CHECK(revoked(carol_as_gpg_sees_her()));
+    // Again: nothing new, and said so.
+    const auto again = cache_cmd(cfg, {"import", data_dir() + "/carol-revocation.asc"});
+    CHECK(again.exit_code == 0);
+    CHECK_THAT(again.out, Contains("revocation already applied: " + fixture("CAROL_FPR")));
+    CHECK(cache_cmd(cfg, {"verify"}).exit_code == 0);
+  }
+  SECTION("in front of other keys in one file") {
+    write_file(dir / "mixed.asc", read_file(data_dir() + "/carol-revocation.asc") +
+                                      read_file(data_dir() + "/bob.asc"));
+    const auto r = cache_cmd(cfg, {"import", dir / "mixed.asc"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Contains("1 keys (1 added") && Contains("revoked: " + fixture("CAROL_FPR")));
+    CHECK(revoked(carol_as_gpg_sees_her()));
+    CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "2");
+  }
+  SECTION("for a key the cache does not hold: named, nothing stored, exit 1") {
+    const auto r = cache_cmd(cfg, {"import", data_dir() + "/frank-revocation.asc"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Contains("revocation certificate for key 0x") &&
+                          Contains("is not cached: import the key with it"));
+    CHECK(stat_line(cache_cmd(cfg, {"stats"}), "keys") == "1");
+  }
+  SECTION("whose signature does not verify: refused, the key unchanged, exit 1") {
+    // The certificate with one byte of its signature changed (the last byte of the packet).
+    const std::string binary = dir / "carol.rev";
+    REQUIRE(run({"gpg", "--dearmor", "--output", binary, data_dir() + "/carol-revocation.asc"})
+                .exit_code == 0);
+    std::string forged = read_file(binary);
+    REQUIRE(!forged.empty());
+    forged.back() = static_cast<char>(forged.back() ^ 0x01);
+    write_file(dir / "forged.rev", forged);
+    const auto r = cache_cmd(cfg, {"import", dir / "forged.rev"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.out + r.err, Contains("does not verify against key " + fixture("CAROL_FPR")));
+    CHECK_FALSE(revoked(carol_as_gpg_sees_her()));
+  }
+}
