@@ -104,7 +104,7 @@ void write_entry(Writer& w, const hkp::IndexEntry& e) {
     w.u8(u.revoked);
   }
   w.u32(static_cast<std::uint32_t>(e.subkeys.size()));
-  for (const auto& s : e.subkeys) w.str(s);
+  for (const auto& s : e.subkeys) w.str(s.fingerprint);  // the rest comes from the key record
 }
 
 hkp::IndexEntry read_entry(Reader& r) {
@@ -125,7 +125,11 @@ hkp::IndexEntry read_entry(Reader& r) {
     u.revoked = r.u8();
     e.uids.push_back(std::move(u));
   }
-  for (auto n = r.count(4); n > 0 && r.ok(); --n) e.subkeys.emplace_back(r.str());
+  for (auto n = r.count(4); n > 0 && r.ok(); --n) {
+    hkp::IndexSubkey s;
+    s.fingerprint = r.str();
+    e.subkeys.push_back(std::move(s));
+  }
   return e;
 }
 

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <ctime>
 
+#include "hkp/json.hpp"
 #include "hkp/text.hpp"
 
 namespace hkpgw::hkp {
@@ -78,7 +79,7 @@ IndexEntry to_index_entry(const KeyInfo& key) {
     e.uids.push_back(IndexUid{u.text, u.created, 0, u.revoked});
   }
   for (const auto& s : key.subkeys) {
-    e.subkeys.push_back(s.fingerprint);
+    e.subkeys.push_back({s.fingerprint, s.algo, s.bits, s.created, s.expires, s.revoked});
   }
   return e;
 }
@@ -158,42 +159,53 @@ std::string lower(std::string_view s) {
 std::string rfc3339(std::int64_t t) { return utc_time(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 std::string format_json_index(std::span<const IndexEntry> entries, std::int64_t now) {
-  std::string out = "[";
-  bool first = true;
+  // Times only when known and of a four-digit year (an upstream's listing may say anything).
+  const auto put_time = [](json::object& o, const char* name, std::int64_t t) {
+    if (std::string text = rfc3339(t); !text.empty()) o[name] = text;
+  };
+  // What a key and a subkey share: version, fingerprint, algorithm, times and state.
+  const auto describe = [&](std::string_view fpr, std::uint8_t algo, std::uint32_t bits,
+                            std::int64_t created, std::int64_t expires, bool revoked) {
+    json::object o;
+    o["version"] = fpr.size() == 64 ? 6 : 4;
+    o["fingerprint"] = lower(fpr);
+    if (algo != 0) {
+      o["algorithm"] = {{"code", algo}, {"name", algo_long_name(algo)}, {"bitLength", bits}};
+    }
+    put_time(o, "creation", created);
+    put_time(o, "expiration", expires);
+    if (algo != 0) {
+      o["isRevoked"] = revoked;
+      o["isExpired"] = expires != 0 && expires <= now;
+    }
+    return o;
+  };
+  json::array out;
   for (const auto& e : entries) {
     if (e.id.size() != 40 && e.id.size() != 64) continue;  // a key ID names no v2 certificate
-    out += first ? "\n" : ",\n";
-    first = false;
-    out += std::string("{\"version\":") + version_of(e.id) + ",\"fingerprint\":\"" + lower(e.id) +
-           "\",\"algorithm\":{\"code\":" + std::to_string(e.algo) +
-           ",\"name\":" + json_string(algo_long_name(e.algo)) +
-           ",\"bitLength\":" + std::to_string(e.bits) + "}";
-    // Times only when known and of a four-digit year (an upstream's listing may say anything).
-    const auto time_field = [&out](const char* name, std::int64_t t) {
-      if (const std::string text = rfc3339(t); !text.empty()) {
-        out += std::string(",\"") + name + "\":\"" + text + "\"";
-      }
-    };
-    time_field("creation", e.created);
-    time_field("expiration", e.expires);
-    out += std::string(",\"isRevoked\":") + (e.revoked ? "true" : "false");
-    out += std::string(",\"isExpired\":") + (e.expires != 0 && e.expires <= now ? "true" : "false");
-    out += ",\"userIDs\":[";
-    for (std::size_t i = 0; i < e.uids.size(); ++i) {
-      const IndexUid& u = e.uids[i];
-      out += (i ? ",{" : "{") + std::string("\"uidString\":") + json_string(u.text);
-      time_field("creation", u.created);
-      out += std::string(",\"isRevoked\":") + (u.revoked ? "true" : "false") + "}";
+    json::object key = describe(e.id, e.algo, e.bits, e.created, e.expires, e.revoked);
+    // An upstream's listing may not say the algorithm: the key's own fields are always there.
+    if (e.algo == 0) {
+      key["algorithm"] = {{"code", 0}, {"name", algo_long_name(0)}, {"bitLength", e.bits}};
+      key["isRevoked"] = e.revoked;
+      key["isExpired"] = e.expires != 0 && e.expires <= now;
     }
-    out += "],\"subkeys\":[";
-    for (std::size_t i = 0; i < e.subkeys.size(); ++i) {
-      out += (i ? "," : "") + std::string("{\"version\":") + version_of(e.subkeys[i]) +
-             ",\"fingerprint\":\"" + lower(e.subkeys[i]) + "\"}";
+    json::array uids;
+    for (const IndexUid& u : e.uids) {
+      json::object uid{{"uidString", json_text(u.text)}};
+      put_time(uid, "creation", u.created);
+      uid["isRevoked"] = u.revoked;
+      uids.push_back(std::move(uid));
     }
-    out += "]}";
+    key["userIDs"] = std::move(uids);
+    json::array subkeys;
+    for (const IndexSubkey& s : e.subkeys) {
+      subkeys.push_back(describe(s.fingerprint, s.algo, s.bits, s.created, s.expires, s.revoked));
+    }
+    key["subkeys"] = std::move(subkeys);
+    out.push_back(std::move(key));
   }
-  out += first ? "]\n" : "\n]\n";
-  return out;
+  return json_body(out, true);
 }
 
 std::string html_escape(std::string_view s) {
@@ -231,8 +243,21 @@ std::string format_html_index(std::span<const IndexEntry> entries, std::string_v
       out += "uid  " + html_escape(u.text) + (u.revoked ? " [revoked]" : "") + "\n";
     }
     if (verbose) {
+      // As the pub line: algorithm and size, fingerprint, created, state (when known).
       for (const auto& s : e.subkeys) {
-        out += "sub  " + s + "\n";
+        out += "sub  ";
+        if (s.algo != 0) {
+          out += algo_display(s.algo);
+          if (s.bits) out += std::to_string(s.bits);
+          out += '/';
+        }
+        out += s.fingerprint;
+        if (s.created != 0) out += " " + date(s.created);
+        if (s.revoked) out += " [revoked]";
+        if (s.expires != 0) {
+          out += (s.expires <= now ? " [expired: " : " [expires: ") + date(s.expires) + "]";
+        }
+        out += '\n';
       }
     }
   }

@@ -22,6 +22,19 @@ struct IndexUid {
   friend bool operator==(const IndexUid&, const IndexUid&) = default;
 };
 
+// A subkey as listings show it. Only the fingerprint is known for an entry read back from a
+// query record (algo 0): the rest comes from keys this gateway holds.
+struct IndexSubkey {
+  std::string fingerprint;  // upper-case hex
+  std::uint8_t algo = 0;    // 0 = unknown
+  std::uint32_t bits = 0;
+  std::int64_t created = 0;
+  std::int64_t expires = 0;  // absolute, 0 = never
+  bool revoked = false;
+
+  friend bool operator==(const IndexSubkey&, const IndexSubkey&) = default;
+};
+
 struct IndexEntry {
   std::string id;  // upper-case fingerprint (or a 16-hex key ID when an upstream gave only that)
   std::uint8_t algo = 0;  // 0 = unknown
@@ -31,7 +44,7 @@ struct IndexEntry {
   bool revoked = false;
   bool disabled = false;
   std::vector<IndexUid> uids;
-  std::vector<std::string> subkeys;  // fingerprints; known only for keys we hold
+  std::vector<IndexSubkey> subkeys;  // known only for keys we hold
 
   friend bool operator==(const IndexEntry&, const IndexEntry&) = default;
 };

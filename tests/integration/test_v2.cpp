@@ -4,6 +4,7 @@
 // the precise answers to every malformed shape.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <regex>
 
 #include "support/actors.hpp"
 
@@ -151,6 +152,42 @@ TEST_CASE("the v2 index is JSON with the draft's fields", "[integration][v2]") {
   REQUIRE(bob.status == 200);
   CHECK_THAT(bob.body, Contains("\"fingerprint\":\"" + lower(fixture("BOB_FPR")) + "\""));
   CHECK(gw.get("/pks/v2/index/nobody@example.org").status == 404);
+}
+
+TEST_CASE("a key's algorithm and size, and its subkeys', read the same on every listing",
+          "[integration][v2]") {
+  TempDir dir;
+  TestKeyserver ks(dir, "ks", "server", "normal", {"alice.asc"});
+  Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
+  REQUIRE(gw.started());
+  const std::string alice = fixture("ALICE_FPR"), sub = fixture("ALICE_SUB_FPR");
+  REQUIRE(gw.get(get_target(alice)).status == 200);
+  // Alice: a v4 EdDSA (Ed25519) primary key with a Curve25519 ECDH subkey: 255 bits each, as
+  // gpg says (gpg --list-keys: ed25519, cv25519), on every page.
+  const HttpResult mr = gw.get(index_target(alice));
+  CHECK_THAT(pub_line(mr), StartsWith("pub:" + alice + ":22:255:"));
+  const HttpResult index = gw.get("/pks/lookup?op=index&search=0x" + alice);
+  CHECK_THAT(index.body, Contains("pub  EdDSA255/"));
+  const HttpResult vindex = gw.get("/pks/lookup?op=vindex&search=0x" + alice);
+  INFO(vindex.body);
+  CHECK_THAT(vindex.body, Contains("pub  EdDSA255/"));
+  // The subkey line as the pub line: algorithm and size, fingerprint, created, expiry.
+  const std::regex sub_line("sub  ECDH255/" + sub +
+                            " \\d{4}-\\d{2}-\\d{2}( \\[expires: [0-9-]+\\])?\n");
+  CHECK(std::regex_search(vindex.body, sub_line));
+  const HttpResult v2 = gw.get("/pks/v2/index/04" + alice);
+  INFO(v2.body);
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(v2.body, ec);
+  REQUIRE_FALSE(ec);
+  const auto& cert = doc.at(0);
+  CHECK(cert.at("algorithm").at("bitLength").as_int64() == 255);
+  const auto& subkey = cert.at("subkeys").at(0);
+  CHECK(subkey.at("fingerprint").as_string() == lower(sub));
+  CHECK(subkey.at("algorithm").at("code").as_int64() == 18);
+  CHECK(subkey.at("algorithm").at("bitLength").as_int64() == 255);
+  CHECK(subkey.at("creation").as_string() == cert.at("creation").as_string());
+  CHECK(subkey.at("isRevoked").as_bool() == false);
 }
 
 TEST_CASE("v2 feature detection and malformed v2 requests get precise answers",

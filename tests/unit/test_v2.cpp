@@ -70,7 +70,9 @@ TEST_CASE("the v2 JSON listing parses, names certificates by fingerprint only", 
   e.expires = 1600000000;
   e.uids = {{"Alice \"A\" <alice@example.org>", 1548158185, 0, false},
             {std::string("bad \xff\xfe utf-8 \x01", 14), 0, 0, true}};
-  e.subkeys = {"4390A716E948D6110750C615003E910CA8439763"};
+  // One subkey of a key held here (everything known), one read back from a query record.
+  e.subkeys = {{"4390A716E948D6110750C615003E910CA8439763", 18, 255, 1548158185, 0, true},
+               {"5490A716E948D6110750C615003E910CA8439763"}};
   IndexEntry keyid_only;
   keyid_only.id = "116CE4D8CC373801";
   const std::vector<IndexEntry> entries = {e, keyid_only};
@@ -90,6 +92,17 @@ TEST_CASE("the v2 JSON listing parses, names certificates by fingerprint only", 
   CHECK(uids[0].at("uidString").as_string() == "Alice \"A\" <alice@example.org>");
   CHECK(uids[1].at("uidString").as_string() == "bad \xEF\xBF\xBD\xEF\xBF\xBD utf-8 \x01");
   CHECK(uids[1].at("isRevoked").as_bool());
+  const auto& subkeys = cert.at("subkeys").as_array();
+  REQUIRE(subkeys.size() == 2);
+  CHECK(subkeys[0].at("fingerprint").as_string() == "4390a716e948d6110750c615003e910ca8439763");
+  CHECK(subkeys[0].at("algorithm").at("name").as_string() == "ECDH");
+  CHECK(subkeys[0].at("algorithm").at("bitLength").as_int64() == 255);
+  CHECK(subkeys[0].at("creation").as_string() == "2019-01-22T11:56:25Z");
+  CHECK(subkeys[0].at("isRevoked").as_bool());
+  CHECK_FALSE(subkeys[0].at("isExpired").as_bool());
+  CHECK_FALSE(subkeys[0].as_object().contains("expiration"));
+  // Nothing but the fingerprint is known, and nothing else is claimed.
+  CHECK(subkeys[1].as_object().size() == 2);
   CHECK(format_json_index({}, 0) == "[]\n");
   CHECK(rfc3339(1) == "1970-01-01T00:00:01Z");
   CHECK(rfc3339(kMaxRfc3339) == "9999-12-31T23:59:59Z");
