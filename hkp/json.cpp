@@ -1,6 +1,7 @@
 #include "hkp/json.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <cmath>
 
 #include "hkp/text.hpp"
 
@@ -23,6 +24,11 @@ json::string json_text(std::string_view s) {
   }
   out.append(s.substr(run));
   return out;
+}
+
+json::value json_number(double d) {
+  if (d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<std::int64_t>(d);
+  return d;
 }
 
 std::string json_body(const json::value& v, bool newline) {

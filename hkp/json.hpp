@@ -19,6 +19,10 @@ namespace json = boost::json;
 // `s` as a JSON string's value: UTF-8 kept, each byte that is not UTF-8 replaced by U+FFFD.
 json::string json_text(std::string_view s);
 
+// A rate or other double as JSON shows numbers people read: 4, not 4E0 (Boost.JSON's form for
+// a double); fractions stay doubles.
+json::value json_number(double d);
+
 // The document, compact, with a final newline when `newline`.
 std::string json_body(const json::value& v, bool newline = false);
 

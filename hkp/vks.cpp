@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "hkp/armor.hpp"
+#include "hkp/json.hpp"
 #include "hkp/text.hpp"
 
 namespace hkpgw::hkp {
@@ -162,12 +163,13 @@ Result<VerifyRequest> parse_vks_verify(std::string_view body) {
 
 std::string vks_verify_json(const VerifyRequest& r) {
   const auto list = [](const std::vector<std::string>& items) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + json_string(items[i]);
-    return out + "]";
+    json::array out;
+    for (const auto& item : items) out.push_back(json_text(item));
+    return out;
   };
-  return "{\"token\":" + json_string(r.token) + ",\"addresses\":" + list(r.addresses) +
-         ",\"locale\":" + list(r.locale) + "}";
+  return json_body({{"token", json_text(r.token)},
+                    {"addresses", list(r.addresses)},
+                    {"locale", list(r.locale)}});
 }
 
 Result<VksReply> parse_vks_reply(std::string_view body) {

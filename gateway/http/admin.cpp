@@ -1,18 +1,18 @@
 #include "gateway/http/admin.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
-
-#include <openssl/crypto.h>
 
 #include "cache/record.hpp"
 #include "gateway/http/formats.hpp"
 #include "gateway/http/stats.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/service/cache_writer.hpp"
+#include "hkp/json.hpp"
 #include "hkp/lookup.hpp"
 #include "hkp/submission.hpp"
 
@@ -22,22 +22,24 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string json_list(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_string(v[i]);
-  return out + "]";
+namespace json = hkp::json;
+
+json::array json_list(const std::vector<std::string>& v) {
+  json::array out;
+  for (const auto& s : v) out.push_back(hkp::json_text(s));
+  return out;
 }
 
-HttpResponse json(unsigned status, std::string body) {
+HttpResponse json_answer(unsigned status, const json::value& body) {
   HttpResponse r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = std::move(body) + "\n";
+  r.body = hkp::json_body(body, true);
   return r;
 }
 
 HttpResponse json_error(unsigned status, std::string_view message) {
-  return json(status, "{\"error\":" + json_string(message) + "}");
+  return json_answer(status, {{"error", hkp::json_text(message)}});
 }
 
 bool authorized(const std::string& token, const HttpRequest& req) {
@@ -56,24 +58,24 @@ std::optional<cache::Fingerprint> fingerprint_after(std::string_view path,
   return cache::Fingerprint::from_hex(search->value);
 }
 
-std::string upstreams_json(const Snapshot& snap) {
-  std::string out = "{\"upstreams\":[";
-  for (std::size_t i = 0; i < snap.upstreams.size(); ++i) {
-    const auto& u = *snap.upstreams[i];
+json::value upstreams_json(const Snapshot& snap) {
+  json::array list;
+  for (const auto& upstream : snap.upstreams) {
+    const auto& u = *upstream;
     const auto h = u.health().view();
-    out += std::string(i ? "," : "") + "{\"name\":" + json_string(u.name()) +
-           ",\"url\":" + json_string(u.config().url) +
-           ",\"default\":" + (u.name() == snap.config->upstreams.default_name ? "true" : "false") +
-           ",\"healthy\":" + (h.healthy ? "true" : "false") +
-           ",\"consecutive_failures\":" + std::to_string(h.consecutive_failures) +
-           ",\"consecutive_successes\":" + std::to_string(h.consecutive_successes) +
-           ",\"probes\":" + std::to_string(h.probes) +
-           ",\"probe_failures\":" + std::to_string(h.probe_failures) +
-           ",\"last_error\":" + json_string(h.last_error) +
-           ",\"connections\":" + std::to_string(u.open_connections()) +
-           ",\"tls_resumptions\":" + std::to_string(u.resumed_handshakes()) + "}";
+    list.push_back({{"name", hkp::json_text(u.name())},
+                    {"url", hkp::json_text(u.config().url)},
+                    {"default", u.name() == snap.config->upstreams.default_name},
+                    {"healthy", h.healthy},
+                    {"consecutive_failures", h.consecutive_failures},
+                    {"consecutive_successes", h.consecutive_successes},
+                    {"probes", h.probes},
+                    {"probe_failures", h.probe_failures},
+                    {"last_error", hkp::json_text(h.last_error)},
+                    {"connections", u.open_connections()},
+                    {"tls_resumptions", u.resumed_handshakes()}});
   }
-  return out + "]}";
+  return {{"upstreams", std::move(list)}};
 }
 
 }  // namespace
@@ -188,22 +190,25 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
   router.add("POST", "/admin/reload", token, [c](const HttpRequest&) -> Awaitable {
     const ReloadResult r = co_await c->reload();
     if (!r.ok) {
-      co_return json(422, "{\"result\":\"failure\",\"problems\":" + json_list(r.problems) +
-                              ",\"effect\":\"kept the running config\"}");
+      co_return json_answer(422, {{"result", "failure"},
+                                  {"problems", json_list(r.problems)},
+                                  {"effect", "kept the running config"}});
     }
-    co_return json(200, "{\"result\":\"success\",\"restart_required_for\":" +
-                            json_list(r.restart_required) + "}");
+    co_return json_answer(
+        200, {{"result", "success"}, {"restart_required_for", json_list(r.restart_required)}});
   });
   router.add("GET", "/admin/upstreams", token, [c](const HttpRequest&) -> Awaitable {
-    co_return json(200, upstreams_json(*c->snapshots()));
+    co_return json_answer(200, upstreams_json(*c->snapshots()));
   });
   router.add("POST", "/admin/upstreams/probe", token, [c](const HttpRequest&) -> Awaitable {
     c->fleet.probe_soon();
-    co_return json(202, "{\"result\":\"probing\",\"upstreams\":" +
-                            std::to_string(c->snapshots()->upstreams.size()) + "}");
+    co_return json_answer(202,
+                          {{"result", "probing"}, {"upstreams", c->snapshots()->upstreams.size()}});
   });
   router.add("GET", "/admin/cache", token, [c](const HttpRequest&) -> Awaitable {
-    co_return json(200, cache_json(c->store.stats()));
+    HttpResponse r = json_answer(200, nullptr);
+    r.body = cache_json(c->store.stats());  // built by the figures' owner, stats.cpp
+    co_return r;
   });
   router.add(
       "DELETE", "/admin/keys/", token,
@@ -220,7 +225,7 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
         if (const auto ec = co_await commit(c->store, std::move(batch))) {
           co_return json_error(503, "the cache could not remove it: " + ec.message());
         }
-        co_return json(200, "{\"purged\":" + json_string(fpr) + "}");
+        co_return json_answer(200, {{"purged", fpr}});
       },
       true);
   router.add("POST", "/admin/refresh", token, [c](const HttpRequest&) -> Awaitable {
@@ -230,9 +235,9 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
       co_return json_error(409, "the refresher is off: [refresh] max_rate is \"0\"");
     }
     c->refresher->request_all();
-    co_return json(202, "{\"result\":\"scheduled\",\"keys\":" +
-                            std::to_string(c->store.stats().keys) + ",\"max_rate\":" +
-                            std::to_string(snap->config->refresh.max_rate) + "}");
+    co_return json_answer(202, {{"result", "scheduled"},
+                                {"keys", c->store.stats().keys},
+                                {"max_rate", hkp::json_number(snap->config->refresh.max_rate)}});
   });
   router.add(
       "POST", "/admin/refresh/", token,
@@ -243,9 +248,8 @@ void add_admin_routes(AdminRouter& router, AdminContext& ctx) {
         const auto done = co_await c->refresher->refresh_now(*f, c->snapshots());
         if (!done) co_return json_error(404, "not cached: " + f->hex());
         const bool failed = *done == RefreshOutcome::failed;
-        co_return json(failed ? 503 : 200, "{\"fingerprint\":" + json_string(f->hex()) +
-                                               ",\"outcome\":" +
-                                               json_string(refresh_outcome_name(*done)) + "}");
+        co_return json_answer(failed ? 503 : 200, {{"fingerprint", f->hex()},
+                                                   {"outcome", refresh_outcome_name(*done)}});
       },
       true);
   // Any other /admin/ path: behind the token too, then 404.

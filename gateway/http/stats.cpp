@@ -5,8 +5,11 @@
 #include "gateway/net/https_client.hpp"
 #include "gateway/observe/version.hpp"
 #include "gateway/upstream/fleet.hpp"
+#include "hkp/json.hpp"
 
 namespace hkpgw::gateway {
+
+namespace json = hkp::json;
 
 StatsReport gather_stats(const cache::Store& store, const Snapshot& snap,
                          std::map<std::string, std::uint64_t> dropped) {
@@ -45,37 +48,31 @@ std::string stats_text(const StatsReport& r) {
 }
 
 std::string stats_json(const StatsReport& r) {
-  std::string out = "{\"version\":" + json_string(kVersion);
-  for (const auto& [name, value] : cache_figures(r.cache)) {
-    out += ",\"" + std::string(name) + "\":" + std::to_string(value);
+  json::object out{{"version", kVersion}};
+  for (const auto& [name, value] : cache_figures(r.cache)) out[name] = value;
+  json::object dropped;
+  for (const auto& [reason, n] : r.dropped) dropped[reason] = n;
+  out["keys_dropped"] = std::move(dropped);
+  json::array upstreams;
+  for (const auto& u : r.upstreams) {
+    upstreams.push_back({{"name", hkp::json_text(u.name)},
+                         {"healthy", u.healthy},
+                         {"connections", u.connections},
+                         {"tls_resumptions", u.tls_resumptions}});
   }
-  out += ",\"keys_dropped\":{";
-  bool first = true;
-  for (const auto& [reason, n] : r.dropped) {
-    out += std::string(first ? "" : ",") + json_string(reason) + ":" + std::to_string(n);
-    first = false;
-  }
-  out += "},\"upstreams\":[";
-  for (std::size_t i = 0; i < r.upstreams.size(); ++i) {
-    const auto& u = r.upstreams[i];
-    out += std::string(i ? "," : "") + "{\"name\":" + json_string(u.name) +
-           ",\"healthy\":" + (u.healthy ? "true" : "false") +
-           ",\"connections\":" + std::to_string(u.connections) +
-           ",\"tls_resumptions\":" + std::to_string(u.tls_resumptions) + "}";
-  }
-  return out + "]}\n";
+  out["upstreams"] = std::move(upstreams);
+  return hkp::json_body(out, true);
 }
 
 std::string cache_json(const cache::StoreStats& s) {
-  std::string out = "{";
-  for (const auto& [name, value] : cache_figures(s)) {
-    out += (out.size() > 1 ? ",\"" : "\"") + std::string(name) + "\":" + std::to_string(value);
-  }
+  json::object out;
+  for (const auto& [name, value] : cache_figures(s)) out[name] = value;
   // Until 0.1 this endpoint named three of them differently; the old names stay as aliases.
-  out += ",\"used_bytes\":" + std::to_string(s.used_bytes) +
-         ",\"file_bytes\":" + std::to_string(s.file_bytes) +
-         ",\"max_bytes\":" + std::to_string(s.max_bytes);
-  return out + ",\"schema\":" + std::to_string(s.schema) + "}";
+  out["used_bytes"] = s.used_bytes;
+  out["file_bytes"] = s.file_bytes;
+  out["max_bytes"] = s.max_bytes;
+  out["schema"] = s.schema;
+  return hkp::json_body(out, true);
 }
 
 Readiness readiness(const cache::Store& store, const Snapshot& snap) {

@@ -40,7 +40,7 @@ std::vector<std::pair<std::string_view, std::uint64_t>> cache_figures(const cach
 
 std::string stats_text(const StatsReport& r);  // op=stats
 std::string stats_json(const StatsReport& r);  // op=stats&options=mr
-std::string cache_json(const cache::StoreStats& s);  // /admin/cache
+std::string cache_json(const cache::StoreStats& s);  // /admin/cache (both end in a newline)
 MetricsSample metrics_sample(const StatsReport& r);  // /metrics
 
 // Whether this gateway can answer lookups: the cache reads, and an upstream is healthy or the

@@ -3,12 +3,14 @@
 // binary bundle (application/pgp-keys;armor=no) or, for index/, as JSON; POST /pks/v2/certs onto
 // the submission path, answered with the draft's five lists; OPTIONS per category (501 for a
 // category not served). Errors are one line of plain text, as on every front.
+#include "hkp/v2.hpp"
+
 #include <boost/asio/awaitable.hpp>
 
 #include "gateway/http/formats.hpp"
 #include "gateway/http/router.hpp"
+#include "hkp/json.hpp"
 #include "hkp/text.hpp"
-#include "hkp/v2.hpp"
 
 namespace hkpgw::gateway {
 
@@ -58,22 +60,26 @@ asio::awaitable<HttpResponse> Router::serve_v2_submit(const HttpRequest& req,
   const hkp::Submission& submission = *sub;
   AddService::Submitted done = co_await adds_.submit(submission, req, std::move(snap));
   if (auto* refused = std::get_if<Refusal>(&done)) co_return v2_refusal(std::move(*refused));
-  std::string inserted, updated, ignored;
+  hkp::json::array inserted, updated, ignored;
   for (const auto& k : std::get<std::vector<AddService::AddedKey>>(done)) {
-    const std::string cert = "{\"version\":" + std::string(k.fingerprint.size() == 64 ? "6" : "4") +
-                             ",\"fingerprint\":\"" + hkp::ascii_lower(k.fingerprint) + "\"";
-    std::string& list = k.change == cache::Change::added     ? inserted
-                        : k.change == cache::Change::updated ? updated
-                                                             : ignored;
-    list += (list.empty() ? "" : ",") + cert +
-            (k.change == cache::Change::unchanged
-                 ? ",\"comment\":\"nothing new: the cached copy already holds all of it\"}"
-                 : "}");
+    hkp::json::object cert{{"version", k.fingerprint.size() == 64 ? 6 : 4},
+                           {"fingerprint", hkp::ascii_lower(k.fingerprint)}};
+    if (k.change == cache::Change::unchanged) {
+      cert["comment"] = "nothing new: the cached copy already holds all of it";
+    }
+    (k.change == cache::Change::added     ? inserted
+     : k.change == cache::Change::updated ? updated
+                                          : ignored)
+        .push_back(std::move(cert));
   }
   HttpResponse r;
   r.content_type = "application/json";
-  r.body = "{\"inserted\":[" + inserted + "],\"updated\":[" + updated + "],\"deleted\":[]," +
-           "\"ignored\":[" + ignored + "],\"invalid\":[]}\n";
+  r.body = hkp::json_body({{"inserted", std::move(inserted)},
+                           {"updated", std::move(updated)},
+                           {"deleted", hkp::json::array()},
+                           {"ignored", std::move(ignored)},
+                           {"invalid", hkp::json::array()}},
+                          true);
   co_return r;
 }
 

@@ -1,16 +1,18 @@
 // The VKS front: Hagrid's API (keys.openpgp.org) over the same lookup and submission services as
 // HKP. Lookups answer armored keys with Hagrid's Content-Disposition, errors in plain text;
 // upload and request-verify answer JSON, errors as {"error": "..."} (docs/contract.md).
-#include <boost/asio/awaitable.hpp>
+#include "hkp/vks.hpp"
+
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <boost/asio/awaitable.hpp>
 
 #include "gateway/http/formats.hpp"
 #include "gateway/http/router.hpp"
 #include "gateway/http/stats.hpp"
 #include "gateway/net/cluster_auth.hpp"
-#include "hkp/vks.hpp"
+#include "hkp/json.hpp"
 
 namespace hkpgw::gateway {
 
@@ -18,17 +20,18 @@ namespace asio = boost::asio;
 
 namespace {
 
-HttpResponse json_answer(unsigned status, std::string body) {
+namespace json = hkp::json;
+
+HttpResponse json_answer(unsigned status, const json::value& body) {
   HttpResponse r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = std::move(body);
-  r.body += '\n';
+  r.body = hkp::json_body(body, true);
   return r;
 }
 
 HttpResponse json_error(unsigned status, std::string_view message) {
-  return json_answer(status, "{\"error\":" + json_string(message) + "}");
+  return json_answer(status, {{"error", hkp::json_text(message)}});
 }
 
 // A submission's refusal, as JSON (with Retry-After when it has one).
@@ -73,25 +76,20 @@ std::optional<std::pair<std::string, hkp::VksReply>> vks_reply(const AddService:
   return std::nullopt;
 }
 
-std::string states_json(const std::vector<std::pair<std::string, std::string>>& states) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < states.size(); ++i) {
-    out += (i ? "," : "") + json_string(states[i].first) + ":" + json_string(states[i].second);
-  }
-  return out + "}";
+json::object states_json(const std::vector<std::pair<std::string, std::string>>& states) {
+  json::object out;
+  for (const auto& [address, state] : states) out[hkp::json_text(address)] = hkp::json_text(state);
+  return out;
 }
 
-std::string status_json(const std::vector<std::pair<std::string, bool>>& addresses,
-                        const std::vector<std::string>& only) {
-  std::string out = "{";
-  bool first = true;
+json::object status_json(const std::vector<std::pair<std::string, bool>>& addresses,
+                         const std::vector<std::string>& only) {
+  json::object out;
   for (const auto& [address, revoked] : addresses) {
     if (!only.empty() && std::find(only.begin(), only.end(), address) == only.end()) continue;
-    out += (first ? "" : ",") + json_string(address) + ":" +
-           json_string(revoked ? "revoked" : "published");
-    first = false;
+    out[hkp::json_text(address)] = revoked ? "revoked" : "published";
   }
-  return out + "}";
+  return out;
 }
 
 }  // namespace
@@ -128,19 +126,20 @@ asio::awaitable<HttpResponse> Router::serve_vks_upload(const HttpRequest& req,
     const auto& k = keys.front();
     // A VKS upstream's states (its addresses are unpublished until verified) and token, or ours.
     const auto upstream = vks_reply(k);
-    const std::string status =
+    json::object status =
         upstream ? states_json(upstream->second.status) : status_json(k.addresses, {});
     const std::string token =
         upstream ? std::string(kRelayedPrefix) +
                        relay_token(*snap, upstream->first, upstream->second.token) + ":" +
                        upstream->first + ":" + upstream->second.token
                  : std::string(kTokenPrefix) + k.fingerprint;
-    r = json_answer(200, "{\"key_fpr\":" + json_string(k.fingerprint) + ",\"status\":" +
-                             status + ",\"token\":" + json_string(token) + "}");
+    r = json_answer(200, {{"key_fpr", k.fingerprint},
+                          {"status", std::move(status)},
+                          {"token", hkp::json_text(token)}});
   } else {
-    std::string list;
-    for (const auto& k : keys) list += (list.empty() ? "" : ",") + json_string(k.fingerprint);
-    r = json_answer(200, "{\"key_fprs\":[" + list + "]}");
+    json::array list;
+    for (const auto& k : keys) list.push_back(json::string(k.fingerprint));
+    r = json_answer(200, {{"key_fprs", std::move(list)}});
   }
   co_return r;
 }
@@ -163,10 +162,9 @@ asio::awaitable<HttpResponse> Router::serve_vks_verify(const HttpRequest& req,
     info = cache::decode_key_info(v.info_bytes);
   });
   if (!info) co_return json_error(404, "the key of this token is no longer cached here");
-  const std::string status = status_json(hkp::addresses_of(*info), parsed->addresses);
-  if (status == "{}") co_return json_error(400, "the key carries none of these addresses");
-  co_return json_answer(200, "{\"key_fpr\":" + json_string(fpr->hex()) + ",\"status\":" + status +
-                                 "}");
+  json::object status = status_json(hkp::addresses_of(*info), parsed->addresses);
+  if (status.empty()) co_return json_error(400, "the key carries none of these addresses");
+  co_return json_answer(200, {{"key_fpr", fpr->hex()}, {"status", std::move(status)}});
 }
 
 asio::awaitable<HttpResponse> Router::relay_verify(hkp::VerifyRequest request,
@@ -214,9 +212,8 @@ asio::awaitable<HttpResponse> Router::relay_verify(hkp::VerifyRequest request,
       co_return json_error(503, upstream->name() + " answered request-verify with no VKS reply: " +
                                     reply.error().message());
     }
-    std::string out = "{\"key_fpr\":" + json_string(reply->key_fpr) +
-                      ",\"status\":" + states_json(reply->status) + "}";
-    co_return json_answer(200, std::move(out));
+    co_return json_answer(
+        200, {{"key_fpr", hkp::json_text(reply->key_fpr)}, {"status", states_json(reply->status)}});
   }
   if (a.status >= 400 && a.status < 500) {  // it answered, and said no: its words, its status
     const auto why = hkp::parse_vks_error(a.body);

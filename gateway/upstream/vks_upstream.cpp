@@ -1,6 +1,7 @@
 #include "gateway/upstream/vks_upstream.hpp"
 
 #include "hkp/armor.hpp"
+#include "hkp/json.hpp"
 #include "hkp/text.hpp"
 
 namespace hkpgw::gateway {
@@ -37,7 +38,7 @@ asio::awaitable<UpstreamAnswer> VksUpstream::keys(const hkp::Search& search, Ups
 
 asio::awaitable<UpstreamAnswer> VksUpstream::submit(std::string_view packets,
                                                     UpstreamLimits limits) {
-  std::string body = "{\"keytext\":" + hkp::json_string(hkp::armor_public_keys(packets)) + "}";
+  std::string body = hkp::json_body({{"keytext", hkp::armor_public_keys(packets)}});
   std::string path = "/vks/v1/upload";
   UpstreamAnswer a = co_await post(std::move(path), std::move(body), kJson, limits);
   co_return a;

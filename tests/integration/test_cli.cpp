@@ -20,7 +20,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 
 }  // namespace
 
-TEST_CASE("--config=FILE and --config FILE, before or after the cache command",
+TEST_CASE("the config given as --config=FILE or --config FILE before or after the cache command",
           "[integration][cli]") {
   TempDir dir;
   const std::string cfg = dir / "gw.toml";
@@ -99,7 +99,7 @@ TEST_CASE("usage errors exit 2 with one line that names the command", "[integrat
   }
 }
 
-TEST_CASE("a cache directory the system refuses is a message and exit 1, not a crash",
+TEST_CASE("a cache directory the system refuses is a message and exit 1 and not a crash",
           "[integration][cli]") {
   // A symlink loop: the error a root-run test can provoke that an unreadable directory (the
   // packaged unit's state directory, read by another user) gives everyone else. Both used to

@@ -33,7 +33,7 @@ declare -A allowed=(
   [gateway/service]='boost/asio/*'
   [gateway/http]='boost/asio/* openssl/crypto.h'
   [gateway/cluster]='boost/asio/*'
-  [gateway/app]='boost/asio/*'
+  [gateway/app]='boost/asio/* CLI/*'
 )
 # The files that wrap RNP: nothing else names it.
 rnp_files=(hkp/keyring.cpp)
