@@ -548,6 +548,10 @@ Config build(const Value& root, const std::string& source) {
   section("limits", [&](const Value& t) { read_limits(r, t, c.limits); });
   section("cluster", [&](const Value& t) { read_cluster(r, t, c.cluster); });
   section("refresh", [&](const Value& t) { read_refresh(r, t, c.refresh); });
+  section("web", [&](const Value& t) {
+    r.check_keys(t, "web.", file_keys_of("web"));
+    r.boolean(t, "web.", "show_upstreams", c.web.show_upstreams);
+  });
   section("keys", [&](const Value& t) {
     const std::string p = "keys.";
     r.check_keys(t, p, file_keys_of("keys"));

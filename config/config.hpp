@@ -226,6 +226,13 @@ struct RefreshConfig {
   bool enabled() const { return max_rate > 0; }
 };
 
+// The web pages (gateway/http/web.cpp).
+struct WebConfig {
+  // true: the status section of /help names the upstream keyservers and their URLs (internal
+  // addresses, say); false: it says only how many answer.
+  bool show_upstreams = false;
+};
+
 struct Config {
   ServerConfig server;
   AdminConfig admin;
@@ -235,6 +242,7 @@ struct Config {
   LimitsConfig limits;
   ClusterConfig cluster;
   RefreshConfig refresh;
+  WebConfig web;
   std::string source = "<defaults>";  // file the config came from
 };
 

@@ -133,6 +133,8 @@ constexpr std::array kKeys = {
     HKPGW_KEY(refresh, every, "every", snapshot),
     HKPGW_KEY(refresh, max_rate, "max_rate", snapshot),
 
+    HKPGW_KEY(web, show_upstreams, "show_upstreams", snapshot),
+
     KeyDecl{"", "source", "", Reload::snapshot,
             [](const Config& a, const Config& b) { return a.source != b.source; }},
 };

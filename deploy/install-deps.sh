@@ -16,7 +16,7 @@ packages=(
   # building: the compiler, CMake, and the libraries' development packages
   build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libssl-dev liblmdb-dev libgpg-error-dev librnp-dev libtoml11-dev
-  prometheus-cpp-dev catch2 libcli11-dev
+  prometheus-cpp-dev catch2 libcli11-dev libkainjow-mustache-dev
   # running: the system's CA certificates (upstreams are verified against them)
   ca-certificates
 )
@@ -31,6 +31,8 @@ if [ "$purpose" = test ]; then
   packages+=(
     # the package test (tests/deb) installs into a fresh bookworm root and boots it
     mmdebstrap systemd-container
+    # the web pages' test drives a real browser (tests/js/web_check.mjs); a font to render with
+    chromium fonts-dejavu-core
     # real GnuPG drives the integration tests, openssl makes the test CA, curl sends
     # hand-written requests, promtool checks /metrics and the rules, mdb_stat inspects the cache,
     # sks is a real keyserver (not ours) that an integration test puts behind TLS, sq (Sequoia)

@@ -142,6 +142,42 @@ void append_json_escaped(std::string& out, std::string_view v) {
   out.append(v.data() + run, v.size() - run);
 }
 
+std::string displayable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto marker = [&out](char32_t cp) {
+    char text[16];
+    std::snprintf(text, sizeof text, "[U+%04X]", static_cast<unsigned>(cp));
+    out += text;
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) {
+        marker(c);
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence(s.substr(i));
+    if (n == 0) {
+      out += "\xef\xbf\xbd";  // U+FFFD for a byte that is not UTF-8
+      ++i;
+      continue;
+    }
+    const char32_t cp = decode_utf8(s.substr(i, n));
+    if (escaped_code_point(cp)) {
+      marker(cp);
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
 std::string json_string(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);

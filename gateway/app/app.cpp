@@ -517,8 +517,11 @@ int App::run() {
   }
   // Request filters, in order: the rate limits first (a reused answer counts too), then the
   // cached-key hits sent again without the handler.
-  hkp_server.add_request_filter(
-      request_filter([&limiter](const HttpRequest& r) { return limiter.admit(r); }));
+  hkp_server.add_request_filter(request_filter([&limiter](const HttpRequest& r) {
+    std::optional<HttpResponse> refused = limiter.admit(r);
+    if (refused) html_error_for_browsers(r, *refused);  // a browser's 429 is a page too
+    return refused;
+  }));
   hkp_server.add_request_filter(answer_reuse_filter(answers.reused()));
   listen_hkp(hkp_server, *cfg);
 

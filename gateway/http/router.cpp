@@ -24,6 +24,12 @@ HttpResponse method_not_allowed(const std::string& allowed) {
 
 HttpResponse from_problem(const Problem& p) { return text_response(p.status, p.message()); }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
 }  // namespace
 
 Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
@@ -33,6 +39,7 @@ Router::Router(LookupService& lookups, AddService& adds, cache::Store& store,
 
 asio::awaitable<HttpResponse> Router::handle(const HttpRequest& request) {
   HttpResponse r = co_await dispatch(request);
+  html_error_for_browsers(request, r);
   allow_any_origin(r);
   co_return r;
 }
@@ -49,6 +56,13 @@ Router::RouteHandler Router::handler_of(RouteId id) {
     case RouteId::v2_submit: return &Router::serve_v2_submit;
     case RouteId::healthz: return &Router::serve_healthz;
     case RouteId::readyz: return &Router::serve_readyz;
+    case RouteId::web_search: return &Router::serve_web_search;
+    case RouteId::web_key: return &Router::serve_web_key;
+    case RouteId::web_upload_form: return &Router::serve_web_upload_form;
+    case RouteId::web_upload: return &Router::serve_web_upload;
+    case RouteId::web_help: return &Router::serve_web_help;
+    case RouteId::web_robots: return &Router::serve_web_robots;
+    case RouteId::web_asset: return &Router::serve_web_asset;
     case RouteId::routed: break;
   }
   return &Router::serve_routed;
@@ -88,11 +102,6 @@ asio::awaitable<HttpResponse> Router::serve_readyz(const HttpRequest&,
   co_return r;
 }
 
-asio::awaitable<HttpResponse> Router::serve_home(const HttpRequest&,
-                                                 std::shared_ptr<const Snapshot> snap) {
-  co_return home(*snap);
-}
-
 asio::awaitable<HttpResponse> Router::serve_lookup(const HttpRequest& req,
                                                    std::shared_ptr<const Snapshot> snap) {
   HttpResponse r = co_await hkp_lookup(req, std::move(snap), {});
@@ -108,7 +117,7 @@ asio::awaitable<HttpResponse> Router::serve_routed(const HttpRequest& req,
   if (name.empty() || !snap->find(name)) {
     co_return text_response(404, "Not found: no upstream named \"" +
                                      std::string(name.substr(0, 80)) +
-                                     "\" (the home page lists them)");
+                                     "\" (/help lists them when [web] show_upstreams is on)");
   }
   std::string only(name);  // named: no temporaries across a suspension (GCC 12)
   if (rest == "/pks/lookup") {
@@ -154,15 +163,21 @@ asio::awaitable<HttpResponse> Router::serve_add(const HttpRequest& req,
   AddService::Submitted done = co_await adds_.submit(submission, req, std::move(snap));
   if (auto* refused = std::get_if<Refusal>(&done)) co_return refusal_text(*refused);
   const auto& keys = std::get<std::vector<AddService::AddedKey>>(done);
-  auto join = [](const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-    return out;
-  };
-  std::string text, mr = "info:1:" + std::to_string(keys.size()) + "\n";
+  const std::string text = add_text(keys, kept_here_only);
+  std::string mr = "info:1:" + std::to_string(keys.size()) + "\n";
   for (const auto& k : keys) {
-    const std::string status = cache::change_name(k.change);
-    text += k.fingerprint + ": " + status;
+    mr += "key:" + k.fingerprint + ":" + cache::change_name(k.change) + ":" + join(k.forwarded) +
+          ":" + join(k.queued) + "\n";
+  }
+  HttpResponse r;
+  r.body = sub->machine_readable ? mr : text;
+  co_return r;
+}
+
+std::string Router::add_text(const std::vector<AddService::AddedKey>& keys, bool kept_here_only) {
+  std::string text;
+  for (const auto& k : keys) {
+    text += k.fingerprint + ": " + cache::change_name(k.change);
     if (kept_here_only) text += "; kept here only";
     if (!k.forwarded.empty()) text += "; forwarded to " + join(k.forwarded);
     if (!k.refused.empty()) text += "; refused by " + join(k.refused);
@@ -170,12 +185,8 @@ asio::awaitable<HttpResponse> Router::serve_add(const HttpRequest& req,
       text += "; queued for " + join(k.queued) + " (upstream unavailable, retried)";
     }
     text += "\n";
-    mr += "key:" + k.fingerprint + ":" + status + ":" + join(k.forwarded) + ":" + join(k.queued) +
-          "\n";
   }
-  HttpResponse r;
-  r.body = sub->machine_readable ? mr : text;
-  co_return r;
+  return text;
 }
 
 HttpResponse Router::options(const std::string& allowed) {
@@ -185,31 +196,6 @@ HttpResponse Router::options(const std::string& allowed) {
   r.set("Allow", methods);
   r.set("Access-Control-Allow-Methods", methods);
   r.set("Access-Control-Allow-Headers", "Content-Type");
-  return r;
-}
-
-HttpResponse Router::home(const Snapshot& snap) const {
-  std::string body =
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>hkp-gateway</title></head>\n"
-      "<body><h1>hkp-gateway</h1>\n"
-      "<form action=\"/pks/lookup\" method=\"get\">\n"
-      "<input type=\"hidden\" name=\"op\" value=\"index\">\n"
-      "<input name=\"search\" size=\"50\" placeholder=\"email, key ID, fingerprint or name\">\n"
-      "<input type=\"submit\" value=\"Search\"></form>\n<h2>Upstream keyservers</h2>\n<ol>\n";
-  for (const auto& u : snap.upstreams) {
-    // Its own route: a client's server list can offer each upstream through this gateway.
-    const std::string route = std::string(kRoutePrefix) + hkp::percent_encode(u->name());
-    body += "<li>" + hkp::html_escape(u->name()) + " &mdash; " + hkp::html_escape(u->config().url) +
-            (u->name() == snap.config->upstreams.default_name ? " (default)" : "") + ": " +
-            (u->health().healthy() ? "healthy" : "<strong>unhealthy</strong>") +
-            " &mdash; this upstream alone: <code>" + hkp::html_escape(route) +
-            "/pks/lookup</code>, <code>" + hkp::html_escape(route) + "/vks/v1/</code>, <code>" +
-            hkp::html_escape(route) + "/pks/v2/</code></li>\n";
-  }
-  body += "</ol>\n<p>" + std::string(kVersionString) + "</p></body></html>\n";
-  HttpResponse r;
-  r.content_type = "text/html; charset=utf-8";
-  r.body = std::move(body);
   return r;
 }
 

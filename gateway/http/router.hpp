@@ -22,6 +22,12 @@
 
 namespace hkpgw::gateway {
 
+// An error answer for a browser (the request's Accept names text/html) as a page of the web
+// pages' layout, with its status and Retry-After, Allow, WWW-Authenticate kept; any other
+// answer, or any other client's, unchanged (web.cpp). The router applies it to its routes'
+// answers; app.cpp to the rate limiter's.
+void html_error_for_browsers(const HttpRequest& request, HttpResponse& r);
+
 class Router {
  public:
   Router(LookupService& lookups, AddService& adds, cache::Store& store, const CleaningTally& tally,
@@ -72,8 +78,27 @@ class Router {
   boost::asio::awaitable<HttpResponse> serve_v2_submit(const HttpRequest&,
                                                        std::shared_ptr<const Snapshot>);
   static HttpResponse v2_options(std::string_view path);
+
+  // The web pages (web.cpp): search, a page per key and its download, upload, help and status,
+  // robots.txt and the pages' style sheet and script; and browsers' error pages.
+  boost::asio::awaitable<HttpResponse> serve_web_search(const HttpRequest&,
+                                                        std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_web_key(const HttpRequest&,
+                                                     std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_web_upload_form(const HttpRequest&,
+                                                             std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_web_upload(const HttpRequest&,
+                                                        std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_web_help(const HttpRequest&,
+                                                      std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_web_robots(const HttpRequest&,
+                                                        std::shared_ptr<const Snapshot>);
+  boost::asio::awaitable<HttpResponse> serve_web_asset(const HttpRequest&,
+                                                       std::shared_ptr<const Snapshot>);
+  // What POST /pks/add answers for accepted keys: one line per key (gpg's text), shared with
+  // the upload page.
+  static std::string add_text(const std::vector<AddService::AddedKey>& keys, bool kept_here_only);
   static HttpResponse options(const std::string& allowed);
-  HttpResponse home(const Snapshot& snap) const;
   HttpResponse stats(const hkp::LookupRequest& req, const Snapshot& snap) const;
 
   LookupService& lookups_;

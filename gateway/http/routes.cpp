@@ -16,11 +16,31 @@ Budget submission(std::string_view, std::string_view) { return Budget::submissio
 Budget lookup(std::string_view, std::string_view query) { return hkp::lookup_budget(query); }
 Budget vks(std::string_view rest, std::string_view) { return hkp::vks_budget(rest); }
 Budget v2(std::string_view rest, std::string_view) { return hkp::v2_budget(rest); }
+Budget key_lookup(std::string_view, std::string_view) { return Budget::key_lookup; }
+// /search?q=...: what the lookup would spend for the same text (web.cpp reads q the same way).
+Budget web_search(std::string_view, std::string_view query) {
+  for (std::string_view rest = query; !rest.empty();) {
+    const auto amp = rest.find('&');
+    const std::string_view param = rest.substr(0, amp);
+    if (param.starts_with("q=")) {
+      return hkp::lookup_budget("op=index&search=" + std::string(param.substr(2)));
+    }
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+  }
+  return Budget::none;  // no q: the page says what is missing
+}
 
 // One line per method and path. A new front is lines here and its handlers (router.hpp).
 constexpr std::array kRoutes = {
-    Route{"GET", "/", false, RouteId::home, "hkp", spends_nothing},
-    Route{"GET", "/index.html", false, RouteId::home, "hkp", spends_nothing},
+    Route{"GET", "/", false, RouteId::home, "web", spends_nothing},
+    Route{"GET", "/index.html", false, RouteId::home, "web", spends_nothing},
+    Route{"GET", "/search", false, RouteId::web_search, "web", web_search},
+    Route{"GET", "/key/", true, RouteId::web_key, "web", key_lookup},
+    Route{"GET", "/upload", false, RouteId::web_upload_form, "web", spends_nothing},
+    Route{"POST", "/upload", false, RouteId::web_upload, "web", submission},
+    Route{"GET", "/help", false, RouteId::web_help, "web", spends_nothing},
+    Route{"GET", "/robots.txt", false, RouteId::web_robots, "web", spends_nothing},
+    Route{"GET", "/assets/", true, RouteId::web_asset, "web", spends_nothing},
     Route{"GET", "/pks/lookup", false, RouteId::lookup, "hkp", lookup},
     Route{"POST", "/pks/add", false, RouteId::add, "hkp", submission},
     Route{"GET", hkp::kVksPrefix, true, RouteId::vks_lookup, "vks", vks},

@@ -28,7 +28,15 @@ enum class RouteId {
   v2_submit,
   routed,
   healthz,
-  readyz
+  readyz,
+  // The web pages (web.cpp).
+  web_search,
+  web_key,
+  web_upload_form,
+  web_upload,
+  web_help,
+  web_robots,
+  web_asset
 };
 
 struct Route {
@@ -36,7 +44,7 @@ struct Route {
   std::string_view path;
   bool prefix;  // `path` and everything under it (/vks/v1/by-fingerprint/<FPR>)
   RouteId id;
-  std::string_view front;  // "hkp", "vks", "v2", "probe" (a load balancer's health checks)
+  std::string_view front;  // "hkp", "vks", "v2", "web", "probe" (a load balancer's health checks)
   // What a request spends, from the path under `path` (a prefix route) and the query.
   hkp::Budget (*budget)(std::string_view rest, std::string_view query);
 };

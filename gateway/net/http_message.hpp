@@ -55,6 +55,7 @@ struct HttpRequest {
   std::string user_agent;        // for the access line: at most kMaxUserAgent bytes of it
   std::string request_id;        // X-Request-ID when well-formed (wire::request_id_of), or ""
   bool tls = false;              // came in on an HKPS listener
+  bool accepts_html = false;     // its Accept header names text/html (a browser): error pages
   Peer peer;
   bool keep_alive = false;  // the connection stays open after the answer (HTTP/1.1 default)
   // The request's own record for its access line: written by whoever handles it, which gets

@@ -9,11 +9,17 @@
 #include "hkp/key_filter.hpp"
 #include "hkp/keyring.hpp"
 #include "hkp/modern_keyring.hpp"
+#include "hkp/usage.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   hkpgw::config::KeysConfig limits;
   (void)hkpgw::hkp::filter_keys(input, limits);
+  // The web pages read key flags from stored copies: any bytes, no crash, a bounded answer.
+  for (const auto& [fpr, flags] : hkpgw::hkp::key_flags(input)) {
+    if (fpr.size() != 40 && fpr.size() != 64) __builtin_trap();
+    (void)hkpgw::hkp::usage_words(flags);
+  }
   const auto parsed = hkpgw::hkp::parse_keys(input, limits);
   for (const auto& k : parsed.keys) {
     const auto again = hkpgw::hkp::parse_keys(k.packets, limits);

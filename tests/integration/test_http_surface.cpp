@@ -67,7 +67,7 @@ TEST_CASE("oversized headers get 431 and oversized bodies 413", "[integration]")
   CHECK(gw.get("/").status == 200);
 }
 
-TEST_CASE("GET / is a small page and unknown methods are refused", "[integration]") {
+TEST_CASE("GET / is the search page and never shows an upstream's address", "[integration]") {
   TempDir dir;
   TestKeyserver ks(dir, "ks");
   Gateway gw{GatewayConfig(dir).upstreams({{"ks", ks.url()}})};
@@ -75,8 +75,13 @@ TEST_CASE("GET / is a small page and unknown methods are refused", "[integration
   const HttpResult home = gw.get("/");
   CHECK(home.status == 200);
   CHECK_THAT(home.header("content-type"), StartsWith("text/html"));
-  CHECK_THAT(home.body, Contains("/pks/lookup"));
-  CHECK_THAT(home.body, Contains(ks.url()));
+  CHECK_THAT(home.body, Contains("action=\"/search\""));
+  CHECK(home.body.find(ks.url()) == std::string::npos);
+  // /help's status says how many upstreams answer, not who they are, unless the operator says.
+  const HttpResult help = gw.get("/help");
+  CHECK_THAT(help.body, Contains("Public keyservers answering: 1 of 1"));
+  CHECK(help.body.find(ks.url()) == std::string::npos);
+  CHECK(help.body.find(">ks<") == std::string::npos);
   CHECK(http_request(gw.address(), "DELETE", "/pks/lookup?op=get&search=x").status == 405);
   const HttpResult stats = gw.get("/pks/lookup?op=stats");
   CHECK(stats.status == 200);

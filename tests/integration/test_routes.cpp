@@ -12,7 +12,9 @@ TEST_CASE("a route asks its upstream alone, through the shared cache", "[integra
   TempDir dir;
   TestKeyserver a(dir, "ks-a", "server", "normal", {"bob.asc"});
   TestKeyserver b(dir, "ks-b", "server", "normal", {"carol.asc"});
-  Gateway gw{GatewayConfig(dir).upstreams({{"a", a.url()}, {"b", b.url()}})};  // a is the default
+  Gateway gw{GatewayConfig(dir)
+                 .upstreams({{"a", a.url()}, {"b", b.url()}})  // a is the default
+                 .tables("[web]\nshow_upstreams = true\n")};
   REQUIRE(gw.started());
   const std::string bob = fixture("BOB_FPR"), carol = fixture("CAROL_FPR");
 
@@ -54,9 +56,10 @@ TEST_CASE("a route asks its upstream alone, through the shared cache", "[integra
   CHECK(http_request(gw.address(), "POST", "/u/a/pks/add", "keytext=x",
                      {"Content-Type: application/x-www-form-urlencoded"})
             .status == 405);
-  const HttpResult home = gw.get("/");
-  CHECK_THAT(home.body, Contains("<code>/u/a/pks/lookup</code>"));
-  CHECK_THAT(home.body, Contains("<code>/u/b/vks/v1/</code>"));
+  const HttpResult help = gw.get("/help");  // [web] show_upstreams = true
+  CHECK_THAT(help.body, Contains("<code>/u/a/pks/lookup</code>"));
+  CHECK_THAT(help.body, Contains("<code>/u/b/vks/v1/</code>"));
+  CHECK_THAT(help.body, Contains("<code>" + a.url() + "</code>"));
 
   const std::string m = http_get(gw.admin(), "/metrics").body;
   CHECK_THAT(m, Contains("hkp_gateway_requests_total{front=\"vks\",op=\"get\",status=\"404\"} 1"));

@@ -31,7 +31,7 @@ declare -A allowed=(
   [gateway/net]='boost/asio.hpp boost/asio/* boost/beast.hpp boost/beast/* openssl/*'
   [gateway/upstream]='boost/asio/*'
   [gateway/service]='boost/asio/*'
-  [gateway/http]='boost/asio/* openssl/crypto.h'
+  [gateway/http]='boost/asio/* kainjow/mustache.hpp openssl/crypto.h'
   [gateway/cluster]='boost/asio/*'
   [gateway/app]='boost/asio/* CLI/*'
 )

@@ -2,9 +2,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
+#include "hkp/armor.hpp"
 #include "hkp/keyring.hpp"
+#include "hkp/usage.hpp"
 #include "support/harness.hpp"
 
 using namespace hkpgw;
@@ -154,4 +157,26 @@ TEST_CASE("parsing keys never closes descriptors it does not own", "[hkp][unit]"
   CHECK(::write(fds[1], "x", 1) == 1);
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+TEST_CASE("key flags: what the primary key and each subkey are for", "[keys][unit]") {
+  // alice: an Ed25519 primary key (gpg: sign and certify) and a Curve25519 subkey (encrypt).
+  const auto alice = hkpgw::hkp::dearmor(read_file(data_dir() + "/alice.asc"));
+  REQUIRE(alice.has_value());
+  const auto flags = hkpgw::hkp::key_flags(alice->binary);
+  REQUIRE(flags.size() == 2);
+  CHECK(hkpgw::hkp::usage_words(flags.at(fixture("ALICE_FPR"))) == "certify, sign");
+  CHECK(hkpgw::hkp::usage_words(flags.at(fixture("ALICE_SUB_FPR"))) == "encrypt");
+  // frank: a signing subkey beside the encryption one.
+  const auto frank = hkpgw::hkp::dearmor(read_file(data_dir() + "/frank.asc"));
+  REQUIRE(frank.has_value());
+  std::vector<std::string> words;
+  for (const auto& [fpr, f] : hkpgw::hkp::key_flags(frank->binary))
+    words.push_back(hkpgw::hkp::usage_words(f));
+  std::sort(words.begin(), words.end());
+  CHECK(words == std::vector<std::string>{"certify", "encrypt", "sign"});
+  // Not OpenPGP, or a signature with no key before it: nothing, and no crash.
+  CHECK(hkpgw::hkp::key_flags("not packets").empty());
+  CHECK(hkpgw::hkp::usage_words(0).empty());
+  CHECK(hkpgw::hkp::usage_words(0x2f) == "certify, sign, encrypt, authenticate");
 }

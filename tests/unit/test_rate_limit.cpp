@@ -81,6 +81,16 @@ TEST_CASE("each request spends the budget of what it asks for", "[limits][unit]"
       {"POST", "/vks/v1/request-verify", Budget::submission},
       {"POST", "/pks/v2/certs", Budget::submission},
       {"GET", "/", Budget::none},
+      // The web pages spend what the same lookup spends on HKP.
+      {"GET", "/search?q=alice%40example.org", Budget::search},
+      {"GET", "/search?x=1&q=Alice+Example", Budget::search},
+      {"GET", "/search?q=0x" + fpr, Budget::key_lookup},
+      {"GET", "/key/" + fpr, Budget::key_lookup},
+      {"GET", "/key/" + fpr + ".asc", Budget::key_lookup},
+      {"GET", "/upload", Budget::none},
+      {"POST", "/upload", Budget::submission},
+      {"GET", "/help", Budget::none},
+      {"GET", "/assets/site.css", Budget::none},
       {"OPTIONS", "/pks/lookup", Budget::none},
       {"POST", "/pks/lookup", Budget::none},
   };

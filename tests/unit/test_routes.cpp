@@ -9,7 +9,10 @@ using namespace hkpgw::gateway;
 
 TEST_CASE("each route names its front, and per-upstream routes take the front under them",
           "[routes][unit]") {
-  CHECK(front_of("/") == "hkp");
+  CHECK(front_of("/") == "web");  // the web pages' front since 0.4
+  CHECK(front_of("/search") == "web");
+  CHECK(front_of("/key/ABCD") == "web");
+  CHECK(front_of("/upload") == "web");
   CHECK(front_of("/pks/lookup") == "hkp");
   CHECK(front_of("/pks/add") == "hkp");
   CHECK(front_of("/vks/v1/by-fingerprint/ABCD") == "vks");
@@ -28,6 +31,7 @@ TEST_CASE("the table knows each method and path once, and derives 405 and OPTION
   for (const Route& r : routes()) CHECK(seen.insert({r.method, r.path}).second);
   CHECK(allowed_methods("/pks/lookup") == "GET");
   CHECK(allowed_methods("/pks/add") == "POST");
+  CHECK(allowed_methods("/upload") == "GET, POST");
   CHECK(allowed_methods("/pks/v2/certs") == "GET, POST");  // the prefix route and the submission
   CHECK(allowed_methods("/nothing") == "");
   REQUIRE(find_route("HEAD", "/pks/lookup"));

@@ -120,6 +120,18 @@ TEST_CASE("the v2 JSON listing parses, names certificates by fingerprint only", 
   CHECK(odd_json.find("creation") == std::string::npos);
 }
 
+TEST_CASE("displayable text writes out what would reorder or hide text", "[web][unit]") {
+  CHECK(hkpgw::hkp::displayable("Alice <a@b.example>") ==
+        "Alice <a@b.example>");  // markup: the template's
+  CHECK(hkpgw::hkp::displayable("caf\xC3\xA9 \xE2\x80\xAEgro\x01") ==
+        "caf\xC3\xA9 [U+202E]gro[U+0001]");
+  CHECK(hkpgw::hkp::displayable("\xC2\x9B\xE2\x81\xA6x\xE2\x80\x8F") ==
+        "[U+009B][U+2066]x[U+200F]");
+  CHECK(hkpgw::hkp::displayable("a\xff b") == "a\xEF\xBF\xBD b");  // not UTF-8: U+FFFD
+  CHECK(hkpgw::hkp::displayable("\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D") ==
+        "\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D");  // Hebrew stays
+}
+
 TEST_CASE("json_string escapes controls and replaces bytes that are not UTF-8", "[v2][unit]") {
   CHECK(json_string("a\"b\\c\nd\x7f") == "\"a\\\"b\\\\c\\nd\\u007f\"");
   CHECK(json_string("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x94\x91") ==
