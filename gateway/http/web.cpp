@@ -111,6 +111,21 @@ void set_time(mustache::data& d, const std::string& name, std::int64_t t) {
   d.set(name + "_iso", hkp::rfc3339(t));
 }
 
+// What a key is called: its first user ID that is not revoked, else its first, else its
+// fingerprint.
+std::string title_of(const hkp::IndexEntry& e) {
+  for (const auto& u : e.uids) {
+    if (!u.revoked) return shown(u.text);
+  }
+  return e.uids.empty() ? e.id : shown(e.uids.front().text);
+}
+
+bool all_hex(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c));
+  });
+}
+
 using KeyFlags = std::map<std::string, std::uint8_t>;  // fingerprint → key flags
 
 // The key flags of every key of a lookup's keys (hkp/usage.hpp).
@@ -145,16 +160,7 @@ std::string key_summary(const hkp::IndexEntry& e, std::int64_t now, int level, b
   set_usage(d, flags, e.id);
   set_time(d, "created", e.created);
   set_time(d, "expires", e.expires);
-  // The title: the first user ID that is not revoked, else the first, else the fingerprint.
-  std::string title = e.id;
-  for (const auto& u : e.uids) {
-    if (!u.revoked) {
-      title = shown(u.text);
-      break;
-    }
-  }
-  if (title == e.id && !e.uids.empty()) title = shown(e.uids.front().text);
-  d.set("title", title);
+  d.set("title", title_of(e));
   mustache::data uids{mustache::data::type::list};
   for (const auto& u : e.uids) {
     mustache::data uid;
@@ -192,11 +198,8 @@ std::optional<hkp::Search> search_of(std::string_view text) {
   }
   std::string digits = compact;
   if (digits.starts_with("0x") || digits.starts_with("0X")) digits.erase(0, 2);
-  const bool hex = !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) {
-    return std::isxdigit(static_cast<unsigned char>(c));
-  });
-  const bool key_like = hex && (digits.size() == 8 || digits.size() == 16 || digits.size() == 40 ||
-                                digits.size() == 64);
+  const bool key_like = all_hex(digits) && (digits.size() == 8 || digits.size() == 16 ||
+                                            digits.size() == 40 || digits.size() == 64);
   auto parsed = hkp::parse_search(
       hkp::percent_encode(key_like ? "0x" + digits : std::string(hkp::trim(text))));
   if (!parsed) return std::nullopt;
@@ -303,9 +306,7 @@ asio::awaitable<HttpResponse> Router::serve_web_key(const HttpRequest& req,
   std::string_view rest = req.path().substr(std::string_view("/key/").size());
   const bool download = rest.ends_with(".asc");
   if (download) rest.remove_suffix(4);
-  const bool hex = std::all_of(rest.begin(), rest.end(),
-                               [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
-  if (!hex || (rest.size() != 40 && rest.size() != 64)) {
+  if (!all_hex(rest) || (rest.size() != 40 && rest.size() != 64)) {
     co_return error_page(404, "No such key page",
                          "A key page is /key/ and a whole fingerprint (40 or 64 hex digits).");
   }
@@ -340,8 +341,7 @@ asio::awaitable<HttpResponse> Router::serve_web_key(const HttpRequest& req,
   d.set("fingerprint_short", fpr.substr(fpr.size() - 16));
   d.set("server", server_of(req));
   d.set("plain", flag(!req.tls));
-  const std::string title = it->uids.empty() ? fpr : shown(it->uids.front().text);
-  co_return page(200, title, render("keypage", d));
+  co_return page(200, title_of(*it), render("keypage", d));
 }
 
 asio::awaitable<HttpResponse> Router::serve_web_upload_form(const HttpRequest&,
