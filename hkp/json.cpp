@@ -8,22 +8,8 @@
 namespace hkpgw::hkp {
 
 json::string json_text(std::string_view s) {
-  json::string out;
-  out.reserve(s.size());
-  std::size_t run = 0;  // start of the bytes kept as they are
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const std::size_t n = c < 0x80 ? 1 : utf8_sequence(s.substr(i));
-    if (n > 0) {
-      i += n;
-      continue;
-    }
-    out.append(s.substr(run, i - run));
-    out.append("\xef\xbf\xbd");  // U+FFFD for the byte that is not UTF-8
-    run = ++i;
-  }
-  out.append(s.substr(run));
-  return out;
+  const std::string valid = valid_utf8(s);
+  return json::string(valid);
 }
 
 json::value json_number(double d) {

@@ -142,6 +142,25 @@ void append_json_escaped(std::string& out, std::string_view v) {
   out.append(v.data() + run, v.size() - run);
 }
 
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t run = 0;  // start of the bytes kept as they are
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80 ? 1 : utf8_sequence(s.substr(i));
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    out.append(s.substr(run, i - run));
+    out += "\xef\xbf\xbd";  // U+FFFD for the byte that is not UTF-8
+    run = ++i;
+  }
+  out.append(s.substr(run));
+  return out;
+}
+
 std::string displayable(std::string_view s) {
   std::string out;
   out.reserve(s.size());

@@ -39,6 +39,8 @@ std::size_t utf8_sequence(std::string_view s);
 // not hold); each byte that is not UTF-8 (a user ID may hold anything) becomes \ufffd, so the
 // result always parses. Other UTF-8 stays as it is.
 void append_json_escaped(std::string& out, std::string_view v);
+// `s` with each byte that is not UTF-8 replaced by U+FFFD; well-formed UTF-8 as it is.
+std::string valid_utf8(std::string_view s);
 // `s` as text to show a person (the web pages): UTF-8 kept, each byte that is not UTF-8 as
 // U+FFFD, and each control, C1 control or format character that reorders or hides text (the
 // ones append_json_escaped escapes) written out as "[U+202E]", so a user ID cannot show an
